@@ -1,0 +1,50 @@
+// Applies prisma/migrations in-process, as `prisma migrate deploy` does (same engine, same
+// `_prisma_migrations` rows and checksums), e.g. at server start-up or in tests.
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { pgMigrationAdapterFactory } from './schema-engine/pg-adapter-factory.ts'
+import { createSchemaEngine, loadMigrationsDirectory, noFilter, withPanicMessage } from './schema-engine/wasm-engine.ts'
+
+const defaultMigrationsDir = fileURLToPath(new URL('../../prisma/migrations', import.meta.url))
+
+export interface ApplyMigrationsOptions {
+  /** Defaults to the repository's prisma/migrations. */
+  migrationsDir?: string
+}
+
+/**
+ * Applies pending migrations to `databaseUrl` and returns the names applied now, in order.
+ * Concurrent callers are serialized by the engine's advisory lock (one connection per run holds it).
+ * A failing migration rejects with an Error naming it; its script runs in one implicit transaction,
+ * so none of it stays applied (it is recorded as failed, like `prisma migrate deploy` does).
+ */
+export async function applyMigrations(
+  databaseUrl: string,
+  log: (msg: string) => void = () => {},
+  options: ApplyMigrationsOptions = {},
+): Promise<string[]> {
+  const migrationsList = await loadMigrationsDirectory(options.migrationsDir ?? defaultMigrationsDir)
+  log(`${migrationsList.migrationDirectories.length} migration(s) found in ${migrationsList.baseDir}`)
+  const factory = pgMigrationAdapterFactory(databaseUrl)
+  try {
+    // No schema files: applying migrations only needs the adapter's connection.
+    const engine = await createSchemaEngine(factory, [])
+    try {
+      const { appliedMigrationNames } = await engine.applyMigrations({ migrationsList, filters: noFilter })
+      log(appliedMigrationNames.length ? `Applied: ${appliedMigrationNames.join(', ')}` : 'No pending migrations to apply.')
+      return appliedMigrationNames
+    } finally {
+      engine.free()
+    }
+  } catch (error) {
+    throw migrationError(withPanicMessage(error), databaseUrl)
+  } finally {
+    await factory.close()
+  }
+}
+
+function migrationError(error: unknown, databaseUrl: string): Error {
+  const database = new URL(databaseUrl).pathname.slice(1) || 'postgres'
+  const message = error instanceof Error ? error.message : String(error)
+  return new Error(`Applying migrations to database "${database}" failed: ${message}`, { cause: error })
+}

@@ -1,0 +1,24 @@
+// Carries the current tenant from the Prisma extension (which knows it) down to the database
+// driver (which must tell PostgreSQL), through Prisma's own async code. AsyncLocalStorage keeps one
+// value per async call chain: two concurrent requests of two tenants never see each other's value,
+// and nothing global is ever assigned.
+import { AsyncLocalStorage } from 'node:async_hooks'
+
+const storage = new AsyncLocalStorage<string>()
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+export function assertTenantId(tenantId: string): string {
+  if (!UUID.test(tenantId)) throw new Error('tenant id must be a UUID')
+  return tenantId
+}
+
+/** Runs `fn` with `tenantId` as the tenant of every query it makes. */
+export function runAsTenant<T>(tenantId: string, fn: () => T): T {
+  return storage.run(assertTenantId(tenantId), fn)
+}
+
+/** The tenant of the calling async context, if any. */
+export function currentTenantId(): string | undefined {
+  return storage.getStore()
+}
