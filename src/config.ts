@@ -88,7 +88,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 }
 
 function expectation(key: string): string {
-  const schema = (ConfigSchema.properties as Record<string, Record<string, unknown>>)[key] ?? {}
+  const schema = (ConfigSchema.properties as unknown as Record<string, Record<string, unknown>>)[key] ?? {}
   const choices = (schema.anyOf as { const?: unknown }[] | undefined)?.map((s) => s.const).filter((c) => c !== undefined)
   if (choices?.length) return `expected one of ${choices.join(', ')}`
   const limits = ['minimum', 'maximum', 'minLength', 'pattern'].filter((k) => k in schema).map((k) => `${k} ${String(schema[k])}`)

@@ -108,7 +108,10 @@ const handlers = {
   },
 }
 
+let currentRequest // the request being handled, to answer it if the engine dies mid-way
+
 async function handle(request) {
+  currentRequest = request
   try {
     const handler = handlers[request.method]
     if (handler) return send({ id: request.id, result: (await handler(request.params ?? {})) ?? {} })
@@ -116,19 +119,35 @@ async function handle(request) {
     if (typeof instance[request.method] !== 'function') throw new Error(`Method not supported by the WebAssembly schema engine: ${request.method}`)
     send({ id: request.id, result: (await instance[request.method](request.params ?? {})) ?? {} })
   } catch (error) {
-    const panic = lastEnginePanic()
-    const message = panic || String(error?.message ?? error)
-    send({
-      id: request.id,
-      error: {
-        code: 4466,
-        message: 'An error happened. Check the data field for details.',
-        data: { is_panic: Boolean(panic), message, error_code: error?.code, meta: error?.meta ?? {} },
-      },
-    })
-    if (panic) await shutdown(101) // a panicked WebAssembly instance must not be reused
+    await fail(request, error)
+  } finally {
+    currentRequest = undefined
   }
 }
+
+async function fail(request, error) {
+  const panic = lastEnginePanic()
+  send({
+    id: request?.id,
+    error: {
+      code: 4466,
+      message: 'An error happened. Check the data field for details.',
+      data: { is_panic: Boolean(panic), message: panic || String(error?.message ?? error), error_code: error?.code, meta: error?.meta ?? {} },
+    },
+  })
+  if (panic) await shutdown(101) // a panicked WebAssembly instance must not be reused
+}
+
+// A panic inside an engine continuation surfaces as an uncaught "unreachable" rather than a
+// rejection. Answer the pending request with it: if we just died, the CLI would not notice (it
+// treats an exited engine's silence as success, e.g. `migrate diff --exit-code` returning 0).
+process.on('uncaughtException', async (error) => {
+  log('ERROR', String(lastEnginePanic() || error?.stack || error))
+  if (currentRequest) await fail(currentRequest, error)
+  await shutdown(101)
+})
+// The CLI ends stdin and then SIGTERMs us at once: still close connections and drop shadow databases.
+process.on('SIGTERM', () => queue.then(() => shutdown(0)))
 
 async function shutdown(code) {
   await factory.close().catch(() => {})

@@ -4,22 +4,27 @@
 //     commits on its own, so a failing migration half-applies. We send the whole script as ONE
 //     simple-protocol query: one implicit transaction, like the native engine.
 //  2. The engine's catalog queries return the internal `"char"` type (OID 18), which the adapter
-//     cannot map; we relabel it as text (its values already arrive as strings).
+//     cannot map ("could not be deserialized"); the engine reads those columns as a Rust `char`
+//     (mapping them to text makes it panic), so we report them as ColumnTypeEnum.Character.
 //  3. `connectToShadowDb` builds the shadow pool as `{ connectionString, database }`, and pg lets the
 //     connection string win: the shadow "replay" runs in the MAIN database. It also drops the shadow
 //     database before closing its pool. We address the shadow database by URL and close first.
 // Each adapter also holds ONE connection (not a pool): the engine takes a session advisory lock for
 // `applyMigrations`, which only protects anything if every statement of the run uses that session,
 // and pg.Pool discards a connection (and with it the lock) after any failed query.
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
 import { PrismaPg } from '@prisma/adapter-pg'
-import type { SqlDriverAdapter, SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils'
+import {
+  ColumnTypeEnum,
+  type SqlDriverAdapter,
+  type SqlMigrationAwareDriverAdapterFactory,
+  type SqlQueryable,
+} from '@prisma/driver-adapter-utils'
 
 const CHAR_OID = 18
-const CHAR_ARRAY_OID = 1002
 const TEXT_OID = 25
-const TEXT_ARRAY_OID = 1009
 
 export interface PgMigrationAdapterFactory extends SqlMigrationAwareDriverAdapterFactory {
   /** Closes every connection this factory opened that the engine did not dispose of itself. */
@@ -44,7 +49,8 @@ export function pgConnectionSettings(databaseUrl: string): PgConnectionSettings 
   url.searchParams.delete('schema')
   if (schema) {
     // Backslash-escape spaces/backslashes: the `options` startup parameter is split on whitespace.
-    const searchPath = `-c search_path="${schema.replaceAll('"', '""')}"`.replace(/[\\ ]/g, '\\$&')
+    const value = `"${schema.replaceAll('"', '""')}"`.replace(/[\\ ]/g, '\\$&')
+    const searchPath = `-c search_path=${value}`
     const options = url.searchParams.get('options')
     url.searchParams.set('options', options ? `${options} ${searchPath}` : searchPath)
   }
@@ -65,14 +71,34 @@ function withDatabase(connectionString: string, database: string): string {
 
 type QueryResultLike = { fields?: { dataTypeID: number }[] }
 
+// The adapter maps pg results to column types before we see them, and no pg type maps to Character.
+// So pg.query results relabel "char" as text (which the adapter accepts and leaves as a string) and
+// note the column positions here, for the surrounding queryRaw call to retype them as Character.
+const charColumnsOfCurrentQuery = new AsyncLocalStorage<number[]>()
+
 function relabelCharColumns<T>(result: T): T {
+  const charColumns = charColumnsOfCurrentQuery.getStore()
   for (const one of (Array.isArray(result) ? result : [result]) as QueryResultLike[]) {
-    for (const field of one?.fields ?? []) {
-      if (field.dataTypeID === CHAR_OID) field.dataTypeID = TEXT_OID
-      else if (field.dataTypeID === CHAR_ARRAY_OID) field.dataTypeID = TEXT_ARRAY_OID
-    }
+    one?.fields?.forEach((field, index) => {
+      if (field.dataTypeID !== CHAR_OID) return
+      field.dataTypeID = TEXT_OID
+      charColumns?.push(index)
+    })
   }
   return result
+}
+
+function withCharacterColumns<Q extends SqlQueryable>(queryable: Q): Q {
+  const queryRaw = queryable.queryRaw.bind(queryable)
+  queryable.queryRaw = (query) => {
+    const charColumns: number[] = []
+    return charColumnsOfCurrentQuery.run(charColumns, async () => {
+      const resultSet = await queryRaw(query)
+      for (const index of charColumns) resultSet.columnTypes[index] = ColumnTypeEnum.Character
+      return resultSet
+    })
+  }
+  return queryable
 }
 
 /**
@@ -139,7 +165,9 @@ async function connectAdapter(connectionString: string, schema: string | undefin
   const adapter = await new PrismaPg(pool, { schema, disposeExternalPool: true }).connect()
   // args: [] keeps pg on the simple query protocol, which accepts several statements at once.
   adapter.executeScript = async (script) => { await adapter.executeRaw({ sql: script, args: [], argTypes: [] }) }
-  return adapter
+  const startTransaction = adapter.startTransaction.bind(adapter)
+  adapter.startTransaction = async (isolationLevel) => withCharacterColumns(await startTransaction(isolationLevel))
+  return withCharacterColumns(adapter)
 }
 
 /**

@@ -1,0 +1,98 @@
+// One error shape for everything, framework errors included. Messages of 5xx answers are generic:
+// the stack, SQL and driver messages go to the log (with the request id), never to the client.
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { Prisma } from '../src/generated/prisma/client.ts'
+import { AppError, ERROR_STATUS, type ErrorCode } from '../src/errors.ts'
+
+const RETRY_AFTER_SECONDS = '5'
+
+const FRAMEWORK_ERRORS: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'VALIDATION_FAILED',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'VALIDATION_FAILED',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'BAD_REQUEST',
+  FST_ERR_VALIDATION: 'VALIDATION_FAILED',
+  FST_ERR_NOT_FOUND: 'NOT_FOUND',
+}
+
+const GENERIC_MESSAGES: Partial<Record<ErrorCode, string>> = {
+  INTERNAL: 'Internal server error',
+  SERVICE_UNAVAILABLE: 'The service is temporarily unavailable, retry later',
+  PAYLOAD_TOO_LARGE: 'Request body is too large',
+  UNSUPPORTED_MEDIA_TYPE: 'Unsupported content type',
+  NOT_FOUND: 'Not found',
+}
+
+interface Classified {
+  code: ErrorCode
+  message: string
+  headers?: Record<string, string>
+}
+
+/** Maps any thrown value to the contract's code and a message safe to show. */
+export function classifyError(error: unknown): Classified {
+  if (error instanceof AppError) return { code: error.code, message: error.message, headers: error.headers }
+  if (isDatabaseUnavailable(error)) return { code: 'SERVICE_UNAVAILABLE', message: GENERIC_MESSAGES.SERVICE_UNAVAILABLE!, headers: { 'retry-after': RETRY_AFTER_SECONDS } }
+  if (error instanceof Prisma.PrismaClientKnownRequestError) {
+    if (error.code === 'P2002') return { code: 'CONFLICT', message: 'A record with these values already exists' }
+    if (error.code === 'P2025' || error.code === 'P2003') return { code: 'NOT_FOUND', message: 'Not found' }
+  }
+  const fastifyError = error as Partial<FastifyError>
+  if (fastifyError.validation) return { code: 'VALIDATION_FAILED', message: validationMessage(fastifyError) }
+  if (error instanceof SyntaxError && fastifyError.statusCode === 400) return { code: 'VALIDATION_FAILED', message: 'Malformed JSON body' }
+  const known = fastifyError.code ? FRAMEWORK_ERRORS[fastifyError.code] : undefined
+  if (known) return { code: known, message: known === 'VALIDATION_FAILED' ? 'Malformed JSON body' : GENERIC_MESSAGES[known] ?? 'Bad request' }
+  const status = fastifyError.statusCode ?? 500
+  if (status === 429) return { code: 'RATE_LIMITED', message: 'Too many requests, retry later' }
+  if (status >= 400 && status < 500) return { code: codeForStatus(status), message: GENERIC_MESSAGES[codeForStatus(status)] ?? 'Bad request' }
+  return { code: 'INTERNAL', message: GENERIC_MESSAGES.INTERNAL! }
+}
+
+function codeForStatus(status: number): ErrorCode {
+  const byStatus: Record<number, ErrorCode> = { 401: 'UNAUTHORIZED', 403: 'FORBIDDEN', 404: 'NOT_FOUND', 405: 'NOT_FOUND', 409: 'CONFLICT', 413: 'PAYLOAD_TOO_LARGE', 415: 'UNSUPPORTED_MEDIA_TYPE' }
+  return byStatus[status] ?? 'BAD_REQUEST'
+}
+
+function validationMessage(error: Partial<FastifyError>): string {
+  const first = error.validation?.[0]
+  if (!first) return 'Invalid request'
+  const where = `${error.validationContext ?? 'body'}${first.instancePath ?? ''}`
+  return `${where} ${first.message ?? 'is invalid'}`.slice(0, 300)
+}
+
+// Connection refused/reset, pool timeouts, server shutting down, Prisma's "can't reach" codes.
+const UNAVAILABLE_PATTERNS = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|Connection terminated|timeout exceeded when trying to connect|terminating connection|the database system is (starting up|shutting down)|Client has encountered a connection error/i
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '08000', '08003', '08006', '08001', '08004'])
+
+function isDatabaseUnavailable(error: unknown): boolean {
+  if (error instanceof Prisma.PrismaClientInitializationError) return true
+  if (error instanceof Prisma.PrismaClientKnownRequestError && ['P1001', 'P1002', 'P1017', 'P2024'].includes(error.code)) return true
+  const cause = (error as { meta?: { driverAdapterError?: { cause?: { kind?: string; originalCode?: string } } } })?.meta?.driverAdapterError?.cause
+  if (cause?.kind === 'DatabaseNotReachable' || cause?.kind === 'ConnectionClosed' || (cause?.originalCode && UNAVAILABLE_SQLSTATES.has(cause.originalCode))) return true
+  const code = (error as { code?: string })?.code
+  if (code && UNAVAILABLE_SQLSTATES.has(code)) return true
+  return UNAVAILABLE_PATTERNS.test(String((error as Error)?.message ?? ''))
+}
+
+export function sendError(reply: FastifyReply, code: ErrorCode, message: string, headers: Record<string, string> = {}): FastifyReply {
+  return reply
+    .code(ERROR_STATUS[code])
+    .headers(headers)
+    .type('application/json; charset=utf-8')
+    .send({ error: { code, message, requestId: reply.request.id } })
+}
+
+export default fp(
+  async function errorHandler(app: FastifyInstance) {
+    app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
+      const { code, message, headers } = classifyError(error)
+      if (ERROR_STATUS[code] >= 500) request.log.error({ err: error }, 'request failed')
+      else request.log.info({ code, reason: (error as Error).message }, 'request refused')
+      return sendError(reply, code, message, headers)
+    })
+    app.setNotFoundHandler((request, reply) => sendError(reply, 'NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`))
+  },
+  { name: 'error-handler' },
+)

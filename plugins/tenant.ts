@@ -1,0 +1,68 @@
+// Decides, from the Host header alone, whether a request is for the platform or for a tenant, and
+// which one, before any route or auth code runs. Unknown and suspended tenants get the same 404.
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { AppError } from '../src/errors.ts'
+import { parseHost } from '../src/tenancy/host.ts'
+import type { ScopedClient } from '../src/tenancy/scoped-client.ts'
+import { TenantRegistry, type ActiveTenant } from '../src/tenancy/tenant-registry.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    tenants: TenantRegistry
+  }
+  interface FastifyContextConfig {
+    /** The route answers on every host, known tenant or not (health checks, JWKS). */
+    anyHost?: boolean
+  }
+  interface FastifyRequest {
+    /** The tenant of the Host, or null on the platform host. */
+    tenant: ActiveTenant | null
+    /** The database confined to request.tenant (throws on the platform host). */
+    db: ScopedClient
+  }
+}
+
+const tenantNotFound = () => new AppError('TENANT_NOT_FOUND', 'No such tenant')
+const badHost = (why: string) => new AppError('BAD_REQUEST', why)
+
+/** The Host the client asked for: X-Forwarded-Host only behind a trusted proxy. */
+function requestedHost(request: FastifyRequest, trustProxy: boolean): string | undefined {
+  const forwarded = trustProxy ? request.headers['x-forwarded-host'] : undefined
+  if (typeof forwarded === 'string' && forwarded) return forwarded.split(',')[0]!.trim()
+  // Node keeps only the first of several Host headers; the raw list shows them all (RFC 9112 §3.2).
+  let hosts = 0
+  const raw = request.raw.rawHeaders
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++
+  if (hosts > 1) throw badHost('Several Host headers')
+  return request.headers.host
+}
+
+export default fp(
+  async function tenantPlugin(app: FastifyInstance) {
+    const { BASE_DOMAIN, TRUST_PROXY, TENANT_CACHE_TTL_MS } = app.config
+    const tenants = new TenantRegistry(app.platformDb, TENANT_CACHE_TTL_MS)
+    app.decorate('tenants', tenants)
+    app.decorateRequest('tenant', null)
+    app.decorateRequest('db', {
+      getter(this: FastifyRequest) {
+        if (!this.tenant) throw new Error('request.db is only available on tenant hosts')
+        return app.database.forTenant(this.tenant.id)
+      },
+    })
+
+    app.addHook('onRequest', async (request) => {
+      const host = requestedHost(request, TRUST_PROXY)
+      if (host === undefined) throw badHost('Missing Host header')
+      const target = parseHost(host, BASE_DOMAIN)
+      if (target.kind === 'invalid') throw badHost('Invalid Host header')
+      // Health and key-publication routes answer on every host, tenant or not.
+      if (target.kind === 'platform' || request.routeOptions.config.anyHost) return
+      if (target.kind === 'unknown') throw tenantNotFound()
+      const tenant = target.kind === 'slug' ? await tenants.bySlug(target.slug) : await tenants.byDomain(target.domain)
+      if (!tenant) throw tenantNotFound()
+      request.tenant = tenant
+    })
+  },
+  { name: 'tenant', dependencies: ['config', 'database'] },
+)

@@ -1,0 +1,39 @@
+// Reads the Host header the way shared/API.md "Hosts and tenants" says: port ignored,
+// case-insensitive, one trailing dot ignored; the bare base domain and reserved labels are the
+// platform; one label under the base domain is a tenant slug; anything else may be a custom domain.
+
+export const RESERVED_LABELS = new Set([
+  'www', 'api', 'admin', 'app', 'static', 'assets', 'cdn', 'docs', 'status', 'mail', 'smtp', 'auth', 'login',
+  'dashboard', 'console', 'platform', 'support', 'help', 'blog', 'dev', 'staging', 'test', 'internal', 'root',
+])
+
+const SLUG = /^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$/
+// RFC 1123 host names (letters, digits, hyphens, dots) with an optional port.
+const HOST_SYNTAX = /^(?<name>[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*\.?)(?::(?<port>\d{1,5}))?$/
+
+export type HostTarget =
+  | { kind: 'platform' }
+  | { kind: 'slug'; slug: string }
+  | { kind: 'domain'; domain: string }
+  | { kind: 'unknown' }
+  | { kind: 'invalid' }
+
+/** Whether `slug` may name a tenant (3–63 of a-z 0-9 -, no leading/trailing -, not reserved). */
+export function isValidSlug(slug: string): boolean {
+  return SLUG.test(slug) && !RESERVED_LABELS.has(slug)
+}
+
+export function parseHost(host: string | undefined, baseDomain: string): HostTarget {
+  if (!host || host.length > 260) return { kind: 'invalid' }
+  const match = HOST_SYNTAX.exec(host.toLowerCase())
+  if (!match?.groups) return { kind: 'invalid' }
+  const name = match.groups.name!.replace(/\.$/, '')
+  if (name === baseDomain) return { kind: 'platform' }
+  if (name.endsWith(`.${baseDomain}`)) {
+    const label = name.slice(0, -baseDomain.length - 1)
+    if (RESERVED_LABELS.has(label)) return { kind: 'platform' }
+    // Nested labels (a.b.<base>) and labels that cannot be slugs name no tenant.
+    return SLUG.test(label) ? { kind: 'slug', slug: label } : { kind: 'unknown' }
+  }
+  return { kind: 'domain', domain: name }
+}
