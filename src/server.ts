@@ -4,11 +4,14 @@ import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.ts'
 import { ConfigError, loadConfig } from './config.ts'
 import { openDatabase } from './db/database.ts'
+import { seedDemoOnce } from '../prisma/seed-data.ts'
 
 async function main() {
   const startedAt = Date.now()
   const config = loadConfig()
   const database = await openDatabase(config, { log: (message) => console.log(`[database] ${message}`) })
+  // Development convenience: the embedded database starts with the demo tenants (acme, globex).
+  if (config.embeddedDatabase && !config.isProduction) await seedDemoOnce(database.ownerUrl, config.BCRYPT_COST, config.BASE_DOMAIN, console.log)
   const app = await buildApp({ config, database })
 
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {

@@ -28,6 +28,8 @@ export interface EmbeddedPostgres {
   url: string
   /** Superuser URL of the maintenance database `postgres`. */
   adminUrl: string
+  /** True when the cluster was already running (left by a killed server, or another process's). */
+  adopted: boolean
   stop(): Promise<void>
 }
 
@@ -104,6 +106,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   return {
     url: `${base}/${options.database}`,
     adminUrl,
+    adopted: running,
     async stop() {
       await pgCtl('stop', '-m', 'fast', '-w', '-t', '60').catch(() => {})
       log('embedded PostgreSQL stopped')

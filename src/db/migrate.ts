@@ -43,8 +43,14 @@ export async function applyMigrations(
   }
 }
 
+/** A readable error: the engine names the failing migration only inside its span trace. */
 function migrationError(error: unknown, databaseUrl: string): Error {
-  const database = new URL(databaseUrl).pathname.slice(1) || 'postgres'
-  const message = error instanceof Error ? error.message : String(error)
-  return new Error(`Applying migrations to database "${database}" failed: ${message}`, { cause: error })
+  const database = decodeURIComponent(new URL(databaseUrl).pathname.slice(1)) || 'postgres'
+  const engineMessage = error instanceof Error ? error.message : String(error)
+  const migration = /migration_name="([^"]+)"/.exec(engineMessage)?.[1]
+  const databaseError = /Error querying the database: (.*)/.exec(engineMessage)?.[1]
+  const headline = migration
+    ? `Migration ${migration} failed on database "${database}": ${databaseError ?? engineMessage.split('\n')[0]}`
+    : `Applying migrations to database "${database}" failed`
+  return new Error(`${headline}\n\n${engineMessage}`, { cause: error })
 }

@@ -33,7 +33,7 @@ export interface PgMigrationAdapterFactory extends SqlMigrationAwareDriverAdapte
 
 /** What pg and the adapter need from a Prisma-style PostgreSQL URL. */
 export interface PgConnectionSettings {
-  /** For pg: Prisma-only parameters removed, `schema` turned into a search_path startup option. */
+  /** For pg: Prisma's `schema` parameter turned into a search_path startup option. */
   connectionString: string
   /** The Prisma `schema` parameter (the engine's target schema), if any. */
   schema: string | undefined

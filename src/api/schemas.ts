@@ -1,0 +1,30 @@
+// TypeBox schemas shared by every route: they validate requests, serialize responses (which is what
+// stops a field such as passwordHash from ever leaving) and generate the OpenAPI document (/docs).
+import Type, { type TSchema } from 'typebox'
+import { ERROR_STATUS } from '../errors.ts'
+
+export const Uuid = Type.String({ format: 'uuid' })
+export const Timestamp = Type.String({ format: 'date-time', description: 'ISO-8601, UTC' })
+/** `null` allowed (OpenAPI 3.1 spells it as a union with type null). */
+export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()])
+
+/** `:id` in a path: anything but a UUID is refused (400) before any query runs. */
+export const IdParams = Type.Object({ id: Uuid }, { additionalProperties: false })
+
+export const ErrorBody = Type.Object({
+  error: Type.Object({
+    code: Type.Enum(Object.keys(ERROR_STATUS)),
+    message: Type.String(),
+    requestId: Type.String(),
+  }),
+}, { description: 'Every error answer has this shape' })
+
+/** Success responses plus the error shape, for serialization and the document alike. */
+export function responses<R extends Record<number, TSchema>>(success: R) {
+  return { ...success, '4xx': ErrorBody, '5xx': ErrorBody }
+}
+
+export const NoContent = Type.Null({ description: 'No content' })
+
+/** Security requirement of the routes that need a signed-in user (either way of presenting the token). */
+export const signedIn = [{ bearerAuth: [] }, { cookieAuth: [] }]
