@@ -17,15 +17,24 @@ export const TENANT_KEY = 'tenantId'
 interface RuntimeField {
   name: string
   kind: string
+  type: string
 }
 type RuntimeDataModel = { models: Record<string, { fields: RuntimeField[] }> }
+/** model → relation field → related model */
+type RelationMap = Record<string, Record<string, string>>
+
+const dataModelOf = (client: PrismaClient) => (client as unknown as { _runtimeDataModel: RuntimeDataModel })._runtimeDataModel
 
 /** Names of the models with a `tenantId` column, read from the generated client's data model. */
 export function tenantOwnedModels(client: PrismaClient): string[] {
-  const dataModel = (client as unknown as { _runtimeDataModel: RuntimeDataModel })._runtimeDataModel
-  return Object.entries(dataModel.models)
+  return Object.entries(dataModelOf(client).models)
     .filter(([, model]) => model.fields.some((f) => f.name === TENANT_KEY && f.kind === 'scalar'))
     .map(([name]) => name)
+}
+
+function relationMap(client: PrismaClient): RelationMap {
+  return Object.fromEntries(Object.entries(dataModelOf(client).models).map(([name, model]) =>
+    [name, Object.fromEntries(model.fields.filter((f) => f.kind === 'object').map((f) => [f.name, f.type]))]))
 }
 
 type Args = Record<string, any>
@@ -37,18 +46,23 @@ const WHERE_OPERATIONS = new Set([
 const CREATE_OPERATIONS = new Set(['create', 'createMany', 'createManyAndReturn'])
 const UPDATE_OPERATIONS = new Set(['update', 'updateMany', 'updateManyAndReturn'])
 
-/**
- * Rewrites one operation's arguments so that it can only touch `tenantId`'s rows.
- * `key` is the column naming the tenant: `tenantId` for tenant-owned models, `id` for Tenant.
- */
-export function scopeArgs(operation: string, args: Args | undefined, tenantId: string, key: string): Args {
+interface Scope {
+  tenantId: string
+  model: string
+  /** The column naming the tenant: `tenantId` for tenant-owned models, `id` for Tenant itself. */
+  key: string
+  relations: RelationMap
+}
+
+/** Rewrites one operation's arguments so that it can only touch the scope's tenant's rows. */
+export function scopeArgs(operation: string, args: Args | undefined, scope: Scope): Args {
   const scoped: Args = { ...args }
-  if (WHERE_OPERATIONS.has(operation)) scoped.where = scopeWhere(scoped.where, tenantId, key)
-  if (CREATE_OPERATIONS.has(operation)) scoped.data = mapRows(scoped.data, (row) => assignTenant(row, tenantId, key))
-  if (UPDATE_OPERATIONS.has(operation)) scoped.data = mapRows(scoped.data, (row) => keepTenant(row, tenantId, key))
+  if (WHERE_OPERATIONS.has(operation)) scoped.where = scopeWhere(scoped.where, scope.tenantId, scope.key)
+  if (CREATE_OPERATIONS.has(operation)) scoped.data = mapRows(scoped.data, (row) => assignTenant(scope, row))
+  if (UPDATE_OPERATIONS.has(operation)) scoped.data = mapRows(scoped.data, (row) => keepTenant(scope, row))
   if (operation === 'upsert') {
-    scoped.create = assignTenant(scoped.create, tenantId, key)
-    scoped.update = keepTenant(scoped.update, tenantId, key)
+    scoped.create = assignTenant(scope, scoped.create)
+    scoped.update = keepTenant(scope, scoped.update)
   }
   return scoped
 }
@@ -58,20 +72,60 @@ function scopeWhere(where: Args | undefined, tenantId: string, key: string): Arg
   return { ...where, [key]: tenantId }
 }
 
-function assignTenant(row: Args | undefined, tenantId: string, key: string): Args {
+function assignTenant(scope: Scope, row: Args | undefined): Args {
+  const { tenantId, key } = scope
   if (row && key in row && row[key] !== tenantId) throw new TenantScopeError(`cannot create a row of another tenant`)
-  if (row && 'tenant' in row) throw new TenantScopeError('the tenant relation is set by the scoped client, not by data')
-  return { ...row, [key]: tenantId }
+  return { ...scopeNestedWrites(scope.relations, scope.model, row ?? {}, tenantId), [key]: tenantId }
 }
 
-function keepTenant(row: Args | undefined, tenantId: string, key: string): Args {
-  if (row && (key in row || 'tenant' in row)) {
-    if (row[key] !== tenantId || 'tenant' in row) throw new TenantScopeError('the tenant of a row never changes')
-    const { [key]: _unchanged, ...rest } = row
-    return rest
-  }
-  return { ...row }
+function keepTenant(scope: Scope, row: Args | undefined): Args {
+  const { [scope.key]: requested, ...rest } = row ?? {}
+  if (requested !== undefined && requested !== scope.tenantId) throw new TenantScopeError('the tenant of a row never changes')
+  return scopeNestedWrites(scope.relations, scope.model, rest, scope.tenantId)
 }
+
+// Nested writes are invisible to query extensions, and a relation write may move a row between
+// tenants: with composite foreign keys, `task.update({ data: { project: { connect: { id } } } })`
+// sets tenant_id and project_id together. So every row a nested write links to, changes or
+// deletes must be the tenant's own: those nested wheres get the tenant added, and no nested data
+// may name another tenant or the tenant relation. Only relation fields are walked (JSON is data).
+const WHERE_ONLY = new Set(['connect', 'set', 'disconnect', 'delete', 'deleteMany'])
+
+function scopeNestedWrites(relations: RelationMap, model: string, data: Args, tenantId: string): Args {
+  const scoped: Args = { ...data }
+  for (const [field, related] of Object.entries(relations[model] ?? {})) {
+    if (!(field in data)) continue
+    if (related === 'Tenant') throw new TenantScopeError('the tenant relation is set by the scoped client, not by data')
+    scoped[field] = scopeRelationWrite(relations, related, data[field], tenantId)
+  }
+  if (TENANT_KEY in data && data[TENANT_KEY] !== tenantId) throw new TenantScopeError('nested data names another tenant')
+  return scoped
+}
+
+function scopeRelationWrite(relations: RelationMap, model: string, write: unknown, tenantId: string): unknown {
+  if (!isPlainObject(write)) return write
+  const ownWhere = (where: unknown): unknown =>
+    Array.isArray(where) ? where.map(ownWhere) : isPlainObject(where) ? { ...where, [TENANT_KEY]: tenantId } : where
+  const nested = (data: unknown): unknown =>
+    Array.isArray(data) ? data.map(nested) : isPlainObject(data) ? scopeNestedWrites(relations, model, data, tenantId) : data
+  const scoped: Args = {}
+  for (const [operation, value] of Object.entries(write)) {
+    if (WHERE_ONLY.has(operation)) scoped[operation] = ownWhere(value)
+    else if (operation === 'create') scoped[operation] = nested(value)
+    else if (operation === 'createMany') scoped[operation] = { ...value, data: nested(value.data) }
+    else if (operation === 'connectOrCreate') scoped[operation] = mapOne(value, (v) => ({ where: ownWhere(v.where), create: nested(v.create) }))
+    else if (operation === 'upsert') scoped[operation] = mapOne(value, (v) => ({ ...v, where: ownWhere(v.where), create: nested(v.create), update: nested(v.update) }))
+    else if (operation === 'update' || operation === 'updateMany') {
+      scoped[operation] = mapOne(value, (v) => ('data' in v ? { ...v, where: ownWhere(v.where ?? {}), data: nested(v.data) } : nested(v)))
+    } else scoped[operation] = value
+  }
+  return scoped
+}
+
+const mapOne = (value: unknown, fn: (v: Args) => unknown) => (Array.isArray(value) ? value.map((v) => fn(v)) : fn(value as Args))
+
+const isPlainObject = (value: unknown): value is Args =>
+  typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype
 
 function mapRows(data: Args | Args[] | undefined, fn: (row: Args) => Args): Args | Args[] {
   return Array.isArray(data) ? data.map(fn) : fn(data ?? {})
@@ -86,6 +140,7 @@ const lowerFirst = (s: string) => s[0]!.toLowerCase() + s.slice(1)
 export function tenantScope(base: PrismaClient, tenantId: string, layers: { filter: boolean; rls: boolean } = { filter: true, rls: true }) {
   assertTenantId(tenantId)
   const owned = new Set(tenantOwnedModels(base))
+  const relations = relationMap(base)
   return Prisma.defineExtension({
     name: 'tenant-scope',
     query: {
@@ -96,7 +151,7 @@ export function tenantScope(base: PrismaClient, tenantId: string, layers: { filt
           if (model === 'Tenant' && (CREATE_OPERATIONS.has(operation) || operation.startsWith('delete') || operation === 'upsert')) {
             throw new TenantScopeError('tenants are created and deleted by platform code only')
           }
-          const scoped = layers.filter ? scopeArgs(operation, args as Args, tenantId, key) : (args as Args)
+          const scoped = layers.filter ? scopeArgs(operation, args as Args, { tenantId, model, key, relations }) : (args as Args)
           // async: Prisma's promises are lazy and start when awaited, so the await must happen
           // inside the tenant's context.
           const run = async () => {

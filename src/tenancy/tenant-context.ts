@@ -13,9 +13,12 @@ export function assertTenantId(tenantId: string): string {
   return tenantId
 }
 
-/** Runs `fn` with `tenantId` as the tenant of every query it makes. */
-export function runAsTenant<T>(tenantId: string, fn: () => T): T {
-  return storage.run(assertTenantId(tenantId), fn)
+/**
+ * Runs `fn` with `tenantId` as the tenant of every query it makes. The result is awaited inside:
+ * Prisma's promises are lazy and only start when awaited, which must happen in the context.
+ */
+export function runAsTenant<T>(tenantId: string, fn: () => T | PromiseLike<T>): Promise<T> {
+  return storage.run(assertTenantId(tenantId), async () => await fn())
 }
 
 /** The tenant of the calling async context, if any. */
