@@ -1,0 +1,110 @@
+// Every row of the contract's Host table (shared/API.md "Hosts and tenants"). A resolved tenant
+// host answers an unknown route with NOT_FOUND; an unresolved one with TENANT_NOT_FOUND first.
+import net from 'node:net'
+import t from 'tap'
+import { adminQuery, build, insertTenant } from './helper.ts'
+
+const probe = async (app: Awaited<ReturnType<typeof build>>['app'], host: string, headers: Record<string, string> = {}) => {
+  const res = await app.inject({ url: '/no-such-route', headers: { host, ...headers } })
+  return { status: res.statusCode, code: res.json().error?.code as string, body: res.json() }
+}
+
+t.test('the Host header decides the tenant', async (t) => {
+  const { app, ownerUrl } = await build(t)
+  await insertTenant(ownerUrl, 'acme', { domain: 'api.acme-corp.test' })
+  await insertTenant(ownerUrl, 'initech', { status: 'suspended' })
+
+  const cases: [string, string][] = [
+    ['acme.localhost', 'NOT_FOUND'],
+    ['acme.localhost:3000', 'NOT_FOUND'],
+    ['ACME.LocalHost', 'NOT_FOUND'],
+    ['acme.localhost.', 'NOT_FOUND'],
+    ['api.acme-corp.test', 'NOT_FOUND'],
+    ['API.ACME-CORP.TEST:8443', 'NOT_FOUND'],
+    ['localhost', 'NOT_FOUND'],
+    ['localhost:3000', 'NOT_FOUND'],
+    ['www.localhost', 'NOT_FOUND'],
+    ['api.localhost', 'NOT_FOUND'],
+    ['admin.localhost', 'NOT_FOUND'],
+    ['nope.localhost', 'TENANT_NOT_FOUND'],
+    ['initech.localhost', 'TENANT_NOT_FOUND'],
+    ['a.acme.localhost', 'TENANT_NOT_FOUND'],
+    ['acme.localhost..', 'BAD_REQUEST'],
+    ['evil.example', 'TENANT_NOT_FOUND'],
+    ['ab.localhost', 'TENANT_NOT_FOUND'],
+    ['-acme.localhost', 'BAD_REQUEST'],
+    ['acme .localhost', 'BAD_REQUEST'],
+    ['acme.localhost:99999999', 'BAD_REQUEST'],
+    ['[::1]:3000', 'TENANT_NOT_FOUND'],
+    ['127.0.0.1:3000', 'TENANT_NOT_FOUND'],
+  ]
+  for (const [host, code] of cases) {
+    const res = await probe(app, host)
+    t.equal(res.code, code, `${host} → ${code}`)
+    t.equal(res.status, code === 'BAD_REQUEST' ? 400 : 404)
+  }
+
+  const unknown = await probe(app, 'nope.localhost')
+  const suspended = await probe(app, 'initech.localhost')
+  t.same({ ...unknown.body.error, requestId: 0 }, { ...suspended.body.error, requestId: 0 }, 'suspended and unknown answer identically')
+})
+
+t.test('X-Forwarded-Host counts only behind a trusted proxy', async (t) => {
+  const untrusted = await build(t)
+  await insertTenant(untrusted.ownerUrl, 'acme')
+  t.equal((await probe(untrusted.app, 'nope.localhost', { 'x-forwarded-host': 'acme.localhost' })).code, 'TENANT_NOT_FOUND')
+
+  const trusted = await build(t, { env: { TRUST_PROXY: 'true' } })
+  await insertTenant(trusted.ownerUrl, 'acme')
+  t.equal((await probe(trusted.app, 'internal:8080', { 'x-forwarded-host': 'acme.localhost' })).code, 'NOT_FOUND')
+  t.equal((await probe(trusted.app, 'acme.localhost', { 'x-forwarded-host': 'nope.localhost' })).code, 'TENANT_NOT_FOUND')
+})
+
+/** Sends a raw HTTP/1.1 request and returns the status line and body. */
+function rawRequest(port: number, head: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(`${head}\r\n\r\n`))
+    let data = ''
+    socket.on('data', (chunk) => (data += chunk))
+    socket.on('end', () => resolve({ status: Number(data.split(' ')[1]), body: data.split('\r\n\r\n')[1] ?? '' }))
+    socket.on('error', reject)
+  })
+}
+
+t.test('a missing or repeated Host is a 400 in the JSON shape, over a real socket', async (t) => {
+  const { app, ownerUrl } = await build(t)
+  await insertTenant(ownerUrl, 'acme')
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as net.AddressInfo).port
+  const missing = await rawRequest(port, 'GET /healthz HTTP/1.1\r\nConnection: close')
+  t.equal(missing.status, 400)
+  t.equal(JSON.parse(missing.body).error.code, 'BAD_REQUEST')
+  const twice = await rawRequest(port, 'GET /no-such-route HTTP/1.1\r\nHost: acme.localhost\r\nHost: evil.localhost\r\nConnection: close')
+  t.equal(twice.status, 400)
+  t.equal(JSON.parse(twice.body).error.code, 'BAD_REQUEST')
+  const fine = await rawRequest(port, 'GET /no-such-route HTTP/1.1\r\nHost: acme.localhost\r\nConnection: close')
+  t.equal(JSON.parse(fine.body).error.code, 'NOT_FOUND')
+})
+
+t.test('suspension: at once through this process, within 5 s from another', async (t) => {
+  const { app, ownerUrl } = await build(t)
+  await insertTenant(ownerUrl, 'acme')
+  t.equal((await probe(app, 'acme.localhost')).code, 'NOT_FOUND', 'active and now cached')
+
+  // Another process (here: SQL behind the app's back) suspends the tenant.
+  await adminQuery(ownerUrl, `UPDATE tenants SET status = 'suspended' WHERE slug = 'acme'`)
+  const started = Date.now()
+  let code = ''
+  while (Date.now() - started < 6000) {
+    code = (await probe(app, 'acme.localhost')).code
+    if (code === 'TENANT_NOT_FOUND') break
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  t.equal(code, 'TENANT_NOT_FOUND', 'refused once the cache expired')
+  t.ok(Date.now() - started < 5000, `within 5 s (took ${Date.now() - started} ms)`)
+
+  // Reactivation through this process takes effect at once.
+  await adminQuery(ownerUrl, `UPDATE tenants SET status = 'active' WHERE slug = 'acme'`)
+  app.tenants.invalidate({ slug: 'acme' })
+  t.equal((await probe(app, 'acme.localhost')).code, 'NOT_FOUND', 'reactivated: access restored')
+})
