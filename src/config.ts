@@ -4,7 +4,6 @@ import path from 'node:path'
 import Type, { type Static } from 'typebox'
 import Value from 'typebox/value'
 
-const Port = Type.Integer({ minimum: 0, maximum: 65535 })
 
 export const ConfigSchema = Type.Object({
   NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('test'), Type.Literal('production')], { default: 'development' }),
@@ -19,7 +18,7 @@ export const ConfigSchema = Type.Object({
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
   APP_DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
   DATA_DIR: Type.String({ default: '.data' }),
-  EMBEDDED_PG_PORT: { ...Port, default: 54329 },
+  EMBEDDED_PG_PORT: Type.Integer({ minimum: 1, maximum: 65535, default: 54329 }),
   MIGRATE_ON_START: Type.Optional(Type.Boolean()),
   RLS: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 1000, default: 20 }),
