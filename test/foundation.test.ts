@@ -31,7 +31,7 @@ async function scratchDir(t: Tap.Test) {
 }
 declare namespace Tap { type Test = { teardown(fn: () => unknown): void } }
 
-const tenantCount = async (url: string) => Number((await adminQuery(url, 'SELECT count(*) FROM tenants')).rows[0].count)
+const tenantCount = async (url: string) => Number((await adminQuery(url, 'SELECT count(*) FROM tenants')).rows[0]!.count)
 
 t.test('/readyz follows the database: 503 while it is gone, 200 when it is back', async (t) => {
   const dir = await scratchDir(t)
@@ -138,14 +138,14 @@ t.test('the seed is idempotent, through the real `prisma db seed`', async (t) =>
   t.same(await counts(), once, 'a second run changes nothing')
   const emails = await adminQuery(url, `SELECT t.slug, u.password_hash FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.email = 'demo@example.com' ORDER BY t.slug`)
   t.equal(emails.rows.length, 2, 'the same email exists in both tenants')
-  t.not(emails.rows[0].password_hash, emails.rows[1].password_hash, 'with different passwords')
+  t.not(emails.rows[0]!.password_hash, emails.rows[1]!.password_hash, 'with different passwords')
 })
 
 t.test('the database refuses a task whose project belongs to another tenant', async (t) => {
   const url = await createTestDatabase(t)
   await seedDemo(url, 4)
   const { rows } = await adminQuery(url, `SELECT (SELECT id FROM tenants WHERE slug = 'acme') acme, (SELECT p.id FROM projects p JOIN tenants t ON t.id = p.tenant_id WHERE t.slug = 'globex' LIMIT 1) globex_project`)
-  const error = await adminQuery(url, `INSERT INTO tasks (tenant_id, project_id, title) VALUES ($1, $2, 'cross')`, [rows[0].acme, rows[0].globex_project]).then(() => null, (e) => e)
+  const error = await adminQuery(url, `INSERT INTO tasks (tenant_id, project_id, title) VALUES ($1, $2, 'cross')`, [rows[0]!.acme, rows[0]!.globex_project]).then(() => null, (e) => e)
   t.equal(error?.code, '23503', 'foreign key violation')
   t.match(error?.constraint, /tasks_tenant_id_project_id_fkey/)
 })

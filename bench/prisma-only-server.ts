@@ -1,0 +1,34 @@
+// Benchmark control for target 7: the authenticated list's Prisma query (scoped client, RLS per the
+// RLS env, same select as routes/projects.ts) on a minimal Fastify route WITHOUT the tenant and auth
+// plugins (no Host resolution, no JWT verification). The tenant is named by the X-Tenant-Id header.
+// Started by bench/run.ts with the same environment as the API (DATABASE_URL, RLS, DB_POOL_MAX…).
+import Fastify from 'fastify'
+import { loadConfig } from '../src/config.ts'
+import { createDatabase } from '../src/db/database.ts'
+
+const config = loadConfig()
+if (!config.DATABASE_URL) throw new Error('DATABASE_URL is required')
+const database = createDatabase(config, config.DATABASE_URL)
+const projectFields = { id: true, name: true, description: true, createdAt: true, updatedAt: true } as const
+
+const app = Fastify({ logger: false })
+app.get('/healthz', async () => ({ status: 'ok' }))
+app.get('/projects', async (request, reply) => {
+  const tenantId = request.headers['x-tenant-id']
+  if (typeof tenantId !== 'string') return reply.code(400).send({ error: 'X-Tenant-Id is required' })
+  const rows = await database.forTenant(tenantId).project.findMany({
+    orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+    take: 20,
+    select: projectFields,
+  })
+  return { data: rows }
+})
+
+const close = async () => {
+  await app.close()
+  await database.close()
+  process.exit(0)
+}
+process.once('SIGTERM', close)
+process.once('SIGINT', close)
+await app.listen({ host: '127.0.0.1', port: config.PORT })

@@ -1,0 +1,646 @@
+// `npm run bench`: seeds what it needs, starts the servers, runs every scenario with autocannon,
+// stops everything, prints one table with the targets, and writes the raw results to
+// bench/results/<timestamp>.json. Everything talks to 127.0.0.1 only.
+//
+// Environment (all optional):
+//   BENCH_DURATION=8        seconds measured per scenario      BENCH_WARMUP=2  unrecorded warm-up seconds
+//   BENCH_CONNECTIONS=64    autocannon connections             BENCH_BURST_CONNECTIONS=32  login burst
+//   BENCH_TENANTS=10000     tenants in the large database      BENCH_PROJECTS=100  projects per tenant
+//   BENCH_SMALL_TENANTS=10  tenants in the small database      BENCH_TOKEN_SAMPLE=200  tenants logged into
+//   BENCH_DATA_DIR=.data/bench  BENCH_PG_PORT=54331  BENCH_PORT=4301 (first of 6 ports)
+//   BENCH_LOG_LEVEL=warn    LOG_LEVEL of the API servers       DB_POOL_MAX=20
+//   BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=bench/results/prof"  extra node flags for the servers
+//   BENCH_ONLY=healthz,baseline,…  run only these scenarios (names as in the table)
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createWriteStream, existsSync, readFileSync } from 'node:fs'
+import { mkdir, writeFile } from 'node:fs/promises'
+import http from 'node:http'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import autocannon, { type Result } from 'autocannon'
+import bcrypt from 'bcryptjs'
+import pg from 'pg'
+import { BENCH_PASSWORD, seedBench } from '../prisma/seed-data.ts'
+import { generatePrivateKeyPem } from '../src/auth/keys.ts'
+import { EMBEDDED_DATABASE_NAME } from '../src/db/database.ts'
+import { ensureDatabase, startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded-postgres.ts'
+import { applyMigrations } from '../src/db/migrate.ts'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const resultsDir = path.join(root, 'bench', 'results')
+const envInt = (name: string, fallback: number) => {
+  const value = process.env[name]
+  if (value === undefined || value === '') return fallback
+  const n = Number(value)
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${value}: expected a non-negative number`)
+  return n
+}
+
+const cfg = {
+  duration: envInt('BENCH_DURATION', 8),
+  warmup: envInt('BENCH_WARMUP', 2),
+  connections: envInt('BENCH_CONNECTIONS', 64),
+  burstConnections: envInt('BENCH_BURST_CONNECTIONS', 32),
+  tenants: envInt('BENCH_TENANTS', 10_000),
+  projects: envInt('BENCH_PROJECTS', 100),
+  smallTenants: envInt('BENCH_SMALL_TENANTS', 10),
+  tokenSample: envInt('BENCH_TOKEN_SAMPLE', 200),
+  burstUsers: 32,
+  burstCost: 12,
+  listCost: 4,
+  dataDir: path.resolve(root, process.env.BENCH_DATA_DIR || '.data/bench'),
+  pgPort: envInt('BENCH_PG_PORT', 54331),
+  basePort: envInt('BENCH_PORT', 4301),
+  logLevel: process.env.BENCH_LOG_LEVEL || 'warn',
+  poolMax: envInt('DB_POOL_MAX', 20),
+  only: process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined,
+}
+/** Extra node flags for the servers, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=bench/results/prof". */
+const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)
+const SMALL_DB = 'bench_small'
+const BURST_EMAIL = 'burst@example.com'
+const CREATE_NAME = 'bench-create'
+const slugOf = (n: number) => `bench-${String(n).padStart(5, '0')}`
+const log = (message: string) => console.log(`[bench] ${message}`)
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+// ---------------------------------------------------------------------------------------------
+// Servers: spawned as `node --import tsx <script>` so that the pid we sample is the server itself.
+
+interface Server {
+  name: string
+  port: number
+  child: ChildProcess
+  pid: number
+  logFile: string
+  startMs: number
+}
+const running = new Set<Server>()
+
+function httpGet(port: number, urlPath: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return request(port, 'GET', urlPath, headers)
+}
+
+function request(port: number, method: string, urlPath: string, headers: Record<string, string>, body?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, headers: { host: 'localhost', ...headers }, timeout: 30_000 }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }))
+    })
+    req.on('timeout', () => req.destroy(new Error('timeout')))
+    req.on('error', reject)
+    if (body !== undefined) req.end(body)
+    else req.end()
+  })
+}
+
+/** True when nothing listens on 127.0.0.1:port (so the /healthz that answers is our server's). */
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.createServer()
+    probe.once('error', () => resolve(false))
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)))
+  })
+}
+
+async function startServer(name: string, script: string, port: number, env: Record<string, string>, timeoutMs = 60_000): Promise<Server> {
+  if (!(await portIsFree(port))) throw new Error(`port ${port} (for ${name}) is in use: choose other ports with BENCH_PORT=<first of 6>`)
+  await mkdir(path.join(resultsDir, 'logs'), { recursive: true })
+  const logFile = path.join(resultsDir, 'logs', `${name}.log`)
+  const out = createWriteStream(logFile)
+  const t0 = performance.now()
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  child.stdout!.pipe(out)
+  child.stderr!.pipe(out)
+  const server: Server = { name, port, child, pid: child.pid!, logFile, startMs: 0 }
+  running.add(server)
+  let exited = false
+  child.once('exit', () => {
+    exited = true
+    running.delete(server)
+  })
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(`${name} exited during start-up; log ${path.relative(root, logFile)}:\n${tail(logFile)}`)
+    const ok = await httpGet(port, '/healthz').then((r) => r.status === 200, () => false)
+    if (ok) {
+      server.startMs = performance.now() - t0
+      return server
+    }
+    await sleep(20)
+  }
+  await stopServer(server)
+  throw new Error(`${name} did not answer /healthz within ${timeoutMs} ms; log:\n${tail(logFile)}`)
+}
+
+function tail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n')
+  } catch {
+    return ''
+  }
+}
+
+async function stopServer(server: Server, timeoutMs = 15_000): Promise<void> {
+  if (server.child.exitCode !== null || server.child.signalCode !== null) return
+  const exited = new Promise<void>((resolve) => server.child.once('exit', () => resolve()))
+  server.child.kill('SIGTERM')
+  const timer = setTimeout(() => server.child.kill('SIGKILL'), timeoutMs)
+  await exited
+  clearTimeout(timer)
+  running.delete(server)
+}
+
+process.on('exit', () => {
+  for (const server of running) server.child.kill('SIGKILL')
+})
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    for (const server of running) server.child.kill('SIGTERM')
+    process.exitCode = 130
+    cleanup().finally(() => process.exit(130))
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// RSS sampling: /proc/<pid>/status VmRSS every 200 ms.
+
+function readRssKb(pid: number): number | undefined {
+  try {
+    const match = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return match ? Number(match[1]) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** CPU time (user + system, all threads) the process has used so far, in ms. */
+const CLOCK_TICK_MS = 10 // USER_HZ is 100 on Linux
+function readCpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ') // fields from #3 (state) on
+    return (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_MS // utime (#14), stime (#15)
+  } catch {
+    return NaN
+  }
+}
+
+function sampleRss(pid: number) {
+  let peakKb = readRssKb(pid) ?? 0
+  const startKb = peakKb
+  let samples = 1
+  const timer = setInterval(() => {
+    const kb = readRssKb(pid)
+    if (kb !== undefined) {
+      samples++
+      if (kb > peakKb) peakKb = kb
+    }
+  }, 200)
+  return {
+    stop() {
+      clearInterval(timer)
+      const kb = readRssKb(pid)
+      if (kb !== undefined && kb > peakKb) peakKb = kb
+      return { startMb: startKb / 1024, peakMb: peakKb / 1024, samples }
+    },
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load generation
+
+type RequestSpec = { method?: string; path: string; headers: () => Record<string, string>; body?: string }
+
+function cannon(port: number, spec: RequestSpec, connections: number, seconds: number) {
+  return autocannon({
+    url: `http://127.0.0.1:${port}`,
+    connections,
+    duration: seconds,
+    timeout: 10,
+    requests: [{
+      method: spec.method ?? 'GET',
+      path: spec.path,
+      ...(spec.body !== undefined ? { body: spec.body } : {}),
+      setupRequest: (req) => ({ ...req, headers: { ...spec.headers(), ...(spec.body !== undefined ? { 'content-type': 'application/json' } : {}) } }),
+    }],
+  })
+}
+
+function rotate<T>(items: T[]): () => T {
+  let i = 0
+  return () => items[i++ % items.length]!
+}
+
+interface ScenarioResult {
+  name: string
+  description: string
+  server: string
+  connections: number
+  rps: number
+  p50: number
+  p99: number
+  mean: number
+  errors: number
+  timeouts: number
+  non2xx: number
+  total: number
+  statusCodes: Record<string, number>
+  rssPeakMb: number
+  rssStartMb: number
+  /** Server CPU time per answered request (ms): robust to other load on the machine, unlike req/s. */
+  cpuMsPerReq: number
+  /** 1-minute load average at the end of the run (other processes share these cores). */
+  load: number
+  skipped?: string
+  raw?: Result
+}
+
+function summarize(name: string, description: string, server: Server, connections: number, result: Result, rss: { peakMb: number; startMb: number }, cpuMs: number, requests?: number): ScenarioResult {
+  const statusCodes = Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, s]) => [code, s.count]))
+  return {
+    name, description, server: server.name, connections,
+    rps: result['2xx'] / result.duration, // successful answers per second (non-2xx never inflate it)
+    p50: result.latency.p50, p99: result.latency.p99, mean: result.latency.mean,
+    errors: result.errors, timeouts: result.timeouts, non2xx: result.non2xx,
+    total: result['1xx'] + result['2xx'] + result['3xx'] + result['4xx'] + result['5xx'],
+    statusCodes, rssPeakMb: rss.peakMb, rssStartMb: rss.startMb, raw: result,
+    cpuMsPerReq: cpuMs / (requests ?? (result['1xx'] + result['2xx'] + result['3xx'] + result['4xx'] + result['5xx'])),
+    load: os.loadavg()[0]!,
+  }
+}
+
+const results: ScenarioResult[] = []
+const wanted = (name: string) => !cfg.only || cfg.only.has(name)
+
+function skip(name: string, description: string, reason: string) {
+  log(`${name}: SKIPPED — ${reason}`)
+  results.push({ name, description, server: '-', connections: 0, rps: NaN, p50: NaN, p99: NaN, mean: NaN, errors: 0, timeouts: 0, non2xx: 0, total: 0, statusCodes: {}, rssPeakMb: NaN, rssStartMb: NaN, cpuMsPerReq: NaN, load: NaN, skipped: reason })
+}
+
+async function scenario(name: string, description: string, server: Server, spec: RequestSpec, connections = cfg.connections): Promise<ScenarioResult | undefined> {
+  if (!wanted(name)) return undefined
+  // One request first: a route that is missing or refuses us is reported, not benchmarked.
+  const probe = await request(server.port, spec.method ?? 'GET', spec.path, { ...spec.headers(), ...(spec.body !== undefined ? { 'content-type': 'application/json' } : {}) }, spec.body).catch((e: Error) => ({ status: 0, body: e.message }))
+  if (probe.status < 200 || probe.status >= 300) {
+    skip(name, description, `probe ${spec.method ?? 'GET'} ${spec.path} answered ${probe.status}${probe.status === 404 ? ' (route not available)' : ''}: ${probe.body.slice(0, 160)}`)
+    return undefined
+  }
+  log(`${name}: ${description} — warm-up ${cfg.warmup}s, then ${cfg.duration}s at ${connections} connections`)
+  const rss = sampleRss(server.pid)
+  if (cfg.warmup > 0) await cannon(server.port, spec, connections, cfg.warmup)
+  const cpu0 = readCpuMs(server.pid)
+  const result = await cannon(server.port, spec, connections, cfg.duration)
+  const summary = summarize(name, description, server, connections, result, rss.stop(), readCpuMs(server.pid) - cpu0)
+  results.push(summary)
+  log(`${name}: ${fmt(summary.rps, 0)} req/s, p50 ${summary.p50} ms, p99 ${summary.p99} ms, errors ${summary.errors}, non-2xx ${summary.non2xx}, peak RSS ${fmt(summary.rssPeakMb, 0)} MB`)
+  return summary
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data
+
+function databaseUrl(url: string, database: string): string {
+  const u = new URL(url)
+  u.pathname = `/${database}`
+  return u.toString()
+}
+
+async function query<T extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    return (await client.query<T>(text, values)).rows
+  } finally {
+    await client.end()
+  }
+}
+
+async function prepareDatabase(url: string, tenants: number, label: string) {
+  const t0 = performance.now()
+  const applied = await applyMigrations(url)
+  if (applied.length) log(`${label}: applied migrations ${applied.join(', ')}`)
+  // Left-overs of an interrupted run's create scenario.
+  await query(url, 'DELETE FROM projects WHERE name = $1', [CREATE_NAME])
+  const before = await query<{ n: string }>(url, 'SELECT count(*) AS n FROM projects')
+  await seedBench(url, tenants, cfg.projects, cfg.listCost)
+  const after = await query<{ n: string }>(url, 'SELECT count(*) AS n FROM projects')
+  if (after[0]!.n !== before[0]!.n) {
+    // Fresh rows: set their hint bits and visibility map now, so that autovacuum and first reads do
+    // not run during (and slow down) the first scenarios.
+    log(`${label}: VACUUM ANALYZE after seeding ${Number(after[0]!.n) - Number(before[0]!.n)} projects`)
+    await query(url, 'VACUUM ANALYZE')
+    await query(url, 'CHECKPOINT')
+  }
+  const [counts] = await query<{ tenants: string; projects: string }>(url,
+    `SELECT (SELECT count(*) FROM tenants WHERE slug LIKE 'bench-%') AS tenants,
+            (SELECT count(*) FROM projects p JOIN tenants t ON t.id = p.tenant_id WHERE t.slug LIKE 'bench-%') AS projects`)
+  const seedMs = performance.now() - t0
+  log(`${label}: ${counts!.tenants} bench tenants, ${counts!.projects} projects (ready in ${(seedMs / 1000).toFixed(1)} s)`)
+  return { tenants: Number(counts!.tenants), projects: Number(counts!.projects), seedMs }
+}
+
+/** Cost-12 users for the login burst, in the first `burstUsers` bench tenants (idempotent). */
+async function seedBurstUsers(url: string) {
+  const hash = await bcrypt.hash(BENCH_PASSWORD, cfg.burstCost)
+  await query(url,
+    `INSERT INTO users (tenant_id, email, name, role, password_hash)
+     SELECT id, $1, 'Burst Login', 'member', $2 FROM tenants WHERE slug = ANY($3::text[])
+     ON CONFLICT (tenant_id, email) DO NOTHING`,
+    [BURST_EMAIL, hash, Array.from({ length: cfg.burstUsers }, (_, i) => slugOf(i + 1))])
+}
+
+async function tenantIds(url: string, count: number): Promise<string[]> {
+  const slugs = Array.from({ length: count }, (_, i) => slugOf(i + 1))
+  const rows = await query<{ id: string; slug: string }>(url, 'SELECT id, slug FROM tenants WHERE slug = ANY($1::text[]) ORDER BY slug', [slugs])
+  return rows.map((r) => r.id)
+}
+
+interface Login { host: string; token: string }
+
+/** Logs into `count` bench tenants through the API (cost-4 hashes), 8 at a time. */
+async function loginMany(server: Server, count: number): Promise<{ logins: Login[]; failure?: string }> {
+  const logins: Login[] = []
+  let failure: string | undefined
+  let next = 1
+  const worker = async () => {
+    while (next <= count && !failure) {
+      const host = `${slugOf(next++)}.localhost`
+      const res = await request(server.port, 'POST', '/v1/auth/login', { host, 'content-type': 'application/json' },
+        JSON.stringify({ email: 'owner@example.com', password: BENCH_PASSWORD })).catch((e: Error) => ({ status: 0, body: e.message }))
+      if (res.status !== 200) {
+        failure = `POST /v1/auth/login on ${host} answered ${res.status}${res.status === 404 ? ' (route not available)' : ''}: ${res.body.slice(0, 160)}`
+        return
+      }
+      logins.push({ host, token: (JSON.parse(res.body) as { accessToken: string }).accessToken })
+    }
+  }
+  await Promise.all(Array.from({ length: 8 }, worker))
+  return { logins, failure }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+function fmt(n: number, digits = 1): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : '-'
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)))
+  const line = (r: string[]) => r.map((cell, c) => (c === 0 || c === 1 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')
+  return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n')
+}
+
+// ---------------------------------------------------------------------------------------------
+
+let embedded: EmbeddedPostgres | undefined
+async function cleanup() {
+  await Promise.all([...running].map((s) => stopServer(s)))
+  await embedded?.stop()
+  embedded = undefined
+  // A server that did not shut down cleanly (e.g. the cold-start one) may leave its embedded
+  // PostgreSQL running: stop the cluster by its folder.
+  const pgDir = path.join(cfg.dataDir, 'postgres')
+  if (existsSync(path.join(pgDir, 'cluster', 'postmaster.pid'))) {
+    const again = await startEmbeddedPostgres({ dir: pgDir, port: cfg.pgPort, database: EMBEDDED_DATABASE_NAME })
+    await again.stop()
+  }
+}
+
+async function main() {
+  const startedAt = new Date()
+  const cpus = os.cpus()
+  const loadAtStart = os.loadavg()[0]!
+  const machine = {
+    cpu: cpus[0]?.model ?? 'unknown', cores: cpus.length, memoryGb: os.totalmem() / 2 ** 30,
+    node: process.version, platform: `${process.platform}-${process.arch}`, postgres: '', loadAtStart,
+  }
+  log(`config: ${JSON.stringify({ ...cfg, only: cfg.only ? [...cfg.only] : undefined })}`)
+
+  // One embedded PostgreSQL for the whole run, in its own folder (never the developer's database).
+  const pgDir = path.join(cfg.dataDir, 'postgres')
+  embedded = await startEmbeddedPostgres({ dir: pgDir, port: cfg.pgPort, database: EMBEDDED_DATABASE_NAME, log })
+  const largeUrl = embedded.url
+  await ensureDatabase(embedded.adminUrl, SMALL_DB)
+  const smallUrl = databaseUrl(embedded.url, SMALL_DB)
+  machine.postgres = (await query<{ v: string }>(largeUrl, "SELECT current_setting('server_version') AS v"))[0]!.v
+  const large = await prepareDatabase(largeUrl, cfg.tenants, `database "${EMBEDDED_DATABASE_NAME}"`)
+  const small = await prepareDatabase(smallUrl, cfg.smallTenants, `database "${SMALL_DB}"`)
+  await seedBurstUsers(largeUrl)
+
+  const sampleSize = Math.min(cfg.tokenSample, large.tenants)
+  const largeIds = await tenantIds(largeUrl, sampleSize)
+
+  const jwtKeys = generatePrivateKeyPem()
+  const apiEnv = (url: string, rls: 'on' | 'off') => ({
+    NODE_ENV: 'production', HOST: '127.0.0.1', LOG_LEVEL: cfg.logLevel, DATABASE_URL: url, MIGRATE_ON_START: 'false', RLS: rls,
+    DATA_DIR: cfg.dataDir, DB_POOL_MAX: String(cfg.poolMax), BCRYPT_COST: String(cfg.burstCost),
+    LOGIN_ATTEMPTS_PER_IP_PER_MIN: '1000000000', LOGIN_FAILURES_MAX: '1000000000', ACCESS_TOKEN_TTL_S: '3600',
+    JWT_PRIVATE_KEYS: jwtKeys, CSRF_SECRET: 'bench-csrf-secret-0123456789abcdef0123456789',
+  })
+  const port = (i: number) => cfg.basePort + i
+  const bearer = (l: Login) => ({ host: l.host, authorization: `Bearer ${l.token}` })
+  const startMs: Record<string, number> = {}
+
+  // --- The API with RLS on, over the large database: healthz, list, create, login burst.
+  const api = await startServer('api-rls-on', 'src/server.ts', port(0), apiEnv(largeUrl, 'on'))
+  startMs[api.name] = api.startMs
+  await scenario('healthz', 'GET /healthz (framework ceiling)', api, { path: '/healthz', headers: () => ({ host: 'localhost' }) })
+
+  const { logins, failure: loginFailure } = await loginMany(api, sampleSize)
+  if (loginFailure) log(`login: ${loginFailure}`)
+  else log(`logged into ${logins.length} tenants (of ${large.tenants}) on the large database`)
+
+  // --- Baseline: plain pg, no Prisma/tenancy/auth.
+  if (wanted('baseline')) {
+    const baseline = await startServer('baseline', 'bench/baseline-server.ts', port(1), { DATABASE_URL: largeUrl, DB_POOL_MAX: String(cfg.poolMax) })
+    startMs[baseline.name] = baseline.startMs
+    const nextId = rotate(largeIds)
+    await scenario('baseline', 'plain pg list, 20 newest (no Prisma/tenancy/auth)', baseline, { path: '/projects', headers: () => ({ 'x-tenant-id': nextId() }) })
+    await stopServer(baseline)
+  }
+
+  // --- Prisma only: the scoped Prisma query with RLS on, without tenant/auth plugins.
+  if (wanted('prisma-only')) {
+    const prismaOnly = await startServer('prisma-only', 'bench/prisma-only-server.ts', port(2), apiEnv(largeUrl, 'on'))
+    startMs[prismaOnly.name] = prismaOnly.startMs
+    const nextId = rotate(largeIds)
+    await scenario('prisma-only', 'scoped Prisma list, RLS on (no tenant/auth plugins)', prismaOnly, { path: '/projects', headers: () => ({ 'x-tenant-id': nextId() }) })
+    await stopServer(prismaOnly)
+  }
+
+  const listPath = '/v1/projects?limit=20'
+  const noLogin = (name: string, description: string) => skip(name, description, loginFailure ?? 'no login')
+  if (!loginFailure) {
+    const next = rotate(logins)
+    await scenario('list-rls-on', `GET ${listPath}, ${logins.length} of ${large.tenants} tenants, RLS on`, api, { path: listPath, headers: () => bearer(next()) })
+  } else if (wanted('list-rls-on')) noLogin('list-rls-on', `GET ${listPath}, RLS on`)
+
+  // --- Tenant scale: the same list over the small database.
+  if (wanted('list-10-tenants')) {
+    const apiSmall = await startServer('api-small', 'src/server.ts', port(3), apiEnv(smallUrl, 'on'))
+    startMs[apiSmall.name] = apiSmall.startMs
+    const smallLogins = await loginMany(apiSmall, small.tenants)
+    if (smallLogins.failure) noLogin('list-10-tenants', `GET ${listPath}, ${small.tenants} tenants, RLS on`)
+    else {
+      const next = rotate(smallLogins.logins)
+      await scenario('list-10-tenants', `GET ${listPath}, ${small.tenants} of ${small.tenants} tenants, RLS on`, apiSmall, { path: listPath, headers: () => bearer(next()) })
+    }
+    await stopServer(apiSmall)
+  }
+
+  // --- RLS off: same database, tokens from the RLS-on server (same keys, same sessions).
+  if (wanted('list-rls-off')) {
+    if (loginFailure) noLogin('list-rls-off', `GET ${listPath}, RLS off`)
+    else {
+      const apiOff = await startServer('api-rls-off', 'src/server.ts', port(4), apiEnv(largeUrl, 'off'))
+      startMs[apiOff.name] = apiOff.startMs
+      const next = rotate(logins)
+      await scenario('list-rls-off', `GET ${listPath}, ${logins.length} of ${large.tenants} tenants, RLS off`, apiOff, { path: listPath, headers: () => bearer(next()) })
+      await stopServer(apiOff)
+    }
+  }
+
+  // --- Create.
+  if (wanted('create')) {
+    if (loginFailure) noLogin('create', 'POST /v1/projects')
+    else {
+      const next = rotate(logins)
+      await scenario('create', `POST /v1/projects {name}, ${logins.length} tenants, RLS on`, api, { method: 'POST', path: '/v1/projects', body: JSON.stringify({ name: CREATE_NAME }), headers: () => bearer(next()) })
+      await sleep(1000) // requests still in flight when autocannon stopped
+      const deleted = await query(largeUrl, 'DELETE FROM projects WHERE name = $1 RETURNING 1', [CREATE_NAME])
+      log(`create: removed the ${deleted.length} projects it created`)
+    }
+  }
+
+  // --- Login burst (cost 12) while the list runs.
+  let burstLogin: ScenarioResult | undefined
+  if (wanted('list-during-burst')) {
+    const burstHosts = Array.from({ length: cfg.burstUsers }, (_, i) => `${slugOf(i + 1)}.localhost`)
+    const loginBody = JSON.stringify({ email: BURST_EMAIL, password: BENCH_PASSWORD })
+    const probe = await request(api.port, 'POST', '/v1/auth/login', { host: burstHosts[0]!, 'content-type': 'application/json' }, loginBody).catch((e: Error) => ({ status: 0, body: e.message }))
+    if (loginFailure || probe.status !== 200) {
+      noLogin('list-during-burst', `GET ${listPath} during a login burst`)
+      if (!loginFailure) log(`login burst probe answered ${probe.status}: ${probe.body.slice(0, 160)}`)
+    } else {
+      const nextLogin = rotate(logins)
+      const nextHost = rotate(burstHosts)
+      log(`list-during-burst: ${cfg.duration}s of GET ${listPath} (${cfg.connections} conns) + POST /v1/auth/login at cost ${cfg.burstCost} (${cfg.burstConnections} conns)`)
+      const rss = sampleRss(api.pid)
+      const cpu0 = readCpuMs(api.pid)
+      const [list, burst] = await Promise.all([
+        cannon(api.port, { path: listPath, headers: () => bearer(nextLogin()) }, cfg.connections, cfg.duration),
+        cannon(api.port, { method: 'POST', path: '/v1/auth/login', body: loginBody, headers: () => ({ host: nextHost() }) }, cfg.burstConnections, cfg.duration),
+      ])
+      const r = rss.stop()
+      const cpuMs = readCpuMs(api.pid) - cpu0
+      const listResult = summarize('list-during-burst', `GET ${listPath} (${cfg.connections} conns) during the login burst`, api, cfg.connections, list, r, NaN)
+      burstLogin = summarize('login-burst', `POST /v1/auth/login, bcrypt cost ${cfg.burstCost} (${cfg.burstConnections} conns)`, api, cfg.burstConnections, burst, r, NaN)
+      // One server served both: its CPU per request is reported over all requests of the two runs.
+      listResult.cpuMsPerReq = burstLogin.cpuMsPerReq = cpuMs / (listResult.total + burstLogin.total)
+      results.push(listResult, burstLogin)
+      for (const s of [listResult, burstLogin]) log(`${s.name}: ${fmt(s.rps, 1)} req/s, p50 ${s.p50} ms, p99 ${s.p99} ms, errors ${s.errors}, non-2xx ${s.non2xx}`)
+    }
+  }
+  await stopServer(api)
+  // Sessions the run's logins created (no effect on later runs' numbers, but keeps the table small).
+  await query(largeUrl, `DELETE FROM sessions WHERE user_id IN (SELECT u.id FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE t.slug LIKE 'bench-%')`).catch((e: Error) => log(`could not remove bench sessions: ${e.message}`))
+
+  // --- Cold start: stop our PostgreSQL; src/server.ts starts the embedded one itself (data present).
+  let coldStartMs: number | undefined
+  if (wanted('cold-start')) {
+    await embedded.stop()
+    embedded = undefined
+    const cold = await startServer('cold-start', 'src/server.ts', port(5), {
+      NODE_ENV: 'development', HOST: '127.0.0.1', LOG_LEVEL: cfg.logLevel, DATA_DIR: cfg.dataDir, EMBEDDED_PG_PORT: String(cfg.pgPort),
+    }, 30_000)
+    coldStartMs = cold.startMs
+    log(`cold start (embedded PostgreSQL started by the server, data present): first /healthz answered after ${coldStartMs.toFixed(0)} ms`)
+    await stopServer(cold) // its graceful shutdown stops the embedded PostgreSQL
+  }
+  await cleanup()
+
+  await report({ startedAt, machine, large, small, sampleSize, coldStartMs, startMs })
+}
+
+function report(ctx: {
+  startedAt: Date
+  machine: Record<string, unknown>
+  large: { tenants: number; projects: number; seedMs: number }
+  small: { tenants: number; projects: number; seedMs: number }
+  sampleSize: number
+  coldStartMs?: number
+  startMs: Record<string, number>
+}) {
+  const by = (name: string) => results.find((r) => r.name === name && !r.skipped)
+  const baseline = by('baseline')
+  const m = ctx.machine
+  console.log('')
+  console.log(`Machine: ${m.cpu}, ${m.cores} cores, ${(m.memoryGb as number).toFixed(1)} GB, Node ${m.node}, PostgreSQL ${m.postgres}, load average at start ${fmt(m.loadAtStart as number, 1)}`)
+  console.log(`Data: large database ${ctx.large.tenants} tenants × ${cfg.projects} projects (${ctx.large.projects} rows), tokens for ${ctx.sampleSize} tenants; small database ${ctx.small.tenants} tenants`)
+  console.log(`Run: ${cfg.duration}s per scenario after ${cfg.warmup}s warm-up, ${cfg.connections} connections, DB_POOL_MAX ${cfg.poolMax}, LOG_LEVEL ${cfg.logLevel}, list hashes cost ${cfg.listCost}, burst cost ${cfg.burstCost}`)
+  console.log('')
+  const rows: string[][] = [['scenario', 'server', 'req/s', 'p50 ms', 'p99 ms', 'mean ms', 'errors', 'non-2xx', 'peak RSS MB', 'cpu ms/req', 'load', 'vs baseline']]
+  for (const r of results) {
+    if (r.skipped) {
+      rows.push([r.name, `SKIPPED: ${r.skipped.slice(0, 70)}`, '', '', '', '', '', '', '', '', '', ''])
+      continue
+    }
+    rows.push([r.name, r.server, fmt(r.rps, 0), fmt(r.p50, 0), fmt(r.p99, 0), fmt(r.mean, 2), String(r.errors + r.timeouts), String(r.non2xx), fmt(r.rssPeakMb, 0), fmt(r.cpuMsPerReq, 2), fmt(r.load, 1),
+      baseline ? `${fmt((100 * r.rps) / baseline.rps, 0)} %` : '-'])
+  }
+  console.log(table(rows))
+  console.log('')
+
+  type Target = { name: string; pass?: boolean; detail: string }
+  const targets: Target[] = []
+  const target = (name: string, ok: boolean | undefined, detail: string) => targets.push({ name, pass: ok, detail })
+  const on = by('list-rls-on'), off = by('list-rls-off'), prismaOnly = by('prisma-only'), small = by('list-10-tenants'), burst = by('list-during-burst')
+  const clean = (r?: ScenarioResult) => !!r && r.errors + r.timeouts + r.non2xx === 0
+  target('authenticated list (RLS on) ≥ 50 % of baseline req/s', on && baseline ? on.rps >= 0.5 * baseline.rps && clean(on) : undefined,
+    on && baseline ? `${fmt(on.rps, 0)} / ${fmt(baseline.rps, 0)} = ${fmt((100 * on.rps) / baseline.rps, 0)} %` : 'not measured')
+  target('RLS on ≥ 70 % of RLS off req/s', on && off ? on.rps >= 0.7 * off.rps : undefined,
+    on && off ? `${fmt(on.rps, 0)} / ${fmt(off.rps, 0)} = ${fmt((100 * on.rps) / off.rps, 0)} %` : 'not measured')
+  target('tenant resolution + JWT ≤ 15 % of the list time (mean latency)', on && prismaOnly ? (on.mean - prismaOnly.mean) <= 0.15 * on.mean : undefined,
+    on && prismaOnly ? `(${fmt(on.mean, 2)} − ${fmt(prismaOnly.mean, 2)}) / ${fmt(on.mean, 2)} ms = ${fmt((100 * (on.mean - prismaOnly.mean)) / on.mean, 0)} %` : 'not measured')
+  target(`p99 list < 25 ms at ${cfg.connections} connections`, on ? on.p99 < 25 : undefined, on ? `p99 ${on.p99} ms` : 'not measured')
+  target('p99 list during login burst < 50 ms', burst ? burst.p99 < 50 : undefined,
+    burst ? `p99 ${burst.p99} ms (logins: ${fmt(results.find((r) => r.name === 'login-burst')?.rps ?? NaN, 1)}/s)` : 'not measured')
+  target(`tenant scale: ${ctx.large.tenants} vs ${ctx.small.tenants} tenants, mean latency within 15 %`, on && small ? on.mean <= 1.15 * small.mean : undefined,
+    on && small ? `${fmt(on.mean, 2)} ms vs ${fmt(small.mean, 2)} ms (${on.mean >= small.mean ? '+' : ''}${fmt((100 * (on.mean - small.mean)) / small.mean, 1)} %), p99 ${on.p99} vs ${small.p99} ms` : 'not measured')
+  const measured = results.filter((r) => !r.skipped)
+  const worst = measured.reduce<ScenarioResult | undefined>((a, r) => (!a || r.rssPeakMb > a.rssPeakMb ? r : a), undefined)
+  target('server RSS < 250 MB in every scenario', worst ? measured.every((r) => r.rssPeakMb < 250) : undefined,
+    worst ? `highest ${fmt(worst.rssPeakMb, 0)} MB (${worst.name})` : 'not measured')
+  target('cold start to first answer (embedded PostgreSQL, data present) < 3 s', ctx.coldStartMs !== undefined ? ctx.coldStartMs < 3000 : undefined,
+    ctx.coldStartMs !== undefined ? `${ctx.coldStartMs.toFixed(0)} ms` : 'not measured')
+  const busy = measured.filter((r) => r.load > Number(ctx.machine.cores))
+  if (busy.length) console.log(`WARN  the machine was busy with other work (1-min load average above ${ctx.machine.cores} cores) during: ${busy.map((r) => `${r.name} ${fmt(r.load, 1)}`).join(', ')}: req/s and latencies are unreliable there; cpu ms/req is the steadier figure`)
+  if (on && prismaOnly) console.log(`INFO  server CPU per request: list ${fmt(on.cpuMsPerReq, 2)} ms vs prisma-only ${fmt(prismaOnly.cpuMsPerReq, 2)} ms (tenant + auth ≈ ${fmt((100 * (on.cpuMsPerReq - prismaOnly.cpuMsPerReq)) / on.cpuMsPerReq, 0)} % of the list's CPU)${baseline ? `, baseline ${fmt(baseline.cpuMsPerReq, 2)} ms` : ''}`)
+  const errorful = measured.filter((r) => r.errors + r.timeouts + r.non2xx > 0)
+  for (const t of targets) console.log(`${t.pass === undefined ? 'SKIP' : t.pass ? 'PASS' : 'MISS'}  ${t.name}: ${t.detail}`)
+  if (errorful.length) console.log(`NOTE  errors/non-2xx in: ${errorful.map((r) => `${r.name} ${JSON.stringify(r.statusCodes)}`).join(', ')}`)
+
+  const file = path.join(resultsDir, `${ctx.startedAt.toISOString().replace(/[:.]/g, '-')}.json`)
+  const json = {
+    startedAt: ctx.startedAt.toISOString(), finishedAt: new Date().toISOString(), machine: ctx.machine,
+    config: { ...cfg, only: cfg.only ? [...cfg.only] : undefined },
+    data: { large: ctx.large, small: ctx.small, tokenSample: ctx.sampleSize },
+    serverStartMs: ctx.startMs, coldStartMs: ctx.coldStartMs, targets, scenarios: results,
+  }
+  return mkdir(resultsDir, { recursive: true }).then(() => writeFile(file, JSON.stringify(json, null, 2))).then(() => console.log(`\nRaw results: ${path.relative(root, file)}`))
+}
+
+main().catch(async (error: unknown) => {
+  console.error('[bench] failed:', error)
+  await cleanup().catch(() => {})
+  process.exitCode = 1
+})
