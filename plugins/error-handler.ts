@@ -38,6 +38,8 @@ export function classifyError(error: unknown): Classified {
   if (error instanceof Prisma.PrismaClientKnownRequestError) {
     if (error.code === 'P2002') return { code: 'CONFLICT', message: 'A record with these values already exists' }
     if (error.code === 'P2025' || error.code === 'P2003') return { code: 'NOT_FOUND', message: 'Not found' }
+    // A serializable transaction lost to a concurrent one: the client may simply retry.
+    if (error.code === 'P2034') return { code: 'CONFLICT', message: 'A concurrent change conflicted with this one, retry' }
   }
   const fastifyError = error as Partial<FastifyError>
   if (fastifyError.validation) return { code: 'VALIDATION_FAILED', message: validationMessage(fastifyError) }

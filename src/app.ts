@@ -3,9 +3,12 @@
 import { randomUUID } from 'node:crypto'
 import { registerAjvFormats, TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyServerOptions } from 'fastify'
+import authPlugin from '../plugins/auth.ts'
 import configPlugin from '../plugins/config.ts'
 import databasePlugin from '../plugins/database.ts'
+import docsPlugin from '../plugins/docs.ts'
 import errorHandler from '../plugins/error-handler.ts'
+import securityPlugin from '../plugins/security.ts'
 import tenantPlugin from '../plugins/tenant.ts'
 import routes from '../routes/index.ts'
 import type { Config } from './config.ts'
@@ -40,8 +43,11 @@ export async function buildApp({ config, database, closeDatabase = true, logger 
 
   await app.register(configPlugin, { config })
   await app.register(errorHandler)
+  await app.register(securityPlugin)
   await app.register(databasePlugin, { database, closeWithApp: closeDatabase })
   await app.register(tenantPlugin)
+  await app.register(authPlugin)
+  await app.register(docsPlugin) // before the routes: it collects them as they are added
   await app.register(routes)
   return app
 }

@@ -1,9 +1,12 @@
 // `npm test`: prepares one PostgreSQL server for the whole suite, then runs tap.
 // - TEST_DATABASE_URL set: that server (an admin URL, e.g. postgresql://postgres@127.0.0.1:5432/postgres).
-// - unset: an embedded PostgreSQL in .data/test-postgres, started here and stopped at the end.
+// - unset: an embedded PostgreSQL of its own (.data/test-postgres/<pid>, a free loopback port),
+//   created here (~1 s) and removed at the end, so that two runs never share or stop each other's.
 // Migrations are applied once, to a template database; each test file then clones it
 // (CREATE DATABASE … TEMPLATE, a file copy: milliseconds) so files never see each other's rows.
 import { spawn } from 'node:child_process'
+import { rm } from 'node:fs/promises'
+import net from 'node:net'
 import path from 'node:path'
 import pg from 'pg'
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
@@ -27,9 +30,18 @@ function databaseUrl(adminUrl: string, database: string) {
   return url.toString()
 }
 
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+
+const embeddedDir = path.resolve('.data/test-postgres', String(process.pid))
 const embedded = process.env.TEST_DATABASE_URL
   ? undefined
-  : await startEmbeddedPostgres({ dir: path.resolve('.data/test-postgres'), port: Number(process.env.TEST_EMBEDDED_PG_PORT ?? 54330), database: 'postgres' })
+  : await startEmbeddedPostgres({ dir: embeddedDir, port: await freePort(), database: 'postgres' })
 const adminUrl = process.env.TEST_DATABASE_URL ?? embedded!.adminUrl
 let exitCode = 1
 try {
@@ -46,6 +58,9 @@ try {
   })
 } finally {
   await admin(adminUrl, `DROP DATABASE IF EXISTS ${TEMPLATE} WITH (FORCE)`).catch(() => {})
-  await embedded?.stop()
+  if (embedded) {
+    await embedded.stop()
+    await rm(embeddedDir, { recursive: true, force: true })
+  }
 }
 process.exit(exitCode)

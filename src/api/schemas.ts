@@ -4,7 +4,13 @@ import Type, { type TSchema } from 'typebox'
 import { ERROR_STATUS } from '../errors.ts'
 
 export const Uuid = Type.String({ format: 'uuid' })
-export const Timestamp = Type.String({ format: 'date-time', description: 'ISO-8601, UTC' })
+/**
+ * A timestamp in an answer: handlers return Prisma's Date and the serializer writes it as ISO-8601
+ * UTC (Date#toISOString), so the static type admits both.
+ */
+export const Timestamp = Type.Unsafe<Date | string>({ type: 'string', format: 'date-time', description: 'ISO-8601, UTC' })
+/** A timestamp in a request body. */
+export const TimestampInput = Type.String({ format: 'date-time', description: 'ISO-8601 with a time zone' })
 /** `null` allowed (OpenAPI 3.1 spells it as a union with type null). */
 export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()])
 
@@ -27,4 +33,4 @@ export function responses<R extends Record<number, TSchema>>(success: R) {
 export const NoContent = Type.Null({ description: 'No content' })
 
 /** Security requirement of the routes that need a signed-in user (either way of presenting the token). */
-export const signedIn = [{ bearerAuth: [] }, { cookieAuth: [] }]
+export const signedIn: Array<Record<string, string[]>> = [{ bearerAuth: [] }, { cookieAuth: [] }]

@@ -1,0 +1,116 @@
+// Authentication: access-token verification (Bearer header or cookie), CSRF for cookie-authenticated
+// unsafe requests, session revocation, password hashing. Routes opt in with
+// `{ preHandler: app.authenticate }` (or `app.addHook('preHandler', app.authenticate)`) and read
+// `request.user`. The login/refresh/logout routes are in routes/auth.ts.
+import { randomBytes } from 'node:crypto'
+import path from 'node:path'
+import cookie from '@fastify/cookie'
+import rateLimit from '@fastify/rate-limit'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { authCookies, type AuthCookies } from '../src/auth/cookies.ts'
+import { readOrCreateSecretFile } from '../src/auth/files.ts'
+import { InvalidTokenError, type Role } from '../src/auth/jwt.ts'
+import { loadKeyRing } from '../src/auth/keys.ts'
+import { PasswordHasher } from '../src/auth/passwords.ts'
+import { AuthService } from '../src/auth/sessions.ts'
+import type { Config } from '../src/config.ts'
+import { AppError, unauthorized } from '../src/errors.ts'
+
+export interface AuthUser {
+  id: string
+  role: Role
+  sessionId: string
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Sessions and tokens; `app.auth.userChanged(tenantId, userId)` after changing a user elsewhere. */
+    auth: AuthService
+    authCookies: AuthCookies
+    /** `app.passwords.hash(plain)` (policy-checked, 400 otherwise) and `.verify(plain, hash)`, off the main thread. */
+    passwords: PasswordHasher
+    /** Hook: 401 unless a valid access token of this tenant; 403 CSRF_FAILED for cookie-authenticated unsafe methods without the token. */
+    authenticate(request: FastifyRequest, reply: FastifyReply): Promise<void>
+  }
+  interface FastifyRequest {
+    /** The authenticated user, set by app.authenticate (null before, or on routes without it). */
+    user: AuthUser | null
+    /** What authenticated the request: CSRF protection applies to 'cookie' only. */
+    authMethod: 'bearer' | 'cookie' | null
+  }
+}
+
+const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+const invalidToken = () => unauthorized('Invalid or expired token')
+
+async function csrfSecret(config: Config): Promise<string> {
+  if (config.CSRF_SECRET) return config.CSRF_SECRET
+  if (config.isProduction) throw new Error('CSRF_SECRET is required in production')
+  return readOrCreateSecretFile(path.join(config.dataDir, 'keys', 'csrf-secret'), () => randomBytes(32).toString('base64url'))
+}
+
+export const rateLimited = (seconds: number) =>
+  new AppError('RATE_LIMITED', 'Too many attempts, retry later', { 'retry-after': String(Math.max(1, Math.ceil(seconds))) })
+
+export default fp(
+  async function authPlugin(app: FastifyInstance) {
+    const { config } = app
+    if (!app.hasDecorator('parseCookie')) await app.register(cookie)
+    // In-memory counters: with several instances, give @fastify/rate-limit a Redis store.
+    if (!app.hasDecorator('createRateLimit')) {
+      await app.register(rateLimit, { global: false, errorResponseBuilder: (_request, context) => rateLimited(context.ttl / 1000) })
+    }
+    const auth = new AuthService(config, await loadKeyRing(config), await csrfSecret(config), (tenantId) => app.database.forTenant(tenantId))
+    const passwords = new PasswordHasher({ cost: config.BCRYPT_COST, workers: config.BCRYPT_WORKERS, minLength: config.PASSWORD_MIN_LENGTH })
+    passwords.warmUp()
+    app.addHook('onClose', () => passwords.close())
+    const cookies = authCookies(config)
+
+    app.decorate('auth', auth)
+    app.decorate('authCookies', cookies)
+    app.decorate('passwords', passwords)
+    app.decorateRequest('user', null)
+    app.decorateRequest('authMethod', null)
+
+    /** The token and where it came from. A present Authorization header wins; it never falls back to the cookie. */
+    function credentials(request: FastifyRequest): { token: string; method: 'bearer' | 'cookie' } {
+      const header = request.headers.authorization
+      if (header !== undefined) {
+        const bearer = /^Bearer +(\S+) *$/i.exec(header)
+        if (!bearer) throw unauthorized('Authorization must be a Bearer token')
+        return { token: bearer[1]!, method: 'bearer' }
+      }
+      const token = request.cookies[cookies.names.access]
+      if (token) return { token, method: 'cookie' }
+      throw unauthorized()
+    }
+
+    app.decorate('authenticate', async function authenticate(request: FastifyRequest) {
+      request.user = null
+      request.authMethod = null
+      const tenant = request.tenant
+      if (!tenant) throw unauthorized()
+      const { token, method } = credentials(request)
+      let claims
+      try {
+        claims = auth.verify(token)
+      } catch (error) {
+        if (error instanceof InvalidTokenError) throw invalidToken()
+        throw error
+      }
+      if (claims.tid !== tenant.id) throw invalidToken()
+      if (method === 'cookie' && UNSAFE_METHODS.has(request.method)) {
+        const header = request.headers['x-csrf-token']
+        if (!auth.csrfValid(tenant.id, claims.sid, typeof header === 'string' ? header : undefined, request.cookies[cookies.names.csrf])) {
+          throw new AppError('CSRF_FAILED', 'Missing or invalid X-CSRF-Token header')
+        }
+      }
+      const state = await auth.usableSession(tenant.id, claims.sid)
+      if (!state || state.userId !== claims.sub) throw unauthorized('Session expired or revoked')
+      request.user = { id: claims.sub, role: state.role, sessionId: claims.sid }
+      request.authMethod = method
+    })
+  },
+  { name: 'auth', dependencies: ['config', 'database', 'tenant'] },
+)

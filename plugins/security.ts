@@ -1,0 +1,31 @@
+// JSON-only request bodies, HTTP hardening headers (helmet), `Cache-Control: no-store` on every answer that does not set its
+// own (API answers carry tokens and tenant data: no shared or browser cache may keep them), and CORS,
+// which is off unless CORS_ORIGINS lists the origins allowed to call the API from a browser.
+import cors from '@fastify/cors'
+import helmet from '@fastify/helmet'
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+
+export default fp(
+  async function securityPlugin(app: FastifyInstance) {
+    await app.register(helmet, { global: true })
+    // JSON bodies only (415 otherwise). text/plain is one of the content types a cross-site form
+    // may send without a CORS preflight: refusing it keeps such requests away from every route.
+    app.removeContentTypeParser('text/plain')
+    app.addHook('onSend', async (_request, reply) => {
+      if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store')
+    })
+    const origins = app.config.corsOrigins
+    if (origins.length > 0) {
+      await app.register(cors, {
+        origin: origins, // exact matches only: never a reflection of whatever Origin was sent
+        credentials: true, // the access cookie and the CSRF header are part of a browser session
+        methods: ['GET', 'POST', 'PATCH', 'DELETE'],
+        allowedHeaders: ['authorization', 'content-type', 'x-csrf-token'],
+        exposedHeaders: ['retry-after'],
+        maxAge: 600,
+      })
+    }
+  },
+  { name: 'security', dependencies: ['config'] },
+)

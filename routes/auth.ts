@@ -1,0 +1,104 @@
+// Sign in, refresh, sign out (tenant hosts). The contract: shared/API.md "Authentication".
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import Type from 'typebox'
+import { rateLimited } from '../plugins/auth.ts'
+import { MAX_PASSWORD_BYTES } from '../src/auth/passwords.ts'
+import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
+import { invalidCredentials, type IssuedTokens } from '../src/auth/sessions.ts'
+import { AppError, unauthorized } from '../src/errors.ts'
+
+const LoginBody = Type.Object({
+  email: Type.String({ format: 'email', maxLength: 254 }),
+  password: Type.String({ minLength: 1, maxLength: 1024 }),
+}, { additionalProperties: false })
+
+// A browser refreshes with the refresh cookie and no body (see the parser and hook below).
+const RefreshBody = Type.Object({ refreshToken: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false })
+
+const Tokens = Type.Object({
+  accessToken: Type.String(),
+  refreshToken: Type.String(),
+  tokenType: Type.Literal('Bearer'),
+  expiresIn: Type.Integer({ description: 'access token lifetime, seconds' }),
+  user: PublicUser,
+})
+
+const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { config, auth, authCookies: cookies } = app
+  // In these routes an empty body is no body, even with a JSON content type (what a browser's
+  // fetch with default JSON headers sends to refresh or logout); anything else parses as usual.
+  const parseJson = app.getDefaultJsonParser('error', 'error')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '' || body === undefined) return done(null, undefined)
+    return parseJson(request, body as string, done)
+  })
+  // Failed logins per tenant + email: read before checking a password (a locked account is not
+  // tried at all), counted on each failure. Success does not reset it: the window simply expires.
+  const failures = app.createRateLimit({
+    max: config.LOGIN_FAILURES_MAX,
+    timeWindow: config.LOGIN_FAILURES_WINDOW_S * 1000,
+    keyGenerator: (request) => `${request.tenant!.id}:${(request.body as { email: string }).email.toLowerCase()}`,
+    cache: 100_000, // LRU size: a spray of emails must not evict the counters under attack
+  } as Parameters<typeof app.createRateLimit>[0])
+
+  function answer(reply: FastifyReply, tokens: IssuedTokens, user: Parameters<typeof toPublicUser>[0]) {
+    cookies.set(reply, tokens)
+    reply.header('cache-control', 'no-store')
+    return { accessToken: tokens.accessToken, refreshToken: tokens.refreshToken, tokenType: 'Bearer' as const, expiresIn: tokens.expiresIn, user: toPublicUser(user) }
+  }
+
+  app.post('/v1/auth/login', {
+    config: { rateLimit: { max: config.LOGIN_ATTEMPTS_PER_IP_PER_MIN, timeWindow: 60_000, keyGenerator: (request: FastifyRequest) => request.ip } },
+    schema: { tags: ['auth'], summary: 'Sign in with email and password', body: LoginBody, response: { 200: Tokens } },
+  }, async (request, reply) => {
+    const { password } = request.body
+    if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) throw new AppError('VALIDATION_FAILED', `body/password must be at most ${MAX_PASSWORD_BYTES} bytes of UTF-8`)
+    const seen = await failures(request, { increment: false })
+    if (!seen.isAllowed && seen.remaining === 0) throw rateLimited(seen.ttlInSeconds)
+    const user = await request.db.user.findFirst({ where: { email: request.body.email.toLowerCase() }, select: { ...publicUserSelect, passwordHash: true, authVersion: true } })
+    // Unknown, inactive and wrong password: one answer, one bcrypt comparison of the same cost each.
+    const ok = user?.active ? await app.passwords.verify(password, user.passwordHash) : await app.passwords.verifyDummy(password)
+    if (!ok || !user) {
+      await failures(request)
+      throw invalidCredentials()
+    }
+    const { passwordHash: _hash, authVersion, ...shown } = user
+    return answer(reply, await auth.startSession(request.db, request.tenant!.id, { id: user.id, role: user.role, authVersion }), shown)
+  })
+
+  app.post('/v1/auth/refresh', {
+    preValidation: async (request) => {
+      request.body ??= {}
+    },
+    schema: { tags: ['auth'], summary: 'Exchange a refresh token (body or cookie) for new tokens', body: RefreshBody, response: { 200: Tokens } },
+  }, async (request, reply) => {
+    const tenantId = request.tenant!.id
+    let presented = request.body.refreshToken
+    if (presented === undefined) {
+      // From the cookie: a cookie-authenticated unsafe request, so it needs the CSRF token too.
+      const fromCookie = request.cookies[cookies.names.refresh]
+      if (!fromCookie) throw unauthorized('Refresh token required')
+      presented = fromCookie
+      const sessionId = fromCookie.split('.')[0]!
+      const header = request.headers['x-csrf-token']
+      if (!auth.csrfValid(tenantId, sessionId, typeof header === 'string' ? header : undefined, request.cookies[cookies.names.csrf])) {
+        throw new AppError('CSRF_FAILED', 'Missing or invalid X-CSRF-Token header')
+      }
+    }
+    const { tokens, user } = await auth.refresh(request.db, tenantId, presented)
+    return answer(reply, tokens, user)
+  })
+
+  app.post('/v1/auth/logout', {
+    preHandler: app.authenticate,
+    schema: { tags: ['auth'], summary: 'Sign out: revoke this session and expire the cookies', response: { 204: Type.Null() } },
+  }, async (request, reply) => {
+    await auth.endSession(request.db, request.tenant!.id, request.user!.sessionId)
+    cookies.clear(reply)
+    return reply.code(204).send(null)
+  })
+}
+
+export default authRoutes

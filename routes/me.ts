@@ -1,0 +1,47 @@
+// The signed-in user's own profile and password (tenant hosts).
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
+import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
+import { AppError, unauthorized } from '../src/errors.ts'
+
+const PatchMe = Type.Object({ name: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false })
+const ChangePassword = Type.Object({
+  currentPassword: Type.String({ minLength: 1, maxLength: 1024 }),
+  newPassword: Type.String({ minLength: 1, maxLength: 1024 }),
+}, { additionalProperties: false })
+
+const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.addHook('preHandler', app.authenticate)
+
+  app.get('/v1/me', {
+    schema: { tags: ['me'], summary: 'Your profile', response: { 200: PublicUser } },
+  }, async (request) => {
+    const user = await request.db.user.findFirst({ where: { id: request.user!.id }, select: publicUserSelect })
+    if (!user) throw unauthorized('Session expired or revoked')
+    return toPublicUser(user)
+  })
+
+  app.patch('/v1/me', {
+    schema: { tags: ['me'], summary: 'Change your name', body: PatchMe, response: { 200: PublicUser } },
+  }, async (request) => {
+    const user = await request.db.user.update({ where: { id: request.user!.id }, data: { name: request.body.name }, select: publicUserSelect })
+    return toPublicUser(user)
+  })
+
+  app.post('/v1/me/password', {
+    schema: { tags: ['me'], summary: 'Change your password; signs out every other session', body: ChangePassword, response: { 204: Type.Null() } },
+  }, async (request, reply) => {
+    const { id: userId, sessionId } = request.user!
+    const tenantId = request.tenant!.id
+    // Hash first: it also checks the policy (400) before anything is compared or changed.
+    const newHash = await app.passwords.hash(request.body.newPassword, 'newPassword')
+    const user = await request.db.user.findFirst({ where: { id: userId }, select: { passwordHash: true } })
+    if (!user) throw unauthorized('Session expired or revoked')
+    if (!(await app.passwords.verify(request.body.currentPassword, user.passwordHash))) throw new AppError('FORBIDDEN', 'The current password is wrong')
+    await request.db.user.update({ where: { id: userId }, data: { passwordHash: newHash, authVersion: { increment: 1 } } })
+    await app.auth.endOtherSessions(request.db, tenantId, userId, sessionId)
+    return reply.code(204).send(null)
+  })
+}
+
+export default meRoutes

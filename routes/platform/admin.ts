@@ -1,0 +1,65 @@
+// Platform administration (platform host only): list tenants, suspend or reactivate one. Behind a
+// static operator token (PLATFORM_ADMIN_TOKEN); without one configured the routes do not exist.
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
+import Type from 'typebox'
+import { ListQuery, Page, page, pageArgs } from '../../src/api/pagination.ts'
+import { Nullable, Timestamp, Uuid, responses } from '../../src/api/schemas.ts'
+import { unauthorized } from '../../src/errors.ts'
+
+const Status = Type.Enum(['active', 'suspended'])
+
+export const AdminTenant = Type.Object({
+  id: Uuid,
+  slug: Type.String(),
+  name: Type.String(),
+  status: Status,
+  domain: Nullable(Type.String()),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+})
+
+const SlugParams = Type.Object({ slug: Type.String({ minLength: 1, maxLength: 63 }) }, { additionalProperties: false })
+const UpdateTenant = Type.Object({ status: Status }, { additionalProperties: false })
+
+const tenantFields = { id: true, slug: true, name: true, status: true, domain: true, createdAt: true, updatedAt: true } as const
+const tags = ['platform admin']
+const security: Array<Record<string, string[]>> = [{ platformAdminToken: [] }]
+
+const digest = (value: string) => createHash('sha256').update(value).digest()
+
+/** A hook accepting only `Authorization: Bearer <token>`; comparing digests takes the same time whatever the input. */
+function requireAdminToken(token: string) {
+  const expected = digest(token)
+  return async function checkAdminToken(request: FastifyRequest) {
+    const header = request.headers.authorization ?? ''
+    const presented = header.startsWith('Bearer ') ? header.slice(7) : ''
+    if (!timingSafeEqual(digest(presented), expected)) throw unauthorized('A valid platform admin token is required')
+  }
+}
+
+const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const token = app.config.PLATFORM_ADMIN_TOKEN
+  if (!token) return // admin API off: its routes are unknown (404)
+  app.addHook('onRequest', requireAdminToken(token))
+
+  app.get('/v1/admin/tenants', {
+    schema: { tags, security, summary: 'List tenants, newest first', querystring: ListQuery, response: responses({ 200: Page(AdminTenant) }) },
+  }, async (request) => {
+    const rows = await app.platformDb.tenant.findMany({ ...pageArgs(request.query), select: tenantFields })
+    return page(rows, request.query)
+  })
+
+  app.patch('/v1/admin/tenants/:slug', {
+    schema: { tags, security, summary: 'Suspend or reactivate a tenant', params: SlugParams, body: UpdateTenant, response: responses({ 200: AdminTenant }) },
+  }, async (request) => {
+    // An unknown slug is Prisma's P2025: 404 NOT_FOUND.
+    const tenant = await app.platformDb.tenant.update({ where: { slug: request.params.slug }, data: request.body, select: tenantFields })
+    // This instance sees the change at once; others within TENANT_CACHE_TTL_MS (≤ 5 s).
+    app.tenants.invalidate(tenant)
+    return tenant
+  })
+}
+
+export default adminRoutes

@@ -1,0 +1,53 @@
+// Self-service signup (platform host): creates a tenant and its first owner in one transaction.
+// Off (the route does not exist) when SIGNUP_ENABLED is false.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
+import { responses } from '../../src/api/schemas.ts'
+import { AppError, conflict } from '../../src/errors.ts'
+import { Prisma } from '../../src/generated/prisma/client.ts'
+import { isValidSlug } from '../../src/tenancy/host.ts'
+import { TenantView, tenantFields, toTenantView } from '../tenant.ts'
+import { toPublicUser } from '../../src/auth/public-user.ts'
+import { Email, PersonName, User, userFields } from '../users.ts'
+
+const Signup = Type.Object({
+  slug: Type.String({ minLength: 3, maxLength: 63, description: 'a-z 0-9 -, not starting or ending with -, not reserved; the tenant answers on <slug>.<BASE_DOMAIN>' }),
+  name: Type.String({ minLength: 1, maxLength: 200 }),
+  owner: Type.Object({
+    email: Email,
+    password: Type.String({ description: 'at least PASSWORD_MIN_LENGTH characters, at most 72 bytes of UTF-8' }),
+    name: PersonName,
+  }, { additionalProperties: false }),
+}, { additionalProperties: false })
+
+const SignedUp = Type.Object({ tenant: TenantView, owner: User })
+
+const signupRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  if (!app.config.SIGNUP_ENABLED) return // signup off: the route is unknown (404)
+
+  app.post('/v1/tenants', {
+    schema: { tags: ['signup'], summary: 'Create a tenant and its owner', body: Signup, response: responses({ 201: SignedUp }) },
+  }, async (request, reply) => {
+    const { slug, name, owner } = request.body
+    if (!isValidSlug(slug)) throw new AppError('VALIDATION_FAILED', 'body/slug must be 3–63 characters of a-z 0-9 -, not start or end with -, and not be reserved')
+    const passwordHash = await app.passwords.hash(owner.password, 'owner/password')
+    try {
+      const created = await app.platformDb.$transaction(async (tx) => {
+        const tenant = await tx.tenant.create({ data: { slug, name }, select: tenantFields })
+        // Row-level security admits the owner's row only once the transaction names its tenant.
+        await tx.$executeRaw`SELECT set_config('app.tenant_id', ${tenant.id}, true)`
+        const user = await tx.user.create({
+          data: { tenantId: tenant.id, email: owner.email.toLowerCase(), name: owner.name, role: 'owner', passwordHash },
+          select: userFields,
+        })
+        return { tenant: toTenantView(tenant), owner: toPublicUser(user) }
+      })
+      return reply.code(201).send(created)
+    } catch (error) {
+      if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') throw conflict('This slug is taken')
+      throw error
+    }
+  })
+}
+
+export default signupRoutes

@@ -1,0 +1,56 @@
+// The tenant of the Host, as its users see it: read by anyone, changed by an owner.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
+import { Nullable, Timestamp, Uuid, responses, signedIn } from '../src/api/schemas.ts'
+import { requirePermission } from '../src/auth/permissions.ts'
+import type { Prisma } from '../src/generated/prisma/client.ts'
+
+/** Free-form JSON object owned by the tenant's admins (kept small: it is read on many requests). */
+const Settings = Type.Record(Type.String(), Type.Unknown(), { description: 'free-form JSON object, replaced as a whole by PATCH' })
+
+export const TenantView = Type.Object({
+  id: Uuid,
+  slug: Type.String(),
+  name: Type.String(),
+  domain: Nullable(Type.String()),
+  settings: Settings,
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+})
+
+const UpdateTenant = Type.Object({
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  settings: Type.Optional(Settings),
+}, { additionalProperties: false })
+
+export const tenantFields = { id: true, slug: true, name: true, domain: true, settings: true, createdAt: true, updatedAt: true } as const
+
+/** settings is a JSON object by construction (its default and every write are objects). */
+export const toTenantView = <T extends { settings: Prisma.JsonValue }>(tenant: T) => ({ ...tenant, settings: tenant.settings as Record<string, unknown> })
+const tags = ['tenant']
+const security = signedIn
+
+const tenantRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.addHook('onRequest', app.authenticate)
+
+  app.get('/v1/tenant', {
+    onRequest: requirePermission('tenant.read'),
+    schema: { tags, security, summary: 'The tenant of this host', response: responses({ 200: TenantView }) },
+  }, async (request) => {
+    // request.db confines Tenant queries to the tenant of the Host (where id = it).
+    return toTenantView(await request.db.tenant.findFirstOrThrow({ select: tenantFields }))
+  })
+
+  app.patch('/v1/tenant', {
+    onRequest: requirePermission('tenant.update'),
+    schema: { tags, security, summary: 'Rename the tenant or replace its settings (owner)', body: UpdateTenant, response: responses({ 200: TenantView }) },
+  }, async (request) => {
+    const { name, settings } = request.body
+    const data: Prisma.TenantUpdateInput = { name, settings: settings as Prisma.InputJsonObject | undefined }
+    const tenant = await request.db.tenant.update({ where: { id: request.tenant!.id }, data, select: tenantFields })
+    app.tenants.invalidate(tenant) // the cached name must not outlive the change on this instance
+    return toTenantView(tenant)
+  })
+}
+
+export default tenantRoutes

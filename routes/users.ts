@@ -1,0 +1,165 @@
+// User management (tenant hosts, admins and owners): shared/API.md "Resources". The role rules live
+// in src/auth/permissions.ts; the one rule that needs the data — a tenant always keeps an active
+// owner — is checked here, inside a serializable transaction, so two owners demoting each other at
+// the same time cannot both succeed.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
+import Type from 'typebox'
+import { ListQuery, Page, page, pageArgs } from '../src/api/pagination.ts'
+import { IdParams, NoContent, responses, signedIn } from '../src/api/schemas.ts'
+import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
+import { assertCan, requirePermission, ROLES, type Role } from '../src/auth/permissions.ts'
+import { conflict, notFound } from '../src/errors.ts'
+import { Prisma } from '../src/generated/prisma/client.ts'
+import type { ScopedClient } from '../src/tenancy/scoped-client.ts'
+import { tenantData } from '../src/tenancy/tenant-data.ts'
+
+const RoleSchema = Type.Enum([...ROLES])
+export const Email = Type.String({ format: 'email', maxLength: 254 })
+export const PersonName = Type.String({ minLength: 1, maxLength: 200 })
+
+/** The user as every answer shows it (shared with login and /v1/me): never passwordHash or authVersion. */
+export const User = PublicUser
+export const userFields = publicUserSelect
+
+const CreateUser = Type.Object({
+  email: Email,
+  name: PersonName,
+  role: RoleSchema,
+  password: Type.String({ description: 'at least PASSWORD_MIN_LENGTH characters, at most 72 bytes of UTF-8' }),
+}, { additionalProperties: false })
+
+const UpdateUser = Type.Object({
+  name: Type.Optional(PersonName),
+  role: Type.Optional(RoleSchema),
+  active: Type.Optional(Type.Boolean()),
+}, { additionalProperties: false })
+
+const tags = ['users']
+const security = signedIn
+
+type Tx = Parameters<Parameters<ScopedClient['$transaction']>[0]>[0]
+type Target = { id: string; role: Role; active: boolean }
+
+const SERIALIZATION_RETRIES = 3
+
+/**
+ * Runs `fn` in a SERIALIZABLE transaction of the tenant, retried when PostgreSQL aborts it for a
+ * concurrent conflicting one (P2034); still conflicting after the retries, it is a 409.
+ */
+async function serializable<T>(db: ScopedClient, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await db.$transaction(fn, { isolationLevel: Prisma.TransactionIsolationLevel.Serializable })
+    } catch (error) {
+      if (!isSerializationFailure(error)) throw error
+      if (attempt >= SERIALIZATION_RETRIES) throw conflict('A concurrent change conflicted with this one, retry')
+    }
+  }
+}
+
+/** PostgreSQL's 40001: Prisma's P2034, or the adapter's own error when it fails at COMMIT. */
+function isSerializationFailure(error: unknown): boolean {
+  if (error instanceof Prisma.PrismaClientKnownRequestError) return error.code === 'P2034'
+  return (error as { name?: string; cause?: { kind?: string } })?.name === 'DriverAdapterError'
+    && (error as { cause?: { kind?: string } }).cause?.kind === 'TransactionWriteConflict'
+}
+
+/** The user `id` of this tenant (404 otherwise), read inside the transaction. */
+async function findTarget(tx: Tx, id: string): Promise<Target> {
+  // findFirst, not findUnique: the scoped client runs findUnique outside the transaction.
+  const user = await tx.user.findFirst({ where: { id }, select: { id: true, role: true, active: true } })
+  if (!user) throw notFound('User')
+  return user
+}
+
+/** 409 when `target` is the last active owner (it is about to stop being one). */
+async function assertAnotherActiveOwner(tx: Tx, target: Target): Promise<void> {
+  const others = await tx.user.count({ where: { role: 'owner', active: true, id: { not: target.id } } })
+  if (others === 0) throw conflict('The last active owner cannot be demoted, deactivated or deleted')
+}
+
+const isActiveOwner = (user: Target) => user.role === 'owner' && user.active
+
+function isEmailTaken(error: unknown): boolean {
+  return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002'
+}
+
+const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.addHook('onRequest', app.authenticate)
+  const actorRole = (request: FastifyRequest) => request.user!.role // set by app.authenticate
+
+  app.get('/v1/users', {
+    onRequest: requirePermission('users.read'),
+    schema: { tags, security, summary: 'List users, newest first', querystring: ListQuery, response: responses({ 200: Page(User) }) },
+  }, async (request) => {
+    const rows = await request.db.user.findMany({ ...pageArgs(request.query), select: userFields })
+    const { data, nextCursor } = page(rows, request.query)
+    return { data: data.map(toPublicUser), nextCursor }
+  })
+
+  app.post('/v1/users', {
+    onRequest: requirePermission('users.create'),
+    schema: { tags, security, summary: 'Create a user', body: CreateUser, response: responses({ 201: User }) },
+  }, async (request, reply) => {
+    const { email, name, role, password } = request.body
+    if (role === 'owner') assertCan(actorRole(request), 'users.manageOwners')
+    const passwordHash = await app.passwords.hash(password)
+    try {
+      // Stored lower-cased: the unique (tenant_id, email) key is then case-insensitive.
+      const data = tenantData<Prisma.UserUncheckedCreateInput>({ email: email.toLowerCase(), name, role, passwordHash })
+      return reply.code(201).send(toPublicUser(await request.db.user.create({ data, select: userFields })))
+    } catch (error) {
+      if (isEmailTaken(error)) throw conflict('A user with this email already exists')
+      throw error
+    }
+  })
+
+  app.get('/v1/users/:id', {
+    onRequest: requirePermission('users.read'),
+    schema: { tags, security, summary: 'Read a user', params: IdParams, response: responses({ 200: User }) },
+  }, async (request) => {
+    const user = await request.db.user.findFirst({ where: { id: request.params.id }, select: userFields })
+    if (!user) throw notFound('User')
+    return toPublicUser(user)
+  })
+
+  app.patch('/v1/users/:id', {
+    onRequest: requirePermission('users.update'),
+    schema: { tags, security, summary: 'Rename, change the role of, deactivate or reactivate a user', params: IdParams, body: UpdateUser, response: responses({ 200: User }) },
+  }, async (request) => {
+    const { id } = request.params
+    const change = request.body
+    const user = await serializable(request.db, async (tx) => {
+      const target = await findTarget(tx, id)
+      if (target.role === 'owner' || change.role === 'owner') assertCan(actorRole(request), 'users.manageOwners')
+      const roleChanged = change.role !== undefined && change.role !== target.role
+      const deactivated = change.active === false && target.active
+      if (isActiveOwner(target) && ((roleChanged && change.role !== 'owner') || deactivated)) await assertAnotherActiveOwner(tx, target)
+      // A deactivation moves authVersion (a login racing with it fails: src/auth/sessions.ts).
+      const data = { ...change, ...(deactivated ? { authVersion: { increment: 1 } } : {}) }
+      return tx.user.update({ where: { id }, data, select: userFields })
+    })
+    // Role and active state are cached per session: this instance sees the change at once.
+    if (change.role !== undefined || change.active !== undefined) app.auth.userChanged(request.tenant!.id, id)
+    return toPublicUser(user)
+  })
+
+  app.delete('/v1/users/:id', {
+    onRequest: requirePermission('users.delete'),
+    schema: { tags, security, summary: 'Delete a user (and their sessions)', params: IdParams, response: responses({ 204: NoContent }) },
+  }, async (request, reply) => {
+    const { id } = request.params
+    await serializable(request.db, async (tx) => {
+      const target = await findTarget(tx, id)
+      if (target.role === 'owner') assertCan(actorRole(request), 'users.manageOwners')
+      if (isActiveOwner(target)) await assertAnotherActiveOwner(tx, target)
+      await tx.user.delete({ where: { id }, select: { id: true } }) // sessions cascade
+    })
+    app.auth.userChanged(request.tenant!.id, id)
+    return reply.code(204).send(null)
+  })
+}
+
+export default userRoutes
+

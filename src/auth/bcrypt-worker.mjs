@@ -1,0 +1,18 @@
+// One bcrypt worker thread (see passwords.ts). Plain JavaScript so that it loads the same way under
+// tsx, ts-node (tests) and a compiled build. Synchronous bcrypt is right here: this thread does
+// nothing else, and the main thread's event loop never waits for it.
+import { parentPort, threadId } from 'node:worker_threads'
+import bcrypt from 'bcryptjs'
+
+parentPort.on('message', ({ id, op, args }) => {
+  try {
+    let result
+    if (op === 'hash') result = bcrypt.hashSync(args[0], args[1])
+    else if (op === 'compare') result = bcrypt.compareSync(args[0], args[1])
+    else if (op === 'threadId') result = threadId
+    else throw new Error(`unknown operation ${op}`)
+    parentPort.postMessage({ id, result })
+  } catch (error) {
+    parentPort.postMessage({ id, error: error instanceof Error ? error.message : String(error) })
+  }
+})

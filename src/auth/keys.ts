@@ -1,0 +1,89 @@
+// The access-token signing keys: a ring of asymmetric keys, each named by its RFC 7638 thumbprint
+// (the JWT `kid`). Only the newest signs; every key verifies, so a new key can be added (and, a
+// token lifetime later, the old one removed) without signing anyone out.
+//
+// JWT_PRIVATE_KEYS is a bundle of PEM private keys (PKCS#8 "PRIVATE KEY" or SEC1 "EC PRIVATE KEY"),
+// Ed25519 (EdDSA) or P-256 (ES256), concatenated, newest LAST. Literal `\n` sequences are accepted
+// for environments that cannot hold newlines. Without it (development, test), one Ed25519 key is
+// generated into <DATA_DIR>/keys/jwt-private-keys.pem on first start; production refuses to start
+// without it (src/config.ts).
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto'
+import path from 'node:path'
+import type { Config } from '../config.ts'
+import { readOrCreateSecretFile } from './files.ts'
+
+export type JwtAlgorithm = 'EdDSA' | 'ES256'
+
+export interface PublicJwk extends JsonWebKey {
+  kid: string
+  alg: JwtAlgorithm
+  use: 'sig'
+}
+
+export interface SigningKey {
+  kid: string
+  alg: JwtAlgorithm
+  privateKey: KeyObject
+  publicKey: KeyObject
+  jwk: PublicJwk
+}
+
+const PEM_BLOCK = /-----BEGIN (EC )?PRIVATE KEY-----[\s\S]+?-----END \1PRIVATE KEY-----/g
+
+export class KeyRing {
+  readonly signing: SigningKey
+  private readonly byKid: Map<string, SigningKey>
+
+  constructor(keys: SigningKey[]) {
+    if (!keys.length) throw new Error('at least one JWT signing key is needed')
+    this.signing = keys[keys.length - 1]!
+    this.byKid = new Map(keys.map((key) => [key.kid, key]))
+  }
+
+  find(kid: string): SigningKey | undefined {
+    return this.byKid.get(kid)
+  }
+
+  /** The JSON Web Key Set other services verify our tokens with. */
+  jwks(): { keys: PublicJwk[] } {
+    return { keys: [...this.byKid.values()].map((key) => key.jwk) }
+  }
+}
+
+export function parsePrivateKeys(bundle: string): SigningKey[] {
+  const blocks = bundle.replace(/\\n/g, '\n').match(PEM_BLOCK) ?? []
+  if (!blocks.length) throw new Error('JWT_PRIVATE_KEYS holds no PEM private key')
+  return blocks.map((pem) => signingKey(createPrivateKey(pem)))
+}
+
+export function generatePrivateKeyPem(): string {
+  const { privateKey } = generateKeyPairSync('ed25519')
+  return privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()
+}
+
+export async function loadKeyRing(config: Pick<Config, 'JWT_PRIVATE_KEYS' | 'isProduction' | 'dataDir'>): Promise<KeyRing> {
+  if (config.JWT_PRIVATE_KEYS) return new KeyRing(parsePrivateKeys(config.JWT_PRIVATE_KEYS))
+  if (config.isProduction) throw new Error('JWT_PRIVATE_KEYS is required in production')
+  const pem = await readOrCreateSecretFile(path.join(config.dataDir, 'keys', 'jwt-private-keys.pem'), generatePrivateKeyPem)
+  return new KeyRing(parsePrivateKeys(pem))
+}
+
+function signingKey(privateKey: KeyObject): SigningKey {
+  const publicKey = createPublicKey(privateKey)
+  const alg = algorithmOf(privateKey)
+  const exported = publicKey.export({ format: 'jwk' })
+  const kid = thumbprint(exported)
+  return { kid, alg, privateKey, publicKey, jwk: { ...exported, kid, alg, use: 'sig' } }
+}
+
+function algorithmOf(key: KeyObject): JwtAlgorithm {
+  if (key.asymmetricKeyType === 'ed25519') return 'EdDSA'
+  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return 'ES256'
+  throw new Error('JWT keys must be Ed25519 or EC P-256')
+}
+
+/** RFC 7638: SHA-256 of the required members in lexicographic order. */
+function thumbprint(jwk: JsonWebKey): string {
+  const members = jwk.kty === 'OKP' ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x } : { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }
+  return createHash('sha256').update(JSON.stringify(members)).digest('base64url')
+}

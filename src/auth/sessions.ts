@@ -1,0 +1,165 @@
+// Sessions and the tokens they hand out. A session row is one sign-in: a refresh-token family.
+// Refresh tokens read `<session id>.<secret>`; only the SHA-256 of the current secret is stored (the
+// secret is 256 random bits, so a fast hash is enough). Each refresh swaps the secret with a
+// compare-and-set; presenting any other secret of a live session (an already-rotated one, i.e. a
+// replay, or the loser of a race) revokes the whole session. Sessions end at an absolute
+// expiresAt (SESSION_MAX_AGE_S) that rotation never extends.
+import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
+import type { Config } from '../config.ts'
+import { AppError, unauthorized } from '../errors.ts'
+import type { ScopedClient } from '../tenancy/scoped-client.ts'
+import { signAccessToken, verifyAccessToken, type AccessClaims, type Role } from './jwt.ts'
+import type { KeyRing } from './keys.ts'
+import { publicUserSelect } from './public-user.ts'
+import { SessionStateCache, type SessionState } from './session-state.ts'
+
+export interface IssuedTokens {
+  accessToken: string
+  refreshToken: string
+  csrfToken: string
+  /** Access token lifetime, seconds. */
+  expiresIn: number
+  sessionExpiresAt: Date
+}
+
+interface TokenUser {
+  id: string
+  role: Role
+}
+
+const REFRESH_TOKEN = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.([A-Za-z0-9_-]{43})$/
+const sha256 = (value: string) => createHash('sha256').update(value).digest('hex')
+
+export const invalidCredentials = () => new AppError('INVALID_CREDENTIALS', 'Invalid email or password')
+const revoked = () => unauthorized('Session expired or revoked')
+
+type AuthConfig = Pick<Config, 'JWT_ISSUER' | 'JWT_AUDIENCE' | 'ACCESS_TOKEN_TTL_S' | 'SESSION_MAX_AGE_S' | 'REVOCATION_CACHE_TTL_MS'>
+
+export class AuthService {
+  readonly states: SessionStateCache
+
+  constructor(
+    private readonly config: AuthConfig,
+    readonly keys: KeyRing,
+    private readonly csrfSecret: string,
+    forTenant: (tenantId: string) => ScopedClient,
+  ) {
+    this.states = new SessionStateCache(config.REVOCATION_CACHE_TTL_MS, (tenantId, sessionId) => loadSessionState(forTenant(tenantId), sessionId))
+  }
+
+  /** Opens a session for a user whose password was just checked, and issues its tokens. */
+  async startSession(db: ScopedClient, tenantId: string, user: TokenUser & { authVersion: number }): Promise<IssuedTokens> {
+    const secret = randomBytes(32).toString('base64url')
+    const expiresAt = new Date(Date.now() + this.config.SESSION_MAX_AGE_S * 1000)
+    const session = await db.session.create({ data: { userId: user.id, refreshTokenHash: sha256(secret), expiresAt } as never, select: { id: true } })
+    // The password was checked against a row read before bcrypt ran: if the password changed or the
+    // user was deactivated meanwhile, this session must not outlive that change.
+    const now = await db.user.findFirst({ where: { id: user.id }, select: { active: true, authVersion: true } })
+    if (!now?.active || now.authVersion !== user.authVersion) {
+      await this.endSession(db, tenantId, session.id)
+      throw invalidCredentials()
+    }
+    return this.issue(tenantId, user, session.id, secret, expiresAt)
+  }
+
+  /** Rotates a refresh token: new tokens for the same session, or 401 (and a revoked session on replay). */
+  async refresh(db: ScopedClient, tenantId: string, presented: string) {
+    const [, sessionId, secret] = REFRESH_TOKEN.exec(presented) ?? []
+    if (!sessionId || !secret) throw revoked()
+    const session = await db.session.findFirst({
+      where: { id: sessionId },
+      select: { refreshTokenHash: true, revokedAt: true, expiresAt: true, user: { select: { ...publicUserSelect } } },
+    })
+    if (!session || session.revokedAt || session.expiresAt.getTime() <= Date.now() || !session.user.active) throw revoked()
+    const oldHash = sha256(secret)
+    if (!sameText(oldHash, session.refreshTokenHash)) {
+      await this.endSession(db, tenantId, sessionId) // an older secret of the family: replay
+      throw revoked()
+    }
+    const next = randomBytes(32).toString('base64url')
+    const swapped = await db.session.updateMany({ where: { id: sessionId, refreshTokenHash: oldHash, revokedAt: null }, data: { refreshTokenHash: sha256(next) } })
+    if (swapped.count !== 1) {
+      await this.endSession(db, tenantId, sessionId) // the same secret used twice at once: replay
+      throw revoked()
+    }
+    return { tokens: this.issue(tenantId, session.user, sessionId, next, session.expiresAt), user: session.user }
+  }
+
+  /** Revokes one session: its refresh token and, at once here and within the cache TTL elsewhere, its access tokens. */
+  async endSession(db: ScopedClient, tenantId: string, sessionId: string): Promise<void> {
+    await db.session.updateMany({ where: { id: sessionId, revokedAt: null }, data: { revokedAt: new Date() } })
+    this.states.dropSession(tenantId, sessionId)
+  }
+
+  /** Revokes every session of a user but `keepSessionId` (after a password change). */
+  async endOtherSessions(db: ScopedClient, tenantId: string, userId: string, keepSessionId: string): Promise<void> {
+    await db.session.updateMany({ where: { userId, id: { not: keepSessionId }, revokedAt: null }, data: { revokedAt: new Date() } })
+    this.states.dropUser(tenantId, userId)
+  }
+
+  /** Revokes every session of a user (e.g. on deactivation, so that reactivating does not revive them). */
+  async endAllSessions(db: ScopedClient, tenantId: string, userId: string): Promise<void> {
+    await db.session.updateMany({ where: { userId, revokedAt: null }, data: { revokedAt: new Date() } })
+    this.states.dropUser(tenantId, userId)
+  }
+
+  /**
+   * Call after changing a user behind the auth module's back (deactivation, deletion, role
+   * change): this instance stops trusting cached state for that user at once.
+   */
+  userChanged(tenantId: string, userId: string): void {
+    this.states.dropUser(tenantId, userId)
+  }
+
+  /** The claims of a genuine, current access token of this issuer and audience; InvalidTokenError otherwise. */
+  verify(token: string): AccessClaims {
+    return verifyAccessToken(this.keys, token, { issuer: this.config.JWT_ISSUER, audience: this.config.JWT_AUDIENCE })
+  }
+
+  /** The session's state when it still counts; null when revoked, expired, deleted or its user inactive. */
+  async usableSession(tenantId: string, sessionId: string): Promise<SessionState | null> {
+    const state = await this.states.get(tenantId, sessionId)
+    return state?.usable && state.expiresAt > Date.now() ? state : null
+  }
+
+  /**
+   * CSRF token: a signed double-submit token bound to the tenant and the session. A value planted in
+   * the cookie by a sibling subdomain (cookie tossing) is useless without the server's secret.
+   */
+  csrfToken(tenantId: string, sessionId: string): string {
+    return createHmac('sha256', this.csrfSecret).update(`csrf\0${tenantId}\0${sessionId}`).digest('base64url')
+  }
+
+  csrfValid(tenantId: string, sessionId: string, header: string | undefined, cookie: string | undefined): boolean {
+    if (!header || !cookie) return false
+    return sameText(header, cookie) && sameText(header, this.csrfToken(tenantId, sessionId))
+  }
+
+  private issue(tenantId: string, user: TokenUser, sessionId: string, secret: string, sessionExpiresAt: Date): IssuedTokens {
+    const iat = Math.floor(Date.now() / 1000)
+    const { JWT_ISSUER: iss, JWT_AUDIENCE: aud, ACCESS_TOKEN_TTL_S: ttl } = this.config
+    const claims: AccessClaims = { iss, aud, sub: user.id, tid: tenantId, sid: sessionId, role: user.role, jti: randomUUID(), iat, exp: iat + ttl }
+    return {
+      accessToken: signAccessToken(this.keys, claims),
+      refreshToken: `${sessionId}.${secret}`,
+      csrfToken: this.csrfToken(tenantId, sessionId),
+      expiresIn: ttl,
+      sessionExpiresAt,
+    }
+  }
+}
+
+async function loadSessionState(db: ScopedClient, sessionId: string): Promise<SessionState | null> {
+  const session = await db.session.findFirst({
+    where: { id: sessionId },
+    select: { userId: true, revokedAt: true, expiresAt: true, user: { select: { active: true, role: true } } },
+  })
+  if (!session) return null
+  return { userId: session.userId, role: session.user.role, usable: !session.revokedAt && session.user.active, expiresAt: session.expiresAt.getTime() }
+}
+
+function sameText(a: string, b: string): boolean {
+  const left = Buffer.from(a)
+  const right = Buffer.from(b)
+  return left.length === right.length && timingSafeEqual(left, right)
+}

@@ -1,0 +1,179 @@
+// Sessions: refresh rotation and replay, logout, password change, deactivation, expiry, revocation
+// across instances, CSRF, and the /v1/me routes.
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { createUser, signIn, type SignedIn } from './auth-helper.ts'
+import { adminQuery, build, insertTenant } from './helper.ts'
+
+const PASSWORD = 'correct horse battery staple'
+const NEW_PASSWORD = 'a brand new passphrase for ann'
+const HOST = 'acme.localhost'
+
+async function setUp(t: Parameters<typeof build>[0], env: Record<string, string> = {}) {
+  const built = await build(t, { env })
+  const tenantId = await insertTenant(built.ownerUrl, 'acme')
+  const ann = await createUser(built.ownerUrl, tenantId, { email: 'ann@example.com', password: PASSWORD, role: 'owner', name: 'Ann' })
+  return { ...built, tenantId, ann }
+}
+
+type App = Awaited<ReturnType<typeof build>>['app']
+const me = (app: App, session: SignedIn) => app.inject({ url: '/v1/me', headers: { host: HOST, authorization: `Bearer ${session.accessToken}` } })
+const refresh = (app: App, refreshToken: string) => app.inject({ method: 'POST', url: '/v1/auth/refresh', headers: { host: HOST }, payload: { refreshToken } })
+
+t.test('refresh rotates the token; reusing a rotated one revokes the whole family', async (t) => {
+  const { app } = await setUp(t)
+  const session = await signIn(app, HOST, 'ann@example.com', PASSWORD)
+  const first = await refresh(app, session.refreshToken)
+  t.equal(first.statusCode, 200)
+  const rotated = first.json()
+  t.same(Object.keys(rotated).sort(), ['accessToken', 'expiresIn', 'refreshToken', 'tokenType', 'user'])
+  t.not(rotated.refreshToken, session.refreshToken)
+  t.equal(rotated.refreshToken.split('.')[0], session.refreshToken.split('.')[0], 'same session (family)')
+  t.ok(first.cookies.some((c) => c.name === '__Host-access'), 'fresh cookies')
+  t.equal((await me(app, { ...session, accessToken: rotated.accessToken })).statusCode, 200)
+
+  const replay = await refresh(app, session.refreshToken)
+  t.equal(replay.statusCode, 401, 'the old refresh token stops working')
+  t.equal(replay.json().error.code, 'UNAUTHORIZED')
+  t.equal((await refresh(app, rotated.refreshToken)).statusCode, 401, 'the replay revoked the newest refresh token too')
+  t.equal((await me(app, { ...session, accessToken: rotated.accessToken })).statusCode, 401, 'and its access tokens')
+  t.equal((await me(app, session)).statusCode, 401)
+
+  const other = await signIn(app, HOST, 'ann@example.com', PASSWORD)
+  t.equal((await me(app, other)).statusCode, 200, 'other sign-ins are not affected')
+  for (const garbage of ['nope', `${other.refreshToken.split('.')[0]}`, 'x'.repeat(200)]) t.equal((await refresh(app, garbage)).statusCode, 401, 'garbage refresh token')
+})
+
+t.test('refresh with the cookie needs the CSRF token; an empty body is fine', async (t) => {
+  const { app } = await setUp(t)
+  const session = await signIn(app, HOST, 'ann@example.com', PASSWORD)
+  const refreshCookies = { '__Secure-refresh': session.cookies['__Secure-refresh']!, '__Host-csrf': session.csrfToken }
+  const noCsrf = await app.inject({ method: 'POST', url: '/v1/auth/refresh', headers: { host: HOST }, cookies: refreshCookies })
+  t.equal(noCsrf.statusCode, 403)
+  t.equal(noCsrf.json().error.code, 'CSRF_FAILED')
+  const ok = await app.inject({ method: 'POST', url: '/v1/auth/refresh', headers: { host: HOST, 'x-csrf-token': session.csrfToken }, cookies: refreshCookies })
+  t.equal(ok.statusCode, 200)
+  t.equal(ok.cookies.find((c) => c.name === '__Secure-refresh')?.value, ok.json().refreshToken)
+  const jsonNoBody = await app.inject({ method: 'POST', url: '/v1/auth/refresh', headers: { host: HOST, 'content-type': 'application/json', 'x-csrf-token': session.csrfToken }, cookies: { ...refreshCookies, '__Secure-refresh': ok.json().refreshToken } })
+  t.equal(jsonNoBody.statusCode, 200, 'a JSON content type with an empty body is no body')
+  t.equal((await app.inject({ method: 'POST', url: '/v1/auth/refresh', headers: { host: HOST } })).statusCode, 401, 'nothing to refresh with')
+  const badJson = await app.inject({ method: 'POST', url: '/v1/auth/refresh', headers: { host: HOST, 'content-type': 'application/json' }, payload: '{' })
+  t.equal(badJson.statusCode, 400)
+  t.equal(badJson.json().error.code, 'VALIDATION_FAILED')
+  const extra = await app.inject({ method: 'POST', url: '/v1/auth/refresh', headers: { host: HOST }, payload: { refreshToken: ok.json().refreshToken, more: 1 } })
+  t.equal(extra.statusCode, 400, 'unknown properties are rejected')
+})
+
+t.test('logout revokes the session: access and refresh tokens stop working', async (t) => {
+  const { app } = await setUp(t)
+  const session = await signIn(app, HOST, 'ann@example.com', PASSWORD)
+  const other = await signIn(app, HOST, 'ann@example.com', PASSWORD)
+  const out = await app.inject({ method: 'POST', url: '/v1/auth/logout', headers: { host: HOST, authorization: `Bearer ${session.accessToken}` } })
+  t.equal(out.statusCode, 204)
+  t.equal(out.body, '')
+  t.equal((await me(app, session)).statusCode, 401)
+  t.equal((await app.inject({ url: '/v1/me', headers: { host: HOST }, cookies: session.cookies })).statusCode, 401, 'the cookie too')
+  t.equal((await refresh(app, session.refreshToken)).statusCode, 401)
+  t.equal((await me(app, other)).statusCode, 200, 'another session of the same user stays')
+  t.equal((await app.inject({ method: 'POST', url: '/v1/auth/logout', headers: { host: HOST } })).statusCode, 401, 'logout needs a session')
+})
+
+t.test('cookie-authenticated unsafe requests need the CSRF token; Bearer ones do not', async (t) => {
+  const { app } = await setUp(t)
+  const session = await signIn(app, HOST, 'ann@example.com', PASSWORD)
+  const patch = (headers: Record<string, string>, cookies?: Record<string, string>) =>
+    app.inject({ method: 'PATCH', url: '/v1/me', headers: { host: HOST, ...headers }, cookies, payload: { name: 'Ann B.' } })
+  const missing = await patch({}, session.cookies)
+  t.equal(missing.statusCode, 403)
+  t.equal(missing.json().error.code, 'CSRF_FAILED')
+  t.equal((await patch({ 'x-csrf-token': 'forged' }, session.cookies)).statusCode, 403, 'wrong token')
+  // A token that matches a planted cookie but is not signed for this session is refused too.
+  t.equal((await patch({ 'x-csrf-token': 'planted' }, { ...session.cookies, '__Host-csrf': 'planted' })).statusCode, 403, 'planted cookie')
+  const other = await signIn(app, HOST, 'ann@example.com', PASSWORD)
+  t.equal((await patch({ 'x-csrf-token': other.csrfToken }, { ...session.cookies, '__Host-csrf': other.csrfToken })).statusCode, 403, "another session's token")
+  const ok = await patch({ 'x-csrf-token': session.csrfToken }, session.cookies)
+  t.equal(ok.statusCode, 200)
+  t.equal(ok.json().name, 'Ann B.')
+  t.equal((await app.inject({ url: '/v1/me', headers: { host: HOST }, cookies: session.cookies })).statusCode, 200, 'safe methods need no token')
+  t.equal((await patch({ authorization: `Bearer ${session.accessToken}` })).statusCode, 200, 'Bearer needs no CSRF token')
+  const logout = await app.inject({ method: 'POST', url: '/v1/auth/logout', headers: { host: HOST }, cookies: session.cookies })
+  t.equal(logout.statusCode, 403, 'logout by cookie needs it too')
+})
+
+t.test('password change: the calling session stays, every other one is revoked', async (t) => {
+  const { app } = await setUp(t)
+  const caller = await signIn(app, HOST, 'ann@example.com', PASSWORD)
+  const other = await signIn(app, HOST, 'ann@example.com', PASSWORD)
+  t.equal((await me(app, other)).statusCode, 200, 'cached as valid first')
+  const change = (currentPassword: string) => app.inject({
+    method: 'POST', url: '/v1/me/password', headers: { host: HOST, authorization: `Bearer ${caller.accessToken}` },
+    payload: { currentPassword, newPassword: NEW_PASSWORD },
+  })
+  const wrong = await change('not my password at all')
+  t.equal(wrong.statusCode, 403)
+  t.equal(wrong.json().error.code, 'FORBIDDEN')
+  t.equal((await change(PASSWORD)).statusCode, 204)
+  t.equal((await me(app, caller)).statusCode, 200, 'the calling session is still signed in')
+  t.equal((await refresh(app, caller.refreshToken)).statusCode, 200, 'and can refresh')
+  t.equal((await me(app, other)).statusCode, 401, 'other sessions: access token refused at once')
+  t.equal((await refresh(app, other.refreshToken)).statusCode, 401, 'other sessions: refresh refused')
+  const old = await app.inject({ method: 'POST', url: '/v1/auth/login', headers: { host: HOST }, payload: { email: 'ann@example.com', password: PASSWORD } })
+  t.equal(old.statusCode, 401, 'the old password no longer signs in')
+  t.ok(await signIn(app, HOST, 'ann@example.com', NEW_PASSWORD), 'the new one does')
+})
+
+t.test('deactivation and deletion take effect at once through userChanged', async (t) => {
+  const { app, ownerUrl, tenantId, ann } = await setUp(t) // default cache TTL (2 s)
+  const session = await signIn(app, HOST, 'ann@example.com', PASSWORD)
+  t.equal((await me(app, session)).statusCode, 200, 'cached as valid')
+  await adminQuery(ownerUrl, 'UPDATE users SET active = false, auth_version = auth_version + 1 WHERE id = $1', [ann.id])
+  app.auth.userChanged(tenantId, ann.id)
+  t.equal((await me(app, session)).statusCode, 401, 'deactivated: refused at once')
+  t.equal((await refresh(app, session.refreshToken)).statusCode, 401, 'cannot refresh either')
+  await adminQuery(ownerUrl, 'UPDATE users SET active = true WHERE id = $1', [ann.id])
+  app.auth.userChanged(tenantId, ann.id)
+  t.equal((await me(app, session)).statusCode, 200, 'reactivated')
+  await adminQuery(ownerUrl, 'DELETE FROM users WHERE id = $1', [ann.id])
+  app.auth.userChanged(tenantId, ann.id)
+  t.equal((await me(app, session)).statusCode, 401, 'deleted')
+})
+
+t.test('another instance sees revocations within the cache TTL', async (t) => {
+  const env = { REVOCATION_CACHE_TTL_MS: '300' }
+  const { app, ownerUrl, ann } = await setUp(t, env)
+  const second = await build(t, { url: ownerUrl, env })
+  const session = await signIn(app, HOST, 'ann@example.com', PASSWORD)
+  const other = await signIn(app, HOST, 'ann@example.com', PASSWORD)
+  t.equal((await me(second.app, session)).statusCode, 200, 'valid on the second instance (now cached there)')
+  t.equal((await me(second.app, other)).statusCode, 200)
+  await app.inject({ method: 'POST', url: '/v1/auth/logout', headers: { host: HOST, authorization: `Bearer ${session.accessToken}` } })
+  await adminQuery(ownerUrl, 'UPDATE users SET active = false WHERE id = $1', [ann.id]) // behind everyone's back
+  await sleep(350)
+  t.equal((await me(second.app, session)).statusCode, 401, 'logout seen after the TTL')
+  t.equal((await me(second.app, other)).statusCode, 401, 'deactivation seen after the TTL')
+})
+
+t.test('a session past its absolute lifetime is over', async (t) => {
+  const { app, ownerUrl } = await setUp(t, { REVOCATION_CACHE_TTL_MS: '0' })
+  const session = await signIn(app, HOST, 'ann@example.com', PASSWORD)
+  const expires = await adminQuery<{ seconds: number }>(ownerUrl, 'SELECT extract(epoch FROM expires_at - created_at)::int AS seconds FROM sessions')
+  t.equal(expires.rows[0]!.seconds, 30 * 86400, 'SESSION_MAX_AGE_S')
+  await adminQuery(ownerUrl, "UPDATE sessions SET expires_at = now() - interval '1 second'")
+  t.equal((await me(app, session)).statusCode, 401)
+  t.equal((await refresh(app, session.refreshToken)).statusCode, 401)
+})
+
+t.test('GET and PATCH /v1/me', async (t) => {
+  const { app, ann } = await setUp(t)
+  const session = await signIn(app, HOST, 'ann@example.com', PASSWORD)
+  const got = await me(app, session)
+  t.equal(got.statusCode, 200)
+  t.same(Object.keys(got.json()).sort(), ['active', 'createdAt', 'email', 'id', 'name', 'role', 'updatedAt'])
+  t.equal(got.json().id, ann.id)
+  const patch = (payload: unknown) => app.inject({ method: 'PATCH', url: '/v1/me', headers: { host: HOST, authorization: `Bearer ${session.accessToken}` }, payload: payload as object })
+  t.equal((await patch({ name: 'Ann Smith' })).json().name, 'Ann Smith')
+  t.equal((await patch({ name: 'Ann', role: 'owner' })).statusCode, 400, 'unknown properties rejected')
+  t.equal((await patch({ name: 42 })).statusCode, 400, 'no coercion')
+  t.equal((await patch({ name: '' })).statusCode, 400)
+  t.equal((await app.inject({ url: '/v1/me', headers: { host: HOST } })).statusCode, 401)
+})

@@ -1,0 +1,50 @@
+// The OpenAPI document: valid OpenAPI 3.1, generated from the route schemas, served with its UI on
+// the platform host and on tenant hosts.
+import { Validator } from '@seriousme/openapi-schema-validator'
+import t from 'tap'
+import { build, insertTenant } from './helper.ts'
+
+const TENANT_PATHS = ['/v1/tenant', '/v1/users', '/v1/users/{id}', '/v1/projects', '/v1/projects/{id}', '/v1/projects/{projectId}/tasks', '/v1/projects/{projectId}/tasks/{id}']
+
+t.test('GET /docs/json is a valid OpenAPI 3.1 document describing every route', async (t) => {
+  const { app } = await build(t, { env: { PLATFORM_ADMIN_TOKEN: 'x'.repeat(40) } })
+  const res = await app.inject({ url: '/docs/json', headers: { host: 'localhost' } })
+  t.equal(res.statusCode, 200)
+  const doc = res.json()
+  const result = await new Validator().validate(doc)
+  t.ok(result.valid, JSON.stringify(result.errors ?? null).slice(0, 2000))
+  t.equal(doc.openapi, '3.1.0')
+  for (const path of [...TENANT_PATHS, '/v1/tenants', '/v1/admin/tenants', '/v1/admin/tenants/{slug}', '/healthz']) t.ok(doc.paths[path], path)
+  t.same(Object.keys(doc.components.securitySchemes).sort(), ['bearerAuth', 'cookieAuth', 'platformAdminToken'])
+  t.match(doc.components.securitySchemes.bearerAuth, { type: 'http', scheme: 'bearer' })
+  t.match(doc.components.securitySchemes.cookieAuth, { type: 'apiKey', in: 'cookie' })
+  for (const path of TENANT_PATHS) {
+    for (const [method, operation] of Object.entries<any>(doc.paths[path])) {
+      t.same(operation.security, [{ bearerAuth: [] }, { cookieAuth: [] }], `${method} ${path} needs a token`)
+      t.ok(operation.responses['4XX'] ?? operation.responses['4xx'], `${method} ${path} documents errors`)
+      const body = operation.requestBody?.content?.['application/json']?.schema
+      if (body) t.equal(body.additionalProperties, false, `${method} ${path}: unknown properties refused`)
+    }
+  }
+  t.notMatch(res.body, /passwordHash|password_hash|authVersion/, 'no hidden field is documented')
+  const user = doc.paths['/v1/users/{id}'].get.responses['200'].content['application/json'].schema
+  t.same(Object.keys(user.properties).sort(), ['active', 'createdAt', 'email', 'id', 'name', 'role', 'updatedAt'])
+})
+
+t.test('the docs answer on the platform host and on tenant hosts', async (t) => {
+  const { app, ownerUrl } = await build(t)
+  await insertTenant(ownerUrl, 'acme')
+  for (const host of ['localhost', 'api.localhost', 'acme.localhost']) {
+    const ui = await app.inject({ url: '/docs', headers: { host } })
+    t.equal(ui.statusCode, 200, host)
+    t.match(ui.headers['content-type'], /text\/html/)
+    t.match(ui.body, /swagger/i)
+    const json = await app.inject({ url: '/docs/json', headers: { host } })
+    t.equal(json.statusCode, 200)
+    t.equal(json.json().openapi, '3.1.0')
+    const yaml = await app.inject({ url: '/docs/yaml', headers: { host } })
+    t.equal(yaml.statusCode, 200)
+  }
+  const initializer = await app.inject({ url: '/docs/static/swagger-initializer.js', headers: { host: 'acme.localhost' } })
+  t.equal(initializer.statusCode, 200, 'UI assets too')
+})

@@ -1,0 +1,66 @@
+// Every kind of bad input answers in the one error shape, with the contract's code and status, and
+// no answer carries a stack, SQL or a Prisma message.
+import t from 'tap'
+import { classifyError } from '../plugins/error-handler.ts'
+import { build } from './helper.ts'
+import { assertError, buildApi, RANDOM_UUID } from './api-helper.ts'
+
+t.test('bad input of every kind, on a tenant host with a valid token', async (t) => {
+  const { acme } = await buildApi(t)
+  const project = (await acme.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'P' } })).json()
+  const json = { 'content-type': 'application/json' }
+  const cases: Array<[string, Parameters<typeof acme.call>[1], number, string]> = [
+    ['malformed JSON', { method: 'POST', url: '/v1/projects', headers: json, payload: '{"name": "x",' }, 400, 'VALIDATION_FAILED'],
+    ['empty JSON body', { method: 'POST', url: '/v1/projects', headers: json, payload: '' }, 400, 'VALIDATION_FAILED'],
+    ['JSON that is not an object', { method: 'POST', url: '/v1/projects', headers: json, payload: '"x"' }, 400, 'VALIDATION_FAILED'],
+    ['unknown property', { method: 'POST', url: '/v1/projects', payload: { name: 'x', color: 'red' } }, 400, 'VALIDATION_FAILED'],
+    ['wrong type', { method: 'POST', url: '/v1/projects', payload: { name: 42 } }, 400, 'VALIDATION_FAILED'],
+    ['string where a boolean is expected (never coerced)', { method: 'PATCH', url: `/v1/users/${acme.users.member.user.id}`, payload: { active: 'false' } }, 400, 'VALIDATION_FAILED'],
+    ['string where a number is expected', { url: '/v1/projects?limit=ten' }, 400, 'VALIDATION_FAILED'],
+    ['null where a string is required', { method: 'PATCH', url: `/v1/projects/${project.id}`, payload: { name: null } }, 400, 'VALIDATION_FAILED'],
+    ['unknown route', { url: '/v1/nothing' }, 404, 'NOT_FOUND'],
+    ['wrong method', { method: 'PUT', url: `/v1/projects/${project.id}`, payload: { name: 'x' } }, 404, 'NOT_FOUND'],
+    ['a platform route on a tenant host', { url: '/v1/admin/tenants' }, 404, 'NOT_FOUND'],
+    ['unsupported content type', { method: 'POST', url: '/v1/projects', headers: { 'content-type': 'text/plain' }, payload: 'name=x' }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    ['form encoding', { method: 'POST', url: '/v1/projects', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'name=x' }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    ['body over 1 MiB', { method: 'POST', url: '/v1/projects', headers: json, payload: JSON.stringify({ name: 'x', description: 'a'.repeat(1024 * 1024 + 10) }) }, 413, 'PAYLOAD_TOO_LARGE'],
+    ['id that is not a UUID', { url: '/v1/projects/123' }, 400, 'VALIDATION_FAILED'],
+    ['id that is almost a UUID', { method: 'DELETE', url: `/v1/projects/${RANDOM_UUID}x` }, 400, 'VALIDATION_FAILED'],
+    ["SQL in an id", { url: `/v1/projects/${encodeURIComponent("1' OR '1'='1")}` }, 400, 'VALIDATION_FAILED'],
+    ['garbled cursor', { url: '/v1/projects?cursor=bm90LWEtY3Vyc29y' }, 400, 'BAD_REQUEST'],
+  ]
+  for (const [what, options, status, code] of cases) {
+    const res = await acme.call('owner', options)
+    t.test(what, async (t) => {
+      const body = assertError(t, res, status, code)
+      t.same(Object.keys(body), ['error'])
+      t.same(Object.keys(body.error).sort(), ['code', 'message', 'requestId'])
+      t.match(res.headers['content-type'], /^application\/json/)
+    })
+  }
+  const unknown = await acme.call(null, { url: '/v1/nothing' })
+  assertError(t, unknown, 404, 'NOT_FOUND')
+  const unknownMethod = await acme.call(null, { method: 'PUT', url: '/v1/projects' })
+  assertError(t, unknownMethod, 404, 'NOT_FOUND')
+})
+
+t.test('database down: 503 SERVICE_UNAVAILABLE with Retry-After, no driver message', async (t) => {
+  // Nothing listens on port 9: every connection is refused, as when the server is down.
+  const { app } = await build(t, { url: 'postgresql://postgres@127.0.0.1:9/gone' })
+  for (const [host, method, url, payload] of [
+    ['acme.localhost', 'GET', '/v1/projects', undefined],
+    ['localhost', 'GET', '/readyz', undefined],
+    ['localhost', 'POST', '/v1/tenants', { slug: 'newco', name: 'N', owner: { email: 'a@b.example', password: 'correct horse battery staple', name: 'A' } }],
+  ] as const) {
+    const res = await app.inject({ method, url, headers: { host }, payload })
+    t.equal(res.statusCode, 503, `${method} ${url}: ${res.body}`)
+    t.equal(res.json().error.code, 'SERVICE_UNAVAILABLE')
+    t.ok(Number(res.headers['retry-after']) > 0, 'Retry-After')
+    t.notMatch(res.body, /pool|ECONN|prisma|select/i)
+  }
+})
+
+t.test('an unexpected error is a 500 INTERNAL with a generic message', async (t) => {
+  const classified = classifyError(new TypeError("Cannot read properties of undefined (reading 'id') at routes/x.ts:12"))
+  t.same(classified, { code: 'INTERNAL', message: 'Internal server error' })
+})

@@ -1,0 +1,113 @@
+import t from 'tap'
+import { decodeCursor, encodeCursor } from '../src/api/pagination.ts'
+import { adminQuery } from './helper.ts'
+import { assertError, buildApi, type TenantFixture } from './api-helper.ts'
+
+/** Walks a list with `limit`, calling `during` after each page; returns every id in order. */
+async function walk(tenant: TenantFixture, url: string, limit: number, during: (page: number) => Promise<void> = async () => {}) {
+  const ids: string[] = []
+  let cursor: string | null = null
+  for (let pageNo = 0; pageNo < 1000; pageNo++) {
+    const sep = url.includes('?') ? '&' : '?'
+    const res = await tenant.call('owner', { url: `${url}${sep}limit=${limit}${cursor ? `&cursor=${cursor}` : ''}` })
+    if (res.statusCode !== 200) throw new Error(res.body)
+    const body = res.json()
+    if (body.data.length > limit) throw new Error('page larger than limit')
+    ids.push(...body.data.map((row: { id: string }) => row.id))
+    cursor = body.nextCursor
+    if (!cursor) break
+    await during(pageNo)
+  }
+  return ids
+}
+
+/** `n` rows inserted as the owner, many sharing one created_at (the id breaks the ties). */
+async function seedProjects(ownerUrl: string, tenantId: string, n: number) {
+  const { rows } = await adminQuery<{ id: string }>(ownerUrl, `
+    INSERT INTO projects (tenant_id, name, created_at)
+    SELECT $1, 'seed ' || i, timestamptz '2026-01-01' + ((i / 4) * interval '1 millisecond') FROM generate_series(1, $2) AS i
+    RETURNING id`, [tenantId, n])
+  return rows.map((r) => r.id)
+}
+
+t.test('walking projects yields every row exactly once, newest first, while rows are inserted', async (t) => {
+  const { acme, globex, ownerUrl } = await buildApi(t)
+  const seeded = await seedProjects(ownerUrl, acme.id, 53)
+  const foreign = new Set(await seedProjects(ownerUrl, globex.id, 20))
+  let inserted = 0
+  const ids = await walk(acme, '/v1/projects', 7, async () => {
+    await acme.call('member', { method: 'POST', url: '/v1/projects', payload: { name: `during ${inserted++}` } })
+    await seedProjects(ownerUrl, acme.id, 2) // also rows with old timestamps, behind the API's back
+  })
+  t.ok(inserted >= 7)
+  t.equal(new Set(ids).size, ids.length, 'no row twice')
+  for (const id of seeded) t.ok(ids.includes(id), `seeded ${id} seen`)
+  t.notOk(ids.some((id) => foreign.has(id)), "never another tenant's rows")
+  const order = await adminQuery<{ id: string }>(ownerUrl, `SELECT id FROM projects WHERE id = ANY($1) ORDER BY created_at DESC, id DESC`, [ids])
+  t.same(ids, order.rows.map((r) => r.id), 'ordered by (createdAt, id) descending')
+  t.same(await walk(acme, '/v1/projects', 100), await walk(acme, '/v1/projects', 3), 'the same rows whatever the page size')
+})
+
+t.test('tasks and users paginate the same way', async (t) => {
+  const { acme, ownerUrl } = await buildApi(t)
+  const project = (await acme.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'P' } })).json()
+  const other = (await acme.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'Q' } })).json()
+  await adminQuery(ownerUrl, `INSERT INTO tasks (tenant_id, project_id, title, created_at) SELECT $1, $2, 't' || i, timestamptz '2026-01-01' + (i / 3) * interval '1 ms' FROM generate_series(1, 25) i`, [acme.id, project.id])
+  await adminQuery(ownerUrl, `INSERT INTO tasks (tenant_id, project_id, title) SELECT $1, $2, 'other' FROM generate_series(1, 5)`, [acme.id, other.id])
+  const tasks = await walk(acme, `/v1/projects/${project.id}/tasks`, 4, async () => {
+    await acme.call('owner', { method: 'POST', url: `/v1/projects/${project.id}/tasks`, payload: { title: 'during' } })
+  })
+  t.equal(new Set(tasks).size, tasks.length)
+  t.equal(tasks.length, 25, "every task of the project, none of the other project's, none inserted during the walk")
+  await adminQuery(ownerUrl, `INSERT INTO users (tenant_id, email, name, password_hash) SELECT $1, 'u' || i || '@acme.example', 'U', 'x' FROM generate_series(1, 12) i`, [acme.id])
+  const users = await walk(acme, '/v1/users', 5)
+  t.equal(users.length, 15)
+  t.equal(new Set(users).size, 15)
+})
+
+t.test('limit and cursor are checked: 400, never a 500', async (t) => {
+  const { acme, globex, ownerUrl } = await buildApi(t)
+  await seedProjects(ownerUrl, acme.id, 30)
+  t.equal((await acme.call('owner', { url: '/v1/projects' })).json().data.length, 20, 'default limit 20')
+  t.equal((await acme.call('owner', { url: '/v1/projects?limit=100' })).json().data.length, 30)
+  t.equal((await acme.call('owner', { url: '/v1/projects?limit=1' })).json().data.length, 1)
+  for (const q of ['limit=0', 'limit=101', 'limit=-1', 'limit=abc', 'limit=', 'unknown=1']) {
+    assertError(t, await acme.call('owner', { url: `/v1/projects?${q}` }), 400, 'VALIDATION_FAILED')
+  }
+  const garbled = ['abc', '%%%', 'x'.repeat(150), Buffer.from('2026-01-01T00:00:00.000Z|not-a-uuid').toString('base64url'),
+    Buffer.from('yesterday|3f1c1a7e-9a4b-4c1e-8d2f-0b6a1e2c3d4e').toString('base64url'), Buffer.from("'; DROP TABLE projects; --").toString('base64url'),
+    Buffer.from('2026-13-45T00:00:00.000Z|3f1c1a7e-9a4b-4c1e-8d2f-0b6a1e2c3d4e').toString('base64url'), '🙂']
+  for (const cursor of garbled) {
+    for (const url of ['/v1/projects', '/v1/users']) {
+      assertError(t, await acme.call('owner', { url: `${url}?cursor=${encodeURIComponent(cursor)}` }), 400, 'BAD_REQUEST')
+    }
+  }
+  assertError(t, await acme.call('owner', { url: `/v1/projects?cursor=${'x'.repeat(300)}` }), 400, 'VALIDATION_FAILED')
+  // A cursor made on another tenant's list is only a position: it never reveals their rows.
+  const theirs = (await globex.call('owner', { url: '/v1/projects?limit=1' })).json()
+  const foreignCursor = encodeCursor({ createdAt: new Date('2099-01-01T00:00:00Z'), id: 'ffffffff-ffff-4fff-bfff-ffffffffffff' })
+  const res = (await acme.call('owner', { url: `/v1/projects?limit=100&cursor=${foreignCursor}` })).json()
+  t.equal(res.data.length, 30)
+  t.equal(theirs.data.length, 0)
+})
+
+t.test('the cursor round-trips and is opaque base64url', async (t) => {
+  const position = { createdAt: new Date('2026-05-06T07:08:09.123Z'), id: '3f1c1a7e-9a4b-4c1e-8d2f-0b6a1e2c3d4e' }
+  const cursor = encodeCursor(position)
+  t.match(cursor, /^[A-Za-z0-9_-]+$/)
+  t.same(decodeCursor(cursor), position)
+})
+
+t.test('a page is one index range scan on (tenant_id, created_at DESC, id DESC)', async (t) => {
+  const { acme, globex, ownerUrl } = await buildApi(t)
+  for (const id of [acme.id, globex.id]) await adminQuery(ownerUrl, `INSERT INTO projects (tenant_id, name, created_at) SELECT $1, 'p', now() - i * interval '1 second' FROM generate_series(1, 5000) i`, [id])
+  await adminQuery(ownerUrl, 'ANALYZE projects')
+  // The shape of the query pageArgs makes Prisma send (a cursor page).
+  const plan = await adminQuery<{ 'QUERY PLAN': string }>(ownerUrl, `EXPLAIN SELECT id, name, description, created_at, updated_at FROM projects
+    WHERE tenant_id = $1 AND created_at <= $2 AND (created_at < $2 OR (created_at = $2 AND id < $3))
+    ORDER BY created_at DESC, id DESC LIMIT 21`, [acme.id, new Date(Date.now() - 2500_000), '3f1c1a7e-9a4b-4c1e-8d2f-0b6a1e2c3d4e'])
+  const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n')
+  t.match(text, /Index Scan using projects_tenant_id_created_at_id_idx/, text)
+  t.match(text, /Index Cond: \(\(tenant_id = .*\) AND \(created_at <= /, 'the cursor bounds the scan (an index condition, not a filter)')
+  t.notMatch(text, /Sort|Seq Scan/, 'no sort, no sequential scan')
+})

@@ -1,0 +1,32 @@
+import t from 'tap'
+import { buildApi } from './api-helper.ts'
+import { build } from './helper.ts'
+
+t.test('helmet headers and Cache-Control: no-store on API answers', async (t) => {
+  const { acme } = await buildApi(t)
+  for (const res of [await acme.call('owner', { url: '/v1/projects' }), await acme.call(null, { url: '/v1/projects' }), await acme.call('owner', { url: '/v1/nope' })]) {
+    t.equal(res.headers['cache-control'], 'no-store')
+    t.equal(res.headers['x-content-type-options'], 'nosniff')
+    t.ok(res.headers['strict-transport-security'])
+    t.ok(res.headers['content-security-policy'])
+    t.equal(res.headers['x-powered-by'], undefined)
+    t.equal(res.headers['access-control-allow-origin'], undefined, 'CORS off by default')
+  }
+})
+
+t.test('CORS: off unless CORS_ORIGINS, then only those origins, with credentials', async (t) => {
+  const off = await build(t)
+  const preflightOff = await off.app.inject({ method: 'OPTIONS', url: '/v1/tenants', headers: { host: 'localhost', origin: 'https://app.example', 'access-control-request-method': 'POST' } })
+  t.equal(preflightOff.headers['access-control-allow-origin'], undefined)
+
+  const { app } = await build(t, { env: { CORS_ORIGINS: 'https://app.example, https://admin.example' } })
+  const preflight = await app.inject({ method: 'OPTIONS', url: '/v1/tenants', headers: { host: 'localhost', origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-csrf-token' } })
+  t.equal(preflight.statusCode, 204)
+  t.equal(preflight.headers['access-control-allow-origin'], 'https://app.example')
+  t.equal(preflight.headers['access-control-allow-credentials'], 'true')
+  t.match(preflight.headers['access-control-allow-headers'], /x-csrf-token/)
+  const simple = await app.inject({ url: '/healthz', headers: { host: 'localhost', origin: 'https://admin.example' } })
+  t.equal(simple.headers['access-control-allow-origin'], 'https://admin.example')
+  const evil = await app.inject({ url: '/healthz', headers: { host: 'localhost', origin: 'https://evil.example' } })
+  t.equal(evil.headers['access-control-allow-origin'], undefined, 'an unlisted origin is not allowed')
+})

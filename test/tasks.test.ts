@@ -1,0 +1,72 @@
+import t from 'tap'
+import { adminQuery } from './helper.ts'
+import { assertError, buildApi, RANDOM_UUID, ROLES } from './api-helper.ts'
+
+t.test('tasks: create, read, update, delete as every role', async (t) => {
+  const { acme } = await buildApi(t)
+  const project = (await acme.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'P' } })).json()
+  const base = `/v1/projects/${project.id}/tasks`
+  for (const role of ROLES) {
+    const created = await acme.call(role, { method: 'POST', url: base, payload: { title: `T ${role}` } })
+    t.equal(created.statusCode, 201, role)
+    const task = created.json()
+    t.same(Object.keys(task).sort(), ['createdAt', 'description', 'dueAt', 'id', 'projectId', 'status', 'title', 'updatedAt'])
+    t.match(task, { projectId: project.id, status: 'todo', description: null, dueAt: null })
+
+    t.same((await acme.call(role, { url: `${base}/${task.id}` })).json(), task)
+    const due = '2030-01-02T03:04:05+02:00'
+    const patched = await acme.call(role, { method: 'PATCH', url: `${base}/${task.id}`, payload: { status: 'doing', dueAt: due, description: 'd' } })
+    t.equal(patched.statusCode, 200)
+    t.match(patched.json(), { status: 'doing', dueAt: '2030-01-02T01:04:05.000Z', description: 'd' }, 'dueAt answered in UTC')
+    const cleared = await acme.call(role, { method: 'PATCH', url: `${base}/${task.id}`, payload: { dueAt: null } })
+    t.equal(cleared.json().dueAt, null)
+
+    t.equal((await acme.call(role, { method: 'DELETE', url: `${base}/${task.id}` })).statusCode, 204)
+    assertError(t, await acme.call(role, { url: `${base}/${task.id}` }), 404, 'NOT_FOUND')
+  }
+  const full = await acme.call('member', { method: 'POST', url: base, payload: { title: 'All', description: 'x', status: 'done', dueAt: '2030-01-01T00:00:00Z' } })
+  t.match(full.json(), { status: 'done', dueAt: '2030-01-01T00:00:00.000Z' })
+})
+
+t.test('task routes 404 when the project is missing or another tenant\'s', async (t) => {
+  const { acme, globex, ownerUrl } = await buildApi(t)
+  const theirProject = (await globex.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'G' } })).json()
+  const theirTask = (await globex.call('owner', { method: 'POST', url: `/v1/projects/${theirProject.id}/tasks`, payload: { title: 'secret' } })).json()
+  const ourProject = (await acme.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'A' } })).json()
+  const ourTask = (await acme.call('owner', { method: 'POST', url: `/v1/projects/${ourProject.id}/tasks`, payload: { title: 'ours' } })).json()
+  const before = await adminQuery(ownerUrl, 'SELECT * FROM tasks ORDER BY id')
+
+  const cases: Array<[string, string, string, object | undefined]> = []
+  for (const projectId of [theirProject.id, RANDOM_UUID]) {
+    cases.push(['list', 'GET', `/v1/projects/${projectId}/tasks`, undefined])
+    cases.push(['create', 'POST', `/v1/projects/${projectId}/tasks`, { title: 'x' }])
+    for (const id of [theirTask.id, ourTask.id, RANDOM_UUID]) {
+      cases.push(['read', 'GET', `/v1/projects/${projectId}/tasks/${id}`, undefined])
+      cases.push(['update', 'PATCH', `/v1/projects/${projectId}/tasks/${id}`, { title: 'pwned' }])
+      cases.push(['delete', 'DELETE', `/v1/projects/${projectId}/tasks/${id}`, undefined])
+    }
+  }
+  // Their task under our project: still a 404.
+  for (const [method, payload] of [['GET', undefined], ['PATCH', { title: 'pwned' }], ['DELETE', undefined]] as const) {
+    cases.push(['foreign task in our project', method, `/v1/projects/${ourProject.id}/tasks/${theirTask.id}`, payload])
+  }
+  for (const role of ROLES) {
+    for (const [what, method, url, payload] of cases) {
+      const res = await acme.call(role, { method: method as 'GET', url, payload })
+      t.equal(res.statusCode, 404, `${role} ${what} ${url}`)
+      t.equal(res.json().error.code, 'NOT_FOUND')
+    }
+  }
+  t.same((await adminQuery(ownerUrl, 'SELECT * FROM tasks ORDER BY id')).rows, before.rows, 'no task changed')
+})
+
+t.test('task bodies are validated strictly', async (t) => {
+  const { acme } = await buildApi(t)
+  const project = (await acme.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'P' } })).json()
+  const url = `/v1/projects/${project.id}/tasks`
+  for (const payload of [{}, { title: '' }, { title: 'x', status: 'blocked' }, { title: 'x', dueAt: 'tomorrow' }, { title: 'x', projectId: project.id }, { title: 'x', dueAt: 5 }]) {
+    assertError(t, await acme.call('owner', { method: 'POST', url, payload }), 400, 'VALIDATION_FAILED')
+  }
+  assertError(t, await acme.call('owner', { url: `/v1/projects/nope/tasks` }), 400, 'VALIDATION_FAILED')
+  assertError(t, await acme.call('owner', { url: `${url}/nope` }), 400, 'VALIDATION_FAILED')
+})
