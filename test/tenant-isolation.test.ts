@@ -130,8 +130,8 @@ t.test('the database refuses nested writes and connects across tenants', async (
     'pulling B\'s project into our tenant through the tenant relation fails')
   await t.rejects(scoped.project.update({ where: { id: a.parents.projectId }, data: { tasks: { update: { where: { id: taskB.rows[0]!.id }, data: { title: 'x' } } } } }),
     'a nested update of B\'s task fails')
-  t.equal((await adminQuery(ownerUrl, 'SELECT tenant_id FROM tasks WHERE id = $1', [taskA.id])).rows[0].tenant_id, a.tenantId, 'our task stays ours')
-  t.equal((await adminQuery(ownerUrl, 'SELECT tenant_id FROM projects WHERE id = $1', [b.parents.projectId])).rows[0].tenant_id, b.tenantId, 'B\'s project stays B\'s')
+  t.equal((await adminQuery(ownerUrl, 'SELECT tenant_id FROM tasks WHERE id = $1', [taskA.id])).rows[0]!.tenant_id, a.tenantId, 'our task stays ours')
+  t.equal((await adminQuery(ownerUrl, 'SELECT tenant_id FROM projects WHERE id = $1', [b.parents.projectId])).rows[0]!.tenant_id, b.tenantId, 'B\'s project stays B\'s')
   const created = await scoped.project.create({ data: { name: 'nested', tasks: { create: [{ title: 'inner' }] } } as any, include: { tasks: true } })
   t.equal((created as any).tasks[0].tenantId, a.tenantId, 'a nested create inherits the tenant')
   const still = await adminQuery(ownerUrl, 'SELECT tenant_id, project_id FROM tasks WHERE id = $1', [taskB.rows[0]!.id])

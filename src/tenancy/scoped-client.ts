@@ -174,7 +174,7 @@ export function tenantScope(base: PrismaClient, tenantId: string, layers: { filt
   })
 }
 
-function refuseRaw(): never {
+function refuseRaw(..._args: unknown[]): never {
   throw new TenantScopeError('raw SQL is not available on a tenant-scoped client; use platformDb with runAsTenant')
 }
 
