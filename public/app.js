@@ -1,0 +1,228 @@
+// The tenant web page: signs in on the httpOnly-cookie flow and calls the JSON API of this host.
+// No storage API is used: the session lives only in the cookies the API sets. Unsafe requests carry
+// X-CSRF-Token, copied from the CSRF cookie (the one cookie scripts may read). On a 401 the page
+// refreshes the session once (POST /v1/auth/refresh, cookie + CSRF header) and retries once.
+'use strict'
+;(function () {
+  // Production names carry the __Host- prefix; development (plain http) names do not.
+  const CSRF_COOKIES = ['__Host-csrf', 'csrf']
+  const STATUSES = [['todo', 'To do'], ['doing', 'Doing'], ['done', 'Done']]
+  const $ = (id) => document.getElementById(id)
+
+  function readCookie(name) {
+    for (const part of document.cookie.split(';')) {
+      const eq = part.indexOf('=')
+      if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim())
+    }
+    return null
+  }
+  function csrfToken() {
+    for (const name of CSRF_COOKIES) {
+      const value = readCookie(name)
+      if (value) return value
+    }
+    return null
+  }
+
+  class ApiError extends Error {
+    constructor(status, code, message, retryAfter) {
+      super(message)
+      this.status = status
+      this.code = code
+      this.retryAfter = retryAfter
+    }
+  }
+
+  async function send(method, path, body) {
+    const headers = { accept: 'application/json' }
+    if (body !== undefined) headers['content-type'] = 'application/json'
+    if (method !== 'GET') {
+      const token = csrfToken()
+      if (token) headers['x-csrf-token'] = token
+    }
+    try {
+      return await fetch(path, { method, headers, credentials: 'include', cache: 'no-store', body: body === undefined ? undefined : JSON.stringify(body) })
+    } catch {
+      throw new ApiError(0, 'NETWORK', 'Cannot reach the server. Check your connection and try again.')
+    }
+  }
+
+  async function failure(res) {
+    let code = 'HTTP_' + res.status
+    let message = res.statusText
+    try {
+      const body = await res.json()
+      if (body && body.error) ({ code, message } = body.error)
+    } catch { /* not JSON */ }
+    return new ApiError(res.status, code, message, Number(res.headers.get('retry-after')) || null)
+  }
+
+  // One refresh at a time: the refresh token rotates, so parallel 401s must share one exchange.
+  let refreshing = null
+  function refreshSession() {
+    if (!refreshing) {
+      refreshing = (async () => {
+        if (!csrfToken()) return false // no session in this browser
+        const res = await send('POST', '/v1/auth/refresh')
+        return res.ok
+      })().catch(() => false).finally(() => { refreshing = null })
+    }
+    return refreshing
+  }
+
+  async function api(method, path, body) {
+    let res = await send(method, path, body)
+    if (res.status === 401) {
+      if (!(await refreshSession())) throw new ApiError(401, 'SESSION_EXPIRED', 'Session expired')
+      res = await send(method, path, body)
+      if (res.status === 401) throw new ApiError(401, 'SESSION_EXPIRED', 'Session expired')
+    }
+    if (!res.ok) throw await failure(res)
+    return res.status === 204 ? null : res.json()
+  }
+
+  function describe(error) {
+    switch (error.code) {
+      case 'INVALID_CREDENTIALS': return 'Wrong email or password.'
+      case 'RATE_LIMITED': return 'Too many attempts. Please wait' + (error.retryAfter ? ' ' + error.retryAfter + ' seconds' : ' a moment') + ' and try again.'
+      case 'SESSION_EXPIRED':
+      case 'UNAUTHORIZED': return 'Your session has expired. Please sign in again.'
+      case 'CSRF_FAILED': return 'The security check failed. Please sign in again.'
+      case 'FORBIDDEN': return 'Your role does not allow this.'
+      case 'NOT_FOUND': return 'That item no longer exists. The page has been reloaded.'
+      case 'VALIDATION_FAILED': return 'Please check what you entered (' + error.message + ').'
+      case 'NETWORK': return error.message
+      default: return 'Something went wrong (' + (error.message || error.code) + '). Please try again.'
+    }
+  }
+
+  function showMessage(text) {
+    const box = $('message')
+    box.textContent = text || ''
+    box.hidden = !text
+  }
+
+  function showSignIn(message) {
+    $('loading').hidden = true
+    $('app').hidden = true
+    $('who').hidden = true
+    $('projects').replaceChildren()
+    $('tenant-name').textContent = 'Sign in'
+    document.title = 'Sign in'
+    $('signin').hidden = false
+    showMessage(message)
+    $('signin-form').elements.namedItem('email').focus()
+  }
+
+  // Any failure of a signed-in action: a lost session goes back to the sign-in form.
+  function handle(error) {
+    if (error.code === 'SESSION_EXPIRED' || error.code === 'CSRF_FAILED') return showSignIn(describe(error))
+    showMessage(describe(error))
+    if (error.code === 'NOT_FOUND') load().catch(handle)
+  }
+
+  async function load() {
+    const [tenant, me, projects] = await Promise.all([api('GET', '/v1/tenant'), api('GET', '/v1/me'), api('GET', '/v1/projects?limit=100')])
+    const tasks = await Promise.all(projects.data.map((p) => api('GET', '/v1/projects/' + encodeURIComponent(p.id) + '/tasks?limit=100')))
+    $('tenant-name').textContent = tenant.name
+    document.title = tenant.name + ' · Projects'
+    $('user-name').textContent = me.name + ' (' + me.email + ', ' + me.role + ')'
+    $('who').hidden = false
+    $('signin').hidden = true
+    $('loading').hidden = true
+    $('app').hidden = false
+    $('projects').replaceChildren(...projects.data.map((p, i) => projectItem(p, tasks[i].data)))
+    $('empty').hidden = projects.data.length > 0
+  }
+
+  function projectItem(project, tasks) {
+    const item = $('project-template').content.firstElementChild.cloneNode(true)
+    item.dataset.projectId = project.id
+    item.querySelector('.project-name').textContent = project.name
+    const list = item.querySelector('.tasks')
+    list.replaceChildren(...tasks.map((t) => taskItem(project.id, t)))
+    const form = item.querySelector('.task-form')
+    form.addEventListener('submit', (event) => {
+      event.preventDefault()
+      const title = form.elements.namedItem('title').value.trim()
+      if (!title) return
+      api('POST', '/v1/projects/' + encodeURIComponent(project.id) + '/tasks', { title }).then((task) => {
+        list.prepend(taskItem(project.id, task))
+        form.reset()
+        showMessage(null)
+      }).catch(handle)
+    })
+    return item
+  }
+
+  function taskItem(projectId, task) {
+    const li = document.createElement('li')
+    li.className = 'task'
+    li.dataset.status = task.status
+    const title = document.createElement('span')
+    title.className = 'task-title'
+    title.textContent = task.title
+    const select = document.createElement('select')
+    select.setAttribute('aria-label', 'Status of ' + task.title)
+    for (const [value, label] of STATUSES) select.add(new Option(label, value, false, value === task.status))
+    select.addEventListener('change', () => {
+      const previous = li.dataset.status
+      api('PATCH', '/v1/projects/' + encodeURIComponent(projectId) + '/tasks/' + encodeURIComponent(task.id), { status: select.value })
+        .then((changed) => { li.dataset.status = changed.status; showMessage(null) })
+        .catch((error) => { select.value = previous; handle(error) })
+    })
+    li.append(title, select)
+    return li
+  }
+
+  function start() {
+    $('signin-form').addEventListener('submit', async (event) => {
+      event.preventDefault()
+      const form = event.currentTarget
+      const email = form.elements.namedItem('email').value.trim()
+      const password = form.elements.namedItem('password').value
+      const button = form.querySelector('button')
+      button.disabled = true
+      try {
+        const res = await send('POST', '/v1/auth/login', { email, password })
+        if (!res.ok) throw await failure(res)
+        form.reset()
+        showMessage(null)
+        await load()
+      } catch (error) {
+        showMessage(describe(error))
+      } finally {
+        button.disabled = false
+      }
+    })
+
+    $('project-form').addEventListener('submit', (event) => {
+      event.preventDefault()
+      const form = event.currentTarget
+      const name = form.elements.namedItem('name').value.trim()
+      if (!name) return
+      api('POST', '/v1/projects', { name }).then((project) => {
+        $('projects').prepend(projectItem(project, []))
+        $('empty').hidden = true
+        form.reset()
+        showMessage(null)
+      }).catch(handle)
+    })
+
+    $('sign-out').addEventListener('click', async () => {
+      try {
+        await api('POST', '/v1/auth/logout')
+      } catch { /* signed out either way */ }
+      showSignIn(null)
+    })
+
+    const hadSession = csrfToken() !== null
+    load().catch((error) => {
+      if (error.code === 'SESSION_EXPIRED') showSignIn(hadSession ? describe(error) : null)
+      else handle(error)
+    })
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start)
+  else start()
+})()
