@@ -60,6 +60,7 @@ class WorkerPool {
       if (!worker) return
       const job = this.queue.shift()!
       this.running.set(worker, job)
+      worker.ref() // a pending answer keeps the process alive (a script awaiting a hash)…
       worker.postMessage({ id: job.id, op: job.op, args: job.args })
     }
   }
@@ -67,10 +68,10 @@ class WorkerPool {
   private spawn(): Worker {
     this.started++
     const worker = new Worker(new URL('./bcrypt-worker.mjs', import.meta.url))
-    worker.unref() // an idle pool never keeps the process alive
     worker.on('message', (message: { result?: unknown; error?: string }) => {
       const job = this.running.get(worker)
       this.running.delete(worker)
+      worker.unref() // …an idle pool never does
       this.idle.push(worker)
       if (message.error !== undefined) job?.reject(new Error(message.error))
       else job?.resolve(message.result)
