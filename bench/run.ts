@@ -11,7 +11,7 @@
 //   BENCH_LOG_LEVEL=warn    LOG_LEVEL of the API servers       DB_POOL_MAX=20
 //   BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=bench/results/prof"  extra node flags for the servers
 //   BENCH_ONLY=healthz,baseline,…  run only these scenarios (names as in the table)
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { createWriteStream, existsSync, readFileSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import http from 'node:http'
@@ -112,7 +112,9 @@ async function startServer(name: string, script: string, port: number, env: Reco
   const logFile = path.join(resultsDir, 'logs', `${name}.log`)
   const out = createWriteStream(logFile)
   const t0 = performance.now()
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], {
+  // The API runs as it is deployed: compiled (npm run build), without tsx's loader in the process.
+  const compiled = script === 'src/server.ts' ? ['dist/src/server.js'] : ['--import', 'tsx', script]
+  const child = spawn(process.execPath, [...nodeArgs, ...compiled], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -416,6 +418,8 @@ async function cleanup() {
 }
 
 async function main() {
+  log('building the API (npm run build)')
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' })
   const startedAt = new Date()
   const cpus = os.cpus()
   const loadAtStart = os.loadavg()[0]!
