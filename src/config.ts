@@ -37,7 +37,7 @@ export const ConfigSchema = Type.Object({
 
   PASSWORD_MIN_LENGTH: Type.Integer({ minimum: 8, maximum: 64, default: 15 }),
   BCRYPT_COST: Type.Integer({ minimum: 4, maximum: 15, default: 12 }),
-  BCRYPT_WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: 2 }),
+  BCRYPT_WORKERS: Type.Integer({ minimum: 0, maximum: 64, default: 2, description: '0 = hash on the main thread (benchmark comparison only)' }),
   LOGIN_FAILURES_MAX: Type.Integer({ minimum: 1, default: 5 }),
   LOGIN_FAILURES_WINDOW_S: Type.Integer({ minimum: 1, default: 900 }),
   LOGIN_ATTEMPTS_PER_IP_PER_MIN: Type.Integer({ minimum: 1, default: 100 }),

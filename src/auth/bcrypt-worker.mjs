@@ -1,9 +1,9 @@
-// One bcrypt worker thread (see passwords.ts). Plain JavaScript so that it loads the same way under
+// A bcrypt worker thread of the piscina pool (see passwords.ts). Plain JavaScript so that it loads the same way under
 // tsx, ts-node (tests) and a compiled build. Synchronous bcrypt is right here: this thread does
 // nothing else, and the main thread's event loop never waits for it.
 import { readlinkSync } from 'node:fs'
 import os from 'node:os'
-import { parentPort, threadId } from 'node:worker_threads'
+import { threadId } from 'node:worker_threads'
 import bcrypt from 'bcryptjs'
 
 // On a machine with few cores, a login burst would still take the CPU from the event loop (and
@@ -13,15 +13,9 @@ try {
   os.setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), 19)
 } catch {}
 
-parentPort.on('message', ({ id, op, args }) => {
-  try {
-    let result
-    if (op === 'hash') result = bcrypt.hashSync(args[0], args[1])
-    else if (op === 'compare') result = bcrypt.compareSync(args[0], args[1])
-    else if (op === 'threadId') result = threadId
-    else throw new Error(`unknown operation ${op}`)
-    parentPort.postMessage({ id, result })
-  } catch (error) {
-    parentPort.postMessage({ id, error: error instanceof Error ? error.message : String(error) })
-  }
-})
+export default function run({ op, args }) {
+  if (op === 'hash') return bcrypt.hashSync(args[0], args[1])
+  if (op === 'compare') return bcrypt.compareSync(args[0], args[1])
+  if (op === 'threadId') return threadId
+  throw new Error(`unknown operation ${op}`)
+}

@@ -8,7 +8,8 @@ import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from
 import type { Config } from '../config.ts'
 import { AppError, unauthorized } from '../errors.ts'
 import type { ScopedClient } from '../tenancy/scoped-client.ts'
-import { signAccessToken, verifyAccessToken, type AccessClaims, type Role } from './jwt.ts'
+import type { JWT } from '@fastify/jwt'
+import { verifyAccessToken, type AccessClaims, type AccessPayload, type Role } from './jwt.ts'
 import type { KeyRing } from './keys.ts'
 import { publicUserSelect } from './public-user.ts'
 import { SessionStateCache, type SessionState } from './session-state.ts'
@@ -33,7 +34,7 @@ const sha256 = (value: string) => createHash('sha256').update(value).digest('hex
 export const invalidCredentials = () => new AppError('INVALID_CREDENTIALS', 'Invalid email or password')
 const revoked = () => unauthorized('Session expired or revoked')
 
-type AuthConfig = Pick<Config, 'JWT_ISSUER' | 'JWT_AUDIENCE' | 'ACCESS_TOKEN_TTL_S' | 'SESSION_MAX_AGE_S' | 'REVOCATION_CACHE_TTL_MS'>
+type AuthConfig = Pick<Config, 'JWT_AUDIENCE' | 'ACCESS_TOKEN_TTL_S' | 'SESSION_MAX_AGE_S' | 'REVOCATION_CACHE_TTL_MS'>
 
 export class AuthService {
   readonly states: SessionStateCache
@@ -41,6 +42,7 @@ export class AuthService {
   constructor(
     private readonly config: AuthConfig,
     readonly keys: KeyRing,
+    private readonly jwt: JWT,
     private readonly csrfSecret: string,
     forTenant: (tenantId: string) => ScopedClient,
   ) {
@@ -112,8 +114,8 @@ export class AuthService {
   }
 
   /** The claims of a genuine, current access token of this issuer and audience; InvalidTokenError otherwise. */
-  verify(token: string): AccessClaims {
-    return verifyAccessToken(this.keys, token, { issuer: this.config.JWT_ISSUER, audience: this.config.JWT_AUDIENCE })
+  verify(token: string): Promise<AccessClaims> {
+    return verifyAccessToken(this.jwt, token, this.config.JWT_AUDIENCE)
   }
 
   /** The session's state when it still counts; null when revoked, expired, deleted or its user inactive. */
@@ -136,14 +138,12 @@ export class AuthService {
   }
 
   private issue(tenantId: string, user: TokenUser, sessionId: string, secret: string, sessionExpiresAt: Date): IssuedTokens {
-    const iat = Math.floor(Date.now() / 1000)
-    const { JWT_ISSUER: iss, JWT_AUDIENCE: aud, ACCESS_TOKEN_TTL_S: ttl } = this.config
-    const claims: AccessClaims = { iss, aud, sub: user.id, tid: tenantId, sid: sessionId, role: user.role, jti: randomUUID(), iat, exp: iat + ttl }
+    const payload: AccessPayload = { sub: user.id, tid: tenantId, sid: sessionId, role: user.role, jti: randomUUID() }
     return {
-      accessToken: signAccessToken(this.keys, claims),
+      accessToken: this.jwt.sign(payload),
       refreshToken: `${sessionId}.${secret}`,
       csrfToken: this.csrfToken(tenantId, sessionId),
-      expiresIn: ttl,
+      expiresIn: this.config.ACCESS_TOKEN_TTL_S,
       sessionExpiresAt,
     }
   }
