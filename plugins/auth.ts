@@ -5,12 +5,13 @@
 import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import cookie from '@fastify/cookie'
+import fastifyJwt from '@fastify/jwt'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { authCookies, type AuthCookies } from '../src/auth/cookies.ts'
 import { readOrCreateSecretFile } from '../src/auth/files.ts'
-import { InvalidTokenError, type Role } from '../src/auth/jwt.ts'
+import { InvalidTokenError, jwtOptions, type AccessPayload, type Role } from '../src/auth/jwt.ts'
 import { loadKeyRing } from '../src/auth/keys.ts'
 import { PasswordHasher } from '../src/auth/passwords.ts'
 import { AuthService } from '../src/auth/sessions.ts'
@@ -34,10 +35,16 @@ declare module 'fastify' {
     authenticate(request: FastifyRequest, reply: FastifyReply): Promise<void>
   }
   interface FastifyRequest {
-    /** The authenticated user, set by app.authenticate (null before, or on routes without it). */
-    user: AuthUser | null
     /** What authenticated the request: CSRF protection applies to 'cookie' only. */
     authMethod: 'bearer' | 'cookie' | null
+  }
+}
+
+declare module '@fastify/jwt' {
+  interface FastifyJWT {
+    payload: AccessPayload
+    /** request.user: the authenticated user, set by app.authenticate (null before, or on routes without it). */
+    user: AuthUser | null
   }
 }
 
@@ -61,7 +68,9 @@ export default fp(
     if (!app.hasDecorator('createRateLimit')) {
       await app.register(rateLimit, { global: false, errorResponseBuilder: (_request, context) => rateLimited(context.ttl / 1000) })
     }
-    const auth = new AuthService(config, await loadKeyRing(config), await csrfSecret(config), (tenantId) => app.database.forTenant(tenantId))
+    const keys = await loadKeyRing(config)
+    await app.register(fastifyJwt, jwtOptions(keys, config))
+    const auth = new AuthService(config, keys, app.jwt, await csrfSecret(config), (tenantId) => app.database.forTenant(tenantId))
     const passwords = new PasswordHasher({ cost: config.BCRYPT_COST, workers: config.BCRYPT_WORKERS, minLength: config.PASSWORD_MIN_LENGTH })
     passwords.warmUp()
     app.addHook('onClose', () => passwords.close())
@@ -94,7 +103,7 @@ export default fp(
       const { token, method } = credentials(request)
       let claims
       try {
-        claims = auth.verify(token)
+        claims = await auth.verify(token)
       } catch (error) {
         if (error instanceof InvalidTokenError) throw invalidToken()
         throw error

@@ -142,3 +142,25 @@ t.test('ES256 keys work too', async (t) => {
   const [h, p, s] = session.accessToken.split('.') as [string, string, string]
   t.ok(verify('sha256', Buffer.from(`${h}.${p}`), { key: createPublicKey({ key: keys[0], format: 'jwk' }), dsaEncoding: 'ieee-p1363' }, Buffer.from(s, 'base64url')))
 })
+
+t.test('cached verifications still end at exp', async (t) => {
+  const { app } = await twoTenants(t)
+  const session = await signIn(app, 'acme.localhost', 'ann@example.com', PASSWORD)
+  const { sub, tid, sid, role } = JSON.parse(Buffer.from(session.accessToken.split('.')[1]!, 'base64url').toString())
+  const token = app.jwt.sign({ sub, tid, sid, role, jti: randomUUID() }, { expiresIn: 3 })
+  const { exp } = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString())
+  // The key ring is consulted on every cache miss, and only then.
+  const keys = app.auth.keys
+  const find = keys.find.bind(keys)
+  let lookups = 0
+  keys.find = (kid) => (lookups++, find(kid))
+  const me = () => app.inject({ url: '/v1/me', headers: { host: 'acme.localhost', authorization: `Bearer ${token}` } })
+  t.equal((await me()).statusCode, 200)
+  t.equal((await me()).statusCode, 200)
+  t.equal(lookups, 1, 'the second verification came from the cache')
+  await new Promise((resolve) => setTimeout(resolve, exp * 1000 + 50 - Date.now()))
+  const expired = await me()
+  t.equal(expired.statusCode, 401, 'refused once expired, although cached')
+  t.equal(expired.json().error.code, 'UNAUTHORIZED')
+  t.equal(lookups, 2, 'the cache entry ended at exp')
+})
