@@ -492,6 +492,10 @@ async function main() {
   if (!loginFailure) {
     const next = rotate(logins)
     await scenario('list-rls-on', `GET ${listPath}, ${logins.length} of ${large.tenants} tenants, RLS on`, api, { path: listPath, headers: () => bearer(next()) })
+    // Tenant scale compares like with like: 10 active tenants in a database of ${large.tenants}
+    // (here) and of 10 (list-10-tenants), so only the number of tenants stored differs.
+    const nextOfTen = rotate(logins.slice(0, cfg.smallTenants))
+    await scenario('list-10-of-many', `GET ${listPath}, ${cfg.smallTenants} active of ${large.tenants} tenants, RLS on`, api, { path: listPath, headers: () => bearer(nextOfTen()) })
   } else if (wanted('list-rls-on')) noLogin('list-rls-on', `GET ${listPath}, RLS on`)
 
   // --- Tenant scale: the same list over the small database.
@@ -624,6 +628,7 @@ function report(ctx: {
   const targets: Target[] = []
   const target = (name: string, ok: boolean | undefined, detail: string) => targets.push({ name, pass: ok, detail })
   const on = by('list-rls-on'), off = by('list-rls-off'), prismaOnly = by('prisma-only'), small = by('list-10-tenants'), burst = by('list-during-burst')
+  const tenOfMany = by('list-10-of-many')
   const clean = (r?: ScenarioResult) => !!r && r.errors + r.timeouts + r.non2xx === 0
   target('authenticated list (RLS on) ≥ 50 % of baseline req/s', on && baseline ? on.rps >= 0.5 * baseline.rps && clean(on) : undefined,
     on && baseline ? `${fmt(on.rps, 0)} / ${fmt(baseline.rps, 0)} = ${fmt((100 * on.rps) / baseline.rps, 0)} %` : 'not measured')
@@ -637,8 +642,8 @@ function report(ctx: {
   const me = by('me-during-burst'), meMain = by('me-during-burst-main-thread')
   target('p99 GET /v1/me during login burst < 50 ms (hashing in workers)', me ? me.p99 < 50 : undefined,
     me ? `p99 ${me.p99} ms with workers${meMain ? ` vs ${meMain.p99} ms hashing on the main thread` : ''} (logins ${fmt(by('me-during-burst:logins')?.rps ?? NaN, 1)}/s${meMain ? ` vs ${fmt(by('me-during-burst-main-thread:logins')?.rps ?? NaN, 1)}/s` : ''})` : 'not measured')
-  target(`tenant scale: ${ctx.large.tenants} vs ${ctx.small.tenants} tenants, mean latency within 15 %`, on && small ? on.mean <= 1.15 * small.mean : undefined,
-    on && small ? `${fmt(on.mean, 2)} ms vs ${fmt(small.mean, 2)} ms (${on.mean >= small.mean ? '+' : ''}${fmt((100 * (on.mean - small.mean)) / small.mean, 1)} %), p99 ${on.p99} vs ${small.p99} ms` : 'not measured')
+  target(`tenant scale: ${ctx.large.tenants} vs ${ctx.small.tenants} tenants stored (${ctx.small.tenants} active), mean latency within 15 %`, tenOfMany && small ? tenOfMany.mean <= 1.15 * small.mean : undefined,
+    tenOfMany && small ? `${fmt(tenOfMany.mean, 2)} ms vs ${fmt(small.mean, 2)} ms (${tenOfMany.mean >= small.mean ? '+' : ''}${fmt((100 * (tenOfMany.mean - small.mean)) / small.mean, 1)} %), p99 ${tenOfMany.p99} vs ${small.p99} ms` : 'not measured')
   const measured = results.filter((r) => !r.skipped)
   const worst = measured.reduce<ScenarioResult | undefined>((a, r) => (!a || r.rssPeakMb > a.rssPeakMb ? r : a), undefined)
   target('server RSS < 250 MB in every scenario', worst ? measured.every((r) => r.rssPeakMb < 250) : undefined,
