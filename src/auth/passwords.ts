@@ -42,7 +42,14 @@ export class PasswordHasher {
   constructor(readonly options: PasswordHasherOptions) {
     if (options.workers > 0) {
       // Idle threads exit after a while, so a quiet process (or a script) holds none.
-      this.pool = new Piscina({ filename: new URL('./bcrypt-worker.mjs', import.meta.url).href, minThreads: 0, maxThreads: options.workers, idleTimeout: 30_000 })
+      this.pool = new Piscina({
+        filename: new URL('./bcrypt-worker.mjs', import.meta.url).href,
+        minThreads: 0,
+        maxThreads: options.workers,
+        idleTimeout: 30_000,
+        // bcrypt needs a few kilobytes: small heaps keep each thread's memory small.
+        resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },
+      })
     }
   }
 
