@@ -4,7 +4,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
-import net from 'node:net'
 import path from 'node:path'
 import t from 'tap'
 import { buildApp } from '../src/app.ts'
@@ -12,15 +11,7 @@ import { createDatabase } from '../src/db/database.ts'
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { applyMigrations } from '../src/db/migrate.ts'
 import { seedDemo } from '../prisma/seed-data.ts'
-import { adminQuery, createTestDatabase, insertTenant, testConfig } from './helper.ts'
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
+import { adminQuery, createTestDatabase, freePort, insertTenant, testConfig } from './helper.ts'
 
 /** A scratch folder the postgres OS user can traverse (mkdtemp's 0700 folders are not). */
 async function scratchDir(t: Tap.Test) {

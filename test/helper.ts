@@ -1,6 +1,7 @@
 // One way for every test to get the real thing: a fresh PostgreSQL database (cloned from the
 // migrated template that test/run.ts prepared) and the real app built on it by src/app.ts.
 import { randomUUID } from 'node:crypto'
+import net from 'node:net'
 import pg from 'pg'
 import { buildApp, type App } from '../src/app.ts'
 import { loadConfig, type Config } from '../src/config.ts'
@@ -11,8 +12,9 @@ type Tap = { teardown(fn: () => unknown): void }
 export const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres'
 const template = process.env.TEST_TEMPLATE_DATABASE
 
-export function databaseUrl(database: string): string {
-  const url = new URL(adminUrl)
+/** The URL of `database` on the server of `server` (an admin URL; the suite's by default). */
+export function databaseUrl(database: string, server = adminUrl): string {
+  const url = new URL(server)
   url.pathname = `/${database}`
   return url.toString()
 }
@@ -25,6 +27,16 @@ export async function adminQuery<R extends pg.QueryResultRow = pg.QueryResultRow
   } finally {
     await client.end()
   }
+}
+
+/** A TCP port free on the loopback interface right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
 }
 
 /** A new database with every migration applied, dropped when the test ends. Returns its owner URL. */

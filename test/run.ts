@@ -6,37 +6,12 @@
 // (CREATE DATABASE … TEMPLATE, a file copy: milliseconds) so files never see each other's rows.
 import { spawn } from 'node:child_process'
 import { rm } from 'node:fs/promises'
-import net from 'node:net'
 import path from 'node:path'
-import pg from 'pg'
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { applyMigrations } from '../src/db/migrate.ts'
+import { adminQuery, databaseUrl, freePort } from './helper.ts'
 
 const TEMPLATE = `tenant_api_template_${process.pid}`
-
-async function admin(url: string, sql: string) {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    await client.query(sql)
-  } finally {
-    await client.end()
-  }
-}
-
-function databaseUrl(adminUrl: string, database: string) {
-  const url = new URL(adminUrl)
-  url.pathname = `/${database}`
-  return url.toString()
-}
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
 
 const embeddedDir = path.resolve('.data/test-postgres', String(process.pid))
 const embedded = process.env.TEST_DATABASE_URL
@@ -45,9 +20,9 @@ const embedded = process.env.TEST_DATABASE_URL
 const adminUrl = process.env.TEST_DATABASE_URL ?? embedded!.adminUrl
 let exitCode = 1
 try {
-  await admin(adminUrl, `DROP DATABASE IF EXISTS ${TEMPLATE}`)
-  await admin(adminUrl, `CREATE DATABASE ${TEMPLATE}`)
-  await applyMigrations(databaseUrl(adminUrl, TEMPLATE))
+  await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${TEMPLATE}`)
+  await adminQuery(adminUrl, `CREATE DATABASE ${TEMPLATE}`)
+  await applyMigrations(databaseUrl(TEMPLATE, adminUrl))
   console.log(`# database server: ${embedded ? 'embedded PostgreSQL' : 'TEST_DATABASE_URL'}; template ${TEMPLATE}`)
   exitCode = await new Promise<number>((resolve) => {
     const tap = spawn('npx', ['tap', ...process.argv.slice(2)], {
@@ -57,7 +32,7 @@ try {
     tap.on('exit', (code) => resolve(code ?? 1))
   })
 } finally {
-  await admin(adminUrl, `DROP DATABASE IF EXISTS ${TEMPLATE} WITH (FORCE)`).catch(() => {})
+  await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${TEMPLATE} WITH (FORCE)`).catch(() => {})
   if (embedded) {
     await embedded.stop()
     await rm(embeddedDir, { recursive: true, force: true })

@@ -5,6 +5,7 @@
 import Type, { type TSchema } from 'typebox'
 import { AppError } from '../errors.ts'
 import { Uuid } from './schemas.ts'
+import { UUID } from '../ids.ts'
 
 export const DEFAULT_LIMIT = 20
 export const MAX_LIMIT = 100
@@ -24,7 +25,6 @@ interface Position {
   id: string
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 
 /** The cursor: base64url of `<createdAt ISO>|<id>`. Opaque to clients, so its format may change. */

@@ -4,6 +4,7 @@
 import type { FastifyJWTOptions, JWT } from '@fastify/jwt'
 import type { Config } from '../config.ts'
 import type { JwtAlgorithm, KeyRing } from './keys.ts'
+import { UUID } from '../ids.ts'
 
 export type Role = 'owner' | 'admin' | 'member'
 
@@ -29,7 +30,6 @@ export class InvalidTokenError extends Error {
 }
 
 const MAX_TOKEN_LENGTH = 4096
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const ROLES = new Set<string>(['owner', 'admin', 'member'])
 /** Tolerated clock difference between instances for `iat` and `nbf` (not for `exp`). */
 const CLOCK_SKEW_S = 30

@@ -47,8 +47,10 @@ export class PasswordHasher {
         minThreads: 0,
         maxThreads: options.workers,
         idleTimeout: 30_000,
-        // bcrypt needs a few kilobytes: small heaps keep each thread's memory small.
-        resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },
+        // The worker is plain JavaScript: it needs none of the parent's loaders (tsx, test hooks),
+        // and bcrypt needs little memory, so small heaps keep each thread light.
+        execArgv: [],
+        resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 8 },
       })
     }
   }

@@ -13,6 +13,7 @@ import { verifyAccessToken, type AccessClaims, type AccessPayload, type Role } f
 import type { KeyRing } from './keys.ts'
 import { publicUserSelect } from './public-user.ts'
 import { SessionStateCache, type SessionState } from './session-state.ts'
+import { UUID_SOURCE } from '../ids.ts'
 
 export interface IssuedTokens {
   accessToken: string
@@ -28,7 +29,7 @@ interface TokenUser {
   role: Role
 }
 
-const REFRESH_TOKEN = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.([A-Za-z0-9_-]{43})$/
+const REFRESH_TOKEN = new RegExp(`^(${UUID_SOURCE})\\.([A-Za-z0-9_-]{43})$`)
 const sha256 = (value: string) => createHash('sha256').update(value).digest('hex')
 
 export const invalidCredentials = () => new AppError('INVALID_CREDENTIALS', 'Invalid email or password')

@@ -3,10 +3,10 @@
 // value per async call chain: two concurrent requests of two tenants never see each other's value,
 // and nothing global is ever assigned.
 import { AsyncLocalStorage } from 'node:async_hooks'
+import { UUID } from '../ids.ts'
 
 const storage = new AsyncLocalStorage<string>()
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 export function assertTenantId(tenantId: string): string {
   if (!UUID.test(tenantId)) throw new Error('tenant id must be a UUID')
