@@ -120,8 +120,10 @@ async function startServer(name: string, script: string, port: number, env: Reco
   const logFile = path.join(resultsDir, 'logs', `${name}.log`)
   const out = createWriteStream(logFile)
   const t0 = performance.now()
-  // The API runs as it is deployed: `npm run start:prod` (compiled by npm run build, its node flags).
-  const compiled = script === 'src/server.ts' ? productionNodeArgs() : ['--import', 'tsx', script]
+  // The API runs as it is deployed: `npm run start:prod` (compiled by npm run build, its node
+  // flags); the comparison servers run from source with the same node flags.
+  const production = productionNodeArgs()
+  const compiled = script === 'src/server.ts' ? production : [...production.slice(0, -1), '--import', 'tsx', script]
   const child = spawn(process.execPath, [...nodeArgs, ...compiled], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, PORT: String(port) },
