@@ -12,7 +12,12 @@ export async function readOrCreateSecretFile(file: string, create: () => string)
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
   }
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 })
+  // Only the secrets' own folder is private: its parents (the data folder) must stay traversable,
+  // e.g. by the embedded PostgreSQL's OS user.
+  await mkdir(path.dirname(path.dirname(file)), { recursive: true })
+  await mkdir(path.dirname(file), { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EEXIST') throw error
+  })
   const temporary = `${file}.${process.pid}.${randomUUID()}.tmp`
   await writeFile(temporary, create(), { mode: 0o600 })
   try {
