@@ -151,6 +151,25 @@ t.test('a scoped client has no raw SQL; the unscoped client sees no tenant rows 
   t.throws(() => database.forTenant('not-a-uuid'), /UUID/, 'a tenant id must be a UUID')
 })
 
+t.test('findUnique inside a transaction reads the transaction\'s own uncommitted rows', async (t) => {
+  const ownerUrl = await createTestDatabase(t)
+  const database = createDatabase(testConfig(ownerUrl), ownerUrl)
+  t.teardown(() => database.close())
+  const a = await arrange(ownerUrl, 'alpha')
+  const scoped = database.forTenant(a.tenantId)
+  const seen = await scoped.$transaction(async (tx) => {
+    const project = await tx.project.create({ data: { name: 'uncommitted' } as any })
+    return [await tx.project.findUnique({ where: { id: project.id } }), await tx.project.findUniqueOrThrow({ where: { id: project.id } })]
+  })
+  t.equal(seen[0]?.name, 'uncommitted', 'findUnique ran inside the transaction')
+  t.equal(seen[1]?.name, 'uncommitted', 'findUniqueOrThrow too')
+  await t.rejects(scoped.$transaction(async (tx) => {
+    await tx.project.create({ data: { name: 'rolled back' } as any })
+    throw new Error('abort')
+  }))
+  t.equal(await scoped.project.count({ where: { name: 'rolled back' } }), 0, 'and a failed transaction leaves nothing')
+})
+
 t.test('the tenant never leaks between concurrent callers', async (t) => {
   const ownerUrl = await createTestDatabase(t)
   const database = createDatabase(testConfig(ownerUrl), ownerUrl)

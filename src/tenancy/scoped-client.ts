@@ -145,19 +145,24 @@ export function tenantScope(base: PrismaClient, tenantId: string, layers: { filt
     name: 'tenant-scope',
     query: {
       $allModels: {
-        $allOperations({ model, operation, args, query }) {
+        $allOperations({ model, operation, args, query, ...rest }) {
           const key = owned.has(model) ? TENANT_KEY : model === 'Tenant' ? 'id' : undefined
           if (key === undefined) throw new TenantScopeError(`${model} is not tenant data`)
           if (model === 'Tenant' && (CREATE_OPERATIONS.has(operation) || operation.startsWith('delete') || operation === 'upsert')) {
             throw new TenantScopeError('tenants are created and deleted by platform code only')
           }
           const scoped = layers.filter ? scopeArgs(operation, args as Args, { tenantId, model, key, relations }) : (args as Args)
+          // Prisma batches the findUnique calls of one tick into one query (across requests too),
+          // which would run under the first caller's tenant: outside a transaction, they run as a
+          // findFirst with the same where, which is never batched. Inside one, the transaction is
+          // this tenant's alone, and the call must stay in it. (Prisma passes the transaction in
+          // __internalParams; test/tenant-isolation.test.ts fails if that ever changes.)
+          const inTransaction = (rest as { __internalParams?: { transaction?: unknown } }).__internalParams?.transaction !== undefined
+          const unbatched = (operation === 'findUnique' || operation === 'findUniqueOrThrow') && !inTransaction
           // async: Prisma's promises are lazy and start when awaited, so the await must happen
           // inside the tenant's context.
           const run = async () => {
-            // Prisma batches findUnique calls made in the same tick into one query, which would run
-            // under the first caller's tenant: a findFirst on the same unique where is never batched.
-            if (operation === 'findUnique' || operation === 'findUniqueOrThrow') {
+            if (unbatched) {
               const delegate = (base as unknown as Record<string, Record<string, (a: Args) => Promise<unknown>>>)[lowerFirst(model)]!
               return await delegate[operation === 'findUnique' ? 'findFirst' : 'findFirstOrThrow']!(scoped)
             }
