@@ -67,7 +67,6 @@ function isSerializationFailure(error: unknown): boolean {
 
 /** The user `id` of this tenant (404 otherwise), read inside the transaction. */
 async function findTarget(tx: Tx, id: string): Promise<Target> {
-  // findFirst, not findUnique: the scoped client runs findUnique outside the transaction.
   const user = await tx.user.findFirst({ where: { id }, select: { id: true, role: true, active: true } })
   if (!user) throw notFound('User')
   return user
