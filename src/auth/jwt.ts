@@ -1,6 +1,7 @@
 // Access tokens on @fastify/jwt (fast-jwt): signed by the key ring's newest key, verified against
 // the key their `kid` names, with that key's own algorithm only. Every way a token can be wrong
 // ends as one InvalidTokenError (a 401), never as a library error that would turn into a 500.
+import type { KeyObject } from 'node:crypto'
 import type { FastifyJWTOptions, JWT } from '@fastify/jwt'
 import type { Config } from '../config.ts'
 import type { JwtAlgorithm, KeyRing } from './keys.ts'
@@ -37,6 +38,14 @@ const ALGORITHMS: JwtAlgorithm[] = ['EdDSA', 'ES256']
 
 type JwtConfig = Pick<Config, 'JWT_ISSUER' | 'JWT_AUDIENCE' | 'ACCESS_TOKEN_TTL_S'>
 
+// fast-jwt asks for the key on every cache miss: export each public key once.
+const pems = new WeakMap<object, string>()
+function publicPem(key: { publicKey: KeyObject }): string {
+  let pem = pems.get(key)
+  if (!pem) pems.set(key, (pem = key.publicKey.export({ format: 'pem', type: 'spki' }).toString()))
+  return pem
+}
+
 export function jwtOptions(ring: KeyRing, config: JwtConfig): FastifyJWTOptions {
   const signing = ring.signing
   return {
@@ -47,7 +56,7 @@ export function jwtOptions(ring: KeyRing, config: JwtConfig): FastifyJWTOptions 
       public: async ({ header }: { header: Record<string, unknown> }) => {
         const key = typeof header.kid === 'string' ? ring.find(header.kid) : undefined
         if (!key || header.alg !== key.alg) throw new Error('unknown key, or an algorithm not of this key')
-        return key.publicKey.export({ format: 'pem', type: 'spki' }).toString()
+        return publicPem(key)
       },
     },
     // request.user is ours (plugins/auth.ts); request.jwtVerify is not used.
