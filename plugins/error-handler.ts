@@ -35,6 +35,7 @@ interface Classified {
 export function classifyError(error: unknown): Classified {
   if (error instanceof AppError) return { code: error.code, message: error.message, headers: error.headers }
   if (isDatabaseUnavailable(error)) return { code: 'SERVICE_UNAVAILABLE', message: GENERIC_MESSAGES.SERVICE_UNAVAILABLE!, headers: { 'retry-after': RETRY_AFTER_SECONDS } }
+  if (isRefusedValue(error)) return { code: 'VALIDATION_FAILED', message: 'A value cannot be stored (out of range, or a NUL character)' }
   if (error instanceof Prisma.PrismaClientKnownRequestError) {
     if (error.code === 'P2002') return { code: 'CONFLICT', message: 'A record with these values already exists' }
     if (error.code === 'P2025' || error.code === 'P2003') return { code: 'NOT_FOUND', message: 'Not found' }
@@ -76,6 +77,20 @@ function isDatabaseUnavailable(error: unknown): boolean {
   const code = (error as { code?: string })?.code
   if (code && UNAVAILABLE_SQLSTATES.has(code)) return true
   return UNAVAILABLE_PATTERNS.test(String((error as Error)?.message ?? ''))
+}
+
+// SQLSTATE class 22 (data exception): PostgreSQL refused a value the client sent, such as a NUL
+// character in text or JSON, or a timestamp outside its range. The request is at fault, not the server.
+function isRefusedValue(error: unknown): boolean {
+  const code = (error as { meta?: { driverAdapterError?: { cause?: { originalCode?: unknown } } } })?.meta?.driverAdapterError?.cause?.originalCode
+  return typeof code === 'string' && code.startsWith('22')
+}
+
+/** Fastify's router errors (undecodable URL, over-long path parameter), answered in the one shape. */
+export function frameworkError(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (error.code === 'FST_ERR_BAD_URL' || error.code === 'FST_ERR_MAX_PARAM_LENGTH') return sendError(reply, 'BAD_REQUEST', 'Malformed URL')
+  reply.log.error({ err: error }, 'request failed')
+  return sendError(reply, 'INTERNAL', GENERIC_MESSAGES.INTERNAL!)
 }
 
 export function sendError(reply: FastifyReply, code: ErrorCode, message: string, headers: Record<string, string> = {}): FastifyReply {

@@ -36,12 +36,22 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
   // Failed logins per tenant + email: read before checking a password (a locked account is not
   // tried at all), counted on each failure. Success does not reset it: the window simply expires.
+  const failureKey = (request: FastifyRequest) => `${request.tenant!.id}:${(request.body as { email: string }).email.toLowerCase()}`
   const failures = app.createRateLimit({
     max: config.LOGIN_FAILURES_MAX,
     timeWindow: config.LOGIN_FAILURES_WINDOW_S * 1000,
-    keyGenerator: (request) => `${request.tenant!.id}:${(request.body as { email: string }).email.toLowerCase()}`,
+    keyGenerator: failureKey,
     cache: 100_000, // LRU size: a spray of emails must not evict the counters under attack
   } as Parameters<typeof app.createRateLimit>[0])
+  // Attempts whose password is being checked right now, per tenant + email. They count against the
+  // limit until their outcome is known: otherwise many concurrent guesses all pass the check made
+  // before any of them failed, and the limit is no limit.
+  const checking = new Map<string, number>()
+  const release = (key: string) => {
+    const left = (checking.get(key) ?? 1) - 1
+    if (left > 0) checking.set(key, left)
+    else checking.delete(key)
+  }
 
   function answer(reply: FastifyReply, tokens: IssuedTokens, user: Parameters<typeof toPublicUser>[0]) {
     cookies.set(reply, tokens)
@@ -55,15 +65,22 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request, reply) => {
     const { password } = request.body
     if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) throw new AppError('VALIDATION_FAILED', `body/password must be at most ${MAX_PASSWORD_BYTES} bytes of UTF-8`)
+    const key = failureKey(request)
     const seen = await failures(request, { increment: false })
-    if (!seen.isAllowed && seen.remaining === 0) throw rateLimited(seen.ttlInSeconds)
-    const user = await request.db.user.findFirst({ where: { email: request.body.email.toLowerCase() }, select: { ...publicUserSelect, passwordHash: true, authVersion: true } })
-    // Unknown, inactive and wrong password: one answer, one bcrypt comparison of the same cost each.
-    const ok = user?.active ? await app.passwords.verify(password, user.passwordHash) : await app.passwords.verifyDummy(password)
-    if (!ok || !user) {
-      await failures(request)
-      throw invalidCredentials()
+    const pending = checking.get(key) ?? 0
+    if (!seen.isAllowed && seen.remaining - pending <= 0) throw rateLimited(seen.ttlInSeconds)
+    checking.set(key, pending + 1)
+    let ok: boolean
+    let user
+    try {
+      user = await request.db.user.findFirst({ where: { email: request.body.email.toLowerCase() }, select: { ...publicUserSelect, passwordHash: true, authVersion: true } })
+      // Unknown, inactive and wrong password: one answer, one bcrypt comparison of the same cost each.
+      ok = user?.active ? await app.passwords.verify(password, user.passwordHash) : await app.passwords.verifyDummy(password)
+      if (!ok || !user) await failures(request)
+    } finally {
+      release(key)
     }
+    if (!ok || !user) throw invalidCredentials()
     const { passwordHash: _hash, authVersion, ...shown } = user
     return answer(reply, await auth.startSession(request.db, request.tenant!.id, { id: user.id, role: user.role, authVersion }), shown)
   })

@@ -4,9 +4,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
 import { ListQuery, Page, page, pageArgs } from '../src/api/pagination.ts'
-import { NoContent, Nullable, Timestamp, TimestampInput, Uuid, responses, signedIn } from '../src/api/schemas.ts'
+import { isStorableDate, NoContent, Nullable, Timestamp, TimestampInput, Uuid, responses, signedIn } from '../src/api/schemas.ts'
 import { requirePermission } from '../src/auth/permissions.ts'
-import { notFound } from '../src/errors.ts'
+import { AppError, notFound } from '../src/errors.ts'
 import type { Prisma } from '../src/generated/prisma/client.ts'
 import { tenantData } from '../src/tenancy/tenant-data.ts'
 
@@ -51,7 +51,14 @@ async function assertProject(request: FastifyRequest, projectId: string): Promis
 /** Body dates arrive as ISO strings; Prisma wants Date (or null to clear). */
 function withDueAt<T extends { dueAt?: string | null }>(body: T) {
   const { dueAt, ...rest } = body
-  return dueAt === undefined ? rest : { ...rest, dueAt: dueAt === null ? null : new Date(dueAt) }
+  return dueAt === undefined ? rest : { ...rest, dueAt: dueAt === null ? null : parseDueAt(dueAt) }
+}
+
+/** A format-valid date-time may still be no storable instant (leap second, year 0 or 10000): a 400, not a 500. */
+function parseDueAt(text: string): Date {
+  const date = new Date(text)
+  if (!isStorableDate(date)) throw new AppError('VALIDATION_FAILED', 'body/dueAt must be an instant in the years 0001–9999 (no leap second)')
+  return date
 }
 
 const taskRoutes: FastifyPluginAsyncTypebox = async (app) => {

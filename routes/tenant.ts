@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { Nullable, Timestamp, Uuid, responses, signedIn } from '../src/api/schemas.ts'
 import { requirePermission } from '../src/auth/permissions.ts'
+import { AppError } from '../src/errors.ts'
 import type { Prisma } from '../src/generated/prisma/client.ts'
 
 /** Free-form JSON object owned by the tenant's admins (kept small: it is read on many requests). */
@@ -22,6 +23,16 @@ const UpdateTenant = Type.Object({
   name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
   settings: Type.Optional(Settings),
 }, { additionalProperties: false })
+
+/** Nesting allowed in settings: far more than configuration needs, far less than what overflows the stack. */
+export const MAX_SETTINGS_DEPTH = 32
+
+/** Whether `value` nests deeper than `limit` (stops descending at the limit, so it cannot overflow itself). */
+function nestsDeeperThan(value: unknown, limit: number): boolean {
+  if (typeof value !== 'object' || value === null) return false
+  if (limit === 0) return true
+  return Object.values(value).some((child) => nestsDeeperThan(child, limit - 1))
+}
 
 export const tenantFields = { id: true, slug: true, name: true, domain: true, settings: true, createdAt: true, updatedAt: true } as const
 
@@ -46,6 +57,8 @@ const tenantRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { tags, security, summary: 'Rename the tenant or replace its settings (owner)', body: UpdateTenant, response: responses({ 200: TenantView }) },
   }, async (request) => {
     const { name, settings } = request.body
+    // Deeply nested JSON overflows the stack of Prisma's serializer (and of PostgreSQL's parser): a 400, not a 500.
+    if (nestsDeeperThan(settings, MAX_SETTINGS_DEPTH)) throw new AppError('VALIDATION_FAILED', `body/settings must not nest deeper than ${MAX_SETTINGS_DEPTH} levels`)
     const data: Prisma.TenantUpdateInput = { name, settings: settings as Prisma.InputJsonObject | undefined }
     const tenant = await request.db.tenant.update({ where: { id: request.tenant!.id }, data, select: tenantFields })
     app.tenants.invalidate(tenant) // the cached name must not outlive the change on this instance

@@ -7,7 +7,7 @@ import authPlugin from '../plugins/auth.ts'
 import configPlugin from '../plugins/config.ts'
 import databasePlugin from '../plugins/database.ts'
 import docsPlugin from '../plugins/docs.ts'
-import errorHandler from '../plugins/error-handler.ts'
+import errorHandler, { frameworkError } from '../plugins/error-handler.ts'
 import securityPlugin from '../plugins/security.ts'
 import tenantPlugin from '../plugins/tenant.ts'
 import routes from '../routes/index.ts'
@@ -36,6 +36,8 @@ export async function buildApp({ config, database, closeDatabase = true, logger 
     // in the contract's JSON shape (plugins/tenant.ts).
     http: { requireHostHeader: false },
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
+    // The router's own errors (bad percent-encoding, over-long parameter) in the contract's shape.
+    frameworkErrors: frameworkError,
   }).withTypeProvider<TypeBoxTypeProvider>()
   // TypeBox's compiler: fastify's default Ajv would coerce body types and silently drop unknown
   // properties, both of which the contract forbids.

@@ -4,7 +4,7 @@
 // rows), and a deep page costs the same as the first one.
 import Type, { type TSchema } from 'typebox'
 import { AppError } from '../errors.ts'
-import { Uuid } from './schemas.ts'
+import { isStorableDate, Uuid } from './schemas.ts'
 import { UUID } from '../ids.ts'
 
 export const DEFAULT_LIMIT = 20
@@ -36,7 +36,7 @@ export function encodeCursor(row: Position): string {
 export function decodeCursor(cursor: string): Position {
   const [at = '', id = '', ...rest] = Buffer.from(cursor, 'base64url').toString('utf8').split('|')
   const createdAt = new Date(at)
-  if (rest.length || !ISO_UTC.test(at) || Number.isNaN(createdAt.getTime()) || !UUID.test(id)) {
+  if (rest.length || !ISO_UTC.test(at) || !isStorableDate(createdAt) || !UUID.test(id)) {
     throw new AppError('BAD_REQUEST', 'Invalid cursor')
   }
   return { createdAt, id }

@@ -11,6 +11,15 @@ export const Uuid = Type.String({ format: 'uuid' })
 export const Timestamp = Type.Unsafe<Date | string>({ type: 'string', format: 'date-time', description: 'ISO-8601, UTC' })
 /** A timestamp in a request body. */
 export const TimestampInput = Type.String({ format: 'date-time', description: 'ISO-8601 with a time zone' })
+/**
+ * Whether a parsed timestamp can be stored and shown: a real instant (the date-time format admits
+ * leap seconds, which Date cannot hold) in the years 0001–9999 UTC (PostgreSQL has no year 0, and
+ * ISO-8601 answers have four-digit years; an offset can push 9999-12-31 into year 10000).
+ */
+export function isStorableDate(date: Date): boolean {
+  const year = date.getUTCFullYear()
+  return !Number.isNaN(date.getTime()) && year >= 1 && year <= 9999
+}
 /** `null` allowed (OpenAPI 3.1 spells it as a union with type null). */
 export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()])
 

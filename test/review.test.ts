@@ -1,0 +1,85 @@
+// Found in review: inputs that passed validation but made PostgreSQL, Prisma or the router fail
+// (each must be a 4xx in the one error shape, never a 500), and a race past the login limit.
+import t from 'tap'
+import { createUser } from './auth-helper.ts'
+import { build, insertTenant } from './helper.ts'
+import { assertError, buildApi, PASSWORD, RANDOM_UUID } from './api-helper.ts'
+
+const json = { 'content-type': 'application/json' }
+
+t.test('text or JSON with a NUL character is a 400, never a 500', async (t) => {
+  const { acme } = await buildApi(t)
+  const project = (await acme.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'P' } })).json()
+  const cases: Array<[string, Parameters<typeof acme.call>[1]]> = [
+    ['project name', { method: 'POST', url: '/v1/projects', headers: json, payload: '{"name":"a\\u0000b"}' }],
+    ['project description', { method: 'PATCH', url: `/v1/projects/${project.id}`, headers: json, payload: '{"description":"\\u0000"}' }],
+    ['task title', { method: 'POST', url: `/v1/projects/${project.id}/tasks`, headers: json, payload: '{"title":"\\u0000"}' }],
+    ['own name', { method: 'PATCH', url: '/v1/me', headers: json, payload: '{"name":"x\\u0000"}' }],
+    ['user name', { method: 'POST', url: '/v1/users', headers: json, payload: `{"email":"nul@acme.example","name":"\\u0000","role":"member","password":"${PASSWORD}"}` }],
+    ['settings value', { method: 'PATCH', url: '/v1/tenant', headers: json, payload: '{"settings":{"a":"\\u0000"}}' }],
+    ['settings key', { method: 'PATCH', url: '/v1/tenant', headers: json, payload: '{"settings":{"\\u0000":1}}' }],
+  ]
+  for (const [, options] of cases) assertError(t, await acme.call('owner', options), 400, 'VALIDATION_FAILED')
+  t.equal((await acme.call('owner', { url: '/v1/tenant' })).json().settings.a, undefined, 'nothing was stored')
+})
+
+t.test('a dueAt the database cannot hold is a 400; so is a cursor naming year 0', async (t) => {
+  const { acme } = await buildApi(t)
+  const project = (await acme.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'P' } })).json()
+  const tasks = `/v1/projects/${project.id}/tasks`
+  for (const dueAt of ['0000-01-01T00:00:00Z', '9999-12-31T23:59:59-23:59', '2024-06-30T23:59:60Z']) {
+    assertError(t, await acme.call('owner', { method: 'POST', url: tasks, payload: { title: 'x', dueAt } }), 400, 'VALIDATION_FAILED')
+  }
+  const task = (await acme.call('owner', { method: 'POST', url: tasks, payload: { title: 'x', dueAt: '9999-12-31T23:59:59Z' } }))
+  t.equal(task.statusCode, 201, 'the last storable second is fine')
+  assertError(t, await acme.call('owner', { method: 'PATCH', url: `${tasks}/${task.json().id}`, payload: { dueAt: '0000-12-31T23:00:00Z' } }), 400, 'VALIDATION_FAILED')
+  const cursor = Buffer.from(`0000-01-01T00:00:00.000Z|${RANDOM_UUID}`).toString('base64url')
+  assertError(t, await acme.call('owner', { url: `/v1/projects?cursor=${cursor}` }), 400, 'BAD_REQUEST')
+  assertError(t, await acme.call('owner', { url: `${tasks}?cursor=${cursor}` }), 400, 'BAD_REQUEST')
+})
+
+t.test('deeply nested settings are a 400, not a stack overflow', async (t) => {
+  const { acme } = await buildApi(t)
+  for (const depth of [100, 100_000]) {
+    const payload = `{"settings":{"a":${'['.repeat(depth)}${']'.repeat(depth)}}}`
+    assertError(t, await acme.call('owner', { method: 'PATCH', url: '/v1/tenant', headers: json, payload }), 400, 'VALIDATION_FAILED')
+  }
+  const nested = JSON.parse(`{"a":${'{"b":'.repeat(20)}1${'}'.repeat(20)}}`)
+  const ok = await acme.call('owner', { method: 'PATCH', url: '/v1/tenant', payload: { settings: nested } })
+  t.equal(ok.statusCode, 200, 'ordinary nesting still works')
+  t.same(ok.json().settings, nested)
+})
+
+t.test('an undecodable URL or an over-long path parameter answers in the error shape', async (t) => {
+  const { acme } = await buildApi(t)
+  for (const url of ['/v1/projects/%E0%A4%A', `/v1/projects/${'a'.repeat(300)}`]) {
+    const res = await acme.call('owner', { url })
+    const body = assertError(t, res, 400, 'BAD_REQUEST')
+    t.same(Object.keys(body.error).sort(), ['code', 'message', 'requestId'], url.slice(0, 30))
+    t.match(res.headers['content-type'], /^application\/json/)
+  }
+})
+
+t.test('concurrent wrong passwords cannot get past the per-email failure limit', async (t) => {
+  const { app, ownerUrl } = await build(t, { env: { LOGIN_FAILURES_MAX: '3' } })
+  const tenantId = await insertTenant(ownerUrl, 'acme')
+  await createUser(ownerUrl, tenantId, { email: 'ann@example.com', password: PASSWORD, role: 'member' })
+  const login = (email: string, password: string) =>
+    app.inject({ method: 'POST', url: '/v1/auth/login', headers: { host: 'acme.localhost' }, payload: { email, password } })
+  const guesses = await Promise.all(Array.from({ length: 12 }, (_, i) => login(i % 2 ? 'ANN@example.com' : 'ann@example.com', `wrong password number ${i}`)))
+  const codes = guesses.map((res) => res.statusCode)
+  t.ok(codes.filter((code) => code === 401).length <= 3, `at most 3 passwords were checked (${codes.join(',')})`)
+  t.equal(codes.filter((code) => code === 429).length + codes.filter((code) => code === 401).length, 12)
+  t.equal((await login('ann@example.com', PASSWORD)).statusCode, 429, 'the account is locked for the window')
+})
+
+t.test('concurrent correct logins under the limit all succeed', async (t) => {
+  const { app, ownerUrl } = await build(t, { env: { LOGIN_FAILURES_MAX: '3' } })
+  const tenantId = await insertTenant(ownerUrl, 'acme')
+  await createUser(ownerUrl, tenantId, { email: 'ann@example.com', password: PASSWORD, role: 'member' })
+  const logins = await Promise.all(Array.from({ length: 3 }, () =>
+    app.inject({ method: 'POST', url: '/v1/auth/login', headers: { host: 'acme.localhost' }, payload: { email: 'ann@example.com', password: PASSWORD } })))
+  t.same(logins.map((res) => res.statusCode), [200, 200, 200])
+  const after = await app.inject({ method: 'POST', url: '/v1/auth/login', headers: { host: 'acme.localhost' }, payload: { email: 'ann@example.com', password: PASSWORD } })
+  t.equal(after.statusCode, 200, 'nothing is left reserved once they are done')
+})
