@@ -29,7 +29,9 @@ const badHost = (why: string) => new AppError('BAD_REQUEST', why)
 /** The Host the client asked for: X-Forwarded-Host only behind a trusted proxy. */
 function requestedHost(request: FastifyRequest, trustProxy: boolean): string | undefined {
   const forwarded = trustProxy ? request.headers['x-forwarded-host'] : undefined
-  if (typeof forwarded === 'string' && forwarded) return forwarded.split(',')[0]!.trim()
+  // The last entry is the one our proxy added (a client can send its own X-Forwarded-Host, which
+  // a proxy that appends keeps in front), as Fastify reads it.
+  if (typeof forwarded === 'string' && forwarded) return forwarded.split(',').at(-1)!.trim()
   // Node keeps only the first of several Host headers; the raw list shows them all (RFC 9112 §3.2).
   let hosts = 0
   const raw = request.raw.rawHeaders

@@ -139,8 +139,10 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const data = { ...change, ...(deactivated ? { authVersion: { increment: 1 } } : {}) }
       return tx.user.update({ where: { id }, data, select: userFields })
     })
-    // Role and active state are cached per session: this instance sees the change at once.
-    if (change.role !== undefined || change.active !== undefined) app.auth.userChanged(request.tenant!.id, id)
+    // A deactivated user is signed out for good: reactivating restores the account, not its old
+    // sessions. Role and active state are cached per session: this instance sees either at once.
+    if (change.active === false) await app.auth.endAllSessions(request.db, request.tenant!.id, id)
+    else if (change.role !== undefined || change.active !== undefined) app.auth.userChanged(request.tenant!.id, id)
     return toPublicUser(user)
   })
 

@@ -83,3 +83,24 @@ t.test('concurrent correct logins under the limit all succeed', async (t) => {
   const after = await app.inject({ method: 'POST', url: '/v1/auth/login', headers: { host: 'acme.localhost' }, payload: { email: 'ann@example.com', password: PASSWORD } })
   t.equal(after.statusCode, 200, 'nothing is left reserved once they are done')
 })
+
+t.test('a deactivated user stays signed out after reactivation', async (t) => {
+  const api = await buildApi(t)
+  const member = api.acme.users.member
+  const patch = (active: boolean) => api.acme.call('owner', { method: 'PATCH', url: `/v1/users/${member.user.id}`, payload: { active } })
+  t.equal((await patch(false)).statusCode, 200)
+  t.equal((await patch(true)).statusCode, 200)
+  const me = await api.app.inject({ url: '/v1/me', headers: { host: api.acme.host, authorization: `Bearer ${member.accessToken}` } })
+  assertError(t, me, 401, 'UNAUTHORIZED')
+  const refresh = await api.app.inject({ method: 'POST', url: '/v1/auth/refresh', headers: { host: api.acme.host }, payload: { refreshToken: member.refreshToken } })
+  assertError(t, refresh, 401, 'UNAUTHORIZED')
+  const again = await api.app.inject({ method: 'POST', url: '/v1/auth/login', headers: { host: api.acme.host }, payload: { email: member.user.email, password: PASSWORD } })
+  t.equal(again.statusCode, 200, 'the reactivated account can sign in anew')
+})
+
+t.test('behind a trusted proxy, the last X-Forwarded-Host (the proxy\'s own) decides', async (t) => {
+  const { app, ownerUrl } = await build(t, { env: { TRUST_PROXY: 'true' } })
+  await insertTenant(ownerUrl, 'acme')
+  const res = await app.inject({ url: '/no-such-route', headers: { host: 'internal:8080', 'x-forwarded-host': 'nope.localhost, acme.localhost' } })
+  t.equal(res.json().error.code, 'NOT_FOUND', 'acme (the last entry) was resolved, not the client-supplied first one')
+})
