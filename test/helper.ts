@@ -61,6 +61,14 @@ export interface Built {
   ownerUrl: string
 }
 
+/** A fresh database and the app's clients over it (no app), closed when the test ends. */
+export async function openTestDatabase(t: Tap, env: Record<string, string> = {}): Promise<{ ownerUrl: string; database: Database }> {
+  const ownerUrl = await createTestDatabase(t)
+  const database = createDatabase(testConfig(ownerUrl, env), ownerUrl)
+  t.teardown(() => database.close())
+  return { ownerUrl, database }
+}
+
 /** The real app on a fresh database (or on `url`, to share one database between two apps). */
 export async function build(t: Tap, options: { env?: Record<string, string>; url?: string } = {}): Promise<Built> {
   const url = options.url ?? (await createTestDatabase(t))

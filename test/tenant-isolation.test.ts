@@ -4,9 +4,8 @@
 // a fixture here fails this test instead of going unchecked.
 import t from 'tap'
 import { TenantScopeError, tenantOwnedModels, tenantScope } from '../src/tenancy/scoped-client.ts'
-import { createDatabase, type Database } from '../src/db/database.ts'
 import { runAsTenant } from '../src/tenancy/tenant-context.ts'
-import { adminQuery, createTestDatabase, insertTenant, testConfig } from './helper.ts'
+import { adminQuery, insertTenant, openTestDatabase } from './helper.ts'
 
 interface Parents {
   userId: string
@@ -44,9 +43,7 @@ const snapshot = async (ownerUrl: string, table: string) =>
 for (const layer of ['extension only (RLS off)', 'row-level security only (extension filters off)'] as const) {
   t.test(layer, async (t) => {
     const rlsOn = layer.startsWith('row-level')
-    const ownerUrl = await createTestDatabase(t)
-    const database: Database = createDatabase(testConfig(ownerUrl, { RLS: rlsOn ? 'on' : 'off' }), ownerUrl)
-    t.teardown(() => database.close())
+    const { ownerUrl, database } = await openTestDatabase(t, { RLS: rlsOn ? 'on' : 'off' })
     const base = database.platformDb
     const a = await arrange(ownerUrl, 'alpha')
     const b = await arrange(ownerUrl, 'bravo')
@@ -112,9 +109,7 @@ for (const layer of ['extension only (RLS off)', 'row-level security only (exten
 }
 
 t.test('the database refuses nested writes and connects across tenants', async (t) => {
-  const ownerUrl = await createTestDatabase(t)
-  const database = createDatabase(testConfig(ownerUrl, { RLS: 'off' }), ownerUrl)
-  t.teardown(() => database.close())
+  const { ownerUrl, database } = await openTestDatabase(t, { RLS: 'off' })
   const a = await arrange(ownerUrl, 'alpha')
   const b = await arrange(ownerUrl, 'bravo')
   const taskB = await adminQuery<{ id: string }>(ownerUrl, `INSERT INTO tasks (tenant_id, project_id, title) VALUES ($1, $2, 'B task') RETURNING id`, [b.tenantId, b.parents.projectId])
@@ -139,9 +134,7 @@ t.test('the database refuses nested writes and connects across tenants', async (
 })
 
 t.test('a scoped client has no raw SQL; the unscoped client sees no tenant rows under RLS', async (t) => {
-  const ownerUrl = await createTestDatabase(t)
-  const database = createDatabase(testConfig(ownerUrl), ownerUrl)
-  t.teardown(() => database.close())
+  const { ownerUrl, database } = await openTestDatabase(t)
   const a = await arrange(ownerUrl, 'alpha')
   const scoped = database.forTenant(a.tenantId)
   t.throws(() => scoped.$queryRaw`SELECT * FROM projects`, TenantScopeError)
@@ -152,9 +145,7 @@ t.test('a scoped client has no raw SQL; the unscoped client sees no tenant rows 
 })
 
 t.test('findUnique inside a transaction reads the transaction\'s own uncommitted rows', async (t) => {
-  const ownerUrl = await createTestDatabase(t)
-  const database = createDatabase(testConfig(ownerUrl), ownerUrl)
-  t.teardown(() => database.close())
+  const { ownerUrl, database } = await openTestDatabase(t)
   const a = await arrange(ownerUrl, 'alpha')
   const scoped = database.forTenant(a.tenantId)
   const seen = await scoped.$transaction(async (tx) => {
@@ -171,9 +162,7 @@ t.test('findUnique inside a transaction reads the transaction\'s own uncommitted
 })
 
 t.test('the tenant never leaks between concurrent callers', async (t) => {
-  const ownerUrl = await createTestDatabase(t)
-  const database = createDatabase(testConfig(ownerUrl), ownerUrl)
-  t.teardown(() => database.close())
+  const { ownerUrl, database } = await openTestDatabase(t)
   const a = await arrange(ownerUrl, 'alpha')
   const b = await arrange(ownerUrl, 'bravo')
   const ids = { [a.tenantId]: a.parents.projectId, [b.tenantId]: b.parents.projectId }
