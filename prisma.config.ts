@@ -5,6 +5,9 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'prisma/config'
 import { cliDatabaseUrl } from './src/db/cli-url.ts'
+import { loadEnvFileIfPresent } from './src/env-file.ts'
+
+loadEnvFileIfPresent()
 
 const root = path.dirname(fileURLToPath(import.meta.url))
 process.env.PRISMA_SCHEMA_ENGINE_BINARY ??= path.join(root, 'src/db/schema-engine/cli-shim.mjs')

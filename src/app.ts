@@ -28,7 +28,12 @@ registerAjvFormats() // email, uuid, date-time… for TypeBox's validator
 
 export async function buildApp({ config, database, closeDatabase = true, logger }: BuildAppOptions) {
   const app = Fastify({
-    logger: logger ?? { level: config.LOG_LEVEL, redact: { paths: logRedactPaths, censor: '[redacted]' } },
+    logger: logger ?? {
+      level: config.LOG_LEVEL,
+      redact: { paths: logRedactPaths, censor: '[redacted]' },
+      // Readable lines for a person at a terminal in development; JSON everywhere else (log shippers).
+      ...(config.isDevelopment && process.stdout.isTTY ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } } : {}),
+    },
     genReqId: () => randomUUID(),
     bodyLimit: config.BODY_LIMIT,
     trustProxy: config.TRUST_PROXY,

@@ -5,9 +5,11 @@ import { buildApp } from './app.ts'
 import { ConfigError, loadConfig } from './config.ts'
 import { openDatabase } from './db/database.ts'
 import { seedDemoOnce } from '../prisma/seed-data.ts'
+import { loadEnvFileIfPresent } from './env-file.ts'
 
 async function main() {
   const startedAt = Date.now()
+  loadEnvFileIfPresent()
   const config = loadConfig()
   const database = await openDatabase(config, { log: (message) => console.log(`[database] ${message}`) })
   // Development convenience: the embedded database starts with the demo tenants (acme, globex).
