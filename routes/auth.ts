@@ -6,6 +6,7 @@ import { rateLimited } from '../plugins/auth.ts'
 import { MAX_PASSWORD_BYTES } from '../src/auth/passwords.ts'
 import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
 import { invalidCredentials, type IssuedTokens } from '../src/auth/sessions.ts'
+import { NoContent, responses, signedIn } from '../src/api/schemas.ts'
 import { AppError, unauthorized } from '../src/errors.ts'
 
 const LoginBody = Type.Object({
@@ -61,7 +62,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post('/v1/auth/login', {
     config: { rateLimit: { max: config.LOGIN_ATTEMPTS_PER_IP_PER_MIN, timeWindow: 60_000, keyGenerator: (request: FastifyRequest) => request.ip } },
-    schema: { tags: ['auth'], summary: 'Sign in with email and password', body: LoginBody, response: { 200: Tokens } },
+    schema: { tags: ['auth'], summary: 'Sign in with email and password', body: LoginBody, response: responses({ 200: Tokens }) },
   }, async (request, reply) => {
     const { password } = request.body
     if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) throw new AppError('VALIDATION_FAILED', `body/password must be at most ${MAX_PASSWORD_BYTES} bytes of UTF-8`)
@@ -89,7 +90,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     preValidation: async (request) => {
       request.body ??= {}
     },
-    schema: { tags: ['auth'], summary: 'Exchange a refresh token (body or cookie) for new tokens', body: RefreshBody, response: { 200: Tokens } },
+    schema: { tags: ['auth'], summary: 'Exchange a refresh token (body or cookie) for new tokens', body: RefreshBody, response: responses({ 200: Tokens }) },
   }, async (request, reply) => {
     const tenantId = request.tenant!.id
     let presented = request.body.refreshToken
@@ -109,8 +110,8 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/v1/auth/logout', {
-    preHandler: app.authenticate,
-    schema: { tags: ['auth'], summary: 'Sign out: revoke this session and expire the cookies', response: { 204: Type.Null() } },
+    onRequest: app.authenticate,
+    schema: { tags: ['auth'], security: signedIn, summary: 'Sign out: revoke this session and expire the cookies', response: responses({ 204: NoContent }) },
   }, async (request, reply) => {
     await auth.endSession(request.db, request.tenant!.id, request.user!.sessionId)
     cookies.clear(reply)

@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
+import { NoContent, responses, signedIn } from '../src/api/schemas.ts'
 import { AppError, unauthorized } from '../src/errors.ts'
 
 const PatchMe = Type.Object({ name: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false })
@@ -10,11 +11,11 @@ const ChangePassword = Type.Object({
   newPassword: Type.String({ minLength: 1, maxLength: 1024 }),
 }, { additionalProperties: false })
 
-const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  app.addHook('preHandler', app.authenticate)
+const tags = ['me']
 
+const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/v1/me', {
-    schema: { tags: ['me'], summary: 'Your profile', response: { 200: PublicUser } },
+    schema: { tags, security: signedIn, summary: 'Your profile', response: responses({ 200: PublicUser }) },
   }, async (request) => {
     const user = await request.db.user.findFirst({ where: { id: request.user!.id }, select: publicUserSelect })
     if (!user) throw unauthorized('Session expired or revoked')
@@ -22,14 +23,14 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.patch('/v1/me', {
-    schema: { tags: ['me'], summary: 'Change your name', body: PatchMe, response: { 200: PublicUser } },
+    schema: { tags, security: signedIn, summary: 'Change your name', body: PatchMe, response: responses({ 200: PublicUser }) },
   }, async (request) => {
     const user = await request.db.user.update({ where: { id: request.user!.id }, data: { name: request.body.name }, select: publicUserSelect })
     return toPublicUser(user)
   })
 
   app.post('/v1/me/password', {
-    schema: { tags: ['me'], summary: 'Change your password; signs out every other session', body: ChangePassword, response: { 204: Type.Null() } },
+    schema: { tags, security: signedIn, summary: 'Change your password; signs out every other session', body: ChangePassword, response: responses({ 204: NoContent }) },
   }, async (request, reply) => {
     const { id: userId, sessionId } = request.user!
     const tenantId = request.tenant!.id

@@ -29,7 +29,6 @@ const tags = ['projects']
 const security = signedIn
 
 const projectRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  app.addHook('onRequest', app.authenticate)
   const canRead = requirePermission('projects.read')
   const canWrite = requirePermission('projects.write')
 

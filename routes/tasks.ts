@@ -62,7 +62,6 @@ function parseDueAt(text: string): Date {
 }
 
 const taskRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  app.addHook('onRequest', app.authenticate)
   const canRead = requirePermission('tasks.read')
   const canWrite = requirePermission('tasks.write')
 

@@ -42,7 +42,6 @@ const tags = ['tenant']
 const security = signedIn
 
 const tenantRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  app.addHook('onRequest', app.authenticate)
 
   app.get('/v1/tenant', {
     onRequest: requirePermission('tenant.read'),

@@ -85,7 +85,6 @@ function isEmailTaken(error: unknown): boolean {
 }
 
 const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  app.addHook('onRequest', app.authenticate)
   const actorRole = (request: FastifyRequest) => request.user!.role // set by app.authenticate
 
   app.get('/v1/users', {

@@ -1,0 +1,62 @@
+// Every route of the OpenAPI document refuses in the same order: a missing credential is 401 before
+// a role is checked (403), and a role is checked before the request is validated (400). The route
+// lists below are written from shared/API.md, not read from the code: a route that is in the
+// document but in neither list fails the test until someone decides who may call it.
+import t from 'tap'
+import { assertError, buildApi } from './api-helper.ts'
+
+type Operation = { security?: unknown[], responses: Record<string, unknown> }
+
+/** Tenant-host routes anyone may call (shared/API.md "Authentication"). */
+const PUBLIC_ON_TENANT = ['POST /v1/auth/login', 'POST /v1/auth/refresh', 'GET /.well-known/jwks.json', 'GET /healthz', 'GET /readyz']
+/** Routes a signed-in member may call (shared/API.md "Resources"). */
+const MEMBER_ALLOWED = [
+  'POST /v1/auth/logout', 'GET /v1/me', 'PATCH /v1/me', 'POST /v1/me/password', 'GET /v1/tenant',
+  'GET /v1/projects', 'POST /v1/projects', 'GET /v1/projects/{id}', 'PATCH /v1/projects/{id}', 'DELETE /v1/projects/{id}',
+  'GET /v1/projects/{projectId}/tasks', 'POST /v1/projects/{projectId}/tasks', 'GET /v1/projects/{projectId}/tasks/{id}',
+  'PATCH /v1/projects/{projectId}/tasks/{id}', 'DELETE /v1/projects/{projectId}/tasks/{id}',
+]
+/** Routes a member may not call: admins and owners only, or owners only. */
+const MEMBER_FORBIDDEN = ['GET /v1/users', 'POST /v1/users', 'GET /v1/users/{id}', 'PATCH /v1/users/{id}', 'DELETE /v1/users/{id}', 'PATCH /v1/tenant']
+/** Platform-host routes (never on a tenant host). */
+const PLATFORM = ['POST /v1/tenants', 'GET /v1/admin/tenants', 'PATCH /v1/admin/tenants/{slug}']
+
+const HAS_BODY = new Set(['POST', 'PATCH', 'PUT'])
+
+t.test('every route: 401 before 403 before 400, and its errors are documented', async (t) => {
+  const api = await buildApi(t, { PLATFORM_ADMIN_TOKEN: 'x'.repeat(40) })
+  const doc = (await api.app.inject({ url: '/docs/json', headers: { host: 'localhost' } })).json()
+  const operations: Array<[string, Operation]> = []
+  for (const [path, methods] of Object.entries<Record<string, Operation>>(doc.paths)) {
+    for (const [method, operation] of Object.entries(methods)) operations.push([`${method.toUpperCase()} ${path}`, operation])
+  }
+  const classified = new Set([...PUBLIC_ON_TENANT, ...MEMBER_ALLOWED, ...MEMBER_FORBIDDEN, ...PLATFORM])
+  for (const [route] of operations) {
+    if (route.startsWith('GET /docs')) continue
+    t.ok(classified.has(route), `${route} is classified in test/route-order.test.ts (who may call it?)`)
+  }
+
+  for (const [route, operation] of operations) {
+    if (route.startsWith('GET /docs')) continue
+    t.ok(operation.responses['4XX'] ?? operation.responses['4xx'], `${route} documents its 4xx answers`)
+    t.ok(operation.responses['5XX'] ?? operation.responses['5xx'], `${route} documents its 5xx answers`)
+    const signedIn = MEMBER_ALLOWED.includes(route) || MEMBER_FORBIDDEN.includes(route)
+    if (signedIn) t.ok(operation.security?.length, `${route} declares its security scheme`)
+    if (!signedIn) continue
+
+    const [method, path] = route.split(' ') as [string, string]
+    const validatesInput = Boolean((operation as { requestBody?: unknown }).requestBody ?? (operation as { parameters?: unknown[] }).parameters?.length)
+    // Bad input on purpose: a path id that is not a UUID, an unknown query parameter, an unknown body property.
+    const url = `${path.replace(/\{[^}]+\}/g, 'not-a-uuid')}?unexpected=1`
+    const payload = HAS_BODY.has(method) ? { unexpected: true } : undefined
+    const request = { method: method as 'GET', url, ...(payload ? { payload } : {}) }
+
+    assertError(t, await api.acme.call(null, request), 401, 'UNAUTHORIZED')
+    if (!validatesInput) continue // e.g. logout: nothing to validate (and calling it would end the member's session)
+    if (MEMBER_FORBIDDEN.includes(route)) assertError(t, await api.acme.call('member', request), 403, 'FORBIDDEN')
+    else {
+      const res = await api.acme.call('member', request)
+      t.equal(res.statusCode, 400, `${route} as a member with bad input: 400 (${res.body.slice(0, 120)})`)
+    }
+  }
+})
