@@ -4,13 +4,13 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
 import { ListQuery, Page, page, pageArgs } from '../src/api/pagination.ts'
-import { isStorableDate, NoContent, Nullable, Timestamp, TimestampInput, Uuid, responses, signedIn } from '../src/api/schemas.ts'
+import { isStorableDate, NoContent, Nullable, TaskStatusSchema, Timestamp, TimestampInput, Uuid, responses, signedIn } from '../src/api/schemas.ts'
 import { requirePermission } from '../src/auth/permissions.ts'
 import { AppError, notFound } from '../src/errors.ts'
 import type { Prisma } from '../src/generated/prisma/client.ts'
 import { tenantData } from '../src/tenancy/tenant-data.ts'
 
-const Status = Type.Enum(['todo', 'doing', 'done'])
+const Status = TaskStatusSchema
 const Title = Type.String({ minLength: 1, maxLength: 500 })
 const Description = Nullable(Type.String({ maxLength: 10_000 }))
 const DueAt = Nullable(TimestampInput)

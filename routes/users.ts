@@ -6,15 +6,14 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
 import { ListQuery, Page, page, pageArgs } from '../src/api/pagination.ts'
-import { IdParams, NoContent, responses, signedIn } from '../src/api/schemas.ts'
+import { IdParams, NoContent, responses, RoleSchema, signedIn } from '../src/api/schemas.ts'
 import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
-import { assertCan, requirePermission, ROLES, type Role } from '../src/auth/permissions.ts'
+import { assertCan, requirePermission, type Role } from '../src/auth/permissions.ts'
 import { conflict, notFound } from '../src/errors.ts'
 import { Prisma } from '../src/generated/prisma/client.ts'
 import type { ScopedClient } from '../src/tenancy/scoped-client.ts'
 import { tenantData } from '../src/tenancy/tenant-data.ts'
 
-const RoleSchema = Type.Enum([...ROLES])
 export const Email = Type.String({ format: 'email', maxLength: 254 })
 export const PersonName = Type.String({ minLength: 1, maxLength: 200 })
 

@@ -2,8 +2,12 @@
 // stops a field such as passwordHash from ever leaving) and generate the OpenAPI document (/docs).
 import Type, { type TSchema } from 'typebox'
 import { ERROR_STATUS } from '../errors.ts'
+import { Role, TaskStatus } from '../generated/prisma/enums.ts'
 
 export const Uuid = Type.String({ format: 'uuid' })
+// Enumerations come from the Prisma enums (prisma/schema.prisma), their one declaration.
+export const RoleSchema = Type.Enum(Object.values(Role))
+export const TaskStatusSchema = Type.Enum(Object.values(TaskStatus))
 /**
  * A timestamp in an answer: handlers return Prisma's Date and the serializer writes it as ISO-8601
  * UTC (Date#toISOString), so the static type admits both.

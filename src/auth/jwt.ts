@@ -7,7 +7,9 @@ import type { Config } from '../config.ts'
 import type { JwtAlgorithm, KeyRing } from './keys.ts'
 import { UUID } from '../ids.ts'
 
-export type Role = 'owner' | 'admin' | 'member'
+import { ROLES, type Role } from './permissions.ts'
+
+export type { Role }
 
 export interface AccessClaims {
   iss: string
@@ -31,7 +33,6 @@ export class InvalidTokenError extends Error {
 }
 
 const MAX_TOKEN_LENGTH = 4096
-const ROLES = new Set<string>(['owner', 'admin', 'member'])
 /** Tolerated clock difference between instances for `iat` and `nbf` (not for `exp`). */
 const CLOCK_SKEW_S = 30
 const ALGORITHMS: JwtAlgorithm[] = ['EdDSA', 'ES256']
@@ -97,6 +98,6 @@ function accessClaims(claims: Record<string, unknown>, audience: string, nowS = 
   if (typeof iat !== 'number' || iat > nowS + CLOCK_SKEW_S) throw new InvalidTokenError('issued in the future')
   if (nbf !== undefined && (typeof nbf !== 'number' || nbf > nowS + CLOCK_SKEW_S)) throw new InvalidTokenError('not yet valid')
   for (const id of [sub, tid, sid, jti]) if (typeof id !== 'string' || !UUID.test(id)) throw new InvalidTokenError('sub, tid, sid and jti are required')
-  if (typeof role !== 'string' || !ROLES.has(role)) throw new InvalidTokenError('role is required')
+  if (typeof role !== 'string' || !(ROLES as readonly string[]).includes(role)) throw new InvalidTokenError('role is required')
   return { iss, aud: audience, sub, tid, sid, role, jti, iat, exp } as AccessClaims
 }

@@ -3,8 +3,11 @@
 import type { FastifyRequest } from 'fastify'
 import { forbidden, unauthorized } from '../errors.ts'
 
-export const ROLES = ['owner', 'admin', 'member'] as const
-export type Role = (typeof ROLES)[number]
+import { Role } from '../generated/prisma/enums.ts'
+
+export { Role }
+/** Every role, from the one declaration of it (the Prisma enum in prisma/schema.prisma). */
+export const ROLES: readonly Role[] = Object.values(Role)
 
 const everyone = ROLES
 const managers = ['owner', 'admin'] as const

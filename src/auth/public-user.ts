@@ -1,23 +1,25 @@
 // The user as the API shows it (login answers, /v1/me): never the hash, never the auth version.
 import Type from 'typebox'
+import { RoleSchema, Timestamp, Uuid } from '../api/schemas.ts'
+import type { Role } from './permissions.ts'
 
 export const publicUserSelect = { id: true, email: true, name: true, role: true, active: true, createdAt: true, updatedAt: true } as const
 
 export const PublicUser = Type.Object({
-  id: Type.String({ format: 'uuid' }),
+  id: Uuid,
   email: Type.String(),
   name: Type.String(),
-  role: Type.Union([Type.Literal('owner'), Type.Literal('admin'), Type.Literal('member')]),
+  role: RoleSchema,
   active: Type.Boolean(),
-  createdAt: Type.String({ format: 'date-time' }),
-  updatedAt: Type.String({ format: 'date-time' }),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
 })
 
 interface UserRow {
   id: string
   email: string
   name: string
-  role: 'owner' | 'admin' | 'member'
+  role: Role
   active: boolean
   createdAt: Date
   updatedAt: Date
