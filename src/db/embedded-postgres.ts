@@ -126,7 +126,8 @@ export function embeddedUrl(dir: string, port: number, database: string): string
 }
 
 export async function ensureDatabase(adminUrl: string, database: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl })
+  const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 10_000, keepAlive: true })
+  client.on('error', () => {}) // a dying connection fails the pending query; without a listener it would end the process
   await client.connect()
   try {
     const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database])

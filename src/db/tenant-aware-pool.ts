@@ -81,6 +81,8 @@ export interface AvailabilityChange {
 export class DatabaseAvailability {
   private available = true
   private since = Date.now()
+  /** Counts outages: a connection opened before the latest one has nothing new to say when it fails. */
+  generation = 0
   private readonly listeners = new Set<(change: AvailabilityChange) => void>()
 
   get isAvailable(): boolean {
@@ -96,8 +98,14 @@ export class DatabaseAvailability {
     if (!this.available) this.change(true)
   }
 
-  failed(error: unknown): void {
-    if (this.available && isDatabaseGoneError(error)) this.change(false, String((error as Error)?.message ?? error).slice(0, 200))
+  /** `generation`: the value of `this.generation` when the failing connection was opened, if one was. */
+  failed(error: unknown, generation = this.generation): void {
+    // The late errors of connections that died in an outage already reported are not a new outage.
+    if (generation < this.generation) return
+    if (this.available && isDatabaseGoneError(error)) {
+      this.generation++
+      this.change(false, String((error as Error)?.message ?? error).slice(0, 200))
+    }
   }
 
   private change(available: boolean, reason?: string) {
@@ -171,7 +179,7 @@ class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, 
   }
 }
 
-type ArmedClient = pg.PoolClient & { broken?: Error }
+type ArmedClient = pg.PoolClient & { broken?: Error; generation?: number }
 
 /** Destroys the socket under `client`: its pending query fails with `error`, and the pool drops it. */
 function destroyConnection(client: pg.PoolClient, error: Error) {
@@ -208,9 +216,10 @@ export class ResilientPool extends pg.Pool {
     // A listener for the client's whole life: pg-pool's own is removed while the client is checked
     // out, and an `error` event without a listener would end the process.
     this.on('connect', (client: ArmedClient) => {
+      client.generation = this.availability.generation
       client.on('error', (error: Error) => {
         client.broken ??= error
-        this.availability.failed(error)
+        this.availability.failed(error, client.generation)
       })
     })
     this.on('error', (error) => this.availability.failed(error)) // an idle connection dropped: replaced on demand
@@ -295,8 +304,8 @@ export class ResilientPool extends pg.Pool {
       (error: unknown) => {
         clearTimeout(timer)
         if (isBrokenConnectionError(error)) {
-          ;(client as ArmedClient).broken ??= error as Error
-          this.availability.failed(error)
+          client.broken ??= error as Error
+          this.availability.failed(error, client.generation)
         } else {
           this.availability.succeeded() // the server answered
         }
