@@ -94,8 +94,13 @@ export class DatabaseAvailability {
     return () => this.listeners.delete(listener)
   }
 
-  succeeded(): void {
-    if (!this.available) this.change(true)
+  /**
+   * `generation`: as for failed(). A connection opened before the outage may still finish a query
+   * in its first moments (pg_terminate_backend or a shutdown reach connections one by one): only
+   * a connection opened since, or any success a second later, says the database is back.
+   */
+  succeeded(generation = this.generation): void {
+    if (!this.available && (generation >= this.generation || Date.now() - this.since >= 1000)) this.change(true)
   }
 
   /** `generation`: the value of `this.generation` when the failing connection was opened, if one was. */
@@ -298,7 +303,7 @@ export class ResilientPool extends pg.Pool {
     return run.then(
       (result) => {
         clearTimeout(timer)
-        this.availability.succeeded()
+        this.availability.succeeded(client.generation)
         return result
       },
       (error: unknown) => {
@@ -307,7 +312,7 @@ export class ResilientPool extends pg.Pool {
           client.broken ??= error as Error
           this.availability.failed(error, client.generation)
         } else {
-          this.availability.succeeded() // the server answered
+          this.availability.succeeded(client.generation) // the server answered
         }
         throw error
       },
