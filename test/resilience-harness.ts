@@ -1,6 +1,8 @@
 // Shared by test/resilience.test.ts and scripts/chaos.ts: a PostgreSQL of our own that can be
 // stopped, frozen and restarted, and the real server as a separate process on it.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import net from 'node:net'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { mkdir, rm } from 'node:fs/promises'
@@ -189,3 +191,15 @@ export function isContract503(answer: Answer): boolean {
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** A raw socket that sends a POST's headers and part of its body, then dribbles the rest. */
+export async function slowUpload(port: number, path: string, host: string): Promise<net.Socket> {
+  const socket = net.connect(port, '127.0.0.1')
+  await once(socket, 'connect')
+  socket.on('error', () => {})
+  socket.write(`POST ${path} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"name":"`)
+  const timer = setInterval(() => socket.writable && socket.write('a'), 200)
+  socket.on('close', () => clearInterval(timer))
+  return socket
+}
+

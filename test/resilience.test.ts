@@ -1,16 +1,13 @@
 // The real server, as a separate process, on a PostgreSQL this test owns and can break: its
 // connections killed, the server stopped and restarted, frozen with SIGSTOP. Then SIGTERM with a
-// slow upload, and an embedded-mode server whose start fails or whose drain expires.
+// slow upload. (The embedded-mode server's failed start and expired drain: test/shutdown.test.ts.)
 // (Never the suite's shared PostgreSQL: tap runs files in parallel.)
 import { once } from 'node:events'
 import net from 'node:net'
-import { rm } from 'node:fs/promises'
-import path from 'node:path'
-import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { freePort } from './helper.ts'
 import {
-  isContract503, OwnPostgres, prepareDatabase, request, serverEnv, signIn, sleep, startServer,
+  isContract503, OwnPostgres, prepareDatabase, request, serverEnv, signIn, sleep, slowUpload, startServer,
   type Answer, type ServerProcess,
 } from './resilience-harness.ts'
 
@@ -119,17 +116,6 @@ t.test('a frozen database (SIGSTOP) gives 503 after the bound, and readiness say
   t.equal((await request(server.port, { path: '/readyz', host: 'localhost' })).status, 200, 'and /readyz is 200')
 })
 
-/** A raw socket that sends a POST's headers and part of its body, then dribbles the rest. */
-async function slowUpload(port: number, path: string, host: string): Promise<net.Socket> {
-  const socket = net.connect(port, '127.0.0.1')
-  await once(socket, 'connect')
-  socket.on('error', () => {})
-  socket.write(`POST ${path} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"name":"`)
-  const timer = setInterval(() => socket.writable && socket.write('a'), 200)
-  socket.on('close', () => clearInterval(timer))
-  return socket
-}
-
 t.test('SIGTERM: in-flight requests finish, later ones get the contract\'s 503, a slow upload cannot hold the exit', async (t) => {
   // A pipelined pair on one connection: the first (a login whose body is still arriving) is in
   // flight at SIGTERM; the second arrives during the drain.
@@ -160,37 +146,4 @@ t.test('SIGTERM: in-flight requests finish, later ones get the contract\'s 503, 
   t.ok(tookMs < 2000 + 4000, `exited ${tookMs} ms after SIGTERM (grace 2000 ms)`)
   t.match(server.output(), /grace period expired/, 'the log says why')
   t.match(server.output(), /database closed/, 'and that the database was closed')
-})
-
-t.test('embedded PostgreSQL: a failed start stops it; so does a drain that outlives its grace period', async (t) => {
-  const dataDir = path.resolve('.data', `resilience-embedded-${randomBytes(4).toString('hex')}`)
-  t.teardown(() => rm(dataDir, { recursive: true, force: true }))
-  const pgPort = await freePort()
-  const blocker = net.createServer().listen(0, '127.0.0.1')
-  await once(blocker, 'listening')
-  t.teardown(() => blocker.close())
-  const busyPort = (blocker.address() as net.AddressInfo).port
-  const env = (port: number) => ({ ...serverEnv(port, undefined, { SHUTDOWN_GRACE_MS: '1500' }), NODE_ENV: 'test', DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort) })
-  const pgAnswers = () => new Promise<boolean>((resolve) => {
-    const socket = net.connect(pgPort, '127.0.0.1', () => { socket.destroy(); resolve(true) })
-    socket.on('error', () => resolve(false))
-  })
-
-  const failed = await startServer(env(busyPort), { waitMs: 90_000 })
-  t.equal(await failed.exited, 1, 'listening on a port in use: exit code 1')
-  t.match(failed.output(), /EADDRINUSE/, 'naming the cause')
-  t.equal(await pgAnswers(), false, 'and the embedded PostgreSQL it started is stopped')
-
-  const started = await startServer(env(await freePort()), { waitMs: 90_000 })
-  t.equal(started.child.exitCode, null, 'a normal start')
-  t.equal(await pgAnswers(), true, 'runs the embedded PostgreSQL')
-  const slow = await slowUpload(started.port, '/v1/auth/login', 'acme.localhost')
-  await sleep(300)
-  const signalledAt = Date.now()
-  started.child.kill('SIGTERM')
-  const code = await started.exited
-  slow.destroy()
-  t.equal(code, 2, 'the slow upload outlived the grace period: exit code 2')
-  t.ok(Date.now() - signalledAt < 1500 + 8000, 'soon after the grace period')
-  t.equal(await pgAnswers(), false, 'the embedded PostgreSQL is stopped all the same')
 })
