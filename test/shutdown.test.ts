@@ -2,7 +2,9 @@
 // PostgreSQL, and so does a drain that outlives its grace period (a slow upload holds it).
 import { once } from 'node:events'
 import net from 'node:net'
-import { rm } from 'node:fs/promises'
+import { spawnSync } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
@@ -40,4 +42,17 @@ t.test('embedded PostgreSQL: a failed start stops it; so does a drain that outli
   t.equal(code, 2, 'the slow upload outlived the grace period: exit code 2')
   t.ok(Date.now() - signalledAt < 1500 + 8000, 'soon after the grace period')
   t.equal(await pgAnswers(), false, 'the embedded PostgreSQL is stopped all the same')
+})
+
+t.test('a DATA_DIR the embedded PostgreSQL\'s OS user cannot enter: a message that says what to do', { skip: process.getuid?.() !== 0 && 'only as root (PostgreSQL then runs as "postgres")' }, async (t) => {
+  const locked = await mkdtemp(path.join(os.tmpdir(), 'resilience-')) // mode 0700, like `mktemp -d`
+  t.teardown(() => rm(locked, { recursive: true, force: true }))
+  const server = spawnSync(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'development', DATA_DIR: path.join(locked, 'data'), PORT: '0', EMBEDDED_PG_PORT: String(await freePort()) },
+    encoding: 'utf8', timeout: 60_000,
+  })
+  t.equal(server.status, 1, 'exit code 1')
+  t.match(server.stderr, `cannot enter ${locked}`, 'names the folder')
+  t.match(server.stderr, `chmod o+x ${locked}`, 'and the fix')
+  t.notMatch(server.stderr, /\n\s+at /, 'no stack trace')
 })
