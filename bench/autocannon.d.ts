@@ -50,6 +50,9 @@ declare module 'autocannon' {
   }
   interface Instance extends PromiseLike<Result> {
     stop(): void
+    /** Every answer: status, bytes, latency (ms). */
+    on(event: 'response', listener: (client: unknown, statusCode: number, resBytes: number, responseTime: number) => void): this
+    on(event: 'reqError', listener: (error: Error) => void): this
   }
   function autocannon(options: Options): Instance & Promise<Result>
   export default autocannon

@@ -1,11 +1,22 @@
 // One error shape for everything, framework errors included. Messages of 5xx answers are generic:
 // the stack, SQL and driver messages go to the log (with the request id), never to the client.
+import { randomUUID } from 'node:crypto'
+import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { DatabaseTimeoutError } from '../src/db/tenant-aware-pool.ts'
 import { Prisma } from '../src/generated/prisma/client.ts'
 import { AppError, ERROR_STATUS, type ErrorCode } from '../src/errors.ts'
 
-const RETRY_AFTER_SECONDS = '5'
+/** Seconds a client is asked to wait (Retry-After, RFC 9110 §10.2.3) on a 503: outage or drain. */
+export const RETRY_AFTER_SECONDS = '5'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the error handler: what the one completion log line says about a refused request. */
+    failure: { code: ErrorCode; reason: string } | null
+  }
+}
 
 const FRAMEWORK_ERRORS: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
@@ -65,11 +76,14 @@ function validationMessage(error: Partial<FastifyError>): string {
   return `${where} ${first.message ?? 'is invalid'}`.slice(0, 300)
 }
 
-// Connection refused/reset, pool timeouts, server shutting down, Prisma's "can't reach" codes.
-const UNAVAILABLE_PATTERNS = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|Connection terminated|timeout exceeded when trying to connect|terminating connection|the database system is (starting up|shutting down)|Client has encountered a connection error/i
-const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '08000', '08003', '08006', '08001', '08004'])
+// Connection refused/reset, pool and query timeouts, server shutting down, Prisma's "can't reach" codes.
+const UNAVAILABLE_PATTERNS = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|Connection terminated|timeout exceeded when trying to connect|Connection timeout|database query timed out|Query read timeout|terminating connection|the database system is (starting up|shutting down|in recovery mode)|Client has encountered a connection error|canceling statement due to statement timeout/i
+// 57014: statement_timeout (DB_STATEMENT_TIMEOUT_MS) fired; 57P0x: shutdown/crash; 53300: too many
+// connections; class 08: connection exception.
+const UNAVAILABLE_SQLSTATES = new Set(['57014', '57P01', '57P02', '57P03', '53300', '08000', '08003', '08006', '08001', '08004'])
 
 function isDatabaseUnavailable(error: unknown): boolean {
+  if (error instanceof DatabaseTimeoutError) return true
   if (error instanceof Prisma.PrismaClientInitializationError) return true
   if (error instanceof Prisma.PrismaClientKnownRequestError && ['P1001', 'P1002', 'P1017', 'P2024'].includes(error.code)) return true
   const cause = (error as { meta?: { driverAdapterError?: { cause?: { kind?: string; originalCode?: string } } } })?.meta?.driverAdapterError?.cause
@@ -93,6 +107,39 @@ export function frameworkError(error: FastifyError, _request: FastifyRequest, re
   return sendError(reply, 'INTERNAL', GENERIC_MESSAGES.INTERNAL!)
 }
 
+/**
+ * Fastify's `clientErrorHandler`: what the HTTP parser refuses before any request exists (conflicting
+ * Content-Length, Content-Length with Transfer-Encoding, obs-fold, bare LF, headers too large,
+ * header/request timeouts) is answered in the contract's shape with a generated request id, then the
+ * socket is closed (RFC 9112 §11.2: after a framing error the rest of the stream cannot be trusted).
+ * Status: 431 for headers too large, 408 for timeouts, 400 otherwise; the code is always BAD_REQUEST.
+ */
+export function clientErrorHandler(this: FastifyInstance, error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy()
+    return
+  }
+  // A response already started on this socket (a timeout mid-answer): nothing valid can follow.
+  const current = (socket as unknown as { _httpMessage?: { headersSent?: boolean } })._httpMessage
+  if (current?.headersSent) {
+    socket.destroy()
+    return
+  }
+  const requestId = randomUUID()
+  const [status, reason, message] =
+    error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large', 'Request headers are too large']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || error.code === 'HPE_HEADERS_TIMEOUT' ? [408, 'Request Timeout', 'The request did not arrive in time']
+        : [400, 'Bad Request', 'Malformed HTTP request']
+  const body = JSON.stringify({ error: { code: 'BAD_REQUEST', message, requestId } })
+  this.log.info({ reqId: requestId, code: 'BAD_REQUEST', reason: error.code ?? error.message, status }, 'request refused by the HTTP parser')
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+  )
+  // A client that never reads its answer must not keep the socket open.
+  setTimeout(() => socket.destroy(), 1000).unref()
+}
+
 export function sendError(reply: FastifyReply, code: ErrorCode, message: string, headers: Record<string, string> = {}): FastifyReply {
   return reply
     .code(ERROR_STATUS[code])
@@ -103,11 +150,28 @@ export function sendError(reply: FastifyReply, code: ErrorCode, message: string,
 
 export default fp(
   async function errorHandler(app: FastifyInstance) {
+    app.decorateRequest('failure', null)
     app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
       const { code, message, headers } = classifyError(error)
-      if (ERROR_STATUS[code] >= 500) request.log.error({ err: error }, 'request failed')
-      else request.log.info({ code, reason: (error as Error).message }, 'request refused')
+      // An unexpected 500 gets its stack; everything else (4xx, and 503s, which come by the
+      // thousand during an outage) is described by the one completion line below.
+      if (code === 'INTERNAL') request.log.error({ err: error }, 'request failed')
+      request.failure = { code, reason: String((error as Error)?.message ?? error).split('\n')[0]!.slice(0, 200) }
       return sendError(reply, code, message, headers)
+    })
+    // One line per request (Fastify's own two are off: src/app.ts disableRequestLogging), so an
+    // outage under load writes one short line per refused request.
+    app.addHook('onResponse', async (request, reply) => {
+      const line = {
+        method: request.method,
+        url: request.url,
+        host: request.host,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        ...(request.failure ?? {}),
+      }
+      if (reply.statusCode >= 500) request.log.warn(line, 'request completed')
+      else request.log.info(line, 'request completed')
     })
     app.setNotFoundHandler((request, reply) => sendError(reply, 'NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`))
   },

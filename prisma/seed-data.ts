@@ -28,6 +28,7 @@ const DEMO_TASKS = [
 
 async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url })
+  client.on('error', () => {}) // surfaced by the pending query; without a listener it would end the process
   await client.connect()
   try {
     return await fn(client)

@@ -7,7 +7,8 @@ import authPlugin from '../plugins/auth.ts'
 import configPlugin from '../plugins/config.ts'
 import databasePlugin from '../plugins/database.ts'
 import docsPlugin from '../plugins/docs.ts'
-import errorHandler, { frameworkError } from '../plugins/error-handler.ts'
+import errorHandler, { clientErrorHandler, frameworkError } from '../plugins/error-handler.ts'
+import requestGuards from '../plugins/request-guards.ts'
 import securityPlugin from '../plugins/security.ts'
 import tenantPlugin from '../plugins/tenant.ts'
 import routes from '../routes/index.ts'
@@ -39,7 +40,16 @@ export async function buildApp({ config, database, closeDatabase = true, logger 
     trustProxy: config.TRUST_PROXY,
     // Node answers a request without Host with a bare 400 unless told not to: we answer it ourselves
     // in the contract's JSON shape (plugins/tenant.ts).
-    http: { requireHostHeader: false },
+    // headersTimeout, and how often Node checks it and requestTimeout (default every 30 s).
+    http: { requireHostHeader: false, headersTimeout: config.HTTP_HEADERS_TIMEOUT_MS, connectionsCheckingInterval: Math.min(1000, config.HTTP_HEADERS_TIMEOUT_MS) },
+    requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
+    connectionTimeout: config.HTTP_CONNECTION_TIMEOUT_MS,
+    keepAliveTimeout: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+    // The parser's refusals, and the drain-time 503 (plugins/request-guards.ts), in the contract's shape.
+    clientErrorHandler,
+    return503OnClosing: false,
+    // One log line per request, written by plugins/error-handler.ts when the answer is sent.
+    disableRequestLogging: true,
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
     // The router's own errors (bad percent-encoding, over-long parameter) in the contract's shape.
     frameworkErrors: frameworkError,
@@ -50,6 +60,7 @@ export async function buildApp({ config, database, closeDatabase = true, logger 
 
   await app.register(configPlugin, { config })
   await app.register(errorHandler)
+  await app.register(requestGuards)
   await app.register(securityPlugin)
   await app.register(databasePlugin, { database, closeWithApp: closeDatabase })
   await app.register(tenantPlugin)

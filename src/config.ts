@@ -24,6 +24,21 @@ export const ConfigSchema = Type.Object({
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 1000, default: 20 }),
   TENANT_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 5000, default: 2000 }),
 
+  // Bounded waits on the database (ms). See README "Operate".
+  DB_ACQUIRE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 2000, description: 'wait for a pooled connection (opening one included)' }),
+  DB_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 2000, description: 'open one connection: TCP, TLS, authentication' }),
+  DB_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 5000, description: 'server-side statement_timeout, set per transaction; 0 = none' }),
+  DB_QUERY_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 6000, description: 'client-side bound of one statement: the connection is destroyed after it' }),
+  DB_KEEPALIVE_DELAY_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 10_000, description: 'TCP keep-alive idle time on database sockets' }),
+  READY_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 30_000, default: 1000, description: '/readyz: connect + SELECT 1 on its own connection' }),
+
+  // HTTP server bounds (ms). See README "Operate".
+  HTTP_REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 30_000, description: 'whole request (headers + body) must arrive within this' }),
+  HTTP_HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 10_000, description: 'headers must arrive within this (≤ HTTP_REQUEST_TIMEOUT_MS)' }),
+  HTTP_CONNECTION_TIMEOUT_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 120_000, description: 'idle socket timeout; 0 = none' }),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 72_000, description: 'keep-alive socket idle time (above a load balancer\'s own)' }),
+  SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 10_000, description: 'SIGTERM: time for in-flight requests before connections are cut' }),
+
   SIGNUP_ENABLED: Type.Boolean({ default: true }),
   PLATFORM_ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 32 })),
 
@@ -83,6 +98,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     corsOrigins: raw.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
   }
   if (config.isProduction) assertProductionReady(config)
+  if (config.HTTP_HEADERS_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError('Invalid configuration:\n  HTTP_HEADERS_TIMEOUT_MS must not exceed HTTP_REQUEST_TIMEOUT_MS')
+  }
   return config
 }
 

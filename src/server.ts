@@ -1,33 +1,74 @@
 // The process entry point: configuration, database, app, listen; and a graceful exit on SIGTERM or
-// SIGINT (stop accepting, let in-flight requests finish, then close the database).
+// SIGINT: stop accepting, answer new requests on open connections 503 (plugins/request-guards.ts),
+// let in-flight requests finish for up to SHUTDOWN_GRACE_MS, then cut what remains; the pool and
+// the embedded PostgreSQL are closed in every case.
+//
+// Exit codes: 0 drained cleanly; 1 could not start, or a fatal error; 2 the grace period expired
+// (connections were cut, the database was still closed).
 import closeWithGrace from 'close-with-grace'
-import { buildApp } from './app.ts'
+import { buildApp, type App } from './app.ts'
 import { ConfigError, loadConfig } from './config.ts'
-import { openDatabase } from './db/database.ts'
+import { openDatabase, type Database } from './db/database.ts'
 import { seedDemoOnce } from '../prisma/seed-data.ts'
 import { loadEnvFileIfPresent } from './env-file.ts'
+
+export const EXIT_GRACE_EXPIRED = 2
 
 async function main() {
   const startedAt = Date.now()
   loadEnvFileIfPresent()
   const config = loadConfig()
   const database = await openDatabase(config, { log: (message) => console.log(`[database] ${message}`) })
-  // Development convenience: the embedded database starts with the demo tenants (acme, globex).
-  if (config.embeddedDatabase && !config.isProduction) await seedDemoOnce(database.ownerUrl, config.BCRYPT_COST, config.BASE_DOMAIN, console.log)
-  const app = await buildApp({ config, database })
-
-  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
-    if (err) app.log.error({ err }, 'closing after a fatal error')
-    else app.log.info({ signal }, 'shutting down: finishing in-flight requests')
-    await app.close()
-  })
-
-  await app.listen({ host: config.HOST, port: config.PORT })
+  let app: App | undefined
+  try {
+    // Development convenience: the embedded database starts with the demo tenants (acme, globex).
+    if (config.embeddedDatabase && !config.isProduction) await seedDemoOnce(database.ownerUrl, config.BCRYPT_COST, config.BASE_DOMAIN, console.log)
+    app = await buildApp({ config, database })
+    logAvailability(app, database)
+    await app.listen({ host: config.HOST, port: config.PORT })
+  } catch (error) {
+    // A start that fails (port in use, bad key…) must not leave the embedded PostgreSQL running.
+    await (app ? app.close() : database.close()).catch(() => {})
+    await database.close().catch(() => {})
+    throw error
+  }
+  drainOnSignal(app, database, config.SHUTDOWN_GRACE_MS)
   app.log.info({ ms: Date.now() - startedAt }, `ready: http://${config.BASE_DOMAIN}:${config.PORT}`)
+}
+
+/** One line when the database goes away, one when it is back (per-request lines stay short). */
+function logAvailability(app: App, database: Database) {
+  database.availability.onChange(({ available, reason, afterMs }) => {
+    if (available) app.log.warn({ downMs: afterMs }, 'database reachable again: serving requests')
+    else app.log.error({ reason }, 'database unreachable: requests that need it answer 503 until it returns')
+  })
+}
+
+function drainOnSignal(app: App, database: Database, graceMs: number) {
+  // close-with-grace's own delay is only a backstop (it cannot wait for async clean-up): the grace
+  // period is enforced below, where the database can still be closed after it.
+  closeWithGrace({ delay: graceMs + 10_000, logger: false }, async ({ signal, err }) => {
+    if (err) app.log.error({ err }, 'closing after a fatal error')
+    else app.log.info({ signal, graceMs }, 'shutting down: finishing in-flight requests')
+    let timer: NodeJS.Timeout | undefined
+    const outcome = await Promise.race([
+      app.close().then(() => 'drained' as const),
+      new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), graceMs) }),
+    ])
+    clearTimeout(timer)
+    if (outcome === 'late') {
+      app.log.error({ graceMs }, 'grace period expired: cutting the remaining connections')
+      app.server.closeAllConnections()
+      await database.close()
+      app.log.warn('stopped after the grace period: database closed')
+      process.exit(EXIT_GRACE_EXPIRED)
+    }
+    app.log.info('stopped: in-flight requests finished, database closed')
+  })
 }
 
 main().catch((error: unknown) => {
   if (error instanceof ConfigError) console.error(error.message)
-  else console.error('could not start:', error)
+  else console.error('could not start:', error instanceof Error && error.name === 'StartupError' ? error.message : error)
   process.exit(1)
 })

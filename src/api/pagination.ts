@@ -9,10 +9,14 @@ import { UUID } from '../ids.ts'
 
 export const DEFAULT_LIMIT = 20
 export const MAX_LIMIT = 100
+/** Longest cursor we ever make (base64url of a 24-character date, `|` and a 36-character UUID) is 84. */
+const MAX_CURSOR_LENGTH = 200
 
 export const ListQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LIMIT, description: `1–${MAX_LIMIT}, default ${DEFAULT_LIMIT}` })),
-  cursor: Type.Optional(Type.String({ maxLength: 200, description: 'nextCursor of the previous page (opaque)' })),
+  // No maxLength here: an over-long cursor is an undecodable one (400 BAD_REQUEST, as the contract
+  // says), not a schema violation (VALIDATION_FAILED); decodeCursor bounds it.
+  cursor: Type.Optional(Type.String({ description: 'nextCursor of the previous page (opaque)' })),
 }, { additionalProperties: false })
 
 export const Page = <T extends TSchema>(item: T) => Type.Object({
@@ -34,6 +38,7 @@ export function encodeCursor(row: Position): string {
 
 /** The position a cursor names; anything that is not a cursor we made is a 400 BAD_REQUEST. */
 export function decodeCursor(cursor: string): Position {
+  if (cursor.length > MAX_CURSOR_LENGTH) throw new AppError('BAD_REQUEST', 'Invalid cursor')
   const [at = '', id = '', ...rest] = Buffer.from(cursor, 'base64url').toString('utf8').split('|')
   const createdAt = new Date(at)
   if (rest.length || !ISO_UTC.test(at) || !isStorableDate(createdAt) || !UUID.test(id)) {

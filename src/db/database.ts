@@ -8,7 +8,7 @@ import { PrismaClient } from '../generated/prisma/client.ts'
 import { scopedClient, type ScopedClient } from '../tenancy/scoped-client.ts'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.ts'
 import { applyMigrations } from './migrate.ts'
-import { TenantAwarePool } from './tenant-aware-pool.ts'
+import { DatabaseAvailability, ResilientPool, TenantAwarePool } from './tenant-aware-pool.ts'
 
 /** The role the API runs as when row-level security is on (created by the migrations). */
 export const APP_ROLE = 'saas_app'
@@ -24,8 +24,14 @@ export interface Database {
   forTenant(tenantId: string): ScopedClient
   /** URL of the tables' owner (migrations, seeds); contains credentials: never log it. */
   ownerUrl: string
-  /** True when the database answers a trivial query. */
+  /**
+   * True when the database answers `SELECT 1` within READY_TIMEOUT_MS, on a connection of its own
+   * (a busy pool never makes a healthy database look down). Concurrent calls share one probe.
+   */
   ping(): Promise<boolean>
+  /** The database's availability as the pools see it; `onChange` is called when it goes away or comes back. */
+  availability: DatabaseAvailability
+  /** Closes the pools (bounded: connections still busy after 2 s are destroyed) and the embedded PostgreSQL. Idempotent. */
   close(): Promise<void>
 }
 
@@ -57,12 +63,17 @@ export async function openDatabase(config: Config, options: OpenDatabaseOptions 
 }
 
 export function createDatabase(config: Config, ownerUrl: string, embedded?: EmbeddedPostgres): Database {
-  const pool = createPool(config, ownerUrl)
+  const availability = new DatabaseAvailability()
+  const pool = createPool(config, ownerUrl, availability)
+  const readinessPool = createReadinessPool(config, ownerUrl, availability)
+  let probe: Promise<boolean> | undefined
+  let closing: Promise<void> | undefined
   const platformDb = new PrismaClient({ adapter: new PrismaPg(pool) })
   const scoped = new Map<string, ScopedClient>()
   return {
     platformDb,
     ownerUrl,
+    availability,
     forTenant(tenantId) {
       let client = scoped.get(tenantId)
       if (!client) {
@@ -72,32 +83,73 @@ export function createDatabase(config: Config, ownerUrl: string, embedded?: Embe
       }
       return client
     },
-    async ping() {
-      try {
-        await pool.query('SELECT 1')
-        return true
-      } catch {
-        return false
-      }
+    ping() {
+      if (probe) return probe
+      const current: Promise<boolean> = readinessPool.query('SELECT 1').then(() => true, () => false).finally(() => { probe = undefined })
+      probe = current
+      return current
     },
-    async close() {
-      await platformDb.$disconnect()
-      await pool.end().catch(() => {})
-      await embedded?.stop()
+    close() {
+      closing ??= (async () => {
+        await platformDb.$disconnect().catch(() => {})
+        await Promise.all([endPool(pool), endPool(readinessPool)])
+        await embedded?.stop()
+      })()
+      return closing
     },
   }
 }
 
-function createPool(config: Config, ownerUrl: string): pg.Pool {
-  const poolConfig: pg.PoolConfig = {
+/**
+ * pool.end() waits for every borrowed connection to come back, which a frozen server would make
+ * forever: after `graceMs` the remaining connections are destroyed.
+ */
+async function endPool(pool: pg.Pool, graceMs = 2000): Promise<void> {
+  const ended = pool.end().catch(() => {})
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), graceMs) })
+  if ((await Promise.race([ended, late])) === 'late') {
+    for (const client of (pool as unknown as { _clients: pg.PoolClient[] })._clients ?? []) {
+      (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy()
+    }
+    await ended
+  }
+  clearTimeout(timer)
+}
+
+function createPool(config: Config, ownerUrl: string, availability: DatabaseAvailability): pg.Pool {
+  // No bound is a startup parameter (PgBouncer in transaction mode refuses those): the statement
+  // timeout rides with each transaction's first statement; the others are client-side.
+  const poolConfig = {
     connectionString: config.APP_DATABASE_URL ?? ownerUrl,
     max: config.DB_POOL_MAX,
-    connectionTimeoutMillis: 5_000,
+    connectionTimeoutMillis: config.DB_ACQUIRE_TIMEOUT_MS,
+    connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
+    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+    queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: config.DB_KEEPALIVE_DELAY_MS,
     idleTimeoutMillis: 30_000,
+    availability,
   }
   // With RLS on, every connection runs as saas_app: no table owner, no BYPASSRLS, so the policies
-  // always apply.
-  const pool = config.rlsEnabled ? new TenantAwarePool({ ...poolConfig, options: `-c role=${APP_ROLE}` }) : new pg.Pool(poolConfig)
-  pool.on('error', () => {}) // an idle connection dropped by the server: the pool replaces it
-  return pool
+  // always apply. (ResilientPool listens for `error` on the pool and on every client.)
+  return config.rlsEnabled ? new TenantAwarePool({ ...poolConfig, options: `-c role=${APP_ROLE}` }) : new ResilientPool(poolConfig)
+}
+
+/** /readyz's own path: one connection, every step bounded by READY_TIMEOUT_MS. */
+function createReadinessPool(config: Config, ownerUrl: string, availability: DatabaseAvailability): ResilientPool {
+  const timeout = config.READY_TIMEOUT_MS
+  return new ResilientPool({
+    connectionString: config.APP_DATABASE_URL ?? ownerUrl,
+    ...(config.rlsEnabled ? { options: `-c role=${APP_ROLE}` } : {}),
+    max: 1,
+    connectionTimeoutMillis: timeout,
+    statementTimeoutMs: 0, // SELECT 1: the client-side bound suffices
+    queryTimeoutMs: timeout,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: config.DB_KEEPALIVE_DELAY_MS,
+    idleTimeoutMillis: 10_000,
+    availability,
+  })
 }

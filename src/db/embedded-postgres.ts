@@ -15,6 +15,11 @@ import pg from 'pg'
 
 const run = promisify(execFile)
 
+/** A start-up failure whose message says what is wrong and how to fix it (printed without a stack). */
+export class StartupError extends Error {
+  override name = 'StartupError'
+}
+
 export interface EmbeddedPostgresOptions {
   /** Folder holding the cluster (`<dir>/cluster`), its password and log. */
   dir: string
@@ -66,10 +71,11 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const passwordFile = path.join(options.dir, 'superuser-password')
   const pgCtl = (...args: string[]) => run(bin.pg_ctl, ['-D', clusterDir, ...args], { ...user, env: { ...process.env, LC_ALL: 'C' } })
 
+  // The postgres OS user must be able to traverse the parent folders; the cluster itself is 0700.
+  await mkdir(options.dir, { recursive: true, mode: 0o755 })
+  if (user.uid !== undefined) await assertReachable(options.dir, user as { uid: number; gid: number })
   if (!existsSync(path.join(clusterDir, 'PG_VERSION'))) {
     log(`initialising embedded PostgreSQL in ${clusterDir}`)
-    // The postgres OS user must be able to traverse the parent folder; the cluster itself is 0700.
-    await mkdir(options.dir, { recursive: true, mode: 0o755 })
     await rm(clusterDir, { recursive: true, force: true }) // leftovers of an interrupted initdb
     await mkdir(clusterDir, { mode: 0o700 })
     if (user.uid !== undefined) await chown(clusterDir, user.uid, user.gid!)
@@ -79,6 +85,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     await writeFile(pwfile, password, { mode: 0o644 })
     try {
       await run(bin.initdb, ['-D', clusterDir, '-U', 'postgres', '--pwfile', pwfile, '--auth', 'scram-sha-256', '-E', 'UTF8', '--locale', 'C'], user)
+    } catch (error) {
+      const stderr = String((error as { stderr?: string }).stderr ?? '').trim().split('\n').slice(-5).join('\n  ')
+      throw new StartupError(`The embedded PostgreSQL could not be initialised in ${clusterDir} (initdb failed):\n  ${stderr || (error as Error).message}\nFix the cause above, choose another DATA_DIR, or set DATABASE_URL to a PostgreSQL of your own.`)
     } finally {
       await rm(pwfile, { force: true })
     }
@@ -114,6 +123,36 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   }
 }
 
+/**
+ * As root, PostgreSQL runs as the OS user `postgres`, which must be able to enter every folder
+ * above the cluster. A parent made by `mktemp -d` (mode 0700, owned by root) is the usual culprit:
+ * initdb then fails with a bare "Permission denied" stack. Say which folder and how to fix it. We
+ * do not chmod folders we did not create.
+ * @throws StartupError naming the first folder the user cannot enter
+ */
+async function assertReachable(dir: string, user: { uid: number; gid: number }): Promise<void> {
+  const canEnter = (folder: string) => run('test', ['-x', folder, '-a', '-r', folder], user).then(() => true, () => false)
+  if (await canEnter(dir)) return
+  const folders: string[] = []
+  for (let folder = path.resolve(dir); ; folder = path.dirname(folder)) {
+    folders.unshift(folder)
+    if (path.dirname(folder) === folder) break
+  }
+  let blocking = path.resolve(dir)
+  for (const folder of folders) {
+    if (!(await canEnter(folder))) {
+      blocking = folder
+      break
+    }
+  }
+  throw new StartupError(
+    `The embedded PostgreSQL runs as the OS user "postgres" (this process runs as root, which PostgreSQL refuses), ` +
+    `and that user cannot enter ${blocking}, so it cannot use DATA_DIR (${dir}).\n` +
+    `Fix: chmod o+x ${blocking} (or chown it to postgres), or set DATA_DIR to a folder under one that every user can enter, ` +
+    `or set DATABASE_URL to a PostgreSQL of your own.`,
+  )
+}
+
 /** The URL of an embedded cluster in `dir`, whether or not it is running (for the Prisma CLI). */
 export function embeddedUrl(dir: string, port: number, database: string): string | undefined {
   try {
@@ -126,7 +165,8 @@ export function embeddedUrl(dir: string, port: number, database: string): string
 }
 
 export async function ensureDatabase(adminUrl: string, database: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl })
+  const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 10_000, keepAlive: true })
+  client.on('error', () => {}) // a dying connection fails the pending query; without a listener it would end the process
   await client.connect()
   try {
     const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database])

@@ -1,20 +1,27 @@
-// The row-level-security layer's half in Node: every query made while a tenant is current
-// (see tenancy/tenant-context.ts) runs in a transaction where set_config('app.tenant_id', <tenant>,
-// true) — the transaction-local setting the RLS policies read — ran first.
+// The pool every database query of the API goes through. Two jobs:
+//
+// 1. Survive the database (ResilientPool). pg-pool removes its idle `error` listener while a client
+//    is checked out, so a connection that dies mid-query (PostgreSQL restart, failover,
+//    pg_terminate_backend) emitted `error` with no listener and killed the process. Here every client
+//    gets a permanent listener when it is created; a connection that failed (socket error, a FATAL
+//    SQLSTATE such as 57P01, class 08, a client-side timeout) is destroyed on release, never reused;
+//    and every statement is bounded twice: server-side by a transaction-local statement_timeout that
+//    rides in the statement's own round trip (no startup parameter: PgBouncer in transaction mode
+//    refuses those), and client-side by a timer that destroys the connection (a frozen server
+//    answers nothing, so only the client can give up).
+//
+// 2. Row-level security (TenantAwarePool): every query made while a tenant is current (see
+//    tenancy/tenant-context.ts) runs in a transaction where set_config('app.tenant_id', <tenant>,
+//    true) — the transaction-local setting the RLS policies read — ran first.
 //
 // A lone query (the common case: Prisma sends most operations as one statement) costs no extra
-// round trip: TenantQuery pipelines `SELECT set_config($1…)` and the statement in one extended-
+// round trip: PreludeQuery pipelines `SELECT set_config(…)` and the statement in one extended-
 // protocol exchange ending in a single Sync, which PostgreSQL runs as one implicit transaction.
 // The naive alternatives cost far more: Prisma's $transaction([set_config, query]) is 4 round trips
 // plus its transaction machinery (2.5–6x less throughput), BEGIN+set/query/COMMIT is 3. A session-
 // level SET is never used: a pooled connection would carry one tenant into the next request.
 import pg from 'pg'
 import { currentTenantId } from '../tenancy/tenant-context.ts'
-
-// Tenant ids are checked to be UUIDs before they become current (assertTenantId), so inlining one
-// as a literal in the transaction path below is safe.
-const setTenant = (tenantId: string) => `SELECT set_config('app.tenant_id', '${tenantId}', true)`
-const beginAsTenant = (tenantId: string) => `BEGIN; ${setTenant(tenantId)}`
 
 type Query = (...args: unknown[]) => Promise<pg.QueryResult>
 type Connection = {
@@ -23,21 +30,144 @@ type Connection = {
   execute(msg: { portal?: string; rows?: number }): void
 }
 
+/** Thrown (as the query's error) when a statement outlived the client-side bound; its connection is destroyed. */
+export class DatabaseTimeoutError extends Error {
+  override name = 'DatabaseTimeoutError'
+  readonly code = 'DATABASE_TIMEOUT'
+  constructor(readonly timeoutMs: number) {
+    super(`database query timed out after ${timeoutMs} ms (connection destroyed)`)
+  }
+}
+
+/** SQLSTATEs after which the server has closed (or is closing) the session. */
+const FATAL_SQLSTATE = /^(08|57P0)/
+
 /**
- * A pg query preceded, in the same Sync, by the tenant setting. pg runs every statement of an
- * extended-protocol exchange before the Sync in one implicit transaction, so set_config(…, true)
- * holds for the statement and ends with it. Relies on pg's Query hooks (prepare, handleDataRow,
- * handleCommandComplete): test/tenant-isolation.test.ts fails if they change.
+ * True when `error` means the connection itself is unusable: anything that is not a PostgreSQL
+ * error answer (socket errors, "Connection terminated", timeouts), or a FATAL/PANIC answer, or an
+ * SQLSTATE of class 08 (connection exception) or 57P01–57P03 (admin shutdown, crash, cannot connect).
  */
-class TenantQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, values?: unknown, callback?: unknown) => Record<string, any>) {
-  private settingTenant = true
-  constructor(config: pg.QueryConfig, private readonly tenantId: string, callback: (err: Error | null, res: pg.QueryResult) => void) {
+export function isBrokenConnectionError(error: unknown): boolean {
+  if (error === undefined || error === null) return false
+  if (!(error instanceof pg.DatabaseError)) return true
+  return error.severity === 'FATAL' || error.severity === 'PANIC' || FATAL_SQLSTATE.test(error.code ?? '')
+}
+
+/**
+ * True when `error` says the database server is unreachable or gone (as opposed to a busy pool or a
+ * bad statement): used for the one log line when the database goes away.
+ */
+export function isDatabaseGoneError(error: unknown): boolean {
+  if (error instanceof DatabaseTimeoutError) return true
+  if (error instanceof pg.DatabaseError) return isBrokenConnectionError(error)
+  const message = String((error as Error | undefined)?.message ?? '')
+  if (/timeout exceeded when trying to connect/i.test(message)) return false // pool busy, or connect timeout (ambiguous)
+  return /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|Connection terminated|connection timeout/i.test(`${(error as { code?: string })?.code ?? ''} ${message}`)
+}
+
+/** Whether the database answers, as last seen by this pool, and since when. */
+export interface AvailabilityChange {
+  available: boolean
+  /** What failed (when it became unavailable): a short message, never a URL or a password. */
+  reason?: string
+  /** How long the previous state lasted (ms). */
+  afterMs: number
+}
+
+/**
+ * Tracks the database's availability from what the pools see (successes, connection failures) so
+ * that an outage writes one line when it starts and one when it ends, not one stack per request.
+ */
+export class DatabaseAvailability {
+  private available = true
+  private since = Date.now()
+  /** Counts outages: a connection opened before the latest one has nothing new to say when it fails. */
+  generation = 0
+  private readonly listeners = new Set<(change: AvailabilityChange) => void>()
+
+  get isAvailable(): boolean {
+    return this.available
+  }
+
+  onChange(listener: (change: AvailabilityChange) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  /**
+   * `generation`: as for failed(). A connection opened before the outage may still finish a query
+   * in its first moments (pg_terminate_backend or a shutdown reach connections one by one): only
+   * a connection opened since, or any success a second later, says the database is back.
+   */
+  succeeded(generation = this.generation): void {
+    if (!this.available && (generation >= this.generation || Date.now() - this.since >= 1000)) this.change(true)
+  }
+
+  /** `generation`: the value of `this.generation` when the failing connection was opened, if one was. */
+  failed(error: unknown, generation = this.generation): void {
+    // The late errors of connections that died in an outage already reported are not a new outage.
+    if (generation < this.generation) return
+    if (this.available && isDatabaseGoneError(error)) {
+      this.generation++
+      this.change(false, String((error as Error)?.message ?? error).slice(0, 200))
+    }
+  }
+
+  private change(available: boolean, reason?: string) {
+    const now = Date.now()
+    const afterMs = now - this.since
+    this.available = available
+    this.since = now
+    for (const listener of this.listeners) listener({ available, reason, afterMs })
+  }
+}
+
+/** Options of ResilientPool, on top of pg's (`connectionTimeoutMillis` is the acquire timeout). */
+export interface ResilientPoolOptions extends pg.PoolConfig {
+  /** Server-side bound of each statement (ms), set transaction-locally with it; 0 = none. */
+  statementTimeoutMs: number
+  /** Client-side bound of each statement (ms): on expiry its connection is destroyed; 0 = none. */
+  queryTimeoutMs: number
+  /** Time to open a new connection (ms), TCP + TLS + authentication; defaults to connectionTimeoutMillis. */
+  connectTimeoutMs?: number
+  availability?: DatabaseAvailability
+}
+
+interface Prelude {
+  statementTimeoutMs: number
+  tenantId: string | undefined
+}
+
+function preludeSql(prelude: Prelude): { text: string; values: string[] } | undefined {
+  const calls: string[] = []
+  const values: string[] = []
+  if (prelude.statementTimeoutMs > 0) {
+    values.push(`${prelude.statementTimeoutMs}`)
+    calls.push(`set_config('statement_timeout', $${values.length}, true)`)
+  }
+  if (prelude.tenantId !== undefined) {
+    values.push(prelude.tenantId)
+    calls.push(`set_config('app.tenant_id', $${values.length}, true)`)
+  }
+  return calls.length ? { text: `SELECT ${calls.join(', ')}`, values } : undefined
+}
+
+/**
+ * A pg query preceded, in the same Sync, by set_config calls (tenant, statement_timeout). pg runs
+ * every statement of an extended-protocol exchange before the Sync in one implicit transaction (or
+ * inside the open one), so set_config(…, true) holds for the statement and ends with its transaction.
+ * Relies on pg's Query hooks (prepare, handleDataRow, handleCommandComplete):
+ * test/tenant-isolation.test.ts fails if they change.
+ */
+class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, values?: unknown, callback?: unknown) => Record<string, any>) {
+  private inPrelude = true
+  constructor(config: pg.QueryConfig, private readonly prelude: { text: string; values: string[] }, callback: (err: Error | null, res: pg.QueryResult) => void) {
     super({ ...config, queryMode: 'extended' } as pg.QueryConfig, undefined, callback)
   }
 
   prepare(connection: Connection) {
-    connection.parse({ text: "SELECT set_config('app.tenant_id', $1, true)", types: [] })
-    connection.bind({ values: [this.tenantId] })
+    connection.parse({ text: this.prelude.text, types: [] })
+    connection.bind({ values: this.prelude.values })
     connection.execute({ rows: 0 })
     super.prepare(connection)
   }
@@ -45,66 +175,201 @@ class TenantQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, v
   // The set_config statement answers one row and a CommandComplete before the real statement's
   // answer: they are not part of the caller's result.
   handleDataRow(message: unknown) {
-    if (!this.settingTenant) super.handleDataRow(message)
+    if (!this.inPrelude) super.handleDataRow(message)
   }
 
   handleCommandComplete(message: unknown, connection: unknown) {
-    if (this.settingTenant) this.settingTenant = false
+    if (this.inPrelude) this.inPrelude = false
     else super.handleCommandComplete(message, connection)
   }
 }
 
-export class TenantAwarePool extends pg.Pool {
+type ArmedClient = pg.PoolClient & { broken?: Error; generation?: number }
+
+/** Destroys the socket under `client`: its pending query fails with `error`, and the pool drops it. */
+function destroyConnection(client: pg.PoolClient, error: Error) {
+  const stream = (client as unknown as { connection?: { stream?: { destroy(e?: Error): void } } }).connection?.stream
+  if (stream) stream.destroy(error)
+  else void client.end().catch(() => {})
+}
+
+/**
+ * pg.Pool that never lets a dying connection crash the process or be reused, and bounds every
+ * statement (see the top of this file). `query()` and `connect()` keep pg's signatures.
+ * Errors: queries reject with pg's errors, or DatabaseTimeoutError after `queryTimeoutMs`; an
+ * acquire that waits longer than `connectionTimeoutMillis` rejects with pg-pool's timeout error.
+ */
+export class ResilientPool extends pg.Pool {
+  readonly availability: DatabaseAvailability
+  private readonly statementTimeoutMs: number
+  private readonly queryTimeoutMs: number
+
+  constructor(options: ResilientPoolOptions) {
+    const { statementTimeoutMs, queryTimeoutMs, connectTimeoutMs, availability, ...poolOptions } = options
+    // pg-pool hands its options to each new Client: the Client's own connectionTimeoutMillis bounds
+    // opening a connection, the pool's bounds the whole acquire (waiting for a free one included).
+    const connectMs = connectTimeoutMs ?? poolOptions.connectionTimeoutMillis
+    class BoundedClient extends pg.Client {
+      constructor(config: pg.ClientConfig) {
+        super({ ...config, connectionTimeoutMillis: connectMs })
+      }
+    }
+    super({ keepAlive: true, ...poolOptions, Client: BoundedClient as unknown as typeof pg.Client })
+    this.statementTimeoutMs = statementTimeoutMs
+    this.queryTimeoutMs = queryTimeoutMs
+    this.availability = availability ?? new DatabaseAvailability()
+    // A listener for the client's whole life: pg-pool's own is removed while the client is checked
+    // out, and an `error` event without a listener would end the process.
+    this.on('connect', (client: ArmedClient) => {
+      client.generation = this.availability.generation
+      client.on('error', (error: Error) => {
+        client.broken ??= error
+        this.availability.failed(error, client.generation)
+      })
+    })
+    this.on('error', (error) => this.availability.failed(error)) // an idle connection dropped: replaced on demand
+  }
+
+  /** The tenant whose setting precedes each statement (none here; see TenantAwarePool). */
+  protected tenantOfQuery(): string | undefined {
+    return undefined
+  }
+
   // @prisma/adapter-pg sends every query outside a transaction through pool.query(config).
   override query(...args: any[]): any {
-    const tenantId = currentTenantId()
-    if (tenantId === undefined) return (super.query as Query)(...args)
-    return this.queryAsTenant(tenantId, args[0] as pg.QueryConfig)
+    const callback = typeof args.at(-1) === 'function' ? (args.pop() as (err: Error | null, res?: pg.QueryResult) => void) : undefined
+    const config: pg.QueryConfig = typeof args[0] === 'string' ? { text: args[0], values: args[1] } : args[0]
+    const promise = this.runQuery(config)
+    if (!callback) return promise
+    promise.then((result) => callback(null, result), (error: Error) => callback(error))
+    return undefined
   }
 
-  private async queryAsTenant(tenantId: string, config: pg.QueryConfig): Promise<pg.QueryResult> {
-    const client = await (pg.Pool.prototype.connect as () => Promise<pg.PoolClient>).call(this)
-    return new Promise((resolve, reject) => {
-      client.query(new TenantQuery(config, tenantId, (error, result) => {
-        // No SQLSTATE means the connection itself failed: never hand it to anyone else.
-        client.release(error !== null && (error as { code?: string }).code === undefined)
-        if (error) reject(error)
-        else resolve(result)
-      }) as unknown as pg.QueryConfig)
-    })
+  private async runQuery(config: pg.QueryConfig): Promise<pg.QueryResult> {
+    const client = await this.borrow()
+    let failure: unknown
+    try {
+      return await this.bounded(client, { statementTimeoutMs: this.statementTimeoutMs, tenantId: this.tenantOfQuery() }, config)
+    } catch (error) {
+      failure = error
+      throw error
+    } finally {
+      client.release(failure as Error | undefined)
+    }
   }
 
-// prisma.$transaction borrows a connection and sends BEGIN itself. Each statement of the
-  // transaction made while a tenant is current runs after that tenant's setting.
+  // prisma.$transaction (and any other caller) borrows a connection; Prisma sends BEGIN itself.
   override connect(...args: any[]): any {
-    if (args.length > 0) return (super.connect as (...a: unknown[]) => unknown)(...args)
-    return (super.connect as () => Promise<pg.PoolClient>)().then(scopeTransactions)
+    const callback = typeof args[0] === 'function' ? (args[0] as (err: Error | null, client?: pg.PoolClient, done?: (e?: Error) => void) => void) : undefined
+    const promise = this.borrow().then((client) => this.scopeTransactions(client))
+    if (!callback) return promise
+    promise.then((client) => callback(null, client, (e?: Error) => client.release(e)), (error: Error) => callback(error))
+    return undefined
+  }
+
+  /** A client from the pool whose release() destroys it when its connection failed. */
+  private async borrow(): Promise<ArmedClient> {
+    let client: ArmedClient
+    try {
+      client = (await (super.connect as () => Promise<pg.PoolClient>)()) as ArmedClient
+    } catch (error) {
+      this.availability.failed(error)
+      throw error
+    }
+    const release = client.release
+    client.release = ((error?: Error | boolean) => {
+      client.release = release
+      const failed = error instanceof Error && isBrokenConnectionError(error) ? error : undefined
+      const broken = client.broken ?? failed ?? (error === true ? new Error('discarded') : undefined)
+      return (release as (e?: Error) => void).call(client, broken)
+    }) as typeof client.release
+    return client
+  }
+
+  /** Runs `config` on `client` after `prelude`, bounded by the client-side timeout. */
+  private bounded(client: ArmedClient, prelude: Prelude, config: pg.QueryConfig): Promise<pg.QueryResult> {
+    const sql = preludeSql(prelude)
+    const query = client.query as unknown as Query
+    const run = sql
+      ? new Promise<pg.QueryResult>((resolve, reject) => {
+          query.call(client, new PreludeQuery(config, sql, (error, result) => (error ? reject(error) : resolve(result))))
+        })
+      : query.call(client, config)
+    return this.watch(client, run)
+  }
+
+  private watch<T>(client: ArmedClient, run: Promise<T>): Promise<T> {
+    const timer = this.queryTimeoutMs > 0 ? setTimeout(() => destroyConnection(client, new DatabaseTimeoutError(this.queryTimeoutMs)), this.queryTimeoutMs) : undefined
+    return run.then(
+      (result) => {
+        clearTimeout(timer)
+        this.availability.succeeded(client.generation)
+        return result
+      },
+      (error: unknown) => {
+        clearTimeout(timer)
+        if (isBrokenConnectionError(error)) {
+          client.broken ??= error as Error
+          this.availability.failed(error, client.generation)
+        } else {
+          this.availability.succeeded(client.generation) // the server answered
+        }
+        throw error
+      },
+    )
+  }
+
+  /**
+   * Bounds every statement on a borrowed client, and sends the prelude (statement_timeout, tenant)
+   * with the first statement of each transaction. The prelude is NOT sent with BEGIN: PostgreSQL
+   * refuses `SET TRANSACTION ISOLATION LEVEL` after any query of the transaction (SQLSTATE 25001),
+   * so it waits for the first statement that is not a SET TRANSACTION, and rides with it.
+   */
+  private scopeTransactions(client: ArmedClient): pg.PoolClient {
+    const query = client.query as unknown as Query
+    const release = client.release
+    let preludePending = false
+    let tenantOfTransaction: string | undefined
+    const send = (...args: unknown[]) => this.watch(client, query.apply(client, args))
+
+    client.query = ((...args: unknown[]) => {
+      // Callback and Query-object forms are passed through (bounded only by the connection's fate).
+      if (typeof args.at(-1) === 'function' || (args[0] !== null && typeof args[0] === 'object' && typeof (args[0] as { submit?: unknown }).submit === 'function')) {
+        return query.apply(client, args)
+      }
+      const config: pg.QueryConfig = typeof args[0] === 'string' ? { text: args[0], values: args[1] as unknown[] | undefined } : (args[0] as pg.QueryConfig)
+      const text = config.text.trim()
+      const tenantId = this.tenantOfQuery()
+      if (/^BEGIN\b/i.test(text)) {
+        preludePending = true
+        tenantOfTransaction = tenantId
+        return send(...args)
+      }
+      if (/^(SET TRANSACTION|COMMIT|ROLLBACK|END|SAVEPOINT|RELEASE|ROLLBACK TO)\b/i.test(text)) return send(...args)
+      if (preludePending) {
+        preludePending = false
+        tenantOfTransaction = tenantId
+        return this.bounded(client, { statementTimeoutMs: this.statementTimeoutMs, tenantId }, config)
+      }
+      if (tenantId !== undefined && tenantId !== tenantOfTransaction) {
+        // The tenant changed inside one transaction (nested runAsTenant): the new one applies from here.
+        tenantOfTransaction = tenantId
+        return this.bounded(client, { statementTimeoutMs: 0, tenantId }, config)
+      }
+      return send(...args)
+    }) as unknown as typeof client.query
+    client.release = ((...args: unknown[]) => {
+      client.query = query as unknown as typeof client.query
+      client.release = release
+      return (release as (...a: unknown[]) => void).apply(client, args)
+    }) as typeof client.release
+    return client
   }
 }
 
-function scopeTransactions(client: pg.PoolClient): pg.PoolClient {
-  const query = client.query as unknown as Query
-  const release = client.release
-  let tenantOfTransaction: string | undefined
-  const send = (...args: unknown[]) => query.apply(client, args)
-
-  client.query = (async (...args: unknown[]) => {
-    const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string } | undefined)?.text
-    const tenantId = currentTenantId()
-    if (text === 'BEGIN') {
-      tenantOfTransaction = tenantId
-      return tenantId === undefined ? send(...args) : send(beginAsTenant(tenantId))
-    }
-    if (tenantId !== undefined && tenantId !== tenantOfTransaction) {
-      await send(setTenant(tenantId))
-      tenantOfTransaction = tenantId
-    }
-    return send(...args)
-  }) as unknown as typeof client.query
-  client.release = ((...args: unknown[]) => {
-    client.query = query as unknown as typeof client.query
-    client.release = release
-    return (release as (...a: unknown[]) => void).apply(client, args)
-  }) as typeof client.release
-  return client
+/** The pool of the RLS mode: the current tenant's setting precedes each statement (see above). */
+export class TenantAwarePool extends ResilientPool {
+  protected override tenantOfQuery(): string | undefined {
+    return currentTenantId()
+  }
 }

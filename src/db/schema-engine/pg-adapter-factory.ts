@@ -134,6 +134,7 @@ function singleConnectionPool(connectionString: string): pg.Pool {
 
 async function withAdminClient<T>(connectionString: string, run: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString })
+  client.on('error', () => {}) // surfaced by the pending query; without a listener it would end the process
   await client.connect()
   try {
     return await run(client)

@@ -1,0 +1,44 @@
+// Refusals that come before anything else looks at a request, in the contract's error shape:
+// - while the server drains (SIGTERM), new requests on open keep-alive connections are 503 with
+//   Retry-After (Fastify's own return503OnClosing writes a body of its own: turned off in app.ts);
+// - an absolute-form request target (`GET http://b.example.com/x`) whose authority is not the Host
+//   header. RFC 9112 §3.2.2 says the target's authority wins; we serve tenants by Host, so a
+//   mismatch is refused rather than served as one tenant while logged as the other.
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { RETRY_AFTER_SECONDS, sendError } from './error-handler.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** True once close() began: new requests are answered 503 while in-flight ones finish. */
+    draining: boolean
+  }
+}
+
+/** The authority of an absolute-form target (`http://host:port/path`), lower-cased; undefined for origin-form. */
+export function absoluteFormAuthority(rawUrl: string): string | undefined {
+  if (rawUrl.startsWith('/') || rawUrl === '*') return undefined
+  const match = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(rawUrl)
+  return match ? match[1]!.replace(/^[^@]*@/, '').toLowerCase() : ''
+}
+
+export default fp(
+  async function requestGuards(app: FastifyInstance) {
+    app.decorate('draining', false)
+    app.addHook('preClose', async () => {
+      app.draining = true
+    })
+
+    app.addHook('onRequest', async (request, reply) => {
+      if (app.draining) {
+        reply.header('connection', 'close')
+        return sendError(reply, 'SERVICE_UNAVAILABLE', 'The server is restarting, retry later', { 'retry-after': RETRY_AFTER_SECONDS })
+      }
+      const authority = absoluteFormAuthority(request.raw.url ?? '/')
+      if (authority !== undefined && authority !== (request.headers.host ?? '').toLowerCase()) {
+        return sendError(reply, 'BAD_REQUEST', 'The request target names another host than the Host header')
+      }
+    })
+  },
+  { name: 'request-guards', dependencies: ['error-handler'] },
+)

@@ -1,0 +1,97 @@
+// What the HTTP parser refuses before Fastify sees a request, over raw sockets to the real app
+// listening on a port: every answer in the contract's error shape, then the socket closed. Also an
+// absolute-form request target naming another host than Host, and an over-long cursor.
+import { once } from 'node:events'
+import net from 'node:net'
+import t, { type Test } from 'tap'
+import { assertError, buildApi } from './api-helper.ts'
+
+const api = await buildApi(t, { HTTP_HEADERS_TIMEOUT_MS: '1000', HTTP_REQUEST_TIMEOUT_MS: '2000' })
+await api.app.listen({ host: '127.0.0.1', port: 0 })
+const port = (api.app.server.address() as net.AddressInfo).port
+
+interface RawAnswer {
+  status: number
+  head: string
+  body: string
+  /** True when the server closed the connection after answering. */
+  closed: boolean
+}
+
+/** Writes `raw` (string chunks, `pauseMs` apart), reads until the server closes (or 5 s pass). */
+async function rawRequest(chunks: string[], pauseMs = 0): Promise<RawAnswer> {
+  const socket = net.connect(port, '127.0.0.1')
+  await once(socket, 'connect')
+  let received = ''
+  socket.on('data', (chunk: Buffer) => { received += chunk.toString('latin1') })
+  socket.on('error', () => {})
+  const closed = new Promise<boolean>((resolve) => {
+    socket.on('close', () => resolve(true))
+    setTimeout(() => resolve(false), 5000)
+  })
+  for (const chunk of chunks) {
+    if (socket.writable) socket.write(chunk)
+    if (pauseMs) await new Promise((resolve) => setTimeout(resolve, pauseMs))
+  }
+  const wasClosed = await closed
+  socket.destroy()
+  const [head = '', body = ''] = received.split('\r\n\r\n')
+  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0), head, body, closed: wasClosed }
+}
+
+function assertRefusal(t: Test, answer: RawAnswer, status: number) {
+  t.equal(answer.status, status, `status ${status}`)
+  t.match(answer.head, /content-type: application\/json; charset=utf-8/i, 'JSON')
+  const body = JSON.parse(answer.body) as { error: { code: string; message: string; requestId: string } }
+  t.equal(body.error.code, 'BAD_REQUEST', 'code BAD_REQUEST')
+  t.type(body.error.message, 'string')
+  t.match(body.error.requestId, /^[0-9a-f-]{36}$/, 'a generated request id')
+  t.same(Object.keys(body), ['error'], 'nothing but the error')
+  t.ok(answer.closed, 'the connection is closed')
+}
+
+const cases: [string, string[], number][] = [
+  ['two different Content-Lengths', ['POST /v1/auth/login HTTP/1.1\r\nHost: acme.localhost\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}'], 400],
+  ['Content-Length with Transfer-Encoding', ['POST /v1/auth/login HTTP/1.1\r\nHost: acme.localhost\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'], 400],
+  ['an obs-folded header', ['GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Folded: a\r\n b\r\n\r\n'], 400],
+  ['bare LF line endings', ['GET /healthz HTTP/1.1\nHost: localhost\n\n'], 400],
+  ['a malformed request line', ['HELLO WORLD\r\n\r\n'], 400],
+  ['headers too large', [`GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`], 431],
+]
+
+for (const [name, chunks, status] of cases) {
+  t.test(`the parser refuses ${name}: ${status} in the error shape`, async (t) => {
+    assertRefusal(t, await rawRequest(chunks), status)
+  })
+}
+
+t.test('headers that do not arrive within HTTP_HEADERS_TIMEOUT_MS: 408 in the error shape', async (t) => {
+  const startedAt = Date.now()
+  const answer = await rawRequest(['GET /healthz HTTP/1.1\r\n', 'Host: localhost\r\n', 'X-Slow: 1\r\n', 'X-Slow: 2\r\n'], 700)
+  assertRefusal(t, answer, 408)
+  t.ok(Date.now() - startedAt < 4500, 'within the bound (plus the check interval)')
+})
+
+t.test('a body that does not arrive within HTTP_REQUEST_TIMEOUT_MS: 408 in the error shape', async (t) => {
+  const chunks = ['POST /v1/auth/login HTTP/1.1\r\nHost: acme.localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{', ...Array.from({ length: 8 }, () => ' ')]
+  const answer = await rawRequest(chunks, 400)
+  assertRefusal(t, answer, 408)
+})
+
+t.test('an absolute-form target naming another host than Host is refused', async (t) => {
+  const token = api.acme.users.member.accessToken
+  const mismatch = await rawRequest([`GET http://globex.localhost/v1/tenant HTTP/1.1\r\nHost: acme.localhost\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`])
+  t.equal(mismatch.status, 400, '400')
+  t.equal(JSON.parse(mismatch.body).error.code, 'BAD_REQUEST')
+  t.notMatch(mismatch.body, /Acme|Globex/, 'no tenant was served')
+  const same = await rawRequest([`GET http://acme.localhost/v1/tenant HTTP/1.1\r\nHost: acme.localhost\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`])
+  t.equal(same.status, 200, 'the same host in both: served')
+  t.equal(JSON.parse(same.body).slug, 'acme')
+})
+
+t.test('an over-long cursor is an undecodable cursor: 400 BAD_REQUEST', async (t) => {
+  const res = await api.acme.call('member', { method: 'GET', url: `/v1/projects?cursor=${'A'.repeat(500)}` })
+  assertError(t, res, 400, 'BAD_REQUEST')
+  const short = await api.acme.call('member', { method: 'GET', url: '/v1/projects?cursor=AAAA' })
+  assertError(t, short, 400, 'BAD_REQUEST')
+})

@@ -1,0 +1,149 @@
+// The real server, as a separate process, on a PostgreSQL this test owns and can break: its
+// connections killed, the server stopped and restarted, frozen with SIGSTOP. Then SIGTERM with a
+// slow upload. (The embedded-mode server's failed start and expired drain: test/shutdown.test.ts.)
+// (Never the suite's shared PostgreSQL: tap runs files in parallel.)
+import { once } from 'node:events'
+import net from 'node:net'
+import t from 'tap'
+import { freePort } from './helper.ts'
+import {
+  isContract503, OwnPostgres, prepareDatabase, request, serverEnv, signIn, sleep, slowUpload, startServer,
+  type Answer, type ServerProcess,
+} from './resilience-harness.ts'
+
+// Short bounds, so the frozen case is quick; the defaults are in src/config.ts.
+const BOUNDS = { DB_ACQUIRE_TIMEOUT_MS: '1000', DB_CONNECT_TIMEOUT_MS: '1000', DB_STATEMENT_TIMEOUT_MS: '1500', DB_QUERY_TIMEOUT_MS: '2000', READY_TIMEOUT_MS: '1000', SHUTDOWN_GRACE_MS: '2000' }
+
+const db = new OwnPostgres('resilience')
+t.teardown(() => db.destroy())
+
+let server: ServerProcess
+let token: string
+
+t.before(async () => {
+  await db.start()
+  await prepareDatabase(db.embedded.url)
+  server = await startServer(serverEnv(await freePort(), db.embedded.url, BOUNDS))
+  token = await signIn(server.port)
+})
+t.teardown(() => { if (server?.child.exitCode === null) server.child.kill('SIGKILL') })
+
+/** `workers` clients asking GET /v1/projects in a loop until stop() is called. */
+function load(workers: number) {
+  const answers: (Answer & { at: number })[] = []
+  const failures: string[] = []
+  let running = true
+  const loops = Array.from({ length: workers }, async () => {
+    while (running) {
+      try {
+        const answer = await request(server.port, { path: '/v1/projects', token, timeoutMs: 20_000 })
+        answers.push({ ...answer, at: Date.now() })
+      } catch (error) {
+        failures.push((error as Error).message)
+        await sleep(50)
+      }
+    }
+  })
+  return { answers, failures, stop: async () => { running = false; await Promise.all(loops) } }
+}
+
+t.test('killed connections, then a stop and restart, under 16 concurrent clients', async (t) => {
+  const traffic = load(16)
+  await sleep(1000)
+  const terminated = await db.terminateConnections()
+  t.ok(terminated > 0, `pg_terminate_backend ended ${terminated} connections of the API`)
+  await sleep(1000)
+  await db.stop()
+  const stoppedAt = Date.now()
+  await sleep(2500)
+  t.equal(server.child.exitCode, null, 'the server is alive while the database is down')
+  await db.start()
+  const backAt = Date.now()
+  await sleep(2500)
+  await traffic.stop()
+
+  const { answers, failures } = traffic
+  t.same(failures, [], 'every request got an answer (no reset, no hang)')
+  const unexpected = answers.filter((a) => a.status !== 200 && !isContract503(a))
+  t.same(unexpected.slice(0, 3).map((a) => `${a.status} ${a.body}`), [], 'every answer is 200 or the contract\'s 503 with Retry-After')
+  const duringOutage = answers.filter((a) => a.at > stoppedAt + 500 && a.at < backAt)
+  t.ok(duringOutage.length > 0 && duringOutage.every((a) => a.status === 503), `while the database is down: ${duringOutage.length} answers, all 503`)
+  const longest = Math.max(...answers.map((a) => a.ms))
+  t.ok(longest < 10_000, `no request waited long (longest ${Math.round(longest)} ms)`)
+  const firstSuccess = answers.find((a) => a.at >= backAt && a.status === 200)
+  t.ok(firstSuccess, 'requests succeed again after the restart, with no restart of the API')
+  const recoveryMs = firstSuccess ? firstSuccess.at - backAt : Infinity
+  // Measured and printed; the bound is generous for a loaded 2-core machine (npm run chaos reports the precise figure).
+  t.comment(`first success ${recoveryMs} ms after PostgreSQL accepted connections again`)
+  t.ok(recoveryMs < 3000, 'within a generous bound of the restart')
+  const lastTen = answers.slice(-10)
+  t.ok(lastTen.every((a) => a.status === 200), 'and keep succeeding')
+  t.equal(server.child.exitCode, null, 'the process never exited')
+
+  const log = server.output()
+  const transitions = log.split('\n').filter((l) => /database (unreachable|reachable again)/.test(l))
+  t.comment(transitions.join('\n'))
+  const wentAway = transitions.filter((l) => l.includes('database unreachable')).length
+  const cameBack = transitions.filter((l) => l.includes('database reachable again')).length
+  t.ok(wentAway >= 1 && wentAway <= 3, `one line when the database goes away (${wentAway}: termination, then stop)`)
+  t.ok(cameBack >= 1 && cameBack <= 3, `one line when it is back (${cameBack})`)
+  t.notMatch(log, /"stack"/, 'no stack trace is logged for a 503')
+  const refusedLines = log.split('\n').filter((l) => l.includes('"status":503')).length
+  t.ok(refusedLines >= duringOutage.length && refusedLines <= answers.filter((a) => a.status === 503).length, 'one line per refused request')
+})
+
+t.test('a frozen database (SIGSTOP) gives 503 after the bound, and readiness says so within about a second', async (t) => {
+  const ok = await request(server.port, { path: '/v1/projects', token })
+  t.equal(ok.status, 200, 'the database answers before')
+  const pids = db.signal('SIGSTOP')
+  try {
+    const [ready, ...answers] = await Promise.all([
+      request(server.port, { path: '/readyz', host: 'localhost', timeoutMs: 20_000 }),
+      ...Array.from({ length: 16 }, () => request(server.port, { path: '/v1/projects', token, timeoutMs: 20_000 })),
+    ])
+    t.ok(isContract503(ready!), `/readyz: 503 after ${Math.round(ready!.ms)} ms`)
+    t.ok(ready!.ms < 3000, '/readyz gives up within about a second (generous bound)')
+    t.ok(answers.every(isContract503), 'every request: the contract\'s 503')
+    const longest = Math.max(...answers.map((a) => a.ms))
+    t.comment(`longest wait on the frozen database: ${Math.round(longest)} ms (bounds: acquire 1000, query 2000)`)
+    t.ok(longest < 10_000, 'none hangs')
+  } finally {
+    db.signal('SIGCONT', pids)
+  }
+  let back: Answer | undefined
+  for (let i = 0; i < 50 && back?.status !== 200; i++) back = await request(server.port, { path: '/v1/projects', token }).catch(() => undefined) ?? back
+  t.equal(back?.status, 200, 'thawed: requests succeed again')
+  t.equal((await request(server.port, { path: '/readyz', host: 'localhost' })).status, 200, 'and /readyz is 200')
+})
+
+t.test('SIGTERM: in-flight requests finish, later ones get the contract\'s 503, a slow upload cannot hold the exit', async (t) => {
+  // A pipelined pair on one connection: the first (a login whose body is still arriving) is in
+  // flight at SIGTERM; the second arrives during the drain.
+  const pipelined = net.connect(server.port, '127.0.0.1')
+  await once(pipelined, 'connect')
+  let received = ''
+  pipelined.on('data', (chunk: Buffer) => { received += chunk.toString() })
+  pipelined.on('error', () => {})
+  const login = JSON.stringify({ email: 'member@example.com', password: 'wrong-password-123' })
+  pipelined.write(`POST /v1/auth/login HTTP/1.1\r\nHost: acme.localhost\r\nContent-Type: application/json\r\nContent-Length: ${login.length}\r\n\r\n${login.slice(0, 10)}`)
+  const slow = await slowUpload(server.port, '/v1/auth/login', 'acme.localhost')
+  await sleep(300)
+  const signalledAt = Date.now()
+  server.child.kill('SIGTERM')
+  await sleep(300)
+  pipelined.write(`${login.slice(10)}GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n`)
+  const code = await server.exited
+  const tookMs = Date.now() - signalledAt
+  slow.destroy()
+  pipelined.destroy()
+
+  t.match(received, /^HTTP\/1\.1 401 /, 'the in-flight request finished with its own answer')
+  const second = received.split(/(?=HTTP\/1\.1 )/)[1] ?? ''
+  t.match(second, /^HTTP\/1\.1 503 /, 'the request that arrived during the drain: 503')
+  t.match(second, /retry-after: 5/i, 'with Retry-After')
+  t.match(second, /"error":\{"code":"SERVICE_UNAVAILABLE","message":"[^"]+","requestId":"[^"]+"\}/, 'in the contract\'s shape')
+  t.equal(code, 2, 'exit code 2: the grace period expired (the slow upload)')
+  t.ok(tookMs < 2000 + 4000, `exited ${tookMs} ms after SIGTERM (grace 2000 ms)`)
+  t.match(server.output(), /grace period expired/, 'the log says why')
+  t.match(server.output(), /database closed/, 'and that the database was closed')
+})
