@@ -19,7 +19,7 @@ interface RuntimeField {
   kind: string
   type: string
 }
-type RuntimeDataModel = { models: Record<string, { fields: RuntimeField[] }> }
+type RuntimeDataModel = { models: Record<string, { fields: RuntimeField[]; dbName: string | null }> }
 /** model → relation field → related model */
 type RelationMap = Record<string, Record<string, string>>
 
@@ -30,6 +30,11 @@ export function tenantOwnedModels(client: PrismaClient): string[] {
   return Object.entries(dataModelOf(client).models)
     .filter(([, model]) => model.fields.some((f) => f.name === TENANT_KEY && f.kind === 'scalar'))
     .map(([name]) => name)
+}
+
+/** Each model's table name (`@@map`, else the model name), read from the generated client's data model. */
+export function modelTables(client: PrismaClient): Record<string, string> {
+  return Object.fromEntries(Object.entries(dataModelOf(client).models).map(([name, model]) => [name, model.dbName ?? name]))
 }
 
 function relationMap(client: PrismaClient): RelationMap {
