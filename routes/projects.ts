@@ -6,7 +6,6 @@ import { IdParams, NoContent, Nullable, Timestamp, Uuid, responses, signedIn } f
 import { requirePermission } from '../src/auth/permissions.ts'
 import { notFound } from '../src/errors.ts'
 import type { Prisma } from '../src/generated/prisma/client.ts'
-import { tenantData } from '../src/tenancy/tenant-data.ts'
 
 const Name = Type.String({ minLength: 1, maxLength: 200 })
 const Description = Nullable(Type.String({ maxLength: 10_000 }))
@@ -45,7 +44,7 @@ const projectRoutes: FastifyPluginAsyncTypebox = async (app) => {
     onRequest: canWrite,
     schema: { tags, security, summary: 'Create a project', body: CreateProject, response: responses({ 201: Project }) },
   }, async (request, reply) => {
-    const data = tenantData<Prisma.ProjectUncheckedCreateInput>(request.body)
+    const data: Prisma.ProjectUncheckedCreateInput = request.body
     return reply.code(201).send(await request.db.project.create({ data, select: projectFields }))
   })
 

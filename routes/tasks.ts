@@ -8,7 +8,6 @@ import { isStorableDate, NoContent, Nullable, TaskStatusSchema, Timestamp, Times
 import { requirePermission } from '../src/auth/permissions.ts'
 import { AppError, notFound } from '../src/errors.ts'
 import type { Prisma } from '../src/generated/prisma/client.ts'
-import { tenantData } from '../src/tenancy/tenant-data.ts'
 
 const Status = TaskStatusSchema
 const Title = Type.String({ minLength: 1, maxLength: 500 })
@@ -83,7 +82,7 @@ const taskRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const { projectId } = request.params
     await assertProject(request, projectId)
     // The project being deleted meanwhile fails the (tenant_id, project_id) foreign key: P2003, a 404.
-    const data = tenantData<Prisma.TaskUncheckedCreateInput>({ ...withDueAt(request.body), projectId })
+    const data: Prisma.TaskUncheckedCreateInput = { ...withDueAt(request.body), projectId }
     return reply.code(201).send(await request.db.task.create({ data, select: taskFields }))
   })
 

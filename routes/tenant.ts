@@ -47,7 +47,8 @@ const tenantRoutes: FastifyPluginAsyncTypebox = async (app) => {
     onRequest: requirePermission('tenant.read'),
     schema: { tags, security, summary: 'The tenant of this host', response: responses({ 200: TenantView }) },
   }, async (request) => {
-    // request.db confines Tenant queries to the tenant of the Host (where id = it).
+    // request.db confines Tenant queries to the tenant of the Host (where id = it), and the tenants
+    // policy shows saas_app no other row (prisma/migrations/*_tenancy_invariants).
     return toTenantView(await request.db.tenant.findFirstOrThrow({ select: tenantFields }))
   })
 
@@ -59,6 +60,7 @@ const tenantRoutes: FastifyPluginAsyncTypebox = async (app) => {
     // Deeply nested JSON overflows the stack of Prisma's serializer (and of PostgreSQL's parser): a 400, not a 500.
     if (nestsDeeperThan(settings, MAX_SETTINGS_DEPTH)) throw new AppError('VALIDATION_FAILED', `body/settings must not nest deeper than ${MAX_SETTINGS_DEPTH} levels`)
     const data: Prisma.TenantUpdateInput = { name, settings: settings as Prisma.InputJsonObject | undefined }
+    // Column grants let saas_app change only name, settings and updated_at of its own row.
     const tenant = await request.db.tenant.update({ where: { id: request.tenant!.id }, data, select: tenantFields })
     app.tenants.invalidate(tenant) // the cached name must not outlive the change on this instance
     return toTenantView(tenant)

@@ -12,7 +12,6 @@ import { assertCan, requirePermission, type Role } from '../src/auth/permissions
 import { conflict, notFound } from '../src/errors.ts'
 import { Prisma } from '../src/generated/prisma/client.ts'
 import type { ScopedClient } from '../src/tenancy/scoped-client.ts'
-import { tenantData } from '../src/tenancy/tenant-data.ts'
 
 export const Email = Type.String({ format: 'email', maxLength: 254 })
 export const PersonName = Type.String({ minLength: 1, maxLength: 200 })
@@ -104,7 +103,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const passwordHash = await app.passwords.hash(password)
     try {
       // Stored lower-cased: the unique (tenant_id, email) key is then case-insensitive.
-      const data = tenantData<Prisma.UserUncheckedCreateInput>({ email: email.toLowerCase(), name, role, passwordHash })
+      const data: Prisma.UserUncheckedCreateInput = { email: email.toLowerCase(), name, role, passwordHash }
       return reply.code(201).send(toPublicUser(await request.db.user.create({ data, select: userFields })))
     } catch (error) {
       if (isEmailTaken(error)) throw conflict('A user with this email already exists')

@@ -10,6 +10,7 @@ import docsPlugin from '../plugins/docs.ts'
 import errorHandler, { clientErrorHandler, frameworkError } from '../plugins/error-handler.ts'
 import requestGuards from '../plugins/request-guards.ts'
 import securityPlugin from '../plugins/security.ts'
+import tenancyInvariantsPlugin from '../plugins/tenancy-invariants.ts'
 import tenantPlugin from '../plugins/tenant.ts'
 import routes from '../routes/index.ts'
 import type { Config } from './config.ts'
@@ -63,6 +64,7 @@ export async function buildApp({ config, database, closeDatabase = true, logger 
   await app.register(requestGuards)
   await app.register(securityPlugin)
   await app.register(databasePlugin, { database, closeWithApp: closeDatabase })
+  await app.register(tenancyInvariantsPlugin) // production: no service while the schema breaks a tenancy rule
   await app.register(tenantPlugin)
   await app.register(authPlugin)
   await app.register(docsPlugin) // before the routes: it collects them as they are added

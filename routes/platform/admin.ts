@@ -4,9 +4,10 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
-import { ListQuery, Page, page, pageArgs } from '../../src/api/pagination.ts'
+import { DEFAULT_LIMIT, ListQuery, Page, decodeCursor, page } from '../../src/api/pagination.ts'
 import { Nullable, Timestamp, Uuid, responses } from '../../src/api/schemas.ts'
-import { unauthorized } from '../../src/errors.ts'
+import { notFound, unauthorized } from '../../src/errors.ts'
+import { tenantDirectory } from '../../src/tenancy/tenant-directory.ts'
 
 const Status = Type.Enum(['active', 'suspended'])
 
@@ -23,7 +24,6 @@ export const AdminTenant = Type.Object({
 const SlugParams = Type.Object({ slug: Type.String({ minLength: 1, maxLength: 63 }) }, { additionalProperties: false })
 const UpdateTenant = Type.Object({ status: Status }, { additionalProperties: false })
 
-const tenantFields = { id: true, slug: true, name: true, status: true, domain: true, createdAt: true, updatedAt: true } as const
 const tags = ['platform admin']
 const security: Array<Record<string, string[]>> = [{ platformAdminToken: [] }]
 
@@ -47,15 +47,17 @@ const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/v1/admin/tenants', {
     schema: { tags, security, summary: 'List tenants, newest first', querystring: ListQuery, response: responses({ 200: Page(AdminTenant) }) },
   }, async (request) => {
-    const rows = await app.platformDb.tenant.findMany({ ...pageArgs(request.query), select: tenantFields })
+    // tenants is under row-level security: the admin reads it through its named function.
+    const before = request.query.cursor ? decodeCursor(request.query.cursor) : undefined
+    const rows = await tenantDirectory.adminPage(app.platformDb, (request.query.limit ?? DEFAULT_LIMIT) + 1, before)
     return page(rows, request.query)
   })
 
   app.patch('/v1/admin/tenants/:slug', {
     schema: { tags, security, summary: 'Suspend or reactivate a tenant', params: SlugParams, body: UpdateTenant, response: responses({ 200: AdminTenant }) },
   }, async (request) => {
-    // An unknown slug is Prisma's P2025: 404 NOT_FOUND.
-    const tenant = await app.platformDb.tenant.update({ where: { slug: request.params.slug }, data: request.body, select: tenantFields })
+    const tenant = await tenantDirectory.adminSetStatus(app.platformDb, request.params.slug, request.body.status)
+    if (!tenant) throw notFound('Tenant')
     // This instance sees the change at once; others within TENANT_CACHE_TTL_MS (≤ 5 s).
     app.tenants.invalidate(tenant)
     return tenant

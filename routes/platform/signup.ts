@@ -4,9 +4,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { responses } from '../../src/api/schemas.ts'
 import { AppError, conflict } from '../../src/errors.ts'
-import { Prisma } from '../../src/generated/prisma/client.ts'
 import { isValidSlug } from '../../src/tenancy/host.ts'
-import { TenantView, tenantFields, toTenantView } from '../tenant.ts'
+import { isUniqueViolation, tenantDirectory } from '../../src/tenancy/tenant-directory.ts'
+import { TenantView } from '../tenant.ts'
 import { toPublicUser } from '../../src/auth/public-user.ts'
 import { Email, PersonName, User, userFields } from '../users.ts'
 
@@ -33,18 +33,19 @@ const signupRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const passwordHash = await app.passwords.hash(owner.password, 'owner/password')
     try {
       const created = await app.platformDb.$transaction(async (tx) => {
-        const tenant = await tx.tenant.create({ data: { slug, name }, select: tenantFields })
+        // tenants is under row-level security: a new tenant is made through its named function.
+        const tenant = await tenantDirectory.signup(tx, slug, name)
         // Row-level security admits the owner's row only once the transaction names its tenant.
         await tx.$executeRaw`SELECT set_config('app.tenant_id', ${tenant.id}, true)`
         const user = await tx.user.create({
           data: { tenantId: tenant.id, email: owner.email.toLowerCase(), name: owner.name, role: 'owner', passwordHash },
           select: userFields,
         })
-        return { tenant: toTenantView(tenant), owner: toPublicUser(user) }
+        return { tenant, owner: toPublicUser(user) }
       })
       return reply.code(201).send(created)
     } catch (error) {
-      if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') throw conflict('This slug is taken')
+      if (isUniqueViolation(error)) throw conflict('This slug is taken')
       throw error
     }
   })

@@ -19,7 +19,7 @@ interface RuntimeField {
   kind: string
   type: string
 }
-type RuntimeDataModel = { models: Record<string, { fields: RuntimeField[] }> }
+type RuntimeDataModel = { models: Record<string, { fields: RuntimeField[]; dbName: string | null }> }
 /** model → relation field → related model */
 type RelationMap = Record<string, Record<string, string>>
 
@@ -30,6 +30,11 @@ export function tenantOwnedModels(client: PrismaClient): string[] {
   return Object.entries(dataModelOf(client).models)
     .filter(([, model]) => model.fields.some((f) => f.name === TENANT_KEY && f.kind === 'scalar'))
     .map(([name]) => name)
+}
+
+/** Each model's table name (`@@map`, else the model name), read from the generated client's data model. */
+export function modelTables(client: PrismaClient): Record<string, string> {
+  return Object.fromEntries(Object.entries(dataModelOf(client).models).map(([name, model]) => [name, model.dbName ?? name]))
 }
 
 function relationMap(client: PrismaClient): RelationMap {
@@ -52,12 +57,51 @@ interface Scope {
   /** The column naming the tenant: `tenantId` for tenant-owned models, `id` for Tenant itself. */
   key: string
   relations: RelationMap
+  /** model → names of all its fields (scalar and relation), to tell compound-unique selectors apart. */
+  fields: Record<string, Set<string>>
+}
+
+function fieldMap(client: PrismaClient): Record<string, Set<string>> {
+  return Object.fromEntries(Object.entries(dataModelOf(client).models).map(([name, model]) => [name, new Set(model.fields.map((f) => f.name))]))
+}
+
+const LOGICAL = new Set(['AND', 'OR', 'NOT'])
+
+/**
+ * The compound-unique selectors of a where (`tenantId_email: { tenantId, email }`, or a custom
+ * `@@unique(name:)`): keys that are no field of the model and whose value is an object of its fields.
+ */
+function compoundSelectors(where: Args | undefined, fields: Set<string> | undefined): string[] {
+  if (!where || !fields) return []
+  return Object.keys(where).filter((key) => !fields.has(key) && !LOGICAL.has(key) && isPlainObject(where[key])
+    && Object.keys(where[key]).every((field) => fields.has(field)))
+}
+
+/**
+ * A unique where (findUnique's) as a findFirst where: compound selectors, which findFirst does not
+ * know, become plain field conditions ANDed with the rest. `{ tenantId_email: { tenantId, email } }`
+ * → `{ AND: [{ tenantId, email }] }`.
+ */
+export function flattenUniqueWhere(where: Args | undefined, fields: Set<string> | undefined): Args | undefined {
+  const compounds = compoundSelectors(where, fields)
+  if (!where || compounds.length === 0) return where
+  const rest: Args = { ...where }
+  for (const key of compounds) delete rest[key]
+  const existing = rest.AND === undefined ? [] : Array.isArray(rest.AND) ? rest.AND : [rest.AND]
+  return { ...rest, AND: [...existing, ...compounds.map((key) => where[key] as Args)] }
 }
 
 /** Rewrites one operation's arguments so that it can only touch the scope's tenant's rows. */
 export function scopeArgs(operation: string, args: Args | undefined, scope: Scope): Args {
   const scoped: Args = { ...args }
-  if (WHERE_OPERATIONS.has(operation)) scoped.where = scopeWhere(scoped.where, scope.tenantId, scope.key)
+  if (WHERE_OPERATIONS.has(operation)) {
+    // A compound selector naming the tenant (tenantId_id, tenantId_email) must name this one.
+    for (const compound of compoundSelectors(scoped.where, scope.fields[scope.model])) {
+      const selector = scoped.where[compound] as Args
+      if (scope.key in selector && selector[scope.key] !== scope.tenantId) throw new TenantScopeError(`${compound}.${scope.key} must be the current tenant`)
+    }
+    scoped.where = scopeWhere(scoped.where, scope.tenantId, scope.key)
+  }
   if (CREATE_OPERATIONS.has(operation)) scoped.data = mapRows(scoped.data, (row) => assignTenant(scope, row))
   if (UPDATE_OPERATIONS.has(operation)) scoped.data = mapRows(scoped.data, (row) => keepTenant(scope, row))
   if (operation === 'upsert') {
@@ -141,6 +185,7 @@ export function tenantScope(base: PrismaClient, tenantId: string, layers: { filt
   assertTenantId(tenantId)
   const owned = new Set(tenantOwnedModels(base))
   const relations = relationMap(base)
+  const fields = fieldMap(base)
   return Prisma.defineExtension({
     name: 'tenant-scope',
     query: {
@@ -151,7 +196,7 @@ export function tenantScope(base: PrismaClient, tenantId: string, layers: { filt
           if (model === 'Tenant' && (CREATE_OPERATIONS.has(operation) || operation.startsWith('delete') || operation === 'upsert')) {
             throw new TenantScopeError('tenants are created and deleted by platform code only')
           }
-          const scoped = layers.filter ? scopeArgs(operation, args as Args, { tenantId, model, key, relations }) : (args as Args)
+          const scoped = layers.filter ? scopeArgs(operation, args as Args, { tenantId, model, key, relations, fields }) : (args as Args)
           // Prisma batches the findUnique calls of one tick into one query (across requests too),
           // which would run under the first caller's tenant: outside a transaction, they run as a
           // findFirst with the same where, which is never batched. Inside one, the transaction is
@@ -164,7 +209,9 @@ export function tenantScope(base: PrismaClient, tenantId: string, layers: { filt
           const run = async () => {
             if (unbatched) {
               const delegate = (base as unknown as Record<string, Record<string, (a: Args) => Promise<unknown>>>)[lowerFirst(model)]!
-              return await delegate[operation === 'findUnique' ? 'findFirst' : 'findFirstOrThrow']!(scoped)
+              // findFirst knows no compound-unique selector (tenantId_email): flatten them first.
+              const where = flattenUniqueWhere(scoped.where, fields[model])
+              return await delegate[operation === 'findUnique' ? 'findFirst' : 'findFirstOrThrow']!({ ...scoped, where })
             }
             return await query(scoped)
           }

@@ -1,8 +1,8 @@
-// Prisma's create types still ask for tenantId, but on a tenant-scoped client (request.db) the
-// extension sets it (scoped-client.ts) and refuses any other value. This one helper says so to the
-// type checker, so routes neither cast nor pass a tenant id by hand.
+// Kept for code written before tenant_id had a database default. Creates on request.db no longer
+// need it: `tenant_id DEFAULT app_current_tenant()` makes tenantId optional in Prisma's create
+// types, and the scoped client still sets it (and refuses any other value).
 
-/** `data` for a create on request.db: everything but the tenant. */
-export function tenantData<T extends { tenantId: string }>(data: Omit<T, 'tenantId'>): T {
+/** @deprecated pass `data` directly: tenantId is optional on creates since it has a database default. */
+export function tenantData<T extends { tenantId?: string }>(data: Omit<T, 'tenantId'>): T {
   return data as T
 }

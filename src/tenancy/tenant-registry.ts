@@ -1,9 +1,12 @@
 // Tenant lookups by slug or custom domain, cached in memory so the hot path does not query the
 // database per request. An entry lives at most TENANT_CACHE_TTL_MS (≤ 5 s, the contract's bound for
 // a change made by another instance); a change made through this process invalidates it at once.
-import type { PrismaClient, Tenant } from '../generated/prisma/client.ts'
+// Under row-level security the tenants table is read through the named SECURITY DEFINER lookups of
+// tenant-directory.ts (no tenant is current yet when the Host is resolved).
+import type { PrismaClient } from '../generated/prisma/client.ts'
+import { tenantDirectory, type DirectoryTenant } from './tenant-directory.ts'
 
-export type ActiveTenant = Pick<Tenant, 'id' | 'slug' | 'name' | 'domain'>
+export type ActiveTenant = DirectoryTenant
 
 interface Entry {
   tenant: Promise<ActiveTenant | null>
@@ -11,7 +14,6 @@ interface Entry {
 }
 
 const MAX_ENTRIES = 50_000
-const select = { id: true, slug: true, name: true, domain: true } as const
 
 export class TenantRegistry {
   private readonly entries = new Map<string, Entry>()
@@ -23,12 +25,12 @@ export class TenantRegistry {
 
   /** The active tenant with this slug, or null (unknown and suspended look the same). */
   bySlug(slug: string): Promise<ActiveTenant | null> {
-    return this.cached(`slug:${slug}`, () => this.platformDb.tenant.findFirst({ where: { slug, status: 'active' }, select }))
+    return this.cached(`slug:${slug}`, () => tenantDirectory.activeBySlug(this.platformDb, slug))
   }
 
   /** The active tenant whose verified custom domain this is, or null. */
   byDomain(domain: string): Promise<ActiveTenant | null> {
-    return this.cached(`domain:${domain}`, () => this.platformDb.tenant.findFirst({ where: { domain, status: 'active' }, select }))
+    return this.cached(`domain:${domain}`, () => tenantDirectory.activeByDomain(this.platformDb, domain))
   }
 
   /** Forgets what is cached for a tenant after this process changed it. */

@@ -1,0 +1,61 @@
+// Checks the database's tenancy rules (src/db/tenancy-invariants.ts) when the app starts. In
+// production a schema that breaks a rule keeps the server from serving: every route but /healthz
+// (the process is alive) answers 503, so /readyz keeps it out of the load balancer, and one log line
+// names every violation. Elsewhere the same line is a warning and the app serves, so a developer
+// can fix a migration while running it.
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { checkTenancyInvariants, formatViolations, type Violation } from '../src/db/tenancy-invariants.ts'
+import { AppError } from '../src/errors.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    tenancyInvariants: {
+      /**
+       * The violations found in the database (cached once the check succeeded; [] when every rule
+       * holds). Throws when the database cannot be read (the next call tries again).
+       */
+      violations(): Promise<Violation[]>
+    }
+  }
+}
+
+export default fp(
+  async function tenancyInvariantsPlugin(app: FastifyInstance) {
+    let known: Violation[] | undefined
+    let running: Promise<Violation[]> | undefined
+    const violations = () => {
+      if (known) return Promise.resolve(known)
+      running ??= checkTenancyInvariants(app.database.ownerUrl).then(
+        (found) => {
+          known = found
+          if (found.length === 0) return found
+          const lines = formatViolations(found).replaceAll('\n', '; ')
+          if (app.config.isProduction) app.log.fatal(`tenancy invariants violated, refusing to serve (readiness 503) until the schema is fixed: ${lines}`)
+          else app.log.warn(`TENANCY INVARIANTS VIOLATED (a production server would refuse to serve): ${lines}`)
+          return found
+        },
+        (error: unknown) => {
+          running = undefined
+          throw error
+        },
+      )
+      return running
+    }
+    app.decorate('tenancyInvariants', { violations })
+
+    app.addHook('onReady', async () => {
+      // A database that is not reachable yet is readiness' business, not a reason to fail start.
+      await violations().catch((err: unknown) => app.log.warn({ err }, 'tenancy invariants not checked yet: the database could not be read'))
+    })
+
+    if (!app.config.isProduction) return
+    app.addHook('onRequest', async (request) => {
+      if (known?.length === 0 || request.url === '/healthz') return
+      const found = await violations().catch(() => undefined)
+      if (found?.length === 0) return
+      throw new AppError('SERVICE_UNAVAILABLE', found ? 'The database schema breaks the tenancy rules' : 'The database is unreachable', { 'retry-after': '5' })
+    })
+  },
+  { name: 'tenancy-invariants', dependencies: ['config', 'database'] },
+)

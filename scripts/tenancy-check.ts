@@ -1,0 +1,32 @@
+// `npm run tenancy:check`: checks the tenancy rules (src/db/tenancy-invariants.ts) on the database
+// of DATABASE_URL (or this checkout's embedded PostgreSQL, as the Prisma CLI does), and that the
+// generated Prisma client knows every tenant-owned table. Exit 0 when every rule holds; exit 1 with
+// one line per violation, naming the table and the rule; exit 2 when the database cannot be read.
+import { PrismaPg } from '@prisma/adapter-pg'
+import pg from 'pg'
+import { PrismaClient } from '../src/generated/prisma/client.ts'
+import { cliDatabaseUrl } from '../src/db/cli-url.ts'
+import { TENANCY_RULES, checkTenancyInvariants, formatViolations, tablesUnknownToClient, tenantOwnedTables } from '../src/db/tenancy-invariants.ts'
+import { modelTables } from '../src/tenancy/scoped-client.ts'
+
+const client = new pg.Client({ connectionString: cliDatabaseUrl() })
+try {
+  await client.connect()
+  const violations = await checkTenancyInvariants(client)
+  const tables = await tenantOwnedTables(client)
+  const unknown = tablesUnknownToClient(tables, Object.values(modelTables(new PrismaClient({ adapter: new PrismaPg({ connectionString: 'postgresql://unused' }) }))))
+  for (const table of unknown) {
+    violations.push({ table, rule: 'prisma-client-stale', detail: TENANCY_RULES['prisma-client-stale'] })
+  }
+  if (violations.length) {
+    console.error(`tenancy check FAILED: ${violations.length} violation(s)\n${formatViolations(violations)}`)
+    process.exitCode = 1
+  } else {
+    console.log(`tenancy check passed: ${tables.length} tenant-owned tables (${tables.map((t) => t.table).join(', ')}) and tenants follow every rule`)
+  }
+} catch (error) {
+  console.error(`tenancy check could not read the database: ${(error as Error).message}`)
+  process.exitCode = 2
+} finally {
+  await client.end().catch(() => {})
+}

@@ -1,0 +1,200 @@
+// The database checks its own tenancy rules. Everything here is derived from the PostgreSQL
+// catalog — never from a hand-written list of tables — so a table added by any migration is checked
+// the day it appears. Used by `npm run tenancy:check`, by the test suite, and at start by
+// plugins/tenancy-invariants.ts (in production a violation keeps the server from becoming ready).
+//
+// A table is tenant-owned when it has a column `tenant_id`. The rules (README "Add a
+// tenant-owned resource" says how to satisfy them; `SELECT app_make_tenant_owned('t')` does the first five):
+import pg from 'pg'
+
+/** The role the API runs as (created by the migrations). */
+export const APP_ROLE = 'saas_app'
+
+/** Every rule the check knows, with the sentence printed when a table breaks it. */
+export const TENANCY_RULES = {
+  'rls-enabled': 'row-level security is not enabled (ALTER TABLE … ENABLE ROW LEVEL SECURITY)',
+  'rls-forced': 'row-level security is not forced (ALTER TABLE … FORCE ROW LEVEL SECURITY)',
+  'tenant-policy': `no permissive policy for ${APP_ROLE} on all commands USING (tenant_id = app_current_tenant())`,
+  'policy-with-check': 'the tenant policy has no WITH CHECK (tenant_id = app_current_tenant()): writes of another tenant\'s rows would not be refused',
+  'extra-policy': `another permissive policy applies to ${APP_ROLE}: it would widen what the tenant policy allows`,
+  'grants': `${APP_ROLE} lacks SELECT, INSERT, UPDATE or DELETE on the table`,
+  'tenant-id-default': 'tenant_id is nullable or does not default to app_current_tenant()',
+  'unique-tenant-id': 'no unique key on exactly (tenant_id, id): other tenant-owned tables cannot reference it with the tenant',
+  'index-leading-tenant': 'an index does not lead with tenant_id (only the primary key may)',
+  'fk-includes-tenant': 'a foreign key to a tenant-owned table does not include tenant_id = tenant_id: it could point at another tenant\'s row',
+  'app-role': `the role ${APP_ROLE} does not exist`,
+  'prisma-client-stale': 'the generated Prisma client has no model for this tenant-owned table: run `npx prisma generate`',
+} as const
+
+export type TenancyRule = keyof typeof TENANCY_RULES
+
+/** One broken rule: the table (schema-qualified unless public), the rule and what exactly is wrong. */
+export interface Violation {
+  table: string
+  rule: TenancyRule
+  detail: string
+}
+
+/** A table with a `tenant_id` column, as the catalog describes it. */
+export interface TenantTable {
+  /** schema-qualified unless in `public` */
+  table: string
+  oid: number
+}
+
+const TENANT_EXPR = '(tenant_id = app_current_tenant())'
+/** The tenants table itself is keyed by `id`: its policy must admit only the current tenant's row. */
+const TENANTS_EXPR = '(id = app_current_tenant())'
+
+type Queryable = Pick<pg.ClientBase, 'query'>
+
+/** Tables (and partitioned tables) with a `tenant_id` column, outside the system schemas. */
+export async function tenantOwnedTables(db: Queryable): Promise<TenantTable[]> {
+  const { rows } = await db.query<{ table: string; oid: number }>(`
+    SELECT CASE WHEN n.nspname = 'public' THEN c.relname ELSE n.nspname || '.' || c.relname END AS table, c.oid::int AS oid
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+    WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+    ORDER BY 1`)
+  return rows
+}
+
+/**
+ * Every violation of the tenancy rules in the connected database ([] when all hold).
+ * `target` is a connected pg client/pool, or a connection URL (a client is opened and closed).
+ * Throws only when the database cannot be queried.
+ */
+export async function checkTenancyInvariants(target: Queryable | string): Promise<Violation[]> {
+  if (typeof target !== 'string') return collect(target)
+  const client = new pg.Client({ connectionString: target })
+  await client.connect()
+  try {
+    return await collect(client)
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+
+async function collect(db: Queryable): Promise<Violation[]> {
+  const violations: Violation[] = []
+  const add = (table: string, rule: TenancyRule, detail: string = TENANCY_RULES[rule]) => violations.push({ table, rule, detail })
+
+  const role = await db.query<{ oid: number }>('SELECT oid::int AS oid FROM pg_roles WHERE rolname = $1', [APP_ROLE])
+  if (role.rowCount === 0) {
+    add('*', 'app-role')
+    return violations
+  }
+  const tables = await tenantOwnedTables(db)
+  const owned = new Set(tables.map((t) => t.oid))
+
+  // Tables: RLS flags, grants, tenant_id's default and nullability.
+  const { rows: facts } = await db.query<{
+    oid: number; enabled: boolean; forced: boolean; privileges: boolean; not_null: boolean; default_expr: string | null
+  }>(`
+    SELECT c.oid::int AS oid, c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced,
+      has_table_privilege($1, c.oid, 'SELECT') AND has_table_privilege($1, c.oid, 'INSERT')
+        AND has_table_privilege($1, c.oid, 'UPDATE') AND has_table_privilege($1, c.oid, 'DELETE') AS privileges,
+      a.attnotnull AS not_null, pg_get_expr(d.adbin, d.adrelid) AS default_expr
+    FROM pg_class c
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id'
+    LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+    WHERE c.oid = ANY($2::oid[])`, [APP_ROLE, [...owned]])
+  // Policies that apply to the app role: granted to it, to a role it is a member of, or to PUBLIC.
+  const { rows: policies } = await db.query<{ oid: number; name: string; permissive: boolean; cmd: string; using_expr: string | null; check_expr: string | null }>(`
+    SELECT p.polrelid::int AS oid, p.polname AS name, p.polpermissive AS permissive, p.polcmd::text AS cmd,
+      pg_get_expr(p.polqual, p.polrelid) AS using_expr, pg_get_expr(p.polwithcheck, p.polrelid) AS check_expr
+    FROM pg_policy p
+    WHERE p.polrelid = ANY($2::oid[])
+      AND (0 = ANY(p.polroles) OR EXISTS (SELECT 1 FROM unnest(p.polroles) r WHERE r <> 0 AND pg_has_role($1, r, 'MEMBER')))`,
+  [APP_ROLE, [...owned, ...(await tenantsOid(db))]])
+  // Unique keys and indexes, as column-name arrays.
+  const { rows: indexes } = await db.query<{ oid: number; name: string; columns: string[]; is_unique: boolean; is_primary: boolean; partial: boolean }>(`
+    SELECT i.indrelid::int AS oid, ic.relname AS name, i.indisunique AS is_unique, i.indisprimary AS is_primary,
+      i.indpred IS NOT NULL AS partial,
+      ARRAY(SELECT coalesce(a.attname, '(expression)') FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+            LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.ord)::text[] AS columns
+    FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+    WHERE i.indrelid = ANY($1::oid[])`, [[...owned]])
+  // Every foreign key whose referenced table is tenant-owned, from any table.
+  const { rows: foreignKeys } = await db.query<{ name: string; from_table: string; pairs: string[] }>(`
+    SELECT con.conname AS name,
+      CASE WHEN n.nspname = 'public' THEN c.relname ELSE n.nspname || '.' || c.relname END AS from_table,
+      ARRAY(SELECT fa.attname || '=' || ta.attname
+            FROM unnest(con.conkey, con.confkey) AS k(from_attnum, to_attnum)
+            JOIN pg_attribute fa ON fa.attrelid = con.conrelid AND fa.attnum = k.from_attnum
+            JOIN pg_attribute ta ON ta.attrelid = con.confrelid AND ta.attnum = k.to_attnum)::text[] AS pairs
+    FROM pg_constraint con
+    JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE con.contype = 'f' AND con.confrelid = ANY($1::oid[])
+    ORDER BY 2, 1`, [[...owned]])
+
+  for (const { table, oid } of tables) {
+    const fact = facts.find((f) => f.oid === oid)!
+    if (!fact.enabled) add(table, 'rls-enabled')
+    if (!fact.forced) add(table, 'rls-forced')
+    checkPolicies(table, policies.filter((p) => p.oid === oid), TENANT_EXPR, add)
+    if (!fact.privileges) add(table, 'grants')
+    if (!fact.not_null || fact.default_expr !== 'app_current_tenant()') {
+      add(table, 'tenant-id-default', `${TENANCY_RULES['tenant-id-default']} (default: ${fact.default_expr ?? 'none'}${fact.not_null ? '' : ', nullable'})`)
+    }
+    const own = indexes.filter((i) => i.oid === oid)
+    const key = own.some((i) => i.is_unique && !i.partial && i.columns.length === 2 && i.columns.includes('tenant_id') && i.columns.includes('id'))
+    if (!key) add(table, 'unique-tenant-id')
+    for (const index of own) {
+      if (!index.is_primary && index.columns[0] !== 'tenant_id') {
+        add(table, 'index-leading-tenant', `index ${index.name} on (${index.columns.join(', ')}) does not lead with tenant_id`)
+      }
+    }
+  }
+  for (const fk of foreignKeys) {
+    if (!fk.pairs.includes('tenant_id=tenant_id')) {
+      add(fk.from_table, 'fk-includes-tenant', `foreign key ${fk.name} (${fk.pairs.join(', ')}) does not include tenant_id = tenant_id: it could point at another tenant's row`)
+    }
+  }
+  // The registry of tenants is keyed by id, and under the same kind of policy.
+  const [tenants] = await db.query<{ oid: number; enabled: boolean; forced: boolean }>(
+    `SELECT c.oid::int AS oid, c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced FROM pg_class c WHERE c.oid = to_regclass('public.tenants')`).then((r) => r.rows)
+  if (tenants) {
+    if (!tenants.enabled) add('tenants', 'rls-enabled')
+    if (!tenants.forced) add('tenants', 'rls-forced')
+    checkPolicies('tenants', policies.filter((p) => p.oid === tenants.oid), TENANTS_EXPR, add)
+  }
+  return violations
+}
+
+async function tenantsOid(db: Queryable): Promise<number[]> {
+  const { rows } = await db.query<{ oid: number | null }>(`SELECT to_regclass('public.tenants')::oid::int AS oid`)
+  return rows[0]?.oid ? [rows[0].oid] : []
+}
+
+function checkPolicies(
+  table: string,
+  policies: Array<{ name: string; permissive: boolean; cmd: string; using_expr: string | null; check_expr: string | null }>,
+  expected: string,
+  add: (table: string, rule: TenancyRule, detail?: string) => void,
+) {
+  const permissive = policies.filter((p) => p.permissive)
+  const tenantPolicy = permissive.find((p) => p.cmd === '*' && p.using_expr === expected)
+  if (!tenantPolicy) add(table, 'tenant-policy', `no permissive policy for ${APP_ROLE} FOR ALL USING ${expected}`)
+  else if (tenantPolicy.check_expr !== expected) {
+    add(table, 'policy-with-check', `policy ${tenantPolicy.name} has ${tenantPolicy.check_expr ? `WITH CHECK ${tenantPolicy.check_expr}` : 'no WITH CHECK'}; it needs WITH CHECK ${expected}`)
+  }
+  for (const other of permissive) {
+    if (other !== tenantPolicy) add(table, 'extra-policy', `policy ${other.name} (${other.cmd}) USING ${other.using_expr ?? '—'} also applies to ${APP_ROLE}`)
+  }
+}
+
+/** One line per violation: `<table>: <rule> — <detail>`. */
+export function formatViolations(violations: Violation[]): string {
+  return violations.map((v) => `${v.table}: ${v.rule} — ${v.detail}`).join('\n')
+}
+
+/**
+ * Tenant-owned tables of the catalog that the generated Prisma client does not know (the client
+ * was not regenerated after a migration: `npx prisma generate`). `modelTables` are the database
+ * names (`@@map`) of the client's models.
+ */
+export function tablesUnknownToClient(catalogTables: TenantTable[], modelTables: Iterable<string>): string[] {
+  const known = new Set(modelTables)
+  return catalogTables.map((t) => t.table).filter((table) => !known.has(table))
+}

@@ -1,0 +1,203 @@
+// The database checks its own tenancy rules (src/db/tenancy-invariants.ts): the migrated schema
+// passes; README "Add a tenant-owned resource" followed literally on a scratch database produces a
+// table that passes; and the four classic mistakes — (a) a table with tenant_id and no RLS, (b) RLS
+// not forced, (c) a foreign key to a tenant table without tenant_id, (d) a policy without WITH
+// CHECK — each applied as a temporary migration, make `npm run tenancy:check` fail naming the table
+// and the rule, and keep a production server (a real process) from becoming ready.
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import t from 'tap'
+import { checkTenancyInvariants } from '../src/db/tenancy-invariants.ts'
+import { applyMigrations } from '../src/db/migrate.ts'
+import { adminQuery, createTestDatabase, freePort, insertTenant } from './helper.ts'
+
+// Real processes (npx prisma, npm run tenancy:check, five production servers): longer than tap's default.
+t.setTimeout(600_000)
+
+const repoRoot = path.resolve(import.meta.dirname, '..')
+const readme = await readFile(path.join(repoRoot, 'README.md'), 'utf8')
+
+/** The fenced block following `<!-- tenant-resource:<name> -->` in the README. */
+function readmeBlock(name: string): string {
+  const match = new RegExp(`<!-- tenant-resource:${name} -->\\s*\`\`\`\\w+\\n([\\s\\S]*?)\`\`\``).exec(readme)
+  if (!match) throw new Error(`README has no tenant-resource:${name} block`)
+  return match[1]!
+}
+const readmeModel = readmeBlock('model')
+const readmeMigration = readmeBlock('migration')
+const ONE_LINE = "SELECT app_make_tenant_owned('comments');"
+
+interface Run { code: number | null; output: string }
+function run(command: string, args: string[], env: Record<string, string>): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = execFile(command, args, { cwd: repoRoot, env: { ...process.env, ...env }, timeout: 120_000 }, (_error, stdout, stderr) =>
+      resolve({ code: child.exitCode, output: `${stdout}${stderr}` }))
+  })
+}
+const tenancyCheck = (url: string) => run('npm', ['run', '-s', 'tenancy:check'], { DATABASE_URL: url })
+
+/** A fresh migrated database plus `extra` applied as new migrations (named in order), as `migrate deploy` would. */
+async function databaseWith(t: Tap, extra: string[]): Promise<string> {
+  const url = await createTestDatabase(t)
+  const migrationsDir = await mkdtemp(path.join(tmpdir(), 'tenancy-migrations-'))
+  t.teardown(() => rm(migrationsDir, { recursive: true, force: true }))
+  await cp(path.join(repoRoot, 'prisma/migrations'), migrationsDir, { recursive: true })
+  for (const [i, sql] of extra.entries()) {
+    const dir = path.join(migrationsDir, `2999010100000${i}_scratch_${i}`)
+    await mkdir(dir)
+    await writeFile(path.join(dir, 'migration.sql'), sql)
+  }
+  await applyMigrations(url, undefined, { migrationsDir })
+  return url
+}
+type Tap = { teardown(fn: () => unknown): void }
+
+const productionSecrets = {
+  JWT_PRIVATE_KEYS: generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+  CSRF_SECRET: randomBytes(32).toString('hex'),
+}
+
+/** Starts `src/server.ts` with NODE_ENV=production on `url`; answers its first /readyz and its log. */
+async function productionServer(t: Tap, url: string) {
+  const port = await freePort()
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: repoRoot,
+    env: { ...process.env, ...productionSecrets, NODE_ENV: 'production', DATABASE_URL: url, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', MIGRATE_ON_START: 'false', BCRYPT_WORKERS: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let log = ''
+  child.stdout!.on('data', (d) => (log += d))
+  child.stderr!.on('data', (d) => (log += d))
+  const exited = new Promise((resolve) => child.on('exit', resolve))
+  t.teardown(async () => {
+    child.kill('SIGTERM')
+    await exited
+  })
+  const until = Date.now() + 60_000
+  while (Date.now() < until && child.exitCode === null) {
+    const answer = await fetch(`http://127.0.0.1:${port}/readyz`).then(async (r) => ({ status: r.status, body: await r.text() }), () => undefined)
+    if (answer) {
+      const health = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status)
+      return { ...answer, health, log: () => log }
+    }
+    await new Promise((r) => setTimeout(r, 150))
+  }
+  throw new Error(`the production server did not answer:\n${log}`)
+}
+
+t.test('the migrated schema follows every tenancy rule', async (t) => {
+  const url = await createTestDatabase(t)
+  t.same(await checkTenancyInvariants(url), [], 'no violation')
+  const check = await tenancyCheck(url)
+  t.equal(check.code, 0, 'npm run tenancy:check exits 0')
+  t.match(check.output, /tenancy check passed: 4 tenant-owned tables \(projects, sessions, tasks, users\)/)
+})
+
+t.test('README "Add a tenant-owned resource", followed on a scratch database, produces a checked resource', async (t) => {
+  // Step 1: the README's model in a copy of the schema, with the back-relations it asks for.
+  const work = await mkdtemp(path.join(repoRoot, '.data', 'readme-resource-'))
+  t.teardown(() => rm(work, { recursive: true, force: true }))
+  const schema = (await readFile(path.join(repoRoot, 'prisma/schema.prisma'), 'utf8'))
+    .replace('output   = "../src/generated/prisma"', `output   = "${path.join(work, 'client')}"`)
+    .replace('model Tenant {\n', 'model Tenant {\n  comments Comment[]\n')
+    .replace('model Task {\n', 'model Task {\n  comments Comment[]\n')
+    + `\n${readmeModel}`
+  await writeFile(path.join(work, 'schema.prisma'), schema)
+  // Step 2: the README's migration is what `prisma migrate dev --create-only` writes for that model, plus one line.
+  const url = await createTestDatabase(t)
+  const diff = await run('npx', ['prisma', 'migrate', 'diff', '--from-schema', 'prisma/schema.prisma', '--to-schema', path.join(work, 'schema.prisma'), '--script'], { DATABASE_URL: url })
+  t.equal(diff.code, 0, `prisma migrate diff ran\n${diff.output.slice(0, 2000)}`)
+  const generated = readmeMigration.slice(0, readmeMigration.indexOf('\n\n-- Tenant-owned'))
+  t.equal(diff.output.replace(/^Loaded Prisma config.*\n/m, '').trim(), generated.trim(), 'the README\'s SQL is exactly what Prisma generates for the README\'s model')
+  t.ok(readmeMigration.trim().endsWith(ONE_LINE), 'the one hand-written line ends the migration')
+  const scratch = await databaseWith(t, [readmeMigration])
+  // Step 4: the check passes.
+  t.same(await checkTenancyInvariants(scratch), [], 'the README\'s resource follows every rule')
+  // Step 3 forgotten: the generated client does not know comments yet.
+  const stale = await tenancyCheck(scratch)
+  t.equal(stale.code, 1, 'before `npx prisma generate`, npm run tenancy:check fails')
+  t.match(stale.output, /comments: prisma-client-stale/, 'naming the table and the rule')
+
+  // Step 3: generate, then use the new model through the scoped client as a route would.
+  const generate = await run('npx', ['prisma', 'generate', '--schema', path.join(work, 'schema.prisma')], { DATABASE_URL: scratch })
+  t.equal(generate.code, 0, `prisma generate ran\n${generate.output.slice(-2000)}`)
+  const { PrismaClient } = await import(path.join(work, 'client', 'client.ts'))
+  const { PrismaPg } = await import('@prisma/adapter-pg')
+  const { TenantAwarePool } = await import('../src/db/tenant-aware-pool.ts')
+  const { scopedClient, modelTables, tenantOwnedModels } = await import('../src/tenancy/scoped-client.ts')
+  const pool = new TenantAwarePool({ connectionString: scratch, options: '-c role=saas_app', max: 2 })
+  const client = new PrismaClient({ adapter: new PrismaPg(pool) })
+  t.teardown(async () => {
+    await client.$disconnect()
+    await pool.end()
+  })
+  t.ok(tenantOwnedModels(client).includes('Comment') && modelTables(client).Comment === 'comments', 'the regenerated client knows the tenant-owned model')
+  const a = await insertTenant(scratch, 'alpha')
+  const b = await insertTenant(scratch, 'bravo')
+  const task = async (tenantId: string) => {
+    const project = await adminQuery<{ id: string }>(scratch, `INSERT INTO projects (tenant_id, name) VALUES ($1, 'P') RETURNING id`, [tenantId])
+    return (await adminQuery<{ id: string }>(scratch, `INSERT INTO tasks (tenant_id, project_id, title) VALUES ($1, $2, 'T') RETURNING id`, [tenantId, project.rows[0]!.id])).rows[0]!.id
+  }
+  const [taskA, taskB] = [await task(a), await task(b)]
+  // The scratch client's types exist only at run time (generated by this test): no static types here.
+  type Comments = { comment: Record<string, (args?: unknown) => Promise<any>> }
+  const dbA = scopedClient(client, a) as unknown as Comments
+  const comment = await dbA.comment.create!({ data: { taskId: taskA, body: 'first' } })
+  t.equal(comment.tenantId, a, 'a comment created without tenantId belongs to the tenant')
+  await t.rejects(dbA.comment.create!({ data: { taskId: taskB, body: 'on B\'s task' } }), 'a comment on another tenant\'s task is refused by the composite foreign key')
+  t.same((await (scopedClient(client, b) as unknown as Comments).comment.findMany!()).length, 0, 'the other tenant sees no comment')
+  const passed = await tenancyCheck(scratch)
+  t.equal(passed.code, 1, 'npm run tenancy:check still uses the repository\'s own client')
+  t.notMatch(passed.output, /rls|policy|grants|fk-|unique|index/, 'and finds nothing but the stale client')
+})
+
+// The four mistakes of the issue, as temporary migrations after the README's.
+const brokenVariants: Array<{ name: string; rule: string; sql: string[] }> = [
+  { name: '(a) a table with tenant_id and no row-level security', rule: 'rls-enabled', sql: [readmeMigration.replace(ONE_LINE, '')] },
+  { name: '(b) row-level security not forced', rule: 'rls-forced', sql: [readmeMigration, 'ALTER TABLE "comments" NO FORCE ROW LEVEL SECURITY;'] },
+  {
+    name: '(c) a foreign key to a tenant table without tenant_id',
+    rule: 'fk-includes-tenant',
+    sql: [readmeMigration.replace('FOREIGN KEY ("tenant_id", "task_id") REFERENCES "tasks"("tenant_id", "id")', 'FOREIGN KEY ("task_id") REFERENCES "tasks"("id")')],
+  },
+  {
+    name: '(d) a policy without WITH CHECK',
+    rule: 'policy-with-check',
+    sql: [readmeMigration, 'DROP POLICY tenant_isolation ON "comments";\nCREATE POLICY tenant_isolation ON "comments" TO saas_app USING (tenant_id = app_current_tenant());'],
+  },
+]
+
+for (const variant of brokenVariants) {
+  t.test(variant.name, async (t) => {
+    const url = await databaseWith(t, variant.sql)
+    const violations = await checkTenancyInvariants(url)
+    t.ok(violations.some((v) => v.table === 'comments' && v.rule === variant.rule), `the check reports comments: ${variant.rule}`)
+    t.ok(violations.every((v) => v.table === 'comments'), 'and nothing about the other tables')
+    const check = await tenancyCheck(url)
+    t.equal(check.code, 1, 'npm run tenancy:check exits 1')
+    t.match(check.output, new RegExp(`comments: ${variant.rule} — `), `naming the table and the rule\n${check.output}`)
+    if (variant.rule === 'fk-includes-tenant') {
+      // Why the rule exists: with this key, tenant A's comment can sit on tenant B's task.
+      const [a, b] = [await insertTenant(url, 'alpha'), await insertTenant(url, 'bravo')]
+      const project = await adminQuery<{ id: string }>(url, `INSERT INTO projects (tenant_id, name) VALUES ($1, 'P') RETURNING id`, [b])
+      const taskB = await adminQuery<{ id: string }>(url, `INSERT INTO tasks (tenant_id, project_id, title) VALUES ($1, $2, 'T') RETURNING id`, [b, project.rows[0]!.id])
+      const inserted = await adminQuery(url, `INSERT INTO comments (tenant_id, task_id, body) VALUES ($1, $2, 'cross-tenant')`, [a, taskB.rows[0]!.id])
+      t.equal(inserted.rowCount, 1, 'the broken key lets tenant A\'s comment point at tenant B\'s task')
+    }
+    const server = await productionServer(t, url)
+    t.equal(server.status, 503, `a production server is not ready (${server.body})`)
+    t.match(server.body, /tenancy rules/, 'and says why')
+    t.equal(server.health, 200, 'while /healthz says the process is alive')
+    t.match(server.log(), new RegExp(`tenancy invariants violated.*comments: ${variant.rule}`), 'one log line names the violation')
+  })
+}
+
+t.test('a production server on the README\'s resource becomes ready', async (t) => {
+  const url = await databaseWith(t, [readmeMigration])
+  const server = await productionServer(t, url)
+  t.equal(server.status, 200, `ready (${server.body})`)
+  t.notMatch(server.log(), /tenancy invariants violated/)
+})
