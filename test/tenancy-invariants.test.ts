@@ -128,7 +128,7 @@ t.test('README "Add a tenant-owned resource", followed on a scratch database, pr
   const { PrismaPg } = await import('@prisma/adapter-pg')
   const { TenantAwarePool } = await import('../src/db/tenant-aware-pool.ts')
   const { scopedClient, modelTables, tenantOwnedModels } = await import('../src/tenancy/scoped-client.ts')
-  const pool = new TenantAwarePool({ connectionString: scratch, options: '-c role=saas_app', max: 2 })
+  const pool = new TenantAwarePool({ connectionString: scratch, options: '-c role=saas_app', max: 2, statementTimeoutMs: 0, queryTimeoutMs: 0 })
   const client = new PrismaClient({ adapter: new PrismaPg(pool) })
   t.teardown(async () => {
     await client.$disconnect()
