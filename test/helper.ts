@@ -50,7 +50,9 @@ export async function createTestDatabase(t: Tap): Promise<string> {
 
 /** Test configuration: quiet, fast bcrypt, on the given database; `env` overrides any variable. */
 export function testConfig(url: string, env: Record<string, string> = {}): Config {
-  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', DATABASE_URL: url, BCRYPT_COST: '4', DATA_DIR: '.data/test', ...env })
+  // Generous database waits: tap runs files in parallel on 2 cores, and a test that measures the
+  // bounds themselves (db-bounds, resilience) sets its own.
+  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', DATABASE_URL: url, BCRYPT_COST: '4', DATA_DIR: '.data/test', DB_ACQUIRE_TIMEOUT_MS: '15000', DB_CONNECT_TIMEOUT_MS: '10000', DB_QUERY_TIMEOUT_MS: '30000', ...env })
 }
 
 export interface Built {

@@ -68,7 +68,9 @@ export function createDatabase(config: Config, ownerUrl: string, embedded?: Embe
   const readinessPool = createReadinessPool(config, ownerUrl, availability)
   let probe: Promise<boolean> | undefined
   let closing: Promise<void> | undefined
-  const platformDb = new PrismaClient({ adapter: new PrismaPg(pool) })
+  // An interactive transaction waits for its connection as long as any query does (Prisma's own
+  // default, 2 s, would be a second, unrelated bound).
+  const platformDb = new PrismaClient({ adapter: new PrismaPg(pool), transactionOptions: { maxWait: config.DB_ACQUIRE_TIMEOUT_MS } })
   const scoped = new Map<string, ScopedClient>()
   return {
     platformDb,
