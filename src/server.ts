@@ -4,12 +4,16 @@ import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.ts'
 import { ConfigError, loadConfig } from './config.ts'
 import { openDatabase } from './db/database.ts'
+import { enforceSafeDatabaseRole } from './db/role-check.ts'
 import { seedDemoOnce } from '../prisma/seed-data.ts'
 
 async function main() {
   const startedAt = Date.now()
   const config = loadConfig()
   const database = await openDatabase(config, { log: (message) => console.log(`[database] ${message}`) })
+  // Fail closed: RLS must bind the role the pool's queries really run as (refused in production).
+  await enforceSafeDatabaseRole(config, (sql) => database.platformDb.$queryRawUnsafe(sql), console.error)
+    .catch(async (error: unknown) => { await database.close(); throw error })
   // Development convenience: the embedded database starts with the demo tenants (acme, globex).
   if (config.embeddedDatabase && !config.isProduction) await seedDemoOnce(database.ownerUrl, config.BCRYPT_COST, config.BASE_DOMAIN, console.log)
   const app = await buildApp({ config, database })

@@ -6,12 +6,12 @@ import pg from 'pg'
 import type { Config } from '../config.ts'
 import { PrismaClient } from '../generated/prisma/client.ts'
 import { scopedClient, type ScopedClient } from '../tenancy/scoped-client.ts'
+import { APP_ROLE, embeddedApiLogin } from './api-login.ts'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.ts'
 import { applyMigrations } from './migrate.ts'
 import { TenantAwarePool } from './tenant-aware-pool.ts'
 
-/** The role the API runs as when row-level security is on (created by the migrations). */
-export const APP_ROLE = 'saas_app'
+export { APP_ROLE } from './api-login.ts'
 export const EMBEDDED_DATABASE_NAME = 'app'
 
 export interface Database {
@@ -49,15 +49,18 @@ export async function openDatabase(config: Config, options: OpenDatabaseOptions 
       const applied = await applyMigrations(ownerUrl, log)
       log(applied.length ? `applied migrations: ${applied.join(', ')}` : 'database schema is up to date')
     }
-    return createDatabase(config, ownerUrl, embedded)
+    // The embedded database gets the API's own login (member of saas_app), as production has.
+    const appUrl = config.rlsEnabled && !config.APP_DATABASE_URL && embedded ? await embeddedApiLogin(embeddedDirectory(config), ownerUrl) : undefined
+    return createDatabase(config, ownerUrl, embedded, appUrl)
   } catch (error) {
     await embedded?.stop()
     throw error
   }
 }
 
-export function createDatabase(config: Config, ownerUrl: string, embedded?: EmbeddedPostgres): Database {
-  const pool = createPool(config, ownerUrl)
+/** `appUrl`: the API's login (defaults to APP_DATABASE_URL; see createPool for neither). */
+export function createDatabase(config: Config, ownerUrl: string, embedded?: EmbeddedPostgres, appUrl?: string): Database {
+  const pool = createPool(config, ownerUrl, appUrl ?? config.APP_DATABASE_URL)
   const platformDb = new PrismaClient({ adapter: new PrismaPg(pool) })
   const scoped = new Map<string, ScopedClient>()
   return {
@@ -88,16 +91,19 @@ export function createDatabase(config: Config, ownerUrl: string, embedded?: Embe
   }
 }
 
-function createPool(config: Config, ownerUrl: string): pg.Pool {
+function createPool(config: Config, ownerUrl: string, appUrl: string | undefined): pg.Pool {
   const poolConfig: pg.PoolConfig = {
-    connectionString: config.APP_DATABASE_URL ?? ownerUrl,
+    connectionString: appUrl ?? ownerUrl,
     max: config.DB_POOL_MAX,
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
   }
-  // With RLS on, every connection runs as saas_app: no table owner, no BYPASSRLS, so the policies
-  // always apply.
-  const pool = config.rlsEnabled ? new TenantAwarePool({ ...poolConfig, options: `-c role=${APP_ROLE}` }) : new pg.Pool(poolConfig)
+  // With RLS on, the API's own login (a member of saas_app) sends no startup parameter, so a pooler
+  // (PgBouncer refuses `options`) passes it unchanged. Only without one — outside production, on the
+  // owner's direct connection — does the startup option switch to saas_app. Either way
+  // role-check.ts verifies at start what the connections really run as.
+  const switchRole = config.rlsEnabled && !appUrl ? { options: `-c role=${APP_ROLE}` } : {}
+  const pool = config.rlsEnabled ? new TenantAwarePool({ ...poolConfig, ...switchRole }) : new pg.Pool(poolConfig)
   pool.on('error', () => {}) // an idle connection dropped by the server: the pool replaces it
   return pool
 }
