@@ -8,7 +8,7 @@
 // - the real server refuses to start in production as such a role, warns elsewhere, starts with
 //   the API's login;
 // - migrations leave no advisory lock behind, and are refused through a transaction pooler.
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -186,6 +186,16 @@ t.test('migrations leave no advisory lock behind, and are refused through a tran
   t.match(error?.message, /Point DATABASE_URL .* at PostgreSQL directly, not at PgBouncer/)
   t.notMatch(error?.message, new URL(pooled).password, 'without echoing the password')
   t.equal(await migrationLocks(pooledDatabase), 0, 'and no migration lock is left on any server session')
+
+  // The Prisma CLI (through src/db/schema-engine/cli-shim.mjs) refuses it the same way.
+  const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: pooled }
+  delete env.PRISMA_SCHEMA_ENGINE_BINARY // let prisma.config.ts choose our engine
+  const cli = await new Promise<{ code: number | null; output: string }>((resolve) => {
+    const child = execFile('npx', ['prisma', 'migrate', 'deploy'], { env }, (_error, stdout, stderr) => resolve({ code: child.exitCode, output: stdout + stderr }))
+  })
+  t.not(cli.code, 0, '`prisma migrate deploy` through PgBouncer fails')
+  t.match(cli.output, /Refusing to migrate through a connection pooler/, 'with the reason')
+  t.equal((await adminQuery(pooledDatabase, `SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name = '_prisma_migrations'`)).rows[0]!.n, 0, 'and touched nothing')
 })
 
 /** A new, empty database (no migrations) on the suite's server; returns its admin URL. */
