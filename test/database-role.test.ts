@@ -7,17 +7,12 @@
 //   owner or a member inheriting its rights, a policy that ignores the tenant);
 // - the real server refuses to start in production as such a role, warns elsewhere, starts with
 //   the API's login;
-// - migrations leave no advisory lock behind, and are refused through a transaction pooler.
-import { execFile, spawn } from 'node:child_process'
+// (Migrations over a direct URL only: test/migration-lock.test.ts.)
+import { spawn } from 'node:child_process'
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
 import pg from 'pg'
 import t from 'tap'
 import { withLogin } from '../src/db/api-login.ts'
-import { isTransactionPooler, MIGRATION_LOCK_KEY, PooledMigrationUrlError } from '../src/db/direct-connection.ts'
-import { applyMigrations } from '../src/db/migrate.ts'
 import { inspectDatabaseRole, type RoleCheckQuery } from '../src/db/role-check.ts'
 import { runAsTenant } from '../src/tenancy/tenant-context.ts'
 import { adminQuery, adminUrl, appDatabaseUrl, appServerUrl, createTestDatabase, freePort, insertTenant, openTestDatabase } from './helper.ts'
@@ -77,6 +72,15 @@ t.test('through the API pool, row-level security is in force', async (t) => {
   const off = await db.$transaction([db.$executeRawUnsafe('SET LOCAL row_security = off'), db.$queryRawUnsafe('SELECT count(*) FROM projects')]).then(() => undefined, (e: Error) => e)
   t.match(off?.message, /row-level security/, 'it cannot turn row security off')
   t.equal((await adminQuery(ownerUrl, `SELECT count(*)::int AS n FROM projects WHERE name = 'planted'`)).rows[0]!.n, 0, 'nothing was written')
+})
+
+t.test('without APP_DATABASE_URL (development only), the owner\'s direct connection switches to saas_app', async (t) => {
+  const { database } = await openTestDatabase(t, { APP_DATABASE_URL: '' }) // '' = unset
+  const db = database.platformDb
+  const report = await inspectDatabaseRole((sql) => db.$queryRawUnsafe(sql))
+  t.equal(report.role, 'saas_app', 'queries run as saas_app')
+  t.not(report.login, 'saas_app', 'after logging in as the owner')
+  t.same(report.problems, [], 'which the role check accepts')
 })
 
 t.test('the role check names every role that row-level security does not bind', async (t) => {
@@ -141,10 +145,6 @@ t.test('the real server refuses to start in production as a role that bypasses R
   t.match(refused.output, /APP_DATABASE_URL to a login of its own that is a member of saas_app/, 'and the fix')
   t.notMatch(refused.output, new URL(bypass.url).password, 'the password is not echoed')
 
-  const owner = await runServer({ ...production, PORT: String(await freePort()), APP_DATABASE_URL: ownerUrl })
-  t.equal(owner.code, 1, 'the tables\' owner (here a superuser) is refused too')
-  t.match(owner.output, /superuser/)
-
   const missing = await runServer({ ...production, PORT: String(await freePort()) })
   t.equal(missing.code, 1, 'production without APP_DATABASE_URL is refused')
   t.match(missing.output, /NODE_ENV=production requires: APP_DATABASE_URL/)
@@ -157,54 +157,3 @@ t.test('the real server refuses to start in production as a role that bypasses R
   t.ok(development.ready, 'outside production the same role starts…')
   t.match(development.output, /WARNING: tenant isolation is down to the Prisma extension alone[\s\S]*it has BYPASSRLS/, '…with a loud warning')
 })
-
-const migrationLocks = async (url: string) =>
-  (await adminQuery<{ n: number }>(url, `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_database d ON d.oid = l.database
-    WHERE l.locktype = 'advisory' AND l.objid = $1 AND d.datname = current_database()`, [MIGRATION_LOCK_KEY])).rows[0]!.n
-
-t.test('migrations leave no advisory lock behind, and are refused through a transaction pooler', async (t) => {
-  const direct = await emptyDatabase(t)
-  t.notOk(await isTransactionPooler(direct), 'a direct connection is not taken for a pooler')
-  t.ok((await applyMigrations(direct)).length > 0, 'migrations applied over the direct URL')
-  t.equal(await migrationLocks(direct), 0, 'no migration lock held afterwards')
-
-  const migrationsDir = await mkdtemp(path.join(tmpdir(), 'migrations-'))
-  t.teardown(() => rm(migrationsDir, { recursive: true, force: true }))
-  await mkdir(path.join(migrationsDir, '20260101000000_bad'))
-  await writeFile(path.join(migrationsDir, '20260101000000_bad', 'migration.sql'), 'SELECT 1 / 0;')
-  await writeFile(path.join(migrationsDir, 'migration_lock.toml'), 'provider = "postgresql"\n')
-  const failing = await emptyDatabase(t)
-  await t.rejects(applyMigrations(failing, undefined, { migrationsDir }), /division by zero/)
-  t.equal(await migrationLocks(failing), 0, 'no migration lock held after a failed migration either')
-
-  if (!throughPooler) return t.comment('no pooler configured (TEST_APP_DATABASE_URL): the pooled case runs in the CI PgBouncer stage')
-  const pooledDatabase = await emptyDatabase(t)
-  const pooled = appDatabaseUrl(pooledDatabase)!
-  t.ok(await isTransactionPooler(pooled), 'PgBouncer in transaction mode is detected')
-  const error = await applyMigrations(pooled).then(() => undefined, (e: Error) => e)
-  t.ok(error instanceof PooledMigrationUrlError, 'migrating through it is refused')
-  t.match(error?.message, /Point DATABASE_URL .* at PostgreSQL directly, not at PgBouncer/)
-  t.notMatch(error?.message, new URL(pooled).password, 'without echoing the password')
-  t.equal(await migrationLocks(pooledDatabase), 0, 'and no migration lock is left on any server session')
-
-  // The Prisma CLI (through src/db/schema-engine/cli-shim.mjs) refuses it the same way.
-  const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: pooled }
-  delete env.PRISMA_SCHEMA_ENGINE_BINARY // let prisma.config.ts choose our engine
-  const cli = await new Promise<{ code: number | null; output: string }>((resolve) => {
-    const child = execFile('npx', ['prisma', 'migrate', 'deploy'], { env }, (_error, stdout, stderr) => resolve({ code: child.exitCode, output: stdout + stderr }))
-  })
-  t.not(cli.code, 0, '`prisma migrate deploy` through PgBouncer fails')
-  t.match(cli.output, /Refusing to migrate through a connection pooler/, 'with the reason')
-  t.equal((await adminQuery(pooledDatabase, `SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name = '_prisma_migrations'`)).rows[0]!.n, 0, 'and touched nothing')
-})
-
-/** A new, empty database (no migrations) on the suite's server; returns its admin URL. */
-async function emptyDatabase(t: Tap): Promise<string> {
-  const name = `empty_${randomUUID().replaceAll('-', '')}`
-  await adminQuery(adminUrl, `CREATE DATABASE ${name}`)
-  t.teardown(() => adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))
-  const url = new URL(adminUrl)
-  url.pathname = `/${name}`
-  return url.toString()
-}
-
