@@ -13,6 +13,7 @@
 //   BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=bench/results/prof"  extra node flags for the servers
 //   BENCH_ONLY=healthz,baseline,…  run only these scenarios (names as in the table)
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { createWriteStream, existsSync, readFileSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import http from 'node:http'
@@ -25,6 +26,7 @@ import bcrypt from 'bcryptjs'
 import pg from 'pg'
 import { BENCH_PASSWORD, seedBench } from '../prisma/seed-data.ts'
 import { generatePrivateKeyPem } from '../src/auth/keys.ts'
+import { DEFAULT_API_LOGIN, ensureApiLogin, withLogin } from '../src/db/api-login.ts'
 import { EMBEDDED_DATABASE_NAME } from '../src/db/database.ts'
 import { ensureDatabase, startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { applyMigrations } from '../src/db/migrate.ts'
@@ -454,8 +456,12 @@ async function main() {
   const largeIds = await tenantIds(largeUrl, sampleSize)
 
   const jwtKeys = generatePrivateKeyPem()
+  // As in production: with RLS on, the API runs as its own login (member of saas_app).
+  const apiPassword = randomBytes(18).toString('hex')
+  await ensureApiLogin(embedded.adminUrl, DEFAULT_API_LOGIN, apiPassword)
   const apiEnv = (url: string, rls: 'on' | 'off') => ({
     NODE_ENV: 'production', HOST: '127.0.0.1', LOG_LEVEL: cfg.logLevel, DATABASE_URL: url, MIGRATE_ON_START: 'false', RLS: rls,
+    ...(rls === 'on' ? { APP_DATABASE_URL: withLogin(url, DEFAULT_API_LOGIN, apiPassword) } : {}),
     DATA_DIR: cfg.dataDir, DB_POOL_MAX: String(cfg.poolMax), BCRYPT_COST: String(cfg.burstCost),
     LOGIN_ATTEMPTS_PER_IP_PER_MIN: '1000000000', LOGIN_FAILURES_MAX: '1000000000', ACCESS_TOKEN_TTL_S: '3600',
     JWT_PRIVATE_KEYS: jwtKeys, CSRF_SECRET: 'bench-csrf-secret-0123456789abcdef0123456789',

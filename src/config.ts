@@ -118,5 +118,6 @@ function assertProductionReady(config: Config): void {
   if (config.embeddedDatabase) missing.push('DATABASE_URL (the embedded PostgreSQL is for development)')
   if (!config.JWT_PRIVATE_KEYS) missing.push('JWT_PRIVATE_KEYS')
   if (!config.CSRF_SECRET) missing.push('CSRF_SECRET')
+  if (config.rlsEnabled && !config.APP_DATABASE_URL) missing.push('APP_DATABASE_URL (the API\'s own login, a member of saas_app: README "Deploying")')
   if (missing.length) throw new ConfigError(`NODE_ENV=production requires: ${missing.join(', ')}`)
 }

@@ -79,6 +79,7 @@ t.test('the embedded database survives SIGKILL of the server and keeps its data 
   t.ok(await waitReady(port), 'first start: embedded database created, migrated, seeded')
   const url = (await import('../src/db/cli-url.ts')).cliDatabaseUrl({ DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort) })
   t.equal(await tenantCount(url), 2, 'demo tenants seeded')
+  t.notMatch(first.output(), /WARNING: tenant isolation/, 'the API runs as its own login (saas_api), which RLS binds: no role warning')
   await insertTenant(url, 'survivor')
 
   first.child.kill('SIGKILL')

@@ -11,6 +11,8 @@ type Tap = { teardown(fn: () => unknown): void }
 
 export const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres'
 const template = process.env.TEST_TEMPLATE_DATABASE
+/** The API's own login (member of saas_app), maybe through PgBouncer; test/run.ts creates it. */
+export const appServerUrl = process.env.TEST_APP_DATABASE_URL
 
 /** The URL of `database` on the server of `server` (an admin URL; the suite's by default). */
 export function databaseUrl(database: string, server = adminUrl): string {
@@ -48,11 +50,28 @@ export async function createTestDatabase(t: Tap): Promise<string> {
   return databaseUrl(name)
 }
 
-/** Test configuration: quiet, fast bcrypt, on the given database; `env` overrides any variable. */
+/**
+ * The API login's URL for `ownerUrl`'s database (same database, the login of TEST_APP_DATABASE_URL,
+ * its host: maybe a pooler), or undefined when `ownerUrl` is not on the suite's server.
+ */
+export function appDatabaseUrl(ownerUrl: string): string | undefined {
+  const owner = new URL(ownerUrl)
+  if (!appServerUrl || owner.host !== new URL(adminUrl).host) return undefined
+  const app = new URL(appServerUrl)
+  app.pathname = owner.pathname
+  return app.toString()
+}
+
+/**
+ * Test configuration: quiet, fast bcrypt, on the given database; `env` overrides any variable.
+ * With RLS on, the API's queries run as its own login (APP_DATABASE_URL), as in production.
+ */
 export function testConfig(url: string, env: Record<string, string> = {}): Config {
+  const appUrl = env.RLS === 'off' ? undefined : appDatabaseUrl(url)
   // Generous database waits: tap runs files in parallel on 2 cores, and a test that measures the
   // bounds themselves (db-bounds, resilience) sets its own.
-  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', DATABASE_URL: url, BCRYPT_COST: '4', DATA_DIR: '.data/test', DB_ACQUIRE_TIMEOUT_MS: '15000', DB_CONNECT_TIMEOUT_MS: '10000', DB_QUERY_TIMEOUT_MS: '30000', ...env })
+  const waits = { DB_ACQUIRE_TIMEOUT_MS: '15000', DB_CONNECT_TIMEOUT_MS: '10000', DB_QUERY_TIMEOUT_MS: '30000' }
+  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', DATABASE_URL: url, ...(appUrl ? { APP_DATABASE_URL: appUrl } : {}), BCRYPT_COST: '4', DATA_DIR: '.data/test', ...waits, ...env })
 }
 
 export interface Built {

@@ -6,12 +6,12 @@ import pg from 'pg'
 import type { Config } from '../config.ts'
 import { PrismaClient } from '../generated/prisma/client.ts'
 import { scopedClient, type ScopedClient } from '../tenancy/scoped-client.ts'
+import { APP_ROLE, embeddedApiLogin } from './api-login.ts'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.ts'
 import { applyMigrations } from './migrate.ts'
 import { DatabaseAvailability, ResilientPool, TenantAwarePool } from './tenant-aware-pool.ts'
 
-/** The role the API runs as when row-level security is on (created by the migrations). */
-export const APP_ROLE = 'saas_app'
+export { APP_ROLE } from './api-login.ts'
 export const EMBEDDED_DATABASE_NAME = 'app'
 
 export interface Database {
@@ -55,17 +55,21 @@ export async function openDatabase(config: Config, options: OpenDatabaseOptions 
       const applied = await applyMigrations(ownerUrl, log)
       log(applied.length ? `applied migrations: ${applied.join(', ')}` : 'database schema is up to date')
     }
-    return createDatabase(config, ownerUrl, embedded)
+    // The embedded database gets the API's own login (member of saas_app), as production has.
+    const appUrl = config.rlsEnabled && !config.APP_DATABASE_URL && embedded ? await embeddedApiLogin(embeddedDirectory(config), ownerUrl) : undefined
+    return createDatabase(config, ownerUrl, embedded, appUrl)
   } catch (error) {
     await embedded?.stop()
     throw error
   }
 }
 
-export function createDatabase(config: Config, ownerUrl: string, embedded?: EmbeddedPostgres): Database {
+/** `appUrl`: the API's login (defaults to APP_DATABASE_URL; see createPool for neither). */
+export function createDatabase(config: Config, ownerUrl: string, embedded?: EmbeddedPostgres, appUrl?: string): Database {
   const availability = new DatabaseAvailability()
-  const pool = createPool(config, ownerUrl, availability)
-  const readinessPool = createReadinessPool(config, ownerUrl, availability)
+  const apiUrl = appUrl ?? config.APP_DATABASE_URL
+  const pool = createPool(config, ownerUrl, apiUrl, availability)
+  const readinessPool = createReadinessPool(config, ownerUrl, apiUrl, availability)
   let probe: Promise<boolean> | undefined
   let closing: Promise<void> | undefined
   // An interactive transaction waits for its connection as long as any query does (Prisma's own
@@ -119,11 +123,11 @@ async function endPool(pool: pg.Pool, graceMs = 2000): Promise<void> {
   clearTimeout(timer)
 }
 
-function createPool(config: Config, ownerUrl: string, availability: DatabaseAvailability): pg.Pool {
+function createPool(config: Config, ownerUrl: string, appUrl: string | undefined, availability: DatabaseAvailability): pg.Pool {
   // No bound is a startup parameter (PgBouncer in transaction mode refuses those): the statement
   // timeout rides with each transaction's first statement; the others are client-side.
   const poolConfig = {
-    connectionString: config.APP_DATABASE_URL ?? ownerUrl,
+    connectionString: appUrl ?? ownerUrl,
     max: config.DB_POOL_MAX,
     connectionTimeoutMillis: config.DB_ACQUIRE_TIMEOUT_MS,
     connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
@@ -134,17 +138,25 @@ function createPool(config: Config, ownerUrl: string, availability: DatabaseAvai
     idleTimeoutMillis: 30_000,
     availability,
   }
-  // With RLS on, every connection runs as saas_app: no table owner, no BYPASSRLS, so the policies
-  // always apply. (ResilientPool listens for `error` on the pool and on every client.)
-  return config.rlsEnabled ? new TenantAwarePool({ ...poolConfig, options: `-c role=${APP_ROLE}` }) : new ResilientPool(poolConfig)
+  // With RLS on, the API's own login (a member of saas_app) sends no startup parameter, so a pooler
+  // (PgBouncer refuses `options`) passes it unchanged. Only without one — outside production, on the
+  // owner's direct connection — does the startup option switch to saas_app. Either way
+  // role-check.ts verifies at start what the connections really run as.
+  // (ResilientPool listens for `error` on the pool and on every client.)
+  return config.rlsEnabled ? new TenantAwarePool({ ...poolConfig, ...roleSwitch(config, appUrl) }) : new ResilientPool(poolConfig)
+}
+
+/** The startup option switching the owner's direct login to saas_app, when there is no API login. */
+function roleSwitch(config: Config, appUrl: string | undefined): { options?: string } {
+  return config.rlsEnabled && !appUrl ? { options: `-c role=${APP_ROLE}` } : {}
 }
 
 /** /readyz's own path: one connection, every step bounded by READY_TIMEOUT_MS. */
-function createReadinessPool(config: Config, ownerUrl: string, availability: DatabaseAvailability): ResilientPool {
+function createReadinessPool(config: Config, ownerUrl: string, appUrl: string | undefined, availability: DatabaseAvailability): ResilientPool {
   const timeout = config.READY_TIMEOUT_MS
   return new ResilientPool({
-    connectionString: config.APP_DATABASE_URL ?? ownerUrl,
-    ...(config.rlsEnabled ? { options: `-c role=${APP_ROLE}` } : {}),
+    connectionString: appUrl ?? ownerUrl,
+    ...roleSwitch(config, appUrl),
     max: 1,
     connectionTimeoutMillis: timeout,
     statementTimeoutMs: 0, // SELECT 1: the client-side bound suffices

@@ -14,7 +14,10 @@ export interface ApplyMigrationsOptions {
 
 /**
  * Applies pending migrations to `databaseUrl` and returns the names applied now, in order.
- * Concurrent callers are serialized by the engine's advisory lock (one connection per run holds it).
+ * Concurrent callers are serialized by the engine's advisory lock (one connection per run holds it;
+ * closing it at the end releases the lock even when a migration failed).
+ * @throws PooledMigrationUrlError when `databaseUrl` leads to a transaction pooler (PgBouncer):
+ *   migrations need a direct connection, or the session advisory lock would stay held.
  * A failing migration rejects with an Error naming it; its script runs in one implicit transaction,
  * so none of it stays applied (it is recorded as failed, like `prisma migrate deploy` does).
  */
@@ -26,6 +29,8 @@ export async function applyMigrations(
   const migrationsList = await loadMigrationsDirectory(options.migrationsDir ?? defaultMigrationsDir)
   log(`${migrationsList.migrationDirectories.length} migration(s) found in ${migrationsList.baseDir}`)
   const factory = pgMigrationAdapterFactory(databaseUrl)
+  // Before the engine: through a transaction pooler its advisory lock would be left behind.
+  await factory.assertDirect()
   try {
     // No schema files: applying migrations only needs the adapter's connection.
     const engine = await createSchemaEngine(factory, [])

@@ -71,8 +71,11 @@ if (argv[0] === 'cli' || argv.includes('cli')) {
 const schemaFiles = optionValues('--datamodels').map((file) => [file, readFileSync(file, 'utf8')])
 const factory = pgMigrationAdapterFactory(databaseUrl)
 let enginePromise
+// The pooler check runs first so that its message reaches the CLI (an error thrown inside the
+// engine's connect comes out as "External error id#0").
 const engine = () =>
-  (enginePromise ??= createSchemaEngine(factory, schemaFiles, (line) => process.stderr.write(line.endsWith('\n') ? line : `${line}\n`)))
+  (enginePromise ??= factory.assertDirect().then(() =>
+    createSchemaEngine(factory, schemaFiles, (line) => process.stderr.write(line.endsWith('\n') ? line : `${line}\n`))))
 
 const send = (message) => process.stdout.write(`${JSON.stringify({ jsonrpc: '2.0', ...message })}\n`)
 let nextPrintId = 1_000_000

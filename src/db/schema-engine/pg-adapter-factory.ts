@@ -22,6 +22,7 @@ import {
   type SqlMigrationAwareDriverAdapterFactory,
   type SqlQueryable,
 } from '@prisma/driver-adapter-utils'
+import { assertDirectConnection } from '../direct-connection.ts'
 
 const CHAR_OID = 18
 const TEXT_OID = 25
@@ -29,6 +30,11 @@ const TEXT_OID = 25
 export interface PgMigrationAdapterFactory extends SqlMigrationAwareDriverAdapterFactory {
   /** Closes every connection this factory opened that the engine did not dispose of itself. */
   close(): Promise<void>
+  /**
+   * Rejects (PooledMigrationUrlError) when the URL leads to a transaction pooler, where the
+   * engine's session advisory lock would be left behind. Checked once; `connect` checks it too.
+   */
+  assertDirect(): Promise<void>
 }
 
 /** What pg and the adapter need from a Prisma-style PostgreSQL URL. */
@@ -187,10 +193,16 @@ export function pgMigrationAdapterFactory(databaseUrl: string): PgMigrationAdapt
     }
     return adapter
   }
+  let directChecked: Promise<void> | undefined
+  const assertDirect = () => (directChecked ??= assertDirectConnection(connectionString))
   return {
     provider: 'postgres',
     adapterName: '@prisma/adapter-pg',
-    connect: async () => track(await connectAdapter(connectionString, schema)),
+    assertDirect,
+    connect: async () => {
+      await assertDirect()
+      return track(await connectAdapter(connectionString, schema))
+    },
     async connectToShadowDb() {
       const database = `prisma_migrate_shadow_db_${randomUUID()}`
       await withAdminClient(connectionString, (client) => client.query(`CREATE DATABASE ${quoteIdent(database)}`))
