@@ -107,7 +107,8 @@ t.test('the role check names every role that row-level security does not bind', 
   await adminQuery(withoutRls, 'ALTER TABLE sessions DISABLE ROW LEVEL SECURITY')
   t.match((await reportFor(t, withLogin(withoutRls, plain.name, new URL(plain.url).password))).problems, [/without row-level security: sessions/], 'a tenant table whose RLS was disabled')
   const empty = await createTestDatabase(t)
-  await adminQuery(empty, 'DROP TABLE tasks, projects, sessions, users CASCADE')
+  await adminQuery(empty, `DO $$ DECLARE r record; BEGIN
+    FOR r IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' LOOP EXECUTE format('DROP TABLE %I CASCADE', r.tablename); END LOOP; END $$`)
   t.match((await reportFor(t, withLogin(empty, plain.name, new URL(plain.url).password))).problems, [/no tenant-owned table/], 'a database without the tenant tables')
 })
 
