@@ -46,7 +46,9 @@ export default fp(
 
     app.addHook('onReady', async () => {
       // A database that is not reachable yet is readiness' business, not a reason to fail start.
-      await violations().catch((err: unknown) => app.log.warn({ err }, 'tenancy invariants not checked yet: the database could not be read'))
+      const checked = violations().catch((err: unknown) => app.log.warn({ err }, 'tenancy invariants not checked yet: the database could not be read'))
+      // Production knows before it listens; elsewhere the warning may follow the start.
+      if (app.config.isProduction) await checked
     })
 
     if (!app.config.isProduction) return

@@ -96,6 +96,19 @@ t.test('the migrated schema follows every tenancy rule', async (t) => {
   t.match(check.output, /tenancy check passed: 4 tenant-owned tables \(projects, sessions, tasks, users\)/)
 })
 
+t.test('a view over tenant data must not bypass row-level security', async (t) => {
+  const url = await createTestDatabase(t)
+  await adminQuery(url, `CREATE VIEW project_names AS SELECT tenant_id, name FROM projects; GRANT SELECT ON project_names TO saas_app`)
+  const a = await insertTenant(url, 'alpha')
+  await adminQuery(url, `INSERT INTO projects (tenant_id, name) VALUES ($1, 'secret')`, [a])
+  // Why: the view reads projects with its owner's rights, so saas_app with no tenant sees A's row.
+  const seen = await adminQuery(url, `SET ROLE saas_app; SELECT name FROM project_names`) as unknown as Array<{ rows: unknown[] }>
+  t.equal(seen[1]!.rows.length, 1, 'the app role reads a tenant\'s row through the view with no tenant set')
+  t.match(await checkTenancyInvariants(url), [{ table: 'project_names', rule: 'view-bypasses-rls' }], 'the check names the view')
+  await adminQuery(url, `ALTER VIEW project_names SET (security_invoker = true)`)
+  t.same(await checkTenancyInvariants(url), [], 'a security_invoker view passes')
+})
+
 t.test('README "Add a tenant-owned resource", followed on a scratch database, produces a checked resource', async (t) => {
   // Step 1: the README's model in a copy of the schema, with the back-relations it asks for.
   const work = await mkdtemp(path.join(repoRoot, '.data', 'readme-resource-'))

@@ -284,7 +284,9 @@ t.test('the tenant never leaks between concurrent callers', async (t) => {
     const op = i % 4
     if (op === 0) return db.project.findMany().then((rows) => rows.map((r) => r.tenantId))
     if (op === 1) return db.project.findUnique({ where: { id: ids[tenantId]! } }).then((r) => [r?.tenantId])
-    if (op === 2) return db.$transaction(async (tx) => (await tx.project.findMany()).map((r) => r.tenantId))
+    // 100 transactions queue for 20 connections: a generous wait (liveness only) so a loaded machine
+    // does not fail the test on Prisma's 2 s default.
+    if (op === 2) return db.$transaction(async (tx) => (await tx.project.findMany()).map((r) => r.tenantId), { maxWait: 60_000, timeout: 60_000 })
     return db.project.findFirst({ where: { id: ids[tenantId === a.tenantId ? b.tenantId : a.tenantId]! } }).then((r) => (r ? [r.tenantId] : [tenantId]))
   })
   const results = await Promise.all(calls)

@@ -22,6 +22,7 @@ export const TENANCY_RULES = {
   'unique-tenant-id': 'no unique key on exactly (tenant_id, id): other tenant-owned tables cannot reference it with the tenant',
   'index-leading-tenant': 'an index does not lead with tenant_id (only the primary key may)',
   'fk-includes-tenant': 'a foreign key to a tenant-owned table does not include tenant_id = tenant_id: it could point at another tenant\'s row',
+  'view-bypasses-rls': `${APP_ROLE} may read a view of a tenant-owned table that runs with its owner's rights (not security_invoker) or a materialized view: row-level security does not apply to it`,
   'app-role': `the role ${APP_ROLE} does not exist`,
   'prisma-client-stale': 'the generated Prisma client has no model for this tenant-owned table: run `npx prisma generate`',
 } as const
@@ -150,6 +151,21 @@ async function collect(db: Queryable): Promise<Violation[]> {
     if (!fk.pairs.includes('tenant_id=tenant_id')) {
       add(fk.from_table, 'fk-includes-tenant', `foreign key ${fk.name} (${fk.pairs.join(', ')}) does not include tenant_id = tenant_id: it could point at another tenant's row`)
     }
+  }
+  // Views read their tables with the view owner's rights unless security_invoker is set
+  // (PostgreSQL ≥ 15), and materialized views have no row-level security at all: either one,
+  // readable by the app role, would show every tenant's rows.
+  const { rows: views } = await db.query<{ view: string; kind: string; invoker: boolean }>(`
+    SELECT DISTINCT CASE WHEN n.nspname = 'public' THEN v.relname ELSE n.nspname || '.' || v.relname END AS view, v.relkind::text AS kind,
+      coalesce(array_to_string(v.reloptions, ',') ~ '(^|,)security_invoker=(true|on|1|yes)(,|$)', false) AS invoker
+    FROM pg_depend d
+    JOIN pg_rewrite r ON r.oid = d.objid AND d.classid = 'pg_rewrite'::regclass
+    JOIN pg_class v ON v.oid = r.ev_class JOIN pg_namespace n ON n.oid = v.relnamespace
+    WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = ANY($1::oid[]) AND v.oid <> d.refobjid
+      AND v.relkind IN ('v', 'm') AND has_table_privilege($2, v.oid, 'SELECT')
+    ORDER BY 1`, [[...owned, ...(await tenantsOid(db))], APP_ROLE])
+  for (const view of views) {
+    if (view.kind === 'm' || !view.invoker) add(view.view, 'view-bypasses-rls', `${view.kind === 'm' ? 'materialized view' : 'view'} ${view.view} over tenant data is readable by ${APP_ROLE}${view.kind === 'm' ? '' : ' and runs with its owner\'s rights (set security_invoker = true)'}`)
   }
   // The registry of tenants is keyed by id, and under the same kind of policy.
   const [tenants] = await db.query<{ oid: number; enabled: boolean; forced: boolean }>(
