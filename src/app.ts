@@ -10,10 +10,13 @@ import docsPlugin from '../plugins/docs.ts'
 import errorHandler, { frameworkError } from '../plugins/error-handler.ts'
 import securityPlugin from '../plugins/security.ts'
 import tenantPlugin from '../plugins/tenant.ts'
+import limitsPlugin from '../plugins/limits.ts'
+import redisPlugin from '../plugins/redis.ts'
 import routes from '../routes/index.ts'
 import type { Config } from './config.ts'
 import type { Database } from './db/database.ts'
 import { logRedactPaths } from './log.ts'
+import { trustFunction } from './net/trusted-proxies.ts'
 
 export interface BuildAppOptions {
   config: Config
@@ -31,7 +34,9 @@ export async function buildApp({ config, database, closeDatabase = true, logger 
     logger: logger ?? { level: config.LOG_LEVEL, redact: { paths: logRedactPaths, censor: '[redacted]' } },
     genReqId: () => randomUUID(),
     bodyLimit: config.BODY_LIMIT,
-    trustProxy: config.TRUST_PROXY,
+    // Named proxies or a hop count only (src/net/trusted-proxies.ts): request.ip, which every
+    // limiter and log line uses, is then the first untrusted hop from the right.
+    trustProxy: trustFunction(config.trustProxy),
     // Node answers a request without Host with a bare 400 unless told not to: we answer it ourselves
     // in the contract's JSON shape (plugins/tenant.ts).
     http: { requireHostHeader: false },
@@ -48,6 +53,8 @@ export async function buildApp({ config, database, closeDatabase = true, logger 
   await app.register(securityPlugin)
   await app.register(databasePlugin, { database, closeWithApp: closeDatabase })
   await app.register(tenantPlugin)
+  await app.register(redisPlugin)
+  await app.register(limitsPlugin)
   await app.register(authPlugin)
   await app.register(docsPlugin) // before the routes: it collects them as they are added
   await app.register(routes)
