@@ -12,6 +12,7 @@ import securityPlugin from '../plugins/security.ts'
 import tenantPlugin from '../plugins/tenant.ts'
 import limitsPlugin from '../plugins/limits.ts'
 import redisPlugin from '../plugins/redis.ts'
+import invalidationPlugin from '../plugins/invalidation.ts'
 import routes from '../routes/index.ts'
 import type { Config } from './config.ts'
 import type { Database } from './db/database.ts'
@@ -56,6 +57,7 @@ export async function buildApp({ config, database, closeDatabase = true, logger 
   await app.register(redisPlugin)
   await app.register(limitsPlugin)
   await app.register(authPlugin)
+  await app.register(invalidationPlugin)
   await app.register(docsPlugin) // before the routes: it collects them as they are added
   await app.register(routes)
   return app
