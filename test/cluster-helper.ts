@@ -1,0 +1,144 @@
+// Real processes for the multi-instance tests: API servers (`node --import tsx src/server.ts`), a
+// Redis of the test's own on a free port (stopped and restarted at will), nginx in front; and an
+// HTTP client that can set Host and X-Forwarded-* (fetch cannot).
+import { spawn, type ChildProcess } from 'node:child_process'
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
+import http from 'node:http'
+import net from 'node:net'
+import { freePort } from './helper.ts'
+
+type Tap = { teardown(fn: () => unknown): void; comment(...args: unknown[]): void }
+
+export interface Answer {
+  status: number
+  headers: http.IncomingHttpHeaders
+  body: string
+  json(): any
+}
+
+/** One HTTP/1.1 request to 127.0.0.1:`port` with any headers (Host included). */
+export function call(port: number, options: { method?: string; path: string; headers?: Record<string, string>; body?: unknown }): Promise<Answer> {
+  const payload = options.body === undefined ? undefined : JSON.stringify(options.body)
+  const headers: Record<string, string> = { ...(payload ? { 'content-type': 'application/json' } : {}), ...options.headers }
+  return new Promise((resolve, reject) => {
+    const request = http.request({ host: '127.0.0.1', port, method: options.method ?? 'GET', path: options.path, headers, agent: false }, (response) => {
+      let body = ''
+      response.setEncoding('utf8')
+      response.on('data', (chunk: string) => (body += chunk))
+      response.on('end', () => resolve({ status: response.statusCode!, headers: response.headers, body, json: () => JSON.parse(body) }))
+    })
+    request.on('error', reject)
+    request.end(payload)
+  })
+}
+
+/** Resolves once `port` accepts TCP connections (rejects after `timeoutMs`). */
+export async function waitForPort(port: number, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => { socket.destroy(); resolve(true) })
+      socket.on('error', () => resolve(false))
+    })
+    if (open) return
+    if (Date.now() > deadline) throw new Error(`port ${port} did not open in ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+/** Secrets shared by every instance of one deployment (as an operator would give them). */
+export function sharedSecrets(): Record<string, string> {
+  const { privateKey } = generateKeyPairSync('ed25519')
+  return {
+    JWT_PRIVATE_KEYS: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+    CSRF_SECRET: randomBytes(32).toString('base64url'),
+  }
+}
+
+export interface Server {
+  port: number
+  /** Everything the process wrote (for diagnostics). */
+  output(): string
+  stop(): Promise<void>
+}
+
+/** Starts `node --import tsx src/server.ts` with `env` on a free port; resolves once /healthz answers. */
+export async function startServer(t: Tap, env: Record<string, string>): Promise<Server> {
+  const port = await freePort()
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', BCRYPT_COST: '4', BCRYPT_WORKERS: '1', DB_POOL_MAX: '5', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  child.stdout!.on('data', (chunk) => (output += chunk))
+  child.stderr!.on('data', (chunk) => (output += chunk))
+  const server: Server = { port, output: () => output, stop: () => stop(child) }
+  t.teardown(() => server.stop())
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`server exited (${code}) before it was ready:\n${output}`))))
+  try {
+    await Promise.race([waitForHealth(port), exited])
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\nserver output:\n${output}`)
+  }
+  return server
+}
+
+async function waitForHealth(port: number): Promise<void> {
+  await waitForPort(port, 90_000) // slow on a loaded 2-core machine
+  for (let i = 0; i < 200; i++) {
+    const answer = await call(port, { path: '/healthz', headers: { host: 'localhost' } }).catch(() => null)
+    if (answer?.status === 200) return
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error('/healthz never answered 200')
+}
+
+/** SIGTERM, then SIGKILL after 5 s; resolves when the process is gone. */
+export function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000)
+    child.once('exit', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+    child.kill('SIGTERM')
+  })
+}
+
+/** A redis-server of this test only (no persistence), on a free loopback port. */
+export class TestRedis {
+  private child: ChildProcess | null = null
+  private constructor(readonly port: number) {}
+
+  static async start(t: Tap): Promise<TestRedis> {
+    const redis = new TestRedis(await freePort())
+    t.teardown(() => redis.stop())
+    await redis.restart()
+    return redis
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`
+  }
+
+  async restart(): Promise<void> {
+    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+    await waitForPort(this.port)
+  }
+
+  async stop(): Promise<void> {
+    if (this.child) await stop(this.child)
+    this.child = null
+  }
+}
+
+/** Polls `check` every 10 ms until it is true; returns the milliseconds it took (or throws after `limitMs`). */
+export async function timeUntil(check: () => Promise<boolean>, limitMs = 10_000): Promise<number> {
+  const started = performance.now()
+  for (;;) {
+    if (await check()) return Math.round(performance.now() - started)
+    if (performance.now() - started > limitMs) throw new Error(`not within ${limitMs} ms`)
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
