@@ -17,11 +17,11 @@ export interface Answer {
 }
 
 /** One HTTP/1.1 request to 127.0.0.1:`port` with any headers (Host included). */
-export function call(port: number, options: { method?: string; path: string; headers?: Record<string, string>; body?: unknown }): Promise<Answer> {
+export function call(port: number, options: { method?: string; path: string; headers?: Record<string, string>; body?: unknown; localAddress?: string }): Promise<Answer> {
   const payload = options.body === undefined ? undefined : JSON.stringify(options.body)
   const headers: Record<string, string> = { ...(payload ? { 'content-type': 'application/json' } : {}), ...options.headers }
   return new Promise((resolve, reject) => {
-    const request = http.request({ host: '127.0.0.1', port, method: options.method ?? 'GET', path: options.path, headers, agent: false }, (response) => {
+    const request = http.request({ host: '127.0.0.1', port, localAddress: options.localAddress, method: options.method ?? 'GET', path: options.path, headers, agent: false }, (response) => {
       let body = ''
       response.setEncoding('utf8')
       response.on('data', (chunk: string) => (body += chunk))
@@ -141,4 +141,61 @@ export async function timeUntil(check: () => Promise<boolean>, limitMs = 10_000)
     if (performance.now() - started > limitMs) throw new Error(`not within ${limitMs} ms`)
     await new Promise((r) => setTimeout(r, 10))
   }
+}
+
+/**
+ * nginx (Debian's) as our own process: `daemon off`, config, pid, logs and temp files in a
+ * temporary directory, listening on a free loopback port; round-robin over `upstreams`; it
+ * connects to them from `sourceAddress` (proxy_bind), so the API can tell it from direct clients.
+ */
+export async function startNginx(t: Tap, upstreams: number[], sourceAddress: string): Promise<{ port: number; upstreamLog(): Promise<string[]> }> {
+  const { mkdtemp, writeFile, readFile, rm } = await import('node:fs/promises')
+  const { tmpdir } = await import('node:os')
+  const path = await import('node:path')
+  const dir = await mkdtemp(path.join(tmpdir(), 'nginx-test-'))
+  const port = await freePort()
+  const config = `
+daemon off;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 128; }
+http {
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  log_format upstream '$upstream_addr';
+  access_log ${dir}/access.log upstream;
+  upstream api {
+${upstreams.map((p) => `    server 127.0.0.1:${p};`).join('\n')}
+  }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://api;
+      proxy_bind ${sourceAddress};
+      proxy_http_version 1.1;
+      # The API is reached under an internal name; the client's Host travels in X-Forwarded-Host
+      # (replacing any the client sent), the client's address is appended to X-Forwarded-For.
+      proxy_set_header Host api.internal;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+    }
+  }
+}
+`
+  await writeFile(path.join(dir, 'nginx.conf'), config)
+  const child = spawn('nginx', ['-e', path.join(dir, 'error.log'), '-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  child.stderr!.on('data', (chunk) => (output += chunk))
+  t.teardown(async () => {
+    await stop(child)
+    await rm(dir, { recursive: true, force: true })
+  })
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`nginx exited (${code}): ${output}`))))
+  await Promise.race([waitForPort(port), exited])
+  return { port, upstreamLog: async () => (await readFile(path.join(dir, 'access.log'), 'utf8')).split('\n').filter(Boolean) }
 }
