@@ -26,12 +26,17 @@ export interface BuildAppOptions {
   closeDatabase?: boolean
   /** Overrides the logger (tests pass a stream to inspect what is logged). */
   logger?: FastifyServerOptions['logger']
+  /** Serve HTTPS with this PEM certificate chain and key (TLS_CERT_FILE/TLS_KEY_FILE, read by server.ts). */
+  https?: { cert: Buffer; key: Buffer }
 }
 
 registerAjvFormats() // email, uuid, date-time… for TypeBox's validator
 
-export async function buildApp({ config, database, closeDatabase = true, logger }: BuildAppOptions) {
+export async function buildApp({ config, database, closeDatabase = true, logger, https }: BuildAppOptions) {
   const app = Fastify({
+    // Native HTTPS (optional; TLS usually ends at the proxy). Typed as the HTTP server: the app's
+    // code never touches the server object's TLS side, and one App type serves both.
+    ...(https ? ({ https } as object) : {}),
     logger: logger ?? { level: config.LOG_LEVEL, redact: { paths: logRedactPaths, censor: '[redacted]' } },
     genReqId: () => randomUUID(),
     bodyLimit: config.BODY_LIMIT,

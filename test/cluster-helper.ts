@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import http from 'node:http'
+import https from 'node:https'
 import net from 'node:net'
 import { freePort } from './helper.ts'
 
@@ -17,16 +18,20 @@ export interface Answer {
 }
 
 /** One HTTP/1.1 request to 127.0.0.1:`port` with any headers (Host included). */
-export function call(port: number, options: { method?: string; path: string; headers?: Record<string, string>; body?: unknown; localAddress?: string }): Promise<Answer> {
+export function call(port: number, options: { method?: string; path: string; headers?: Record<string, string>; body?: unknown; localAddress?: string; ca?: Buffer }): Promise<Answer> {
   const payload = options.body === undefined ? undefined : JSON.stringify(options.body)
   const headers: Record<string, string> = { ...(payload ? { 'content-type': 'application/json' } : {}), ...options.headers }
   return new Promise((resolve, reject) => {
-    const request = http.request({ host: '127.0.0.1', port, localAddress: options.localAddress, method: options.method ?? 'GET', path: options.path, headers, agent: false }, (response) => {
+    const target = { host: '127.0.0.1', port, localAddress: options.localAddress, method: options.method ?? 'GET', path: options.path, headers, agent: false }
+    // HTTPS when a CA is given: the certificate is checked for the Host's name (SNI too).
+    const hostName = (headers.host ?? 'localhost').split(':')[0]!
+    const request = (options.ca ? https.request({ ...target, ca: options.ca, servername: hostName }, onResponse) : http.request(target, onResponse))
+    function onResponse(response: http.IncomingMessage) {
       let body = ''
       response.setEncoding('utf8')
       response.on('data', (chunk: string) => (body += chunk))
       response.on('end', () => resolve({ status: response.statusCode!, headers: response.headers, body, json: () => JSON.parse(body) }))
-    })
+    }
     request.on('error', reject)
     request.end(payload)
   })
@@ -63,7 +68,7 @@ export interface Server {
 }
 
 /** Starts `node --import tsx src/server.ts` with `env` on a free port; resolves once /healthz answers. */
-export async function startServer(t: Tap, env: Record<string, string>): Promise<Server> {
+export async function startServer(t: Tap, env: Record<string, string>, options: { ca?: Buffer } = {}): Promise<Server> {
   const port = await freePort()
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', BCRYPT_COST: '4', BCRYPT_WORKERS: '1', DB_POOL_MAX: '5', ...env },
@@ -72,25 +77,33 @@ export async function startServer(t: Tap, env: Record<string, string>): Promise<
   let output = ''
   child.stdout!.on('data', (chunk) => (output += chunk))
   child.stderr!.on('data', (chunk) => (output += chunk))
+  orphanGuard(child)
   const server: Server = { port, output: () => output, stop: () => stop(child) }
   t.teardown(() => server.stop())
   const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`server exited (${code}) before it was ready:\n${output}`))))
   try {
-    await Promise.race([waitForHealth(port), exited])
+    await Promise.race([waitForHealth(port, options.ca), exited])
   } catch (error) {
     throw new Error(`${(error as Error).message}\nserver output:\n${output}`)
   }
   return server
 }
 
-async function waitForHealth(port: number): Promise<void> {
+async function waitForHealth(port: number, ca?: Buffer): Promise<void> {
   await waitForPort(port, 90_000) // slow on a loaded 2-core machine
   for (let i = 0; i < 200; i++) {
-    const answer = await call(port, { path: '/healthz', headers: { host: 'localhost' } }).catch(() => null)
+    const answer = await call(port, { path: '/healthz', headers: { host: 'localhost' }, ca }).catch(() => null)
     if (answer?.status === 200) return
     await new Promise((r) => setTimeout(r, 50))
   }
   throw new Error('/healthz never answered 200')
+}
+
+/** Kills `child` if this test process ends first (a timed-out test must not leave servers behind). */
+export function orphanGuard(child: ChildProcess): void {
+  const kill = () => child.kill('SIGKILL')
+  process.once('exit', kill)
+  child.once('exit', () => process.off('exit', kill))
 }
 
 /** SIGTERM, then SIGKILL after 5 s; resolves when the process is gone. */
@@ -124,6 +137,7 @@ export class TestRedis {
 
   async restart(): Promise<void> {
     this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+    orphanGuard(this.child)
     await waitForPort(this.port)
   }
 
@@ -191,6 +205,7 @@ ${upstreams.map((p) => `    server 127.0.0.1:${p};`).join('\n')}
   const child = spawn('nginx', ['-e', path.join(dir, 'error.log'), '-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stderr!.on('data', (chunk) => (output += chunk))
+  orphanGuard(child)
   t.teardown(async () => {
     await stop(child)
     await rm(dir, { recursive: true, force: true })
