@@ -9,6 +9,7 @@ t.setTimeout(300_000) // two server processes on a shared machine
 
 t.test('two instances without Redis: LISTEN/NOTIFY carries the invalidations', async (t) => {
   const { a, b, ownerUrl } = await deployment(t, {})
+  t.match(a.output(), /REDIS_URL is not set: rate limits are counted per instance/, 'production warns at start without a shared store')
   const bob = await token(a, 'bob@acme.test')
   await propagation(t, 'logout (PostgreSQL channel)', b, () => me(b, bob), async () => {
     t.equal((await logout(a, bob)).status, 204)
