@@ -6,7 +6,6 @@ import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import cookie from '@fastify/cookie'
 import fastifyJwt from '@fastify/jwt'
-import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { authCookies, type AuthCookies } from '../src/auth/cookies.ts'
@@ -57,17 +56,12 @@ async function csrfSecret(config: Config): Promise<string> {
   return readOrCreateSecretFile(path.join(config.dataDir, 'keys', 'csrf-secret'), () => randomBytes(32).toString('base64url'))
 }
 
-export const rateLimited = (seconds: number) =>
-  new AppError('RATE_LIMITED', 'Too many attempts, retry later', { 'retry-after': String(Math.max(1, Math.ceil(seconds))) })
+export { rateLimited } from './limits.ts'
 
 export default fp(
   async function authPlugin(app: FastifyInstance) {
     const { config } = app
     if (!app.hasDecorator('parseCookie')) await app.register(cookie)
-    // In-memory counters: with several instances, give @fastify/rate-limit a Redis store.
-    if (!app.hasDecorator('createRateLimit')) {
-      await app.register(rateLimit, { global: false, errorResponseBuilder: (_request, context) => rateLimited(context.ttl / 1000) })
-    }
     const keys = await loadKeyRing(config)
     await app.register(fastifyJwt, jwtOptions(keys, config))
     const auth = new AuthService(config, keys, app.jwt, await csrfSecret(config), (tenantId) => app.database.forTenant(tenantId))
@@ -121,5 +115,5 @@ export default fp(
       request.authMethod = method
     })
   },
-  { name: 'auth', dependencies: ['config', 'database', 'tenant'] },
+  { name: 'auth', dependencies: ['config', 'database', 'tenant', 'limits'] },
 )

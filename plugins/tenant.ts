@@ -3,6 +3,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { AppError } from '../src/errors.ts'
+import { trustFunction, type TrustFunction } from '../src/net/trusted-proxies.ts'
 import { parseHost } from '../src/tenancy/host.ts'
 import type { ScopedClient } from '../src/tenancy/scoped-client.ts'
 import { TenantRegistry, type ActiveTenant } from '../src/tenancy/tenant-registry.ts'
@@ -26,9 +27,13 @@ declare module 'fastify' {
 const tenantNotFound = () => new AppError('TENANT_NOT_FOUND', 'No such tenant')
 const badHost = (why: string) => new AppError('BAD_REQUEST', why)
 
-/** The Host the client asked for: X-Forwarded-Host only behind a trusted proxy. */
-function requestedHost(request: FastifyRequest, trustProxy: boolean): string | undefined {
-  const forwarded = trustProxy ? request.headers['x-forwarded-host'] : undefined
+/**
+ * The Host the client asked for: X-Forwarded-Host only when the socket's peer is a trusted proxy
+ * (the same rule as request.ip: src/net/trusted-proxies.ts).
+ */
+function requestedHost(request: FastifyRequest, trust: TrustFunction | false): string | undefined {
+  const peer = request.raw.socket?.remoteAddress
+  const forwarded = trust && peer !== undefined && trust(peer, 0) ? request.headers['x-forwarded-host'] : undefined
   // The last entry is the one our proxy added (a client can send its own X-Forwarded-Host, which
   // a proxy that appends keeps in front), as Fastify reads it.
   if (typeof forwarded === 'string' && forwarded) return forwarded.split(',').at(-1)!.trim()
@@ -42,7 +47,8 @@ function requestedHost(request: FastifyRequest, trustProxy: boolean): string | u
 
 export default fp(
   async function tenantPlugin(app: FastifyInstance) {
-    const { BASE_DOMAIN, TRUST_PROXY, TENANT_CACHE_TTL_MS } = app.config
+    const { BASE_DOMAIN, TENANT_CACHE_TTL_MS } = app.config
+    const trust = trustFunction(app.config.trustProxy)
     const tenants = new TenantRegistry(app.platformDb, TENANT_CACHE_TTL_MS)
     app.decorate('tenants', tenants)
     app.decorateRequest('tenant', null)
@@ -54,7 +60,7 @@ export default fp(
     })
 
     app.addHook('onRequest', async (request) => {
-      const host = requestedHost(request, TRUST_PROXY)
+      const host = requestedHost(request, trust)
       if (host === undefined) throw badHost('Missing Host header')
       const target = parseHost(host, BASE_DOMAIN)
       if (target.kind === 'invalid') throw badHost('Invalid Host header')

@@ -38,12 +38,9 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Failed logins per tenant + email: read before checking a password (a locked account is not
   // tried at all), counted on each failure. Success does not reset it: the window simply expires.
   const failureKey = (request: FastifyRequest) => `${request.tenant!.id}:${(request.body as { email: string }).email.toLowerCase()}`
-  const failures = app.createRateLimit({
-    max: config.LOGIN_FAILURES_MAX,
-    timeWindow: config.LOGIN_FAILURES_WINDOW_S * 1000,
-    keyGenerator: failureKey,
-    cache: 100_000, // LRU size: a spray of emails must not evict the counters under attack
-  } as Parameters<typeof app.createRateLimit>[0])
+  const failures = app.limits.create({ name: 'login-failures', max: config.LOGIN_FAILURES_MAX, windowMs: config.LOGIN_FAILURES_WINDOW_S * 1000, key: failureKey })
+  // Attempts per client address (request.ip: the first untrusted hop, see TRUST_PROXY).
+  const attemptsPerAddress = app.limits.create({ name: 'login-address', max: config.LOGIN_ATTEMPTS_PER_IP_PER_MIN, windowMs: 60_000 })
   // Attempts whose password is being checked right now, per tenant + email. They count against the
   // limit until their outcome is known: otherwise many concurrent guesses all pass the check made
   // before any of them failed, and the limit is no limit.
@@ -61,15 +58,15 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }
 
   app.post('/v1/auth/login', {
-    config: { rateLimit: { max: config.LOGIN_ATTEMPTS_PER_IP_PER_MIN, timeWindow: 60_000, keyGenerator: (request: FastifyRequest) => request.ip } },
+    onRequest: attemptsPerAddress.enforce,
     schema: { tags: ['auth'], summary: 'Sign in with email and password', body: LoginBody, response: responses({ 200: Tokens }) },
   }, async (request, reply) => {
     const { password } = request.body
     if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) throw new AppError('VALIDATION_FAILED', `body/password must be at most ${MAX_PASSWORD_BYTES} bytes of UTF-8`)
     const key = failureKey(request)
-    const seen = await failures(request, { increment: false })
+    const seen = await failures.peek(request)
     const pending = checking.get(key) ?? 0
-    if (!seen.isAllowed && seen.remaining - pending <= 0) throw rateLimited(seen.ttlInSeconds)
+    if (seen.remaining - pending <= 0) throw rateLimited(seen.retryAfterS)
     checking.set(key, pending + 1)
     let ok: boolean
     let user
@@ -77,7 +74,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       user = await request.db.user.findFirst({ where: { email: request.body.email.toLowerCase() }, select: { ...publicUserSelect, passwordHash: true, authVersion: true } })
       // Unknown, inactive and wrong password: one answer, one bcrypt comparison of the same cost each.
       ok = user?.active ? await app.passwords.verify(password, user.passwordHash) : await app.passwords.verifyDummy(password)
-      if (!ok || !user) await failures(request)
+      if (!ok || !user) await failures.hit(request)
     } finally {
       release(key)
     }

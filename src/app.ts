@@ -12,10 +12,14 @@ import requestGuards from '../plugins/request-guards.ts'
 import securityPlugin from '../plugins/security.ts'
 import tenancyInvariantsPlugin from '../plugins/tenancy-invariants.ts'
 import tenantPlugin from '../plugins/tenant.ts'
+import limitsPlugin from '../plugins/limits.ts'
+import redisPlugin from '../plugins/redis.ts'
+import invalidationPlugin from '../plugins/invalidation.ts'
 import routes from '../routes/index.ts'
 import type { Config } from './config.ts'
 import type { Database } from './db/database.ts'
 import { logRedactPaths } from './log.ts'
+import { trustFunction } from './net/trusted-proxies.ts'
 
 export interface BuildAppOptions {
   config: Config
@@ -24,12 +28,17 @@ export interface BuildAppOptions {
   closeDatabase?: boolean
   /** Overrides the logger (tests pass a stream to inspect what is logged). */
   logger?: FastifyServerOptions['logger']
+  /** Serve HTTPS with this PEM certificate chain and key (TLS_CERT_FILE/TLS_KEY_FILE, read by server.ts). */
+  https?: { cert: Buffer; key: Buffer }
 }
 
 registerAjvFormats() // email, uuid, date-time… for TypeBox's validator
 
-export async function buildApp({ config, database, closeDatabase = true, logger }: BuildAppOptions) {
+export async function buildApp({ config, database, closeDatabase = true, logger, https }: BuildAppOptions) {
   const app = Fastify({
+    // Native HTTPS (optional; TLS usually ends at the proxy). Typed as the HTTP server: the app's
+    // code never touches the server object's TLS side, and one App type serves both.
+    ...(https ? ({ https } as object) : {}),
     logger: logger ?? {
       level: config.LOG_LEVEL,
       redact: { paths: logRedactPaths, censor: '[redacted]' },
@@ -38,7 +47,9 @@ export async function buildApp({ config, database, closeDatabase = true, logger 
     },
     genReqId: () => randomUUID(),
     bodyLimit: config.BODY_LIMIT,
-    trustProxy: config.TRUST_PROXY,
+    // Named proxies or a hop count only (src/net/trusted-proxies.ts): request.ip, which every
+    // limiter and log line uses, is then the first untrusted hop from the right.
+    trustProxy: trustFunction(config.trustProxy),
     // Node answers a request without Host with a bare 400 unless told not to: we answer it ourselves
     // in the contract's JSON shape (plugins/tenant.ts).
     // headersTimeout, and how often Node checks it and requestTimeout (default every 30 s).
@@ -66,7 +77,10 @@ export async function buildApp({ config, database, closeDatabase = true, logger 
   await app.register(databasePlugin, { database, closeWithApp: closeDatabase })
   await app.register(tenancyInvariantsPlugin) // production: no service while the schema breaks a tenancy rule
   await app.register(tenantPlugin)
+  await app.register(redisPlugin)
+  await app.register(limitsPlugin)
   await app.register(authPlugin)
+  await app.register(invalidationPlugin)
   await app.register(docsPlugin) // before the routes: it collects them as they are added
   await app.register(routes)
   return app

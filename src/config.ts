@@ -3,6 +3,7 @@
 import path from 'node:path'
 import Type, { type Static } from 'typebox'
 import Value from 'typebox/value'
+import { parseTrustProxy, type TrustProxySetting } from './net/trusted-proxies.ts'
 
 
 export const ConfigSchema = Type.Object({
@@ -11,7 +12,7 @@ export const ConfigSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
   BASE_DOMAIN: Type.String({ minLength: 1, default: 'localhost' }),
-  TRUST_PROXY: Type.Boolean({ default: false }),
+  TRUST_PROXY: Type.String({ default: 'false', description: 'false, a hop count, or the proxies\' addresses/CIDRs (comma-separated); true is refused' }),
   BODY_LIMIT: Type.Integer({ minimum: 1024, default: 1024 * 1024 }),
   CORS_ORIGINS: Type.String({ default: '', description: 'comma-separated allowed origins; empty = CORS off' }),
 
@@ -56,6 +57,14 @@ export const ConfigSchema = Type.Object({
   LOGIN_FAILURES_MAX: Type.Integer({ minimum: 1, default: 5 }),
   LOGIN_FAILURES_WINDOW_S: Type.Integer({ minimum: 1, default: 900 }),
   LOGIN_ATTEMPTS_PER_IP_PER_MIN: Type.Integer({ minimum: 1, default: 100 }),
+  SIGNUP_PER_IP_MAX: Type.Integer({ minimum: 1, default: 10, description: 'signups (POST /v1/tenants) per client address per window' }),
+  SIGNUP_PER_IP_WINDOW_S: Type.Integer({ minimum: 1, default: 3600 }),
+
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'shared store of every limit (and the invalidation channel); unset = per-instance memory' })),
+  REDIS_KEY_PREFIX: Type.String({ default: 'tenant-api:', description: 'prefix of every Redis key and channel of this deployment' }),
+
+  TLS_CERT_FILE: Type.Optional(Type.String({ minLength: 1, description: 'PEM certificate chain: serve HTTPS directly' })),
+  TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key of TLS_CERT_FILE' })),
 })
 
 export type RawConfig = Static<typeof ConfigSchema>
@@ -68,6 +77,8 @@ export type Config = RawConfig & {
   rlsEnabled: boolean
   dataDir: string
   corsOrigins: string[]
+  /** TRUST_PROXY parsed: which X-Forwarded-* hops are believed (src/net/trusted-proxies.ts). */
+  trustProxy: TrustProxySetting
 }
 
 export class ConfigError extends Error {
@@ -86,6 +97,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const problems = [...badKeys].map((key) => `${key}${shown(key)}: ${expectation(key)}`)
   if (problems.length) throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`)
   const raw = value as RawConfig
+  let trustProxy: TrustProxySetting
+  try {
+    trustProxy = parseTrustProxy(raw.TRUST_PROXY)
+  } catch (error) {
+    throw new ConfigError(`Invalid configuration:\n  TRUST_PROXY=${JSON.stringify(raw.TRUST_PROXY)}: ${(error as Error).message}`)
+  }
+  if ((raw.TLS_CERT_FILE === undefined) !== (raw.TLS_KEY_FILE === undefined)) {
+    throw new ConfigError('Invalid configuration:\n  TLS_CERT_FILE and TLS_KEY_FILE: set both (HTTPS) or neither (plain HTTP)')
+  }
   const embeddedDatabase = raw.DATABASE_URL === undefined
   const config: Config = {
     ...raw,
@@ -96,6 +116,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     rlsEnabled: raw.RLS === 'on',
     dataDir: path.resolve(raw.DATA_DIR),
     corsOrigins: raw.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
+    trustProxy,
   }
   if (config.isProduction) assertProductionReady(config)
   if (config.HTTP_HEADERS_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) {

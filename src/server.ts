@@ -5,6 +5,7 @@
 //
 // Exit codes: 0 drained cleanly; 1 could not start, or a fatal error; 2 the grace period expired
 // (connections were cut, the database was still closed).
+import { readFile } from 'node:fs/promises'
 import closeWithGrace from 'close-with-grace'
 import { buildApp, type App } from './app.ts'
 import { ConfigError, loadConfig } from './config.ts'
@@ -26,7 +27,11 @@ async function main() {
     await enforceSafeDatabaseRole(config, (sql) => database.platformDb.$queryRawUnsafe(sql), console.error)
     // Development convenience: the embedded database starts with the demo tenants (acme, globex).
     if (config.embeddedDatabase && !config.isProduction) await seedDemoOnce(database.ownerUrl, config.BCRYPT_COST, config.BASE_DOMAIN, console.log)
-    app = await buildApp({ config, database })
+    // Native HTTPS when both files are given (src/config.ts refuses one without the other).
+    const https = config.TLS_CERT_FILE && config.TLS_KEY_FILE
+      ? { cert: await readFile(config.TLS_CERT_FILE), key: await readFile(config.TLS_KEY_FILE) }
+      : undefined
+    app = await buildApp({ config, database, https })
     logAvailability(app, database)
     await app.listen({ host: config.HOST, port: config.PORT })
   } catch (error) {
@@ -36,7 +41,7 @@ async function main() {
     throw error
   }
   drainOnSignal(app, database, config.SHUTDOWN_GRACE_MS)
-  app.log.info({ ms: Date.now() - startedAt }, `ready: http://${config.BASE_DOMAIN}:${config.PORT}`)
+  app.log.info({ ms: Date.now() - startedAt }, `ready: ${config.TLS_CERT_FILE ? 'https' : 'http'}://${config.BASE_DOMAIN}:${config.PORT}`)
 }
 
 /** One line when the database goes away, one when it is back (per-request lines stay short). */

@@ -22,7 +22,7 @@ t.test('signup creates a tenant and its owner, who can then sign in on the new h
 })
 
 t.test('signup refuses taken, invalid and reserved slugs, and bad bodies', async (t) => {
-  const { app, ownerUrl } = await build(t)
+  const { app, ownerUrl } = await build(t, { env: { SIGNUP_PER_IP_MAX: '1000' } }) // many attempts from one address
   await insertTenant(ownerUrl, 'taken')
   const post = (payload: object) => app.inject({ method: 'POST', url: '/v1/tenants', headers: { host: 'localhost' }, payload })
   assertError(t, await post(signup('taken')), 409, 'CONFLICT')

@@ -99,7 +99,7 @@ t.test('a deactivated user stays signed out after reactivation', async (t) => {
 })
 
 t.test('behind a trusted proxy, the last X-Forwarded-Host (the proxy\'s own) decides', async (t) => {
-  const { app, ownerUrl } = await build(t, { env: { TRUST_PROXY: 'true' } })
+  const { app, ownerUrl } = await build(t, { env: { TRUST_PROXY: '127.0.0.1' } })
   await insertTenant(ownerUrl, 'acme')
   const res = await app.inject({ url: '/no-such-route', headers: { host: 'internal:8080', 'x-forwarded-host': 'nope.localhost, acme.localhost' } })
   t.equal(res.json().error.code, 'NOT_FOUND', 'acme (the last entry) was resolved, not the client-supplied first one')

@@ -54,7 +54,7 @@ t.test('X-Forwarded-Host counts only behind a trusted proxy', async (t) => {
   await insertTenant(untrusted.ownerUrl, 'acme')
   t.equal((await probe(untrusted.app, 'nope.localhost', { 'x-forwarded-host': 'acme.localhost' })).code, 'TENANT_NOT_FOUND')
 
-  const trusted = await build(t, { env: { TRUST_PROXY: 'true' } })
+  const trusted = await build(t, { env: { TRUST_PROXY: '127.0.0.1' } })
   await insertTenant(trusted.ownerUrl, 'acme')
   t.equal((await probe(trusted.app, 'internal:8080', { 'x-forwarded-host': 'acme.localhost' })).code, 'NOT_FOUND')
   t.equal((await probe(trusted.app, 'acme.localhost', { 'x-forwarded-host': 'nope.localhost' })).code, 'TENANT_NOT_FOUND')

@@ -25,7 +25,11 @@ const SignedUp = Type.Object({ tenant: TenantView, owner: User })
 const signupRoutes: FastifyPluginAsyncTypebox = async (app) => {
   if (!app.config.SIGNUP_ENABLED) return // signup off: the route is unknown (404)
 
+  // Each signup creates a tenant and runs a bcrypt hash: limited per client address (429 + Retry-After).
+  const signupsPerAddress = app.limits.create({ name: 'signup-address', max: app.config.SIGNUP_PER_IP_MAX, windowMs: app.config.SIGNUP_PER_IP_WINDOW_S * 1000 })
+
   app.post('/v1/tenants', {
+    onRequest: signupsPerAddress.enforce,
     schema: { tags: ['signup'], summary: 'Create a tenant and its owner', body: Signup, response: responses({ 201: SignedUp }) },
   }, async (request, reply) => {
     const { slug, name, owner } = request.body

@@ -21,6 +21,9 @@ interface Entry {
   loadedAt: number
 }
 
+/** What was dropped: told to the other instances (plugins/invalidation.ts) so they drop it too. */
+export type SessionDrop = { kind: 'session'; tenantId: string; sessionId: string } | { kind: 'user'; tenantId: string; userId: string }
+
 export type SessionLoader = (tenantId: string, sessionId: string) => Promise<SessionState | null>
 
 const MAX_ENTRIES = 100_000
@@ -29,6 +32,8 @@ export class SessionStateCache {
   private readonly entries = new Map<string, Entry>()
   /** Bumped by every invalidation: a load that started before one is not cached (it may be stale). */
   private generation = 0
+  /** Called after each drop made by this process (not by apply()): the cluster broadcast. */
+  onDrop: ((drop: SessionDrop) => void) | null = null
 
   constructor(private readonly ttlMs: number, private readonly load: SessionLoader) {}
 
@@ -44,13 +49,26 @@ export class SessionStateCache {
   }
 
   dropSession(tenantId: string, sessionId: string): void {
-    this.generation++
-    this.entries.delete(`${tenantId}:${sessionId}`)
+    this.apply({ kind: 'session', tenantId, sessionId })
+    this.onDrop?.({ kind: 'session', tenantId, sessionId })
   }
 
   dropUser(tenantId: string, userId: string): void {
+    this.apply({ kind: 'user', tenantId, userId })
+    this.onDrop?.({ kind: 'user', tenantId, userId })
+  }
+
+  /** Drops what another instance dropped (no broadcast). */
+  apply(drop: SessionDrop): void {
     this.generation++
-    for (const [key, entry] of this.entries) if (entry.tenantId === tenantId && entry.state?.userId === userId) this.entries.delete(key)
+    if (drop.kind === 'session') this.entries.delete(`${drop.tenantId}:${drop.sessionId}`)
+    else for (const [key, entry] of this.entries) if (entry.tenantId === drop.tenantId && entry.state?.userId === drop.userId) this.entries.delete(key)
+  }
+
+  /** Forgets everything (after the invalidation channel was down: messages may have been missed). */
+  dropAll(): void {
+    this.generation++
+    this.entries.clear()
   }
 
   dropTenant(tenantId: string): void {

@@ -1,0 +1,105 @@
+// Every rate limit of the API, in one place and one store: `app.limits.create({ name, max, windowMs,
+// key })` gives a limiter whose counters live in Redis when REDIS_URL is set (shared by every
+// instance) and in this instance's memory otherwise, or while Redis is down
+// (src/limits/fallback-store.ts). Counting is @fastify/rate-limit's (fixed window per key).
+//
+// Adding a limit is one line, e.g. a per-API-key limit:
+//   const perKey = app.limits.create({ name: 'api-key', max: 600, windowMs: 60_000, key: (r) => r.apiKeyId })
+//   … onRequest: perKey.enforce   (or `await perKey.enforce(request)` inside a hook)
+import rateLimit, { normalizeIP } from '@fastify/rate-limit'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { AppError } from '../src/errors.ts'
+import { fallbackStoreClass } from '../src/limits/fallback-store.ts'
+
+/** What a limit counts and how much it allows. */
+export interface LimitSpec {
+  /** Unique among limits: part of every key, so two limits never share counters. */
+  name: string
+  /** Requests (or events) allowed per window per key. */
+  max: number
+  /** Window length in milliseconds (a fixed window starting at the key's first hit). */
+  windowMs: number
+  /** What is counted; default: the client address (clientAddress). */
+  key?: (request: FastifyRequest) => string
+}
+
+/** A limiter's state for one key. */
+export interface LimitState {
+  /** Hits left in the window (0 once exhausted). */
+  remaining: number
+  /** Seconds until the window ends (≥ 1 when exhausted: the Retry-After to send). */
+  retryAfterS: number
+  /** More hits than `max` in this window. */
+  exceeded: boolean
+}
+
+export interface Limiter {
+  /** Counts the request; throws 429 RATE_LIMITED with Retry-After beyond `max`. Usable as an onRequest/preHandler hook. */
+  enforce(request: FastifyRequest): Promise<void>
+  /** Counts one event (e.g. a failed login) and returns the state after it. */
+  hit(request: FastifyRequest): Promise<LimitState>
+  /** The state without counting. */
+  peek(request: FastifyRequest): Promise<LimitState>
+}
+
+export interface Limits {
+  create(spec: LimitSpec): Limiter
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Rate limits shared across instances when REDIS_URL is set: `app.limits.create({ name, max, windowMs, key })`. */
+    limits: Limits
+  }
+}
+
+/** 429 RATE_LIMITED with `Retry-After: <seconds>` (at least 1). */
+export const rateLimited = (seconds: number) =>
+  new AppError('RATE_LIMITED', 'Too many attempts, retry later', { 'retry-after': String(Math.max(1, Math.ceil(seconds))) })
+
+/**
+ * The client address as the limits count it: request.ip (the first untrusted hop: TRUST_PROXY),
+ * IPv4-mapped IPv6 as IPv4, and an IPv6 address as its /64 (one subscriber usually holds a whole /64).
+ */
+export const clientAddress = (request: FastifyRequest): string => normalizeIP(request.ip)
+
+export default fp(
+  async function limitsPlugin(app: FastifyInstance) {
+    const { config, redis } = app
+    if (!redis && config.isProduction) {
+      app.log.warn('REDIS_URL is not set: rate limits are counted per instance (with N instances, N × each limit); set REDIS_URL when running more than one')
+    }
+    let lastWarning = 0
+    const onRedisError = (error: Error) => {
+      // One line per 10 s at most: during an outage every limited request lands here.
+      if (Date.now() - lastWarning < 10_000) return
+      lastWarning = Date.now()
+      app.log.warn({ err: error.message }, 'rate limits: redis failed, counting in this instance\'s memory')
+    }
+    // The decorators below are this plugin's only interface; global: false keeps routes unlimited
+    // unless they use a limiter.
+    await app.register(rateLimit, { global: false, store: fallbackStoreClass(redis, `${config.REDIS_KEY_PREFIX}limit:`, onRedisError) })
+
+    app.decorate('limits', {
+      create(spec: LimitSpec): Limiter {
+        const key = spec.key ?? clientAddress
+        const check = app.createRateLimit({ max: spec.max, timeWindow: spec.windowMs, keyGenerator: (request) => `${spec.name}:${key(request)}` })
+        const state = async (request: FastifyRequest, increment: boolean): Promise<LimitState> => {
+          const result = await check(request, { increment })
+          if (result.isAllowed) return { remaining: Number.POSITIVE_INFINITY, retryAfterS: 0, exceeded: false } // allow-listed (unused)
+          return { remaining: result.remaining, retryAfterS: Math.max(1, result.ttlInSeconds), exceeded: result.isExceeded }
+        }
+        return {
+          async enforce(request) {
+            const after = await state(request, true)
+            if (after.exceeded) throw rateLimited(after.retryAfterS)
+          },
+          hit: (request) => state(request, true),
+          peek: (request) => state(request, false),
+        }
+      },
+    })
+  },
+  { name: 'limits', dependencies: ['config', 'redis'] },
+)
