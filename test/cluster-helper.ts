@@ -6,7 +6,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import http from 'node:http'
 import https from 'node:https'
 import net from 'node:net'
-import { freePort } from './helper.ts'
+import { freePort, withApiLogin } from './helper.ts'
 
 type Tap = { teardown(fn: () => unknown): void; comment(...args: unknown[]): void }
 
@@ -71,7 +71,7 @@ export interface Server {
 export async function startServer(t: Tap, env: Record<string, string>, options: { ca?: Buffer } = {}): Promise<Server> {
   const port = await freePort()
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', BCRYPT_COST: '4', BCRYPT_WORKERS: '1', DB_POOL_MAX: '5', ...env },
+    env: await withApiLogin({ PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', BCRYPT_COST: '4', BCRYPT_WORKERS: '1', DB_POOL_MAX: '5', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let output = ''

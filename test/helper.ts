@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto'
 import net from 'node:net'
 import pg from 'pg'
 import { buildApp, type App } from '../src/app.ts'
+import { DEFAULT_API_LOGIN, ensureApiLogin, withLogin } from '../src/db/api-login.ts'
 import { loadConfig, type Config } from '../src/config.ts'
 import { createDatabase, type Database } from '../src/db/database.ts'
 
@@ -60,6 +61,25 @@ export function appDatabaseUrl(ownerUrl: string): string | undefined {
   const app = new URL(appServerUrl)
   app.pathname = owner.pathname
   return app.toString()
+}
+
+/**
+ * The database variables of a production server process on `ownerUrl`: DATABASE_URL (the owner,
+ * direct) and APP_DATABASE_URL (the API's own login, which production requires with RLS on). On the
+ * suite's server that is the suite's login (maybe through PgBouncer); on a server a test started
+ * itself, `saas_api` is created there first.
+ */
+export async function productionDatabaseEnv(ownerUrl: string): Promise<{ DATABASE_URL: string, APP_DATABASE_URL: string }> {
+  const onSuiteServer = appDatabaseUrl(ownerUrl)
+  if (onSuiteServer) return { DATABASE_URL: ownerUrl, APP_DATABASE_URL: onSuiteServer }
+  await ensureApiLogin(ownerUrl, DEFAULT_API_LOGIN, 'saas-api-test-password')
+  return { DATABASE_URL: ownerUrl, APP_DATABASE_URL: withLogin(ownerUrl, DEFAULT_API_LOGIN, 'saas-api-test-password') }
+}
+
+/** `env` of a server process, with APP_DATABASE_URL added where production needs it and it is missing. */
+export async function withApiLogin<E extends Record<string, string | undefined>>(env: E): Promise<E> {
+  if (env.NODE_ENV !== 'production' || !env.DATABASE_URL || env.APP_DATABASE_URL || env.RLS === 'off') return env
+  return { ...env, APP_DATABASE_URL: (await productionDatabaseEnv(env.DATABASE_URL)).APP_DATABASE_URL }
 }
 
 /**

@@ -12,7 +12,7 @@ import bcrypt from 'bcryptjs'
 import pg from 'pg'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { applyMigrations } from '../src/db/migrate.ts'
-import { freePort } from './helper.ts'
+import { freePort, withApiLogin } from './helper.ts'
 
 export const TENANT_HOST = 'acme.localhost'
 export const PASSWORD = 'resilience-password-1'
@@ -120,7 +120,7 @@ export function serverEnv(port: number, databaseUrl: string | undefined, extra: 
 /** Starts `node <entry>` (TypeScript through tsx by default) and waits until it answers /healthz. */
 export async function startServer(env: Record<string, string>, options: { entry?: string[]; waitMs?: number } = {}): Promise<ServerProcess> {
   const args = options.entry ?? ['--import', 'tsx', 'src/server.ts']
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, args, { env: await withApiLogin(env), stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout!.on('data', (chunk: Buffer) => { output += chunk.toString() })
   child.stderr!.on('data', (chunk: Buffer) => { output += chunk.toString() })

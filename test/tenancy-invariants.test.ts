@@ -12,7 +12,7 @@ import path from 'node:path'
 import t from 'tap'
 import { checkTenancyInvariants } from '../src/db/tenancy-invariants.ts'
 import { applyMigrations } from '../src/db/migrate.ts'
-import { adminQuery, createTestDatabase, freePort, insertTenant } from './helper.ts'
+import { adminQuery, createTestDatabase, freePort, insertTenant, withApiLogin } from './helper.ts'
 
 // Real processes (npx prisma, npm run tenancy:check, five production servers): longer than tap's default.
 t.setTimeout(600_000)
@@ -65,7 +65,7 @@ async function productionServer(t: Tap, url: string) {
   const port = await freePort()
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: repoRoot,
-    env: { ...process.env, ...productionSecrets, NODE_ENV: 'production', DATABASE_URL: url, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', MIGRATE_ON_START: 'false', BCRYPT_WORKERS: '1' },
+    env: await withApiLogin({ ...process.env, ...productionSecrets, NODE_ENV: 'production', DATABASE_URL: url, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', MIGRATE_ON_START: 'false', BCRYPT_WORKERS: '1' }),
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let log = ''
