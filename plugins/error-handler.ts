@@ -131,7 +131,7 @@ export function clientErrorHandler(this: FastifyInstance, error: Error & { code?
       : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || error.code === 'HPE_HEADERS_TIMEOUT' ? [408, 'Request Timeout', 'The request did not arrive in time']
         : [400, 'Bad Request', 'Malformed HTTP request']
   const body = JSON.stringify({ error: { code: 'BAD_REQUEST', message, requestId } })
-  this.log.info({ reqId: requestId, code: 'BAD_REQUEST', reason: error.code ?? error.message, status }, 'request refused by the HTTP parser')
+  this.log.info({ reqId: requestId, code: 'BAD_REQUEST', reason: error.code ?? error.message, statusCode: status }, 'request refused by the HTTP parser')
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
     `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
@@ -166,7 +166,7 @@ export default fp(
         method: request.method,
         url: request.url,
         host: request.host,
-        status: reply.statusCode,
+        statusCode: reply.statusCode,
         ms: Math.round(reply.elapsedTime * 10) / 10,
         ...(request.failure ?? {}),
       }
