@@ -121,7 +121,7 @@ function createPool(config: Config, ownerUrl: string, availability: DatabaseAvai
   // No bound is a startup parameter (PgBouncer in transaction mode refuses those): the statement
   // timeout rides with each transaction's first statement; the others are client-side.
   const poolConfig = {
-    connectionString: config.APP_DATABASE_URL ?? ownerUrl,
+    ...appConnection(config, ownerUrl),
     max: config.DB_POOL_MAX,
     connectionTimeoutMillis: config.DB_ACQUIRE_TIMEOUT_MS,
     connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
@@ -132,17 +132,23 @@ function createPool(config: Config, ownerUrl: string, availability: DatabaseAvai
     idleTimeoutMillis: 30_000,
     availability,
   }
+  // ResilientPool listens for `error` on the pool and on every client.
+  return config.rlsEnabled ? new TenantAwarePool(poolConfig) : new ResilientPool(poolConfig)
+}
+
+/** How the API's connections log in (the main pool and /readyz's share it). */
+function appConnection(config: Config, ownerUrl: string): Pick<pg.PoolConfig, 'connectionString' | 'options'> {
+  const connectionString = config.APP_DATABASE_URL ?? ownerUrl
   // With RLS on, every connection runs as saas_app: no table owner, no BYPASSRLS, so the policies
-  // always apply. (ResilientPool listens for `error` on the pool and on every client.)
-  return config.rlsEnabled ? new TenantAwarePool({ ...poolConfig, options: `-c role=${APP_ROLE}` }) : new ResilientPool(poolConfig)
+  // always apply.
+  return config.rlsEnabled ? { connectionString, options: `-c role=${APP_ROLE}` } : { connectionString }
 }
 
 /** /readyz's own path: one connection, every step bounded by READY_TIMEOUT_MS. */
 function createReadinessPool(config: Config, ownerUrl: string, availability: DatabaseAvailability): ResilientPool {
   const timeout = config.READY_TIMEOUT_MS
   return new ResilientPool({
-    connectionString: config.APP_DATABASE_URL ?? ownerUrl,
-    ...(config.rlsEnabled ? { options: `-c role=${APP_ROLE}` } : {}),
+    ...appConnection(config, ownerUrl),
     max: 1,
     connectionTimeoutMillis: timeout,
     statementTimeoutMs: 0, // SELECT 1: the client-side bound suffices
