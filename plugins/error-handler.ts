@@ -85,7 +85,8 @@ const UNAVAILABLE_SQLSTATES = new Set(['57014', '57P01', '57P02', '57P03', '5330
 function isDatabaseUnavailable(error: unknown): boolean {
   if (error instanceof DatabaseTimeoutError) return true
   if (error instanceof Prisma.PrismaClientInitializationError) return true
-  if (error instanceof Prisma.PrismaClientKnownRequestError && ['P1001', 'P1002', 'P1017', 'P2024'].includes(error.code)) return true
+  // P2028: an interactive transaction could not start within Prisma's maxWait (no free connection).
+  if (error instanceof Prisma.PrismaClientKnownRequestError && ['P1001', 'P1002', 'P1017', 'P2024', 'P2028'].includes(error.code)) return true
   const cause = (error as { meta?: { driverAdapterError?: { cause?: { kind?: string; originalCode?: string } } } })?.meta?.driverAdapterError?.cause
   if (cause?.kind === 'DatabaseNotReachable' || cause?.kind === 'ConnectionClosed' || (cause?.originalCode && UNAVAILABLE_SQLSTATES.has(cause.originalCode))) return true
   const code = (error as { code?: string })?.code
