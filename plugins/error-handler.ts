@@ -77,7 +77,7 @@ function validationMessage(error: Partial<FastifyError>): string {
 }
 
 // Connection refused/reset, pool and query timeouts, server shutting down, Prisma's "can't reach" codes.
-const UNAVAILABLE_PATTERNS = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|Connection terminated|timeout exceeded when trying to connect|Connection timeout|database query timed out|Query read timeout|terminating connection|the database system is (starting up|shutting down|in recovery mode)|Client has encountered a connection error|canceling statement due to statement timeout/i
+const UNAVAILABLE_PATTERNS = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|Connection terminated|timeout exceeded when trying to connect|Connection timeout|\btimeout expired\b|database query timed out|Query read timeout|terminating connection|the database system is (starting up|shutting down|in recovery mode)|Client has encountered a connection error|canceling statement due to statement timeout/i
 // 57014: statement_timeout (DB_STATEMENT_TIMEOUT_MS) fired; 57P0x: shutdown/crash; 53300: too many
 // connections; class 08: connection exception.
 const UNAVAILABLE_SQLSTATES = new Set(['57014', '57P01', '57P02', '57P03', '53300', '08000', '08003', '08006', '08001', '08004'])
