@@ -77,7 +77,7 @@ function validationMessage(error: Partial<FastifyError>): string {
 }
 
 // Connection refused/reset, pool and query timeouts, server shutting down, Prisma's "can't reach" codes.
-const UNAVAILABLE_PATTERNS = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|Connection terminated|timeout exceeded when trying to connect|Connection timeout|database query timed out|Query read timeout|terminating connection|the database system is (starting up|shutting down|in recovery mode)|Client has encountered a connection error|canceling statement due to statement timeout/i
+const UNAVAILABLE_PATTERNS = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|Connection terminated|timeout exceeded when trying to connect|Connection timeout|\btimeout expired\b|database query timed out|Query read timeout|terminating connection|the database system is (starting up|shutting down|in recovery mode)|Client has encountered a connection error|canceling statement due to statement timeout/i
 // 57014: statement_timeout (DB_STATEMENT_TIMEOUT_MS) fired; 57P0x: shutdown/crash; 53300: too many
 // connections; class 08: connection exception.
 const UNAVAILABLE_SQLSTATES = new Set(['57014', '57P01', '57P02', '57P03', '53300', '08000', '08003', '08006', '08001', '08004'])
@@ -85,7 +85,8 @@ const UNAVAILABLE_SQLSTATES = new Set(['57014', '57P01', '57P02', '57P03', '5330
 function isDatabaseUnavailable(error: unknown): boolean {
   if (error instanceof DatabaseTimeoutError) return true
   if (error instanceof Prisma.PrismaClientInitializationError) return true
-  if (error instanceof Prisma.PrismaClientKnownRequestError && ['P1001', 'P1002', 'P1017', 'P2024'].includes(error.code)) return true
+  // P2028: an interactive transaction could not start within Prisma's maxWait (no free connection).
+  if (error instanceof Prisma.PrismaClientKnownRequestError && ['P1001', 'P1002', 'P1017', 'P2024', 'P2028'].includes(error.code)) return true
   const cause = (error as { meta?: { driverAdapterError?: { cause?: { kind?: string; originalCode?: string } } } })?.meta?.driverAdapterError?.cause
   if (cause?.kind === 'DatabaseNotReachable' || cause?.kind === 'ConnectionClosed' || (cause?.originalCode && UNAVAILABLE_SQLSTATES.has(cause.originalCode))) return true
   const code = (error as { code?: string })?.code
@@ -131,7 +132,7 @@ export function clientErrorHandler(this: FastifyInstance, error: Error & { code?
       : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || error.code === 'HPE_HEADERS_TIMEOUT' ? [408, 'Request Timeout', 'The request did not arrive in time']
         : [400, 'Bad Request', 'Malformed HTTP request']
   const body = JSON.stringify({ error: { code: 'BAD_REQUEST', message, requestId } })
-  this.log.info({ reqId: requestId, code: 'BAD_REQUEST', reason: error.code ?? error.message, status }, 'request refused by the HTTP parser')
+  this.log.info({ reqId: requestId, code: 'BAD_REQUEST', reason: error.code ?? error.message, statusCode: status }, 'request refused by the HTTP parser')
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
     `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
@@ -166,7 +167,7 @@ export default fp(
         method: request.method,
         url: request.url,
         host: request.host,
-        status: reply.statusCode,
+        statusCode: reply.statusCode,
         ms: Math.round(reply.elapsedTime * 10) / 10,
         ...(request.failure ?? {}),
       }

@@ -2,7 +2,7 @@
 // does not open the database: server.ts and the tests do both, then hand the database in.
 import { randomUUID } from 'node:crypto'
 import { registerAjvFormats, TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import Fastify, { type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
 import authPlugin from '../plugins/auth.ts'
 import configPlugin from '../plugins/config.ts'
 import databasePlugin from '../plugins/database.ts'
@@ -61,7 +61,7 @@ export async function buildApp({ config, database, closeDatabase = true, logger,
     clientErrorHandler,
     return503OnClosing: false,
     // One log line per request, written by plugins/error-handler.ts when the answer is sent.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
     // The router's own errors (bad percent-encoding, over-long parameter) in the contract's shape.
     frameworkErrors: frameworkError,

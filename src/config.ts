@@ -26,8 +26,8 @@ export const ConfigSchema = Type.Object({
   TENANT_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 5000, default: 2000 }),
 
   // Bounded waits on the database (ms). See README "Operate".
-  DB_ACQUIRE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 2000, description: 'wait for a pooled connection (opening one included)' }),
-  DB_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 2000, description: 'open one connection: TCP, TLS, authentication' }),
+  DB_ACQUIRE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 5000, description: 'wait for a pooled connection (opening one included)' }),
+  DB_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 5000, description: 'open one connection: TCP, TLS, authentication' }),
   DB_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 5000, description: 'server-side statement_timeout, set per transaction; 0 = none' }),
   DB_QUERY_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 6000, description: 'client-side bound of one statement: the connection is destroyed after it' }),
   DB_KEEPALIVE_DELAY_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 10_000, description: 'TCP keep-alive idle time on database sockets' }),

@@ -66,8 +66,10 @@ t.test('killed connections, then a stop and restart, under 16 concurrent clients
   t.same(failures, [], 'every request got an answer (no reset, no hang)')
   const unexpected = answers.filter((a) => a.status !== 200 && !isContract503(a))
   t.same(unexpected.slice(0, 3).map((a) => `${a.status} ${a.body}`), [], 'every answer is 200 or the contract\'s 503 with Retry-After')
-  const duringOutage = answers.filter((a) => a.at > stoppedAt + 500 && a.at < backAt)
-  t.ok(duringOutage.length > 0 && duringOutage.every((a) => a.status === 503), `while the database is down: ${duringOutage.length} answers, all 503`)
+  // By the time a request was sent (receipt − latency: a busy test process may read an answer late).
+  const duringOutage = answers.filter((a) => a.at - a.ms > stoppedAt + 500 && a.at < backAt)
+  const served = duringOutage.filter((a) => a.status !== 503).map((a) => `${a.status} sent +${Math.round(a.at - a.ms - stoppedAt)} ms, took ${Math.round(a.ms)} ms`)
+  t.ok(duringOutage.length > 0 && served.length === 0, `while the database is down: ${duringOutage.length} answers, all 503 ${served.slice(0, 3).join('; ')}`)
   const longest = Math.max(...answers.map((a) => a.ms))
   t.ok(longest < 10_000, `no request waited long (longest ${Math.round(longest)} ms)`)
   const firstSuccess = answers.find((a) => a.at >= backAt && a.status === 200)
@@ -88,7 +90,7 @@ t.test('killed connections, then a stop and restart, under 16 concurrent clients
   t.ok(wentAway >= 1 && wentAway <= 3, `one line when the database goes away (${wentAway}: termination, then stop)`)
   t.ok(cameBack >= 1 && cameBack <= 3, `one line when it is back (${cameBack})`)
   t.notMatch(log, /"stack"/, 'no stack trace is logged for a 503')
-  const refusedLines = log.split('\n').filter((l) => l.includes('"status":503')).length
+  const refusedLines = log.split('\n').filter((l) => l.includes('"statusCode":503')).length
   t.ok(refusedLines >= duringOutage.length && refusedLines <= answers.filter((a) => a.status === 503).length, 'one line per refused request')
 })
 

@@ -62,7 +62,7 @@ export function isDatabaseGoneError(error: unknown): boolean {
   if (error instanceof pg.DatabaseError) return isBrokenConnectionError(error)
   const message = String((error as Error | undefined)?.message ?? '')
   if (/timeout exceeded when trying to connect/i.test(message)) return false // pool busy, or connect timeout (ambiguous)
-  return /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|Connection terminated|connection timeout/i.test(`${(error as { code?: string })?.code ?? ''} ${message}`)
+  return /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|Connection terminated|connection timeout|timeout expired/i.test(`${(error as { code?: string })?.code ?? ''} ${message}`)
 }
 
 /** Whether the database answers, as last seen by this pool, and since when. */
