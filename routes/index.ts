@@ -1,6 +1,7 @@
 // Every route of the API. Tenant routes exist only on tenant hosts and platform routes only on the
 // platform host: asked for on the other kind of host, they are unknown routes (404 NOT_FOUND).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import apiKeyRoutes from './api-keys.ts'
 import authRoutes from './auth.ts'
 import healthRoutes from './health.ts'
 import jwksRoutes from './jwks.ts'
@@ -33,6 +34,7 @@ export default async function routes(app: FastifyInstance) {
     await tenantApp.register(userRoutes)
     await tenantApp.register(projectRoutes)
     await tenantApp.register(taskRoutes)
+    await tenantApp.register(apiKeyRoutes)
     await tenantApp.register(import('./web.ts')) // the tenant web page: GET /, /app.js, /app.css
   })
 

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import { registerAjvFormats, TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyServerOptions } from 'fastify'
+import apiKeysPlugin from '../plugins/api-keys.ts'
 import authPlugin from '../plugins/auth.ts'
 import configPlugin from '../plugins/config.ts'
 import databasePlugin from '../plugins/database.ts'
@@ -49,6 +50,7 @@ export async function buildApp({ config, database, closeDatabase = true, logger 
   await app.register(databasePlugin, { database, closeWithApp: closeDatabase })
   await app.register(tenantPlugin)
   await app.register(authPlugin)
+  await app.register(apiKeysPlugin) // API keys and tenant request limits (after auth: it shares its rate-limit store)
   await app.register(docsPlugin) // before the routes: it collects them as they are added
   await app.register(routes)
   return app

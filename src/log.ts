@@ -11,4 +11,6 @@ export const logRedactPaths = [
   '*.accessToken',
   '*.refreshToken',
   '*.token',
+  '*.key', // an API key in a body (the create answer); in headers it is the Authorization above
+  '*.keyHash',
 ]

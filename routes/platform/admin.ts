@@ -16,14 +16,19 @@ export const AdminTenant = Type.Object({
   name: Type.String(),
   status: Status,
   domain: Nullable(Type.String()),
+  rateLimit: Nullable(Type.Integer({ description: 'requests per RATE_LIMIT_WINDOW_S on this tenant\'s host; null = TENANT_RATE_LIMIT' })),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 })
 
 const SlugParams = Type.Object({ slug: Type.String({ minLength: 1, maxLength: 63 }) }, { additionalProperties: false })
-const UpdateTenant = Type.Object({ status: Status }, { additionalProperties: false })
+const UpdateTenant = Type.Object({
+  status: Type.Optional(Status),
+  /** The tenant's own request limit (per RATE_LIMIT_WINDOW_S); null returns it to the default. */
+  rateLimit: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 10_000_000 }))),
+}, { additionalProperties: false, minProperties: 1 })
 
-const tenantFields = { id: true, slug: true, name: true, status: true, domain: true, createdAt: true, updatedAt: true } as const
+const tenantFields = { id: true, slug: true, name: true, status: true, domain: true, rateLimit: true, createdAt: true, updatedAt: true } as const
 const tags = ['platform admin']
 const security: Array<Record<string, string[]>> = [{ platformAdminToken: [] }]
 
@@ -52,12 +57,13 @@ const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.patch('/v1/admin/tenants/:slug', {
-    schema: { tags, security, summary: 'Suspend or reactivate a tenant', params: SlugParams, body: UpdateTenant, response: responses({ 200: AdminTenant }) },
+    schema: { tags, security, summary: 'Suspend or reactivate a tenant, or set its request limit', params: SlugParams, body: UpdateTenant, response: responses({ 200: AdminTenant }) },
   }, async (request) => {
     // An unknown slug is Prisma's P2025: 404 NOT_FOUND.
     const tenant = await app.platformDb.tenant.update({ where: { slug: request.params.slug }, data: request.body, select: tenantFields })
     // This instance sees the change at once; others within TENANT_CACHE_TTL_MS (≤ 5 s).
     app.tenants.invalidate(tenant)
+    app.apiKeys.tenantChanged(tenant.id) // its keys are looked up afresh (a suspended tenant's keys stop)
     return tenant
   })
 }

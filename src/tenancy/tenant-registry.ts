@@ -3,7 +3,7 @@
 // a change made by another instance); a change made through this process invalidates it at once.
 import type { PrismaClient, Tenant } from '../generated/prisma/client.ts'
 
-export type ActiveTenant = Pick<Tenant, 'id' | 'slug' | 'name' | 'domain'>
+export type ActiveTenant = Pick<Tenant, 'id' | 'slug' | 'name' | 'domain' | 'rateLimit'>
 
 interface Entry {
   tenant: Promise<ActiveTenant | null>
@@ -11,7 +11,7 @@ interface Entry {
 }
 
 const MAX_ENTRIES = 50_000
-const select = { id: true, slug: true, name: true, domain: true } as const
+const select = { id: true, slug: true, name: true, domain: true, rateLimit: true } as const
 
 export class TenantRegistry {
   private readonly entries = new Map<string, Entry>()
