@@ -14,7 +14,7 @@ import tenantPlugin from '../plugins/tenant.ts'
 import routes from '../routes/index.ts'
 import type { Config } from './config.ts'
 import type { Database } from './db/database.ts'
-import { logRedactPaths } from './log.ts'
+import { logRedactPaths, logSerializers } from './log.ts'
 
 export interface BuildAppOptions {
   config: Config
@@ -29,7 +29,7 @@ registerAjvFormats() // email, uuid, date-time… for TypeBox's validator
 
 export async function buildApp({ config, database, closeDatabase = true, logger }: BuildAppOptions) {
   const app = Fastify({
-    logger: logger ?? { level: config.LOG_LEVEL, redact: { paths: logRedactPaths, censor: '[redacted]' } },
+    logger: logger ?? { level: config.LOG_LEVEL, redact: { paths: logRedactPaths, censor: '[redacted]' }, serializers: logSerializers },
     genReqId: () => randomUUID(),
     bodyLimit: config.BODY_LIMIT,
     trustProxy: config.TRUST_PROXY,
