@@ -21,7 +21,8 @@ export default fp(
       const schema = route.schema as { security?: Array<Record<string, string[]>> } | undefined
       if (!action || !schema?.security) return
       const scopes = (Object.keys(SCOPES) as Scope[]).filter((scope) => (SCOPES[scope] as readonly Action[]).includes(action))
-      if (scopes.length) schema.security = [...schema.security, { apiKeyAuth: scopes }]
+      // Idempotent: the HEAD route Fastify adds for a GET shares its schema object.
+      if (scopes.length) schema.security = [...schema.security.filter((entry) => !('apiKeyAuth' in entry)), { apiKeyAuth: scopes }]
     })
     // Registered before the routes: it collects each route as it is added.
     await app.register(swagger, {
