@@ -75,6 +75,21 @@ t.test('create, list, revoke; the key is shown once', async (t) => {
   t.equal((await withKey(f, f.globex.host, theirs.key, { url: '/v1/projects' })).statusCode, 200)
 })
 
+t.test("a key outlives its creator's deletion", async (t) => {
+  const f = await buildApi(t)
+  const { acme } = f
+  const created = await createKey(acme, 'admin', { name: 'by admin', scopes: ['projects:read'] })
+  t.equal((await acme.call('owner', { method: 'DELETE', url: `/v1/users/${acme.users.admin.user.id}` })).statusCode, 204, 'the creator can be deleted')
+  t.equal((await withKey(f, acme.host, created.key, { url: '/v1/projects' })).statusCode, 200, 'the key still works')
+  t.equal((await acme.call('owner', { url: '/v1/api-keys' })).json().data[0].createdBy, null, 'createdBy is cleared')
+})
+
+t.test('a creator grants only what their role holds (the one permission table decides)', async (t) => {
+  const { canGrant, SCOPE_NAMES } = await import('../src/auth/permissions.ts')
+  t.same(SCOPE_NAMES.filter((scope) => canGrant('member', scope)), ['projects:read', 'projects:write', 'tasks:read', 'tasks:write', 'tenant:read'], 'a member holds no users:read')
+  t.same(SCOPE_NAMES.filter((scope) => canGrant('admin', scope)), SCOPE_NAMES, 'an admin holds every scope')
+})
+
 t.test('who may create which key; bodies are validated', async (t) => {
   const f = await buildApi(t)
   const { acme } = f
