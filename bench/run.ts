@@ -12,7 +12,7 @@
 //   BENCH_LOG_LEVEL=warn    LOG_LEVEL of the API servers       DB_POOL_MAX=20
 //   BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=bench/results/prof"  extra node flags for the servers
 //   BENCH_ONLY=healthz,baseline,…  run only these scenarios (names as in the table)
-//   BENCH_FAIR_LIMIT=200    per-tenant limit (req/s) of the fairness run; BENCH_FAIR_B_RATE=100  tenant B's req/s
+//   BENCH_FAIR_LIMIT=50     per-tenant limit (req/s) of the fairness run; BENCH_FAIR_B_RATE=25  tenant B's req/s
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { createWriteStream, existsSync, readFileSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -59,8 +59,8 @@ const cfg = {
   logLevel: process.env.BENCH_LOG_LEVEL || 'warn',
   poolMax: envInt('DB_POOL_MAX', 20),
   // Fairness (issue 13): tenant A floods at 10 × its per-tenant limit while tenant B lists at a normal rate.
-  fairLimit: envInt('BENCH_FAIR_LIMIT', 200),
-  fairRateB: envInt('BENCH_FAIR_B_RATE', 100),
+  fairLimit: envInt('BENCH_FAIR_LIMIT', 50),
+  fairRateB: envInt('BENCH_FAIR_B_RATE', 25),
   only: process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined,
 }
 /** Extra node flags for the servers, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=bench/results/prof". */
