@@ -24,6 +24,7 @@ const FIXTURES: Record<string, Fixture> = {
   Session: { table: 'sessions', create: (p, n) => ({ userId: p.userId, refreshTokenHash: `hash-${n}`, expiresAt: new Date(Date.now() + 3600_000) }), update: { refreshTokenHash: 'changed' } },
   Project: { table: 'projects', create: (_p, n) => ({ name: `Project ${n}` }), update: { name: 'changed' } },
   Task: { table: 'tasks', create: (p, n) => ({ projectId: p.projectId, title: `Task ${n}` }), update: { title: 'changed' } },
+  ApiKey: { table: 'api_keys', create: (p, n) => ({ name: `Key ${n}`, prefix: `tk_live_${String(n).padStart(12, '0')}`, keyHash: 'a'.repeat(64), scopes: ['projects:read'], createdBy: p.userId }), update: { name: 'changed' } },
 }
 
 const lowerFirst = (s: string) => s[0]!.toLowerCase() + s.slice(1)
@@ -50,7 +51,7 @@ for (const layer of ['extension only (RLS off)', 'row-level security only (exten
     const clientA = base.$extends(tenantScope(base, a.tenantId, { filter: !rlsOn, rls: rlsOn })) as unknown as Record<string, Record<string, (args?: unknown) => Promise<any>>>
 
     const models = tenantOwnedModels(base)
-    t.same(models.sort(), ['Project', 'Session', 'Task', 'User'], 'tenant-owned models are read from the data model')
+    t.same(models.sort(), ['ApiKey', 'Project', 'Session', 'Task', 'User'], 'tenant-owned models are read from the data model')
 
     for (const model of models) {
       t.test(model, async (t) => {
