@@ -10,6 +10,8 @@ declare module 'autocannon' {
   export interface Options {
     url: string
     connections?: number
+    /** Requests per second over all connections (autocannon option). */
+    overallRate?: number
     duration?: number
     amount?: number
     pipelining?: number

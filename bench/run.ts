@@ -12,6 +12,7 @@
 //   BENCH_LOG_LEVEL=warn    LOG_LEVEL of the API servers       DB_POOL_MAX=20
 //   BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=bench/results/prof"  extra node flags for the servers
 //   BENCH_ONLY=healthz,baseline,…  run only these scenarios (names as in the table)
+//   BENCH_FAIR_LIMIT=50     per-tenant limit (req/s) of the fairness run; BENCH_FAIR_B_RATE=25  tenant B's req/s
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createWriteStream, existsSync, readFileSync } from 'node:fs'
@@ -59,6 +60,9 @@ const cfg = {
   basePort: envInt('BENCH_PORT', 4301),
   logLevel: process.env.BENCH_LOG_LEVEL || 'warn',
   poolMax: envInt('DB_POOL_MAX', 20),
+  // Fairness (issue 13): tenant A floods at 10 × its per-tenant limit while tenant B lists at a normal rate.
+  fairLimit: envInt('BENCH_FAIR_LIMIT', 50),
+  fairRateB: envInt('BENCH_FAIR_B_RATE', 25),
   only: process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined,
 }
 /** Extra node flags for the servers, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=bench/results/prof". */
@@ -400,6 +404,87 @@ async function loginMany(server: Server, count: number): Promise<{ logins: Login
   return { logins, failure }
 }
 
+const BENCH_KEY_NAME = 'bench-key'
+
+/** One API key (projects:read) per logged-in tenant, created through POST /v1/api-keys. */
+async function createApiKeys(server: Server, logins: Login[]): Promise<{ keys: Array<{ host: string; key: string }>; failure?: string }> {
+  const keys: Array<{ host: string; key: string }> = []
+  for (const login of logins) {
+    const res = await request(server.port, 'POST', '/v1/api-keys', { host: login.host, authorization: `Bearer ${login.token}`, 'content-type': 'application/json' },
+      JSON.stringify({ name: BENCH_KEY_NAME, scopes: ['projects:read'] })).catch((e: Error) => ({ status: 0, body: e.message }))
+    if (res.status !== 201) return { keys, failure: `POST /v1/api-keys on ${login.host} answered ${res.status}: ${res.body.slice(0, 160)}` }
+    keys.push({ host: login.host, key: (JSON.parse(res.body) as { key: string }).key })
+  }
+  return { keys }
+}
+
+interface FairnessResult {
+  limit: number
+  rateA: number
+  rateB: number
+  alone: ScenarioResult
+  flooded: ScenarioResult
+  flood: ScenarioResult
+}
+let fairnessResult: FairnessResult | undefined
+
+/** autocannon at a fixed overall rate (req/s), so that B's traffic is the same in both runs. */
+function cannonAtRate(port: number, spec: RequestSpec, connections: number, seconds: number, rate: number) {
+  return autocannon({
+    url: `http://127.0.0.1:${port}`, connections, duration: seconds, timeout: 10, overallRate: rate,
+    requests: [{ method: 'GET', path: spec.path, setupRequest: (req) => ({ ...req, headers: spec.headers() }) }],
+  })
+}
+
+/**
+ * Tenant B lists at BENCH_FAIR_B_RATE req/s alone, then again while tenant A sends 10 × its
+ * per-tenant limit (BENCH_FAIR_LIMIT req/s, window 1 s): B's p99 should rise by at most 20 %,
+ * A should get 429s and B none.
+ */
+async function fairness(env: Record<string, string>, port: number, listPath: string) {
+  const limit = cfg.fairLimit
+  const server = await startServer('api-fair', 'src/server.ts', port, { ...env, TENANT_RATE_LIMIT: String(limit), RATE_LIMIT_WINDOW_S: '1' })
+  const { logins, failure } = await loginMany(server, 2)
+  if (failure || logins.length < 2) {
+    skip('fairness', 'tenant A floods, tenant B lists', failure ?? 'fewer than 2 tenants')
+    await stopServer(server)
+    return
+  }
+  await sleep(1100) // the logins' window is over
+  const [a, b] = logins as [Login, Login]
+  const specA = { path: listPath, headers: () => ({ host: a.host, authorization: `Bearer ${a.token}` }) }
+  const specB = { path: listPath, headers: () => ({ host: b.host, authorization: `Bearer ${b.token}` }) }
+  const rateA = 10 * limit
+  const rateB = cfg.fairRateB
+  log(`fairness: tenant limit ${limit} req/s; B alone at ${rateB} req/s, then B at ${rateB} req/s while A sends ${rateA} req/s`)
+  const runB = async (name: string, description: string, withFlood: boolean) => {
+    if (cfg.warmup > 0) await Promise.all([cannonAtRate(server.port, specB, 8, cfg.warmup, rateB), withFlood ? cannonAtRate(server.port, specA, 32, cfg.warmup, rateA) : undefined])
+    const rss = sampleRss(server.pid)
+    const cpu0 = readCpuMs(server.pid)
+    const [resultB, resultA] = await Promise.all([
+      cannonAtRate(server.port, specB, 8, cfg.duration, rateB),
+      withFlood ? cannonAtRate(server.port, specA, 32, cfg.duration, rateA) : undefined,
+    ])
+    const r = rss.stop()
+    const cpuMs = readCpuMs(server.pid) - cpu0
+    const summaryB = summarize(name, description, server, 8, resultB, r, cpuMs)
+    results.push(summaryB)
+    log(`${name}: ${fmt(summaryB.rps, 0)} req/s, p50 ${summaryB.p50} ms, p99 ${summaryB.p99} ms, status ${JSON.stringify(summaryB.statusCodes)}`)
+    let summaryA: ScenarioResult | undefined
+    if (resultA) {
+      summaryA = summarize('fairness-flood-a', `tenant A: GET ${listPath} at ${rateA} req/s (10 × its limit)`, server, 32, resultA, r, cpuMs, summaryB.total + (resultA['2xx'] + resultA['4xx'] + resultA['5xx']))
+      results.push(summaryA)
+      log(`fairness-flood-a: ${fmt(summaryA.rps, 0)} req/s served, p99 ${summaryA.p99} ms, status ${JSON.stringify(summaryA.statusCodes)}`)
+    }
+    return { summaryB, summaryA }
+  }
+  const alone = await runB('fairness-b-alone', `tenant B: GET ${listPath} at ${rateB} req/s, alone`, false)
+  await sleep(1100)
+  const flooded = await runB('fairness-b-flooded', `tenant B: GET ${listPath} at ${rateB} req/s, A flooding`, true)
+  fairnessResult = { limit, rateA, rateB, alone: alone.summaryB, flooded: flooded.summaryB, flood: flooded.summaryA! }
+  await stopServer(server)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Output
 
@@ -465,6 +550,9 @@ async function main() {
     DATA_DIR: cfg.dataDir, DB_POOL_MAX: String(cfg.poolMax), BCRYPT_COST: String(cfg.burstCost),
     LOGIN_ATTEMPTS_PER_IP_PER_MIN: '1000000000', LOGIN_FAILURES_MAX: '1000000000', ACCESS_TOKEN_TTL_S: '3600',
     JWT_PRIVATE_KEYS: jwtKeys, CSRF_SECRET: 'bench-csrf-secret-0123456789abcdef0123456789',
+    API_KEY_SECRET: 'bench-api-key-secret-0123456789abcdef012345',
+    // Request limits count every request but never refuse one here (the fairness run sets its own).
+    TENANT_RATE_LIMIT: '1000000000', API_KEY_RATE_LIMIT: '1000000000',
   })
   const port = (i: number) => cfg.basePort + i
   const bearer = (l: Login) => ({ host: l.host, authorization: `Bearer ${l.token}` })
@@ -502,6 +590,16 @@ async function main() {
   if (!loginFailure) {
     const next = rotate(logins)
     await scenario('list-rls-on', `GET ${listPath}, ${logins.length} of ${large.tenants} tenants, RLS on`, api, { path: listPath, headers: () => bearer(next()) })
+    // The same list with an API key per tenant instead of an access token (side by side).
+    if (wanted('list-api-key')) {
+      const keys = await createApiKeys(api, logins)
+      if (keys.failure) skip('list-api-key', `GET ${listPath} with API keys`, keys.failure)
+      else {
+        const nextKey = rotate(keys.keys)
+        await scenario('list-api-key', `GET ${listPath}, ${keys.keys.length} tenants, API key instead of token`, api, { path: listPath, headers: () => { const k = nextKey(); return { host: k.host, authorization: `Bearer ${k.key}` } } })
+      }
+      await query(largeUrl, 'DELETE FROM api_keys WHERE name = $1', [BENCH_KEY_NAME]).catch((e: Error) => log(`could not remove bench keys: ${e.message}`))
+    }
     // Tenant scale compares like with like: 10 active tenants in a database of ${large.tenants}
     // (here) and of 10 (list-10-tenants), so only the number of tenants stored differs.
     const nextOfTen = rotate(logins.slice(0, cfg.smallTenants))
@@ -590,6 +688,9 @@ async function main() {
   // Sessions the run's logins created (no effect on later runs' numbers, but keeps the table small).
   await query(largeUrl, `DELETE FROM sessions WHERE user_id IN (SELECT u.id FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE t.slug LIKE 'bench-%')`).catch((e: Error) => log(`could not remove bench sessions: ${e.message}`))
 
+  // --- Fairness: tenant A floods at 10 × its per-tenant limit while tenant B runs its normal list.
+  if (wanted('fairness')) await fairness(apiEnv(smallUrl, 'on'), port(3), listPath)
+
   // --- Cold start: stop our PostgreSQL; src/server.ts starts the embedded one itself (data present).
   let coldStartMs: number | undefined
   if (wanted('cold-start')) {
@@ -656,6 +757,19 @@ function report(ctx: {
     me ? `p99 ${me.p99} ms with workers${meMain ? ` vs ${meMain.p99} ms hashing on the main thread` : ''} (logins ${fmt(by('me-during-burst:logins')?.rps ?? NaN, 1)}/s${meMain ? ` vs ${fmt(by('me-during-burst-main-thread:logins')?.rps ?? NaN, 1)}/s` : ''})` : 'not measured')
   target(`tenant scale: ${ctx.large.tenants} vs ${ctx.small.tenants} tenants stored (${ctx.small.tenants} active), mean latency within 15 %`, tenOfMany && small ? tenOfMany.mean <= 1.15 * small.mean : undefined,
     tenOfMany && small ? `${fmt(tenOfMany.mean, 2)} ms vs ${fmt(small.mean, 2)} ms (${tenOfMany.mean >= small.mean ? '+' : ''}${fmt((100 * (tenOfMany.mean - small.mean)) / small.mean, 1)} %), p99 ${tenOfMany.p99} vs ${small.p99} ms` : 'not measured')
+  const withKey = by('list-api-key')
+  target('API key check costs no more than a JWT check: list with a key ≥ 95 % of the list with a token (req/s)', on && withKey ? withKey.rps >= 0.95 * on.rps && clean(withKey) : undefined,
+    on && withKey ? `key ${fmt(withKey.rps, 0)} req/s, p99 ${withKey.p99} ms, ${fmt(withKey.cpuMsPerReq, 3)} cpu ms/req vs token ${fmt(on.rps, 0)} req/s, p99 ${on.p99} ms, ${fmt(on.cpuMsPerReq, 3)} cpu ms/req` : 'not measured')
+  if (fairnessResult) {
+    const f = fairnessResult
+    const rise = (100 * (f.flooded.p99 - f.alone.p99)) / f.alone.p99
+    const b429 = (f.alone.statusCodes['429'] ?? 0) + (f.flooded.statusCodes['429'] ?? 0)
+    const a429 = f.flood.statusCodes['429'] ?? 0
+    console.log(`FAIR  B alone:         ${fmt(f.alone.rps, 0)} req/s, p50 ${f.alone.p50} ms, p99 ${f.alone.p99} ms, statuses ${JSON.stringify(f.alone.statusCodes)}`)
+    console.log(`FAIR  B while A floods: ${fmt(f.flooded.rps, 0)} req/s, p50 ${f.flooded.p50} ms, p99 ${f.flooded.p99} ms, statuses ${JSON.stringify(f.flooded.statusCodes)}; A sent ${f.flood.total} at ${f.rateA} req/s (limit ${f.limit}/s): statuses ${JSON.stringify(f.flood.statusCodes)}`)
+    target(`fairness: B's p99 rises ≤ 20 % while A floods at 10 × its limit; A gets 429s, B none`, rise <= 20 && a429 > 0 && b429 === 0,
+      `B p99 ${f.alone.p99} → ${f.flooded.p99} ms (${rise >= 0 ? '+' : ''}${fmt(rise, 0)} %), A 429s ${a429}, B 429s ${b429}`)
+  }
   const measured = results.filter((r) => !r.skipped)
   // The API's own servers (api-*), not the comparison servers (baseline, prisma-only, run under tsx).
   const apiRuns = measured.filter((r) => r.server.startsWith('api'))

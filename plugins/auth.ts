@@ -14,13 +14,20 @@ import { InvalidTokenError, jwtOptions, type AccessPayload, type Role } from '..
 import { loadKeyRing } from '../src/auth/keys.ts'
 import { PasswordHasher } from '../src/auth/passwords.ts'
 import { AuthService } from '../src/auth/sessions.ts'
+import { looksLikeApiKey } from '../src/auth/api-keys.ts'
+import type { Scope } from '../src/auth/permissions.ts'
 import type { Config } from '../src/config.ts'
 import { AppError, unauthorized } from '../src/errors.ts'
 
 export interface AuthUser {
+  /** The user's id, or the API key's id when `kind` is 'api_key'. */
   id: string
   role: Role
+  /** The session of a user's token; empty for an API key. */
   sessionId: string
+  /** null for a user (the role decides); an API key's scopes (they decide: src/auth/permissions.ts). */
+  scopes: readonly Scope[] | null
+  kind: 'user' | 'api_key'
 }
 
 declare module 'fastify' {
@@ -30,7 +37,7 @@ declare module 'fastify' {
     authCookies: AuthCookies
     /** `app.passwords.hash(plain)` (policy-checked, 400 otherwise) and `.verify(plain, hash)`, off the main thread. */
     passwords: PasswordHasher
-    /** Hook: 401 unless a valid access token of this tenant; 403 CSRF_FAILED for cookie-authenticated unsafe methods without the token. */
+    /** Hook: 401 unless a valid access token or API key of this tenant; 403 CSRF_FAILED for cookie-authenticated unsafe methods without the token. */
     authenticate(request: FastifyRequest, reply: FastifyReply): Promise<void>
   }
   interface FastifyRequest {
@@ -89,12 +96,14 @@ export default fp(
       throw unauthorized()
     }
 
-    app.decorate('authenticate', async function authenticate(request: FastifyRequest) {
+    app.decorate('authenticate', async function authenticate(request: FastifyRequest, reply: FastifyReply) {
       request.user = null
       request.authMethod = null
       const tenant = request.tenant
       if (!tenant) throw unauthorized()
       const { token, method } = credentials(request)
+      // An API key (plugins/api-keys.ts): Bearer only, never a cookie, so CSRF never applies.
+      if (method === 'bearer' && looksLikeApiKey(token)) return app.apiKeys.authenticate(request, reply, token)
       let claims
       try {
         claims = await auth.verify(token)
@@ -111,7 +120,7 @@ export default fp(
       }
       const state = await auth.usableSession(tenant.id, claims.sid)
       if (!state || state.userId !== claims.sub) throw unauthorized('Session expired or revoked')
-      request.user = { id: claims.sub, role: state.role, sessionId: claims.sid }
+      request.user = { id: claims.sub, role: state.role, sessionId: claims.sid, scopes: null, kind: 'user' }
       request.authMethod = method
     })
   },

@@ -22,7 +22,7 @@ export default fp(
         credentials: true, // the access cookie and the CSRF header are part of a browser session
         methods: ['GET', 'POST', 'PATCH', 'DELETE'],
         allowedHeaders: ['authorization', 'content-type', 'x-csrf-token'],
-        exposedHeaders: ['retry-after'],
+        exposedHeaders: ['retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'ratelimit-policy'],
         maxAge: 600,
       })
     }

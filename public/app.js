@@ -107,6 +107,9 @@
     $('app').hidden = true
     $('who').hidden = true
     $('projects').replaceChildren()
+    $('api-keys').hidden = true
+    $('api-key-list').replaceChildren()
+    showNewKey(null)
     $('tenant-name').textContent = 'Sign in'
     document.title = 'Sign in'
     $('signin').hidden = false
@@ -133,6 +136,56 @@
     $('app').hidden = false
     $('projects').replaceChildren(...projects.data.map((p, i) => projectItem(p, tasks[i].data)))
     $('empty').hidden = projects.data.length > 0
+    // The API keys panel: admins and owners only (the API refuses the others anyway).
+    const managesKeys = me.role === 'owner' || me.role === 'admin'
+    $('api-keys').hidden = !managesKeys
+    if (managesKeys) await loadKeys()
+  }
+
+  // API keys: the key itself is only in the create answer; it is shown once, in the page's memory
+  // only (never stored), until "Done" or the next load.
+  function when(value) {
+    return value ? new Date(value).toLocaleString() : 'never'
+  }
+
+  async function loadKeys() {
+    const keys = await api('GET', '/v1/api-keys?limit=100')
+    $('api-key-list').replaceChildren(...keys.data.map(keyRow))
+    $('no-keys').hidden = keys.data.length > 0
+  }
+
+  function keyRow(key) {
+    const row = document.createElement('tr')
+    row.dataset.keyId = key.id
+    if (key.revokedAt) row.dataset.revoked = ''
+    const expired = key.expiresAt && new Date(key.expiresAt) <= new Date()
+    const status = key.revokedAt ? 'revoked' : expired ? 'expired' : 'active'
+    for (const text of [key.name, key.prefix + '…', key.scopes.join(', '), when(key.createdAt), when(key.lastUsedAt), status]) {
+      const cell = document.createElement('td')
+      cell.textContent = text
+      row.append(cell)
+    }
+    const action = document.createElement('td')
+    if (status !== 'revoked') {
+      const revoke = document.createElement('button')
+      revoke.type = 'button'
+      revoke.className = 'link'
+      revoke.textContent = 'Revoke'
+      revoke.setAttribute('aria-label', 'Revoke ' + key.name)
+      revoke.addEventListener('click', () => {
+        revoke.disabled = true
+        api('DELETE', '/v1/api-keys/' + encodeURIComponent(key.id)).then(loadKeys).then(() => showMessage(null)).catch((error) => { revoke.disabled = false; handle(error) })
+      })
+      action.append(revoke)
+    }
+    row.append(action)
+    return row
+  }
+
+  function showNewKey(key) {
+    $('new-key-value').textContent = key || ''
+    $('new-key').hidden = !key
+    $('copy-key').textContent = 'Copy key'
   }
 
   function projectItem(project, tasks) {
@@ -208,6 +261,29 @@
         showMessage(null)
       }).catch(handle)
     })
+
+    $('api-key-form').addEventListener('submit', (event) => {
+      event.preventDefault()
+      const form = event.currentTarget
+      const name = form.elements.namedItem('name').value.trim()
+      const scopes = [...form.querySelectorAll('input[name="scope"]:checked')].map((box) => box.value)
+      if (!name) return
+      if (!scopes.length) return showMessage('Choose at least one scope.')
+      api('POST', '/v1/api-keys', { name, scopes }).then((created) => {
+        form.elements.namedItem('name').value = ''
+        showNewKey(created.key)
+        showMessage(null)
+        return loadKeys()
+      }).catch(handle)
+    })
+    $('copy-key').addEventListener('click', () => {
+      const key = $('new-key-value').textContent
+      navigator.clipboard.writeText(key).then(
+        () => { $('copy-key').textContent = 'Copied' },
+        () => { window.getSelection().selectAllChildren($('new-key-value')); $('copy-key').textContent = 'Press Ctrl+C to copy' },
+      )
+    })
+    $('dismiss-key').addEventListener('click', () => showNewKey(null))
 
     $('sign-out').addEventListener('click', async () => {
       try {

@@ -1,6 +1,7 @@
 // Every route of the API. Tenant routes exist only on tenant hosts and platform routes only on the
 // platform host: asked for on the other kind of host, they are unknown routes (404 NOT_FOUND).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import apiKeyRoutes from './api-keys.ts'
 import authRoutes from './auth.ts'
 import healthRoutes from './health.ts'
 import jwksRoutes from './jwks.ts'
@@ -41,6 +42,7 @@ export default async function routes(app: FastifyInstance) {
       await signedInApp.register(userRoutes)
       await signedInApp.register(projectRoutes)
       await signedInApp.register(taskRoutes)
+      await signedInApp.register(apiKeyRoutes)
     })
   })
 

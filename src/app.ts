@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import { registerAjvFormats, TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
+import apiKeysPlugin from '../plugins/api-keys.ts'
 import authPlugin from '../plugins/auth.ts'
 import configPlugin from '../plugins/config.ts'
 import databasePlugin from '../plugins/database.ts'
@@ -18,7 +19,7 @@ import invalidationPlugin from '../plugins/invalidation.ts'
 import routes from '../routes/index.ts'
 import type { Config } from './config.ts'
 import type { Database } from './db/database.ts'
-import { logRedactPaths } from './log.ts'
+import { logRedactPaths, logSerializers } from './log.ts'
 import { trustFunction } from './net/trusted-proxies.ts'
 
 export interface BuildAppOptions {
@@ -42,6 +43,7 @@ export async function buildApp({ config, database, closeDatabase = true, logger,
     logger: logger ?? {
       level: config.LOG_LEVEL,
       redact: { paths: logRedactPaths, censor: '[redacted]' },
+      serializers: logSerializers,
       // Readable lines for a person at a terminal in development; JSON everywhere else (log shippers).
       ...(config.isDevelopment && process.stdout.isTTY ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } } : {}),
     },
@@ -80,6 +82,7 @@ export async function buildApp({ config, database, closeDatabase = true, logger,
   await app.register(redisPlugin)
   await app.register(limitsPlugin)
   await app.register(authPlugin)
+  await app.register(apiKeysPlugin) // API keys and tenant request limits (after auth: it shares its rate-limit store)
   await app.register(invalidationPlugin)
   await app.register(docsPlugin) // before the routes: it collects them as they are added
   await app.register(routes)

@@ -65,6 +65,13 @@ export const ConfigSchema = Type.Object({
 
   TLS_CERT_FILE: Type.Optional(Type.String({ minLength: 1, description: 'PEM certificate chain: serve HTTPS directly' })),
   TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key of TLS_CERT_FILE' })),
+
+  API_KEY_SECRET: Type.Optional(Type.String({ minLength: 32, description: 'HMAC key of the stored API-key hashes' })),
+  // ≤ 1 s: the contract's bound for a revocation made on another instance (until instances notify each other).
+  API_KEY_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 1000, default: 1000 }),
+  RATE_LIMIT_WINDOW_S: Type.Integer({ minimum: 1, maximum: 3600, default: 60 }),
+  TENANT_RATE_LIMIT: Type.Integer({ minimum: 1, default: 6000, description: 'requests per tenant host per RATE_LIMIT_WINDOW_S' }),
+  API_KEY_RATE_LIMIT: Type.Integer({ minimum: 1, default: 1200, description: 'requests per API key per RATE_LIMIT_WINDOW_S' }),
 })
 
 export type RawConfig = Static<typeof ConfigSchema>
@@ -140,5 +147,6 @@ function assertProductionReady(config: Config): void {
   if (!config.JWT_PRIVATE_KEYS) missing.push('JWT_PRIVATE_KEYS')
   if (!config.CSRF_SECRET) missing.push('CSRF_SECRET')
   if (config.rlsEnabled && !config.APP_DATABASE_URL) missing.push('APP_DATABASE_URL (the API\'s own login, a member of saas_app: README "Deploying")')
+  if (!config.API_KEY_SECRET) missing.push('API_KEY_SECRET')
   if (missing.length) throw new ConfigError(`NODE_ENV=production requires: ${missing.join(', ')}`)
 }

@@ -4,7 +4,15 @@ import { Validator } from '@seriousme/openapi-schema-validator'
 import t from 'tap'
 import { build, insertTenant } from './helper.ts'
 
-const TENANT_PATHS = ['/v1/tenant', '/v1/users', '/v1/users/{id}', '/v1/projects', '/v1/projects/{id}', '/v1/projects/{projectId}/tasks', '/v1/projects/{projectId}/tasks/{id}']
+const TENANT_PATHS = ['/v1/tenant', '/v1/users', '/v1/users/{id}', '/v1/projects', '/v1/projects/{id}', '/v1/projects/{projectId}/tasks', '/v1/projects/{projectId}/tasks/{id}', '/v1/api-keys', '/v1/api-keys/{id}']
+
+/** The API-key scope each operation documents (none: keys are refused there). */
+function keyScope(method: string, path: string): string | null {
+  const resource = path.startsWith('/v1/projects/{projectId}/tasks') ? 'tasks' : path.startsWith('/v1/projects') ? 'projects' : path.startsWith('/v1/users') ? 'users' : path === '/v1/tenant' ? 'tenant' : null
+  if (!resource) return null
+  if (method === 'get') return `${resource}:read`
+  return resource === 'projects' || resource === 'tasks' ? `${resource}:write` : null
+}
 
 t.test('GET /docs/json is a valid OpenAPI 3.1 document describing every route', async (t) => {
   const { app } = await build(t, { env: { PLATFORM_ADMIN_TOKEN: 'x'.repeat(40) } })
@@ -15,12 +23,14 @@ t.test('GET /docs/json is a valid OpenAPI 3.1 document describing every route', 
   t.ok(result.valid, JSON.stringify(result.errors ?? null).slice(0, 2000))
   t.equal(doc.openapi, '3.1.0')
   for (const path of [...TENANT_PATHS, '/v1/tenants', '/v1/admin/tenants', '/v1/admin/tenants/{slug}', '/healthz']) t.ok(doc.paths[path], path)
-  t.same(Object.keys(doc.components.securitySchemes).sort(), ['bearerAuth', 'cookieAuth', 'platformAdminToken'])
+  t.same(Object.keys(doc.components.securitySchemes).sort(), ['apiKeyAuth', 'bearerAuth', 'cookieAuth', 'platformAdminToken'])
+  t.match(doc.components.securitySchemes.apiKeyAuth, { type: 'http', scheme: 'bearer', bearerFormat: /^tk_live_/ })
   t.match(doc.components.securitySchemes.bearerAuth, { type: 'http', scheme: 'bearer' })
   t.match(doc.components.securitySchemes.cookieAuth, { type: 'apiKey', in: 'cookie' })
   for (const path of TENANT_PATHS) {
     for (const [method, operation] of Object.entries<any>(doc.paths[path])) {
-      t.same(operation.security, [{ bearerAuth: [] }, { cookieAuth: [] }], `${method} ${path} needs a token`)
+      const scope = keyScope(method, path)
+      t.same(operation.security, [{ bearerAuth: [] }, { cookieAuth: [] }, ...(scope ? [{ apiKeyAuth: [scope] }] : [])], `${method} ${path} needs a token${scope ? ` or a key with ${scope}` : ''}`)
       t.ok(operation.responses['4XX'] ?? operation.responses['4xx'], `${method} ${path} documents errors`)
       const body = operation.requestBody?.content?.['application/json']?.schema
       if (body) t.equal(body.additionalProperties, false, `${method} ${path}: unknown properties refused`)

@@ -21,6 +21,7 @@ const REQUESTS: Record<Action, (f: ApiFixture) => Promise<InjectOptions>> = {
   'projects.write': async () => ({ method: 'POST', url: '/v1/projects', payload: { name: 'P' } }),
   'tasks.read': async (f) => ({ url: `/v1/projects/${await project(f)}/tasks` }),
   'tasks.write': async (f) => ({ method: 'POST', url: `/v1/projects/${await project(f)}/tasks`, payload: { title: 'T' } }),
+  'apiKeys.manage': async () => ({ method: 'POST', url: '/v1/api-keys', payload: { name: `k${++n}`, scopes: ['projects:read'] } }),
 }
 
 const member = (f: ApiFixture) => createUser(f.ownerUrl, f.acme.id, { email: `m${++n}@acme.example`, password: PASSWORD, role: 'member' })

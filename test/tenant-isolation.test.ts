@@ -27,6 +27,7 @@ const FIXTURES: Record<string, Fixture> = {
   Session: { create: (n, p) => ({ userId: p.User, refreshTokenHash: `hash-${n}`, expiresAt: new Date(Date.now() + 3600_000) }), update: { refreshTokenHash: 'changed' } },
   Project: { create: (n) => ({ name: `Project ${n}` }), update: { name: 'changed' } },
   Task: { create: (n, p) => ({ projectId: p.Project, title: `Task ${n}` }), update: { title: 'changed' } },
+  ApiKey: { create: (n, p) => ({ name: `Key ${n}`, prefix: `tk_live_${String(n).padStart(12, '0')}`, keyHash: 'a'.repeat(64), scopes: ['projects:read'], createdBy: p.User }), update: { name: 'changed' } },
 }
 
 const lowerFirst = (s: string) => s[0]!.toLowerCase() + s.slice(1)

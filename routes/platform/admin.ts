@@ -17,12 +17,17 @@ export const AdminTenant = Type.Object({
   name: Type.String(),
   status: Status,
   domain: Nullable(Type.String()),
+  rateLimit: Nullable(Type.Integer({ description: 'requests per RATE_LIMIT_WINDOW_S on this tenant\'s host; null = TENANT_RATE_LIMIT' })),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 })
 
 const SlugParams = Type.Object({ slug: Type.String({ minLength: 1, maxLength: 63 }) }, { additionalProperties: false })
-const UpdateTenant = Type.Object({ status: Status }, { additionalProperties: false })
+const UpdateTenant = Type.Object({
+  status: Type.Optional(Status),
+  /** The tenant's own request limit (per RATE_LIMIT_WINDOW_S); null returns it to the default. */
+  rateLimit: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 10_000_000 }))),
+}, { additionalProperties: false, minProperties: 1 })
 
 const tags = ['platform admin']
 const security: Array<Record<string, string[]>> = [{ platformAdminToken: [] }]
@@ -54,12 +59,13 @@ const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.patch('/v1/admin/tenants/:slug', {
-    schema: { tags, security, summary: 'Suspend or reactivate a tenant', params: SlugParams, body: UpdateTenant, response: responses({ 200: AdminTenant }) },
+    schema: { tags, security, summary: 'Suspend or reactivate a tenant, or set its request limit', params: SlugParams, body: UpdateTenant, response: responses({ 200: AdminTenant }) },
   }, async (request) => {
-    const tenant = await tenantDirectory.adminSetStatus(app.platformDb, request.params.slug, request.body.status)
+    const tenant = await tenantDirectory.adminUpdate(app.platformDb, request.params.slug, request.body)
     if (!tenant) throw notFound('Tenant')
     // This instance sees the change at once; others within TENANT_CACHE_TTL_MS (≤ 5 s).
     app.tenants.invalidate(tenant)
+    app.apiKeys.tenantChanged(tenant.id) // its keys are looked up afresh (a suspended tenant's keys stop)
     return tenant
   })
 }

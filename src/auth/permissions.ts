@@ -1,5 +1,6 @@
-// Who may do what: the one declaration of the role matrix (shared/API.md "Resources"). Routes name an
-// action, never a role; test/permissions.test.ts walks this whole table through the HTTP API.
+// Who may do what: the one declaration of the role matrix (shared/API.md "Resources") and of what
+// each API-key scope grants ("API keys"). Routes name an action, never a role or a scope;
+// test/permissions.test.ts walks the role table and test/api-keys.test.ts the scopes through HTTP.
 import type { FastifyRequest } from 'fastify'
 import { forbidden, unauthorized } from '../errors.ts'
 
@@ -26,12 +27,50 @@ export const PERMISSIONS = {
   'projects.write': everyone,
   'tasks.read': everyone,
   'tasks.write': everyone,
+  /** Create, list and revoke the tenant's API keys (never granted to a key). */
+  'apiKeys.manage': managers,
 } as const satisfies Record<string, readonly Role[]>
 
 export type Action = keyof typeof PERMISSIONS
 
+/**
+ * What each API-key scope allows. A key can do an action only when one of its scopes lists it; no
+ * scope lists user management, key management or tenant changes, so a key can never do those.
+ */
+export const SCOPES = {
+  'projects:read': ['projects.read'],
+  'projects:write': ['projects.write'],
+  'tasks:read': ['tasks.read'],
+  'tasks:write': ['tasks.write'],
+  'users:read': ['users.read'],
+  'tenant:read': ['tenant.read'],
+} as const satisfies Record<string, readonly Action[]>
+
+export type Scope = keyof typeof SCOPES
+export const SCOPE_NAMES = Object.keys(SCOPES) as Scope[]
+
+/**
+ * Who is asking: a signed-in user (scopes null: the role decides) or an API key (scopes decide; its
+ * `role` is never consulted for a permission).
+ */
+export interface Subject {
+  role: Role
+  scopes: readonly Scope[] | null
+}
+
 export function can(role: Role, action: Action): boolean {
   return (PERMISSIONS[action] as readonly Role[]).includes(role)
+}
+
+/** The one decision for users and keys alike: may `subject` do `action`? */
+export function allows(subject: Subject, action: Action): boolean {
+  if (subject.scopes === null) return can(subject.role, action)
+  return subject.scopes.some((scope) => (SCOPES[scope] as readonly Action[]).includes(action))
+}
+
+/** Whether a user of `role` may put `scope` on a key: only what the role itself may do. */
+export function canGrant(role: Role, scope: Scope): boolean {
+  return SCOPES[scope].every((action) => can(role, action))
 }
 
 /** Throws 403 FORBIDDEN unless `role` may do `action`. */
@@ -39,10 +78,15 @@ export function assertCan(role: Role, action: Action): void {
   if (!can(role, action)) throw forbidden()
 }
 
-/** A route hook (after authentication) refusing users whose role may not do `action`. */
-export function requirePermission(action: Action) {
-  return async function checkPermission(request: FastifyRequest) {
+/** The action a route declared with requirePermission (read by plugins/api-keys.ts for keys and docs). */
+export const PERMISSION = Symbol('permission')
+export type PermissionHook = ((request: FastifyRequest) => Promise<void>) & { [PERMISSION]: Action }
+
+/** A route hook (after authentication) refusing users whose role, or keys whose scopes, may not do `action`. */
+export function requirePermission(action: Action): PermissionHook {
+  const checkPermission = async function checkPermission(request: FastifyRequest) {
     if (!request.user) throw unauthorized() // registered without app.authenticate before it: refuse
-    assertCan(request.user.role, action)
+    if (!allows(request.user, action)) throw forbidden(request.user.scopes ? 'This API key has no scope for this route' : undefined)
   }
+  return Object.assign(checkPermission, { [PERMISSION]: action })
 }

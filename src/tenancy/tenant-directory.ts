@@ -11,10 +11,12 @@ export interface DirectoryTenant {
   slug: string
   name: string
   domain: string | null
+  /** The tenant's own request limit per RATE_LIMIT_WINDOW_S; null: the configured default. */
+  rateLimit: number | null
 }
 
 /** A tenant as signup answers it (the new tenant's own view). */
-export interface SignedUpTenant extends DirectoryTenant {
+export interface SignedUpTenant extends Omit<DirectoryTenant, 'rateLimit'> {
   settings: Record<string, unknown>
   createdAt: Date
   updatedAt: Date
@@ -64,9 +66,13 @@ export const tenantDirectory = {
     return db.$queryRaw<AdminTenantRow[]>`SELECT * FROM app_tenant_admin_page(${take}::integer, ${before?.createdAt ?? null}::timestamptz, ${before?.id ?? null}::uuid)`
   },
 
-  /** Suspends or reactivates the tenant with this slug; null when there is none. */
-  async adminSetStatus(db: RawClient, slug: string, status: 'active' | 'suspended'): Promise<AdminTenantRow | null> {
-    const rows = await db.$queryRaw<AdminTenantRow[]>`SELECT * FROM app_tenant_admin_set_status(${slug}, ${status})`
+  /**
+   * Suspends or reactivates the tenant with this slug and/or sets its request limit (`rateLimit`
+   * null: back to the default; absent: unchanged); null when there is no such tenant.
+   */
+  async adminUpdate(db: RawClient, slug: string, change: { status?: 'active' | 'suspended', rateLimit?: number | null }): Promise<AdminTenantRow | null> {
+    const setRateLimit = change.rateLimit !== undefined
+    const rows = await db.$queryRaw<AdminTenantRow[]>`SELECT * FROM app_tenant_admin_update(${slug}, ${change.status ?? null}::text, ${setRateLimit}, ${change.rateLimit ?? null}::integer)`
     return rows[0] ?? null
   },
 }

@@ -1,0 +1,82 @@
+// API keys on tenant hosts (shared/API.md "API keys") and the request limits of tenant hosts.
+// plugins/auth.ts hands a Bearer credential that looks like a key (`tk_…`) to `app.apiKeys.authenticate`;
+// this plugin decides whether it is a live key of the Host's tenant, which routes a key may use, and
+// counts every tenant-host request against its tenant's limit (and a key's requests against the key's).
+import { randomBytes } from 'node:crypto'
+import path from 'node:path'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { ApiKeyService } from '../src/auth/api-keys.ts'
+import { readOrCreateSecretFile } from '../src/auth/files.ts'
+import { allows, PERMISSION, type Action, type Scope } from '../src/auth/permissions.ts'
+import type { Config } from '../src/config.ts'
+import { forbidden, unauthorized } from '../src/errors.ts'
+import { RequestLimits } from '../src/limits/request-limits.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** API-key verification (cached ≤ 1 s) and `app.apiKeys.revoked(tenantId, keyId)` after revoking one. */
+    apiKeys: ApiKeyService & {
+      /** Sets request.user to the key of `credential`, or throws 401 (any bad key) / 403 (route not in its scopes) / 429. */
+      authenticate(request: FastifyRequest, reply: FastifyReply, credential: string): Promise<void>
+    }
+    requestLimits: RequestLimits
+  }
+  interface FastifyContextConfig {
+    /** The action the route declared with requirePermission: an API key may use the route only when a scope grants it. */
+    permission?: Action
+  }
+}
+
+/** Same answer for every bad key (malformed, unknown, near miss, foreign, revoked, expired, suspended tenant). */
+const invalidKey = () => unauthorized('Invalid or expired token')
+
+async function apiKeySecret(config: Config): Promise<string> {
+  if (config.API_KEY_SECRET) return config.API_KEY_SECRET
+  if (config.isProduction) throw new Error('API_KEY_SECRET is required in production')
+  return readOrCreateSecretFile(path.join(config.dataDir, 'keys', 'api-key-secret'), () => randomBytes(32).toString('base64url'))
+}
+
+/** The action of a route's requirePermission hook, if it has one. */
+function declaredPermission(hooks: unknown): Action | undefined {
+  const list = Array.isArray(hooks) ? hooks : hooks ? [hooks] : []
+  return list.find((hook): hook is { [PERMISSION]: Action } => typeof hook === 'function' && PERMISSION in hook)?.[PERMISSION]
+}
+
+export default fp(
+  async function apiKeysPlugin(app: FastifyInstance) {
+    const { config } = app
+    const service = new ApiKeyService(await apiKeySecret(config), config.API_KEY_CACHE_TTL_MS, (tenantId) => app.database.forTenant(tenantId),
+      (error) => app.log.warn({ err: error }, 'could not record an API key use'))
+    const limits = new RequestLimits(app, config)
+
+    // Which action each route declared (before the routes are added: this hook sees every one).
+    app.addHook('onRoute', (route) => {
+      const permission = declaredPermission(route.onRequest) ?? declaredPermission(route.preHandler)
+      if (permission) route.config = { ...route.config, permission }
+    })
+
+    // Every request on a tenant host counts against its tenant's limit (after plugins/tenant resolved it).
+    app.addHook('onRequest', async (request, reply) => {
+      if (request.tenant) await limits.countTenant(request, reply)
+    })
+
+    async function authenticate(request: FastifyRequest, reply: FastifyReply, credential: string): Promise<void> {
+      const tenant = request.tenant
+      if (!tenant) throw unauthorized()
+      const key = await service.verify(tenant.id, credential)
+      if (!key) throw invalidKey()
+      // A key is not a person: `role` is never consulted for it (permissions.allows reads the scopes).
+      request.user = { id: key.id, role: 'member', sessionId: '', scopes: key.scopes as readonly Scope[], kind: 'api_key' }
+      request.authMethod = 'bearer'
+      await limits.countKey(request, reply)
+      // Routes that declare no action (profile, password, logout) are for people only.
+      const action = request.routeOptions.config.permission
+      if (!action || !allows(request.user, action)) throw forbidden('This API key has no scope for this route')
+    }
+
+    app.decorate('apiKeys', Object.assign(service, { authenticate }))
+    app.decorate('requestLimits', limits)
+  },
+  { name: 'api-keys', dependencies: ['config', 'database', 'tenant', 'auth'] },
+)

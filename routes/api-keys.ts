@@ -1,0 +1,99 @@
+// The tenant's API keys (tenant hosts; admins and owners): shared/API.md "API keys". The key itself
+// is in the create answer only; lists show its prefix. Keys can never reach these routes: no scope
+// grants 'apiKeys.manage' (src/auth/permissions.ts).
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
+import { ListQuery, Page, page, pageArgs } from '../src/api/pagination.ts'
+import { IdParams, isStorableDate, NoContent, Nullable, Timestamp, TimestampInput, Uuid, responses, signedIn } from '../src/api/schemas.ts'
+import { generateApiKey } from '../src/auth/api-keys.ts'
+import { canGrant, requirePermission, SCOPE_NAMES, type Scope } from '../src/auth/permissions.ts'
+import { AppError, forbidden, notFound } from '../src/errors.ts'
+import type { Prisma } from '../src/generated/prisma/client.ts'
+import { tenantData } from '../src/tenancy/tenant-data.ts'
+
+const ScopeName = Type.Enum(SCOPE_NAMES, { description: 'what the key may do; see README "API keys"' })
+
+export const ApiKeyView = Type.Object({
+  id: Uuid,
+  name: Type.String(),
+  prefix: Type.String({ description: 'the first 20 characters of the key, to tell keys apart' }),
+  scopes: Type.Array(ScopeName),
+  createdAt: Timestamp,
+  expiresAt: Nullable(Timestamp),
+  lastUsedAt: Nullable(Timestamp),
+  createdBy: Nullable(Uuid),
+  revokedAt: Nullable(Timestamp),
+})
+
+const CreatedApiKey = Type.Object({
+  ...ApiKeyView.properties,
+  key: Type.String({ description: 'the key: shown in this answer only, never again' }),
+})
+
+const CreateApiKey = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 200 }),
+  scopes: Type.Array(ScopeName, { minItems: 1, maxItems: SCOPE_NAMES.length, uniqueItems: true }),
+  expiresAt: Type.Optional(Nullable(TimestampInput)),
+}, { additionalProperties: false })
+
+export const apiKeyFields = {
+  id: true, name: true, prefix: true, scopes: true, createdAt: true, expiresAt: true, lastUsedAt: true, createdBy: true, revokedAt: true,
+} as const
+
+/** Scopes are stored as text[]; only SCOPE_NAMES are ever written (the body schema). */
+const withScopes = <T extends { scopes: string[] }>(row: T) => ({ ...row, scopes: row.scopes as Scope[] })
+
+const tags = ['api keys']
+const security = signedIn
+
+const apiKeyRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.addHook('onRequest', app.authenticate)
+  const canManage = requirePermission('apiKeys.manage')
+
+  app.get('/v1/api-keys', {
+    onRequest: canManage,
+    schema: { tags, security, summary: "List the tenant's API keys (without the keys), newest first", querystring: ListQuery, response: responses({ 200: Page(ApiKeyView) }) },
+  }, async (request) => {
+    const rows = await request.db.apiKey.findMany({ ...pageArgs(request.query), select: apiKeyFields })
+    return page(rows.map(withScopes), request.query)
+  })
+
+  app.post('/v1/api-keys', {
+    onRequest: canManage,
+    schema: { tags, security, summary: 'Create an API key (the key is shown in this answer only)', body: CreateApiKey, response: responses({ 201: CreatedApiKey }) },
+  }, async (request, reply) => {
+    const { name, scopes, expiresAt } = request.body
+    // Nobody hands a key more than they may do themselves.
+    const role = request.user!.role
+    const beyond = scopes.filter((scope) => !canGrant(role, scope as Scope))
+    if (beyond.length) throw forbidden(`Your role cannot grant: ${beyond.join(', ')}`)
+    let expires: Date | null = null
+    if (expiresAt) {
+      expires = new Date(expiresAt)
+      if (!isStorableDate(expires)) throw new AppError('VALIDATION_FAILED', 'body/expiresAt must be a storable date')
+      if (expires.getTime() <= Date.now()) throw new AppError('VALIDATION_FAILED', 'body/expiresAt must be in the future')
+    }
+    const { key, prefix } = generateApiKey()
+    const data = tenantData<Prisma.ApiKeyUncheckedCreateInput>({
+      name, prefix, scopes, expiresAt: expires, createdBy: request.user!.id, keyHash: app.apiKeys.storedHash(key),
+    })
+    const created = await request.db.apiKey.create({ data, select: apiKeyFields })
+    reply.header('cache-control', 'no-store')
+    return reply.code(201).send({ ...withScopes(created), key })
+  })
+
+  app.delete('/v1/api-keys/:id', {
+    onRequest: canManage,
+    schema: { tags, security, summary: 'Revoke an API key (at once on this instance, within 1 s on the others)', params: IdParams, response: responses({ 204: NoContent }) },
+  }, async (request, reply) => {
+    const tenantId = request.tenant!.id
+    const key = await request.db.apiKey.findFirst({ where: { id: request.params.id }, select: { id: true } })
+    if (!key) throw notFound('API key')
+    // Revoking a revoked key changes nothing and is still a 204: the key is revoked.
+    await request.db.apiKey.updateMany({ where: { id: key.id, revokedAt: null }, data: { revokedAt: new Date() } })
+    app.apiKeys.revoked(tenantId, key.id)
+    return reply.code(204).send(null)
+  })
+}
+
+export default apiKeyRoutes

@@ -1,0 +1,179 @@
+// API keys for machine clients (shared/API.md "API keys").
+//
+// A key reads `tk_live_<id: 12 base-36 chars>_<secret: 50 base-36 chars>` (62 + 258 random bits):
+// the fixed `tk_live_` prefix lets secret scanners and people recognise one; the id part makes the
+// first 20 characters (`prefix`) a lookup id that is unique within the tenant and safe to show.
+// Only HMAC-SHA-256(API_KEY_SECRET, key) is stored: for a random 258-bit secret a fast keyed hash
+// is as strong as any password hash (nothing to brute-force), and a leaked table without the server
+// secret cannot even be checked against a candidate key (OWASP Secrets Management; NIST SP 800-107
+// on HMAC). The comparison is constant-time (crypto.timingSafeEqual).
+//
+// Verification on the hot path is one HMAC and one comparison against a per-instance cache of the
+// key's row, looked up by (tenant, prefix). A cache entry lives API_KEY_CACHE_TTL_MS (≤ 1 s), so a
+// revocation, an expiry change or a tenant suspension made on another instance holds within 1 s;
+// on this instance `revoked()` drops the entry at once (the hook for a cross-instance broadcast).
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import type { Scope } from './permissions.ts'
+import type { ScopedClient } from '../tenancy/scoped-client.ts'
+
+export const KEY_PREFIX = 'tk_live_'
+const ID_LENGTH = 12
+const SECRET_LENGTH = 50
+/** A well-formed key; anything else is refused before any lookup. */
+export const API_KEY_PATTERN = new RegExp(`^${KEY_PREFIX}([0-9a-z]{${ID_LENGTH}})_([0-9a-z]{${SECRET_LENGTH}})$`)
+/** How often, at most, last_used_at is written for one key (ms). */
+export const LAST_USED_RESOLUTION_MS = 60_000
+const MAX_ENTRIES = 100_000
+
+/** What a verified key may do; `id` is the key's id. */
+export interface VerifiedKey {
+  id: string
+  tenantId: string
+  scopes: Scope[]
+}
+
+interface KeyRow {
+  id: string
+  hash: Buffer
+  scopes: Scope[]
+  /** ms since the epoch, or null for a key that does not expire. */
+  expiresAt: number | null
+  revoked: boolean
+  tenantActive: boolean
+  /** ms since the epoch, or 0 when never used. */
+  lastUsedAt: number
+}
+
+interface Entry {
+  tenantId: string
+  row: KeyRow | null
+  loadedAt: number
+}
+
+const BASE36 = '0123456789abcdefghijklmnopqrstuvwxyz'
+
+/** `length` uniform base-36 characters from the CSPRNG (bytes ≥ 252 = 7 × 36 are rejected: no modulo bias). */
+function randomBase36(length: number): string {
+  let out = ''
+  while (out.length < length) {
+    for (const byte of randomBytes(length * 2)) {
+      if (byte < 252 && out.length < length) out += BASE36[byte % 36]
+    }
+  }
+  return out
+}
+
+/** A new key and its shown prefix (`tk_live_` + id, 20 characters). */
+export function generateApiKey(): { key: string; prefix: string } {
+  const prefix = `${KEY_PREFIX}${randomBase36(ID_LENGTH)}`
+  return { key: `${prefix}_${randomBase36(SECRET_LENGTH)}`, prefix }
+}
+
+/** Whether a Bearer credential is meant as an API key (then it never falls back to the JWT path). */
+export const looksLikeApiKey = (credential: string) => credential.startsWith('tk_')
+
+export type KeyLoader = (tenantId: string, prefix: string) => Promise<KeyRow | null>
+
+export class ApiKeyService {
+  private readonly entries = new Map<string, Entry>()
+  /** Bumped by every invalidation: a load that started before one is not cached (it may be stale). */
+  private generation = 0
+  private readonly dummyHash: Buffer
+
+  constructor(
+    private readonly secret: string,
+    private readonly ttlMs: number,
+    private readonly forTenant: (tenantId: string) => ScopedClient,
+    private readonly onWriteError: (error: unknown) => void = () => {},
+  ) {
+    this.dummyHash = this.hash('tk_live_dummy')
+  }
+
+  /** HMAC-SHA-256 of the whole key under API_KEY_SECRET (32 bytes). */
+  hash(key: string): Buffer {
+    return createHmac('sha256', this.secret).update(key).digest()
+  }
+
+  /** The hex digest stored in api_keys.key_hash. */
+  storedHash(key: string): string {
+    return this.hash(key).toString('hex')
+  }
+
+  /**
+   * The key's grants when `presented` is a live key of `tenantId`; null for every other case
+   * (malformed, unknown, another tenant's, one character off, revoked, expired, tenant suspended),
+   * which callers answer identically. Costs one HMAC and, on a cache miss, one indexed query.
+   */
+  async verify(tenantId: string, presented: string, now = Date.now()): Promise<VerifiedKey | null> {
+    const digest = this.hash(presented) // computed for every input, so malformed keys cost the same
+    const match = API_KEY_PATTERN.exec(presented)
+    if (!match) return null
+    const prefix = `${KEY_PREFIX}${match[1]}`
+    const row = await this.row(tenantId, prefix, now)
+    const same = timingSafeEqual(digest, row?.hash ?? this.dummyHash)
+    if (!row || !same || row.revoked || !row.tenantActive || (row.expiresAt !== null && row.expiresAt <= now)) return null
+    this.touch(tenantId, row, now)
+    return { id: row.id, tenantId, scopes: row.scopes }
+  }
+
+  /**
+   * Call after revoking a key (or changing it) on this instance: it stops working here at once.
+   * This is the one place a cross-instance invalidation broadcast should call too.
+   */
+  revoked(tenantId: string, keyId: string): void {
+    this.generation++
+    for (const [cacheKey, entry] of this.entries) if (entry.tenantId === tenantId && entry.row?.id === keyId) this.entries.delete(cacheKey)
+  }
+
+  /** Call after suspending or reactivating a tenant: its keys are looked up afresh. */
+  tenantChanged(tenantId: string): void {
+    this.generation++
+    for (const [cacheKey, entry] of this.entries) if (entry.tenantId === tenantId) this.entries.delete(cacheKey)
+  }
+
+  private async row(tenantId: string, prefix: string, now: number): Promise<KeyRow | null> {
+    const cacheKey = `${tenantId}:${prefix}`
+    const cached = this.entries.get(cacheKey)
+    if (cached && now - cached.loadedAt < this.ttlMs) return cached.row
+    const generation = this.generation
+    const row = await this.load(tenantId, prefix)
+    if (this.ttlMs > 0 && generation === this.generation) {
+      this.entries.delete(cacheKey) // re-insert at the end: the Map's order is the eviction order
+      if (this.entries.size >= MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!)
+      this.entries.set(cacheKey, { tenantId, row, loadedAt: now })
+    }
+    return row
+  }
+
+  private async load(tenantId: string, prefix: string): Promise<KeyRow | null> {
+    const key = await this.forTenant(tenantId).apiKey.findFirst({
+      where: { prefix },
+      select: { id: true, keyHash: true, scopes: true, expiresAt: true, revokedAt: true, lastUsedAt: true, tenant: { select: { status: true } } },
+    })
+    if (!key) return null
+    return {
+      id: key.id,
+      hash: Buffer.from(key.keyHash, 'hex'),
+      scopes: key.scopes as Scope[],
+      expiresAt: key.expiresAt?.getTime() ?? null,
+      revoked: key.revokedAt !== null,
+      tenantActive: key.tenant.status === 'active',
+      lastUsedAt: key.lastUsedAt?.getTime() ?? 0,
+    }
+  }
+
+  /**
+   * Records the use at most once a minute per key: never a write per request. The condition in the
+   * UPDATE makes it at most once a minute across instances too. Not awaited: a failed write costs
+   * only the timestamp's freshness, never the request.
+   */
+  private touch(tenantId: string, row: KeyRow, now: number): void {
+    if (now - row.lastUsedAt < LAST_USED_RESOLUTION_MS) return
+    row.lastUsedAt = now // the cached row: later requests of this minute skip the write
+    const at = new Date(now)
+    this.forTenant(tenantId).apiKey.updateMany({
+      where: { id: row.id, OR: [{ lastUsedAt: null }, { lastUsedAt: { lt: new Date(now - LAST_USED_RESOLUTION_MS) } }] },
+      data: { lastUsedAt: at },
+    }).catch(this.onWriteError)
+  }
+}
