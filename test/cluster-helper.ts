@@ -57,6 +57,7 @@ export function sharedSecrets(): Record<string, string> {
   return {
     JWT_PRIVATE_KEYS: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
     CSRF_SECRET: randomBytes(32).toString('base64url'),
+    API_KEY_SECRET: randomBytes(32).toString('base64url'),
   }
 }
 

@@ -135,7 +135,7 @@ t.test('the real server refuses to start in production as a role that bypasses R
   const production = {
     NODE_ENV: 'production', HOST: '127.0.0.1', LOG_LEVEL: 'warn', DATABASE_URL: ownerUrl, MIGRATE_ON_START: 'false',
     JWT_PRIVATE_KEYS: generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
-    CSRF_SECRET: randomBytes(32).toString('hex'), BCRYPT_COST: '4',
+    CSRF_SECRET: randomBytes(32).toString('hex'), API_KEY_SECRET: randomBytes(32).toString('hex'), BCRYPT_COST: '4',
   }
   // Direct: the pooler's auth_file knows only the API's login.
   const refused = await runServer({ ...production, PORT: String(await freePort()), APP_DATABASE_URL: bypass.url })

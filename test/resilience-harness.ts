@@ -110,6 +110,7 @@ export function serverEnv(port: number, databaseUrl: string | undefined, extra: 
     LOG_LEVEL: 'info',
     JWT_PRIVATE_KEYS: key,
     CSRF_SECRET: randomBytes(32).toString('hex'),
+    API_KEY_SECRET: randomBytes(32).toString('hex'),
     BCRYPT_COST: '4',
     BCRYPT_WORKERS: '1',
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),

@@ -17,7 +17,10 @@ const MEMBER_ALLOWED = [
   'PATCH /v1/projects/{projectId}/tasks/{id}', 'DELETE /v1/projects/{projectId}/tasks/{id}',
 ]
 /** Routes a member may not call: admins and owners only, or owners only. */
-const MEMBER_FORBIDDEN = ['GET /v1/users', 'POST /v1/users', 'GET /v1/users/{id}', 'PATCH /v1/users/{id}', 'DELETE /v1/users/{id}', 'PATCH /v1/tenant']
+const MEMBER_FORBIDDEN = [
+  'GET /v1/users', 'POST /v1/users', 'GET /v1/users/{id}', 'PATCH /v1/users/{id}', 'DELETE /v1/users/{id}', 'PATCH /v1/tenant',
+  'GET /v1/api-keys', 'POST /v1/api-keys', 'DELETE /v1/api-keys/{id}',
+]
 /** Platform-host routes (never on a tenant host). */
 const PLATFORM = ['POST /v1/tenants', 'GET /v1/admin/tenants', 'PATCH /v1/admin/tenants/{slug}']
 
