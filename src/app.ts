@@ -10,6 +10,7 @@ import docsPlugin from '../plugins/docs.ts'
 import errorHandler, { frameworkError } from '../plugins/error-handler.ts'
 import securityPlugin from '../plugins/security.ts'
 import tenantPlugin from '../plugins/tenant.ts'
+import requestLogPlugin from '../plugins/request-log.ts'
 import routes from '../routes/index.ts'
 import type { Config } from './config.ts'
 import type { Database } from './db/database.ts'
@@ -20,15 +21,17 @@ export interface BuildAppOptions {
   database: Database
   /** Close the database when the app closes (default true). */
   closeDatabase?: boolean
-  /** Overrides the logger (tests pass a stream to inspect what is logged). */
+  /** Overrides the logger entirely. */
   logger?: FastifyServerOptions['logger']
+  /** Where the app's own logger (its level and redaction) writes; stdout by default (tests search it). */
+  logStream?: NonNullable<FastifyServerOptions['logger'] & object>['stream']
 }
 
 registerAjvFormats() // email, uuid, date-time… for TypeBox's validator
 
-export async function buildApp({ config, database, closeDatabase = true, logger }: BuildAppOptions) {
+export async function buildApp({ config, database, closeDatabase = true, logger, logStream }: BuildAppOptions) {
   const app = Fastify({
-    logger: logger ?? { level: config.LOG_LEVEL, redact: { paths: logRedactPaths, censor: '[redacted]' } },
+    logger: logger ?? { level: config.LOG_LEVEL, redact: { paths: logRedactPaths, censor: '[redacted]' }, ...(logStream ? { stream: logStream } : {}) },
     genReqId: () => randomUUID(),
     bodyLimit: config.BODY_LIMIT,
     trustProxy: config.TRUST_PROXY,
@@ -45,6 +48,7 @@ export async function buildApp({ config, database, closeDatabase = true, logger 
 
   await app.register(configPlugin, { config })
   await app.register(errorHandler)
+  await app.register(requestLogPlugin)
   await app.register(securityPlugin)
   await app.register(databasePlugin, { database, closeWithApp: closeDatabase })
   await app.register(tenantPlugin)

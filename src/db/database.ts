@@ -56,9 +56,22 @@ export async function openDatabase(config: Config, options: OpenDatabaseOptions 
   }
 }
 
-export function createDatabase(config: Config, ownerUrl: string, embedded?: EmbeddedPostgres): Database {
+/** A statement Prisma sent (SQL with $n placeholders, and its parameters as a JSON array). */
+export interface QueryEvent {
+  query: string
+  params: string
+}
+
+export interface CreateDatabaseOptions {
+  /** Called with every statement Prisma sends (tests capture the app's own SQL to EXPLAIN it); off by default. */
+  onQuery?: (event: QueryEvent) => void
+}
+
+export function createDatabase(config: Config, ownerUrl: string, embedded?: EmbeddedPostgres, options: CreateDatabaseOptions = {}): Database {
   const pool = createPool(config, ownerUrl)
-  const platformDb = new PrismaClient({ adapter: new PrismaPg(pool) })
+  const platformDb = new PrismaClient({ adapter: new PrismaPg(pool), ...(options.onQuery ? { log: [{ emit: 'event' as const, level: 'query' as const }] } : {}) })
+  // Prisma's query events exist only when the client was built with them (above).
+  if (options.onQuery) (platformDb as unknown as { $on(event: 'query', fn: (e: QueryEvent) => void): void }).$on('query', options.onQuery)
   const scoped = new Map<string, ScopedClient>()
   return {
     platformDb,
