@@ -8,9 +8,13 @@ import fp from 'fastify-plugin'
 
 export default fp(
   async function requestLogPlugin(app: FastifyInstance) {
-    // preValidation: the body is parsed, and even a request that fails validation is shown.
+    // Headers first, before anything can refuse the request (an unknown tenant, a missing token).
+    app.addHook('onRequest', async (request) => {
+      request.log.debug({ headers: request.headers }, 'request details')
+    })
+    // The body once parsed, so that even a body that fails validation is shown.
     app.addHook('preValidation', async (request) => {
-      request.log.debug({ headers: request.headers, body: request.body }, 'request details')
+      if (request.body !== undefined) request.log.debug({ body: request.body }, 'request body')
     })
     app.addHook('onResponse', async (request, reply) => {
       request.log.debug({ responseHeaders: reply.getHeaders() }, 'response details')
