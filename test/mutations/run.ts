@@ -109,9 +109,10 @@ function firstFailure(output: string): string | undefined {
   return chain.join(' › ')
 }
 
-function runTests(files: string[], grep: string[] | undefined, adminUrl: string): Promise<Outcome> {
+function runTests(files: string[], grep: string[] | undefined, adminUrl: string, bail = true): Promise<Outcome> {
   return new Promise((resolve) => {
-    const tapArgs = [...files, ...(grep ?? []).map((g) => `--grep=${g}`)]
+    // --bail: the first failing assertion is enough to call the fault caught.
+    const tapArgs = [...files, ...(grep ?? []).map((g) => `--grep=${g}`), ...(bail ? ['--bail'] : [])]
     child = spawn(process.execPath, ['--import', 'tsx', 'test/run.ts', ...tapArgs], {
       cwd: ROOT,
       env: { ...process.env, TEST_DATABASE_URL: adminUrl, FORCE_COLOR: '0' },
@@ -195,7 +196,7 @@ if (baseline) {
   const files = [...new Set(selected.flatMap((f) => f.tests))].sort()
   const at = Date.now()
   process.stdout.write(`baseline: ${files.length} test files without any fault … `)
-  const outcome = await runTests(files, undefined, adminUrl)
+  const outcome = await runTests(files, undefined, adminUrl, false)
   if (outcome.failed) {
     console.log(`FAILED (${seconds(Date.now() - at)})\n${outcome.output.slice(-4000)}\nThe tests must pass before faults can be judged.`)
     await shutdown(1)
