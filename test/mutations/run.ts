@@ -198,7 +198,9 @@ if (baseline) {
   process.stdout.write(`baseline: ${files.length} test files without any fault … `)
   const outcome = await runTests(files, undefined, adminUrl, false)
   if (outcome.failed) {
-    console.log(`FAILED (${seconds(Date.now() - at)})\n${outcome.output.slice(-4000)}\nThe tests must pass before faults can be judged.`)
+    const log = path.join(ROOT, '.data/mutations-baseline.log')
+    writeFileSync(log, outcome.output)
+    console.log(`FAILED (${seconds(Date.now() - at)}): ${outcome.caughtBy ?? 'no failing assertion'}\nThe tests must pass before faults can be judged (full output: ${path.relative(ROOT, log)}).`)
     await shutdown(1)
   }
   console.log(`pass (${seconds(Date.now() - at)})`)
