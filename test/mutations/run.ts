@@ -89,24 +89,29 @@ interface Outcome {
   output: string
 }
 
-/** The first failing assertion and the subtests around it, from tap's output. */
-function firstFailure(output: string): string | undefined {
-  const lines = output.split('\n')
-  const failures = lines
-    .map((line) => /^(\s*)not ok \d+ - (.*?)(?: # time=[\d.]+m?s)?$/.exec(line))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ depth: m[1]!.length, name: m[2]! }))
-  if (failures.length === 0) return undefined
-  const deepest = failures.reduce((a, b) => (b.depth > a.depth ? b : a))
-  const chain = [deepest.name]
-  let depth = deepest.depth
-  for (const failure of failures.slice(failures.indexOf(deepest) + 1)) {
-    if (failure.depth < depth) {
-      chain.unshift(failure.name)
-      depth = failure.depth
+/**
+ * "file › subtest › assertion" of the first failing assertion in tap's output: the assertion's
+ * `not ok` line, and the `# Subtest:` headers above it at each smaller indentation.
+ */
+export function firstFailure(output: string): string | undefined {
+  const headers: string[] = [] // headers[indent / 4]: the latest subtest opened at that depth
+  for (const line of output.split('\n')) {
+    const header = /^(\s*)# Subtest: (.*)$/.exec(line)
+    if (header) {
+      const depth = header[1]!.length / 4
+      headers.length = depth
+      headers[depth] = header[2]!
+      continue
+    }
+    const failure = /^(\s*)not ok \d+ - (.*?)(?: # time=[\d.]+m?s)?$/.exec(line)
+    if (failure) {
+      const depth = failure[1]!.length / 4
+      const chain = [...headers.slice(0, depth), failure[2]!]
+      // A failing subtest's own summary line repeats its header: keep the name once.
+      return chain.filter((name, k) => name !== chain[k - 1]).join(' › ')
     }
   }
-  return chain.join(' › ')
+  return undefined
 }
 
 function runTests(files: string[], grep: string[] | undefined, adminUrl: string, bail = true): Promise<Outcome> {
