@@ -142,8 +142,11 @@ export const FAULTS: Fault[] = [
   },
   {
     name: 'login-inactive-user-accepted',
+    // Two guards: the login route's, and startSession's re-check after bcrypt (which catches a
+    // deactivation during the comparison). Either alone keeps the user out, so both go.
     breaks: 'a deactivated user signs in with the right password',
     file: 'routes/auth.ts', find: 'ok = user?.active ? await app.passwords.verify', replace: 'ok = user ? await app.passwords.verify',
+    also: [{ file: 'src/auth/sessions.ts', find: 'if (!now?.active || now.authVersion !== user.authVersion) {', replace: 'if (now?.authVersion !== user.authVersion) {' }],
     tests: ['test/auth-login.test.ts'], grep: ['same work'],
   },
   {
