@@ -259,7 +259,9 @@ export const FAULTS: Fault[] = [
     name: 'scope-findUnique-batched',
     breaks: "findUnique calls of two tenants in one tick are batched under the first caller's tenant",
     file: 'src/tenancy/scoped-client.ts', find: "const unbatched = (operation === 'findUnique' || operation === 'findUniqueOrThrow') && !inTransaction", replace: 'const unbatched = false',
-    tests: ['test/tenant-isolation.test.ts'],
+    // Caught only by the 400 interleaved calls; under heavy load that test also fails on its own
+    // (P2028, a transaction not started within Prisma's maxWait): check what the runner says caught it.
+    tests: ['test/tenant-isolation.test.ts'], grep: ['concurrent callers'],
   },
   {
     name: 'scope-raw-sql-allowed',
