@@ -8,6 +8,7 @@ import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-u
 import { invalidCredentials, type IssuedTokens } from '../src/auth/sessions.ts'
 import { NoContent, responses, signedIn } from '../src/api/schemas.ts'
 import { AppError, unauthorized } from '../src/errors.ts'
+import { UUID } from '../src/ids.ts'
 
 const LoginBody = Type.Object({
   email: Type.String({ format: 'email', maxLength: 254 }),
@@ -97,6 +98,9 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       if (!fromCookie) throw unauthorized('Refresh token required')
       presented = fromCookie
       const sessionId = fromCookie.split('.')[0]!
+      // A refresh cookie of no live session of this tenant (another tenant's, a revoked one) is a
+      // 401 like any foreign or revoked credential, before CSRF could make it a 403.
+      if (!UUID.test(sessionId) || !(await auth.usableSession(tenantId, sessionId))) throw unauthorized('Session expired or revoked')
       const header = request.headers['x-csrf-token']
       if (!auth.csrfValid(tenantId, sessionId, typeof header === 'string' ? header : undefined, request.cookies[cookies.names.csrf])) {
         throw new AppError('CSRF_FAILED', 'Missing or invalid X-CSRF-Token header')

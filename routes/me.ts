@@ -1,6 +1,7 @@
 // The signed-in user's own profile and password (tenant hosts).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
+import { MAX_PASSWORD_BYTES } from '../src/auth/passwords.ts'
 import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
 import { NoContent, responses, signedIn } from '../src/api/schemas.ts'
 import { AppError, unauthorized } from '../src/errors.ts'
@@ -34,6 +35,10 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request, reply) => {
     const { id: userId, sessionId } = request.user!
     const tenantId = request.tenant!.id
+    // Like login: a password over 72 bytes is a 400, never compared (bcrypt would read only 72 bytes).
+    if (Buffer.byteLength(request.body.currentPassword, 'utf8') > MAX_PASSWORD_BYTES) {
+      throw new AppError('VALIDATION_FAILED', `body/currentPassword must be at most ${MAX_PASSWORD_BYTES} bytes of UTF-8`)
+    }
     // Hash first: it also checks the policy (400) before anything is compared or changed.
     const newHash = await app.passwords.hash(request.body.newPassword, 'newPassword')
     const user = await request.db.user.findFirst({ where: { id: userId }, select: { passwordHash: true } })

@@ -16,6 +16,7 @@ import tenantPlugin from '../plugins/tenant.ts'
 import limitsPlugin from '../plugins/limits.ts'
 import redisPlugin from '../plugins/redis.ts'
 import invalidationPlugin from '../plugins/invalidation.ts'
+import requestLogPlugin from '../plugins/request-log.ts'
 import routes from '../routes/index.ts'
 import type { Config } from './config.ts'
 import type { Database } from './db/database.ts'
@@ -27,15 +28,17 @@ export interface BuildAppOptions {
   database: Database
   /** Close the database when the app closes (default true). */
   closeDatabase?: boolean
-  /** Overrides the logger (tests pass a stream to inspect what is logged). */
+  /** Overrides the logger entirely. */
   logger?: FastifyServerOptions['logger']
   /** Serve HTTPS with this PEM certificate chain and key (TLS_CERT_FILE/TLS_KEY_FILE, read by server.ts). */
   https?: { cert: Buffer; key: Buffer }
+  /** Where the app's own logger (its level and redaction) writes; stdout by default (tests search it). */
+  logStream?: NonNullable<FastifyServerOptions['logger'] & object>['stream']
 }
 
 registerAjvFormats() // email, uuid, date-time… for TypeBox's validator
 
-export async function buildApp({ config, database, closeDatabase = true, logger, https }: BuildAppOptions) {
+export async function buildApp({ config, database, closeDatabase = true, logger, https, logStream }: BuildAppOptions) {
   const app = Fastify({
     // Native HTTPS (optional; TLS usually ends at the proxy). Typed as the HTTP server: the app's
     // code never touches the server object's TLS side, and one App type serves both.
@@ -44,6 +47,7 @@ export async function buildApp({ config, database, closeDatabase = true, logger,
       level: config.LOG_LEVEL,
       redact: { paths: logRedactPaths, censor: '[redacted]' },
       serializers: logSerializers,
+      ...(logStream ? { stream: logStream } : {}),
       // Readable lines for a person at a terminal in development; JSON everywhere else (log shippers).
       ...(config.isDevelopment && process.stdout.isTTY ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } } : {}),
     },
@@ -75,6 +79,7 @@ export async function buildApp({ config, database, closeDatabase = true, logger,
   await app.register(configPlugin, { config })
   await app.register(errorHandler)
   await app.register(requestGuards)
+  await app.register(requestLogPlugin)
   await app.register(securityPlugin)
   await app.register(databasePlugin, { database, closeWithApp: closeDatabase })
   await app.register(tenancyInvariantsPlugin) // production: no service while the schema breaks a tenancy rule

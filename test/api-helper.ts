@@ -3,7 +3,7 @@
 import type { InjectOptions, LightMyRequestResponse } from 'fastify'
 import type { Role } from '../src/auth/permissions.ts'
 import { createUser, signIn, type SignedIn } from './auth-helper.ts'
-import { build, insertTenant, type Built } from './helper.ts'
+import { build, insertTenant, type BuildOptions, type Built } from './helper.ts'
 
 type Tap = Parameters<typeof build>[0]
 
@@ -42,8 +42,8 @@ async function arrangeTenant(built: Built, slug: string): Promise<TenantFixture>
   }
 }
 
-export async function buildApi(t: Tap, env: Record<string, string> = {}): Promise<ApiFixture> {
-  const built = await build(t, { env })
+export async function buildApi(t: Tap, env: Record<string, string> = {}, options: Omit<BuildOptions, 'env'> = {}): Promise<ApiFixture> {
+  const built = await build(t, { ...options, env })
   return { ...built, acme: await arrangeTenant(built, 'acme'), globex: await arrangeTenant(built, 'globex') }
 }
 

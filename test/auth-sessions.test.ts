@@ -44,6 +44,27 @@ t.test('refresh rotates the token; reusing a rotated one revokes the whole famil
   for (const garbage of ['nope', `${other.refreshToken.split('.')[0]}`, 'x'.repeat(200)]) t.equal((await refresh(app, garbage)).statusCode, 401, 'garbage refresh token')
 })
 
+// Two refreshes with the same token at once: both read the current secret, one swaps it, and the
+// loser of the compare-and-set must revoke the session (presenting a rotated token revokes the
+// family). Three sessions race, so that the loser meets the swapped row at least once.
+t.test('two refreshes racing with the same token: at most one wins, and the session is revoked', async (t) => {
+  const { app, ownerUrl } = await setUp(t)
+  for (let trial = 1; trial <= 3; trial++) {
+    const session = await signIn(app, HOST, 'ann@example.com', PASSWORD)
+    const answers = await Promise.all([refresh(app, session.refreshToken), refresh(app, session.refreshToken)])
+    const codes = answers.map((res) => res.statusCode).sort()
+    t.ok(codes[1] !== 200 || codes[0] === 401, `trial ${trial}: never two winners (${codes})`)
+    for (const res of answers.filter((r) => r.statusCode === 200)) {
+      const winner = res.json()
+      t.equal((await refresh(app, winner.refreshToken)).statusCode, 401, `trial ${trial}: the winner's new refresh token is revoked too`)
+      t.equal((await me(app, { ...session, accessToken: winner.accessToken })).statusCode, 401, `trial ${trial}: and its access token`)
+    }
+    t.equal((await me(app, session)).statusCode, 401, `trial ${trial}: the original access token is refused`)
+    const { rows } = await adminQuery<{ revoked: boolean }>(ownerUrl, 'SELECT revoked_at IS NOT NULL AS revoked FROM sessions WHERE id = $1', [session.refreshToken.split('.')[0]])
+    t.same(rows, [{ revoked: true }], `trial ${trial}: the session is revoked`)
+  }
+})
+
 t.test('refresh with the cookie needs the CSRF token; an empty body is fine', async (t) => {
   const { app } = await setUp(t)
   const session = await signIn(app, HOST, 'ann@example.com', PASSWORD)

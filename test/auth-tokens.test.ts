@@ -3,7 +3,7 @@ import { createHmac, createPublicKey, generateKeyPairSync, randomUUID, sign, ver
 import t from 'tap'
 import { generatePrivateKeyPem } from '../src/auth/keys.ts'
 import { createUser, signIn } from './auth-helper.ts'
-import { build, insertTenant } from './helper.ts'
+import { adminQuery, build, insertTenant } from './helper.ts'
 
 const PASSWORD = 'correct horse battery staple'
 const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
@@ -17,19 +17,60 @@ async function twoTenants(t: Parameters<typeof build>[0], env: Record<string, st
   return { ...built, acme, globex }
 }
 
-t.test("a token or cookie of tenant A is refused on tenant B's host", async (t) => {
-  const { app } = await twoTenants(t)
+// Every method of every kind of tenant route, with tenant A's credentials on tenant B's host. The
+// expected answer is the contract's: a token of another tenant is 401 UNAUTHORIZED — as a cookie
+// too, and even with a matching CSRF header, so never 403 CSRF_FAILED (which would mean the token
+// got past the tenant check). Each probe is first shown to succeed on A's own host, so a 401 on B
+// is the tenant check and not a broken request; and B's data is unchanged afterwards.
+t.test("a token or cookie of tenant A is refused on tenant B's host, on every method", async (t) => {
+  const { app, ownerUrl, globex } = await twoTenants(t)
   const session = await signIn(app, 'acme.localhost', 'ann@example.com', PASSWORD)
-  const bearer = (host: string) => app.inject({ url: '/v1/me', headers: { host, authorization: `Bearer ${session.accessToken}` } })
-  t.equal((await bearer('acme.localhost')).statusCode, 200)
-  const refused = await bearer('globex.localhost')
-  t.equal(refused.statusCode, 401)
-  t.equal(refused.json().error.code, 'UNAUTHORIZED')
-  t.equal((await app.inject({ url: '/v1/me', headers: { host: 'acme.localhost' }, cookies: session.cookies })).statusCode, 200)
-  t.equal((await app.inject({ url: '/v1/me', headers: { host: 'globex.localhost' }, cookies: session.cookies })).statusCode, 401)
-  const refresh = await app.inject({ method: 'POST', url: '/v1/auth/refresh', headers: { host: 'globex.localhost' }, payload: { refreshToken: session.refreshToken } })
+  const theirs = await signIn(app, 'globex.localhost', 'ann@example.com', PASSWORD)
+  const project = (host: string, token: string) => app.inject({ method: 'POST', url: '/v1/projects', headers: { host, authorization: `Bearer ${token}` }, payload: { name: 'P' } }).then((r) => r.json().id as string)
+  const ownProjects = [await project('acme.localhost', session.accessToken), await project('acme.localhost', session.accessToken)]
+  const theirProject = await project('globex.localhost', theirs.accessToken)
+  const probes = (own: boolean) => [
+    { method: 'GET', url: '/v1/me' },
+    { method: 'GET', url: '/v1/tenant' },
+    { method: 'GET', url: '/v1/projects' },
+    { method: 'HEAD', url: '/v1/projects' },
+    { method: 'GET', url: `/v1/projects/${own ? ownProjects[0] : theirProject}/tasks` },
+    { method: 'POST', url: '/v1/projects', payload: { name: 'planted' } },
+    { method: 'PATCH', url: '/v1/me', payload: { name: 'renamed' } },
+    { method: 'PATCH', url: '/v1/tenant', payload: { name: 'renamed' } },
+    { method: 'DELETE', url: `/v1/projects/${own ? ownProjects[1] : theirProject}` },
+    { method: 'POST', url: '/v1/me/password', payload: { currentPassword: PASSWORD, newPassword: 'a brand new passphrase for ann' } },
+    { method: 'POST', url: '/v1/auth/logout' },
+  ] as const
+  const globexBefore = await adminQuery(ownerUrl, 'SELECT (SELECT name FROM tenants WHERE id = $1) AS tenant, (SELECT count(*)::int FROM projects WHERE tenant_id = $1) AS projects, (SELECT array_agg(name || password_hash) FROM users WHERE tenant_id = $1) AS users', [globex])
+  for (const how of ['bearer', 'cookie'] as const) {
+    const credentials = how === 'bearer'
+      ? { headers: { authorization: `Bearer ${session.accessToken}` } }
+      : { headers: { 'x-csrf-token': session.csrfToken }, cookies: session.cookies }
+    for (const probe of probes(false)) {
+      const res = await app.inject({ ...probe, ...credentials, headers: { host: 'globex.localhost', ...credentials.headers } })
+      const what = `${probe.method} ${probe.url.replace(/[0-9a-f-]{36}/, ':id')} with A's ${how} on B`
+      t.equal(res.statusCode, 401, what)
+      if (probe.method !== 'HEAD') t.equal(res.json().error.code, 'UNAUTHORIZED', `${what}: UNAUTHORIZED, not ${res.json().error?.code}`)
+    }
+  }
+  t.same((await adminQuery(ownerUrl, 'SELECT (SELECT name FROM tenants WHERE id = $1) AS tenant, (SELECT count(*)::int FROM projects WHERE tenant_id = $1) AS projects, (SELECT array_agg(name || password_hash) FROM users WHERE tenant_id = $1) AS users', [globex])).rows, globexBefore.rows, "B's data is unchanged")
+  // The same probes succeed on A's own host (the logout last: it ends the session), by Bearer.
+  for (const probe of probes(true)) {
+    if (probe.url === '/v1/me/password') continue // would sign the cookie session out of the next probes
+    const res = await app.inject({ ...probe, headers: { host: 'acme.localhost', authorization: `Bearer ${session.accessToken}` } })
+    t.ok(res.statusCode < 300, `${probe.method} ${probe.url.replace(/[0-9a-f-]{36}/, ':id')} succeeds on A's own host (${res.statusCode})`)
+  }
+  // Refresh tokens: in the body, and as the cookie with its CSRF header.
+  const other = await signIn(app, 'acme.localhost', 'ann@example.com', PASSWORD)
+  const refresh = await app.inject({ method: 'POST', url: '/v1/auth/refresh', headers: { host: 'globex.localhost' }, payload: { refreshToken: other.refreshToken } })
   t.equal(refresh.statusCode, 401, "A's refresh token on B")
-  t.equal((await app.inject({ url: '/v1/me', headers: { host: 'localhost', authorization: `Bearer ${session.accessToken}` } })).statusCode, 404, 'no /v1/me on the platform host')
+  t.equal(refresh.json().error.code, 'UNAUTHORIZED')
+  const byCookie = await app.inject({ method: 'POST', url: '/v1/auth/refresh', headers: { host: 'globex.localhost', 'x-csrf-token': other.csrfToken }, cookies: other.cookies })
+  t.equal(byCookie.statusCode, 401, "A's refresh cookie on B: 401, not 403 CSRF_FAILED")
+  t.equal(byCookie.json().error.code, 'UNAUTHORIZED')
+  t.equal((await app.inject({ method: 'POST', url: '/v1/auth/refresh', headers: { host: 'acme.localhost', 'x-csrf-token': other.csrfToken }, cookies: other.cookies })).statusCode, 200, "and it still works on A's host")
+  t.equal((await app.inject({ url: '/v1/me', headers: { host: 'localhost', authorization: `Bearer ${other.accessToken}` } })).statusCode, 404, 'no /v1/me on the platform host')
 })
 
 t.test('forged, broken and expired tokens are 401, never 500', async (t) => {

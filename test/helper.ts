@@ -6,7 +6,7 @@ import pg from 'pg'
 import { buildApp, type App } from '../src/app.ts'
 import { DEFAULT_API_LOGIN, ensureApiLogin, withLogin } from '../src/db/api-login.ts'
 import { loadConfig, type Config } from '../src/config.ts'
-import { createDatabase, type Database } from '../src/db/database.ts'
+import { createDatabase, type Database, type QueryEvent } from '../src/db/database.ts'
 
 type Tap = { teardown(fn: () => unknown): void }
 
@@ -110,12 +110,22 @@ export async function openTestDatabase(t: Tap, env: Record<string, string> = {})
   return { ownerUrl, database }
 }
 
+export interface BuildOptions {
+  env?: Record<string, string>
+  /** Share this database (another app's ownerUrl) instead of creating one. */
+  url?: string
+  /** Every statement Prisma sends (the app's own SQL, to EXPLAIN it). */
+  onQuery?: (event: QueryEvent) => void
+  /** Where the app's own logger writes (its real level and redaction; set LOG_LEVEL in env). */
+  logStream?: NodeJS.WritableStream
+}
+
 /** The real app on a fresh database (or on `url`, to share one database between two apps). */
-export async function build(t: Tap, options: { env?: Record<string, string>; url?: string } = {}): Promise<Built> {
+export async function build(t: Tap, options: BuildOptions = {}): Promise<Built> {
   const url = options.url ?? (await createTestDatabase(t))
   const config = testConfig(url, options.env)
-  const database = createDatabase(config, url)
-  const app = await buildApp({ config, database })
+  const database = createDatabase(config, url, undefined, { onQuery: options.onQuery })
+  const app = await buildApp({ config, database, logStream: options.logStream })
   t.teardown(() => app.close())
   await app.ready()
   return { app, database, config, ownerUrl: url }

@@ -1,3 +1,4 @@
+import pg from 'pg'
 import t from 'tap'
 import { decodeCursor, encodeCursor } from '../src/api/pagination.ts'
 import { adminQuery } from './helper.ts'
@@ -84,12 +85,18 @@ t.test('limit and cursor are checked: 400, never a 500', async (t) => {
   }
   // An over-long cursor is an undecodable one (the contract's BAD_REQUEST), not a schema violation.
   assertError(t, await acme.call('owner', { url: `/v1/projects?cursor=${'x'.repeat(300)}` }), 400, 'BAD_REQUEST')
-  // A cursor made on another tenant's list is only a position: it never reveals their rows.
-  const theirs = (await globex.call('owner', { url: '/v1/projects?limit=1' })).json()
-  const foreignCursor = encodeCursor({ createdAt: new Date('2099-01-01T00:00:00Z'), id: 'ffffffff-ffff-4fff-bfff-ffffffffffff' })
-  const res = (await acme.call('owner', { url: `/v1/projects?limit=100&cursor=${foreignCursor}` })).json()
-  t.equal(res.data.length, 30)
-  t.equal(theirs.data.length, 0)
+  // A cursor made on another tenant's list is only a position: on acme's host it shows acme's own
+  // rows older than that position, never globex's. (globex has rows, so its cursor is a real one.)
+  const globexIds = new Set(await seedProjects(ownerUrl, globex.id, 10))
+  const theirs = (await globex.call('owner', { url: '/v1/projects?limit=5' })).json()
+  t.equal(theirs.data.length, 5)
+  t.ok(theirs.nextCursor, "globex's first page has a next cursor")
+  const { createdAt } = decodeCursor(theirs.nextCursor)
+  const acmeOlder = await adminQuery<{ id: string }>(ownerUrl, 'SELECT id FROM projects WHERE tenant_id = $1 AND created_at < $2 ORDER BY created_at DESC, id DESC', [acme.id, createdAt])
+  t.ok(acmeOlder.rows.length > 0 && acmeOlder.rows.length < 30, `the cursor falls inside acme's rows (${acmeOlder.rows.length} older)`)
+  const res = (await acme.call('owner', { url: `/v1/projects?limit=100&cursor=${theirs.nextCursor}` })).json()
+  t.notOk(res.data.some((row: { id: string }) => globexIds.has(row.id)), "none of globex's rows")
+  t.same(res.data.map((row: { id: string }) => row.id).filter((id: string) => acmeOlder.rows.some((r) => r.id === id)), acmeOlder.rows.map((r) => r.id), "acme's rows older than the position, in order")
 })
 
 t.test('the cursor round-trips and is opaque base64url', async (t) => {
@@ -99,14 +106,29 @@ t.test('the cursor round-trips and is opaque base64url', async (t) => {
   t.same(decodeCursor(cursor), position)
 })
 
-t.test('a page is one index range scan on (tenant_id, created_at DESC, id DESC)', async (t) => {
-  const { acme, globex, ownerUrl } = await buildApi(t)
+// The plan of the app's own query, captured from Prisma's query events while the real route serves a
+// cursor page, EXPLAINed with its own parameters as saas_app with the tenant set (so the RLS policy is
+// part of the plan, as in production).
+t.test("a page is one index range scan on (tenant_id, created_at DESC, id DESC): the app's own query", async (t) => {
+  const queries: { query: string; params: string }[] = []
+  const { acme, globex, ownerUrl } = await buildApi(t, {}, { onQuery: (event) => queries.push(event) })
   for (const id of [acme.id, globex.id]) await adminQuery(ownerUrl, `INSERT INTO projects (tenant_id, name, created_at) SELECT $1, 'p', now() - i * interval '1 second' FROM generate_series(1, 5000) i`, [id])
   await adminQuery(ownerUrl, 'ANALYZE projects')
-  // The shape of the query pageArgs makes Prisma send (a cursor page).
-  const plan = await adminQuery<{ 'QUERY PLAN': string }>(ownerUrl, `EXPLAIN SELECT id, name, description, created_at, updated_at FROM projects
-    WHERE tenant_id = $1 AND created_at <= $2 AND (created_at < $2 OR (created_at = $2 AND id < $3))
-    ORDER BY created_at DESC, id DESC LIMIT 21`, [acme.id, new Date(Date.now() - 2500_000), '3f1c1a7e-9a4b-4c1e-8d2f-0b6a1e2c3d4e'])
+  const first = (await acme.call('owner', { url: '/v1/projects?limit=20' })).json()
+  queries.length = 0
+  const second = await acme.call('owner', { url: `/v1/projects?limit=20&cursor=${first.nextCursor}` })
+  t.equal(second.statusCode, 200)
+  const list = queries.filter((q) => /FROM "public"\."projects"/.test(q.query) && /ORDER BY/.test(q.query))
+  t.equal(list.length, 1, `one list query was sent (${queries.length} queries in all)`)
+  const { query, params } = list[0]!
+  const client = new pg.Client({ connectionString: ownerUrl })
+  await client.connect()
+  t.teardown(() => client.end())
+  await client.query('BEGIN')
+  await client.query('SET LOCAL ROLE saas_app')
+  await client.query("SELECT set_config('app.tenant_id', $1, true)", [acme.id])
+  const plan = await client.query(`EXPLAIN ${query}`, JSON.parse(params))
+  await client.query('ROLLBACK')
   const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n')
   t.match(text, /Index Scan using projects_tenant_id_created_at_id_idx/, text)
   t.match(text, /Index Cond: \(\(tenant_id = .*\) AND \(created_at <= /, 'the cursor bounds the scan (an index condition, not a filter)')

@@ -108,3 +108,44 @@ t.test('suspension: at once through this process, within 5 s from another', asyn
   app.tenants.invalidate({ slug: 'acme' })
   t.equal((await probe(app, 'acme.localhost')).code, 'NOT_FOUND', 'reactivated: access restored')
 })
+
+// A custom domain is a tenant host like its slug: suspended is TENANT_NOT_FOUND there too, at once
+// when the platform admin suspends it through this process, and access returns on reactivation.
+t.test('a suspended tenant is not served on its custom domain either', async (t) => {
+  const admin = 'platform-admin-token-of-at-least-32-characters'
+  const { app, ownerUrl } = await build(t, { env: { PLATFORM_ADMIN_TOKEN: admin } })
+  await insertTenant(ownerUrl, 'initech', { status: 'suspended', domain: 'api.initech.test' })
+  await insertTenant(ownerUrl, 'acme', { domain: 'api.acme-corp.test' })
+  t.equal((await probe(app, 'api.initech.test')).code, 'TENANT_NOT_FOUND', 'suspended from the start')
+  t.equal((await probe(app, 'api.acme-corp.test')).code, 'NOT_FOUND', 'active, and now cached')
+  const suspend = (status: string) => app.inject({ method: 'PATCH', url: '/v1/admin/tenants/acme', headers: { host: 'localhost', authorization: `Bearer ${admin}` }, payload: { status } })
+  t.equal((await suspend('suspended')).statusCode, 200)
+  t.equal((await probe(app, 'api.acme-corp.test')).code, 'TENANT_NOT_FOUND', 'suspended through this process: refused on the custom domain at once')
+  t.equal((await probe(app, 'acme.localhost')).code, 'TENANT_NOT_FOUND', 'and on its slug')
+  t.equal((await suspend('active')).statusCode, 200)
+  t.equal((await probe(app, 'api.acme-corp.test')).code, 'NOT_FOUND', 'reactivated: served again at once')
+})
+
+// BASE_DOMAIN configured to something else than the default: tenants live under it, and the
+// default's names mean nothing any more.
+t.test('a non-default BASE_DOMAIN decides the platform and the tenant hosts', async (t) => {
+  const { app, ownerUrl } = await build(t, { env: { BASE_DOMAIN: 'saas.example.net' } })
+  await insertTenant(ownerUrl, 'acme')
+  const cases: [string, string][] = [
+    ['acme.saas.example.net', 'NOT_FOUND'],
+    ['ACME.Saas.Example.NET:8443', 'NOT_FOUND'],
+    ['saas.example.net', 'NOT_FOUND'],
+    ['www.saas.example.net', 'NOT_FOUND'],
+    ['nope.saas.example.net', 'TENANT_NOT_FOUND'],
+    ['acme.localhost', 'TENANT_NOT_FOUND'],
+    ['localhost', 'TENANT_NOT_FOUND'],
+    ['acme.saas.example.net.evil.test', 'TENANT_NOT_FOUND'],
+  ]
+  for (const [host, code] of cases) t.equal((await probe(app, host)).code, code, `${host} → ${code}`)
+  // The platform API answers on the bare base domain, a tenant's on its subdomain.
+  const signup = await app.inject({ method: 'POST', url: '/v1/tenants', headers: { host: 'saas.example.net' }, payload: { slug: 'globex', name: 'Globex', owner: { email: 'o@globex.example', name: 'O', password: 'globex owner password' } } })
+  t.equal(signup.statusCode, 201, 'signup on the platform host')
+  const login = await app.inject({ method: 'POST', url: '/v1/auth/login', headers: { host: 'globex.saas.example.net' }, payload: { email: 'o@globex.example', password: 'globex owner password' } })
+  t.equal(login.statusCode, 200, 'the new tenant signs in on <slug>.<BASE_DOMAIN>')
+  t.equal((await app.inject({ method: 'POST', url: '/v1/auth/login', headers: { host: 'globex.localhost' }, payload: { email: 'o@globex.example', password: 'globex owner password' } })).json().error.code, 'TENANT_NOT_FOUND', 'not under the default domain')
+})

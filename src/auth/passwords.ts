@@ -35,9 +35,18 @@ export interface PasswordHasherOptions {
 
 type Operation = { op: 'hash'; args: [string, number] } | { op: 'compare'; args: [string, string] } | { op: 'threadId'; args: [] }
 
+/** bcrypt comparisons started so far, by the cost of the hash compared against (e.g. `{ 12: 3 }`). */
+export type ComparisonCounts = Record<number, number>
+
 export class PasswordHasher {
   private readonly pool?: Piscina
   private dummy?: Promise<string>
+  /**
+   * bcrypt comparisons started, by the cost of the hash they compare against. Read by tests to
+   * prove equal work: a wrong password, an unknown email and an inactive user each cost one
+   * comparison at BCRYPT_COST (the contract's "same timing", counted rather than timed).
+   */
+  readonly comparisons: ComparisonCounts = {}
 
   constructor(readonly options: PasswordHasherOptions) {
     if (options.workers > 0) {
@@ -56,6 +65,10 @@ export class PasswordHasher {
   }
 
   private run<T>(operation: Operation): Promise<T> {
+    if (operation.op === 'compare') {
+      const cost = Number(/^\$2[aby]?\$(\d{2})\$/.exec(operation.args[1])?.[1] ?? 0)
+      this.comparisons[cost] = (this.comparisons[cost] ?? 0) + 1
+    }
     if (this.pool) return this.pool.run(operation) as Promise<T>
     const { op, args } = operation
     return (op === 'hash' ? bcrypt.hash(...args) : op === 'compare' ? bcrypt.compare(...args) : Promise.resolve(threadId)) as Promise<T>

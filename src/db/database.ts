@@ -57,24 +57,42 @@ export async function openDatabase(config: Config, options: OpenDatabaseOptions 
     }
     // The embedded database gets the API's own login (member of saas_app), as production has.
     const appUrl = config.rlsEnabled && !config.APP_DATABASE_URL && embedded ? await embeddedApiLogin(embeddedDirectory(config), ownerUrl) : undefined
-    return createDatabase(config, ownerUrl, embedded, appUrl)
+    return createDatabase(config, ownerUrl, embedded, { appUrl })
   } catch (error) {
     await embedded?.stop()
     throw error
   }
 }
 
-/** `appUrl`: the API's login (defaults to APP_DATABASE_URL; see createPool for neither). */
-export function createDatabase(config: Config, ownerUrl: string, embedded?: EmbeddedPostgres, appUrl?: string): Database {
+/** A statement Prisma sent (SQL with $n placeholders, and its parameters as a JSON array). */
+export interface QueryEvent {
+  query: string
+  params: string
+}
+
+export interface CreateDatabaseOptions {
+  /** The API's login (defaults to APP_DATABASE_URL; see createPool for neither). */
+  appUrl?: string
+  /** Called with every statement Prisma sends (tests capture the app's own SQL to EXPLAIN it); off by default. */
+  onQuery?: (event: QueryEvent) => void
+}
+
+export function createDatabase(config: Config, ownerUrl: string, embedded?: EmbeddedPostgres, options: CreateDatabaseOptions = {}): Database {
   const availability = new DatabaseAvailability()
-  const apiUrl = appUrl ?? config.APP_DATABASE_URL
+  const apiUrl = options.appUrl ?? config.APP_DATABASE_URL
   const pool = createPool(config, ownerUrl, apiUrl, availability)
   const readinessPool = createReadinessPool(config, ownerUrl, apiUrl, availability)
   let probe: Promise<boolean> | undefined
   let closing: Promise<void> | undefined
   // An interactive transaction waits for its connection as long as any query does (Prisma's own
   // default, 2 s, would be a second, unrelated bound).
-  const platformDb = new PrismaClient({ adapter: new PrismaPg(pool), transactionOptions: { maxWait: config.DB_ACQUIRE_TIMEOUT_MS } })
+  const platformDb = new PrismaClient({
+    adapter: new PrismaPg(pool),
+    transactionOptions: { maxWait: config.DB_ACQUIRE_TIMEOUT_MS },
+    ...(options.onQuery ? { log: [{ emit: 'event' as const, level: 'query' as const }] } : {}),
+  })
+  // Prisma's query events exist only when the client was built with them (above).
+  if (options.onQuery) (platformDb as unknown as { $on(event: 'query', fn: (e: QueryEvent) => void): void }).$on('query', options.onQuery)
   const scoped = new Map<string, ScopedClient>()
   return {
     platformDb,

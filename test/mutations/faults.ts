@@ -1,0 +1,316 @@
+// The curated faults of `npm run test:mutations` (test/mutations/run.ts): each breaks one behaviour
+// the contract or the security model promises, as a text patch of the source, and names the test
+// files (optionally: the subtests, by tap --grep) that must fail because of it. A fault no listed
+// test notices is a SURVIVOR and fails the run.
+//
+// Why a curated list and not Stryker: every fault here is one a reviewer would try (a deleted check,
+// a dropped policy), each runs only against the tests meant to catch it, and the whole list runs in
+// minutes; Stryker's generated mutants of these files number in the thousands, mostly equivalent.
+//
+// Anchors: `find` must occur exactly once in `file`, byte for byte; when a refactor moves or changes
+// the code, the runner stops before running anything and names the fault to re-anchor (update its
+// `find`/`replace` to the new code, keeping the behaviour it breaks). Every security fix adds its fault.
+
+export interface Edit {
+  /** Path from the repository root. */
+  file: string
+  /** Text that occurs exactly once in the file. */
+  find: string
+  /** What it becomes while the fault is applied. */
+  replace: string
+}
+
+export interface Fault extends Edit {
+  /** Short unique id (kebab-case): `npm run test:mutations -- <name>` runs only this one. */
+  name: string
+  /** The behaviour broken, as a user would notice it. */
+  breaks: string
+  /** More edits applied together with the first (one fault, several places). */
+  also?: Edit[]
+  /** Test files that must fail. */
+  tests: string[]
+  /** tap --grep patterns: only the matching top-level subtests run (faster); all when absent. */
+  grep?: string[]
+}
+
+const MIGRATION_RLS = 'prisma/migrations/20261128000100_row_level_security/migration.sql'
+
+export const FAULTS: Fault[] = [
+  // ── Token → tenant (plugins/auth.ts, src/auth/*) ─────────────────────────────────────────────
+  {
+    name: 'auth-tenant-claim-check-deleted',
+    breaks: "tenant A's cookie on B with an unsafe method answers 403 CSRF_FAILED instead of 401",
+    file: 'plugins/auth.ts', find: '      if (claims.tid !== tenant.id) throw invalidToken()\n', replace: '',
+    tests: ['test/auth-tokens.test.ts'], grep: ['tenant A'],
+  },
+  {
+    name: 'auth-foreign-token-accepted',
+    breaks: "a token of tenant A is accepted on tenant B's host (claim check gone, session looked up in the token's tenant)",
+    file: 'plugins/auth.ts', find: '      if (claims.tid !== tenant.id) throw invalidToken()\n', replace: '',
+    also: [{ file: 'plugins/auth.ts', find: 'auth.usableSession(tenant.id, claims.sid)', replace: 'auth.usableSession(claims.tid, claims.sid)' }],
+    tests: ['test/auth-tokens.test.ts'], grep: ['tenant A'],
+  },
+  {
+    name: 'auth-foreign-refresh-cookie-csrf-first',
+    breaks: "tenant A's refresh cookie on B answers 403 CSRF_FAILED instead of 401",
+    file: 'routes/auth.ts',
+    find: "      if (!UUID.test(sessionId) || !(await auth.usableSession(tenantId, sessionId))) throw unauthorized('Session expired or revoked')\n",
+    replace: '',
+    tests: ['test/auth-tokens.test.ts'], grep: ['tenant A'],
+  },
+  {
+    name: 'auth-csrf-check-skipped',
+    breaks: 'a cookie-authenticated PATCH without X-CSRF-Token is accepted',
+    file: 'plugins/auth.ts', find: "if (method === 'cookie' && UNSAFE_METHODS.has(request.method)) {", replace: 'if (false) {',
+    tests: ['test/auth-sessions.test.ts'], grep: ['CSRF token; Bearer'],
+  },
+  {
+    name: 'auth-csrf-not-bound-to-session',
+    breaks: 'a CSRF value planted in the cookie by a sibling subdomain is accepted',
+    file: 'src/auth/sessions.ts',
+    find: 'return sameText(header, cookie) && sameText(header, this.csrfToken(tenantId, sessionId))', replace: 'return sameText(header, cookie)',
+    tests: ['test/auth-sessions.test.ts'], grep: ['CSRF token; Bearer'],
+  },
+  {
+    name: 'auth-token-from-the-future',
+    breaks: 'a token issued an hour in the future is accepted',
+    file: 'src/auth/jwt.ts',
+    find: "if (typeof iat !== 'number' || iat > nowS + CLOCK_SKEW_S) throw", replace: "if (typeof iat !== 'number') throw",
+    tests: ['test/auth-tokens.test.ts'], grep: ['forged'],
+  },
+  {
+    name: 'auth-revoked-session-accepted',
+    breaks: 'an access token keeps working after logout',
+    file: 'src/auth/sessions.ts', find: 'usable: !session.revokedAt && session.user.active', replace: 'usable: session.user.active',
+    tests: ['test/auth-sessions.test.ts'], grep: ['logout revokes'],
+  },
+  {
+    name: 'auth-session-expiry-ignored',
+    breaks: 'a session past its absolute lifetime still authenticates',
+    file: 'src/auth/sessions.ts', find: 'return state?.usable && state.expiresAt > Date.now() ? state : null', replace: 'return state?.usable ? state : null',
+    tests: ['test/auth-sessions.test.ts'], grep: ['absolute lifetime'],
+  },
+  {
+    name: 'auth-refresh-replay-not-revoking',
+    breaks: 'replaying a rotated refresh token does not revoke the session',
+    file: 'src/auth/sessions.ts', find: '      await this.endSession(db, tenantId, sessionId) // an older secret of the family: replay\n', replace: '',
+    tests: ['test/auth-sessions.test.ts'], grep: ['reusing a rotated'],
+  },
+  {
+    name: 'auth-refresh-race-not-revoking',
+    breaks: 'two refreshes racing with the same token leave the session alive',
+    file: 'src/auth/sessions.ts', find: '      await this.endSession(db, tenantId, sessionId) // the same secret used twice at once: replay\n', replace: '',
+    tests: ['test/auth-sessions.test.ts'], grep: ['racing'],
+  },
+  {
+    name: 'auth-password-change-keeps-other-sessions',
+    breaks: "a password change leaves the user's other sessions signed in",
+    file: 'routes/me.ts', find: '    await app.auth.endOtherSessions(request.db, tenantId, userId, sessionId)\n', replace: '',
+    tests: ['test/auth-sessions.test.ts'], grep: ['password change'],
+  },
+  {
+    name: 'permissions-member-reads-users',
+    breaks: 'a member can list the users of the tenant',
+    file: 'src/auth/permissions.ts', find: "  'users.read': managers,", replace: "  'users.read': everyone,",
+    tests: ['test/permissions.test.ts'],
+  },
+  {
+    name: 'permissions-admin-manages-owners',
+    breaks: 'an admin can demote an owner',
+    file: 'src/auth/permissions.ts', find: "  'users.manageOwners': owners,", replace: "  'users.manageOwners': managers,",
+    tests: ['test/permissions.test.ts'],
+  },
+
+  // ── Passwords and login (routes/auth.ts, routes/me.ts, src/auth/passwords.ts) ─────────────────
+  {
+    name: 'login-dummy-check-skipped',
+    breaks: 'an unknown or inactive user is refused without a bcrypt comparison (timing tells them apart)',
+    file: 'routes/auth.ts', find: ': await app.passwords.verifyDummy(password)', replace: ': false',
+    tests: ['test/auth-login.test.ts'], grep: ['same work'],
+  },
+  {
+    name: 'login-dummy-compare-not-run',
+    breaks: 'verifyDummy answers without comparing anything',
+    file: 'src/auth/passwords.ts', find: "    await this.run<boolean>({ op: 'compare', args: [plain, await this.dummyHash()] })\n", replace: '',
+    tests: ['test/auth-login.test.ts'], grep: ['same work'],
+  },
+  {
+    name: 'login-dummy-hash-cheaper',
+    breaks: 'the dummy hash has a lower cost than real ones (unknown users answer faster)',
+    file: 'src/auth/passwords.ts', find: "args: [randomBytes(18).toString('base64url'), this.options.cost]", replace: "args: [randomBytes(18).toString('base64url'), 4]",
+    tests: ['test/auth-login.test.ts'], grep: ['same work'],
+  },
+  {
+    name: 'login-inactive-user-accepted',
+    // Two guards: the login route's, and startSession's re-check after bcrypt (which catches a
+    // deactivation during the comparison). Either alone keeps the user out, so both go.
+    breaks: 'a deactivated user signs in with the right password',
+    file: 'routes/auth.ts', find: 'ok = user?.active ? await app.passwords.verify', replace: 'ok = user ? await app.passwords.verify',
+    also: [{ file: 'src/auth/sessions.ts', find: 'if (!now?.active || now.authVersion !== user.authVersion) {', replace: 'if (now?.authVersion !== user.authVersion) {' }],
+    tests: ['test/auth-login.test.ts'], grep: ['same work'],
+  },
+  {
+    name: 'password-72-bytes-login',
+    breaks: 'a login password over 72 bytes is not a 400',
+    file: 'routes/auth.ts', find: "if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) throw", replace: 'if (false) throw',
+    tests: ['test/auth-login.test.ts'], grep: ['72 bytes'],
+  },
+  {
+    name: 'password-72-bytes-current-password',
+    breaks: 'a currentPassword over 72 bytes in POST /v1/me/password is not a 400',
+    file: 'routes/me.ts', find: "if (Buffer.byteLength(request.body.currentPassword, 'utf8') > MAX_PASSWORD_BYTES) {", replace: 'if (false) {',
+    tests: ['test/auth-login.test.ts'], grep: ['72 bytes'],
+  },
+  {
+    name: 'password-72-bytes-verify-truncates',
+    breaks: 'a password over 72 bytes matches the hash of its first 72 bytes',
+    file: 'src/auth/passwords.ts', find: "return matches && Buffer.byteLength(plain, 'utf8') <= MAX_PASSWORD_BYTES", replace: 'return matches',
+    tests: ['test/auth-login.test.ts'], grep: ['72 bytes'],
+  },
+  {
+    name: 'password-72-bytes-new-passwords',
+    breaks: 'new passwords (change, user creation, signup) over 72 bytes are accepted and truncated',
+    file: 'src/auth/passwords.ts', find: "if (Buffer.byteLength(plain, 'utf8') > MAX_PASSWORD_BYTES) return", replace: 'if (false) return',
+    tests: ['test/auth-login.test.ts'], grep: ['72 bytes'],
+  },
+  {
+    name: 'bcrypt-on-main-thread',
+    breaks: 'bcrypt runs on the main thread and stalls every other request',
+    file: 'src/auth/passwords.ts', find: 'if (this.pool) return this.pool.run(operation)', replace: 'if (this.pool && false) return this.pool.run(operation)',
+    tests: ['test/auth-login.test.ts'], grep: ['bcrypt runs'],
+  },
+  {
+    name: 'log-redaction-emptied',
+    breaks: 'tokens, cookies, passwords and API keys are written to the log',
+    file: 'src/log.ts', find: 'export const logRedactPaths = [', replace: 'export const logRedactPaths: string[] = []\nexport const formerRedactPaths = [',
+    tests: ['test/auth-login.test.ts'], grep: ['logs never'],
+  },
+
+  // ── Host → tenant (plugins/tenant.ts, src/tenancy/host.ts, src/tenancy/tenant-registry.ts) ────
+  {
+    name: 'tenant-base-domain-ignored',
+    breaks: 'BASE_DOMAIN is ignored: tenants always live under localhost',
+    file: 'plugins/tenant.ts', find: 'parseHost(host, BASE_DOMAIN)', replace: "parseHost(host, 'localhost')",
+    tests: ['test/tenant-host.test.ts'], grep: ['BASE_DOMAIN'],
+  },
+  {
+    name: 'tenant-suspended-served-on-custom-domain',
+    breaks: 'a suspended tenant is served on its custom domain',
+    file: 'src/tenancy/tenant-registry.ts', find: "findFirst({ where: { domain, status: 'active' }, select })", replace: 'findFirst({ where: { domain }, select })',
+    tests: ['test/tenant-host.test.ts'], grep: ['custom domain'],
+  },
+  {
+    name: 'tenant-suspended-served-on-slug',
+    breaks: 'a suspended tenant is served on its slug',
+    file: 'src/tenancy/tenant-registry.ts', find: "findFirst({ where: { slug, status: 'active' }, select })", replace: 'findFirst({ where: { slug }, select })',
+    tests: ['test/tenant-host.test.ts'], grep: ['Host header decides'],
+  },
+  {
+    name: 'tenant-invalidate-forgets-domain',
+    breaks: 'a tenant suspended by the platform admin stays served on its custom domain until the cache expires',
+    file: 'src/tenancy/tenant-registry.ts', find: '    if (tenant.domain) this.entries.delete(`domain:${tenant.domain}`)\n', replace: '',
+    tests: ['test/tenant-host.test.ts'], grep: ['custom domain'],
+  },
+  {
+    name: 'tenant-unknown-host-looked-up',
+    breaks: 'an IP address or malformed name resolves to some tenant',
+    file: 'plugins/tenant.ts', find: "      if (target.kind === 'unknown') throw tenantNotFound()\n", replace: '',
+    tests: ['test/tenant-host.test.ts'], grep: ['Host header decides'],
+  },
+  {
+    name: 'tenant-reserved-label-as-slug',
+    breaks: 'www.<BASE_DOMAIN> is looked up as a tenant instead of being the platform',
+    file: 'src/tenancy/host.ts', find: "    if (RESERVED_LABELS.has(label)) return { kind: 'platform' }\n", replace: '',
+    tests: ['test/tenant-host.test.ts'], grep: ['Host header decides'],
+  },
+  {
+    name: 'tenant-forwarded-host-untrusted',
+    breaks: 'X-Forwarded-Host picks the tenant without TRUST_PROXY',
+    file: 'plugins/tenant.ts', find: "const forwarded = trustProxy ? request.headers['x-forwarded-host'] : undefined", replace: "const forwarded = request.headers['x-forwarded-host']",
+    tests: ['test/tenant-host.test.ts'], grep: ['X-Forwarded-Host counts'],
+  },
+  {
+    name: 'tenant-forwarded-host-first-entry',
+    breaks: 'the client-written first X-Forwarded-Host entry picks the tenant',
+    file: 'plugins/tenant.ts', find: "forwarded.split(',').at(-1)!", replace: "forwarded.split(',').at(0)!",
+    tests: ['test/review.test.ts'], grep: ['trusted proxy'],
+  },
+  {
+    name: 'tenant-several-host-headers',
+    breaks: 'a request with two Host headers is served',
+    file: 'plugins/tenant.ts', find: 'if (hosts > 1) throw', replace: 'if (hosts > 2) throw',
+    tests: ['test/tenant-host.test.ts'], grep: ['missing or repeated'],
+  },
+
+  // ── The scoped client (src/tenancy/scoped-client.ts) ─────────────────────────────────────────
+  {
+    name: 'scope-findMany-unfiltered',
+    breaks: "findMany is not confined to the tenant by the extension (RLS alone would hold)",
+    file: 'src/tenancy/scoped-client.ts', find: "'findFirst', 'findFirstOrThrow', 'findMany', 'count',", replace: "'findFirst', 'findFirstOrThrow', 'count',",
+    tests: ['test/tenant-isolation.test.ts'],
+  },
+  {
+    name: 'scope-nested-connect-unscoped',
+    breaks: "a nested connect can link another tenant's row",
+    file: 'src/tenancy/scoped-client.ts', find: 'if (WHERE_ONLY.has(operation)) scoped[operation] = ownWhere(value)', replace: 'if (WHERE_ONLY.has(operation)) scoped[operation] = value',
+    tests: ['test/tenant-isolation.test.ts'],
+  },
+  {
+    name: 'scope-findUnique-batched',
+    breaks: "findUnique calls of two tenants in one tick are batched under the first caller's tenant",
+    file: 'src/tenancy/scoped-client.ts', find: "const unbatched = (operation === 'findUnique' || operation === 'findUniqueOrThrow') && !inTransaction", replace: 'const unbatched = false',
+    // Caught only by the 400 interleaved calls; under heavy load that test also fails on its own
+    // (P2028, a transaction not started within Prisma's maxWait): check what the runner says caught it.
+    tests: ['test/tenant-isolation.test.ts'], grep: ['concurrent callers'],
+  },
+  {
+    name: 'scope-raw-sql-allowed',
+    breaks: 'raw SQL is available on a tenant-scoped client',
+    file: 'src/tenancy/scoped-client.ts', find: '      $queryRaw: refuseRaw, $executeRaw: refuseRaw, $queryRawUnsafe: refuseRaw, $executeRawUnsafe: refuseRaw,\n', replace: '',
+    tests: ['test/tenant-isolation.test.ts'],
+  },
+  {
+    name: 'scope-tenant-not-told-to-database',
+    breaks: 'queries run without app.tenant_id: under RLS the API sees no tenant row',
+    file: 'src/tenancy/scoped-client.ts', find: 'return layers.rls ? runAsTenant(tenantId, run) : run()', replace: 'return run()',
+    tests: ['test/tenant-routes.test.ts'],
+  },
+
+  // ── Row-level security: the migration's effect (patched before the template database is built) ─
+  {
+    name: 'rls-no-force-projects',
+    breaks: "the tables' owner bypasses RLS on projects (NO FORCE ROW LEVEL SECURITY)",
+    file: MIGRATION_RLS, find: 'ALTER TABLE "projects" FORCE ROW LEVEL SECURITY;\n', replace: '',
+    tests: ['test/rls.test.ts'],
+  },
+  {
+    name: 'rls-not-enabled-users',
+    breaks: 'RLS is not enabled on users: saas_app sees every tenant\'s users',
+    file: MIGRATION_RLS, find: 'ALTER TABLE "users" ENABLE ROW LEVEL SECURITY;\n', replace: '',
+    tests: ['test/rls.test.ts'],
+  },
+  {
+    name: 'rls-sessions-policy-allows-all',
+    breaks: "the sessions policy lets saas_app read every tenant's sessions",
+    file: MIGRATION_RLS,
+    find: 'CREATE POLICY tenant_isolation ON "sessions" TO saas_app\n  USING ("tenant_id" = app_current_tenant())',
+    replace: 'CREATE POLICY tenant_isolation ON "sessions" TO saas_app\n  USING (true)',
+    tests: ['test/rls.test.ts'],
+  },
+  {
+    name: 'rls-tasks-with-check-dropped',
+    breaks: 'saas_app can write a task row of another tenant (WITH CHECK true)',
+    file: MIGRATION_RLS,
+    find: 'CREATE POLICY tenant_isolation ON "tasks" TO saas_app\n  USING ("tenant_id" = app_current_tenant()) WITH CHECK ("tenant_id" = app_current_tenant());',
+    replace: 'CREATE POLICY tenant_isolation ON "tasks" TO saas_app\n  USING ("tenant_id" = app_current_tenant()) WITH CHECK (true);',
+    tests: ['test/rls.test.ts'],
+  },
+
+  // ── Lists ────────────────────────────────────────────────────────────────────────────────────
+  {
+    name: 'pagination-index-bound-dropped',
+    breaks: 'a cursor page filters every newer row instead of starting the index scan at the cursor',
+    file: 'src/api/pagination.ts', find: 'const where = { createdAt: { lte: createdAt }, OR:', replace: 'const where = { OR:',
+    tests: ['test/pagination.test.ts'], grep: ['index range scan'],
+  },
+]
