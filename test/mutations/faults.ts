@@ -33,7 +33,10 @@ export interface Fault extends Edit {
   grep?: string[]
 }
 
-const MIGRATION_RLS = 'prisma/migrations/20261128000100_row_level_security/migration.sql'
+// app_make_tenant_owned(): the one definition of every tenant-owned table's RLS (applied to each table).
+const MIGRATION_INVARIANTS = 'prisma/migrations/20261130000000_tenancy_invariants/migration.sql'
+// The newest definitions of the named tenant lookups (Host → tenant).
+const MIGRATION_API_KEYS = 'prisma/migrations/20261201000000_api_keys/migration.sql'
 
 export const FAULTS: Fault[] = [
   // ── Token → tenant (plugins/auth.ts, src/auth/*) ─────────────────────────────────────────────
@@ -196,13 +199,13 @@ export const FAULTS: Fault[] = [
   {
     name: 'tenant-suspended-served-on-custom-domain',
     breaks: 'a suspended tenant is served on its custom domain',
-    file: 'src/tenancy/tenant-registry.ts', find: "findFirst({ where: { domain, status: 'active' }, select })", replace: 'findFirst({ where: { domain }, select })',
+    file: MIGRATION_API_KEYS, find: "FROM public.tenants t WHERE t.domain = p_domain AND t.status = 'active' $$;", replace: 'FROM public.tenants t WHERE t.domain = p_domain $$;',
     tests: ['test/tenant-host.test.ts'], grep: ['custom domain'],
   },
   {
     name: 'tenant-suspended-served-on-slug',
     breaks: 'a suspended tenant is served on its slug',
-    file: 'src/tenancy/tenant-registry.ts', find: "findFirst({ where: { slug, status: 'active' }, select })", replace: 'findFirst({ where: { slug }, select })',
+    file: MIGRATION_API_KEYS, find: "FROM public.tenants t WHERE t.slug = p_slug AND t.status = 'active' $$;", replace: 'FROM public.tenants t WHERE t.slug = p_slug $$;',
     tests: ['test/tenant-host.test.ts'], grep: ['Host header decides'],
   },
   {
@@ -226,7 +229,7 @@ export const FAULTS: Fault[] = [
   {
     name: 'tenant-forwarded-host-untrusted',
     breaks: 'X-Forwarded-Host picks the tenant without TRUST_PROXY',
-    file: 'plugins/tenant.ts', find: "const forwarded = trustProxy ? request.headers['x-forwarded-host'] : undefined", replace: "const forwarded = request.headers['x-forwarded-host']",
+    file: 'plugins/tenant.ts', find: "const forwarded = trust && peer !== undefined && trust(peer, 0) ? request.headers['x-forwarded-host'] : undefined", replace: "const forwarded = request.headers['x-forwarded-host']",
     tests: ['test/tenant-host.test.ts'], grep: ['X-Forwarded-Host counts'],
   },
   {
@@ -280,29 +283,33 @@ export const FAULTS: Fault[] = [
   {
     name: 'rls-no-force-projects',
     breaks: "the tables' owner bypasses RLS on projects (NO FORCE ROW LEVEL SECURITY)",
-    file: MIGRATION_RLS, find: 'ALTER TABLE "projects" FORCE ROW LEVEL SECURITY;\n', replace: '',
+    file: MIGRATION_INVARIANTS,
+    find: "  EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', target);\n",
+    replace: "  EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', target);\n  IF target = 'projects'::regclass THEN EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', target); END IF;\n",
     tests: ['test/rls.test.ts'],
   },
   {
     name: 'rls-not-enabled-users',
     breaks: 'RLS is not enabled on users: saas_app sees every tenant\'s users',
-    file: MIGRATION_RLS, find: 'ALTER TABLE "users" ENABLE ROW LEVEL SECURITY;\n', replace: '',
+    file: MIGRATION_INVARIANTS,
+    find: "  EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', target);\n",
+    replace: "  EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', target);\n  IF target = 'users'::regclass THEN EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', target); END IF;\n",
     tests: ['test/rls.test.ts'],
   },
   {
     name: 'rls-sessions-policy-allows-all',
     breaks: "the sessions policy lets saas_app read every tenant's sessions",
-    file: MIGRATION_RLS,
-    find: 'CREATE POLICY tenant_isolation ON "sessions" TO saas_app\n  USING ("tenant_id" = app_current_tenant())',
-    replace: 'CREATE POLICY tenant_isolation ON "sessions" TO saas_app\n  USING (true)',
+    file: MIGRATION_INVARIANTS,
+    find: "    'USING (tenant_id = app_current_tenant()) WITH CHECK (tenant_id = app_current_tenant())', target);\n",
+    replace: "    'USING (tenant_id = app_current_tenant()) WITH CHECK (tenant_id = app_current_tenant())', target);\n  IF target = 'sessions'::regclass THEN EXECUTE format('ALTER POLICY tenant_isolation ON %s USING (true)', target); END IF;\n",
     tests: ['test/rls.test.ts'],
   },
   {
     name: 'rls-tasks-with-check-dropped',
     breaks: 'saas_app can write a task row of another tenant (WITH CHECK true)',
-    file: MIGRATION_RLS,
-    find: 'CREATE POLICY tenant_isolation ON "tasks" TO saas_app\n  USING ("tenant_id" = app_current_tenant()) WITH CHECK ("tenant_id" = app_current_tenant());',
-    replace: 'CREATE POLICY tenant_isolation ON "tasks" TO saas_app\n  USING ("tenant_id" = app_current_tenant()) WITH CHECK (true);',
+    file: MIGRATION_INVARIANTS,
+    find: "  EXECUTE format('DROP POLICY IF EXISTS owner_full_access ON %s', target);\n",
+    replace: "  IF target = 'tasks'::regclass THEN EXECUTE format('ALTER POLICY tenant_isolation ON %s WITH CHECK (true)', target); END IF;\n  EXECUTE format('DROP POLICY IF EXISTS owner_full_access ON %s', target);\n",
     tests: ['test/rls.test.ts'],
   },
 
