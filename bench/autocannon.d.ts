@@ -56,6 +56,6 @@ declare module 'autocannon' {
     on(event: 'response', listener: (client: unknown, statusCode: number, resBytes: number, responseTime: number) => void): this
     on(event: 'reqError', listener: (error: Error) => void): this
   }
-  function autocannon(options: Options): Instance & Promise<Result>
+  function autocannon (options: Options): Instance & Promise<Result>
   export default autocannon
 }

@@ -87,11 +87,11 @@ interface Server {
 }
 const running = new Set<Server>()
 
-function httpGet(port: number, urlPath: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+function httpGet (port: number, urlPath: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   return request(port, 'GET', urlPath, headers)
 }
 
-function request(port: number, method: string, urlPath: string, headers: Record<string, string>, body?: string): Promise<{ status: number; body: string }> {
+function request (port: number, method: string, urlPath: string, headers: Record<string, string>, body?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, headers: { host: 'localhost', ...headers }, timeout: 30_000 }, (res) => {
       const chunks: Buffer[] = []
@@ -106,7 +106,7 @@ function request(port: number, method: string, urlPath: string, headers: Record<
 }
 
 /** True when nothing listens on 127.0.0.1:port (so the /healthz that answers is our server's). */
-function portIsFree(port: number): Promise<boolean> {
+function portIsFree (port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const probe = net.createServer()
     probe.once('error', () => resolve(false))
@@ -115,12 +115,12 @@ function portIsFree(port: number): Promise<boolean> {
 }
 
 /** The arguments of `node` in package.json's start:prod script, e.g. [--max-old-space-size=128, dist/src/server.js]. */
-function productionNodeArgs(): string[] {
+function productionNodeArgs (): string[] {
   const script = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts['start:prod']!
   return script.split(/\s+/).slice(1)
 }
 
-async function startServer(name: string, script: string, port: number, env: Record<string, string>, timeoutMs = 60_000): Promise<Server> {
+async function startServer (name: string, script: string, port: number, env: Record<string, string>, timeoutMs = 60_000): Promise<Server> {
   if (!(await portIsFree(port))) throw new Error(`port ${port} (for ${name}) is in use: choose other ports with BENCH_PORT=<first of 6>`)
   await mkdir(path.join(resultsDir, 'logs'), { recursive: true })
   const logFile = path.join(resultsDir, 'logs', `${name}.log`)
@@ -158,7 +158,7 @@ async function startServer(name: string, script: string, port: number, env: Reco
   throw new Error(`${name} did not answer /healthz within ${timeoutMs} ms; log:\n${tail(logFile)}`)
 }
 
-function tail(file: string, lines = 15): string {
+function tail (file: string, lines = 15): string {
   try {
     return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n')
   } catch {
@@ -166,7 +166,7 @@ function tail(file: string, lines = 15): string {
   }
 }
 
-async function stopServer(server: Server, timeoutMs = 15_000): Promise<void> {
+async function stopServer (server: Server, timeoutMs = 15_000): Promise<void> {
   if (server.child.exitCode !== null || server.child.signalCode !== null) return
   const exited = new Promise<void>((resolve) => server.child.once('exit', () => resolve()))
   server.child.kill('SIGTERM')
@@ -190,7 +190,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 // ---------------------------------------------------------------------------------------------
 // RSS sampling: /proc/<pid>/status VmRSS every 200 ms.
 
-function readRssKb(pid: number): number | undefined {
+function readRssKb (pid: number): number | undefined {
   try {
     const match = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
     return match ? Number(match[1]) : undefined
@@ -201,7 +201,7 @@ function readRssKb(pid: number): number | undefined {
 
 /** CPU time (user + system, all threads) the process has used so far, in ms. */
 const CLOCK_TICK_MS = 10 // USER_HZ is 100 on Linux
-function readCpuMs(pid: number): number {
+function readCpuMs (pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ') // fields from #3 (state) on
@@ -211,7 +211,7 @@ function readCpuMs(pid: number): number {
   }
 }
 
-function sampleRss(pid: number) {
+function sampleRss (pid: number) {
   let peakKb = readRssKb(pid) ?? 0
   const startKb = peakKb
   let samples = 1
@@ -223,7 +223,7 @@ function sampleRss(pid: number) {
     }
   }, 200)
   return {
-    stop() {
+    stop () {
       clearInterval(timer)
       const kb = readRssKb(pid)
       if (kb !== undefined && kb > peakKb) peakKb = kb
@@ -237,7 +237,7 @@ function sampleRss(pid: number) {
 
 type RequestSpec = { method?: string; path: string; headers: () => Record<string, string>; body?: string }
 
-function cannon(port: number, spec: RequestSpec, connections: number, seconds: number) {
+function cannon (port: number, spec: RequestSpec, connections: number, seconds: number) {
   return autocannon({
     url: `http://127.0.0.1:${port}`,
     connections,
@@ -252,7 +252,7 @@ function cannon(port: number, spec: RequestSpec, connections: number, seconds: n
   })
 }
 
-function rotate<T>(items: T[]): () => T {
+function rotate<T> (items: T[]): () => T {
   let i = 0
   return () => items[i++ % items.length]!
 }
@@ -281,15 +281,25 @@ interface ScenarioResult {
   raw?: Result
 }
 
-function summarize(name: string, description: string, server: Server, connections: number, result: Result, rss: { peakMb: number; startMb: number }, cpuMs: number, requests?: number): ScenarioResult {
+function summarize (name: string, description: string, server: Server, connections: number, result: Result, rss: { peakMb: number; startMb: number }, cpuMs: number, requests?: number): ScenarioResult {
   const statusCodes = Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, s]) => [code, s.count]))
   return {
-    name, description, server: server.name, connections,
+    name,
+    description,
+    server: server.name,
+    connections,
     rps: result['2xx'] / result.duration, // successful answers per second (non-2xx never inflate it)
-    p50: result.latency.p50, p99: result.latency.p99, mean: result.latency.mean,
-    errors: result.errors, timeouts: result.timeouts, non2xx: result.non2xx,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    mean: result.latency.mean,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    non2xx: result.non2xx,
     total: result['1xx'] + result['2xx'] + result['3xx'] + result['4xx'] + result['5xx'],
-    statusCodes, rssPeakMb: rss.peakMb, rssStartMb: rss.startMb, raw: result,
+    statusCodes,
+    rssPeakMb: rss.peakMb,
+    rssStartMb: rss.startMb,
+    raw: result,
     cpuMsPerReq: cpuMs / (requests ?? (result['1xx'] + result['2xx'] + result['3xx'] + result['4xx'] + result['5xx'])),
     load: os.loadavg()[0]!,
   }
@@ -298,12 +308,12 @@ function summarize(name: string, description: string, server: Server, connection
 const results: ScenarioResult[] = []
 const wanted = (name: string) => !cfg.only || cfg.only.has(name)
 
-function skip(name: string, description: string, reason: string) {
+function skip (name: string, description: string, reason: string) {
   log(`${name}: SKIPPED — ${reason}`)
   results.push({ name, description, server: '-', connections: 0, rps: NaN, p50: NaN, p99: NaN, mean: NaN, errors: 0, timeouts: 0, non2xx: 0, total: 0, statusCodes: {}, rssPeakMb: NaN, rssStartMb: NaN, cpuMsPerReq: NaN, load: NaN, skipped: reason })
 }
 
-async function scenario(name: string, description: string, server: Server, spec: RequestSpec, connections = cfg.connections): Promise<ScenarioResult | undefined> {
+async function scenario (name: string, description: string, server: Server, spec: RequestSpec, connections = cfg.connections): Promise<ScenarioResult | undefined> {
   if (!wanted(name)) return undefined
   // One request first: a route that is missing or refuses us is reported, not benchmarked.
   const probe = await request(server.port, spec.method ?? 'GET', spec.path, { ...spec.headers(), ...(spec.body !== undefined ? { 'content-type': 'application/json' } : {}) }, spec.body).catch((e: Error) => ({ status: 0, body: e.message }))
@@ -325,13 +335,13 @@ async function scenario(name: string, description: string, server: Server, spec:
 // ---------------------------------------------------------------------------------------------
 // Data
 
-function databaseUrl(url: string, database: string): string {
+function databaseUrl (url: string, database: string): string {
   const u = new URL(url)
   u.pathname = `/${database}`
   return u.toString()
 }
 
-async function query<T extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []): Promise<T[]> {
+async function query<T extends pg.QueryResultRow> (url: string, text: string, values: unknown[] = []): Promise<T[]> {
   const client = new pg.Client({ connectionString: url })
   await client.connect()
   try {
@@ -341,7 +351,7 @@ async function query<T extends pg.QueryResultRow>(url: string, text: string, val
   }
 }
 
-async function prepareDatabase(url: string, tenants: number, label: string) {
+async function prepareDatabase (url: string, tenants: number, label: string) {
   const t0 = performance.now()
   const applied = await applyMigrations(url)
   if (applied.length) log(`${label}: applied migrations ${applied.join(', ')}`)
@@ -366,7 +376,7 @@ async function prepareDatabase(url: string, tenants: number, label: string) {
 }
 
 /** Cost-12 users for the login burst, in the first `burstUsers` bench tenants (idempotent). */
-async function seedBurstUsers(url: string) {
+async function seedBurstUsers (url: string) {
   const hash = await bcrypt.hash(BENCH_PASSWORD, cfg.burstCost)
   await query(url,
     `INSERT INTO users (tenant_id, email, name, role, password_hash)
@@ -375,7 +385,7 @@ async function seedBurstUsers(url: string) {
     [BURST_EMAIL, hash, Array.from({ length: cfg.burstUsers }, (_, i) => slugOf(i + 1))])
 }
 
-async function tenantIds(url: string, count: number): Promise<string[]> {
+async function tenantIds (url: string, count: number): Promise<string[]> {
   const slugs = Array.from({ length: count }, (_, i) => slugOf(i + 1))
   const rows = await query<{ id: string; slug: string }>(url, 'SELECT id, slug FROM tenants WHERE slug = ANY($1::text[]) ORDER BY slug', [slugs])
   return rows.map((r) => r.id)
@@ -384,7 +394,7 @@ async function tenantIds(url: string, count: number): Promise<string[]> {
 interface Login { host: string; token: string }
 
 /** Logs into `count` bench tenants through the API (cost-4 hashes), 8 at a time. */
-async function loginMany(server: Server, count: number): Promise<{ logins: Login[]; failure?: string }> {
+async function loginMany (server: Server, count: number): Promise<{ logins: Login[]; failure?: string }> {
   const logins: Login[] = []
   let failure: string | undefined
   let next = 1
@@ -407,7 +417,7 @@ async function loginMany(server: Server, count: number): Promise<{ logins: Login
 const BENCH_KEY_NAME = 'bench-key'
 
 /** One API key (projects:read) per logged-in tenant, created through POST /v1/api-keys. */
-async function createApiKeys(server: Server, logins: Login[]): Promise<{ keys: Array<{ host: string; key: string }>; failure?: string }> {
+async function createApiKeys (server: Server, logins: Login[]): Promise<{ keys: Array<{ host: string; key: string }>; failure?: string }> {
   const keys: Array<{ host: string; key: string }> = []
   for (const login of logins) {
     const res = await request(server.port, 'POST', '/v1/api-keys', { host: login.host, authorization: `Bearer ${login.token}`, 'content-type': 'application/json' },
@@ -429,9 +439,13 @@ interface FairnessResult {
 let fairnessResult: FairnessResult | undefined
 
 /** autocannon at a fixed overall rate (req/s), so that B's traffic is the same in both runs. */
-function cannonAtRate(port: number, spec: RequestSpec, connections: number, seconds: number, rate: number) {
+function cannonAtRate (port: number, spec: RequestSpec, connections: number, seconds: number, rate: number) {
   return autocannon({
-    url: `http://127.0.0.1:${port}`, connections, duration: seconds, timeout: 10, overallRate: rate,
+    url: `http://127.0.0.1:${port}`,
+    connections,
+    duration: seconds,
+    timeout: 10,
+    overallRate: rate,
     requests: [{ method: 'GET', path: spec.path, setupRequest: (req) => ({ ...req, headers: spec.headers() }) }],
   })
 }
@@ -441,7 +455,7 @@ function cannonAtRate(port: number, spec: RequestSpec, connections: number, seco
  * per-tenant limit (BENCH_FAIR_LIMIT req/s, window 1 s): B's p99 should rise by at most 20 %,
  * A should get 429s and B none.
  */
-async function fairness(env: Record<string, string>, port: number, listPath: string) {
+async function fairness (env: Record<string, string>, port: number, listPath: string) {
   const limit = cfg.fairLimit
   const server = await startServer('api-fair', 'src/server.ts', port, { ...env, TENANT_RATE_LIMIT: String(limit), RATE_LIMIT_WINDOW_S: '1' })
   const { logins, failure } = await loginMany(server, 2)
@@ -488,11 +502,11 @@ async function fairness(env: Record<string, string>, port: number, listPath: str
 // ---------------------------------------------------------------------------------------------
 // Output
 
-function fmt(n: number, digits = 1): string {
+function fmt (n: number, digits = 1): string {
   return Number.isFinite(n) ? n.toFixed(digits) : '-'
 }
 
-function table(rows: string[][]): string {
+function table (rows: string[][]): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)))
   const line = (r: string[]) => r.map((cell, c) => (c === 0 || c === 1 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')
   return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n')
@@ -501,7 +515,7 @@ function table(rows: string[][]): string {
 // ---------------------------------------------------------------------------------------------
 
 let embedded: EmbeddedPostgres | undefined
-async function cleanup() {
+async function cleanup () {
   await Promise.all([...running].map((s) => stopServer(s)))
   await embedded?.stop()
   embedded = undefined
@@ -514,15 +528,20 @@ async function cleanup() {
   }
 }
 
-async function main() {
+async function main () {
   log('building the API (npm run build)')
   execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' })
   const startedAt = new Date()
   const cpus = os.cpus()
   const loadAtStart = os.loadavg()[0]!
   const machine = {
-    cpu: cpus[0]?.model ?? 'unknown', cores: cpus.length, memoryGb: os.totalmem() / 2 ** 30,
-    node: process.version, platform: `${process.platform}-${process.arch}`, postgres: '', loadAtStart,
+    cpu: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    memoryGb: os.totalmem() / 2 ** 30,
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    postgres: '',
+    loadAtStart,
   }
   log(`config: ${JSON.stringify({ ...cfg, only: cfg.only ? [...cfg.only] : undefined })}`)
 
@@ -545,14 +564,25 @@ async function main() {
   const apiPassword = randomBytes(18).toString('hex')
   await ensureApiLogin(embedded.adminUrl, DEFAULT_API_LOGIN, apiPassword)
   const apiEnv = (url: string, rls: 'on' | 'off') => ({
-    NODE_ENV: 'production', HOST: '127.0.0.1', LOG_LEVEL: cfg.logLevel, DATABASE_URL: url, MIGRATE_ON_START: 'false', RLS: rls,
+    NODE_ENV: 'production',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: cfg.logLevel,
+    DATABASE_URL: url,
+    MIGRATE_ON_START: 'false',
+    RLS: rls,
     ...(rls === 'on' ? { APP_DATABASE_URL: withLogin(url, DEFAULT_API_LOGIN, apiPassword) } : {}),
-    DATA_DIR: cfg.dataDir, DB_POOL_MAX: String(cfg.poolMax), BCRYPT_COST: String(cfg.burstCost),
-    LOGIN_ATTEMPTS_PER_IP_PER_MIN: '1000000000', LOGIN_FAILURES_MAX: '1000000000', ACCESS_TOKEN_TTL_S: '3600',
-    JWT_PRIVATE_KEYS: jwtKeys, CSRF_SECRET: 'bench-csrf-secret-0123456789abcdef0123456789',
+    DATA_DIR: cfg.dataDir,
+    DB_POOL_MAX: String(cfg.poolMax),
+    BCRYPT_COST: String(cfg.burstCost),
+    LOGIN_ATTEMPTS_PER_IP_PER_MIN: '1000000000',
+    LOGIN_FAILURES_MAX: '1000000000',
+    ACCESS_TOKEN_TTL_S: '3600',
+    JWT_PRIVATE_KEYS: jwtKeys,
+    CSRF_SECRET: 'bench-csrf-secret-0123456789abcdef0123456789',
     API_KEY_SECRET: 'bench-api-key-secret-0123456789abcdef012345',
     // Request limits count every request but never refuse one here (the fairness run sets its own).
-    TENANT_RATE_LIMIT: '1000000000', API_KEY_RATE_LIMIT: '1000000000',
+    TENANT_RATE_LIMIT: '1000000000',
+    API_KEY_RATE_LIMIT: '1000000000',
   })
   const port = (i: number) => cfg.basePort + i
   const bearer = (l: Login) => ({ host: l.host, authorization: `Bearer ${l.token}` })
@@ -649,7 +679,7 @@ async function main() {
   const loginBody = JSON.stringify({ email: BURST_EMAIL, password: BENCH_PASSWORD })
   const nextLogin = rotate(logins)
   const nextHost = rotate(burstHosts)
-  async function duringBurst(name: string, server: Server, path: string, connections = cfg.connections) {
+  async function duringBurst (name: string, server: Server, path: string, connections = cfg.connections) {
     if (!wanted(name)) return
     const probe = await request(server.port, 'POST', '/v1/auth/login', { host: burstHosts[0]!, 'content-type': 'application/json' }, loginBody).catch((e: Error) => ({ status: 0, body: e.message }))
     if (loginFailure || probe.status !== 200) {
@@ -686,7 +716,7 @@ async function main() {
     await stopServer(mainThread)
   }
   // Sessions the run's logins created (no effect on later runs' numbers, but keeps the table small).
-  await query(largeUrl, `DELETE FROM sessions WHERE user_id IN (SELECT u.id FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE t.slug LIKE 'bench-%')`).catch((e: Error) => log(`could not remove bench sessions: ${e.message}`))
+  await query(largeUrl, 'DELETE FROM sessions WHERE user_id IN (SELECT u.id FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE t.slug LIKE \'bench-%\')').catch((e: Error) => log(`could not remove bench sessions: ${e.message}`))
 
   // --- Fairness: tenant A floods at 10 × its per-tenant limit while tenant B runs its normal list.
   if (wanted('fairness')) await fairness(apiEnv(smallUrl, 'on'), port(3), listPath)
@@ -708,7 +738,7 @@ async function main() {
   await report({ startedAt, machine, large, small, sampleSize, coldStartMs, startMs })
 }
 
-function report(ctx: {
+function report (ctx: {
   startedAt: Date
   machine: Record<string, unknown>
   large: { tenants: number; projects: number; seedMs: number }
@@ -740,7 +770,7 @@ function report(ctx: {
   type Target = { name: string; pass?: boolean; detail: string }
   const targets: Target[] = []
   const target = (name: string, ok: boolean | undefined, detail: string) => targets.push({ name, pass: ok, detail })
-  const on = by('list-rls-on'), off = by('list-rls-off'), prismaOnly = by('prisma-only'), small = by('list-10-tenants'), burst = by('list-during-burst')
+  const on = by('list-rls-on'); const off = by('list-rls-off'); const prismaOnly = by('prisma-only'); const small = by('list-10-tenants'); const burst = by('list-during-burst')
   const tenOfMany = by('list-10-of-many')
   const clean = (r?: ScenarioResult) => !!r && r.errors + r.timeouts + r.non2xx === 0
   target('authenticated list (RLS on) ≥ 50 % of baseline req/s', on && baseline ? on.rps >= 0.5 * baseline.rps && clean(on) : undefined,
@@ -752,7 +782,7 @@ function report(ctx: {
   target(`p99 list < 25 ms at ${cfg.connections} connections`, on ? on.p99 < 25 : undefined, on ? `p99 ${on.p99} ms` : 'not measured')
   target('p99 list during login burst < 50 ms', burst ? burst.p99 < 50 : undefined,
     burst ? `p99 ${burst.p99} ms (logins: ${fmt(by('list-during-burst:logins')?.rps ?? NaN, 1)}/s)` : 'not measured')
-  const me = by('me-during-burst'), meMain = by('me-during-burst-main-thread')
+  const me = by('me-during-burst'); const meMain = by('me-during-burst-main-thread')
   target(`p99 GET /v1/me (${cfg.meConnections} conns) during login burst < 50 ms (hashing in workers)`, me ? me.p99 < 50 : undefined,
     me ? `p99 ${me.p99} ms with workers${meMain ? ` vs ${meMain.p99} ms hashing on the main thread` : ''} (logins ${fmt(by('me-during-burst:logins')?.rps ?? NaN, 1)}/s${meMain ? ` vs ${fmt(by('me-during-burst-main-thread:logins')?.rps ?? NaN, 1)}/s` : ''})` : 'not measured')
   target(`tenant scale: ${ctx.large.tenants} vs ${ctx.small.tenants} tenants stored (${ctx.small.tenants} active), mean latency within 15 %`, tenOfMany && small ? tenOfMany.mean <= 1.15 * small.mean : undefined,
@@ -767,7 +797,7 @@ function report(ctx: {
     const a429 = f.flood.statusCodes['429'] ?? 0
     console.log(`FAIR  B alone:         ${fmt(f.alone.rps, 0)} req/s, p50 ${f.alone.p50} ms, p99 ${f.alone.p99} ms, statuses ${JSON.stringify(f.alone.statusCodes)}`)
     console.log(`FAIR  B while A floods: ${fmt(f.flooded.rps, 0)} req/s, p50 ${f.flooded.p50} ms, p99 ${f.flooded.p99} ms, statuses ${JSON.stringify(f.flooded.statusCodes)}; A sent ${f.flood.total} at ${f.rateA} req/s (limit ${f.limit}/s): statuses ${JSON.stringify(f.flood.statusCodes)}`)
-    target(`fairness: B's p99 rises ≤ 20 % while A floods at 10 × its limit; A gets 429s, B none`, rise <= 20 && a429 > 0 && b429 === 0,
+    target('fairness: B\'s p99 rises ≤ 20 % while A floods at 10 × its limit; A gets 429s, B none', rise <= 20 && a429 > 0 && b429 === 0,
       `B p99 ${f.alone.p99} → ${f.flooded.p99} ms (${rise >= 0 ? '+' : ''}${fmt(rise, 0)} %), A 429s ${a429}, B 429s ${b429}`)
   }
   const measured = results.filter((r) => !r.skipped)
@@ -789,10 +819,15 @@ function report(ctx: {
 
   const file = path.join(resultsDir, `${ctx.startedAt.toISOString().replace(/[:.]/g, '-')}.json`)
   const json = {
-    startedAt: ctx.startedAt.toISOString(), finishedAt: new Date().toISOString(), machine: ctx.machine,
+    startedAt: ctx.startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    machine: ctx.machine,
     config: { ...cfg, only: cfg.only ? [...cfg.only] : undefined },
     data: { large: ctx.large, small: ctx.small, tokenSample: ctx.sampleSize },
-    serverStartMs: ctx.startMs, coldStartMs: ctx.coldStartMs, targets, scenarios: results,
+    serverStartMs: ctx.startMs,
+    coldStartMs: ctx.coldStartMs,
+    targets,
+    scenarios: results,
   }
   return mkdir(resultsDir, { recursive: true }).then(() => writeFile(file, JSON.stringify(json, null, 2))).then(() => console.log(`\nRaw results: ${path.relative(root, file)}`))
 }

@@ -31,20 +31,20 @@ declare module 'fastify' {
 /** Same answer for every bad key (malformed, unknown, near miss, foreign, revoked, expired, suspended tenant). */
 const invalidKey = () => unauthorized('Invalid or expired token')
 
-async function apiKeySecret(config: Config): Promise<string> {
+async function apiKeySecret (config: Config): Promise<string> {
   if (config.API_KEY_SECRET) return config.API_KEY_SECRET
   if (config.isProduction) throw new Error('API_KEY_SECRET is required in production')
   return readOrCreateSecretFile(path.join(config.dataDir, 'keys', 'api-key-secret'), () => randomBytes(32).toString('base64url'))
 }
 
 /** The action of a route's requirePermission hook, if it has one. */
-function declaredPermission(hooks: unknown): Action | undefined {
+function declaredPermission (hooks: unknown): Action | undefined {
   const list = Array.isArray(hooks) ? hooks : hooks ? [hooks] : []
   return list.find((hook): hook is { [PERMISSION]: Action } => typeof hook === 'function' && PERMISSION in hook)?.[PERMISSION]
 }
 
 export default fp(
-  async function apiKeysPlugin(app: FastifyInstance) {
+  async function apiKeysPlugin (app: FastifyInstance) {
     const { config } = app
     const service = new ApiKeyService(await apiKeySecret(config), config.API_KEY_CACHE_TTL_MS, (tenantId) => app.database.forTenant(tenantId),
       (error) => app.log.warn({ err: error }, 'could not record an API key use'))
@@ -61,7 +61,7 @@ export default fp(
       if (request.tenant) await limits.countTenant(request, reply)
     })
 
-    async function authenticate(request: FastifyRequest, reply: FastifyReply, credential: string): Promise<void> {
+    async function authenticate (request: FastifyRequest, reply: FastifyReply, credential: string): Promise<void> {
       const tenant = request.tenant
       if (!tenant) throw unauthorized()
       const key = await service.verify(tenant.id, credential)
@@ -78,5 +78,5 @@ export default fp(
     app.decorate('apiKeys', Object.assign(service, { authenticate }))
     app.decorate('requestLimits', limits)
   },
-  { name: 'api-keys', dependencies: ['config', 'database', 'tenant', 'auth'] },
+  { name: 'api-keys', dependencies: ['config', 'database', 'tenant', 'auth'] }
 )

@@ -57,7 +57,7 @@ declare module '@fastify/jwt' {
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 const invalidToken = () => unauthorized('Invalid or expired token')
 
-async function csrfSecret(config: Config): Promise<string> {
+async function csrfSecret (config: Config): Promise<string> {
   if (config.CSRF_SECRET) return config.CSRF_SECRET
   if (config.isProduction) throw new Error('CSRF_SECRET is required in production')
   return readOrCreateSecretFile(path.join(config.dataDir, 'keys', 'csrf-secret'), () => randomBytes(32).toString('base64url'))
@@ -66,7 +66,7 @@ async function csrfSecret(config: Config): Promise<string> {
 export { rateLimited } from './limits.ts'
 
 export default fp(
-  async function authPlugin(app: FastifyInstance) {
+  async function authPlugin (app: FastifyInstance) {
     const { config } = app
     if (!app.hasDecorator('parseCookie')) await app.register(cookie)
     const keys = await loadKeyRing(config)
@@ -84,7 +84,7 @@ export default fp(
     app.decorateRequest('authMethod', null)
 
     /** The token and where it came from. A present Authorization header wins; it never falls back to the cookie. */
-    function credentials(request: FastifyRequest): { token: string; method: 'bearer' | 'cookie' } {
+    function credentials (request: FastifyRequest): { token: string; method: 'bearer' | 'cookie' } {
       const header = request.headers.authorization
       if (header !== undefined) {
         const bearer = /^Bearer +(\S+) *$/i.exec(header)
@@ -96,7 +96,7 @@ export default fp(
       throw unauthorized()
     }
 
-    app.decorate('authenticate', async function authenticate(request: FastifyRequest, reply: FastifyReply) {
+    app.decorate('authenticate', async function authenticate (request: FastifyRequest, reply: FastifyReply) {
       request.user = null
       request.authMethod = null
       const tenant = request.tenant
@@ -124,5 +124,5 @@ export default fp(
       request.authMethod = method
     })
   },
-  { name: 'auth', dependencies: ['config', 'database', 'tenant', 'limits'] },
+  { name: 'auth', dependencies: ['config', 'database', 'tenant', 'limits'] }
 )

@@ -10,8 +10,8 @@ declare module 'fastify' {
 }
 
 export default fp<{ config: Config }>(
-  async function configPlugin(app: FastifyInstance, { config }) {
+  async function configPlugin (app: FastifyInstance, { config }) {
     app.decorate('config', config)
   },
-  { name: 'config' },
+  { name: 'config' }
 )

@@ -21,11 +21,11 @@ export interface DatabasePluginOptions {
 }
 
 export default fp<DatabasePluginOptions>(
-  async function databasePlugin(app: FastifyInstance, { database, closeWithApp }) {
+  async function databasePlugin (app: FastifyInstance, { database, closeWithApp }) {
     app.decorate('database', database)
     app.decorate('platformDb', database.platformDb)
     // Runs after the server stopped accepting and in-flight requests finished (fastify.close()).
     if (closeWithApp) app.addHook('onClose', async () => database.close())
   },
-  { name: 'database' },
+  { name: 'database' }
 )

@@ -13,7 +13,7 @@ import { SCOPES, type Action, type Scope } from '../src/auth/permissions.ts'
 export const DOCS_PREFIX = '/docs'
 
 export default fp(
-  async function docsPlugin(app: FastifyInstance) {
+  async function docsPlugin (app: FastifyInstance) {
     // Each route that API keys may use names the scopes that grant its action (OpenAPI 3.1 allows
     // scope lists on any security scheme). Read from the route's requirePermission, so it cannot drift.
     app.addHook('onRoute', (route) => {
@@ -31,8 +31,8 @@ export default fp(
         info: {
           title: 'Tenant API',
           version: '1',
-          description: 'Multi-tenant SaaS API. Tenant routes answer on `<slug>.<BASE_DOMAIN>` (or a verified custom domain); '
-            + 'platform routes (signup, platform admin) on `<BASE_DOMAIN>`. Every error has the shape `{"error":{"code","message","requestId"}}`.',
+          description: 'Multi-tenant SaaS API. Tenant routes answer on `<slug>.<BASE_DOMAIN>` (or a verified custom domain); ' +
+            'platform routes (signup, platform admin) on `<BASE_DOMAIN>`. Every error has the shape `{"error":{"code","message","requestId"}}`.',
         },
         tags: [
           { name: 'auth', description: 'Tenant hosts' },
@@ -52,15 +52,17 @@ export default fp(
             cookieAuth: { type: 'apiKey', in: 'cookie', name: authCookies(app.config).names.access, description: 'Set by login; unsafe methods also need X-CSRF-Token' },
             platformAdminToken: { type: 'http', scheme: 'bearer', description: 'PLATFORM_ADMIN_TOKEN' },
             apiKeyAuth: {
-              type: 'http', scheme: 'bearer', bearerFormat: `${KEY_PREFIX}…`,
-              description: 'A tenant API key (POST /v1/api-keys) as `Authorization: Bearer <key>`, on its tenant\'s host only. '
-                + 'A route lists the scopes that let a key call it; a route without apiKeyAuth refuses keys (403).',
+              type: 'http',
+              scheme: 'bearer',
+              bearerFormat: `${KEY_PREFIX}…`,
+              description: 'A tenant API key (POST /v1/api-keys) as `Authorization: Bearer <key>`, on its tenant\'s host only. ' +
+                'A route lists the scopes that let a key call it; a route without apiKeyAuth refuses keys (403).',
             },
           },
         },
       },
     })
-    await app.register(async function docsRoutes(docs) {
+    await app.register(async function docsRoutes (docs) {
       // The UI's routes skip tenant resolution (plugins/tenant.ts): the docs answer on every host.
       docs.addHook('onRoute', (route) => {
         route.config = { ...route.config, anyHost: true }
@@ -68,5 +70,5 @@ export default fp(
       await docs.register(swaggerUi, { routePrefix: DOCS_PREFIX, staticCSP: true })
     })
   },
-  { name: 'docs', dependencies: ['config'] },
+  { name: 'docs', dependencies: ['config'] }
 )

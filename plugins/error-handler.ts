@@ -43,7 +43,7 @@ interface Classified {
 }
 
 /** Maps any thrown value to the contract's code and a message safe to show. */
-export function classifyError(error: unknown): Classified {
+export function classifyError (error: unknown): Classified {
   if (error instanceof AppError) return { code: error.code, message: error.message, headers: error.headers }
   if (isDatabaseUnavailable(error)) return { code: 'SERVICE_UNAVAILABLE', message: GENERIC_MESSAGES.SERVICE_UNAVAILABLE!, headers: { 'retry-after': RETRY_AFTER_SECONDS } }
   if (isRefusedValue(error)) return { code: 'VALIDATION_FAILED', message: 'A value cannot be stored (out of range, or a NUL character)' }
@@ -64,12 +64,12 @@ export function classifyError(error: unknown): Classified {
   return { code: 'INTERNAL', message: GENERIC_MESSAGES.INTERNAL! }
 }
 
-function codeForStatus(status: number): ErrorCode {
+function codeForStatus (status: number): ErrorCode {
   const byStatus: Record<number, ErrorCode> = { 401: 'UNAUTHORIZED', 403: 'FORBIDDEN', 404: 'NOT_FOUND', 405: 'NOT_FOUND', 409: 'CONFLICT', 413: 'PAYLOAD_TOO_LARGE', 415: 'UNSUPPORTED_MEDIA_TYPE' }
   return byStatus[status] ?? 'BAD_REQUEST'
 }
 
-function validationMessage(error: Partial<FastifyError>): string {
+function validationMessage (error: Partial<FastifyError>): string {
   const first = error.validation?.[0]
   if (!first) return 'Invalid request'
   const where = `${error.validationContext ?? 'body'}${first.instancePath ?? ''}`
@@ -82,7 +82,7 @@ const UNAVAILABLE_PATTERNS = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|
 // connections; class 08: connection exception.
 const UNAVAILABLE_SQLSTATES = new Set(['57014', '57P01', '57P02', '57P03', '53300', '08000', '08003', '08006', '08001', '08004'])
 
-function isDatabaseUnavailable(error: unknown): boolean {
+function isDatabaseUnavailable (error: unknown): boolean {
   if (error instanceof DatabaseTimeoutError) return true
   if (error instanceof Prisma.PrismaClientInitializationError) return true
   // P2028: an interactive transaction could not start within Prisma's maxWait (no free connection).
@@ -96,13 +96,13 @@ function isDatabaseUnavailable(error: unknown): boolean {
 
 // SQLSTATE class 22 (data exception): PostgreSQL refused a value the client sent, such as a NUL
 // character in text or JSON, or a timestamp outside its range. The request is at fault, not the server.
-function isRefusedValue(error: unknown): boolean {
+function isRefusedValue (error: unknown): boolean {
   const code = (error as { meta?: { driverAdapterError?: { cause?: { originalCode?: unknown } } } })?.meta?.driverAdapterError?.cause?.originalCode
   return typeof code === 'string' && code.startsWith('22')
 }
 
 /** Fastify's router errors (undecodable URL, over-long path parameter), answered in the one shape. */
-export function frameworkError(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): FastifyReply {
+export function frameworkError (error: FastifyError, _request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (error.code === 'FST_ERR_BAD_URL' || error.code === 'FST_ERR_MAX_PARAM_LENGTH') return sendError(reply, 'BAD_REQUEST', 'Malformed URL')
   reply.log.error({ err: error }, 'request failed')
   return sendError(reply, 'INTERNAL', GENERIC_MESSAGES.INTERNAL!)
@@ -115,7 +115,7 @@ export function frameworkError(error: FastifyError, _request: FastifyRequest, re
  * socket is closed (RFC 9112 §11.2: after a framing error the rest of the stream cannot be trusted).
  * Status: 431 for headers too large, 408 for timeouts, 400 otherwise; the code is always BAD_REQUEST.
  */
-export function clientErrorHandler(this: FastifyInstance, error: Error & { code?: string }, socket: Socket): void {
+export function clientErrorHandler (this: FastifyInstance, error: Error & { code?: string }, socket: Socket): void {
   if (error.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy()
     return
@@ -128,20 +128,22 @@ export function clientErrorHandler(this: FastifyInstance, error: Error & { code?
   }
   const requestId = randomUUID()
   const [status, reason, message] =
-    error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large', 'Request headers are too large']
-      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || error.code === 'HPE_HEADERS_TIMEOUT' ? [408, 'Request Timeout', 'The request did not arrive in time']
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'Request headers are too large']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || error.code === 'HPE_HEADERS_TIMEOUT'
+        ? [408, 'Request Timeout', 'The request did not arrive in time']
         : [400, 'Bad Request', 'Malformed HTTP request']
   const body = JSON.stringify({ error: { code: 'BAD_REQUEST', message, requestId } })
   this.log.info({ reqId: requestId, code: 'BAD_REQUEST', reason: error.code ?? error.message, statusCode: status }, 'request refused by the HTTP parser')
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-    `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+    `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`
   )
   // A client that never reads its answer must not keep the socket open.
   setTimeout(() => socket.destroy(), 1000).unref()
 }
 
-export function sendError(reply: FastifyReply, code: ErrorCode, message: string, headers: Record<string, string> = {}): FastifyReply {
+export function sendError (reply: FastifyReply, code: ErrorCode, message: string, headers: Record<string, string> = {}): FastifyReply {
   return reply
     .code(ERROR_STATUS[code])
     .headers(headers)
@@ -150,7 +152,7 @@ export function sendError(reply: FastifyReply, code: ErrorCode, message: string,
 }
 
 export default fp(
-  async function errorHandler(app: FastifyInstance) {
+  async function errorHandler (app: FastifyInstance) {
     app.decorateRequest('failure', null)
     app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
       const { code, message, headers } = classifyError(error)
@@ -176,5 +178,5 @@ export default fp(
     })
     app.setNotFoundHandler((request, reply) => sendError(reply, 'NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`))
   },
-  { name: 'error-handler' },
+  { name: 'error-handler' }
 )

@@ -16,7 +16,7 @@ declare module 'fastify' {
 }
 
 export default fp(
-  async function invalidationPlugin(app: FastifyInstance) {
+  async function invalidationPlugin (app: FastifyInstance) {
     const { config, redis, auth, tenants } = app
     const log: ChannelLog = (level, message, error) => app.log[level]({ err: error instanceof Error ? error.message : undefined }, message)
     const channel: InvalidationChannel = redis
@@ -42,5 +42,5 @@ export default fp(
       await channel.close()
     })
   },
-  { name: 'invalidation', dependencies: ['config', 'database', 'redis', 'tenant', 'auth'] },
+  { name: 'invalidation', dependencies: ['config', 'database', 'redis', 'tenant', 'auth'] }
 )

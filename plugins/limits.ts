@@ -65,7 +65,7 @@ export const rateLimited = (seconds: number) =>
 export const clientAddress = (request: FastifyRequest): string => normalizeIP(request.ip)
 
 export default fp(
-  async function limitsPlugin(app: FastifyInstance) {
+  async function limitsPlugin (app: FastifyInstance) {
     const { config, redis } = app
     if (!redis && config.isProduction) {
       app.log.warn('REDIS_URL is not set: rate limits are counted per instance (with N instances, N × each limit); set REDIS_URL when running more than one')
@@ -82,7 +82,7 @@ export default fp(
     await app.register(rateLimit, { global: false, store: fallbackStoreClass(redis, `${config.REDIS_KEY_PREFIX}limit:`, onRedisError) })
 
     app.decorate('limits', {
-      create(spec: LimitSpec): Limiter {
+      create (spec: LimitSpec): Limiter {
         const key = spec.key ?? clientAddress
         const check = app.createRateLimit({ max: spec.max, timeWindow: spec.windowMs, keyGenerator: (request) => `${spec.name}:${key(request)}` })
         const state = async (request: FastifyRequest, increment: boolean): Promise<LimitState> => {
@@ -91,7 +91,7 @@ export default fp(
           return { remaining: result.remaining, retryAfterS: Math.max(1, result.ttlInSeconds), exceeded: result.isExceeded }
         }
         return {
-          async enforce(request) {
+          async enforce (request) {
             const after = await state(request, true)
             if (after.exceeded) throw rateLimited(after.retryAfterS)
           },
@@ -101,5 +101,5 @@ export default fp(
       },
     })
   },
-  { name: 'limits', dependencies: ['config', 'redis'] },
+  { name: 'limits', dependencies: ['config', 'redis'] }
 )

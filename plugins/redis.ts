@@ -14,7 +14,7 @@ declare module 'fastify' {
 }
 
 export default fp(
-  async function redisPlugin(app: FastifyInstance) {
+  async function redisPlugin (app: FastifyInstance) {
     const url = app.config.REDIS_URL
     if (!url) {
       app.decorate('redis', null)
@@ -30,5 +30,5 @@ export default fp(
     })
     if (!(await connectRedis(redis))) app.log.warn('redis: not reachable at start; starting anyway (it keeps reconnecting)')
   },
-  { name: 'redis', dependencies: ['config'] },
+  { name: 'redis', dependencies: ['config'] }
 )

@@ -16,14 +16,14 @@ declare module 'fastify' {
 }
 
 /** The authority of an absolute-form target (`http://host:port/path`), lower-cased; undefined for origin-form. */
-export function absoluteFormAuthority(rawUrl: string): string | undefined {
+export function absoluteFormAuthority (rawUrl: string): string | undefined {
   if (rawUrl.startsWith('/') || rawUrl === '*') return undefined
   const match = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(rawUrl)
   return match ? match[1]!.replace(/^[^@]*@/, '').toLowerCase() : ''
 }
 
 export default fp(
-  async function requestGuards(app: FastifyInstance) {
+  async function requestGuards (app: FastifyInstance) {
     app.decorate('draining', false)
     app.addHook('preClose', async () => {
       app.draining = true
@@ -40,5 +40,5 @@ export default fp(
       }
     })
   },
-  { name: 'request-guards', dependencies: ['error-handler'] },
+  { name: 'request-guards', dependencies: ['error-handler'] }
 )

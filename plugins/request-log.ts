@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 
 export default fp(
-  async function requestLogPlugin(app: FastifyInstance) {
+  async function requestLogPlugin (app: FastifyInstance) {
     // Headers first, before anything can refuse the request (an unknown tenant, a missing token).
     app.addHook('onRequest', async (request) => {
       request.log.debug({ headers: request.headers }, 'request details')
@@ -20,5 +20,5 @@ export default fp(
       request.log.debug({ responseHeaders: reply.getHeaders() }, 'response details')
     })
   },
-  { name: 'request-log', dependencies: ['config'] },
+  { name: 'request-log', dependencies: ['config'] }
 )

@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 
 export default fp(
-  async function securityPlugin(app: FastifyInstance) {
+  async function securityPlugin (app: FastifyInstance) {
     await app.register(helmet, { global: true })
     // JSON bodies only (415 otherwise). text/plain is one of the content types a cross-site form
     // may send without a CORS preflight: refusing it keeps such requests away from every route.
@@ -27,5 +27,5 @@ export default fp(
       })
     }
   },
-  { name: 'security', dependencies: ['config'] },
+  { name: 'security', dependencies: ['config'] }
 )

@@ -21,7 +21,7 @@ declare module 'fastify' {
 }
 
 export default fp(
-  async function tenancyInvariantsPlugin(app: FastifyInstance) {
+  async function tenancyInvariantsPlugin (app: FastifyInstance) {
     let known: Violation[] | undefined
     let running: Promise<Violation[]> | undefined
     const violations = () => {
@@ -38,7 +38,7 @@ export default fp(
         (error: unknown) => {
           running = undefined
           throw error
-        },
+        }
       )
       return running
     }
@@ -59,5 +59,5 @@ export default fp(
       throw new AppError('SERVICE_UNAVAILABLE', found ? 'The database schema breaks the tenancy rules' : 'The database is unreachable', { 'retry-after': '5' })
     })
   },
-  { name: 'tenancy-invariants', dependencies: ['config', 'database'] },
+  { name: 'tenancy-invariants', dependencies: ['config', 'database'] }
 )

@@ -31,7 +31,7 @@ const badHost = (why: string) => new AppError('BAD_REQUEST', why)
  * The Host the client asked for: X-Forwarded-Host only when the socket's peer is a trusted proxy
  * (the same rule as request.ip: src/net/trusted-proxies.ts).
  */
-function requestedHost(request: FastifyRequest, trust: TrustFunction | false): string | undefined {
+function requestedHost (request: FastifyRequest, trust: TrustFunction | false): string | undefined {
   const peer = request.raw.socket?.remoteAddress
   const forwarded = trust && peer !== undefined && trust(peer, 0) ? request.headers['x-forwarded-host'] : undefined
   // The last entry is the one our proxy added (a client can send its own X-Forwarded-Host, which
@@ -46,14 +46,14 @@ function requestedHost(request: FastifyRequest, trust: TrustFunction | false): s
 }
 
 export default fp(
-  async function tenantPlugin(app: FastifyInstance) {
+  async function tenantPlugin (app: FastifyInstance) {
     const { BASE_DOMAIN, TENANT_CACHE_TTL_MS } = app.config
     const trust = trustFunction(app.config.trustProxy)
     const tenants = new TenantRegistry(app.platformDb, TENANT_CACHE_TTL_MS)
     app.decorate('tenants', tenants)
     app.decorateRequest('tenant', null)
     app.decorateRequest('db', {
-      getter(this: FastifyRequest) {
+      getter (this: FastifyRequest) {
         if (!this.tenant) throw new Error('request.db is only available on tenant hosts')
         return app.database.forTenant(this.tenant.id)
       },
@@ -72,5 +72,5 @@ export default fp(
       request.tenant = tenant
     })
   },
-  { name: 'tenant', dependencies: ['config', 'database'] },
+  { name: 'tenant', dependencies: ['config', 'database'] }
 )

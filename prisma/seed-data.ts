@@ -26,7 +26,7 @@ const DEMO_TASKS = [
   { title: 'Ship it', status: 'todo' },
 ]
 
-async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+async function withClient<T> (url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url })
   client.on('error', () => {}) // surfaced by the pending query; without a listener it would end the process
   await client.connect()
@@ -38,7 +38,7 @@ async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>)
 }
 
 /** Creates the demo tenants acme and globex with users, projects and tasks; returns the logins. */
-export async function seedDemo(ownerUrl: string, bcryptCost: number, baseDomain = 'localhost'): Promise<DemoLogin[]> {
+export async function seedDemo (ownerUrl: string, bcryptCost: number, baseDomain = 'localhost'): Promise<DemoLogin[]> {
   const logins: DemoLogin[] = []
   await withClient(ownerUrl, async (db) => {
     for (const tenant of DEMO_TENANTS) {
@@ -69,7 +69,7 @@ export async function seedDemo(ownerUrl: string, bcryptCost: number, baseDomain 
 }
 
 /** Seeds the demo data when the database has no tenant at all (a brand-new embedded database). */
-export async function seedDemoOnce(ownerUrl: string, bcryptCost: number, baseDomain: string, log: (message: string) => void) {
+export async function seedDemoOnce (ownerUrl: string, bcryptCost: number, baseDomain: string, log: (message: string) => void) {
   const empty = await withClient(ownerUrl, async (db) => (await db.query('SELECT 1 FROM tenants LIMIT 1')).rowCount === 0)
   if (!empty) return
   const logins = await seedDemo(ownerUrl, bcryptCost, baseDomain)
@@ -82,7 +82,7 @@ export const BENCH_PASSWORD = 'bench-password-0001'
  * Benchmark data in bulk SQL (seconds, not minutes): `tenants` tenants named bench-00001…, each
  * with one owner (owner@example.com / BENCH_PASSWORD) and `projects` projects. Idempotent.
  */
-export async function seedBench(ownerUrl: string, tenants: number, projects: number, bcryptCost: number): Promise<void> {
+export async function seedBench (ownerUrl: string, tenants: number, projects: number, bcryptCost: number): Promise<void> {
   const hash = await bcrypt.hash(BENCH_PASSWORD, bcryptCost)
   await withClient(ownerUrl, async (db) => {
     await db.query(

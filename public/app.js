@@ -1,3 +1,4 @@
+/* global Option */
 // The tenant web page: signs in on the httpOnly-cookie flow and calls the JSON API of this host.
 // No storage API is used: the session lives only in the cookies the API sets. Unsafe requests carry
 // X-CSRF-Token, copied from the CSRF cookie (the one cookie scripts may read). On a 401 the page
@@ -9,14 +10,14 @@
   const STATUSES = [['todo', 'To do'], ['doing', 'Doing'], ['done', 'Done']]
   const $ = (id) => document.getElementById(id)
 
-  function readCookie(name) {
+  function readCookie (name) {
     for (const part of document.cookie.split(';')) {
       const eq = part.indexOf('=')
       if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim())
     }
     return null
   }
-  function csrfToken() {
+  function csrfToken () {
     for (const name of CSRF_COOKIES) {
       const value = readCookie(name)
       if (value) return value
@@ -25,7 +26,7 @@
   }
 
   class ApiError extends Error {
-    constructor(status, code, message, retryAfter) {
+    constructor (status, code, message, retryAfter) {
       super(message)
       this.status = status
       this.code = code
@@ -33,7 +34,7 @@
     }
   }
 
-  async function send(method, path, body) {
+  async function send (method, path, body) {
     const headers = { accept: 'application/json' }
     if (body !== undefined) headers['content-type'] = 'application/json'
     if (method !== 'GET') {
@@ -47,7 +48,7 @@
     }
   }
 
-  async function failure(res) {
+  async function failure (res) {
     let code = 'HTTP_' + res.status
     let message = res.statusText
     try {
@@ -59,7 +60,7 @@
 
   // One refresh at a time: the refresh token rotates, so parallel 401s must share one exchange.
   let refreshing = null
-  function refreshSession() {
+  function refreshSession () {
     if (!refreshing) {
       refreshing = (async () => {
         if (!csrfToken()) return false // no session in this browser
@@ -70,7 +71,7 @@
     return refreshing
   }
 
-  async function api(method, path, body) {
+  async function api (method, path, body) {
     let res = await send(method, path, body)
     if (res.status === 401) {
       if (!(await refreshSession())) throw new ApiError(401, 'SESSION_EXPIRED', 'Session expired')
@@ -81,7 +82,7 @@
     return res.status === 204 ? null : res.json()
   }
 
-  function describe(error) {
+  function describe (error) {
     switch (error.code) {
       case 'INVALID_CREDENTIALS': return 'Wrong email or password.'
       case 'RATE_LIMITED': return 'Too many attempts. Please wait' + (error.retryAfter ? ' ' + error.retryAfter + ' seconds' : ' a moment') + ' and try again.'
@@ -96,13 +97,13 @@
     }
   }
 
-  function showMessage(text) {
+  function showMessage (text) {
     const box = $('message')
     box.textContent = text || ''
     box.hidden = !text
   }
 
-  function showSignIn(message) {
+  function showSignIn (message) {
     $('loading').hidden = true
     $('app').hidden = true
     $('who').hidden = true
@@ -118,13 +119,13 @@
   }
 
   // Any failure of a signed-in action: a lost session goes back to the sign-in form.
-  function handle(error) {
+  function handle (error) {
     if (error.code === 'SESSION_EXPIRED' || error.code === 'CSRF_FAILED') return showSignIn(describe(error))
     showMessage(describe(error))
     if (error.code === 'NOT_FOUND') load().catch(handle)
   }
 
-  async function load() {
+  async function load () {
     const [tenant, me, projects] = await Promise.all([api('GET', '/v1/tenant'), api('GET', '/v1/me'), api('GET', '/v1/projects?limit=100')])
     const tasks = await Promise.all(projects.data.map((p) => api('GET', '/v1/projects/' + encodeURIComponent(p.id) + '/tasks?limit=100')))
     $('tenant-name').textContent = tenant.name
@@ -144,17 +145,17 @@
 
   // API keys: the key itself is only in the create answer; it is shown once, in the page's memory
   // only (never stored), until "Done" or the next load.
-  function when(value) {
+  function when (value) {
     return value ? new Date(value).toLocaleString() : 'never'
   }
 
-  async function loadKeys() {
+  async function loadKeys () {
     const keys = await api('GET', '/v1/api-keys?limit=100')
     $('api-key-list').replaceChildren(...keys.data.map(keyRow))
     $('no-keys').hidden = keys.data.length > 0
   }
 
-  function keyRow(key) {
+  function keyRow (key) {
     const row = document.createElement('tr')
     row.dataset.keyId = key.id
     if (key.revokedAt) row.dataset.revoked = ''
@@ -182,13 +183,13 @@
     return row
   }
 
-  function showNewKey(key) {
+  function showNewKey (key) {
     $('new-key-value').textContent = key || ''
     $('new-key').hidden = !key
     $('copy-key').textContent = 'Copy key'
   }
 
-  function projectItem(project, tasks) {
+  function projectItem (project, tasks) {
     const item = $('project-template').content.firstElementChild.cloneNode(true)
     item.dataset.projectId = project.id
     item.querySelector('.project-name').textContent = project.name
@@ -208,7 +209,7 @@
     return item
   }
 
-  function taskItem(projectId, task) {
+  function taskItem (projectId, task) {
     const li = document.createElement('li')
     li.className = 'task'
     li.dataset.status = task.status
@@ -228,7 +229,7 @@
     return li
   }
 
-  function start() {
+  function start () {
     $('signin-form').addEventListener('submit', async (event) => {
       event.preventDefault()
       const form = event.currentTarget
@@ -280,7 +281,7 @@
       const key = $('new-key-value').textContent
       navigator.clipboard.writeText(key).then(
         () => { $('copy-key').textContent = 'Copied' },
-        () => { window.getSelection().selectAllChildren($('new-key-value')); $('copy-key').textContent = 'Press Ctrl+C to copy' },
+        () => { window.getSelection().selectAllChildren($('new-key-value')); $('copy-key').textContent = 'Press Ctrl+C to copy' }
       )
     })
     $('dismiss-key').addEventListener('click', () => showNewKey(null))

@@ -52,7 +52,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     else checking.delete(key)
   }
 
-  function answer(reply: FastifyReply, tokens: IssuedTokens, user: Parameters<typeof toPublicUser>[0]) {
+  function answer (reply: FastifyReply, tokens: IssuedTokens, user: Parameters<typeof toPublicUser>[0]) {
     cookies.set(reply, tokens)
     reply.header('cache-control', 'no-store')
     return { accessToken: tokens.accessToken, refreshToken: tokens.refreshToken, tokenType: 'Bearer' as const, expiresIn: tokens.expiresIn, user: toPublicUser(user) }

@@ -13,19 +13,19 @@ import taskRoutes from './tasks.ts'
 import tenantRoutes from './tenant.ts'
 import userRoutes from './users.ts'
 
-async function onlyOnTenantHosts(request: FastifyRequest, reply: FastifyReply) {
+async function onlyOnTenantHosts (request: FastifyRequest, reply: FastifyReply) {
   if (!request.tenant) return reply.callNotFound()
 }
 
-async function onlyOnPlatformHost(request: FastifyRequest, reply: FastifyReply) {
+async function onlyOnPlatformHost (request: FastifyRequest, reply: FastifyReply) {
   if (request.tenant) return reply.callNotFound()
 }
 
-export default async function routes(app: FastifyInstance) {
+export default async function routes (app: FastifyInstance) {
   await app.register(healthRoutes)
   await app.register(jwksRoutes)
 
-  await app.register(async function tenantHostRoutes(tenantApp) {
+  await app.register(async function tenantHostRoutes (tenantApp) {
     tenantApp.addHook('onRequest', onlyOnTenantHosts)
     // Public on tenant hosts: sign-in (login, refresh; logout authenticates itself) and the web page.
     await tenantApp.register(authRoutes)
@@ -46,7 +46,7 @@ export default async function routes(app: FastifyInstance) {
     })
   })
 
-  await app.register(async function platformHostRoutes(platformApp) {
+  await app.register(async function platformHostRoutes (platformApp) {
     platformApp.addHook('onRequest', onlyOnPlatformHost)
     // Registered by their own modules: signup, admin.
     await platformApp.register(signupRoutes)

@@ -42,19 +42,19 @@ const tags = ['tasks']
 const security = signedIn
 
 /** 404 unless the project exists in this tenant. */
-async function assertProject(request: FastifyRequest, projectId: string): Promise<void> {
+async function assertProject (request: FastifyRequest, projectId: string): Promise<void> {
   const project = await request.db.project.findFirst({ where: { id: projectId }, select: { id: true } })
   if (!project) throw notFound('Project')
 }
 
 /** Body dates arrive as ISO strings; Prisma wants Date (or null to clear). */
-function withDueAt<T extends { dueAt?: string | null }>(body: T) {
+function withDueAt<T extends { dueAt?: string | null }> (body: T) {
   const { dueAt, ...rest } = body
   return dueAt === undefined ? rest : { ...rest, dueAt: dueAt === null ? null : parseDueAt(dueAt) }
 }
 
 /** A format-valid date-time may still be no storable instant (leap second, year 0 or 10000): a 400, not a 500. */
-function parseDueAt(text: string): Date {
+function parseDueAt (text: string): Date {
   const date = new Date(text)
   if (!isStorableDate(date)) throw new AppError('VALIDATION_FAILED', 'body/dueAt must be an instant in the years 0001–9999 (no leap second)')
   return date

@@ -28,7 +28,7 @@ const UpdateTenant = Type.Object({
 export const MAX_SETTINGS_DEPTH = 32
 
 /** Whether `value` nests deeper than `limit` (stops descending at the limit, so it cannot overflow itself). */
-function nestsDeeperThan(value: unknown, limit: number): boolean {
+function nestsDeeperThan (value: unknown, limit: number): boolean {
   if (typeof value !== 'object' || value === null) return false
   if (limit === 0) return true
   return Object.values(value).some((child) => nestsDeeperThan(child, limit - 1))
@@ -42,7 +42,6 @@ const tags = ['tenant']
 const security = signedIn
 
 const tenantRoutes: FastifyPluginAsyncTypebox = async (app) => {
-
   app.get('/v1/tenant', {
     onRequest: requirePermission('tenant.read'),
     schema: { tags, security, summary: 'The tenant of this host', response: responses({ 200: TenantView }) },

@@ -45,7 +45,7 @@ const SERIALIZATION_RETRIES = 3
  * Runs `fn` in a SERIALIZABLE transaction of the tenant, retried when PostgreSQL aborts it for a
  * concurrent conflicting one (P2034); still conflicting after the retries, it is a 409.
  */
-async function serializable<T>(db: ScopedClient, fn: (tx: Tx) => Promise<T>): Promise<T> {
+async function serializable<T> (db: ScopedClient, fn: (tx: Tx) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await db.$transaction(fn, { isolationLevel: Prisma.TransactionIsolationLevel.Serializable })
@@ -57,28 +57,28 @@ async function serializable<T>(db: ScopedClient, fn: (tx: Tx) => Promise<T>): Pr
 }
 
 /** PostgreSQL's 40001: Prisma's P2034, or the adapter's own error when it fails at COMMIT. */
-function isSerializationFailure(error: unknown): boolean {
+function isSerializationFailure (error: unknown): boolean {
   if (error instanceof Prisma.PrismaClientKnownRequestError) return error.code === 'P2034'
-  return (error as { name?: string; cause?: { kind?: string } })?.name === 'DriverAdapterError'
-    && (error as { cause?: { kind?: string } }).cause?.kind === 'TransactionWriteConflict'
+  return (error as { name?: string; cause?: { kind?: string } })?.name === 'DriverAdapterError' &&
+    (error as { cause?: { kind?: string } }).cause?.kind === 'TransactionWriteConflict'
 }
 
 /** The user `id` of this tenant (404 otherwise), read inside the transaction. */
-async function findTarget(tx: Tx, id: string): Promise<Target> {
+async function findTarget (tx: Tx, id: string): Promise<Target> {
   const user = await tx.user.findFirst({ where: { id }, select: { id: true, role: true, active: true } })
   if (!user) throw notFound('User')
   return user
 }
 
 /** 409 when `target` is the last active owner (it is about to stop being one). */
-async function assertAnotherActiveOwner(tx: Tx, target: Target): Promise<void> {
+async function assertAnotherActiveOwner (tx: Tx, target: Target): Promise<void> {
   const others = await tx.user.count({ where: { role: 'owner', active: true, id: { not: target.id } } })
   if (others === 0) throw conflict('The last active owner cannot be demoted, deactivated or deleted')
 }
 
 const isActiveOwner = (user: Target) => user.role === 'owner' && user.active
 
-function isEmailTaken(error: unknown): boolean {
+function isEmailTaken (error: unknown): boolean {
   return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002'
 }
 
@@ -160,4 +160,3 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
 }
 
 export default userRoutes
-

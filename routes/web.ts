@@ -13,7 +13,7 @@ const FILES = [
   { url: '/app.css', file: 'app.css', type: 'text/css; charset=utf-8' },
 ] as const
 
-export default async function webRoutes(app: FastifyInstance) {
+export default async function webRoutes (app: FastifyInstance) {
   for (const { url, file, type } of FILES) {
     const body = await readFile(new URL(file, PUBLIC_DIR))
     app.get(url, { schema: { hide: true } }, async (_request, reply) => {

@@ -38,7 +38,7 @@ export interface BuildAppOptions {
 
 registerAjvFormats() // email, uuid, date-time… for TypeBox's validator
 
-export async function buildApp({ config, database, closeDatabase = true, logger, https, logStream }: BuildAppOptions) {
+export async function buildApp ({ config, database, closeDatabase = true, logger, https, logStream }: BuildAppOptions) {
   const app = Fastify({
     // Native HTTPS (optional; TLS usually ends at the proxy). Typed as the HTTP server: the app's
     // code never touches the server object's TLS side, and one App type serves both.

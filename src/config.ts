@@ -5,7 +5,6 @@ import Type, { type Static } from 'typebox'
 import Value from 'typebox/value'
 import { parseTrustProxy, type TrustProxySetting } from './net/trusted-proxies.ts'
 
-
 export const ConfigSchema = Type.Object({
   NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('test'), Type.Literal('production')], { default: 'development' }),
   HOST: Type.String({ default: 'localhost', description: 'address to listen on (0.0.0.0 in a container)' }),
@@ -93,7 +92,7 @@ export class ConfigError extends Error {
 }
 
 /** Reads and validates the configuration; throws ConfigError listing every bad variable. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+export function loadConfig (env: Record<string, string | undefined> = process.env): Config {
   const known = Object.keys(ConfigSchema.properties)
   const input: Record<string, unknown> = {}
   for (const key of known) if (env[key] !== undefined && env[key] !== '') input[key] = env[key]
@@ -132,7 +131,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return config
 }
 
-function expectation(key: string): string {
+function expectation (key: string): string {
   const schema = (ConfigSchema.properties as unknown as Record<string, Record<string, unknown>>)[key] ?? {}
   const choices = (schema.anyOf as { const?: unknown }[] | undefined)?.map((s) => s.const).filter((c) => c !== undefined)
   if (choices?.length) return `expected one of ${choices.join(', ')}`
@@ -141,7 +140,7 @@ function expectation(key: string): string {
 }
 
 // Production never runs on generated or default secrets: each must be given explicitly.
-function assertProductionReady(config: Config): void {
+function assertProductionReady (config: Config): void {
   const missing: string[] = []
   if (config.embeddedDatabase) missing.push('DATABASE_URL (the embedded PostgreSQL is for development)')
   if (!config.JWT_PRIVATE_KEYS) missing.push('JWT_PRIVATE_KEYS')

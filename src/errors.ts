@@ -23,11 +23,11 @@ export type ErrorCode = keyof typeof ERROR_STATUS
 export class AppError extends Error {
   override name = 'AppError'
   readonly statusCode: number
-  constructor(
+  constructor (
     readonly code: ErrorCode,
     message: string,
     /** Extra response headers, e.g. Retry-After. */
-    readonly headers: Record<string, string> = {},
+    readonly headers: Record<string, string> = {}
   ) {
     super(message)
     this.statusCode = ERROR_STATUS[code]

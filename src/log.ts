@@ -42,7 +42,7 @@ interface LoggedRequest {
  * the URL string.
  */
 export const logSerializers = {
-  req(request: LoggedRequest) {
+  req (request: LoggedRequest) {
     return {
       method: request.method,
       url: scrubApiKeys(request.url),

@@ -16,7 +16,7 @@ import { loadEnvFileIfPresent } from './env-file.ts'
 
 export const EXIT_GRACE_EXPIRED = 2
 
-async function main() {
+async function main () {
   const startedAt = Date.now()
   loadEnvFileIfPresent()
   const config = loadConfig()
@@ -45,14 +45,14 @@ async function main() {
 }
 
 /** One line when the database goes away, one when it is back (per-request lines stay short). */
-function logAvailability(app: App, database: Database) {
+function logAvailability (app: App, database: Database) {
   database.availability.onChange(({ available, reason, afterMs }) => {
     if (available) app.log.warn({ downMs: afterMs }, 'database reachable again: serving requests')
     else app.log.error({ reason }, 'database unreachable: requests that need it answer 503 until it returns')
   })
 }
 
-function drainOnSignal(app: App, database: Database, graceMs: number) {
+function drainOnSignal (app: App, database: Database, graceMs: number) {
   // close-with-grace's own delay is only a backstop (it cannot wait for async clean-up): the grace
   // period is enforced below, where the database can still be closed after it.
   closeWithGrace({ delay: graceMs + 10_000, logger: false }, async ({ signal, err }) => {

@@ -24,7 +24,7 @@ export interface ApiFixture extends Built {
   globex: TenantFixture
 }
 
-async function arrangeTenant(built: Built, slug: string): Promise<TenantFixture> {
+async function arrangeTenant (built: Built, slug: string): Promise<TenantFixture> {
   const id = await insertTenant(built.ownerUrl, slug)
   const host = `${slug}.localhost`
   const users = {} as Record<Role, SignedIn>
@@ -34,21 +34,24 @@ async function arrangeTenant(built: Built, slug: string): Promise<TenantFixture>
     users[role] = await signIn(built.app, host, email, PASSWORD)
   }
   return {
-    id, slug, host, users,
-    call(as, options) {
+    id,
+    slug,
+    host,
+    users,
+    call (as, options) {
       const authorization = as ? { authorization: `Bearer ${users[as].accessToken}` } : {}
       return built.app.inject({ ...options, headers: { host, ...authorization, ...options.headers } })
     },
   }
 }
 
-export async function buildApi(t: Tap, env: Record<string, string> = {}, options: Omit<BuildOptions, 'env'> = {}): Promise<ApiFixture> {
+export async function buildApi (t: Tap, env: Record<string, string> = {}, options: Omit<BuildOptions, 'env'> = {}): Promise<ApiFixture> {
   const built = await build(t, { ...options, env })
   return { ...built, acme: await arrangeTenant(built, 'acme'), globex: await arrangeTenant(built, 'globex') }
 }
 
 /** Asserts the contract's error shape and code; returns the body. */
-export function assertError(t: { equal: Function; match: Function; notOk: Function }, res: LightMyRequestResponse, status: number, code: string) {
+export function assertError (t: { equal: Function; match: Function; notOk: Function }, res: LightMyRequestResponse, status: number, code: string) {
   t.equal(res.statusCode, status, `status ${status} (${res.body.slice(0, 200)})`)
   const body = res.json()
   t.equal(body.error?.code, code, `code ${code}`)

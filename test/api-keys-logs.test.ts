@@ -10,7 +10,7 @@ const PASSWORD = 'correct horse battery staple'
 
 interface Answer { status: number; body: string }
 
-function request(port: number, host: string, method: string, path: string, headers: Record<string, string> = {}, body?: object): Promise<Answer> {
+function request (port: number, host: string, method: string, path: string, headers: Record<string, string> = {}, body?: object): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body)
     const req = http.request({ host: '127.0.0.1', port, method, path, headers: { host, ...(payload ? { 'content-type': 'application/json' } : {}), ...headers } }, (res) => {

@@ -19,7 +19,7 @@ interface CreatedKey {
   [field: string]: unknown
 }
 
-async function createKey(tenant: TenantFixture, as: Role, body: object): Promise<CreatedKey> {
+async function createKey (tenant: TenantFixture, as: Role, body: object): Promise<CreatedKey> {
   const res = await tenant.call(as, { method: 'POST', url: '/v1/api-keys', payload: body })
   if (res.statusCode !== 201) throw new Error(`create key: ${res.statusCode} ${res.body}`)
   return res.json()
@@ -136,8 +136,8 @@ t.test('every bad key is the same 401: malformed, near miss, foreign, revoked, e
     'near miss: id character': good.key.slice(0, 8) + flip(good.key[8]!) + good.key.slice(9),
     "another tenant's prefix with this key's secret": `${foreign.prefix}_${secret}`,
     "another tenant's key": foreign.key,
-    'revoked': toRevoke.key,
-    'expired': expiring.key,
+    revoked: toRevoke.key,
+    expired: expiring.key,
   }
   const reference = await withKey(f, acme.host, 'tk_live_', { url: '/v1/projects' })
   for (const [what, key] of Object.entries(bad)) {
@@ -215,7 +215,7 @@ t.test('scopes: 2xx inside, 403 outside; keys never manage users, keys or the te
   ]
   for (const options of never) assertError(t, await withKey(f, acme.host, all, options), 403, 'FORBIDDEN')
   t.equal((await adminQuery(f.ownerUrl, "SELECT count(*)::int AS n FROM users WHERE email = 'k@acme.example' OR role = 'owner' AND id = $1", [member])).rows[0]!.n, 0, 'nothing changed')
-  t.equal((await adminQuery(f.ownerUrl, "SELECT name FROM tenants WHERE id = $1", [acme.id])).rows[0]!.name, 'Acme Inc.')
+  t.equal((await adminQuery(f.ownerUrl, 'SELECT name FROM tenants WHERE id = $1', [acme.id])).rows[0]!.name, 'Acme Inc.')
 })
 
 t.test('Bearer only: no CSRF needed, and never accepted from a cookie', async (t) => {

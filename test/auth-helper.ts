@@ -25,7 +25,7 @@ export interface CreatedUser {
 }
 
 /** Inserts a user of `tenantId` (email stored lower-cased, as the API does). */
-export async function createUser(ownerUrl: string, tenantId: string, input: CreateUserInput): Promise<CreatedUser> {
+export async function createUser (ownerUrl: string, tenantId: string, input: CreateUserInput): Promise<CreatedUser> {
   const email = input.email.toLowerCase()
   const name = input.name ?? email.split('@')[0]!
   const passwordHash = bcrypt.hashSync(input.password, input.cost ?? 4)
@@ -46,7 +46,7 @@ export interface SignedIn {
 }
 
 /** Signs in through POST /v1/auth/login on `host`; throws when the login does not answer 200. */
-export async function signIn(app: App, host: string, email: string, password: string): Promise<SignedIn> {
+export async function signIn (app: App, host: string, email: string, password: string): Promise<SignedIn> {
   const res = await app.inject({ method: 'POST', url: '/v1/auth/login', headers: { host }, payload: { email, password } })
   if (res.statusCode !== 200) throw new Error(`signIn(${email}@${host}) answered ${res.statusCode}: ${res.body}`)
   const body = res.json()

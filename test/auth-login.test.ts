@@ -84,7 +84,9 @@ t.test('passwords over 72 bytes are refused on every input, never truncated', as
 
   const session = await signIn(app, 'acme.localhost', 'ann@example.com', base)
   const change = (currentPassword: string, newPassword: string) => app.inject({
-    method: 'POST', url: '/v1/me/password', headers: { host: 'acme.localhost', authorization: `Bearer ${session.accessToken}` },
+    method: 'POST',
+    url: '/v1/me/password',
+    headers: { host: 'acme.localhost', authorization: `Bearer ${session.accessToken}` },
     payload: { currentPassword, newPassword },
   })
   tooLong(await change(base, 'a' + 'é'.repeat(36)), 'newPassword') // 73 bytes
@@ -133,7 +135,7 @@ t.test('login attempts per client address are limited', async (t) => {
   t.equal(other.statusCode, 200, 'another address is not limited')
 })
 
-function cookieMap(setCookie: string | string[] | undefined): Map<string, string> {
+function cookieMap (setCookie: string | string[] | undefined): Map<string, string> {
   const list = Array.isArray(setCookie) ? setCookie : setCookie ? [setCookie] : []
   return new Map(list.map((c) => [c.split('=')[0]!, c]))
 }
@@ -193,7 +195,7 @@ t.test('cookie attributes in development: plain names, no Secure', async (t) => 
 // empty log.
 t.test('logs never contain passwords, tokens, cookies, API keys or hashes', async (t) => {
   let logged = ''
-  const logStream = new Writable({ write(chunk, _encoding, done) { logged += chunk.toString(); done() } })
+  const logStream = new Writable({ write (chunk, _encoding, done) { logged += chunk.toString(); done() } })
   const { app, ownerUrl } = await build(t, { env: { LOG_LEVEL: 'debug', PLATFORM_ADMIN_TOKEN: 'platform-admin-token-of-at-least-32-characters' }, logStream })
   const acme = await insertTenant(ownerUrl, 'acme')
   await createUser(ownerUrl, acme, { email: 'ann@example.com', password: PASSWORD_A, role: 'owner' })
@@ -228,12 +230,20 @@ t.test('logs never contain passwords, tokens, cookies, API keys or hashes', asyn
   t.ok(bodies.some((r) => r.body?.owner?.password === '[redacted]' && r.body?.owner?.email === 'o@initech.example'), "signup's body is shown, the owner's password redacted")
   t.ok(records.some((r) => r.msg === 'response details' && r.responseHeaders?.['set-cookie'] === '[redacted]'), 'Set-Cookie is shown, redacted')
   const secrets = {
-    PASSWORD_A, PASSWORD_B, ownerPassword, apiKey, bearerKey,
+    PASSWORD_A,
+    PASSWORD_B,
+    ownerPassword,
+    apiKey,
+    bearerKey,
     'platform admin token': 'platform-admin-token-of-at-least-32-characters',
-    'access token': session.accessToken, 'refresh token': session.refreshToken, 'CSRF token': session.csrfToken,
+    'access token': session.accessToken,
+    'refresh token': session.refreshToken,
+    'CSRF token': session.csrfToken,
     'refresh secret': session.refreshToken.split('.')[1]!,
-    'rotated access token': refreshed.json().accessToken, 'rotated refresh token': refreshed.json().refreshToken,
-    'access token 3': byBody.json().accessToken, 'refresh token 3': byBody.json().refreshToken,
+    'rotated access token': refreshed.json().accessToken,
+    'rotated refresh token': refreshed.json().refreshToken,
+    'access token 3': byBody.json().accessToken,
+    'refresh token 3': byBody.json().refreshToken,
     'password hash': rows[0]!.password_hash,
   }
   for (const [what, secret] of Object.entries(secrets)) t.notOk(logged.includes(secret), `not logged: ${what}`)

@@ -9,7 +9,7 @@ const PASSWORD = 'correct horse battery staple'
 const NEW_PASSWORD = 'a brand new passphrase for ann'
 const HOST = 'acme.localhost'
 
-async function setUp(t: Parameters<typeof build>[0], env: Record<string, string> = {}) {
+async function setUp (t: Parameters<typeof build>[0], env: Record<string, string> = {}) {
   const built = await build(t, { env })
   const tenantId = await insertTenant(built.ownerUrl, 'acme')
   const ann = await createUser(built.ownerUrl, tenantId, { email: 'ann@example.com', password: PASSWORD, role: 'owner', name: 'Ann' })
@@ -127,7 +127,9 @@ t.test('password change: the calling session stays, every other one is revoked',
   const other = await signIn(app, HOST, 'ann@example.com', PASSWORD)
   t.equal((await me(app, other)).statusCode, 200, 'cached as valid first')
   const change = (currentPassword: string) => app.inject({
-    method: 'POST', url: '/v1/me/password', headers: { host: HOST, authorization: `Bearer ${caller.accessToken}` },
+    method: 'POST',
+    url: '/v1/me/password',
+    headers: { host: HOST, authorization: `Bearer ${caller.accessToken}` },
     payload: { currentPassword, newPassword: NEW_PASSWORD },
   })
   const wrong = await change('not my password at all')

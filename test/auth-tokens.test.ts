@@ -8,7 +8,7 @@ import { adminQuery, build, insertTenant } from './helper.ts'
 const PASSWORD = 'correct horse battery staple'
 const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
 
-async function twoTenants(t: Parameters<typeof build>[0], env: Record<string, string> = {}) {
+async function twoTenants (t: Parameters<typeof build>[0], env: Record<string, string> = {}) {
   const built = await build(t, { env })
   const acme = await insertTenant(built.ownerUrl, 'acme')
   const globex = await insertTenant(built.ownerUrl, 'globex')
@@ -194,7 +194,7 @@ t.test('cached verifications still end at exp', async (t) => {
   const keys = app.auth.keys
   const find = keys.find.bind(keys)
   let lookups = 0
-  keys.find = (kid) => (lookups++, find(kid))
+  keys.find = (kid) => { lookups++; return find(kid) }
   const me = () => app.inject({ url: '/v1/me', headers: { host: 'acme.localhost', authorization: `Bearer ${token}` } })
   t.equal((await me()).statusCode, 200)
   t.equal((await me()).statusCode, 200)

@@ -16,7 +16,7 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
 type Tap = Parameters<typeof build>[0]
 
-async function launch(t: Tap): Promise<BrowserContext> {
+async function launch (t: Tap): Promise<BrowserContext> {
   const userDataDir = await mkdtemp(path.join(tmpdir(), 'chromium-'))
   t.teardown(() => rm(userDataDir, { recursive: true, force: true }))
   const context = await chromium.launchPersistentContext(userDataDir, {

@@ -25,7 +25,7 @@ type Tap = Parameters<typeof build>[0]
 const listening = (server: Server) => new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)))
 
 /** A fresh Chromium profile. No try/skip: a Chromium that cannot start fails the test. */
-async function launch(t: Tap): Promise<BrowserContext> {
+async function launch (t: Tap): Promise<BrowserContext> {
   const userDataDir = await mkdtemp(path.join(tmpdir(), 'chromium-'))
   t.teardown(() => rm(userDataDir, { recursive: true, force: true }))
   const context = await chromium.launchPersistentContext(userDataDir, {

@@ -18,7 +18,7 @@ export interface Answer {
 }
 
 /** One HTTP/1.1 request to 127.0.0.1:`port` with any headers (Host included). */
-export function call(port: number, options: { method?: string; path: string; headers?: Record<string, string>; body?: unknown; localAddress?: string; ca?: Buffer }): Promise<Answer> {
+export function call (port: number, options: { method?: string; path: string; headers?: Record<string, string>; body?: unknown; localAddress?: string; ca?: Buffer }): Promise<Answer> {
   const payload = options.body === undefined ? undefined : JSON.stringify(options.body)
   const headers: Record<string, string> = { ...(payload ? { 'content-type': 'application/json' } : {}), ...options.headers }
   return new Promise((resolve, reject) => {
@@ -26,7 +26,7 @@ export function call(port: number, options: { method?: string; path: string; hea
     // HTTPS when a CA is given: the certificate is checked for the Host's name (SNI too).
     const hostName = (headers.host ?? 'localhost').split(':')[0]!
     const request = (options.ca ? https.request({ ...target, ca: options.ca, servername: hostName }, onResponse) : http.request(target, onResponse))
-    function onResponse(response: http.IncomingMessage) {
+    function onResponse (response: http.IncomingMessage) {
       let body = ''
       response.setEncoding('utf8')
       response.on('data', (chunk: string) => (body += chunk))
@@ -38,7 +38,7 @@ export function call(port: number, options: { method?: string; path: string; hea
 }
 
 /** Resolves once `port` accepts TCP connections (rejects after `timeoutMs`). */
-export async function waitForPort(port: number, timeoutMs = 20_000): Promise<void> {
+export async function waitForPort (port: number, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const open = await new Promise<boolean>((resolve) => {
@@ -52,7 +52,7 @@ export async function waitForPort(port: number, timeoutMs = 20_000): Promise<voi
 }
 
 /** Secrets shared by every instance of one deployment (as an operator would give them). */
-export function sharedSecrets(): Record<string, string> {
+export function sharedSecrets (): Record<string, string> {
   const { privateKey } = generateKeyPairSync('ed25519')
   return {
     JWT_PRIVATE_KEYS: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
@@ -69,7 +69,7 @@ export interface Server {
 }
 
 /** Starts `node --import tsx src/server.ts` with `env` on a free port; resolves once /healthz answers. */
-export async function startServer(t: Tap, env: Record<string, string>, options: { ca?: Buffer } = {}): Promise<Server> {
+export async function startServer (t: Tap, env: Record<string, string>, options: { ca?: Buffer } = {}): Promise<Server> {
   const port = await freePort()
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     env: await withApiLogin({ PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', BCRYPT_COST: '4', BCRYPT_WORKERS: '1', DB_POOL_MAX: '5', ...env }),
@@ -90,7 +90,7 @@ export async function startServer(t: Tap, env: Record<string, string>, options: 
   return server
 }
 
-async function waitForHealth(port: number, ca?: Buffer): Promise<void> {
+async function waitForHealth (port: number, ca?: Buffer): Promise<void> {
   await waitForPort(port, 90_000) // slow on a loaded 2-core machine
   for (let i = 0; i < 200; i++) {
     const answer = await call(port, { path: '/healthz', headers: { host: 'localhost' }, ca }).catch(() => null)
@@ -101,14 +101,14 @@ async function waitForHealth(port: number, ca?: Buffer): Promise<void> {
 }
 
 /** Kills `child` if this test process ends first (a timed-out test must not leave servers behind). */
-export function orphanGuard(child: ChildProcess): void {
+export function orphanGuard (child: ChildProcess): void {
   const kill = () => child.kill('SIGKILL')
   process.once('exit', kill)
   child.once('exit', () => process.off('exit', kill))
 }
 
 /** SIGTERM, then SIGKILL after 5 s; resolves when the process is gone. */
-export function stop(child: ChildProcess): Promise<void> {
+export function stop (child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), 5_000)
@@ -123,33 +123,33 @@ export function stop(child: ChildProcess): Promise<void> {
 /** A redis-server of this test only (no persistence), on a free loopback port. */
 export class TestRedis {
   private child: ChildProcess | null = null
-  private constructor(readonly port: number) {}
+  private constructor (readonly port: number) {}
 
-  static async start(t: Tap): Promise<TestRedis> {
+  static async start (t: Tap): Promise<TestRedis> {
     const redis = new TestRedis(await freePort())
     t.teardown(() => redis.stop())
     await redis.restart()
     return redis
   }
 
-  get url(): string {
+  get url (): string {
     return `redis://127.0.0.1:${this.port}`
   }
 
-  async restart(): Promise<void> {
+  async restart (): Promise<void> {
     this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
     orphanGuard(this.child)
     await waitForPort(this.port)
   }
 
-  async stop(): Promise<void> {
+  async stop (): Promise<void> {
     if (this.child) await stop(this.child)
     this.child = null
   }
 }
 
 /** Polls `check` every 10 ms until it is true; returns the milliseconds it took (or throws after `limitMs`). */
-export async function timeUntil(check: () => Promise<boolean>, limitMs = 10_000): Promise<number> {
+export async function timeUntil (check: () => Promise<boolean>, limitMs = 10_000): Promise<number> {
   const started = performance.now()
   for (;;) {
     if (await check()) return Math.round(performance.now() - started)
@@ -163,7 +163,7 @@ export async function timeUntil(check: () => Promise<boolean>, limitMs = 10_000)
  * temporary directory, listening on a free loopback port; round-robin over `upstreams`; it
  * connects to them from `sourceAddress` (proxy_bind), so the API can tell it from direct clients.
  */
-export async function startNginx(t: Tap, upstreams: number[], sourceAddress: string): Promise<{ port: number; upstreamLog(): Promise<string[]> }> {
+export async function startNginx (t: Tap, upstreams: number[], sourceAddress: string): Promise<{ port: number; upstreamLog(): Promise<string[]> }> {
   const { mkdtemp, writeFile, readFile, rm } = await import('node:fs/promises')
   const { tmpdir } = await import('node:os')
   const path = await import('node:path')

@@ -25,7 +25,7 @@ const throughPooler = appServerUrl !== undefined && new URL(appServerUrl).host !
 const queryOver = (pool: pg.Pool): RoleCheckQuery => async (sql) => (await pool.query(sql)).rows
 
 /** A login role on the suite's server (cluster-wide), dropped with whatever it owns at the end. */
-async function tempRole(t: Tap, databaseOwnerUrl: string, attributes: string): Promise<{ name: string; url: string }> {
+async function tempRole (t: Tap, databaseOwnerUrl: string, attributes: string): Promise<{ name: string; url: string }> {
   const name = `rc_${randomUUID().replaceAll('-', '').slice(0, 16)}`
   const password = randomBytes(12).toString('hex')
   await adminQuery(adminUrl, `CREATE ROLE ${name} LOGIN PASSWORD '${password}' ${attributes}`)
@@ -37,7 +37,7 @@ async function tempRole(t: Tap, databaseOwnerUrl: string, attributes: string): P
 }
 
 /** The role check's report for `url`, connected as a pool of the API would (no startup options). */
-async function reportFor(t: Tap, url: string) {
+async function reportFor (t: Tap, url: string) {
   const pool = new pg.Pool({ connectionString: url, max: 1 })
   t.teardown(() => pool.end())
   return inspectDatabaseRole(queryOver(pool))
@@ -71,7 +71,7 @@ t.test('through the API pool, row-level security is in force', async (t) => {
   t.match(write?.message, /row-level security/, 'writing another tenant\'s row is refused by PostgreSQL')
   const off = await db.$transaction([db.$executeRawUnsafe('SET LOCAL row_security = off'), db.$queryRawUnsafe('SELECT count(*) FROM projects')]).then(() => undefined, (e: Error) => e)
   t.match(off?.message, /row-level security/, 'it cannot turn row security off')
-  t.equal((await adminQuery(ownerUrl, `SELECT count(*)::int AS n FROM projects WHERE name = 'planted'`)).rows[0]!.n, 0, 'nothing was written')
+  t.equal((await adminQuery(ownerUrl, 'SELECT count(*)::int AS n FROM projects WHERE name = \'planted\'')).rows[0]!.n, 0, 'nothing was written')
 })
 
 t.test('without APP_DATABASE_URL (development only), the owner\'s direct connection switches to saas_app', async (t) => {
@@ -113,7 +113,7 @@ t.test('the role check names every role that row-level security does not bind', 
 })
 
 /** Runs src/server.ts with `env`; resolves when it exits or answers /readyz 200 (then stops it). */
-function runServer(env: Record<string, string>): Promise<{ code: number | null; ready: boolean; output: string }> {
+function runServer (env: Record<string, string>): Promise<{ code: number | null; ready: boolean; output: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
     let output = ''
@@ -133,9 +133,15 @@ t.test('the real server refuses to start in production as a role that bypasses R
   const ownerUrl = await createTestDatabase(t)
   const bypass = await tempRole(t, ownerUrl, 'BYPASSRLS IN ROLE saas_app')
   const production = {
-    NODE_ENV: 'production', HOST: '127.0.0.1', LOG_LEVEL: 'warn', DATABASE_URL: ownerUrl, MIGRATE_ON_START: 'false',
+    NODE_ENV: 'production',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    DATABASE_URL: ownerUrl,
+    MIGRATE_ON_START: 'false',
     JWT_PRIVATE_KEYS: generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
-    CSRF_SECRET: randomBytes(32).toString('hex'), API_KEY_SECRET: randomBytes(32).toString('hex'), BCRYPT_COST: '4',
+    CSRF_SECRET: randomBytes(32).toString('hex'),
+    API_KEY_SECRET: randomBytes(32).toString('hex'),
+    BCRYPT_COST: '4',
   }
   // Direct: the pooler's auth_file knows only the API's login.
   const refused = await runServer({ ...production, PORT: String(await freePort()), APP_DATABASE_URL: bypass.url })

@@ -14,7 +14,7 @@ export const login = (server: Server, email: string, password = PASSWORD) =>
 export const me = (server: Server, token: string) => call(server.port, { path: '/v1/me', headers: { host: HOST, authorization: `Bearer ${token}` } })
 export const usersList = (server: Server, token: string) => call(server.port, { path: '/v1/users', headers: { host: HOST, authorization: `Bearer ${token}` } })
 
-export async function deployment(t: Tap, env: Record<string, string>) {
+export async function deployment (t: Tap, env: Record<string, string>) {
   const ownerUrl = await createTestDatabase(t)
   const acme = await insertTenant(ownerUrl, 'acme')
   const users: Record<string, string> = {}
@@ -22,8 +22,13 @@ export async function deployment(t: Tap, env: Record<string, string>) {
     users[email] = (await createUser(ownerUrl, acme, { email, password: PASSWORD, role })).id
   }
   const common = {
-    NODE_ENV: 'production', DATABASE_URL: ownerUrl, PLATFORM_ADMIN_TOKEN: ADMIN_TOKEN,
-    REVOCATION_CACHE_TTL_MS: '5000', TENANT_CACHE_TTL_MS: '5000', ...sharedSecrets(), ...env,
+    NODE_ENV: 'production',
+    DATABASE_URL: ownerUrl,
+    PLATFORM_ADMIN_TOKEN: ADMIN_TOKEN,
+    REVOCATION_CACHE_TTL_MS: '5000',
+    TENANT_CACHE_TTL_MS: '5000',
+    ...sharedSecrets(),
+    ...env,
   }
   const [a, b] = await Promise.all([startServer(t, common), startServer(t, common)])
   return { a: a!, b: b!, users, ownerUrl }
@@ -31,14 +36,14 @@ export async function deployment(t: Tap, env: Record<string, string>) {
 export type Tap = Parameters<typeof createTestDatabase>[0] & { comment(...args: unknown[]): void; equal(...args: unknown[]): void; ok(...args: unknown[]): void }
 
 /** Signs in on `server` and returns the access token. */
-export async function token(server: Server, email: string): Promise<string> {
+export async function token (server: Server, email: string): Promise<string> {
   const answer = await login(server, email)
   if (answer.status !== 200) throw new Error(`login ${email}: ${answer.status} ${answer.body}`)
   return answer.json().accessToken as string
 }
 
 /** `change` on A, then how long B keeps accepting `probe` (refused = `refused(status)`). */
-export async function propagation(t: Tap, what: string, b: Server, probe: () => Promise<{ status: number }>, change: () => Promise<void>, refused: (status: number) => boolean = (status) => status === 401) {
+export async function propagation (t: Tap, what: string, b: Server, probe: () => Promise<{ status: number }>, change: () => Promise<void>, refused: (status: number) => boolean = (status) => status === 401) {
   t.equal((await probe()).status, 200, `${what}: accepted on B before (and now cached there)`)
   await change()
   const ms = await timeUntil(async () => refused((await probe()).status), 10_000)
@@ -51,4 +56,3 @@ export const logout = (server: Server, accessToken: string) =>
 export const patchUser = (server: Server, actor: string, id: string, body: object) =>
   call(server.port, { method: 'PATCH', path: `/v1/users/${id}`, headers: { host: HOST, authorization: `Bearer ${actor}` }, body })
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-

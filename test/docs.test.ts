@@ -7,7 +7,7 @@ import { build, insertTenant } from './helper.ts'
 const TENANT_PATHS = ['/v1/tenant', '/v1/users', '/v1/users/{id}', '/v1/projects', '/v1/projects/{id}', '/v1/projects/{projectId}/tasks', '/v1/projects/{projectId}/tasks/{id}', '/v1/api-keys', '/v1/api-keys/{id}']
 
 /** The API-key scope each operation documents (none: keys are refused there). */
-function keyScope(method: string, path: string): string | null {
+function keyScope (method: string, path: string): string | null {
   const resource = path.startsWith('/v1/projects/{projectId}/tasks') ? 'tasks' : path.startsWith('/v1/projects') ? 'projects' : path.startsWith('/v1/users') ? 'users' : path === '/v1/tenant' ? 'tenant' : null
   if (!resource) return null
   if (method === 'get') return `${resource}:read`

@@ -26,7 +26,7 @@ t.test('bad input of every kind, on a tenant host with a valid token', async (t)
     ['body over 1 MiB', { method: 'POST', url: '/v1/projects', headers: json, payload: JSON.stringify({ name: 'x', description: 'a'.repeat(1024 * 1024 + 10) }) }, 413, 'PAYLOAD_TOO_LARGE'],
     ['id that is not a UUID', { url: '/v1/projects/123' }, 400, 'VALIDATION_FAILED'],
     ['id that is almost a UUID', { method: 'DELETE', url: `/v1/projects/${RANDOM_UUID}x` }, 400, 'VALIDATION_FAILED'],
-    ["SQL in an id", { url: `/v1/projects/${encodeURIComponent("1' OR '1'='1")}` }, 400, 'VALIDATION_FAILED'],
+    ['SQL in an id', { url: `/v1/projects/${encodeURIComponent("1' OR '1'='1")}` }, 400, 'VALIDATION_FAILED'],
     ['garbled cursor', { url: '/v1/projects?cursor=bm90LWEtY3Vyc29y' }, 400, 'BAD_REQUEST'],
   ]
   for (const [what, options, status, code] of cases) {

@@ -14,7 +14,7 @@ import { seedDemo } from '../prisma/seed-data.ts'
 import { adminQuery, createTestDatabase, freePort, insertTenant, testConfig } from './helper.ts'
 
 /** A scratch folder the postgres OS user can traverse (mkdtemp's 0700 folders are not). */
-async function scratchDir(t: Tap.Test) {
+async function scratchDir (t: Tap.Test) {
   const dir = path.resolve('.data/pg-scratch', randomUUID())
   await mkdir(dir, { recursive: true, mode: 0o755 })
   t.teardown(() => rm(dir, { recursive: true, force: true }))
@@ -49,7 +49,7 @@ t.test('/readyz follows the database: 503 while it is gone, 200 when it is back'
   t.equal(status, 200, 'ready again, without a restart')
 })
 
-function startServer(env: Record<string, string>): { child: ChildProcess; output: () => string } {
+function startServer (env: Record<string, string>): { child: ChildProcess; output: () => string } {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout!.on('data', (d) => (output += d))
@@ -57,7 +57,7 @@ function startServer(env: Record<string, string>): { child: ChildProcess; output
   return { child, output: () => output }
 }
 
-async function waitReady(port: number, ms = 30_000): Promise<boolean> {
+async function waitReady (port: number, ms = 30_000): Promise<boolean> {
   const until = Date.now() + ms
   while (Date.now() < until) {
     const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false)
@@ -120,7 +120,7 @@ t.test('the seed is idempotent, through the real `prisma db seed`', async (t) =>
       child.stderr.on('data', (d) => (out += d))
       child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(out))))
     })
-  const counts = async () => (await adminQuery(url, `SELECT (SELECT count(*) FROM tenants) t, (SELECT count(*) FROM users) u, (SELECT count(*) FROM projects) p, (SELECT count(*) FROM tasks) k`)).rows[0]
+  const counts = async () => (await adminQuery(url, 'SELECT (SELECT count(*) FROM tenants) t, (SELECT count(*) FROM users) u, (SELECT count(*) FROM projects) p, (SELECT count(*) FROM tasks) k')).rows[0]
   const out = await seed()
   t.match(out, /demo@example\.com/, 'prints the demo logins')
   t.match(out, /curl .*acme\.localhost/, 'and curl lines to try')
@@ -128,7 +128,7 @@ t.test('the seed is idempotent, through the real `prisma db seed`', async (t) =>
   t.same(once, { t: '2', u: '6', p: '5', k: '15' })
   await seed()
   t.same(await counts(), once, 'a second run changes nothing')
-  const emails = await adminQuery(url, `SELECT t.slug, u.password_hash FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.email = 'demo@example.com' ORDER BY t.slug`)
+  const emails = await adminQuery(url, 'SELECT t.slug, u.password_hash FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.email = \'demo@example.com\' ORDER BY t.slug')
   t.equal(emails.rows.length, 2, 'the same email exists in both tenants')
   t.not(emails.rows[0]!.password_hash, emails.rows[1]!.password_hash, 'with different passwords')
 })
@@ -136,8 +136,8 @@ t.test('the seed is idempotent, through the real `prisma db seed`', async (t) =>
 t.test('the database refuses a task whose project belongs to another tenant', async (t) => {
   const url = await createTestDatabase(t)
   await seedDemo(url, 4)
-  const { rows } = await adminQuery(url, `SELECT (SELECT id FROM tenants WHERE slug = 'acme') acme, (SELECT p.id FROM projects p JOIN tenants t ON t.id = p.tenant_id WHERE t.slug = 'globex' LIMIT 1) globex_project`)
-  const error = await adminQuery(url, `INSERT INTO tasks (tenant_id, project_id, title) VALUES ($1, $2, 'cross')`, [rows[0]!.acme, rows[0]!.globex_project]).then(() => null, (e) => e)
+  const { rows } = await adminQuery(url, 'SELECT (SELECT id FROM tenants WHERE slug = \'acme\') acme, (SELECT p.id FROM projects p JOIN tenants t ON t.id = p.tenant_id WHERE t.slug = \'globex\' LIMIT 1) globex_project')
+  const error = await adminQuery(url, 'INSERT INTO tasks (tenant_id, project_id, title) VALUES ($1, $2, \'cross\')', [rows[0]!.acme, rows[0]!.globex_project]).then(() => null, (e) => e)
   t.equal(error?.code, '23503', 'foreign key violation')
   t.match(error?.constraint, /tasks_tenant_id_project_id_fkey/)
 })

@@ -16,13 +16,13 @@ const template = process.env.TEST_TEMPLATE_DATABASE
 export const appServerUrl = process.env.TEST_APP_DATABASE_URL
 
 /** The URL of `database` on the server of `server` (an admin URL; the suite's by default). */
-export function databaseUrl(database: string, server = adminUrl): string {
+export function databaseUrl (database: string, server = adminUrl): string {
   const url = new URL(server)
   url.pathname = `/${database}`
   return url.toString()
 }
 
-export async function adminQuery<R extends pg.QueryResultRow = pg.QueryResultRow>(url: string, sql: string, values: unknown[] = []) {
+export async function adminQuery<R extends pg.QueryResultRow = pg.QueryResultRow> (url: string, sql: string, values: unknown[] = []) {
   const client = new pg.Client({ connectionString: url })
   await client.connect()
   try {
@@ -33,7 +33,7 @@ export async function adminQuery<R extends pg.QueryResultRow = pg.QueryResultRow
 }
 
 /** A TCP port free on the loopback interface right now. */
-export function freePort(): Promise<number> {
+export function freePort (): Promise<number> {
   return new Promise((resolve) => {
     const server = net.createServer().listen(0, '127.0.0.1', () => {
       const { port } = server.address() as net.AddressInfo
@@ -43,7 +43,7 @@ export function freePort(): Promise<number> {
 }
 
 /** A new database with every migration applied, dropped when the test ends. Returns its owner URL. */
-export async function createTestDatabase(t: Tap): Promise<string> {
+export async function createTestDatabase (t: Tap): Promise<string> {
   if (!template) throw new Error('run the suite with `npm test` (it prepares the template database)')
   const name = `test_${randomUUID().replaceAll('-', '')}`
   await adminQuery(adminUrl, `CREATE DATABASE ${name} TEMPLATE ${template}`)
@@ -55,7 +55,7 @@ export async function createTestDatabase(t: Tap): Promise<string> {
  * The API login's URL for `ownerUrl`'s database (same database, the login of TEST_APP_DATABASE_URL,
  * its host: maybe a pooler), or undefined when `ownerUrl` is not on the suite's server.
  */
-export function appDatabaseUrl(ownerUrl: string): string | undefined {
+export function appDatabaseUrl (ownerUrl: string): string | undefined {
   const owner = new URL(ownerUrl)
   if (!appServerUrl || owner.host !== new URL(adminUrl).host) return undefined
   const app = new URL(appServerUrl)
@@ -69,7 +69,7 @@ export function appDatabaseUrl(ownerUrl: string): string | undefined {
  * suite's server that is the suite's login (maybe through PgBouncer); on a server a test started
  * itself, `saas_api` is created there first.
  */
-export async function productionDatabaseEnv(ownerUrl: string): Promise<{ DATABASE_URL: string, APP_DATABASE_URL: string }> {
+export async function productionDatabaseEnv (ownerUrl: string): Promise<{ DATABASE_URL: string, APP_DATABASE_URL: string }> {
   const onSuiteServer = appDatabaseUrl(ownerUrl)
   if (onSuiteServer) return { DATABASE_URL: ownerUrl, APP_DATABASE_URL: onSuiteServer }
   await ensureApiLogin(ownerUrl, DEFAULT_API_LOGIN, 'saas-api-test-password')
@@ -77,7 +77,7 @@ export async function productionDatabaseEnv(ownerUrl: string): Promise<{ DATABAS
 }
 
 /** `env` of a server process, with APP_DATABASE_URL added where production needs it and it is missing. */
-export async function withApiLogin<E extends Record<string, string | undefined>>(env: E): Promise<E> {
+export async function withApiLogin<E extends Record<string, string | undefined>> (env: E): Promise<E> {
   if (env.NODE_ENV !== 'production' || !env.DATABASE_URL || env.APP_DATABASE_URL || env.RLS === 'off') return env
   return { ...env, APP_DATABASE_URL: (await productionDatabaseEnv(env.DATABASE_URL)).APP_DATABASE_URL }
 }
@@ -86,7 +86,7 @@ export async function withApiLogin<E extends Record<string, string | undefined>>
  * Test configuration: quiet, fast bcrypt, on the given database; `env` overrides any variable.
  * With RLS on, the API's queries run as its own login (APP_DATABASE_URL), as in production.
  */
-export function testConfig(url: string, env: Record<string, string> = {}): Config {
+export function testConfig (url: string, env: Record<string, string> = {}): Config {
   const appUrl = env.RLS === 'off' ? undefined : appDatabaseUrl(url)
   // Generous database waits: tap runs files in parallel on 2 cores, and a test that measures the
   // bounds themselves (db-bounds, resilience) sets its own.
@@ -103,7 +103,7 @@ export interface Built {
 }
 
 /** A fresh database and the app's clients over it (no app), closed when the test ends. */
-export async function openTestDatabase(t: Tap, env: Record<string, string> = {}): Promise<{ ownerUrl: string; database: Database }> {
+export async function openTestDatabase (t: Tap, env: Record<string, string> = {}): Promise<{ ownerUrl: string; database: Database }> {
   const ownerUrl = await createTestDatabase(t)
   const database = createDatabase(testConfig(ownerUrl, env), ownerUrl)
   t.teardown(() => database.close())
@@ -121,7 +121,7 @@ export interface BuildOptions {
 }
 
 /** The real app on a fresh database (or on `url`, to share one database between two apps). */
-export async function build(t: Tap, options: BuildOptions = {}): Promise<Built> {
+export async function build (t: Tap, options: BuildOptions = {}): Promise<Built> {
   const url = options.url ?? (await createTestDatabase(t))
   const config = testConfig(url, options.env)
   const database = createDatabase(config, url, undefined, { onQuery: options.onQuery })
@@ -132,7 +132,7 @@ export async function build(t: Tap, options: BuildOptions = {}): Promise<Built> 
 }
 
 /** Inserts a tenant directly (as the owner), returning its id. */
-export async function insertTenant(ownerUrl: string, slug: string, fields: { status?: 'active' | 'suspended'; domain?: string } = {}) {
+export async function insertTenant (ownerUrl: string, slug: string, fields: { status?: 'active' | 'suspended'; domain?: string } = {}) {
   const { rows } = await adminQuery<{ id: string }>(ownerUrl,
     'INSERT INTO tenants (slug, name, status, domain) VALUES ($1, $2, $3, $4) RETURNING id',
     [slug, `${slug[0]!.toUpperCase()}${slug.slice(1)} Inc.`, fields.status ?? 'active', fields.domain ?? null])

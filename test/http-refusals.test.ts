@@ -19,7 +19,7 @@ interface RawAnswer {
 }
 
 /** Writes `raw` (string chunks, `pauseMs` apart), reads until the server closes (or 5 s pass). */
-async function rawRequest(chunks: string[], pauseMs = 0): Promise<RawAnswer> {
+async function rawRequest (chunks: string[], pauseMs = 0): Promise<RawAnswer> {
   const socket = net.connect(port, '127.0.0.1')
   await once(socket, 'connect')
   let received = ''
@@ -39,7 +39,7 @@ async function rawRequest(chunks: string[], pauseMs = 0): Promise<RawAnswer> {
   return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0), head, body, closed: wasClosed }
 }
 
-function assertRefusal(t: Test, answer: RawAnswer, status: number) {
+function assertRefusal (t: Test, answer: RawAnswer, status: number) {
   t.equal(answer.status, status, `status ${status}`)
   t.match(answer.head, /content-type: application\/json; charset=utf-8/i, 'JSON')
   const body = JSON.parse(answer.body) as { error: { code: string; message: string; requestId: string } }

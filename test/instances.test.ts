@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { call, TestRedis, timeUntil, type Server } from './cluster-helper.ts'
-import { PASSWORD, ADMIN_TOKEN, HOST, BOUND_MS, login, me, usersList, deployment, token, propagation, logout, patchUser, sleep } from './deployment-helper.ts'
+import { PASSWORD, ADMIN_TOKEN, BOUND_MS, login, me, usersList, deployment, token, propagation, logout, patchUser, sleep } from './deployment-helper.ts'
 
 t.setTimeout(400_000) // two server processes, a Redis restart and a 5 s cache expiry, on a shared machine
 
@@ -24,7 +24,9 @@ t.test('two instances with Redis: shared limits, instant invalidation, Redis dow
 
   // Signups per address (3 here) count across both instances too.
   const signup = (server: Server, slug: string) => call(server.port, {
-    method: 'POST', path: '/v1/tenants', headers: { host: 'localhost' },
+    method: 'POST',
+    path: '/v1/tenants',
+    headers: { host: 'localhost' },
     body: { slug, name: slug, owner: { email: `owner@${slug}.test`, password: PASSWORD, name: 'Owner' } },
   })
   const signups = [await signup(a, 'initech'), await signup(b, 'hooli'), await signup(a, 'umbrella'), await signup(b, 'soylent')]
@@ -88,4 +90,3 @@ t.test('two instances with Redis: shared limits, instant invalidation, Redis dow
     t.equal((await logout(a, carol2)).status, 204)
   })
 })
-

@@ -10,7 +10,7 @@ t.test('a handler that throws answers 500 INTERNAL without leaking anything', as
   const url = await createTestDatabase(t)
   const config = testConfig(url)
   const lines: string[] = []
-  const stream = new Writable({ write(chunk, _enc, done) { lines.push(String(chunk)); done() } })
+  const stream = new Writable({ write (chunk, _enc, done) { lines.push(String(chunk)); done() } })
   const app = await buildApp({ config, database: createDatabase(config, url), logger: { level: 'error', stream } })
   t.teardown(() => app.close())
   app.get('/boom', { config: { anyHost: true } }, async () => {

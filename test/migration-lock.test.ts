@@ -54,11 +54,11 @@ t.test('migrations leave no advisory lock behind, and are refused through a tran
   })
   t.not(cli.code, 0, '`prisma migrate deploy` through PgBouncer fails')
   t.match(cli.output, /Refusing to migrate through a connection pooler/, 'with the reason')
-  t.equal((await adminQuery(pooledDatabase, `SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name = '_prisma_migrations'`)).rows[0]!.n, 0, 'and touched nothing')
+  t.equal((await adminQuery(pooledDatabase, 'SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name = \'_prisma_migrations\'')).rows[0]!.n, 0, 'and touched nothing')
 })
 
 /** A new, empty database (no migrations) on the suite's server; returns its admin URL. */
-async function emptyDatabase(t: Tap): Promise<string> {
+async function emptyDatabase (t: Tap): Promise<string> {
   const name = `empty_${randomUUID().replaceAll('-', '')}`
   await adminQuery(adminUrl, `CREATE DATABASE ${name}`)
   t.teardown(() => adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))
@@ -66,4 +66,3 @@ async function emptyDatabase(t: Tap): Promise<string> {
   url.pathname = `/${name}`
   return url.toString()
 }
-

@@ -13,7 +13,7 @@ import { applyMigrations } from '../src/db/migrate.ts'
 const repoRoot = fileURLToPath(new URL('..', import.meta.url))
 const serverUrl = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres'
 
-async function query<R extends pg.QueryResultRow>(databaseUrl: string, sql: string, values: unknown[] = []): Promise<R[]> {
+async function query<R extends pg.QueryResultRow> (databaseUrl: string, sql: string, values: unknown[] = []): Promise<R[]> {
   const client = new pg.Client({ connectionString: databaseUrl })
   await client.connect()
   try {
@@ -24,7 +24,7 @@ async function query<R extends pg.QueryResultRow>(databaseUrl: string, sql: stri
 }
 
 /** A fresh, empty database on the test server, dropped when the test ends. */
-async function freshDatabase(test: { teardown(fn: () => unknown): void }): Promise<string> {
+async function freshDatabase (test: { teardown(fn: () => unknown): void }): Promise<string> {
   const name = `migrations_test_${randomUUID().replaceAll('-', '')}`
   await query(serverUrl, `CREATE DATABASE "${name}"`)
   test.teardown(() => query(serverUrl, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`))
@@ -33,10 +33,10 @@ async function freshDatabase(test: { teardown(fn: () => unknown): void }): Promi
   return url.toString()
 }
 
-async function tableNames(databaseUrl: string): Promise<string[]> {
+async function tableNames (databaseUrl: string): Promise<string[]> {
   const rows = await query<{ table_name: string }>(
     databaseUrl,
-    `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`,
+    'SELECT table_name FROM information_schema.tables WHERE table_schema = \'public\' ORDER BY table_name'
   )
   return rows.map((row) => row.table_name)
 }
@@ -57,7 +57,7 @@ t.test('every migration applies to an empty database', async (t) => {
   }
   const rows = await query<{ migration_name: string; finished_at: Date | null }>(
     databaseUrl,
-    'SELECT migration_name, finished_at FROM _prisma_migrations ORDER BY migration_name',
+    'SELECT migration_name, finished_at FROM _prisma_migrations ORDER BY migration_name'
   )
   t.same(rows.map((row) => row.migration_name), applied)
   t.ok(rows.every((row) => row.finished_at !== null), 'every migration finished')
@@ -97,7 +97,7 @@ t.test('a failing migration is named and leaves nothing of its script applied', 
 
   const error = await applyMigrations(databaseUrl, undefined, { migrationsDir }).then(
     () => undefined,
-    (error: unknown) => error,
+    (error: unknown) => error
   )
   t.ok(error instanceof Error, 'rejects with an Error')
   t.match((error as Error).message, /20260101000100_bad/, 'names the failing migration')
@@ -114,7 +114,7 @@ t.test('two concurrent applyMigrations apply each migration exactly once', async
   t.same([...first, ...second].sort(), await repoMigrationNames(), 'together they applied every migration once')
   const rows = await query<{ migration_name: string; count: string }>(
     databaseUrl,
-    'SELECT migration_name, count(*) AS count FROM _prisma_migrations GROUP BY migration_name ORDER BY migration_name',
+    'SELECT migration_name, count(*) AS count FROM _prisma_migrations GROUP BY migration_name ORDER BY migration_name'
   )
   t.same(rows, (await repoMigrationNames()).map((name) => ({ migration_name: name, count: '1' })), 'one row per migration')
 })

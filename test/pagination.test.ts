@@ -5,7 +5,7 @@ import { adminQuery } from './helper.ts'
 import { assertError, buildApi, type TenantFixture } from './api-helper.ts'
 
 /** Walks a list with `limit`, calling `during` after each page; returns every id in order. */
-async function walk(tenant: TenantFixture, url: string, limit: number, during: (page: number) => Promise<void> = async () => {}) {
+async function walk (tenant: TenantFixture, url: string, limit: number, during: (page: number) => Promise<void> = async () => {}) {
   const ids: string[] = []
   let cursor: string | null = null
   for (let pageNo = 0; pageNo < 1000; pageNo++) {
@@ -23,7 +23,7 @@ async function walk(tenant: TenantFixture, url: string, limit: number, during: (
 }
 
 /** `n` rows inserted as the owner, many sharing one created_at (the id breaks the ties). */
-async function seedProjects(ownerUrl: string, tenantId: string, n: number) {
+async function seedProjects (ownerUrl: string, tenantId: string, n: number) {
   const { rows } = await adminQuery<{ id: string }>(ownerUrl, `
     INSERT INTO projects (tenant_id, name, created_at)
     SELECT $1, 'seed ' || i, timestamptz '2026-01-01' + ((i / 4) * interval '1 millisecond') FROM generate_series(1, $2) AS i
@@ -44,7 +44,7 @@ t.test('walking projects yields every row exactly once, newest first, while rows
   t.equal(new Set(ids).size, ids.length, 'no row twice')
   for (const id of seeded) t.ok(ids.includes(id), `seeded ${id} seen`)
   t.notOk(ids.some((id) => foreign.has(id)), "never another tenant's rows")
-  const order = await adminQuery<{ id: string }>(ownerUrl, `SELECT id FROM projects WHERE id = ANY($1) ORDER BY created_at DESC, id DESC`, [ids])
+  const order = await adminQuery<{ id: string }>(ownerUrl, 'SELECT id FROM projects WHERE id = ANY($1) ORDER BY created_at DESC, id DESC', [ids])
   t.same(ids, order.rows.map((r) => r.id), 'ordered by (createdAt, id) descending')
   t.same(await walk(acme, '/v1/projects', 100), await walk(acme, '/v1/projects', 3), 'the same rows whatever the page size')
 })
@@ -53,14 +53,14 @@ t.test('tasks and users paginate the same way', async (t) => {
   const { acme, ownerUrl } = await buildApi(t)
   const project = (await acme.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'P' } })).json()
   const other = (await acme.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'Q' } })).json()
-  await adminQuery(ownerUrl, `INSERT INTO tasks (tenant_id, project_id, title, created_at) SELECT $1, $2, 't' || i, timestamptz '2026-01-01' + (i / 3) * interval '1 ms' FROM generate_series(1, 25) i`, [acme.id, project.id])
-  await adminQuery(ownerUrl, `INSERT INTO tasks (tenant_id, project_id, title) SELECT $1, $2, 'other' FROM generate_series(1, 5)`, [acme.id, other.id])
+  await adminQuery(ownerUrl, 'INSERT INTO tasks (tenant_id, project_id, title, created_at) SELECT $1, $2, \'t\' || i, timestamptz \'2026-01-01\' + (i / 3) * interval \'1 ms\' FROM generate_series(1, 25) i', [acme.id, project.id])
+  await adminQuery(ownerUrl, 'INSERT INTO tasks (tenant_id, project_id, title) SELECT $1, $2, \'other\' FROM generate_series(1, 5)', [acme.id, other.id])
   const tasks = await walk(acme, `/v1/projects/${project.id}/tasks`, 4, async () => {
     await acme.call('owner', { method: 'POST', url: `/v1/projects/${project.id}/tasks`, payload: { title: 'during' } })
   })
   t.equal(new Set(tasks).size, tasks.length)
   t.equal(tasks.length, 25, "every task of the project, none of the other project's, none inserted during the walk")
-  await adminQuery(ownerUrl, `INSERT INTO users (tenant_id, email, name, password_hash) SELECT $1, 'u' || i || '@acme.example', 'U', 'x' FROM generate_series(1, 12) i`, [acme.id])
+  await adminQuery(ownerUrl, 'INSERT INTO users (tenant_id, email, name, password_hash) SELECT $1, \'u\' || i || \'@acme.example\', \'U\', \'x\' FROM generate_series(1, 12) i', [acme.id])
   const users = await walk(acme, '/v1/users', 5)
   t.equal(users.length, 15)
   t.equal(new Set(users).size, 15)
@@ -112,7 +112,7 @@ t.test('the cursor round-trips and is opaque base64url', async (t) => {
 t.test("a page is one index range scan on (tenant_id, created_at DESC, id DESC): the app's own query", async (t) => {
   const queries: { query: string; params: string }[] = []
   const { acme, globex, ownerUrl } = await buildApi(t, {}, { onQuery: (event) => queries.push(event) })
-  for (const id of [acme.id, globex.id]) await adminQuery(ownerUrl, `INSERT INTO projects (tenant_id, name, created_at) SELECT $1, 'p', now() - i * interval '1 second' FROM generate_series(1, 5000) i`, [id])
+  for (const id of [acme.id, globex.id]) await adminQuery(ownerUrl, 'INSERT INTO projects (tenant_id, name, created_at) SELECT $1, \'p\', now() - i * interval \'1 second\' FROM generate_series(1, 5000) i', [id])
   await adminQuery(ownerUrl, 'ANALYZE projects')
   const first = (await acme.call('owner', { url: '/v1/projects?limit=20' })).json()
   queries.length = 0

@@ -13,7 +13,7 @@ const NGINX_ADDRESS = '127.0.0.2'
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379' // the machine's (.ci/run starts it)
 
 /** name=value of each Set-Cookie, as a browser would keep them. */
-function cookieJar(setCookie: string[] | undefined): Map<string, string> {
+function cookieJar (setCookie: string[] | undefined): Map<string, string> {
   return new Map((setCookie ?? []).map((line) => line.split(';')[0]!.split('=') as [string, string]).map(([k, ...v]) => [k, v.join('=')]))
 }
 const cookieHeader = (jar: Map<string, string>) => [...jar].map(([k, v]) => `${k}=${v}`).join('; ')
@@ -23,8 +23,13 @@ t.test('nginx in front of two instances', async (t) => {
   const acme = await insertTenant(ownerUrl, 'acme')
   await createUser(ownerUrl, acme, { email: 'ann@acme.test', password: PASSWORD, role: 'owner' })
   const env = {
-    NODE_ENV: 'production', DATABASE_URL: ownerUrl, TRUST_PROXY: NGINX_ADDRESS, LOGIN_ATTEMPTS_PER_IP_PER_MIN: '3',
-    REDIS_URL, REDIS_KEY_PREFIX: `test-${randomUUID()}:`, ...sharedSecrets(),
+    NODE_ENV: 'production',
+    DATABASE_URL: ownerUrl,
+    TRUST_PROXY: NGINX_ADDRESS,
+    LOGIN_ATTEMPTS_PER_IP_PER_MIN: '3',
+    REDIS_URL,
+    REDIS_KEY_PREFIX: `test-${randomUUID()}:`,
+    ...sharedSecrets(),
   }
   const [a, b] = await Promise.all([startServer(t, env), startServer(t, env)])
   const nginx = await startNginx(t, [a!.port, b!.port], NGINX_ADDRESS)
@@ -69,7 +74,8 @@ t.test('nginx in front of two instances', async (t) => {
     const statuses: number[] = []
     for (let i = 1; i <= 6; i++) {
       const attempt = await viaNginx({
-        method: 'POST', path: '/v1/auth/login',
+        method: 'POST',
+        path: '/v1/auth/login',
         headers: { host: 'acme.localhost', 'x-forwarded-for': `198.51.100.${i}, 203.0.113.20` },
         body: { email: `guess${i}@acme.test`, password: 'not the password' },
       }, '127.0.0.4')

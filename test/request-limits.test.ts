@@ -6,7 +6,7 @@ import type { LightMyRequestResponse } from 'fastify'
 
 const ADMIN_TOKEN = 'platform-admin-token-for-limit-tests-0123456789'
 
-async function createKey(tenant: TenantFixture, name: string): Promise<string> {
+async function createKey (tenant: TenantFixture, name: string): Promise<string> {
   const res = await tenant.call('owner', { method: 'POST', url: '/v1/api-keys', payload: { name, scopes: ['projects:read'] } })
   if (res.statusCode !== 201) throw new Error(res.body)
   return res.json().key

@@ -22,29 +22,29 @@ export class OwnPostgres {
   embedded!: EmbeddedPostgres
   readonly dir: string
   port = 0
-  constructor(name: string) {
+  constructor (name: string) {
     this.dir = path.resolve('.data', `${name}-${randomBytes(4).toString('hex')}`)
   }
 
-  async start(): Promise<void> {
+  async start (): Promise<void> {
     if (!this.port) this.port = await freePort()
     await mkdir(this.dir, { recursive: true, mode: 0o755 })
     this.embedded = await startEmbeddedPostgres({ dir: this.dir, port: this.port, database: 'app' })
   }
 
-  stop(): Promise<void> {
+  stop (): Promise<void> {
     return this.embedded.stop()
   }
 
   /** Every process of the cluster: the postmaster and its children. */
-  pids(): number[] {
+  pids (): number[] {
     const postmaster = Number(readFileSync(path.join(this.dir, 'cluster', 'postmaster.pid'), 'utf8').split('\n')[0])
     const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(postmaster)], { encoding: 'utf8' }).split('\n').map(Number).filter(Boolean)
     return [postmaster, ...children]
   }
 
   /** SIGSTOP (freeze) or SIGCONT (thaw) every process of the cluster, by pid. */
-  signal(signal: 'SIGSTOP' | 'SIGCONT', pids = this.pids()): number[] {
+  signal (signal: 'SIGSTOP' | 'SIGCONT', pids = this.pids()): number[] {
     for (const pid of pids) {
       try { process.kill(pid, signal) } catch { /* exited meanwhile */ }
     }
@@ -52,7 +52,7 @@ export class OwnPostgres {
   }
 
   /** Terminates every client connection but the caller's (what a failover does to the API). */
-  async terminateConnections(): Promise<number> {
+  async terminateConnections (): Promise<number> {
     const client = new pg.Client({ connectionString: this.embedded.adminUrl })
     client.on('error', () => {})
     await client.connect()
@@ -64,7 +64,7 @@ export class OwnPostgres {
     }
   }
 
-  async destroy(): Promise<void> {
+  async destroy (): Promise<void> {
     try { this.signal('SIGCONT') } catch { /* not running */ }
     await this.embedded?.stop().catch(() => {})
     await rm(this.dir, { recursive: true, force: true })
@@ -72,7 +72,7 @@ export class OwnPostgres {
 }
 
 /** Migrates and seeds tenant `acme` with one member; returns nothing the server needs but its URL. */
-export async function prepareDatabase(url: string): Promise<void> {
+export async function prepareDatabase (url: string): Promise<void> {
   await applyMigrations(url)
   const client = new pg.Client({ connectionString: url })
   client.on('error', () => {})
@@ -99,7 +99,7 @@ export interface ServerProcess {
 }
 
 /** The production environment of a server on `databaseUrl` (or the embedded one when undefined). */
-export function serverEnv(port: number, databaseUrl: string | undefined, extra: Record<string, string> = {}): Record<string, string> {
+export function serverEnv (port: number, databaseUrl: string | undefined, extra: Record<string, string> = {}): Record<string, string> {
   const key = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
   return {
     PATH: process.env.PATH ?? '',
@@ -119,7 +119,7 @@ export function serverEnv(port: number, databaseUrl: string | undefined, extra: 
 }
 
 /** Starts `node <entry>` (TypeScript through tsx by default) and waits until it answers /healthz. */
-export async function startServer(env: Record<string, string>, options: { entry?: string[]; waitMs?: number } = {}): Promise<ServerProcess> {
+export async function startServer (env: Record<string, string>, options: { entry?: string[]; waitMs?: number } = {}): Promise<ServerProcess> {
   const args = options.entry ?? ['--import', 'tsx', 'src/server.ts']
   const child = spawn(process.execPath, args, { env: await withApiLogin(env), stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
@@ -151,12 +151,16 @@ export interface Answer {
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 })
 
 /** One HTTP request to 127.0.0.1:`port` with a Host header (fetch cannot set Host). */
-export function request(port: number, options: { path: string; host?: string; method?: string; token?: string; body?: unknown; timeoutMs?: number }): Promise<Answer> {
+export function request (port: number, options: { path: string; host?: string; method?: string; token?: string; body?: unknown; timeoutMs?: number }): Promise<Answer> {
   const startedAt = performance.now()
   return new Promise((resolve, reject) => {
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body)
     const req = http.request({
-      host: '127.0.0.1', port, path: options.path, method: options.method ?? 'GET', agent,
+      host: '127.0.0.1',
+      port,
+      path: options.path,
+      method: options.method ?? 'GET',
+      agent,
       headers: {
         host: options.host ?? TENANT_HOST,
         ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
@@ -174,14 +178,14 @@ export function request(port: number, options: { path: string; host?: string; me
   })
 }
 
-export async function signIn(port: number): Promise<string> {
+export async function signIn (port: number): Promise<string> {
   const res = await request(port, { path: '/v1/auth/login', method: 'POST', body: { email: 'member@example.com', password: PASSWORD } })
   if (res.status !== 200) throw new Error(`login answered ${res.status}: ${res.body}`)
   return (JSON.parse(res.body) as { accessToken: string }).accessToken
 }
 
 /** True when `answer` is the contract's 503: error shape, SERVICE_UNAVAILABLE, Retry-After. */
-export function isContract503(answer: Answer): boolean {
+export function isContract503 (answer: Answer): boolean {
   if (answer.status !== 503 || !answer.headers['retry-after']) return false
   try {
     const { error } = JSON.parse(answer.body) as { error?: { code?: string; message?: string; requestId?: string } }
@@ -194,7 +198,7 @@ export function isContract503(answer: Answer): boolean {
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** A raw socket that sends a POST's headers and part of its body, then dribbles the rest. */
-export async function slowUpload(port: number, path: string, host: string): Promise<net.Socket> {
+export async function slowUpload (port: number, path: string, host: string): Promise<net.Socket> {
   const socket = net.connect(port, '127.0.0.1')
   await once(socket, 'connect')
   socket.on('error', () => {})
@@ -203,4 +207,3 @@ export async function slowUpload(port: number, path: string, host: string): Prom
   socket.on('close', () => clearInterval(timer))
   return socket
 }
-

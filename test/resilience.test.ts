@@ -29,11 +29,12 @@ t.before(async () => {
 t.teardown(() => { if (server?.child.exitCode === null) server.child.kill('SIGKILL') })
 
 /** `workers` clients asking GET /v1/projects in a loop until stop() is called. */
-function load(workers: number) {
+function load (workers: number) {
   const answers: (Answer & { at: number })[] = []
   const failures: string[] = []
   let running = true
   const loops = Array.from({ length: workers }, async () => {
+    // eslint-disable-next-line no-unmodified-loop-condition -- `running` is cleared by the test once the scenario is over
     while (running) {
       try {
         const answer = await request(server.port, { path: '/v1/projects', token, timeoutMs: 20_000 })

@@ -12,7 +12,7 @@ import { adminQuery, adminUrl, databaseUrl } from './helper.ts'
 const TENANT_OWNED = ['projects', 'sessions', 'tasks', 'users'] // every table with a tenant_id (checked below)
 
 /** A database created and migrated by a new non-superuser role; returns its URL as that role. */
-async function migratedByOwner(t: { teardown(fn: () => unknown): void }) {
+async function migratedByOwner (t: { teardown(fn: () => unknown): void }) {
   const suffix = randomUUID().replaceAll('-', '').slice(0, 12)
   const role = `rls_owner_${suffix}`
   const database = `rls_${suffix}`
@@ -56,7 +56,7 @@ t.test('RLS as the roles it is for: the owner is subject to policies (FORCE), sa
   // Two tenants with a row in every tenant-owned table, written by the owner (its own policy).
   const ids: Record<string, string> = {}
   for (const slug of ['acme', 'globex']) {
-    const tenant = (await owner.query("INSERT INTO tenants (slug, name) VALUES ($1, $1) RETURNING id", [slug])).rows[0].id
+    const tenant = (await owner.query('INSERT INTO tenants (slug, name) VALUES ($1, $1) RETURNING id', [slug])).rows[0].id
     const user = (await owner.query("INSERT INTO users (tenant_id, email, name, password_hash) VALUES ($1, 'a@x.example', 'A', 'x') RETURNING id", [tenant])).rows[0].id
     await owner.query("INSERT INTO sessions (tenant_id, user_id, refresh_token_hash, expires_at) VALUES ($1, $2, 'h', now() + interval '1 day')", [tenant, user])
     const project = (await owner.query("INSERT INTO projects (tenant_id, name) VALUES ($1, 'P') RETURNING id", [tenant])).rows[0].id
@@ -91,6 +91,6 @@ t.test('RLS as the roles it is for: the owner is subject to policies (FORCE), sa
   await owner.query('SET LOCAL ROLE saas_app')
   await owner.query("SELECT set_config('app.tenant_id', $1, true)", [ids.acme])
   const planted = await owner.query("INSERT INTO projects (tenant_id, name) VALUES ($1, 'planted')", [ids.globex]).then(() => 'inserted', (error) => error.code)
-  t.equal(planted, '42501', "inserting a row of globex as acme is refused (WITH CHECK)")
+  t.equal(planted, '42501', 'inserting a row of globex as acme is refused (WITH CHECK)')
   await owner.query('ROLLBACK')
 })

@@ -49,7 +49,8 @@ t.test('a DATA_DIR the embedded PostgreSQL\'s OS user cannot enter: a message th
   t.teardown(() => rm(locked, { recursive: true, force: true }))
   const server = spawnSync(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     env: { PATH: process.env.PATH ?? '', NODE_ENV: 'development', DATA_DIR: path.join(locked, 'data'), PORT: '0', EMBEDDED_PG_PORT: String(await freePort()) },
-    encoding: 'utf8', timeout: 60_000,
+    encoding: 'utf8',
+    timeout: 60_000,
   })
   t.equal(server.status, 1, 'exit code 1')
   t.match(server.stderr, `cannot enter ${locked}`, 'names the folder')

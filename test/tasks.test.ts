@@ -67,6 +67,6 @@ t.test('task bodies are validated strictly', async (t) => {
   for (const payload of [{}, { title: '' }, { title: 'x', status: 'blocked' }, { title: 'x', dueAt: 'tomorrow' }, { title: 'x', projectId: project.id }, { title: 'x', dueAt: 5 }]) {
     assertError(t, await acme.call('owner', { method: 'POST', url, payload }), 400, 'VALIDATION_FAILED')
   }
-  assertError(t, await acme.call('owner', { url: `/v1/projects/nope/tasks` }), 400, 'VALIDATION_FAILED')
+  assertError(t, await acme.call('owner', { url: '/v1/projects/nope/tasks' }), 400, 'VALIDATION_FAILED')
   assertError(t, await acme.call('owner', { url: `${url}/nope` }), 400, 'VALIDATION_FAILED')
 })

@@ -21,7 +21,7 @@ const repoRoot = path.resolve(import.meta.dirname, '..')
 const readme = await readFile(path.join(repoRoot, 'README.md'), 'utf8')
 
 /** The fenced block following `<!-- tenant-resource:<name> -->` in the README. */
-function readmeBlock(name: string): string {
+function readmeBlock (name: string): string {
   const match = new RegExp(`<!-- tenant-resource:${name} -->\\s*\`\`\`\\w+\\n([\\s\\S]*?)\`\`\``).exec(readme)
   if (!match) throw new Error(`README has no tenant-resource:${name} block`)
   return match[1]!
@@ -31,7 +31,7 @@ const readmeMigration = readmeBlock('migration')
 const ONE_LINE = "SELECT app_make_tenant_owned('comments');"
 
 interface Run { code: number | null; output: string }
-function run(command: string, args: string[], env: Record<string, string>): Promise<Run> {
+function run (command: string, args: string[], env: Record<string, string>): Promise<Run> {
   return new Promise((resolve) => {
     const child = execFile(command, args, { cwd: repoRoot, env: { ...process.env, ...env }, timeout: 120_000 }, (_error, stdout, stderr) =>
       resolve({ code: child.exitCode, output: `${stdout}${stderr}` }))
@@ -40,7 +40,7 @@ function run(command: string, args: string[], env: Record<string, string>): Prom
 const tenancyCheck = (url: string) => run('npm', ['run', '-s', 'tenancy:check'], { DATABASE_URL: url })
 
 /** A fresh migrated database plus `extra` applied as new migrations (named in order), as `migrate deploy` would. */
-async function databaseWith(t: Tap, extra: string[]): Promise<string> {
+async function databaseWith (t: Tap, extra: string[]): Promise<string> {
   const url = await createTestDatabase(t)
   const migrationsDir = await mkdtemp(path.join(tmpdir(), 'tenancy-migrations-'))
   t.teardown(() => rm(migrationsDir, { recursive: true, force: true }))
@@ -62,7 +62,7 @@ const productionSecrets = {
 }
 
 /** Starts `src/server.ts` with NODE_ENV=production on `url`; answers its first /readyz and its log. */
-async function productionServer(t: Tap, url: string) {
+async function productionServer (t: Tap, url: string) {
   const port = await freePort()
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: repoRoot,
@@ -99,14 +99,14 @@ t.test('the migrated schema follows every tenancy rule', async (t) => {
 
 t.test('a view over tenant data must not bypass row-level security', async (t) => {
   const url = await createTestDatabase(t)
-  await adminQuery(url, `CREATE VIEW project_names AS SELECT tenant_id, name FROM projects; GRANT SELECT ON project_names TO saas_app`)
+  await adminQuery(url, 'CREATE VIEW project_names AS SELECT tenant_id, name FROM projects; GRANT SELECT ON project_names TO saas_app')
   const a = await insertTenant(url, 'alpha')
-  await adminQuery(url, `INSERT INTO projects (tenant_id, name) VALUES ($1, 'secret')`, [a])
+  await adminQuery(url, 'INSERT INTO projects (tenant_id, name) VALUES ($1, \'secret\')', [a])
   // Why: the view reads projects with its owner's rights, so saas_app with no tenant sees A's row.
-  const seen = await adminQuery(url, `SET ROLE saas_app; SELECT name FROM project_names`) as unknown as Array<{ rows: unknown[] }>
+  const seen = await adminQuery(url, 'SET ROLE saas_app; SELECT name FROM project_names') as unknown as Array<{ rows: unknown[] }>
   t.equal(seen[1]!.rows.length, 1, 'the app role reads a tenant\'s row through the view with no tenant set')
   t.match(await checkTenancyInvariants(url), [{ table: 'project_names', rule: 'view-bypasses-rls' }], 'the check names the view')
-  await adminQuery(url, `ALTER VIEW project_names SET (security_invoker = true)`)
+  await adminQuery(url, 'ALTER VIEW project_names SET (security_invoker = true)')
   t.same(await checkTenancyInvariants(url), [], 'a security_invoker view passes')
 })
 
@@ -117,8 +117,8 @@ t.test('README "Add a tenant-owned resource", followed on a scratch database, pr
   const schema = (await readFile(path.join(repoRoot, 'prisma/schema.prisma'), 'utf8'))
     .replace('output   = "../src/generated/prisma"', `output   = "${path.join(work, 'client')}"`)
     .replace('model Tenant {\n', 'model Tenant {\n  comments Comment[]\n')
-    .replace('model Task {\n', 'model Task {\n  comments Comment[]\n')
-    + `\n${readmeModel}`
+    .replace('model Task {\n', 'model Task {\n  comments Comment[]\n') +
+    `\n${readmeModel}`
   await writeFile(path.join(work, 'schema.prisma'), schema)
   // Step 2: the README's migration is what `prisma migrate dev --create-only` writes for that model, plus one line.
   const url = await createTestDatabase(t)
@@ -152,8 +152,8 @@ t.test('README "Add a tenant-owned resource", followed on a scratch database, pr
   const a = await insertTenant(scratch, 'alpha')
   const b = await insertTenant(scratch, 'bravo')
   const task = async (tenantId: string) => {
-    const project = await adminQuery<{ id: string }>(scratch, `INSERT INTO projects (tenant_id, name) VALUES ($1, 'P') RETURNING id`, [tenantId])
-    return (await adminQuery<{ id: string }>(scratch, `INSERT INTO tasks (tenant_id, project_id, title) VALUES ($1, $2, 'T') RETURNING id`, [tenantId, project.rows[0]!.id])).rows[0]!.id
+    const project = await adminQuery<{ id: string }>(scratch, 'INSERT INTO projects (tenant_id, name) VALUES ($1, \'P\') RETURNING id', [tenantId])
+    return (await adminQuery<{ id: string }>(scratch, 'INSERT INTO tasks (tenant_id, project_id, title) VALUES ($1, $2, \'T\') RETURNING id', [tenantId, project.rows[0]!.id])).rows[0]!.id
   }
   const [taskA, taskB] = [await task(a), await task(b)]
   // The scratch client's types exist only at run time (generated by this test): no static types here.
@@ -196,9 +196,9 @@ for (const variant of brokenVariants) {
     if (variant.rule === 'fk-includes-tenant') {
       // Why the rule exists: with this key, tenant A's comment can sit on tenant B's task.
       const [a, b] = [await insertTenant(url, 'alpha'), await insertTenant(url, 'bravo')]
-      const project = await adminQuery<{ id: string }>(url, `INSERT INTO projects (tenant_id, name) VALUES ($1, 'P') RETURNING id`, [b])
-      const taskB = await adminQuery<{ id: string }>(url, `INSERT INTO tasks (tenant_id, project_id, title) VALUES ($1, $2, 'T') RETURNING id`, [b, project.rows[0]!.id])
-      const inserted = await adminQuery(url, `INSERT INTO comments (tenant_id, task_id, body) VALUES ($1, $2, 'cross-tenant')`, [a, taskB.rows[0]!.id])
+      const project = await adminQuery<{ id: string }>(url, 'INSERT INTO projects (tenant_id, name) VALUES ($1, \'P\') RETURNING id', [b])
+      const taskB = await adminQuery<{ id: string }>(url, 'INSERT INTO tasks (tenant_id, project_id, title) VALUES ($1, $2, \'T\') RETURNING id', [b, project.rows[0]!.id])
+      const inserted = await adminQuery(url, 'INSERT INTO comments (tenant_id, task_id, body) VALUES ($1, $2, \'cross-tenant\')', [a, taskB.rows[0]!.id])
       t.equal(inserted.rowCount, 1, 'the broken key lets tenant A\'s comment point at tenant B\'s task')
     }
     const server = await productionServer(t, url)

@@ -6,7 +6,7 @@ import t from 'tap'
 import { buildApi } from './api-helper.ts'
 
 // node:http, because fetch does not let a caller choose the Host header.
-function get(port: number, path: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+function get (port: number, path: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     http.get({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
       let body = ''

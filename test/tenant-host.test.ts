@@ -61,7 +61,7 @@ t.test('X-Forwarded-Host counts only behind a trusted proxy', async (t) => {
 })
 
 /** Sends a raw HTTP/1.1 request and returns the status line and body. */
-function rawRequest(port: number, head: string): Promise<{ status: number; body: string }> {
+function rawRequest (port: number, head: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1', () => socket.write(`${head}\r\n\r\n`))
     let data = ''
@@ -92,7 +92,7 @@ t.test('suspension: at once through this process, within 5 s from another', asyn
   t.equal((await probe(app, 'acme.localhost')).code, 'NOT_FOUND', 'active and now cached')
 
   // Another process (here: SQL behind the app's back) suspends the tenant.
-  await adminQuery(ownerUrl, `UPDATE tenants SET status = 'suspended' WHERE slug = 'acme'`)
+  await adminQuery(ownerUrl, 'UPDATE tenants SET status = \'suspended\' WHERE slug = \'acme\'')
   const started = Date.now()
   let code = ''
   while (Date.now() - started < 6000) {
@@ -104,7 +104,7 @@ t.test('suspension: at once through this process, within 5 s from another', asyn
   t.ok(Date.now() - started < 5000, `within 5 s (took ${Date.now() - started} ms)`)
 
   // Reactivation through this process takes effect at once.
-  await adminQuery(ownerUrl, `UPDATE tenants SET status = 'active' WHERE slug = 'acme'`)
+  await adminQuery(ownerUrl, 'UPDATE tenants SET status = \'active\' WHERE slug = \'acme\'')
   app.tenants.invalidate({ slug: 'acme' })
   t.equal((await probe(app, 'acme.localhost')).code, 'NOT_FOUND', 'reactivated: access restored')
 })

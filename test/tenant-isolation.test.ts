@@ -34,7 +34,7 @@ const lowerFirst = (s: string) => s[0]!.toLowerCase() + s.slice(1)
 let counter = 0
 type Delegate = Record<string, (args?: unknown) => Promise<any>>
 
-async function catalog(ownerUrl: string) {
+async function catalog (ownerUrl: string) {
   const client = new pg.Client({ connectionString: ownerUrl })
   await client.connect()
   try {
@@ -50,7 +50,7 @@ async function catalog(ownerUrl: string) {
 }
 
 /** Models ordered so that every model comes after the tenant-owned models its foreign keys reference. */
-function parentsFirst(models: string[], tableOf: Record<string, string>, edges: Array<{ from_table: string; to_table: string }>): string[] {
+function parentsFirst (models: string[], tableOf: Record<string, string>, edges: Array<{ from_table: string; to_table: string }>): string[] {
   const ordered: string[] = []
   const visit = (model: string, path: string[]) => {
     if (ordered.includes(model) || path.includes(model)) return
@@ -208,15 +208,15 @@ for (const layer of ['extension only (RLS off)', 'row-level security only (exten
 type Tap = { pass(message: string): void; ok(value: unknown, message: string): void }
 
 /** Rows of `table` as the owner sees them (RLS does not apply to the owner). */
-async function snapshot(ownerUrl: string, table: string) {
+async function snapshot (ownerUrl: string, table: string) {
   return (await adminQuery(ownerUrl, `SELECT * FROM ${table} ORDER BY id`)).rows
 }
 
 /** A tenant with a user and a project, inserted as the owner. */
-async function arrange(ownerUrl: string, slug: string) {
+async function arrange (ownerUrl: string, slug: string) {
   const tenantId = await insertTenant(ownerUrl, slug)
-  const user = await adminQuery<{ id: string }>(ownerUrl, `INSERT INTO users (tenant_id, email, name, password_hash) VALUES ($1, 'parent@example.com', 'Parent', 'x') RETURNING id`, [tenantId])
-  const project = await adminQuery<{ id: string }>(ownerUrl, `INSERT INTO projects (tenant_id, name) VALUES ($1, 'Parent project') RETURNING id`, [tenantId])
+  const user = await adminQuery<{ id: string }>(ownerUrl, 'INSERT INTO users (tenant_id, email, name, password_hash) VALUES ($1, \'parent@example.com\', \'Parent\', \'x\') RETURNING id', [tenantId])
+  const project = await adminQuery<{ id: string }>(ownerUrl, 'INSERT INTO projects (tenant_id, name) VALUES ($1, \'Parent project\') RETURNING id', [tenantId])
   return { tenantId, parents: { userId: user.rows[0]!.id, projectId: project.rows[0]!.id } }
 }
 
@@ -224,7 +224,7 @@ t.test('the database refuses nested writes and connects across tenants', async (
   const { ownerUrl, database } = await openTestDatabase(t, { RLS: 'off' })
   const a = await arrange(ownerUrl, 'alpha')
   const b = await arrange(ownerUrl, 'bravo')
-  const taskB = await adminQuery<{ id: string }>(ownerUrl, `INSERT INTO tasks (tenant_id, project_id, title) VALUES ($1, $2, 'B task') RETURNING id`, [b.tenantId, b.parents.projectId])
+  const taskB = await adminQuery<{ id: string }>(ownerUrl, 'INSERT INTO tasks (tenant_id, project_id, title) VALUES ($1, $2, \'B task\') RETURNING id', [b.tenantId, b.parents.projectId])
   const scoped = database.forTenant(a.tenantId)
 
   await t.rejects(scoped.project.update({ where: { id: a.parents.projectId }, data: { tasks: { connect: { id: taskB.rows[0]!.id } } } }),
@@ -332,6 +332,6 @@ t.test('tenant_id defaults to the transaction\'s tenant; without one a create fa
   const viaDefault = await runAsTenant(a.tenantId, () => database.platformDb.$queryRaw<Array<{ tenant_id: string }>>`INSERT INTO projects (name) VALUES ('default') RETURNING tenant_id`)
   t.equal(viaDefault[0]!.tenant_id, a.tenantId, 'the database default is the transaction\'s tenant')
   await t.rejects(database.platformDb.project.create({ data: { name: 'forgotten tenant' } }), 'the unscoped client with no tenant fails closed')
-  const count = await adminQuery(ownerUrl, `SELECT count(*)::int AS n FROM projects WHERE name = 'forgotten tenant'`)
+  const count = await adminQuery(ownerUrl, 'SELECT count(*)::int AS n FROM projects WHERE name = \'forgotten tenant\'')
   t.equal(count.rows[0]!.n, 0, 'and stores nothing')
 })

@@ -45,7 +45,7 @@ t.test('logs carry the client address, not the proxy\'s or a spoofed one', async
   const url = await createTestDatabase(t)
   const config = testConfig(url, { TRUST_PROXY: '10.0.0.1', LOG_LEVEL: 'info' })
   const lines: string[] = []
-  const stream = new Writable({ write(chunk, _encoding, done) { lines.push(String(chunk)); done() } })
+  const stream = new Writable({ write (chunk, _encoding, done) { lines.push(String(chunk)); done() } })
   const app = await buildApp({ config, database: createDatabase(config, url), logger: { level: 'info', stream } })
   t.teardown(() => app.close())
   await app.inject({ url: '/healthz', remoteAddress: '10.0.0.1', headers: { host: 'localhost', 'x-forwarded-for': '198.51.100.9, 203.0.113.20' } })
@@ -56,7 +56,10 @@ t.test('logs carry the client address, not the proxy\'s or a spoofed one', async
 t.test('signup is limited per client address: 429 with Retry-After', async (t) => {
   const { app } = await build(t, { env: { SIGNUP_PER_IP_MAX: '2', SIGNUP_PER_IP_WINDOW_S: '600' } })
   const signup = (slug: string, remoteAddress = '198.51.100.1') => app.inject({
-    method: 'POST', url: '/v1/tenants', remoteAddress, headers: { host: 'localhost' },
+    method: 'POST',
+    url: '/v1/tenants',
+    remoteAddress,
+    headers: { host: 'localhost' },
     payload: { slug, name: slug, owner: { email: `o@${slug}.test`, password: 'correct horse battery staple', name: 'O' } },
   })
   t.equal((await signup('first')).statusCode, 201)

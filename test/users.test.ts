@@ -70,21 +70,21 @@ t.test('two owners demoting each other at once: one of them stays owner', async 
     const a = await createUser(ownerUrl, acme.id, { email: `a${round}@acme.example`, password: PASSWORD, role: 'owner' })
     const b = await createUser(ownerUrl, acme.id, { email: `b${round}@acme.example`, password: PASSWORD, role: 'owner' })
     // Only a and b are owners during the race.
-    await adminQuery(ownerUrl, `UPDATE users SET role = 'admin' WHERE tenant_id = $1 AND role = 'owner' AND id NOT IN ($2, $3)`, [acme.id, a.id, b.id])
+    await adminQuery(ownerUrl, 'UPDATE users SET role = \'admin\' WHERE tenant_id = $1 AND role = \'owner\' AND id NOT IN ($2, $3)', [acme.id, a.id, b.id])
     const sa = await signIn(app, acme.host, a.email, PASSWORD)
     const sb = await signIn(app, acme.host, b.email, PASSWORD)
     const [ra, rb] = await Promise.all([
       app.inject({ method: 'PATCH', url: `/v1/users/${b.id}`, headers: { host: acme.host, authorization: `Bearer ${sa.accessToken}` }, payload: { role: 'member' } }),
       app.inject({ method: 'PATCH', url: `/v1/users/${a.id}`, headers: { host: acme.host, authorization: `Bearer ${sb.accessToken}` }, payload: { active: false } }),
     ])
-    const owners = await adminQuery<{ n: number }>(ownerUrl, `SELECT count(*)::int AS n FROM users WHERE tenant_id = $1 AND role = 'owner' AND active`, [acme.id])
+    const owners = await adminQuery<{ n: number }>(ownerUrl, 'SELECT count(*)::int AS n FROM users WHERE tenant_id = $1 AND role = \'owner\' AND active', [acme.id])
     t.equal(owners.rows[0]!.n, 1, `round ${round}: exactly one active owner left (${ra.statusCode}, ${rb.statusCode})`)
     // The loser gets 409, or 401/403 when the winner had already demoted or deactivated them.
     const [first, second] = [ra.statusCode, rb.statusCode].sort()
     t.equal(first, 200)
     t.ok([401, 403, 409].includes(second!), `the other one is refused (${second})`)
-    await adminQuery(ownerUrl, `UPDATE users SET role = 'admin', active = true WHERE id IN ($1, $2)`, [a.id, b.id])
-    await adminQuery(ownerUrl, `UPDATE users SET role = 'owner' WHERE id = $1`, [acme.users.owner.user.id])
+    await adminQuery(ownerUrl, 'UPDATE users SET role = \'admin\', active = true WHERE id IN ($1, $2)', [a.id, b.id])
+    await adminQuery(ownerUrl, 'UPDATE users SET role = \'owner\' WHERE id = $1', [acme.users.owner.user.id])
   }
 })
 

@@ -35,9 +35,9 @@ const security: Array<Record<string, string[]>> = [{ platformAdminToken: [] }]
 const digest = (value: string) => createHash('sha256').update(value).digest()
 
 /** A hook accepting only `Authorization: Bearer <token>`; comparing digests takes the same time whatever the input. */
-function requireAdminToken(token: string) {
+function requireAdminToken (token: string) {
   const expected = digest(token)
-  return async function checkAdminToken(request: FastifyRequest) {
+  return async function checkAdminToken (request: FastifyRequest) {
     const header = request.headers.authorization ?? ''
     const presented = header.startsWith('Bearer ') ? header.slice(7) : ''
     if (!timingSafeEqual(digest(presented), expected)) throw unauthorized('A valid platform admin token is required')

@@ -4,7 +4,7 @@
 // rows), and a deep page costs the same as the first one.
 import Type, { type TSchema } from 'typebox'
 import { AppError } from '../errors.ts'
-import { isStorableDate, Uuid } from './schemas.ts'
+import { isStorableDate } from './schemas.ts'
 import { UUID } from '../ids.ts'
 
 export const DEFAULT_LIMIT = 20
@@ -32,12 +32,12 @@ interface Position {
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 
 /** The cursor: base64url of `<createdAt ISO>|<id>`. Opaque to clients, so its format may change. */
-export function encodeCursor(row: Position): string {
+export function encodeCursor (row: Position): string {
   return Buffer.from(`${row.createdAt.toISOString()}|${row.id}`).toString('base64url')
 }
 
 /** The position a cursor names; anything that is not a cursor we made is a 400 BAD_REQUEST. */
-export function decodeCursor(cursor: string): Position {
+export function decodeCursor (cursor: string): Position {
   if (cursor.length > MAX_CURSOR_LENGTH) throw new AppError('BAD_REQUEST', 'Invalid cursor')
   const [at = '', id = '', ...rest] = Buffer.from(cursor, 'base64url').toString('utf8').split('|')
   const createdAt = new Date(at)
@@ -52,7 +52,7 @@ export function decodeCursor(cursor: string): Position {
  * exists without a count. The redundant `createdAt <= c` lets PostgreSQL start the index scan at the
  * cursor (an index condition) instead of filtering every newer row.
  */
-export function pageArgs(query: { limit?: number; cursor?: string }) {
+export function pageArgs (query: { limit?: number; cursor?: string }) {
   const take = (query.limit ?? DEFAULT_LIMIT) + 1
   const orderBy = [{ createdAt: 'desc' as const }, { id: 'desc' as const }]
   if (!query.cursor) return { take, orderBy, where: {} }
@@ -62,7 +62,7 @@ export function pageArgs(query: { limit?: number; cursor?: string }) {
 }
 
 /** The answer for rows fetched with pageArgs. */
-export function page<T extends Position>(rows: T[], query: { limit?: number }): { data: T[]; nextCursor: string | null } {
+export function page<T extends Position> (rows: T[], query: { limit?: number }): { data: T[]; nextCursor: string | null } {
   const limit = query.limit ?? DEFAULT_LIMIT
   if (rows.length <= limit) return { data: rows, nextCursor: null }
   const data = rows.slice(0, limit)

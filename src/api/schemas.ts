@@ -20,7 +20,7 @@ export const TimestampInput = Type.String({ format: 'date-time', description: 'I
  * leap seconds, which Date cannot hold) in the years 0001–9999 UTC (PostgreSQL has no year 0, and
  * ISO-8601 answers have four-digit years; an offset can push 9999-12-31 into year 10000).
  */
-export function isStorableDate(date: Date): boolean {
+export function isStorableDate (date: Date): boolean {
   const year = date.getUTCFullYear()
   return !Number.isNaN(date.getTime()) && year >= 1 && year <= 9999
 }
@@ -39,7 +39,7 @@ export const ErrorBody = Type.Object({
 }, { description: 'Every error answer has this shape' })
 
 /** Success responses plus the error shape, for serialization and the document alike. */
-export function responses<R extends Record<number, TSchema>>(success: R) {
+export function responses<R extends Record<number, TSchema>> (success: R) {
   return { ...success, '4xx': ErrorBody, '5xx': ErrorBody }
 }
 

@@ -53,7 +53,7 @@ interface Entry {
 const BASE36 = '0123456789abcdefghijklmnopqrstuvwxyz'
 
 /** `length` uniform base-36 characters from the CSPRNG (bytes ≥ 252 = 7 × 36 are rejected: no modulo bias). */
-function randomBase36(length: number): string {
+function randomBase36 (length: number): string {
   let out = ''
   while (out.length < length) {
     for (const byte of randomBytes(length * 2)) {
@@ -64,7 +64,7 @@ function randomBase36(length: number): string {
 }
 
 /** A new key and its shown prefix (`tk_live_` + id, 20 characters). */
-export function generateApiKey(): { key: string; prefix: string } {
+export function generateApiKey (): { key: string; prefix: string } {
   const prefix = `${KEY_PREFIX}${randomBase36(ID_LENGTH)}`
   return { key: `${prefix}_${randomBase36(SECRET_LENGTH)}`, prefix }
 }
@@ -80,22 +80,22 @@ export class ApiKeyService {
   private generation = 0
   private readonly dummyHash: Buffer
 
-  constructor(
+  constructor (
     private readonly secret: string,
     private readonly ttlMs: number,
     private readonly forTenant: (tenantId: string) => ScopedClient,
-    private readonly onWriteError: (error: unknown) => void = () => {},
+    private readonly onWriteError: (error: unknown) => void = () => {}
   ) {
     this.dummyHash = this.hash('tk_live_dummy')
   }
 
   /** HMAC-SHA-256 of the whole key under API_KEY_SECRET (32 bytes). */
-  hash(key: string): Buffer {
+  hash (key: string): Buffer {
     return createHmac('sha256', this.secret).update(key).digest()
   }
 
   /** The hex digest stored in api_keys.key_hash. */
-  storedHash(key: string): string {
+  storedHash (key: string): string {
     return this.hash(key).toString('hex')
   }
 
@@ -104,7 +104,7 @@ export class ApiKeyService {
    * (malformed, unknown, another tenant's, one character off, revoked, expired, tenant suspended),
    * which callers answer identically. Costs one HMAC and, on a cache miss, one indexed query.
    */
-  async verify(tenantId: string, presented: string, now = Date.now()): Promise<VerifiedKey | null> {
+  async verify (tenantId: string, presented: string, now = Date.now()): Promise<VerifiedKey | null> {
     const digest = this.hash(presented) // computed for every input, so malformed keys cost the same
     const match = API_KEY_PATTERN.exec(presented)
     if (!match) return null
@@ -120,18 +120,18 @@ export class ApiKeyService {
    * Call after revoking a key (or changing it) on this instance: it stops working here at once.
    * This is the one place a cross-instance invalidation broadcast should call too.
    */
-  revoked(tenantId: string, keyId: string): void {
+  revoked (tenantId: string, keyId: string): void {
     this.generation++
     for (const [cacheKey, entry] of this.entries) if (entry.tenantId === tenantId && entry.row?.id === keyId) this.entries.delete(cacheKey)
   }
 
   /** Call after suspending or reactivating a tenant: its keys are looked up afresh. */
-  tenantChanged(tenantId: string): void {
+  tenantChanged (tenantId: string): void {
     this.generation++
     for (const [cacheKey, entry] of this.entries) if (entry.tenantId === tenantId) this.entries.delete(cacheKey)
   }
 
-  private async row(tenantId: string, prefix: string, now: number): Promise<KeyRow | null> {
+  private async row (tenantId: string, prefix: string, now: number): Promise<KeyRow | null> {
     const cacheKey = `${tenantId}:${prefix}`
     const cached = this.entries.get(cacheKey)
     if (cached && now - cached.loadedAt < this.ttlMs) return cached.row
@@ -145,7 +145,7 @@ export class ApiKeyService {
     return row
   }
 
-  private async load(tenantId: string, prefix: string): Promise<KeyRow | null> {
+  private async load (tenantId: string, prefix: string): Promise<KeyRow | null> {
     const key = await this.forTenant(tenantId).apiKey.findFirst({
       where: { prefix },
       select: { id: true, keyHash: true, scopes: true, expiresAt: true, revokedAt: true, lastUsedAt: true, tenant: { select: { status: true } } },
@@ -167,7 +167,7 @@ export class ApiKeyService {
    * UPDATE makes it at most once a minute across instances too. Not awaited: a failed write costs
    * only the timestamp's freshness, never the request.
    */
-  private touch(tenantId: string, row: KeyRow, now: number): void {
+  private touch (tenantId: string, row: KeyRow, now: number): void {
     if (now - row.lastUsedAt < LAST_USED_RESOLUTION_MS) return
     row.lastUsedAt = now // the cached row: later requests of this minute skip the write
     const at = new Date(now)

@@ -13,7 +13,7 @@ try {
   os.setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), 19)
 } catch {}
 
-export default function run({ op, args }) {
+export default function run ({ op, args }) {
   if (op === 'hash') return bcrypt.hashSync(args[0], args[1])
   if (op === 'compare') return bcrypt.compareSync(args[0], args[1])
   if (op === 'threadId') return threadId

@@ -20,7 +20,7 @@ export interface AuthCookies {
   clear(reply: FastifyReply): void
 }
 
-export function authCookies(config: Pick<Config, 'isDevelopment' | 'ACCESS_TOKEN_TTL_S'>): AuthCookies {
+export function authCookies (config: Pick<Config, 'isDevelopment' | 'ACCESS_TOKEN_TTL_S'>): AuthCookies {
   const secure = !config.isDevelopment
   const names = secure
     ? { access: '__Host-access', refresh: '__Secure-refresh', csrf: '__Host-csrf' }
@@ -34,13 +34,13 @@ export function authCookies(config: Pick<Config, 'isDevelopment' | 'ACCESS_TOKEN
   }
   return {
     names,
-    set(reply, tokens) {
+    set (reply, tokens) {
       const sessionLeft = Math.max(0, Math.floor((tokens.sessionExpiresAt.getTime() - Date.now()) / 1000))
       reply.setCookie(names.access, tokens.accessToken, { ...options.access, maxAge: config.ACCESS_TOKEN_TTL_S })
       reply.setCookie(names.refresh, tokens.refreshToken, { ...options.refresh, maxAge: sessionLeft })
       reply.setCookie(names.csrf, tokens.csrfToken, { ...options.csrf, maxAge: sessionLeft })
     },
-    clear(reply) {
+    clear (reply) {
       for (const which of ['access', 'refresh', 'csrf'] as const) reply.clearCookie(names[which], options[which])
     },
   }

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto'
 import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 
-export async function readOrCreateSecretFile(file: string, create: () => string): Promise<string> {
+export async function readOrCreateSecretFile (file: string, create: () => string): Promise<string> {
   try {
     return await readFile(file, 'utf8')
   } catch (error) {

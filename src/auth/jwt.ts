@@ -41,13 +41,13 @@ type JwtConfig = Pick<Config, 'JWT_ISSUER' | 'JWT_AUDIENCE' | 'ACCESS_TOKEN_TTL_
 
 // fast-jwt asks for the key on every cache miss: export each public key once.
 const pems = new WeakMap<object, string>()
-function publicPem(key: { publicKey: KeyObject }): string {
+function publicPem (key: { publicKey: KeyObject }): string {
   let pem = pems.get(key)
   if (!pem) pems.set(key, (pem = key.publicKey.export({ format: 'pem', type: 'spki' }).toString()))
   return pem
 }
 
-export function jwtOptions(ring: KeyRing, config: JwtConfig): FastifyJWTOptions {
+export function jwtOptions (ring: KeyRing, config: JwtConfig): FastifyJWTOptions {
   const signing = ring.signing
   return {
     secret: {
@@ -78,7 +78,7 @@ export function jwtOptions(ring: KeyRing, config: JwtConfig): FastifyJWTOptions 
 }
 
 /** The token's claims when it is genuine, current and complete; InvalidTokenError otherwise. */
-export async function verifyAccessToken(jwt: JWT, token: string, audience: string): Promise<AccessClaims> {
+export async function verifyAccessToken (jwt: JWT, token: string, audience: string): Promise<AccessClaims> {
   if (token.length > MAX_TOKEN_LENGTH) throw new InvalidTokenError('token too long')
   let payload: Record<string, unknown>
   try {
@@ -93,7 +93,7 @@ export async function verifyAccessToken(jwt: JWT, token: string, audience: strin
 }
 
 /** What fast-jwt does not check: iat/nbf in the future, and the shape of our own claims. */
-function accessClaims(claims: Record<string, unknown>, audience: string, nowS = Math.floor(Date.now() / 1000)): AccessClaims {
+function accessClaims (claims: Record<string, unknown>, audience: string, nowS = Math.floor(Date.now() / 1000)): AccessClaims {
   const { iss, sub, tid, sid, role, jti, iat, exp, nbf } = claims
   if (typeof iat !== 'number' || iat > nowS + CLOCK_SKEW_S) throw new InvalidTokenError('issued in the future')
   if (nbf !== undefined && (typeof nbf !== 'number' || nbf > nowS + CLOCK_SKEW_S)) throw new InvalidTokenError('not yet valid')

@@ -34,41 +34,41 @@ export class KeyRing {
   readonly signing: SigningKey
   private readonly byKid: Map<string, SigningKey>
 
-  constructor(keys: SigningKey[]) {
+  constructor (keys: SigningKey[]) {
     if (!keys.length) throw new Error('at least one JWT signing key is needed')
     this.signing = keys[keys.length - 1]!
     this.byKid = new Map(keys.map((key) => [key.kid, key]))
   }
 
-  find(kid: string): SigningKey | undefined {
+  find (kid: string): SigningKey | undefined {
     return this.byKid.get(kid)
   }
 
   /** The JSON Web Key Set other services verify our tokens with. */
-  jwks(): { keys: PublicJwk[] } {
+  jwks (): { keys: PublicJwk[] } {
     return { keys: [...this.byKid.values()].map((key) => key.jwk) }
   }
 }
 
-export function parsePrivateKeys(bundle: string): SigningKey[] {
+export function parsePrivateKeys (bundle: string): SigningKey[] {
   const blocks = bundle.replace(/\\n/g, '\n').match(PEM_BLOCK) ?? []
   if (!blocks.length) throw new Error('JWT_PRIVATE_KEYS holds no PEM private key')
   return blocks.map((pem) => signingKey(createPrivateKey(pem)))
 }
 
-export function generatePrivateKeyPem(): string {
+export function generatePrivateKeyPem (): string {
   const { privateKey } = generateKeyPairSync('ed25519')
   return privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()
 }
 
-export async function loadKeyRing(config: Pick<Config, 'JWT_PRIVATE_KEYS' | 'isProduction' | 'dataDir'>): Promise<KeyRing> {
+export async function loadKeyRing (config: Pick<Config, 'JWT_PRIVATE_KEYS' | 'isProduction' | 'dataDir'>): Promise<KeyRing> {
   if (config.JWT_PRIVATE_KEYS) return new KeyRing(parsePrivateKeys(config.JWT_PRIVATE_KEYS))
   if (config.isProduction) throw new Error('JWT_PRIVATE_KEYS is required in production')
   const pem = await readOrCreateSecretFile(path.join(config.dataDir, 'keys', 'jwt-private-keys.pem'), generatePrivateKeyPem)
   return new KeyRing(parsePrivateKeys(pem))
 }
 
-function signingKey(privateKey: KeyObject): SigningKey {
+function signingKey (privateKey: KeyObject): SigningKey {
   const publicKey = createPublicKey(privateKey)
   const alg = algorithmOf(privateKey)
   const exported = publicKey.export({ format: 'jwk' })
@@ -76,14 +76,14 @@ function signingKey(privateKey: KeyObject): SigningKey {
   return { kid, alg, privateKey, publicKey, jwk: { ...exported, kid, alg, use: 'sig' } }
 }
 
-function algorithmOf(key: KeyObject): JwtAlgorithm {
+function algorithmOf (key: KeyObject): JwtAlgorithm {
   if (key.asymmetricKeyType === 'ed25519') return 'EdDSA'
   if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return 'ES256'
   throw new Error('JWT keys must be Ed25519 or EC P-256')
 }
 
 /** RFC 7638: SHA-256 of the required members in lexicographic order. */
-function thumbprint(jwk: JsonWebKey): string {
+function thumbprint (jwk: JsonWebKey): string {
   const members = jwk.kty === 'OKP' ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x } : { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }
   return createHash('sha256').update(JSON.stringify(members)).digest('base64url')
 }

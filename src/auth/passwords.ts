@@ -12,14 +12,14 @@ import { AppError } from '../errors.ts'
 export const MAX_PASSWORD_BYTES = 72
 
 /** Why `plain` is not acceptable as a new password, or null. Length counts Unicode characters. */
-export function passwordProblem(plain: string, minLength: number): string | null {
+export function passwordProblem (plain: string, minLength: number): string | null {
   if ([...plain].length < minLength) return `must be at least ${minLength} characters`
   if (Buffer.byteLength(plain, 'utf8') > MAX_PASSWORD_BYTES) return `must be at most ${MAX_PASSWORD_BYTES} bytes of UTF-8`
   return null
 }
 
 /** Throws 400 VALIDATION_FAILED naming `field` when `plain` breaks the policy. */
-export function assertAcceptablePassword(plain: string, minLength: number, field = 'password'): void {
+export function assertAcceptablePassword (plain: string, minLength: number, field = 'password'): void {
   const problem = passwordProblem(plain, minLength)
   if (problem) throw new AppError('VALIDATION_FAILED', `body/${field} ${problem}`)
 }
@@ -48,7 +48,7 @@ export class PasswordHasher {
    */
   readonly comparisons: ComparisonCounts = {}
 
-  constructor(readonly options: PasswordHasherOptions) {
+  constructor (readonly options: PasswordHasherOptions) {
     if (options.workers > 0) {
       // Idle threads exit after a while, so a quiet process (or a script) holds none.
       this.pool = new Piscina({
@@ -75,13 +75,13 @@ export class PasswordHasher {
   }
 
   /** The bcrypt hash of a new password; 400 VALIDATION_FAILED when the policy refuses it. */
-  async hash(plain: string, field = 'password'): Promise<string> {
+  async hash (plain: string, field = 'password'): Promise<string> {
     assertAcceptablePassword(plain, this.options.minLength, field)
     return this.run<string>({ op: 'hash', args: [plain, this.options.cost] })
   }
 
   /** True when `plain` matches `hash`. A password over 72 bytes never matches (bcrypt would truncate it). */
-  async verify(plain: string, hash: string): Promise<boolean> {
+  async verify (plain: string, hash: string): Promise<boolean> {
     const matches = await this.run<boolean>({ op: 'compare', args: [plain, hash] })
     return matches && Buffer.byteLength(plain, 'utf8') <= MAX_PASSWORD_BYTES
   }
@@ -90,26 +90,26 @@ export class PasswordHasher {
    * Spends the time of a real comparison against a hash of the same cost and answers false: used
    * for unknown and inactive users, so that they cannot be told from a wrong password by timing.
    */
-  async verifyDummy(plain: string): Promise<false> {
+  async verifyDummy (plain: string): Promise<false> {
     await this.run<boolean>({ op: 'compare', args: [plain, await this.dummyHash()] })
     return false
   }
 
   /** Computes the dummy hash ahead of the first login that needs it. */
-  warmUp(): void {
+  warmUp (): void {
     this.dummyHash().catch(() => {})
   }
 
   /** The id of the thread that computes (tests: proves hashing is off the main thread). */
-  workerThreadId(): Promise<number> {
+  workerThreadId (): Promise<number> {
     return this.run<number>({ op: 'threadId', args: [] })
   }
 
-  async close(): Promise<void> {
+  async close (): Promise<void> {
     await this.pool?.destroy()
   }
 
-  private dummyHash(): Promise<string> {
+  private dummyHash (): Promise<string> {
     this.dummy ??= this.run<string>({ op: 'hash', args: [randomBytes(18).toString('base64url'), this.options.cost] })
     return this.dummy
   }

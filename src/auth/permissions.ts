@@ -58,23 +58,23 @@ export interface Subject {
   scopes: readonly Scope[] | null
 }
 
-export function can(role: Role, action: Action): boolean {
+export function can (role: Role, action: Action): boolean {
   return (PERMISSIONS[action] as readonly Role[]).includes(role)
 }
 
 /** The one decision for users and keys alike: may `subject` do `action`? */
-export function allows(subject: Subject, action: Action): boolean {
+export function allows (subject: Subject, action: Action): boolean {
   if (subject.scopes === null) return can(subject.role, action)
   return subject.scopes.some((scope) => (SCOPES[scope] as readonly Action[]).includes(action))
 }
 
 /** Whether a user of `role` may put `scope` on a key: only what the role itself may do. */
-export function canGrant(role: Role, scope: Scope): boolean {
+export function canGrant (role: Role, scope: Scope): boolean {
   return SCOPES[scope].every((action) => can(role, action))
 }
 
 /** Throws 403 FORBIDDEN unless `role` may do `action`. */
-export function assertCan(role: Role, action: Action): void {
+export function assertCan (role: Role, action: Action): void {
   if (!can(role, action)) throw forbidden()
 }
 
@@ -83,8 +83,8 @@ export const PERMISSION = Symbol('permission')
 export type PermissionHook = ((request: FastifyRequest) => Promise<void>) & { [PERMISSION]: Action }
 
 /** A route hook (after authentication) refusing users whose role, or keys whose scopes, may not do `action`. */
-export function requirePermission(action: Action): PermissionHook {
-  const checkPermission = async function checkPermission(request: FastifyRequest) {
+export function requirePermission (action: Action): PermissionHook {
+  const checkPermission = async function checkPermission (request: FastifyRequest) {
     if (!request.user) throw unauthorized() // registered without app.authenticate before it: refuse
     if (!allows(request.user, action)) throw forbidden(request.user.scopes ? 'This API key has no scope for this route' : undefined)
   }

@@ -25,6 +25,6 @@ interface UserRow {
   updatedAt: Date
 }
 
-export function toPublicUser(user: UserRow) {
+export function toPublicUser (user: UserRow) {
   return { ...user, createdAt: user.createdAt.toISOString(), updatedAt: user.updatedAt.toISOString() }
 }

@@ -35,10 +35,10 @@ export class SessionStateCache {
   /** Called after each drop made by this process (not by apply()): the cluster broadcast. */
   onDrop: ((drop: SessionDrop) => void) | null = null
 
-  constructor(private readonly ttlMs: number, private readonly load: SessionLoader) {}
+  constructor (private readonly ttlMs: number, private readonly load: SessionLoader) {}
 
   /** The session's state, or null when it does not exist (deleted, or its user was). */
-  async get(tenantId: string, sessionId: string, now = Date.now()): Promise<SessionState | null> {
+  async get (tenantId: string, sessionId: string, now = Date.now()): Promise<SessionState | null> {
     const key = `${tenantId}:${sessionId}`
     const cached = this.entries.get(key)
     if (cached && now - cached.loadedAt < this.ttlMs) return cached.state
@@ -48,35 +48,35 @@ export class SessionStateCache {
     return state
   }
 
-  dropSession(tenantId: string, sessionId: string): void {
+  dropSession (tenantId: string, sessionId: string): void {
     this.apply({ kind: 'session', tenantId, sessionId })
     this.onDrop?.({ kind: 'session', tenantId, sessionId })
   }
 
-  dropUser(tenantId: string, userId: string): void {
+  dropUser (tenantId: string, userId: string): void {
     this.apply({ kind: 'user', tenantId, userId })
     this.onDrop?.({ kind: 'user', tenantId, userId })
   }
 
   /** Drops what another instance dropped (no broadcast). */
-  apply(drop: SessionDrop): void {
+  apply (drop: SessionDrop): void {
     this.generation++
     if (drop.kind === 'session') this.entries.delete(`${drop.tenantId}:${drop.sessionId}`)
     else for (const [key, entry] of this.entries) if (entry.tenantId === drop.tenantId && entry.state?.userId === drop.userId) this.entries.delete(key)
   }
 
   /** Forgets everything (after the invalidation channel was down: messages may have been missed). */
-  dropAll(): void {
+  dropAll (): void {
     this.generation++
     this.entries.clear()
   }
 
-  dropTenant(tenantId: string): void {
+  dropTenant (tenantId: string): void {
     this.generation++
     for (const [key, entry] of this.entries) if (entry.tenantId === tenantId) this.entries.delete(key)
   }
 
-  private remember(key: string, entry: Entry): void {
+  private remember (key: string, entry: Entry): void {
     this.entries.delete(key) // re-insert at the end: the Map's order is the eviction order
     if (this.entries.size >= MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!)
     this.entries.set(key, entry)

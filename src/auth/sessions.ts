@@ -40,18 +40,18 @@ type AuthConfig = Pick<Config, 'JWT_AUDIENCE' | 'ACCESS_TOKEN_TTL_S' | 'SESSION_
 export class AuthService {
   readonly states: SessionStateCache
 
-  constructor(
+  constructor (
     private readonly config: AuthConfig,
     readonly keys: KeyRing,
     private readonly jwt: JWT,
     private readonly csrfSecret: string,
-    forTenant: (tenantId: string) => ScopedClient,
+    forTenant: (tenantId: string) => ScopedClient
   ) {
     this.states = new SessionStateCache(config.REVOCATION_CACHE_TTL_MS, (tenantId, sessionId) => loadSessionState(forTenant(tenantId), sessionId))
   }
 
   /** Opens a session for a user whose password was just checked, and issues its tokens. */
-  async startSession(db: ScopedClient, tenantId: string, user: TokenUser & { authVersion: number }): Promise<IssuedTokens> {
+  async startSession (db: ScopedClient, tenantId: string, user: TokenUser & { authVersion: number }): Promise<IssuedTokens> {
     const secret = randomBytes(32).toString('base64url')
     const expiresAt = new Date(Date.now() + this.config.SESSION_MAX_AGE_S * 1000)
     const session = await db.session.create({ data: { userId: user.id, refreshTokenHash: sha256(secret), expiresAt } as never, select: { id: true } })
@@ -66,7 +66,7 @@ export class AuthService {
   }
 
   /** Rotates a refresh token: new tokens for the same session, or 401 (and a revoked session on replay). */
-  async refresh(db: ScopedClient, tenantId: string, presented: string) {
+  async refresh (db: ScopedClient, tenantId: string, presented: string) {
     const [, sessionId, secret] = REFRESH_TOKEN.exec(presented) ?? []
     if (!sessionId || !secret) throw revoked()
     const session = await db.session.findFirst({
@@ -89,19 +89,19 @@ export class AuthService {
   }
 
   /** Revokes one session: its refresh token and, at once here and within the cache TTL elsewhere, its access tokens. */
-  async endSession(db: ScopedClient, tenantId: string, sessionId: string): Promise<void> {
+  async endSession (db: ScopedClient, tenantId: string, sessionId: string): Promise<void> {
     await db.session.updateMany({ where: { id: sessionId, revokedAt: null }, data: { revokedAt: new Date() } })
     this.states.dropSession(tenantId, sessionId)
   }
 
   /** Revokes every session of a user but `keepSessionId` (after a password change). */
-  async endOtherSessions(db: ScopedClient, tenantId: string, userId: string, keepSessionId: string): Promise<void> {
+  async endOtherSessions (db: ScopedClient, tenantId: string, userId: string, keepSessionId: string): Promise<void> {
     await db.session.updateMany({ where: { userId, id: { not: keepSessionId }, revokedAt: null }, data: { revokedAt: new Date() } })
     this.states.dropUser(tenantId, userId)
   }
 
   /** Revokes every session of a user (e.g. on deactivation, so that reactivating does not revive them). */
-  async endAllSessions(db: ScopedClient, tenantId: string, userId: string): Promise<void> {
+  async endAllSessions (db: ScopedClient, tenantId: string, userId: string): Promise<void> {
     await db.session.updateMany({ where: { userId, revokedAt: null }, data: { revokedAt: new Date() } })
     this.states.dropUser(tenantId, userId)
   }
@@ -110,17 +110,17 @@ export class AuthService {
    * Call after changing a user behind the auth module's back (deactivation, deletion, role
    * change): this instance stops trusting cached state for that user at once.
    */
-  userChanged(tenantId: string, userId: string): void {
+  userChanged (tenantId: string, userId: string): void {
     this.states.dropUser(tenantId, userId)
   }
 
   /** The claims of a genuine, current access token of this issuer and audience; InvalidTokenError otherwise. */
-  verify(token: string): Promise<AccessClaims> {
+  verify (token: string): Promise<AccessClaims> {
     return verifyAccessToken(this.jwt, token, this.config.JWT_AUDIENCE)
   }
 
   /** The session's state when it still counts; null when revoked, expired, deleted or its user inactive. */
-  async usableSession(tenantId: string, sessionId: string): Promise<SessionState | null> {
+  async usableSession (tenantId: string, sessionId: string): Promise<SessionState | null> {
     const state = await this.states.get(tenantId, sessionId)
     return state?.usable && state.expiresAt > Date.now() ? state : null
   }
@@ -129,16 +129,16 @@ export class AuthService {
    * CSRF token: a signed double-submit token bound to the tenant and the session. A value planted in
    * the cookie by a sibling subdomain (cookie tossing) is useless without the server's secret.
    */
-  csrfToken(tenantId: string, sessionId: string): string {
+  csrfToken (tenantId: string, sessionId: string): string {
     return createHmac('sha256', this.csrfSecret).update(`csrf\0${tenantId}\0${sessionId}`).digest('base64url')
   }
 
-  csrfValid(tenantId: string, sessionId: string, header: string | undefined, cookie: string | undefined): boolean {
+  csrfValid (tenantId: string, sessionId: string, header: string | undefined, cookie: string | undefined): boolean {
     if (!header || !cookie) return false
     return sameText(header, cookie) && sameText(header, this.csrfToken(tenantId, sessionId))
   }
 
-  private issue(tenantId: string, user: TokenUser, sessionId: string, secret: string, sessionExpiresAt: Date): IssuedTokens {
+  private issue (tenantId: string, user: TokenUser, sessionId: string, secret: string, sessionExpiresAt: Date): IssuedTokens {
     const payload: AccessPayload = { sub: user.id, tid: tenantId, sid: sessionId, role: user.role, jti: randomUUID() }
     return {
       accessToken: this.jwt.sign(payload),
@@ -150,7 +150,7 @@ export class AuthService {
   }
 }
 
-async function loadSessionState(db: ScopedClient, sessionId: string): Promise<SessionState | null> {
+async function loadSessionState (db: ScopedClient, sessionId: string): Promise<SessionState | null> {
   const session = await db.session.findFirst({
     where: { id: sessionId },
     select: { userId: true, revokedAt: true, expiresAt: true, user: { select: { active: true, role: true } } },
@@ -159,7 +159,7 @@ async function loadSessionState(db: ScopedClient, sessionId: string): Promise<Se
   return { userId: session.userId, role: session.user.role, usable: !session.revokedAt && session.user.active, expiresAt: session.expiresAt.getTime() }
 }
 
-function sameText(a: string, b: string): boolean {
+function sameText (a: string, b: string): boolean {
   const left = Buffer.from(a)
   const right = Buffer.from(b)
   return left.length === right.length && timingSafeEqual(left, right)

@@ -46,21 +46,21 @@ abstract class BaseChannel implements InvalidationChannel {
   private readonly resyncHandlers: Array<() => void> = []
   abstract readonly connected: boolean
 
-  constructor(protected readonly log: ChannelLog) {}
+  constructor (protected readonly log: ChannelLog) {}
 
-  abstract publish(message: Invalidation): void
-  abstract start(): Promise<void>
-  abstract close(): Promise<void>
+  abstract publish (message: Invalidation): void
+  abstract start (): Promise<void>
+  abstract close (): Promise<void>
 
-  onMessage(handler: (message: Invalidation) => void): void {
+  onMessage (handler: (message: Invalidation) => void): void {
     this.messageHandlers.push(handler)
   }
 
-  onResync(handler: () => void): void {
+  onResync (handler: () => void): void {
     this.resyncHandlers.push(handler)
   }
 
-  protected encode(message: Invalidation): string | null {
+  protected encode (message: Invalidation): string | null {
     const payload = JSON.stringify({ origin: this.origin, message } satisfies Envelope)
     if (payload.length > MAX_PAYLOAD) {
       this.log('warn', 'invalidation: message too large, not sent (the cache TTL applies)')
@@ -69,7 +69,7 @@ abstract class BaseChannel implements InvalidationChannel {
     return payload
   }
 
-  protected receive(payload: string): void {
+  protected receive (payload: string): void {
     let envelope: Envelope
     try {
       envelope = JSON.parse(payload) as Envelope
@@ -80,7 +80,7 @@ abstract class BaseChannel implements InvalidationChannel {
     for (const handler of this.messageHandlers) handler(envelope.message)
   }
 
-  protected resync(): void {
+  protected resync (): void {
     for (const handler of this.resyncHandlers) handler()
   }
 }
@@ -96,21 +96,21 @@ export class PostgresInvalidationChannel extends BaseChannel {
   private retryTimer: NodeJS.Timeout | undefined
   private attempt = 0
 
-  constructor(private readonly url: string, private readonly channel: string, log: ChannelLog) {
+  constructor (private readonly url: string, private readonly channel: string, log: ChannelLog) {
     super(log)
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(channel)) throw new Error(`invalid channel name ${channel}`)
   }
 
-  get connected(): boolean {
+  get connected (): boolean {
     return this.client !== null
   }
 
   /** Connects once (a failure schedules retries, it does not throw: the API runs without the channel). */
-  async start(): Promise<void> {
+  async start (): Promise<void> {
     await this.connect()
   }
 
-  publish(message: Invalidation): void {
+  publish (message: Invalidation): void {
     const payload = this.encode(message)
     if (payload === null) return
     const client = this.client
@@ -123,7 +123,7 @@ export class PostgresInvalidationChannel extends BaseChannel {
     })
   }
 
-  async close(): Promise<void> {
+  async close (): Promise<void> {
     this.closed = true
     clearTimeout(this.retryTimer)
     const client = this.client
@@ -131,7 +131,7 @@ export class PostgresInvalidationChannel extends BaseChannel {
     await client?.end().catch(() => {})
   }
 
-  private async connect(): Promise<void> {
+  private async connect (): Promise<void> {
     if (this.closed) return
     const client = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: 5_000, keepAlive: true, application_name: 'tenant-api-invalidation' })
     let failed = false
@@ -169,7 +169,7 @@ export class PostgresInvalidationChannel extends BaseChannel {
     this.everConnected = true
   }
 
-  private scheduleReconnect(): void {
+  private scheduleReconnect (): void {
     clearTimeout(this.retryTimer)
     const delay = Math.min(100 * 2 ** this.attempt++, 2_000)
     this.retryTimer = setTimeout(() => void this.connect(), delay)
@@ -186,7 +186,7 @@ export class RedisInvalidationChannel extends BaseChannel {
   private subscribed = false
   private everSubscribed = false
 
-  constructor(private readonly redis: Redis, private readonly channel: string, log: ChannelLog) {
+  constructor (private readonly redis: Redis, private readonly channel: string, log: ChannelLog) {
     super(log)
     // Own options: a subscriber must queue its SUBSCRIBE until connected, and keep reconnecting.
     this.subscriber = redis.duplicate({ enableOfflineQueue: true, lazyConnect: true, autoResubscribe: true })
@@ -209,11 +209,11 @@ export class RedisInvalidationChannel extends BaseChannel {
     })
   }
 
-  get connected(): boolean {
+  get connected (): boolean {
     return this.subscribed && this.redis.status === 'ready'
   }
 
-  async start(): Promise<void> {
+  async start (): Promise<void> {
     // The first SUBSCRIBE is queued until connected; a Redis down at start is retried in the background.
     this.subscriber.subscribe(this.channel).catch(() => {})
     this.subscriber.connect().catch(() => {})
@@ -226,7 +226,7 @@ export class RedisInvalidationChannel extends BaseChannel {
     })
   }
 
-  publish(message: Invalidation): void {
+  publish (message: Invalidation): void {
     const payload = this.encode(message)
     if (payload === null) return
     this.redis.publish(this.channel, payload).catch((error: unknown) => {
@@ -234,7 +234,7 @@ export class RedisInvalidationChannel extends BaseChannel {
     })
   }
 
-  async close(): Promise<void> {
+  async close (): Promise<void> {
     this.subscriber.disconnect()
   }
 }

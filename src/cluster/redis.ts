@@ -14,7 +14,7 @@ export const failFastRedisOptions: RedisOptions = {
 }
 
 /** A client for `url`; `onStateChange(up)` reports the transitions between reachable and not (once each). */
-export function createRedis(url: string, onStateChange: (up: boolean, error?: Error) => void, options: RedisOptions = {}): Redis {
+export function createRedis (url: string, onStateChange: (up: boolean, error?: Error) => void, options: RedisOptions = {}): Redis {
   const redis = new Redis(url, { ...failFastRedisOptions, ...options })
   let up: boolean | undefined
   const report = (next: boolean, error?: Error) => {
@@ -30,7 +30,7 @@ export function createRedis(url: string, onStateChange: (up: boolean, error?: Er
 }
 
 /** Connects, waiting at most `timeoutMs`; a Redis that is down at start is not fatal (false). */
-export async function connectRedis(redis: Redis, timeoutMs = 2_000): Promise<boolean> {
+export async function connectRedis (redis: Redis, timeoutMs = 2_000): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined
   const connected = redis.connect().then(() => true, () => false)
   const timedOut = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), timeoutMs) })

@@ -23,7 +23,7 @@ const TUPLE_CONCURRENTLY_UPDATED = 'XX000'
  * concurrently from several processes (roles are cluster-wide).
  * @throws Error when saas_app does not exist yet (migrations not applied) or the role cannot be made.
  */
-export async function ensureApiLogin(adminUrl: string, login: string, password: string): Promise<void> {
+export async function ensureApiLogin (adminUrl: string, login: string, password: string): Promise<void> {
   const client = new pg.Client({ connectionString: adminUrl })
   await client.connect()
   try {
@@ -44,7 +44,7 @@ export async function ensureApiLogin(adminUrl: string, login: string, password: 
   }
 }
 
-async function retryingConcurrentUpdate(run: () => Promise<unknown>): Promise<void> {
+async function retryingConcurrentUpdate (run: () => Promise<unknown>): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       await run()
@@ -57,7 +57,7 @@ async function retryingConcurrentUpdate(run: () => Promise<unknown>): Promise<vo
 }
 
 /** `url` with another user and password (same server, database and parameters). */
-export function withLogin(url: string, login: string, password: string): string {
+export function withLogin (url: string, login: string, password: string): string {
   const copy = new URL(url)
   copy.username = encodeURIComponent(login)
   copy.password = encodeURIComponent(password)
@@ -68,7 +68,7 @@ export function withLogin(url: string, login: string, password: string): string 
  * The embedded database's API login: `saas_api` with a random password generated once and kept in
  * `<dir>/api-password` (0600, beside the superuser's). Returns the API's URL for `ownerUrl`'s database.
  */
-export async function embeddedApiLogin(dir: string, ownerUrl: string): Promise<string> {
+export async function embeddedApiLogin (dir: string, ownerUrl: string): Promise<string> {
   const passwordFile = path.join(dir, 'api-password')
   let password = (await readFile(passwordFile, 'utf8').catch(() => '')).trim()
   if (!password) {

@@ -3,7 +3,7 @@
 import path from 'node:path'
 import { embeddedUrl } from './embedded-postgres.ts'
 
-export function cliDatabaseUrl(env: Record<string, string | undefined> = process.env): string {
+export function cliDatabaseUrl (env: Record<string, string | undefined> = process.env): string {
   if (env.DATABASE_URL) return env.DATABASE_URL
   const dir = path.resolve(env.DATA_DIR ?? '.data', 'postgres')
   const port = Number(env.EMBEDDED_PG_PORT ?? 54329)

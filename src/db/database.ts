@@ -39,11 +39,11 @@ export interface OpenDatabaseOptions {
   log?: (message: string) => void
 }
 
-export function embeddedDirectory(config: Pick<Config, 'dataDir'>): string {
+export function embeddedDirectory (config: Pick<Config, 'dataDir'>): string {
   return path.join(config.dataDir, 'postgres')
 }
 
-export async function openDatabase(config: Config, options: OpenDatabaseOptions = {}): Promise<Database> {
+export async function openDatabase (config: Config, options: OpenDatabaseOptions = {}): Promise<Database> {
   const log = options.log ?? (() => {})
   let embedded: EmbeddedPostgres | undefined
   if (config.embeddedDatabase) {
@@ -77,7 +77,7 @@ export interface CreateDatabaseOptions {
   onQuery?: (event: QueryEvent) => void
 }
 
-export function createDatabase(config: Config, ownerUrl: string, embedded?: EmbeddedPostgres, options: CreateDatabaseOptions = {}): Database {
+export function createDatabase (config: Config, ownerUrl: string, embedded?: EmbeddedPostgres, options: CreateDatabaseOptions = {}): Database {
   const availability = new DatabaseAvailability()
   const apiUrl = options.appUrl ?? config.APP_DATABASE_URL
   const pool = createPool(config, ownerUrl, apiUrl, availability)
@@ -98,7 +98,7 @@ export function createDatabase(config: Config, ownerUrl: string, embedded?: Embe
     platformDb,
     ownerUrl,
     availability,
-    forTenant(tenantId) {
+    forTenant (tenantId) {
       let client = scoped.get(tenantId)
       if (!client) {
         if (scoped.size >= 10_000) scoped.delete(scoped.keys().next().value!) // oldest first
@@ -107,13 +107,13 @@ export function createDatabase(config: Config, ownerUrl: string, embedded?: Embe
       }
       return client
     },
-    ping() {
+    ping () {
       if (probe) return probe
       const current: Promise<boolean> = readinessPool.query('SELECT 1').then(() => true, () => false).finally(() => { probe = undefined })
       probe = current
       return current
     },
-    close() {
+    close () {
       closing ??= (async () => {
         await platformDb.$disconnect().catch(() => {})
         await Promise.all([endPool(pool), endPool(readinessPool)])
@@ -128,7 +128,7 @@ export function createDatabase(config: Config, ownerUrl: string, embedded?: Embe
  * pool.end() waits for every borrowed connection to come back, which a frozen server would make
  * forever: after `graceMs` the remaining connections are destroyed.
  */
-async function endPool(pool: pg.Pool, graceMs = 2000): Promise<void> {
+async function endPool (pool: pg.Pool, graceMs = 2000): Promise<void> {
   const ended = pool.end().catch(() => {})
   let timer: NodeJS.Timeout | undefined
   const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), graceMs) })
@@ -141,7 +141,7 @@ async function endPool(pool: pg.Pool, graceMs = 2000): Promise<void> {
   clearTimeout(timer)
 }
 
-function createPool(config: Config, ownerUrl: string, appUrl: string | undefined, availability: DatabaseAvailability): pg.Pool {
+function createPool (config: Config, ownerUrl: string, appUrl: string | undefined, availability: DatabaseAvailability): pg.Pool {
   // No bound is a startup parameter (PgBouncer in transaction mode refuses those): the statement
   // timeout rides with each transaction's first statement; the others are client-side.
   const poolConfig = {
@@ -165,12 +165,12 @@ function createPool(config: Config, ownerUrl: string, appUrl: string | undefined
 }
 
 /** The startup option switching the owner's direct login to saas_app, when there is no API login. */
-function roleSwitch(config: Config, appUrl: string | undefined): { options?: string } {
+function roleSwitch (config: Config, appUrl: string | undefined): { options?: string } {
   return config.rlsEnabled && !appUrl ? { options: `-c role=${APP_ROLE}` } : {}
 }
 
 /** /readyz's own path: one connection, every step bounded by READY_TIMEOUT_MS. */
-function createReadinessPool(config: Config, ownerUrl: string, appUrl: string | undefined, availability: DatabaseAvailability): ResilientPool {
+function createReadinessPool (config: Config, ownerUrl: string, appUrl: string | undefined, availability: DatabaseAvailability): ResilientPool {
   const timeout = config.READY_TIMEOUT_MS
   return new ResilientPool({
     connectionString: appUrl ?? ownerUrl,

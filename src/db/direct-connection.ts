@@ -15,7 +15,7 @@ export const MIGRATION_LOCK_KEY = 72707369
  * server connection to the next client (PgBouncer reuses the most recently used one first).
  * @throws what pg throws when the server cannot be reached.
  */
-export async function isTransactionPooler(connectionString: string): Promise<boolean> {
+export async function isTransactionPooler (connectionString: string): Promise<boolean> {
   const first = new pg.Client({ connectionString })
   const second = new pg.Client({ connectionString })
   try {
@@ -38,12 +38,12 @@ export class PooledMigrationUrlError extends Error {
  * Refuses a migration URL that leads to a transaction pooler (see isTransactionPooler).
  * @throws PooledMigrationUrlError naming the host (never the password).
  */
-export async function assertDirectConnection(connectionString: string): Promise<void> {
+export async function assertDirectConnection (connectionString: string): Promise<void> {
   if (!(await isTransactionPooler(connectionString))) return
   const { host } = new URL(connectionString)
   throw new PooledMigrationUrlError(
     `Refusing to migrate through a connection pooler at ${host}: two connections were served by the same PostgreSQL session ` +
       '(transaction pooling), where the migration advisory lock would stay held on a pooled server connection. ' +
-      'Point DATABASE_URL (the tables\' owner, used for migrations) at PostgreSQL directly, not at PgBouncer.',
+      'Point DATABASE_URL (the tables\' owner, used for migrations) at PostgreSQL directly, not at PgBouncer.'
   )
 }

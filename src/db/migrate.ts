@@ -1,6 +1,5 @@
 // Applies prisma/migrations in-process, as `prisma migrate deploy` does (same engine, same
 // `_prisma_migrations` rows and checksums), e.g. at server start-up or in tests.
-import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { pgMigrationAdapterFactory } from './schema-engine/pg-adapter-factory.ts'
 import { createSchemaEngine, loadMigrationsDirectory, noFilter, withPanicMessage } from './schema-engine/wasm-engine.ts'
@@ -21,10 +20,10 @@ export interface ApplyMigrationsOptions {
  * A failing migration rejects with an Error naming it; its script runs in one implicit transaction,
  * so none of it stays applied (it is recorded as failed, like `prisma migrate deploy` does).
  */
-export async function applyMigrations(
+export async function applyMigrations (
   databaseUrl: string,
   log: (msg: string) => void = () => {},
-  options: ApplyMigrationsOptions = {},
+  options: ApplyMigrationsOptions = {}
 ): Promise<string[]> {
   const migrationsList = await loadMigrationsDirectory(options.migrationsDir ?? defaultMigrationsDir)
   log(`${migrationsList.migrationDirectories.length} migration(s) found in ${migrationsList.baseDir}`)
@@ -49,7 +48,7 @@ export async function applyMigrations(
 }
 
 /** A readable error: the engine names the failing migration only inside its span trace. */
-function migrationError(error: unknown, databaseUrl: string): Error {
+function migrationError (error: unknown, databaseUrl: string): Error {
   const database = decodeURIComponent(new URL(databaseUrl).pathname.slice(1)) || 'postgres'
   const engineMessage = error instanceof Error ? error.message : String(error)
   const migration = /migration_name="([^"]+)"/.exec(engineMessage)?.[1]

@@ -52,9 +52,9 @@ FROM me JOIN pg_roles r ON r.rolname = me.role`
  *   startup parameters and pooler are what matter).
  * @throws whatever `query` throws (database unreachable, …).
  */
-export async function inspectDatabaseRole(query: RoleCheckQuery): Promise<DatabaseRoleReport> {
+export async function inspectDatabaseRole (query: RoleCheckQuery): Promise<DatabaseRoleReport> {
   const [row] = await query(ROLE_QUERY)
-  if (!row) throw new Error(`role check: current_user has no pg_roles row`)
+  if (!row) throw new Error('role check: current_user has no pg_roles row')
   const list = (value: unknown) => (Array.isArray(value) ? (value as string[]) : [])
   const problems: string[] = []
   if (row.superuser) problems.push('it is a superuser (superusers bypass row-level security)')
@@ -75,7 +75,7 @@ export class UnsafeDatabaseRoleError extends ConfigError {
 }
 
 /** A readable account of an unsafe role: what is wrong and how to fix it (no URL, no password). */
-export function describeUnsafeRole(report: DatabaseRoleReport): string {
+export function describeUnsafeRole (report: DatabaseRoleReport): string {
   const who = report.role === report.login ? `"${report.role}"` : `"${report.role}" (login "${report.login}")`
   return [
     `Row-level security does NOT apply to the role the API's queries run as, ${who}:`,
@@ -92,10 +92,10 @@ export function describeUnsafeRole(report: DatabaseRoleReport): string {
  * @returns the report (undefined with RLS off, where the API is meant to run unconfined).
  * @throws UnsafeDatabaseRoleError (production, unsafe role); any database error of `query`.
  */
-export async function enforceSafeDatabaseRole(
+export async function enforceSafeDatabaseRole (
   config: Pick<Config, 'rlsEnabled' | 'isProduction'>,
   query: RoleCheckQuery,
-  warn: (message: string) => void,
+  warn: (message: string) => void
 ): Promise<DatabaseRoleReport | undefined> {
   if (!config.rlsEnabled) return undefined
   const report = await inspectDatabaseRole(query)

@@ -17,7 +17,7 @@ export const TENANCY_RULES = {
   'tenant-policy': `no permissive policy for ${APP_ROLE} on all commands USING (tenant_id = app_current_tenant())`,
   'policy-with-check': 'the tenant policy has no WITH CHECK (tenant_id = app_current_tenant()): writes of another tenant\'s rows would not be refused',
   'extra-policy': `another permissive policy applies to ${APP_ROLE}: it would widen what the tenant policy allows`,
-  'grants': `${APP_ROLE} lacks SELECT, INSERT, UPDATE or DELETE on the table`,
+  grants: `${APP_ROLE} lacks SELECT, INSERT, UPDATE or DELETE on the table`,
   'tenant-id-default': 'tenant_id is nullable or does not default to app_current_tenant()',
   'unique-tenant-id': 'no unique key on exactly (tenant_id, id): other tenant-owned tables cannot reference it with the tenant',
   'index-leading-tenant': 'an index does not lead with tenant_id (only the primary key may)',
@@ -50,7 +50,7 @@ const TENANTS_EXPR = '(id = app_current_tenant())'
 type Queryable = Pick<pg.ClientBase, 'query'>
 
 /** Tables (and partitioned tables) with a `tenant_id` column, outside the system schemas. */
-export async function tenantOwnedTables(db: Queryable): Promise<TenantTable[]> {
+export async function tenantOwnedTables (db: Queryable): Promise<TenantTable[]> {
   const { rows } = await db.query<{ table: string; oid: number }>(`
     SELECT CASE WHEN n.nspname = 'public' THEN c.relname ELSE n.nspname || '.' || c.relname END AS table, c.oid::int AS oid
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -65,7 +65,7 @@ export async function tenantOwnedTables(db: Queryable): Promise<TenantTable[]> {
  * `target` is a connected pg client/pool, or a connection URL (a client is opened and closed).
  * Throws only when the database cannot be queried.
  */
-export async function checkTenancyInvariants(target: Queryable | string): Promise<Violation[]> {
+export async function checkTenancyInvariants (target: Queryable | string): Promise<Violation[]> {
   if (typeof target !== 'string') return collect(target)
   const client = new pg.Client({ connectionString: target })
   await client.connect()
@@ -76,7 +76,7 @@ export async function checkTenancyInvariants(target: Queryable | string): Promis
   }
 }
 
-async function collect(db: Queryable): Promise<Violation[]> {
+async function collect (db: Queryable): Promise<Violation[]> {
   const violations: Violation[] = []
   const add = (table: string, rule: TenancyRule, detail: string = TENANCY_RULES[rule]) => violations.push({ table, rule, detail })
 
@@ -169,7 +169,7 @@ async function collect(db: Queryable): Promise<Violation[]> {
   }
   // The registry of tenants is keyed by id, and under the same kind of policy.
   const [tenants] = await db.query<{ oid: number; enabled: boolean; forced: boolean }>(
-    `SELECT c.oid::int AS oid, c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced FROM pg_class c WHERE c.oid = to_regclass('public.tenants')`).then((r) => r.rows)
+    'SELECT c.oid::int AS oid, c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced FROM pg_class c WHERE c.oid = to_regclass(\'public.tenants\')').then((r) => r.rows)
   if (tenants) {
     if (!tenants.enabled) add('tenants', 'rls-enabled')
     if (!tenants.forced) add('tenants', 'rls-forced')
@@ -178,16 +178,16 @@ async function collect(db: Queryable): Promise<Violation[]> {
   return violations
 }
 
-async function tenantsOid(db: Queryable): Promise<number[]> {
-  const { rows } = await db.query<{ oid: number | null }>(`SELECT to_regclass('public.tenants')::oid::int AS oid`)
+async function tenantsOid (db: Queryable): Promise<number[]> {
+  const { rows } = await db.query<{ oid: number | null }>('SELECT to_regclass(\'public.tenants\')::oid::int AS oid')
   return rows[0]?.oid ? [rows[0].oid] : []
 }
 
-function checkPolicies(
+function checkPolicies (
   table: string,
   policies: Array<{ name: string; permissive: boolean; cmd: string; using_expr: string | null; check_expr: string | null }>,
   expected: string,
-  add: (table: string, rule: TenancyRule, detail?: string) => void,
+  add: (table: string, rule: TenancyRule, detail?: string) => void
 ) {
   const permissive = policies.filter((p) => p.permissive)
   const tenantPolicy = permissive.find((p) => p.cmd === '*' && p.using_expr === expected)
@@ -201,7 +201,7 @@ function checkPolicies(
 }
 
 /** One line per violation: `<table>: <rule> — <detail>`. */
-export function formatViolations(violations: Violation[]): string {
+export function formatViolations (violations: Violation[]): string {
   return violations.map((v) => `${v.table}: ${v.rule} — ${v.detail}`).join('\n')
 }
 
@@ -210,7 +210,7 @@ export function formatViolations(violations: Violation[]): string {
  * was not regenerated after a migration: `npx prisma generate`). `modelTables` are the database
  * names (`@@map`) of the client's models.
  */
-export function tablesUnknownToClient(catalogTables: TenantTable[], modelTables: Iterable<string>): string[] {
+export function tablesUnknownToClient (catalogTables: TenantTable[], modelTables: Iterable<string>): string[] {
   const known = new Set(modelTables)
   return catalogTables.map((t) => t.table).filter((table) => !known.has(table))
 }

@@ -34,7 +34,7 @@ type Connection = {
 export class DatabaseTimeoutError extends Error {
   override name = 'DatabaseTimeoutError'
   readonly code = 'DATABASE_TIMEOUT'
-  constructor(readonly timeoutMs: number) {
+  constructor (readonly timeoutMs: number) {
     super(`database query timed out after ${timeoutMs} ms (connection destroyed)`)
   }
 }
@@ -47,7 +47,7 @@ const FATAL_SQLSTATE = /^(08|57P0)/
  * error answer (socket errors, "Connection terminated", timeouts), or a FATAL/PANIC answer, or an
  * SQLSTATE of class 08 (connection exception) or 57P01–57P03 (admin shutdown, crash, cannot connect).
  */
-export function isBrokenConnectionError(error: unknown): boolean {
+export function isBrokenConnectionError (error: unknown): boolean {
   if (error === undefined || error === null) return false
   if (!(error instanceof pg.DatabaseError)) return true
   return error.severity === 'FATAL' || error.severity === 'PANIC' || FATAL_SQLSTATE.test(error.code ?? '')
@@ -57,7 +57,7 @@ export function isBrokenConnectionError(error: unknown): boolean {
  * True when `error` says the database server is unreachable or gone (as opposed to a busy pool or a
  * bad statement): used for the one log line when the database goes away.
  */
-export function isDatabaseGoneError(error: unknown): boolean {
+export function isDatabaseGoneError (error: unknown): boolean {
   if (error instanceof DatabaseTimeoutError) return true
   if (error instanceof pg.DatabaseError) return isBrokenConnectionError(error)
   const message = String((error as Error | undefined)?.message ?? '')
@@ -85,11 +85,11 @@ export class DatabaseAvailability {
   generation = 0
   private readonly listeners = new Set<(change: AvailabilityChange) => void>()
 
-  get isAvailable(): boolean {
+  get isAvailable (): boolean {
     return this.available
   }
 
-  onChange(listener: (change: AvailabilityChange) => void): () => void {
+  onChange (listener: (change: AvailabilityChange) => void): () => void {
     this.listeners.add(listener)
     return () => this.listeners.delete(listener)
   }
@@ -99,12 +99,12 @@ export class DatabaseAvailability {
    * in its first moments (pg_terminate_backend or a shutdown reach connections one by one): only
    * a connection opened since, or any success a second later, says the database is back.
    */
-  succeeded(generation = this.generation): void {
+  succeeded (generation = this.generation): void {
     if (!this.available && (generation >= this.generation || Date.now() - this.since >= 1000)) this.change(true)
   }
 
   /** `generation`: the value of `this.generation` when the failing connection was opened, if one was. */
-  failed(error: unknown, generation = this.generation): void {
+  failed (error: unknown, generation = this.generation): void {
     // The late errors of connections that died in an outage already reported are not a new outage.
     if (generation < this.generation) return
     if (this.available && isDatabaseGoneError(error)) {
@@ -113,7 +113,7 @@ export class DatabaseAvailability {
     }
   }
 
-  private change(available: boolean, reason?: string) {
+  private change (available: boolean, reason?: string) {
     const now = Date.now()
     const afterMs = now - this.since
     this.available = available
@@ -138,7 +138,7 @@ interface Prelude {
   tenantId: string | undefined
 }
 
-function preludeSql(prelude: Prelude): { text: string; values: string[] } | undefined {
+function preludeSql (prelude: Prelude): { text: string; values: string[] } | undefined {
   const calls: string[] = []
   const values: string[] = []
   if (prelude.statementTimeoutMs > 0) {
@@ -161,11 +161,11 @@ function preludeSql(prelude: Prelude): { text: string; values: string[] } | unde
  */
 class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, values?: unknown, callback?: unknown) => Record<string, any>) {
   private inPrelude = true
-  constructor(config: pg.QueryConfig, private readonly prelude: { text: string; values: string[] }, callback: (err: Error | null, res: pg.QueryResult) => void) {
+  constructor (config: pg.QueryConfig, private readonly prelude: { text: string; values: string[] }, callback: (err: Error | null, res: pg.QueryResult) => void) {
     super({ ...config, queryMode: 'extended' } as pg.QueryConfig, undefined, callback)
   }
 
-  prepare(connection: Connection) {
+  prepare (connection: Connection) {
     connection.parse({ text: this.prelude.text, types: [] })
     connection.bind({ values: this.prelude.values })
     connection.execute({ rows: 0 })
@@ -174,11 +174,11 @@ class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, 
 
   // The set_config statement answers one row and a CommandComplete before the real statement's
   // answer: they are not part of the caller's result.
-  handleDataRow(message: unknown) {
+  handleDataRow (message: unknown) {
     if (!this.inPrelude) super.handleDataRow(message)
   }
 
-  handleCommandComplete(message: unknown, connection: unknown) {
+  handleCommandComplete (message: unknown, connection: unknown) {
     if (this.inPrelude) this.inPrelude = false
     else super.handleCommandComplete(message, connection)
   }
@@ -187,7 +187,7 @@ class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, 
 type ArmedClient = pg.PoolClient & { broken?: Error; generation?: number }
 
 /** Destroys the socket under `client`: its pending query fails with `error`, and the pool drops it. */
-function destroyConnection(client: pg.PoolClient, error: Error) {
+function destroyConnection (client: pg.PoolClient, error: Error) {
   const stream = (client as unknown as { connection?: { stream?: { destroy(e?: Error): void } } }).connection?.stream
   if (stream) stream.destroy(error)
   else void client.end().catch(() => {})
@@ -204,13 +204,13 @@ export class ResilientPool extends pg.Pool {
   private readonly statementTimeoutMs: number
   private readonly queryTimeoutMs: number
 
-  constructor(options: ResilientPoolOptions) {
+  constructor (options: ResilientPoolOptions) {
     const { statementTimeoutMs, queryTimeoutMs, connectTimeoutMs, availability, ...poolOptions } = options
     // pg-pool hands its options to each new Client: the Client's own connectionTimeoutMillis bounds
     // opening a connection, the pool's bounds the whole acquire (waiting for a free one included).
     const connectMs = connectTimeoutMs ?? poolOptions.connectionTimeoutMillis
     class BoundedClient extends pg.Client {
-      constructor(config: pg.ClientConfig) {
+      constructor (config: pg.ClientConfig) {
         super({ ...config, connectionTimeoutMillis: connectMs })
       }
     }
@@ -231,12 +231,12 @@ export class ResilientPool extends pg.Pool {
   }
 
   /** The tenant whose setting precedes each statement (none here; see TenantAwarePool). */
-  protected tenantOfQuery(): string | undefined {
+  protected tenantOfQuery (): string | undefined {
     return undefined
   }
 
   // @prisma/adapter-pg sends every query outside a transaction through pool.query(config).
-  override query(...args: any[]): any {
+  override query (...args: any[]): any {
     const callback = typeof args.at(-1) === 'function' ? (args.pop() as (err: Error | null, res?: pg.QueryResult) => void) : undefined
     const config: pg.QueryConfig = typeof args[0] === 'string' ? { text: args[0], values: args[1] } : args[0]
     const promise = this.runQuery(config)
@@ -245,7 +245,7 @@ export class ResilientPool extends pg.Pool {
     return undefined
   }
 
-  private async runQuery(config: pg.QueryConfig): Promise<pg.QueryResult> {
+  private async runQuery (config: pg.QueryConfig): Promise<pg.QueryResult> {
     const client = await this.borrow()
     let failure: unknown
     try {
@@ -259,7 +259,7 @@ export class ResilientPool extends pg.Pool {
   }
 
   // prisma.$transaction (and any other caller) borrows a connection; Prisma sends BEGIN itself.
-  override connect(...args: any[]): any {
+  override connect (...args: any[]): any {
     const callback = typeof args[0] === 'function' ? (args[0] as (err: Error | null, client?: pg.PoolClient, done?: (e?: Error) => void) => void) : undefined
     const promise = this.borrow().then((client) => this.scopeTransactions(client))
     if (!callback) return promise
@@ -268,7 +268,7 @@ export class ResilientPool extends pg.Pool {
   }
 
   /** A client from the pool whose release() destroys it when its connection failed. */
-  private async borrow(): Promise<ArmedClient> {
+  private async borrow (): Promise<ArmedClient> {
     let client: ArmedClient
     try {
       client = (await (super.connect as () => Promise<pg.PoolClient>)()) as ArmedClient
@@ -287,13 +287,13 @@ export class ResilientPool extends pg.Pool {
   }
 
   /** Runs `config` on `client` after `prelude`, bounded by the client-side timeout. */
-  private bounded(client: ArmedClient, prelude: Prelude, config: pg.QueryConfig): Promise<pg.QueryResult> {
+  private bounded (client: ArmedClient, prelude: Prelude, config: pg.QueryConfig): Promise<pg.QueryResult> {
     const sql = preludeSql(prelude)
     const query = client.query as unknown as Query
     const run = sql
       ? new Promise<pg.QueryResult>((resolve, reject) => {
-          query.call(client, new PreludeQuery(config, sql, (error, result) => (error ? reject(error) : resolve(result))))
-        })
+        query.call(client, new PreludeQuery(config, sql, (error, result) => (error ? reject(error) : resolve(result))))
+      })
       : query.call(client, config)
     return this.watch(client, run)
   }
@@ -315,7 +315,7 @@ export class ResilientPool extends pg.Pool {
           this.availability.succeeded(client.generation) // the server answered
         }
         throw error
-      },
+      }
     )
   }
 
@@ -325,7 +325,7 @@ export class ResilientPool extends pg.Pool {
    * refuses `SET TRANSACTION ISOLATION LEVEL` after any query of the transaction (SQLSTATE 25001),
    * so it waits for the first statement that is not a SET TRANSACTION, and rides with it.
    */
-  private scopeTransactions(client: ArmedClient): pg.PoolClient {
+  private scopeTransactions (client: ArmedClient): pg.PoolClient {
     const query = client.query as unknown as Query
     const release = client.release
     let preludePending = false
@@ -369,7 +369,7 @@ export class ResilientPool extends pg.Pool {
 
 /** The pool of the RLS mode: the current tenant's setting precedes each statement (see above). */
 export class TenantAwarePool extends ResilientPool {
-  protected override tenantOfQuery(): string | undefined {
+  protected override tenantOfQuery (): string | undefined {
     return currentTenantId()
   }
 }

@@ -26,25 +26,25 @@ const LocalStore = require('@fastify/rate-limit/store/LocalStore.js') as LocalSt
 export const LOCAL_COUNTERS = 100_000
 
 class FallbackStore implements Store {
-  constructor(
+  constructor (
     private readonly redis: Store | null,
     private readonly local: Store,
-    private readonly onRedisError: (error: Error) => void,
+    private readonly onRedisError: (error: Error) => void
   ) {}
 
-  incr(key: string, callback: Callback, timeWindow: number, max: number): void {
+  incr (key: string, callback: Callback, timeWindow: number, max: number): void {
     this.run('incr', key, callback, timeWindow, max)
   }
 
-  read(key: string, callback: Callback, timeWindow: number, max: number): void {
+  read (key: string, callback: Callback, timeWindow: number, max: number): void {
     this.run('read', key, callback, timeWindow, max)
   }
 
-  child(routeOptions: object): Store {
+  child (routeOptions: object): Store {
     return new FallbackStore(this.redis, this.local.child({ ...routeOptions, cache: LOCAL_COUNTERS }), this.onRedisError)
   }
 
-  private run(method: 'incr' | 'read', key: string, callback: Callback, timeWindow: number, max: number): void {
+  private run (method: 'incr' | 'read', key: string, callback: Callback, timeWindow: number, max: number): void {
     if (!this.redis) return this.local[method](key, callback, timeWindow, max)
     this.redis[method](key, (error, result) => {
       if (!error) return callback(null, result)
@@ -59,9 +59,9 @@ class FallbackStore implements Store {
  * (the limit names keep limiters apart, so the plugin's per-route key suffix is not used).
  * `redis` null: memory only.
  */
-export function fallbackStoreClass(redis: Redis | null, prefix: string, onRedisError: (error: Error) => void) {
+export function fallbackStoreClass (redis: Redis | null, prefix: string, onRedisError: (error: Error) => void) {
   return class SharedStore extends FallbackStore {
-    constructor() {
+    constructor () {
       super(redis ? new RedisStore(false, false, redis, prefix) : null, new LocalStore(false, false, LOCAL_COUNTERS), onRedisError)
     }
   }

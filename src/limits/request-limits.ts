@@ -34,7 +34,7 @@ export class RequestLimits {
   private readonly perKey: Limiter
   private readonly windowS: number
 
-  constructor(app: FastifyInstance, config: LimitConfig) {
+  constructor (app: FastifyInstance, config: LimitConfig) {
     this.windowS = config.RATE_LIMIT_WINDOW_S
     const create = (options: object) => app.createRateLimit(options as Parameters<typeof app.createRateLimit>[0]) as unknown as Limiter
     // Key prefixes keep these counters apart from the login limits that share the store.
@@ -53,21 +53,21 @@ export class RequestLimits {
   }
 
   /** Counts a request against its tenant's limit; 429 RATE_LIMITED when over it. */
-  async countTenant(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  async countTenant (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     this.apply(request, reply, await this.count(this.perTenant, request))
   }
 
   /** Counts a request against its API key's limit (request.user is the key); 429 RATE_LIMITED when over it. */
-  async countKey(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  async countKey (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     this.apply(request, reply, await this.count(this.perKey, request))
   }
 
-  private async count(limiter: Limiter, request: FastifyRequest): Promise<Count> {
+  private async count (limiter: Limiter, request: FastifyRequest): Promise<Count> {
     const result = await limiter(request)
     return { limit: result.max, remaining: result.remaining, resetS: Math.max(1, result.ttlInSeconds), exceeded: result.isExceeded }
   }
 
-  private apply(request: Counted, reply: FastifyReply, count: Count): void {
+  private apply (request: Counted, reply: FastifyReply, count: Count): void {
     const headers = {
       'ratelimit-limit': String(count.limit),
       'ratelimit-remaining': String(count.remaining),

@@ -19,7 +19,7 @@ export type TrustFunction = (address: string, hop: number) => boolean
  * or the names `loopback`, `linklocal`, `uniquelocal` (`10.0.0.5, 192.168.0.0/16`).
  * @throws Error with a readable message for `true` (unsafe: trusts every hop) and for bad addresses.
  */
-export function parseTrustProxy(value: string): TrustProxySetting {
+export function parseTrustProxy (value: string): TrustProxySetting {
   const text = value.trim()
   if (text === '' || text === 'false' || text === '0') return { kind: 'off' }
   if (text === 'true') {
@@ -40,7 +40,7 @@ export function parseTrustProxy(value: string): TrustProxySetting {
  * false when no proxy is trusted. A hop count trusts the `hops` nearest hops whatever their address
  * (Fastify 5's own numeric `trustProxy` trusts nothing, hence a function).
  */
-export function trustFunction(setting: TrustProxySetting): TrustFunction | false {
+export function trustFunction (setting: TrustProxySetting): TrustFunction | false {
   if (setting.kind === 'off') return false
   if (setting.kind === 'hops') return (_address, hop) => hop < setting.hops
   return proxyAddr.compile(setting.addresses)

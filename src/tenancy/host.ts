@@ -19,13 +19,13 @@ export type HostTarget =
   | { kind: 'invalid' }
 
 /** Whether `slug` may name a tenant (3–63 of a-z 0-9 -, no leading/trailing -, not reserved). */
-export function isValidSlug(slug: string): boolean {
+export function isValidSlug (slug: string): boolean {
   return SLUG.test(slug) && !RESERVED_LABELS.has(slug)
 }
 
 const IPV6_LITERAL = /^\[[0-9a-f:.]+\](?::\d{1,5})?$/
 
-export function parseHost(host: string | undefined, baseDomain: string): HostTarget {
+export function parseHost (host: string | undefined, baseDomain: string): HostTarget {
   if (!host || host.length > 260) return { kind: 'invalid' }
   if (IPV6_LITERAL.test(host.toLowerCase())) return { kind: 'unknown' } // an address names no tenant
   const match = HOST_SYNTAX.exec(host.toLowerCase())

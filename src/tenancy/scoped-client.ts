@@ -26,18 +26,18 @@ type RelationMap = Record<string, Record<string, string>>
 const dataModelOf = (client: PrismaClient) => (client as unknown as { _runtimeDataModel: RuntimeDataModel })._runtimeDataModel
 
 /** Names of the models with a `tenantId` column, read from the generated client's data model. */
-export function tenantOwnedModels(client: PrismaClient): string[] {
+export function tenantOwnedModels (client: PrismaClient): string[] {
   return Object.entries(dataModelOf(client).models)
     .filter(([, model]) => model.fields.some((f) => f.name === TENANT_KEY && f.kind === 'scalar'))
     .map(([name]) => name)
 }
 
 /** Each model's table name (`@@map`, else the model name), read from the generated client's data model. */
-export function modelTables(client: PrismaClient): Record<string, string> {
+export function modelTables (client: PrismaClient): Record<string, string> {
   return Object.fromEntries(Object.entries(dataModelOf(client).models).map(([name, model]) => [name, model.dbName ?? name]))
 }
 
-function relationMap(client: PrismaClient): RelationMap {
+function relationMap (client: PrismaClient): RelationMap {
   return Object.fromEntries(Object.entries(dataModelOf(client).models).map(([name, model]) =>
     [name, Object.fromEntries(model.fields.filter((f) => f.kind === 'object').map((f) => [f.name, f.type]))]))
 }
@@ -61,7 +61,7 @@ interface Scope {
   fields: Record<string, Set<string>>
 }
 
-function fieldMap(client: PrismaClient): Record<string, Set<string>> {
+function fieldMap (client: PrismaClient): Record<string, Set<string>> {
   return Object.fromEntries(Object.entries(dataModelOf(client).models).map(([name, model]) => [name, new Set(model.fields.map((f) => f.name))]))
 }
 
@@ -71,10 +71,10 @@ const LOGICAL = new Set(['AND', 'OR', 'NOT'])
  * The compound-unique selectors of a where (`tenantId_email: { tenantId, email }`, or a custom
  * `@@unique(name:)`): keys that are no field of the model and whose value is an object of its fields.
  */
-function compoundSelectors(where: Args | undefined, fields: Set<string> | undefined): string[] {
+function compoundSelectors (where: Args | undefined, fields: Set<string> | undefined): string[] {
   if (!where || !fields) return []
-  return Object.keys(where).filter((key) => !fields.has(key) && !LOGICAL.has(key) && isPlainObject(where[key])
-    && Object.keys(where[key]).every((field) => fields.has(field)))
+  return Object.keys(where).filter((key) => !fields.has(key) && !LOGICAL.has(key) && isPlainObject(where[key]) &&
+    Object.keys(where[key]).every((field) => fields.has(field)))
 }
 
 /**
@@ -82,7 +82,7 @@ function compoundSelectors(where: Args | undefined, fields: Set<string> | undefi
  * know, become plain field conditions ANDed with the rest. `{ tenantId_email: { tenantId, email } }`
  * → `{ AND: [{ tenantId, email }] }`.
  */
-export function flattenUniqueWhere(where: Args | undefined, fields: Set<string> | undefined): Args | undefined {
+export function flattenUniqueWhere (where: Args | undefined, fields: Set<string> | undefined): Args | undefined {
   const compounds = compoundSelectors(where, fields)
   if (!where || compounds.length === 0) return where
   const rest: Args = { ...where }
@@ -92,7 +92,7 @@ export function flattenUniqueWhere(where: Args | undefined, fields: Set<string> 
 }
 
 /** Rewrites one operation's arguments so that it can only touch the scope's tenant's rows. */
-export function scopeArgs(operation: string, args: Args | undefined, scope: Scope): Args {
+export function scopeArgs (operation: string, args: Args | undefined, scope: Scope): Args {
   const scoped: Args = { ...args }
   if (WHERE_OPERATIONS.has(operation)) {
     // A compound selector naming the tenant (tenantId_id, tenantId_email) must name this one.
@@ -111,18 +111,18 @@ export function scopeArgs(operation: string, args: Args | undefined, scope: Scop
   return scoped
 }
 
-function scopeWhere(where: Args | undefined, tenantId: string, key: string): Args {
+function scopeWhere (where: Args | undefined, tenantId: string, key: string): Args {
   if (where && key in where && where[key] !== tenantId) throw new TenantScopeError(`${key} in a where clause must be the current tenant`)
   return { ...where, [key]: tenantId }
 }
 
-function assignTenant(scope: Scope, row: Args | undefined): Args {
+function assignTenant (scope: Scope, row: Args | undefined): Args {
   const { tenantId, key } = scope
-  if (row && key in row && row[key] !== tenantId) throw new TenantScopeError(`cannot create a row of another tenant`)
+  if (row && key in row && row[key] !== tenantId) throw new TenantScopeError('cannot create a row of another tenant')
   return { ...scopeNestedWrites(scope.relations, scope.model, row ?? {}, tenantId), [key]: tenantId }
 }
 
-function keepTenant(scope: Scope, row: Args | undefined): Args {
+function keepTenant (scope: Scope, row: Args | undefined): Args {
   const { [scope.key]: requested, ...rest } = row ?? {}
   if (requested !== undefined && requested !== scope.tenantId) throw new TenantScopeError('the tenant of a row never changes')
   return scopeNestedWrites(scope.relations, scope.model, rest, scope.tenantId)
@@ -135,7 +135,7 @@ function keepTenant(scope: Scope, row: Args | undefined): Args {
 // may name another tenant or the tenant relation. Only relation fields are walked (JSON is data).
 const WHERE_ONLY = new Set(['connect', 'set', 'disconnect', 'delete', 'deleteMany'])
 
-function scopeNestedWrites(relations: RelationMap, model: string, data: Args, tenantId: string): Args {
+function scopeNestedWrites (relations: RelationMap, model: string, data: Args, tenantId: string): Args {
   const scoped: Args = { ...data }
   for (const [field, related] of Object.entries(relations[model] ?? {})) {
     if (!(field in data)) continue
@@ -146,7 +146,7 @@ function scopeNestedWrites(relations: RelationMap, model: string, data: Args, te
   return scoped
 }
 
-function scopeRelationWrite(relations: RelationMap, model: string, write: unknown, tenantId: string): unknown {
+function scopeRelationWrite (relations: RelationMap, model: string, write: unknown, tenantId: string): unknown {
   if (!isPlainObject(write)) return write
   const ownWhere = (where: unknown): unknown =>
     Array.isArray(where) ? where.map(ownWhere) : isPlainObject(where) ? { ...where, [TENANT_KEY]: tenantId } : where
@@ -171,7 +171,7 @@ const mapOne = (value: unknown, fn: (v: Args) => unknown) => (Array.isArray(valu
 const isPlainObject = (value: unknown): value is Args =>
   typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype
 
-function mapRows(data: Args | Args[] | undefined, fn: (row: Args) => Args): Args | Args[] {
+function mapRows (data: Args | Args[] | undefined, fn: (row: Args) => Args): Args | Args[] {
   return Array.isArray(data) ? data.map(fn) : fn(data ?? {})
 }
 
@@ -181,7 +181,7 @@ const lowerFirst = (s: string) => s[0]!.toLowerCase() + s.slice(1)
  * The extension confining a client to one tenant (layer 1), and making it current for the
  * database (layer 2). `layers` lets tests take either layer away to prove the other one alone.
  */
-export function tenantScope(base: PrismaClient, tenantId: string, layers: { filter: boolean; rls: boolean } = { filter: true, rls: true }) {
+export function tenantScope (base: PrismaClient, tenantId: string, layers: { filter: boolean; rls: boolean } = { filter: true, rls: true }) {
   assertTenantId(tenantId)
   const owned = new Set(tenantOwnedModels(base))
   const relations = relationMap(base)
@@ -190,7 +190,7 @@ export function tenantScope(base: PrismaClient, tenantId: string, layers: { filt
     name: 'tenant-scope',
     query: {
       $allModels: {
-        $allOperations({ model, operation, args, query, ...rest }) {
+        $allOperations ({ model, operation, args, query, ...rest }) {
           const key = owned.has(model) ? TENANT_KEY : model === 'Tenant' ? 'id' : undefined
           if (key === undefined) throw new TenantScopeError(`${model} is not tenant data`)
           if (model === 'Tenant' && (CREATE_OPERATIONS.has(operation) || operation.startsWith('delete') || operation === 'upsert')) {
@@ -226,12 +226,12 @@ export function tenantScope(base: PrismaClient, tenantId: string, layers: { filt
   })
 }
 
-function refuseRaw(..._args: unknown[]): never {
+function refuseRaw (..._args: unknown[]): never {
   throw new TenantScopeError('raw SQL is not available on a tenant-scoped client; use platformDb with runAsTenant')
 }
 
 /** A client whose every model operation is confined to `tenantId`. */
-export function scopedClient(base: PrismaClient, tenantId: string) {
+export function scopedClient (base: PrismaClient, tenantId: string) {
   return base.$extends(tenantScope(base, tenantId))
 }
 export type ScopedClient = ReturnType<typeof scopedClient>

@@ -7,8 +7,7 @@ import { UUID } from '../ids.ts'
 
 const storage = new AsyncLocalStorage<string>()
 
-
-export function assertTenantId(tenantId: string): string {
+export function assertTenantId (tenantId: string): string {
   if (!UUID.test(tenantId)) throw new Error('tenant id must be a UUID')
   return tenantId
 }
@@ -17,11 +16,11 @@ export function assertTenantId(tenantId: string): string {
  * Runs `fn` with `tenantId` as the tenant of every query it makes. The result is awaited inside:
  * Prisma's promises are lazy and only start when awaited, which must happen in the context.
  */
-export function runAsTenant<T>(tenantId: string, fn: () => T | PromiseLike<T>): Promise<T> {
+export function runAsTenant<T> (tenantId: string, fn: () => T | PromiseLike<T>): Promise<T> {
   return storage.run(assertTenantId(tenantId), async () => await fn())
 }
 
 /** The tenant of the calling async context, if any. */
-export function currentTenantId(): string | undefined {
+export function currentTenantId (): string | undefined {
   return storage.getStore()
 }

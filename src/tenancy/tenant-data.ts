@@ -3,6 +3,6 @@
 // types, and the scoped client still sets it (and refuses any other value).
 
 /** @deprecated pass `data` directly: tenantId is optional on creates since it has a database default. */
-export function tenantData<T extends { tenantId?: string }>(data: Omit<T, 'tenantId'>): T {
+export function tenantData<T extends { tenantId?: string }> (data: Omit<T, 'tenantId'>): T {
   return data as T
 }

@@ -38,13 +38,13 @@ type RawClient = Pick<PrismaClient, '$queryRaw'>
  */
 export const tenantDirectory = {
   /** The active tenant with this slug, or null (unknown and suspended look the same). */
-  async activeBySlug(db: RawClient, slug: string): Promise<DirectoryTenant | null> {
+  async activeBySlug (db: RawClient, slug: string): Promise<DirectoryTenant | null> {
     const rows = await db.$queryRaw<DirectoryTenant[]>`SELECT * FROM app_tenant_by_slug(${slug})`
     return rows[0] ?? null
   },
 
   /** The active tenant whose verified custom domain this is, or null. */
-  async activeByDomain(db: RawClient, domain: string): Promise<DirectoryTenant | null> {
+  async activeByDomain (db: RawClient, domain: string): Promise<DirectoryTenant | null> {
     const rows = await db.$queryRaw<DirectoryTenant[]>`SELECT * FROM app_tenant_by_domain(${domain})`
     return rows[0] ?? null
   },
@@ -53,7 +53,7 @@ export const tenantDirectory = {
    * Creates an active tenant (signup). Throws Prisma's raw-query error with the SQLSTATE 23505
    * (unique violation) in its message when the slug is taken: see `isUniqueViolation`.
    */
-  async signup(db: RawClient, slug: string, name: string): Promise<SignedUpTenant> {
+  async signup (db: RawClient, slug: string, name: string): Promise<SignedUpTenant> {
     const rows = await db.$queryRaw<SignedUpTenant[]>`SELECT * FROM app_tenant_signup(${slug}, ${name})`
     return rows[0]!
   },
@@ -62,7 +62,7 @@ export const tenantDirectory = {
    * One page for the platform admin, newest first: `take` rows (1–101) strictly before the
    * position (createdAt, id), or from the newest when `before` is undefined.
    */
-  async adminPage(db: RawClient, take: number, before?: { createdAt: Date; id: string }): Promise<AdminTenantRow[]> {
+  async adminPage (db: RawClient, take: number, before?: { createdAt: Date; id: string }): Promise<AdminTenantRow[]> {
     return db.$queryRaw<AdminTenantRow[]>`SELECT * FROM app_tenant_admin_page(${take}::integer, ${before?.createdAt ?? null}::timestamptz, ${before?.id ?? null}::uuid)`
   },
 
@@ -70,7 +70,7 @@ export const tenantDirectory = {
    * Suspends or reactivates the tenant with this slug and/or sets its request limit (`rateLimit`
    * null: back to the default; absent: unchanged); null when there is no such tenant.
    */
-  async adminUpdate(db: RawClient, slug: string, change: { status?: 'active' | 'suspended', rateLimit?: number | null }): Promise<AdminTenantRow | null> {
+  async adminUpdate (db: RawClient, slug: string, change: { status?: 'active' | 'suspended', rateLimit?: number | null }): Promise<AdminTenantRow | null> {
     const setRateLimit = change.rateLimit !== undefined
     const rows = await db.$queryRaw<AdminTenantRow[]>`SELECT * FROM app_tenant_admin_update(${slug}, ${change.status ?? null}::text, ${setRateLimit}, ${change.rateLimit ?? null}::integer)`
     return rows[0] ?? null
@@ -78,7 +78,7 @@ export const tenantDirectory = {
 }
 
 /** Whether a raw query failed on a unique constraint (SQLSTATE 23505). */
-export function isUniqueViolation(error: unknown): boolean {
+export function isUniqueViolation (error: unknown): boolean {
   const e = error as { code?: string; meta?: { code?: string; driverAdapterError?: { cause?: { originalCode?: string; kind?: string } } }; message?: string }
   if (e?.code === 'P2002') return true
   const cause = e?.meta?.driverAdapterError?.cause

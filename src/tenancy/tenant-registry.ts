@@ -27,29 +27,29 @@ export class TenantRegistry {
   /** Bumped by every forget: a lookup that was running meanwhile may have read the old row. */
   private generation = 0
 
-  constructor(
+  constructor (
     private readonly platformDb: PrismaClient,
-    private readonly ttlMs: number,
+    private readonly ttlMs: number
   ) {}
 
   /** The active tenant with this slug, or null (unknown and suspended look the same). */
-  bySlug(slug: string): Promise<ActiveTenant | null> {
+  bySlug (slug: string): Promise<ActiveTenant | null> {
     return this.cached(`slug:${slug}`, () => tenantDirectory.activeBySlug(this.platformDb, slug))
   }
 
   /** The active tenant whose verified custom domain this is, or null. */
-  byDomain(domain: string): Promise<ActiveTenant | null> {
+  byDomain (domain: string): Promise<ActiveTenant | null> {
     return this.cached(`domain:${domain}`, () => tenantDirectory.activeByDomain(this.platformDb, domain))
   }
 
   /** Forgets what is cached for a tenant after this process changed it. */
-  invalidate(tenant: TenantKeys): void {
+  invalidate (tenant: TenantKeys): void {
     this.forget(tenant)
     this.onInvalidate?.(tenant)
   }
 
   /** Forgets a tenant changed by another instance (no broadcast): its names and, by id, its old names. */
-  forget(tenant: TenantKeys): void {
+  forget (tenant: TenantKeys): void {
     this.generation++
     this.entries.delete(`slug:${tenant.slug}`)
     if (tenant.domain) this.entries.delete(`domain:${tenant.domain}`)
@@ -57,12 +57,12 @@ export class TenantRegistry {
   }
 
   /** Forgets every entry (after the invalidation channel was down). */
-  forgetAll(): void {
+  forgetAll (): void {
     this.generation++
     this.entries.clear()
   }
 
-  private cached(key: string, load: () => Promise<ActiveTenant | null>): Promise<ActiveTenant | null> {
+  private cached (key: string, load: () => Promise<ActiveTenant | null>): Promise<ActiveTenant | null> {
     const now = Date.now()
     const hit = this.entries.get(key)
     if (hit && hit.expiresAt > now) return hit.tenant

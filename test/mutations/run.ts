@@ -32,13 +32,13 @@ const selectors = args.filter((a) => !a.startsWith('--'))
 // ── Restoring the source, whatever happens ────────────────────────────────────────────────────
 let originals = new Map<string, string>()
 
-function restore(): void {
+function restore (): void {
   for (const [file, text] of originals) writeFileSync(path.join(ROOT, file), text)
   originals = new Map()
   rmSync(BACKUP, { force: true })
 }
 
-function recoverFromKilledRun(): void {
+function recoverFromKilledRun (): void {
   if (!existsSync(BACKUP)) return
   const saved = JSON.parse(readFileSync(BACKUP, 'utf8')) as Record<string, string>
   for (const [file, text] of Object.entries(saved)) writeFileSync(path.join(ROOT, file), text)
@@ -49,7 +49,7 @@ function recoverFromKilledRun(): void {
 const edits = (fault: Fault): Edit[] => [fault, ...(fault.also ?? [])]
 
 /** Applies edits in order; each `find` must occur exactly once in the file as it is at that point. */
-function apply(fault: Fault): void {
+function apply (fault: Fault): void {
   const texts = new Map<string, string>()
   for (const edit of edits(fault)) {
     const text = texts.get(edit.file) ?? readFileSync(path.join(ROOT, edit.file), 'utf8')
@@ -62,7 +62,7 @@ function apply(fault: Fault): void {
 }
 
 /** Why the fault cannot be applied to the current source (needs re-anchoring), or null. */
-function anchorProblem(fault: Fault): string | null {
+function anchorProblem (fault: Fault): string | null {
   const texts = new Map<string, string>()
   for (const edit of edits(fault)) {
     const full = path.join(ROOT, edit.file)
@@ -93,7 +93,7 @@ interface Outcome {
  * "file › subtest › assertion" of the first failing assertion in tap's output: the assertion's
  * `not ok` line, and the `# Subtest:` headers above it at each smaller indentation.
  */
-export function firstFailure(output: string): string | undefined {
+export function firstFailure (output: string): string | undefined {
   const headers: string[] = [] // headers[indent / 4]: the latest subtest opened at that depth
   for (const line of output.split('\n')) {
     const header = /^(\s*)# Subtest: (.*)$/.exec(line)
@@ -114,7 +114,7 @@ export function firstFailure(output: string): string | undefined {
   return undefined
 }
 
-function runTests(files: string[], grep: string[] | undefined, adminUrl: string, bail = true): Promise<Outcome> {
+function runTests (files: string[], grep: string[] | undefined, adminUrl: string, bail = true): Promise<Outcome> {
   return new Promise((resolve) => {
     // --bail: the first failing assertion is enough to call the fault caught.
     const tapArgs = [...files, ...(grep ?? []).map((g) => `--grep=${g}`), ...(bail ? ['--bail'] : [])]
@@ -140,7 +140,7 @@ function runTests(files: string[], grep: string[] | undefined, adminUrl: string,
   })
 }
 
-function killChild(): void {
+function killChild (): void {
   if (child?.pid) {
     try {
       process.kill(-child.pid, 'SIGKILL')
@@ -148,7 +148,7 @@ function killChild(): void {
   }
 }
 
-async function shutdown(code: number): Promise<never> {
+async function shutdown (code: number): Promise<never> {
   killChild()
   restore()
   await embedded?.stop().catch(() => {})

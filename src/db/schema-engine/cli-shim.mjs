@@ -33,7 +33,7 @@ const databaseUrl = datasource.url
 const databaseName = decodeURIComponent(new URL(databaseUrl).pathname.slice(1)) || 'postgres'
 
 /** Runs `run` on a connection to the server's maintenance database (the target may not exist yet). */
-async function onServer(run) {
+async function onServer (run) {
   const url = new URL(pgConnectionSettings(databaseUrl).connectionString)
   url.pathname = '/postgres'
   const client = new pg.Client({ connectionString: url.toString() })
@@ -90,22 +90,22 @@ const warmShadowCache = async (params) => {
 
 /** Methods whose wasm behaviour differs from the binary's; the rest pass straight through. */
 const handlers = {
-  async createMigration(params) {
+  async createMigration (params) {
     await warmShadowCache(params)
     return (await engine()).createMigration(params)
   },
-  async evaluateDataLoss(params) {
+  async evaluateDataLoss (params) {
     await warmShadowCache(params)
     return (await engine()).evaluateDataLoss(params)
   },
-  async diff(params) {
+  async diff (params) {
     // The binary prints through a `print` request to the CLI and returns stdout: null.
     const result = await (await engine()).diff(params)
     if (result.stdout) send({ id: nextPrintId++, method: 'print', params: { content: result.stdout } })
     return { exitCode: result.exitCode, stdout: null }
   },
   getDatabaseVersion: async () => (await engine()).version(),
-  async createDatabase() {
+  async createDatabase () {
     if (!(await databaseExists())) await createDatabase()
     return { databaseName }
   },
@@ -113,7 +113,7 @@ const handlers = {
 
 let currentRequest // the request being handled, to answer it if the engine dies mid-way
 
-async function handle(request) {
+async function handle (request) {
   currentRequest = request
   try {
     const handler = handlers[request.method]
@@ -128,7 +128,7 @@ async function handle(request) {
   }
 }
 
-async function fail(request, error) {
+async function fail (request, error) {
   const panic = lastEnginePanic()
   send({
     id: request?.id,
@@ -152,7 +152,7 @@ process.on('uncaughtException', async (error) => {
 // The CLI ends stdin and then SIGTERMs us at once: still close connections and drop shadow databases.
 process.on('SIGTERM', () => queue.then(() => shutdown(0)))
 
-async function shutdown(code) {
+async function shutdown (code) {
   await factory.close().catch(() => {})
   process.exit(code)
 }

@@ -49,7 +49,7 @@ export interface PgConnectionSettings {
  * Keeps the URL parameters pg understands (`sslmode`, `options`, `application_name`, ...) and turns
  * Prisma's `schema=` into `options=-c search_path=...`, as the native engine sets the search path.
  */
-export function pgConnectionSettings(databaseUrl: string): PgConnectionSettings {
+export function pgConnectionSettings (databaseUrl: string): PgConnectionSettings {
   const url = new URL(databaseUrl)
   const schema = url.searchParams.get('schema') ?? undefined
   url.searchParams.delete('schema')
@@ -69,7 +69,7 @@ export function pgConnectionSettings(databaseUrl: string): PgConnectionSettings 
 }
 
 /** The same server and parameters, another database. */
-function withDatabase(connectionString: string, database: string): string {
+function withDatabase (connectionString: string, database: string): string {
   const url = new URL(connectionString)
   url.pathname = `/${encodeURIComponent(database)}`
   return url.toString()
@@ -82,7 +82,7 @@ type QueryResultLike = { fields?: { dataTypeID: number }[] }
 // note the column positions here, for the surrounding queryRaw call to retype them as Character.
 const charColumnsOfCurrentQuery = new AsyncLocalStorage<number[]>()
 
-function relabelCharColumns<T>(result: T): T {
+function relabelCharColumns<T> (result: T): T {
   const charColumns = charColumnsOfCurrentQuery.getStore()
   for (const one of (Array.isArray(result) ? result : [result]) as QueryResultLike[]) {
     one?.fields?.forEach((field, index) => {
@@ -94,7 +94,7 @@ function relabelCharColumns<T>(result: T): T {
   return result
 }
 
-function withCharacterColumns<Q extends SqlQueryable>(queryable: Q): Q {
+function withCharacterColumns<Q extends SqlQueryable> (queryable: Q): Q {
   const queryRaw = queryable.queryRaw.bind(queryable)
   queryable.queryRaw = (query) => {
     const charColumns: number[] = []
@@ -111,7 +111,7 @@ function withCharacterColumns<Q extends SqlQueryable>(queryable: Q): Q {
  * A pg.Pool (what PrismaPg accepts) that runs everything on one lazily opened connection. "Checked
  * out" clients share it and `release()` is a no-op, so neither errors nor idle timeouts replace it.
  */
-function singleConnectionPool(connectionString: string): pg.Pool {
+function singleConnectionPool (connectionString: string): pg.Pool {
   const pool = new pg.Pool({ connectionString, max: 1 })
   const client = new pg.Client({ connectionString })
   let connectionError: Error | undefined
@@ -127,18 +127,18 @@ function singleConnectionPool(connectionString: string): pg.Pool {
   }
   const checkedOut = {
     query,
-    release() {},
-    on: (event: 'error', listener: (error: Error) => void) => (client.on(event, listener), checkedOut),
-    removeListener: (event: 'error', listener: (error: Error) => void) => (client.removeListener(event, listener), checkedOut),
+    release () {},
+    on: (event: 'error', listener: (error: Error) => void) => { client.on(event, listener); return checkedOut },
+    removeListener: (event: 'error', listener: (error: Error) => void) => { client.removeListener(event, listener); return checkedOut },
   }
   return Object.assign(pool, {
     query,
-    connect: async () => (await ready(), checkedOut),
+    connect: async () => { await ready(); return checkedOut },
     end: async () => { if (connecting) await connecting.then(() => client.end(), () => {}) },
   }) as unknown as pg.Pool
 }
 
-async function withAdminClient<T>(connectionString: string, run: (client: pg.Client) => Promise<T>): Promise<T> {
+async function withAdminClient<T> (connectionString: string, run: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString })
   client.on('error', () => {}) // surfaced by the pending query; without a listener it would end the process
   await client.connect()
@@ -151,7 +151,7 @@ async function withAdminClient<T>(connectionString: string, run: (client: pg.Cli
 
 const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`
 
-async function dropDatabase(adminConnectionString: string, database: string): Promise<void> {
+async function dropDatabase (adminConnectionString: string, database: string): Promise<void> {
   await withAdminClient(adminConnectionString, async (client) => {
     // The server may still be tearing down the shadow session we just closed: retry briefly.
     for (let attempt = 0; ; attempt++) {
@@ -167,7 +167,7 @@ async function dropDatabase(adminConnectionString: string, database: string): Pr
 }
 
 /** Wraps a PrismaPg adapter: whole-script execution, one connection. */
-async function connectAdapter(connectionString: string, schema: string | undefined): Promise<SqlDriverAdapter> {
+async function connectAdapter (connectionString: string, schema: string | undefined): Promise<SqlDriverAdapter> {
   const pool = singleConnectionPool(connectionString)
   const adapter = await new PrismaPg(pool, { schema, disposeExternalPool: true }).connect()
   // args: [] keeps pg on the simple query protocol, which accepts several statements at once.
@@ -181,7 +181,7 @@ async function connectAdapter(connectionString: string, schema: string | undefin
  * The schema engine's adapter factory for `databaseUrl` (a Prisma-style postgresql:// URL). Shadow
  * databases are created next to the main one (the role needs CREATEDB) and dropped after use.
  */
-export function pgMigrationAdapterFactory(databaseUrl: string): PgMigrationAdapterFactory {
+export function pgMigrationAdapterFactory (databaseUrl: string): PgMigrationAdapterFactory {
   const { connectionString, schema } = pgConnectionSettings(databaseUrl)
   const open = new Set<SqlDriverAdapter>()
   const track = (adapter: SqlDriverAdapter): SqlDriverAdapter => {
@@ -203,7 +203,7 @@ export function pgMigrationAdapterFactory(databaseUrl: string): PgMigrationAdapt
       await assertDirect()
       return track(await connectAdapter(connectionString, schema))
     },
-    async connectToShadowDb() {
+    async connectToShadowDb () {
       const database = `prisma_migrate_shadow_db_${randomUUID()}`
       await withAdminClient(connectionString, (client) => client.query(`CREATE DATABASE ${quoteIdent(database)}`))
       const adapter = await connectAdapter(withDatabase(connectionString, database), schema)
@@ -214,7 +214,7 @@ export function pgMigrationAdapterFactory(databaseUrl: string): PgMigrationAdapt
       }
       return track(adapter)
     },
-    async close() {
+    async close () {
       await Promise.all([...open].map((adapter) => adapter.dispose()))
     },
   }

@@ -29,12 +29,12 @@ const registry = globalThis as { PRISMA_WASM_PANIC_REGISTRY?: { set_message(mess
 registry.PRISMA_WASM_PANIC_REGISTRY ??= { set_message: (message) => { lastPanicMessage = message } }
 
 /** The message of the last engine panic in this process ('' if none). */
-export function lastEnginePanic(): string {
+export function lastEnginePanic (): string {
   return lastPanicMessage
 }
 
 /** Path of the engine .wasm in use: the installed CLI's build, else the npm package's. */
-export function engineWasmPath(): string {
+export function engineWasmPath (): string {
   const require = createRequire(import.meta.url)
   const cliBuild = path.join(path.dirname(require.resolve('prisma/package.json')), 'build/schema_engine_bg.wasm')
   if (existsSync(cliBuild)) return cliBuild
@@ -53,7 +53,7 @@ let loading: Promise<void> | undefined
  * Instantiates the engine once per process. The package's entry point does `import * from './x.wasm'`,
  * which plain Node 20 cannot load (needs --experimental-wasm-modules), so we wire the glue by hand.
  */
-function loadEngineWasm(): Promise<void> {
+function loadEngineWasm (): Promise<void> {
   loading ??= (async () => {
     const bytes = await readFile(engineWasmPath())
     const { instance } = await WebAssembly.instantiate(bytes, { './schema_engine_bg.js': withUnrefTimers(glue) })
@@ -68,7 +68,7 @@ function loadEngineWasm(): Promise<void> {
  * a pending one would keep Node alive for seconds after the work is done. Its I/O keeps the process
  * alive while it matters, so the timers need not: unref them.
  */
-function withUnrefTimers(imports: typeof glue): Record<string, unknown> {
+function withUnrefTimers (imports: typeof glue): Record<string, unknown> {
   const patched: Record<string, unknown> = { ...imports }
   for (const name of Object.keys(imports).filter((key) => key.startsWith('__wbg_setTimeout_'))) {
     patched[name] = (callback: () => void, ms: number) => setTimeout(callback, ms >>> 0).unref()
@@ -77,7 +77,7 @@ function withUnrefTimers(imports: typeof glue): Record<string, unknown> {
 }
 
 /** Engine build hash of the loaded .wasm, e.g. for `schema-engine --version`. */
-export async function engineVersion(): Promise<string> {
+export async function engineVersion (): Promise<string> {
   await loadEngineWasm()
   return glue.version()
 }
@@ -88,10 +88,10 @@ export type SchemaFile = [path: string, content: string]
  * A schema engine over `factory`. `schemaFiles` are the Prisma schema files ([path, content]);
  * the engine uses them for commands that take no explicit schema.
  */
-export async function createSchemaEngine(
+export async function createSchemaEngine (
   factory: SqlMigrationAwareDriverAdapterFactory,
   schemaFiles: SchemaFile[],
-  log: (line: string) => void = () => {},
+  log: (line: string) => void = () => {}
 ): Promise<SchemaEngine> {
   await loadEngineWasm()
   try {
@@ -99,7 +99,7 @@ export async function createSchemaEngine(
     return await glue.SchemaEngine.new(
       { datamodels: schemaFiles.length > 0 ? schemaFiles : undefined },
       log,
-      bindMigrationAwareSqlAdapterFactory(factory),
+      bindMigrationAwareSqlAdapterFactory(factory)
     )
   } catch (error) {
     throw withPanicMessage(error)
@@ -107,7 +107,7 @@ export async function createSchemaEngine(
 }
 
 /** Adds the captured panic text (if any) to an engine error, whose own message is useless then. */
-export function withPanicMessage(error: unknown): unknown {
+export function withPanicMessage (error: unknown): unknown {
   const panic = lastPanicMessage
   if (!panic || !(error instanceof Error) || error.message.includes(panic)) return error
   lastPanicMessage = ''
@@ -119,7 +119,7 @@ export function withPanicMessage(error: unknown): unknown {
  * Reads a migrations directory the way the Prisma CLI does (one sub-directory per migration holding
  * `migration.sql`, sorted by name; unreadable files are passed as errors for the engine to report).
  */
-export async function loadMigrationsDirectory(dir: string, shadowDbInitScript = ''): Promise<MigrationList> {
+export async function loadMigrationsDirectory (dir: string, shadowDbInitScript = ''): Promise<MigrationList> {
   const baseDir = path.resolve(dir)
   const lockfile = await readFile(path.join(baseDir, 'migration_lock.toml'), 'utf8').catch(() => null)
   const entries = await readdir(baseDir, { withFileTypes: true }).catch(() => [])
@@ -132,10 +132,10 @@ export async function loadMigrationsDirectory(dir: string, shadowDbInitScript = 
         path: 'migration.sql',
         content: await readFile(path.join(baseDir, name, 'migration.sql'), 'utf8').then(
           (value) => ({ tag: 'ok' as const, value }),
-          (error: Error) => ({ tag: 'error' as const, value: error.message }),
+          (error: Error) => ({ tag: 'error' as const, value: error.message })
         ),
       },
-    })),
+    }))
   )
   return {
     baseDir,
