@@ -6,6 +6,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from 'fastify-plugin'
 import { DatabaseTimeoutError } from '../src/db/tenant-aware-pool.ts'
 import { Prisma } from '../src/generated/prisma/client.ts'
+import { scrubApiKeys } from '../src/log.ts'
 import { AppError, ERROR_STATUS, type ErrorCode } from '../src/errors.ts'
 
 /** Seconds a client is asked to wait (Retry-After, RFC 9110 §10.2.3) on a 503: outage or drain. */
@@ -167,7 +168,7 @@ export default fp(
     app.addHook('onResponse', async (request, reply) => {
       const line = {
         method: request.method,
-        url: request.url,
+        url: scrubApiKeys(request.url), // a key sent in a query string never reaches the log
         host: request.host,
         statusCode: reply.statusCode,
         ms: Math.round(reply.elapsedTime * 10) / 10,

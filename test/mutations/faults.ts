@@ -243,6 +243,14 @@ export const FAULTS: Fault[] = [
     grep: ['bcrypt runs'],
   },
   {
+    name: 'log-url-api-key-unscrubbed',
+    breaks: 'an API key sent in a query string is written to the request log line',
+    file: 'plugins/error-handler.ts',
+    find: 'url: scrubApiKeys(request.url),',
+    replace: 'url: request.url,',
+    tests: ['test/api-keys-logs.test.ts'],
+  },
+  {
     name: 'log-redaction-emptied',
     breaks: 'tokens, cookies, passwords and API keys are written to the log',
     file: 'src/log.ts',
