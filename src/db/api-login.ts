@@ -25,6 +25,7 @@ const TUPLE_CONCURRENTLY_UPDATED = 'XX000'
  */
 export async function ensureApiLogin (adminUrl: string, login: string, password: string): Promise<void> {
   const client = new pg.Client({ connectionString: adminUrl })
+  client.on('error', () => {}) // a dying connection rejects the pending query; it must not end the process
   await client.connect()
   try {
     const { rowCount } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [APP_ROLE])

@@ -18,6 +18,8 @@ export const MIGRATION_LOCK_KEY = 72707369
 export async function isTransactionPooler (connectionString: string): Promise<boolean> {
   const first = new pg.Client({ connectionString })
   const second = new pg.Client({ connectionString })
+  // A connection dying meanwhile rejects the pending query; without a listener it would end the process.
+  for (const client of [first, second]) client.on('error', () => {})
   try {
     await first.connect()
     const pidOf = async (client: pg.Client) => (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid

@@ -68,6 +68,7 @@ export async function tenantOwnedTables (db: Queryable): Promise<TenantTable[]> 
 export async function checkTenancyInvariants (target: Queryable | string): Promise<Violation[]> {
   if (typeof target !== 'string') return collect(target)
   const client = new pg.Client({ connectionString: target })
+  client.on('error', () => {}) // a connection dying mid-check rejects the query; it must not end the process
   await client.connect()
   try {
     return await collect(client)
