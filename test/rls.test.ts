@@ -9,7 +9,7 @@ import t from 'tap'
 import { applyMigrations } from '../src/db/migrate.ts'
 import { adminQuery, adminUrl, databaseUrl } from './helper.ts'
 
-const TENANT_OWNED = ['projects', 'sessions', 'tasks', 'users'] // every table with a tenant_id (checked below)
+const TENANT_OWNED = ['api_keys', 'projects', 'sessions', 'tasks', 'users'] // every table with a tenant_id (checked below: a new one must be added here)
 
 /** A database created and migrated by a new non-superuser role; returns its URL as that role. */
 async function migratedByOwner (t: { teardown(fn: () => unknown): void }) {
