@@ -61,6 +61,7 @@ t.test('RLS as the roles it is for: the owner is subject to policies (FORCE), sa
     await owner.query("INSERT INTO sessions (tenant_id, user_id, refresh_token_hash, expires_at) VALUES ($1, $2, 'h', now() + interval '1 day')", [tenant, user])
     const project = (await owner.query("INSERT INTO projects (tenant_id, name) VALUES ($1, 'P') RETURNING id", [tenant])).rows[0].id
     await owner.query("INSERT INTO tasks (tenant_id, project_id, title) VALUES ($1, $2, 'T')", [tenant, project])
+    await owner.query("INSERT INTO api_keys (tenant_id, name, prefix, key_hash, scopes, created_by) VALUES ($1, 'K', 'tk_live_000000000000', repeat('a', 64), '{projects:read}', $2)", [tenant, user])
     ids[slug] = tenant
   }
   const count = async (table: string) => Number((await owner.query(`SELECT count(*) FROM ${table}`)).rows[0].count)
