@@ -36,7 +36,6 @@ SELECT
   r.rolsuper AS superuser,
   r.rolbypassrls AS bypassrls,
   (SELECT count(*) FROM tenant_tables)::int AS tenant_tables,
-  ARRAY(SELECT t.name FROM tenant_tables t WHERE NOT t.relrowsecurity ORDER BY 1) AS without_rls,
   ARRAY(SELECT t.name || ' (owner ' || pg_get_userbyid(t.relowner) || ')' FROM tenant_tables t
         WHERE pg_has_role(current_user, t.relowner, 'USAGE') ORDER BY 1) AS owned,
   ARRAY(SELECT t.name || '.' || p.polname FROM tenant_tables t JOIN pg_policy p ON p.polrelid = t.oid
@@ -64,8 +63,8 @@ export async function inspectDatabaseRole (query: RoleCheckQuery): Promise<Datab
   const unconfined = list(row.unconfined_policies)
   if (unconfined.length) problems.push(`policies that ignore the tenant apply to it: ${unconfined.join(', ')}`)
   if (row.tenant_tables === 0) problems.push('no tenant-owned table found in its schema (migrations not applied, or the wrong database/search_path)')
-  const withoutRls = list(row.without_rls)
-  if (withoutRls.length) problems.push(`tenant-owned tables without row-level security: ${withoutRls.join(', ')}`)
+  // Table rules (RLS enabled and forced, policies, keys) are the tenancy check's
+  // (src/db/tenancy-invariants.ts: readiness 503 in production); this check is about the role.
   return { role: String(row.role), login: String(row.login), problems }
 }
 
