@@ -170,6 +170,7 @@ export default fp(
         method: request.method,
         url: scrubApiKeys(request.url), // a key sent in a query string never reaches the log
         host: request.host,
+        ip: request.ip, // the client's address as TRUST_PROXY defines it (the limits count the same one)
         statusCode: reply.statusCode,
         ms: Math.round(reply.elapsedTime * 10) / 10,
         ...(request.failure ?? {}),
