@@ -1,35 +1,19 @@
 // The "API keys" panel of the tenant web page (public/), in a real Chromium against the real app:
 // an owner creates a key, sees and copies it once, lists and revokes it; a member never sees the
 // panel. Fails (never skips) when Chromium cannot start, like test/browser.test.ts.
-import { mkdtemp, rm } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
-import { chromium, type BrowserContext } from 'playwright-core'
+import type { BrowserContext } from 'playwright-core'
 import t from 'tap'
 import { API_KEY_PATTERN } from '../src/auth/api-keys.ts'
 import { createUser } from './auth-helper.ts'
+import { launchChromium } from './browser-helper.ts'
 import { build, insertTenant } from './helper.ts'
 
 const PASSWORD = 'correct horse battery staple'
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
 type Tap = Parameters<typeof build>[0]
 
-async function launch (t: Tap): Promise<BrowserContext> {
-  const userDataDir = await mkdtemp(path.join(tmpdir(), 'chromium-'))
-  t.teardown(() => rm(userDataDir, { recursive: true, force: true }))
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    viewport: { width: 1200, height: 900 },
-    timeout: 20_000,
-  })
-  t.teardown(() => context.close())
-  context.setDefaultTimeout(8_000)
-  return context
-}
+const launch = (t: Tap): Promise<BrowserContext> => launchChromium(t, { width: 1200, height: 900 })
 
 t.test('the API keys panel in Chromium: create, copy once, list, revoke', async (t) => {
   const { app, ownerUrl } = await build(t)

@@ -4,18 +4,16 @@
 // NODE_ENV=test sends the production cookies (__Host-/__Secure- names, Secure): Chromium stores
 // Secure cookies over plain http on *.localhost (a potentially trustworthy origin), which is checked
 // below. If Chromium cannot be launched, the test fails (it never skips).
-import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import type { BrowserContext, Page } from 'playwright-core'
 import t from 'tap'
 import { createUser, signIn } from './auth-helper.ts'
+import { launchChromium } from './browser-helper.ts'
 import { build, insertTenant } from './helper.ts'
 
 const PASSWORD = 'correct horse battery staple'
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 // The README's picture: refreshed with UPDATE_SCREENSHOT=1 npm test -- test/browser.test.ts; otherwise
 // written under .data so that a test run leaves the work tree clean.
 const SCREENSHOT = path.resolve(process.env.UPDATE_SCREENSHOT ? 'docs/screenshot.png' : '.data/browser/screenshot.png')
@@ -24,21 +22,7 @@ type Tap = Parameters<typeof build>[0]
 
 const listening = (server: Server) => new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)))
 
-/** A fresh Chromium profile. No try/skip: a Chromium that cannot start fails the test. */
-async function launch (t: Tap): Promise<BrowserContext> {
-  const userDataDir = await mkdtemp(path.join(tmpdir(), 'chromium-'))
-  t.teardown(() => rm(userDataDir, { recursive: true, force: true }))
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    viewport: { width: 1200, height: 800 },
-    timeout: 20_000,
-  })
-  t.teardown(() => context.close())
-  context.setDefaultTimeout(8_000)
-  return context
-}
+const launch = (t: Tap): Promise<BrowserContext> => launchChromium(t)
 
 t.test('the tenant web page in Chromium', async (t) => {
   const { app, ownerUrl } = await build(t, { env: { LOGIN_FAILURES_MAX: '2' } })

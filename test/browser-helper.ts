@@ -1,0 +1,30 @@
+// Debian's Chromium for the browser tests (playwright-core drives it; nothing is downloaded).
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { chromium, type BrowserContext } from 'playwright-core'
+
+/** Where Chromium is: CHROMIUM_PATH, else Debian's package (`apt-get install chromium`). */
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+
+type Tap = { teardown (fn: () => unknown): void }
+
+/**
+ * A fresh headless Chromium profile of `viewport` (px), closed and removed when the test ends.
+ * No try/skip: a Chromium that cannot start fails the test. Waits are 8 s per action.
+ */
+export async function launchChromium (t: Tap, viewport = { width: 1200, height: 800 }): Promise<BrowserContext> {
+  const userDataDir = await mkdtemp(path.join(tmpdir(), 'chromium-'))
+  t.teardown(() => rm(userDataDir, { recursive: true, force: true }))
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    // Background networking off: this machine's closed network refuses those connections.
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    viewport,
+    timeout: 20_000,
+  })
+  t.teardown(() => context.close())
+  context.setDefaultTimeout(8_000)
+  return context
+}
