@@ -9,7 +9,6 @@ import { generateApiKey } from '../src/auth/api-keys.ts'
 import { canGrant, requirePermission, SCOPE_NAMES, type Scope } from '../src/auth/permissions.ts'
 import { AppError, forbidden, notFound } from '../src/errors.ts'
 import type { Prisma } from '../src/generated/prisma/client.ts'
-import { tenantData } from '../src/tenancy/tenant-data.ts'
 
 const ScopeName = Type.Enum(SCOPE_NAMES, { description: 'what the key may do; see README "API keys"' })
 
@@ -74,9 +73,10 @@ const apiKeyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       if (expires.getTime() <= Date.now()) throw new AppError('VALIDATION_FAILED', 'body/expiresAt must be in the future')
     }
     const { key, prefix } = generateApiKey()
-    const data = tenantData<Prisma.ApiKeyUncheckedCreateInput>({
+    // tenantId comes from the scoped client (and the column's app_current_tenant() default).
+    const data: Prisma.ApiKeyUncheckedCreateInput = {
       name, prefix, scopes, expiresAt: expires, createdBy: request.user!.id, keyHash: app.apiKeys.storedHash(key),
-    })
+    }
     const created = await request.db.apiKey.create({ data, select: apiKeyFields })
     reply.header('cache-control', 'no-store')
     return reply.code(201).send({ ...withScopes(created), key })
