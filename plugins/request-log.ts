@@ -8,6 +8,8 @@ import fp from 'fastify-plugin'
 
 export default fp(
   async function requestLogPlugin (app: FastifyInstance) {
+    // Below debug these hooks would only cost time on every request: add them only when they write.
+    if (!(app.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('debug')) return
     // Headers first, before anything can refuse the request (an unknown tenant, a missing token).
     app.addHook('onRequest', async (request) => {
       request.log.debug({ headers: request.headers }, 'request details')
