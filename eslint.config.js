@@ -16,4 +16,20 @@ export default [
       'no-void': 'off',
     },
   },
+  {
+    // Values a hook puts on the request are read through throwing getters (request.principal,
+    // request.tenantId, request.db: plugins/auth.ts, plugins/tenant.ts), never `request.user!`: an
+    // assertion would hide a route registered without its hook. Routes and plugins use none at all.
+    files: ['routes/**/*.ts', 'plugins/**/*.ts'],
+    rules: { '@typescript-eslint/no-non-null-assertion': 'error' },
+  },
+  {
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': ['error', {
+        selector: "TSNonNullExpression > MemberExpression[object.name='request']",
+        message: 'Read request decorations through their throwing getters (request.principal, request.tenantId, request.db).',
+      }],
+    },
+  },
 ]

@@ -1,7 +1,7 @@
 // Authentication: access-token verification (Bearer header or cookie), CSRF for cookie-authenticated
-// unsafe requests, session revocation, password hashing. Routes opt in with
-// `{ preHandler: app.authenticate }` (or `app.addHook('preHandler', app.authenticate)`) and read
-// `request.user`. The login/refresh/logout routes are in routes/auth.ts.
+// unsafe requests, session revocation, password hashing. Routes that need a signed-in caller are
+// registered in the one authenticated scope of routes/index.ts (its onRequest hook is
+// app.authenticate) and read `request.principal`. The login/refresh/logout routes are in routes/auth.ts.
 import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import cookie from '@fastify/cookie'
@@ -17,7 +17,7 @@ import { AuthService } from '../src/auth/sessions.ts'
 import { looksLikeApiKey } from '../src/auth/api-keys.ts'
 import type { Scope } from '../src/auth/permissions.ts'
 import type { Config } from '../src/config.ts'
-import { AppError, unauthorized } from '../src/errors.ts'
+import { AppError, MissingRequestContextError, unauthorized } from '../src/errors.ts'
 
 export interface AuthUser {
   /** The user's id, or the API key's id when `kind` is 'api_key'. */
@@ -43,6 +43,11 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** What authenticated the request: CSRF protection applies to 'cookie' only. */
     authMethod: 'bearer' | 'cookie' | null
+    /**
+     * The authenticated caller (a user, or an API key: see `kind`), for routes behind
+     * app.authenticate; throws MissingRequestContextError (500) where that hook did not run or failed.
+     */
+    principal: AuthUser
   }
 }
 
@@ -82,14 +87,21 @@ export default fp(
     app.decorate('passwords', passwords)
     app.decorateRequest('user', null)
     app.decorateRequest('authMethod', null)
+    // A throwing getter instead of `request.user!`: a route that forgot app.authenticate fails loudly.
+    app.decorateRequest('principal', {
+      getter (this: FastifyRequest) {
+        if (!this.user) throw new MissingRequestContextError('principal', 'on routes behind app.authenticate')
+        return this.user
+      },
+    })
 
     /** The token and where it came from. A present Authorization header wins; it never falls back to the cookie. */
     function credentials (request: FastifyRequest): { token: string; method: 'bearer' | 'cookie' } {
       const header = request.headers.authorization
       if (header !== undefined) {
-        const bearer = /^Bearer +(\S+) *$/i.exec(header)
-        if (!bearer) throw unauthorized('Authorization must be a Bearer token')
-        return { token: bearer[1]!, method: 'bearer' }
+        const token = /^Bearer +(\S+) *$/i.exec(header)?.[1]
+        if (!token) throw unauthorized('Authorization must be a Bearer token')
+        return { token, method: 'bearer' }
       }
       const token = request.cookies[cookies.names.access]
       if (token) return { token, method: 'cookie' }

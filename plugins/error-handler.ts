@@ -29,7 +29,7 @@ const FRAMEWORK_ERRORS: Record<string, ErrorCode> = {
   FST_ERR_NOT_FOUND: 'NOT_FOUND',
 }
 
-const GENERIC_MESSAGES: Partial<Record<ErrorCode, string>> = {
+const GENERIC_MESSAGES: Partial<Record<ErrorCode, string>> & Record<'INTERNAL' | 'SERVICE_UNAVAILABLE', string> = {
   INTERNAL: 'Internal server error',
   SERVICE_UNAVAILABLE: 'The service is temporarily unavailable, retry later',
   PAYLOAD_TOO_LARGE: 'Request body is too large',
@@ -46,7 +46,7 @@ interface Classified {
 /** Maps any thrown value to the contract's code and a message safe to show. */
 export function classifyError (error: unknown): Classified {
   if (error instanceof AppError) return { code: error.code, message: error.message, headers: error.headers }
-  if (isDatabaseUnavailable(error)) return { code: 'SERVICE_UNAVAILABLE', message: GENERIC_MESSAGES.SERVICE_UNAVAILABLE!, headers: { 'retry-after': RETRY_AFTER_SECONDS } }
+  if (isDatabaseUnavailable(error)) return { code: 'SERVICE_UNAVAILABLE', message: GENERIC_MESSAGES.SERVICE_UNAVAILABLE, headers: { 'retry-after': RETRY_AFTER_SECONDS } }
   if (isRefusedValue(error)) return { code: 'VALIDATION_FAILED', message: 'A value cannot be stored (out of range, or a NUL character)' }
   if (error instanceof Prisma.PrismaClientKnownRequestError) {
     if (error.code === 'P2002') return { code: 'CONFLICT', message: 'A record with these values already exists' }
@@ -62,7 +62,7 @@ export function classifyError (error: unknown): Classified {
   const status = fastifyError.statusCode ?? 500
   if (status === 429) return { code: 'RATE_LIMITED', message: 'Too many requests, retry later' }
   if (status >= 400 && status < 500) return { code: codeForStatus(status), message: GENERIC_MESSAGES[codeForStatus(status)] ?? 'Bad request' }
-  return { code: 'INTERNAL', message: GENERIC_MESSAGES.INTERNAL! }
+  return { code: 'INTERNAL', message: GENERIC_MESSAGES.INTERNAL }
 }
 
 function codeForStatus (status: number): ErrorCode {
@@ -106,7 +106,7 @@ function isRefusedValue (error: unknown): boolean {
 export function frameworkError (error: FastifyError, _request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (error.code === 'FST_ERR_BAD_URL' || error.code === 'FST_ERR_MAX_PARAM_LENGTH') return sendError(reply, 'BAD_REQUEST', 'Malformed URL')
   reply.log.error({ err: error }, 'request failed')
-  return sendError(reply, 'INTERNAL', GENERIC_MESSAGES.INTERNAL!)
+  return sendError(reply, 'INTERNAL', GENERIC_MESSAGES.INTERNAL)
 }
 
 /**
@@ -160,7 +160,7 @@ export default fp(
       // An unexpected 500 gets its stack; everything else (4xx, and 503s, which come by the
       // thousand during an outage) is described by the one completion line below.
       if (code === 'INTERNAL') request.log.error({ err: error }, 'request failed')
-      request.failure = { code, reason: String((error as Error)?.message ?? error).split('\n')[0]!.slice(0, 200) }
+      request.failure = { code, reason: (String((error as Error)?.message ?? error).split('\n')[0] ?? '').slice(0, 200) }
       return sendError(reply, code, message, headers)
     })
     // One line per request (Fastify's own two are off: src/app.ts disableRequestLogging), so an

@@ -18,8 +18,8 @@ declare module 'fastify' {
 /** The authority of an absolute-form target (`http://host:port/path`), lower-cased; undefined for origin-form. */
 export function absoluteFormAuthority (rawUrl: string): string | undefined {
   if (rawUrl.startsWith('/') || rawUrl === '*') return undefined
-  const match = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(rawUrl)
-  return match ? match[1]!.replace(/^[^@]*@/, '').toLowerCase() : ''
+  const authority = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(rawUrl)?.[1] ?? ''
+  return authority.replace(/^[^@]*@/, '').toLowerCase()
 }
 
 export default fp(

@@ -2,7 +2,7 @@
 // which one, before any route or auth code runs. Unknown and suspended tenants get the same 404.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { AppError } from '../src/errors.ts'
+import { AppError, MissingRequestContextError } from '../src/errors.ts'
 import { trustFunction, type TrustFunction } from '../src/net/trusted-proxies.ts'
 import { parseHost } from '../src/tenancy/host.ts'
 import type { ScopedClient } from '../src/tenancy/scoped-client.ts'
@@ -19,7 +19,9 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The tenant of the Host, or null on the platform host. */
     tenant: ActiveTenant | null
-    /** The database confined to request.tenant (throws on the platform host). */
+    /** request.tenant's id, for code that runs on tenant hosts only; throws MissingRequestContextError (500) elsewhere. */
+    tenantId: string
+    /** The database confined to request.tenant; throws MissingRequestContextError (500) on the platform host. */
     db: ScopedClient
   }
 }
@@ -36,11 +38,14 @@ function requestedHost (request: FastifyRequest, trust: TrustFunction | false): 
   const forwarded = trust && peer !== undefined && trust(peer, 0) ? request.headers['x-forwarded-host'] : undefined
   // The last entry is the one our proxy added (a client can send its own X-Forwarded-Host, which
   // a proxy that appends keeps in front), as Fastify reads it.
-  if (typeof forwarded === 'string' && forwarded) return forwarded.split(',').at(-1)!.trim()
+  if (typeof forwarded === 'string' && forwarded) return forwarded.slice(forwarded.lastIndexOf(',') + 1).trim()
   // Node keeps only the first of several Host headers; the raw list shows them all (RFC 9112 §3.2).
   let hosts = 0
   const raw = request.raw.rawHeaders
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]
+    if (name?.length === 4 && name.toLowerCase() === 'host') hosts++
+  }
   if (hosts > 1) throw badHost('Several Host headers')
   return request.headers.host
 }
@@ -52,9 +57,17 @@ export default fp(
     const tenants = new TenantRegistry(app.platformDb, TENANT_CACHE_TTL_MS)
     app.decorate('tenants', tenants)
     app.decorateRequest('tenant', null)
+    // Throwing getters instead of `request.tenant!`: used where no tenant was resolved (a route
+    // outside the tenant-host scope), they fail loudly with a 500 instead of reading `undefined`.
+    app.decorateRequest('tenantId', {
+      getter (this: FastifyRequest) {
+        if (!this.tenant) throw new MissingRequestContextError('tenantId', 'on tenant hosts')
+        return this.tenant.id
+      },
+    })
     app.decorateRequest('db', {
       getter (this: FastifyRequest) {
-        if (!this.tenant) throw new Error('request.db is only available on tenant hosts')
+        if (!this.tenant) throw new MissingRequestContextError('db', 'on tenant hosts')
         return app.database.forTenant(this.tenant.id)
       },
     })

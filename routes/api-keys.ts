@@ -63,7 +63,7 @@ const apiKeyRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request, reply) => {
     const { name, scopes, expiresAt } = request.body
     // Nobody hands a key more than they may do themselves.
-    const role = request.user!.role
+    const role = request.principal.role
     const beyond = scopes.filter((scope) => !canGrant(role, scope as Scope))
     if (beyond.length) throw forbidden(`Your role cannot grant: ${beyond.join(', ')}`)
     let expires: Date | null = null
@@ -75,7 +75,7 @@ const apiKeyRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const { key, prefix } = generateApiKey()
     // tenantId comes from the scoped client (and the column's app_current_tenant() default).
     const data: Prisma.ApiKeyUncheckedCreateInput = {
-      name, prefix, scopes, expiresAt: expires, createdBy: request.user!.id, keyHash: app.apiKeys.storedHash(key),
+      name, prefix, scopes, expiresAt: expires, createdBy: request.principal.id, keyHash: app.apiKeys.storedHash(key),
     }
     const created = await request.db.apiKey.create({ data, select: apiKeyFields })
     reply.header('cache-control', 'no-store')
@@ -86,7 +86,7 @@ const apiKeyRoutes: FastifyPluginAsyncTypebox = async (app) => {
     onRequest: canManage,
     schema: { tags, security, summary: 'Revoke an API key (at once on this instance, within 1 s on the others)', params: IdParams, response: responses({ 204: NoContent }) },
   }, async (request, reply) => {
-    const tenantId = request.tenant!.id
+    const tenantId = request.tenantId
     const key = await request.db.apiKey.findFirst({ where: { id: request.params.id }, select: { id: true } })
     if (!key) throw notFound('API key')
     // Revoking a revoked key changes nothing and is still a 204: the key is revoked.

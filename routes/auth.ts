@@ -38,7 +38,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
   // Failed logins per tenant + email: read before checking a password (a locked account is not
   // tried at all), counted on each failure. Success does not reset it: the window simply expires.
-  const failureKey = (request: FastifyRequest) => `${request.tenant!.id}:${(request.body as { email: string }).email.toLowerCase()}`
+  const failureKey = (request: FastifyRequest) => `${request.tenantId}:${(request.body as { email: string }).email.toLowerCase()}`
   const failures = app.limits.create({ name: 'login-failures', max: config.LOGIN_FAILURES_MAX, windowMs: config.LOGIN_FAILURES_WINDOW_S * 1000, key: failureKey })
   // Attempts per client address (request.ip: the first untrusted hop, see TRUST_PROXY).
   const attemptsPerAddress = app.limits.create({ name: 'login-address', max: config.LOGIN_ATTEMPTS_PER_IP_PER_MIN, windowMs: 60_000 })
@@ -81,7 +81,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
     if (!ok || !user) throw invalidCredentials()
     const { passwordHash: _hash, authVersion, ...shown } = user
-    return answer(reply, await auth.startSession(request.db, request.tenant!.id, { id: user.id, role: user.role, authVersion }), shown)
+    return answer(reply, await auth.startSession(request.db, request.tenantId, { id: user.id, role: user.role, authVersion }), shown)
   })
 
   app.post('/v1/auth/refresh', {
@@ -90,14 +90,14 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     schema: { tags: ['auth'], summary: 'Exchange a refresh token (body or cookie) for new tokens', body: RefreshBody, response: responses({ 200: Tokens }) },
   }, async (request, reply) => {
-    const tenantId = request.tenant!.id
+    const tenantId = request.tenantId
     let presented = request.body.refreshToken
     if (presented === undefined) {
       // From the cookie: a cookie-authenticated unsafe request, so it needs the CSRF token too.
       const fromCookie = request.cookies[cookies.names.refresh]
       if (!fromCookie) throw unauthorized('Refresh token required')
       presented = fromCookie
-      const sessionId = fromCookie.split('.')[0]!
+      const sessionId = fromCookie.split('.')[0] ?? ''
       // A refresh cookie of no live session of this tenant (another tenant's, a revoked one) is a
       // 401 like any foreign or revoked credential, before CSRF could make it a 403.
       if (!UUID.test(sessionId) || !(await auth.usableSession(tenantId, sessionId))) throw unauthorized('Session expired or revoked')
@@ -114,7 +114,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     onRequest: app.authenticate,
     schema: { tags: ['auth'], security: signedIn, summary: 'Sign out: revoke this session and expire the cookies', response: responses({ 204: NoContent }) },
   }, async (request, reply) => {
-    await auth.endSession(request.db, request.tenant!.id, request.user!.sessionId)
+    await auth.endSession(request.db, request.tenantId, request.principal.sessionId)
     cookies.clear(reply)
     return reply.code(204).send(null)
   })

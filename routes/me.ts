@@ -18,7 +18,7 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/v1/me', {
     schema: { tags, security: signedIn, summary: 'Your profile', response: responses({ 200: PublicUser }) },
   }, async (request) => {
-    const user = await request.db.user.findFirst({ where: { id: request.user!.id }, select: publicUserSelect })
+    const user = await request.db.user.findFirst({ where: { id: request.principal.id }, select: publicUserSelect })
     if (!user) throw unauthorized('Session expired or revoked')
     return toPublicUser(user)
   })
@@ -26,15 +26,15 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.patch('/v1/me', {
     schema: { tags, security: signedIn, summary: 'Change your name', body: PatchMe, response: responses({ 200: PublicUser }) },
   }, async (request) => {
-    const user = await request.db.user.update({ where: { id: request.user!.id }, data: { name: request.body.name }, select: publicUserSelect })
+    const user = await request.db.user.update({ where: { id: request.principal.id }, data: { name: request.body.name }, select: publicUserSelect })
     return toPublicUser(user)
   })
 
   app.post('/v1/me/password', {
     schema: { tags, security: signedIn, summary: 'Change your password; signs out every other session', body: ChangePassword, response: responses({ 204: NoContent }) },
   }, async (request, reply) => {
-    const { id: userId, sessionId } = request.user!
-    const tenantId = request.tenant!.id
+    const { id: userId, sessionId } = request.principal
+    const tenantId = request.tenantId
     // Like login: a password over 72 bytes is a 400, never compared (bcrypt would read only 72 bytes).
     if (Buffer.byteLength(request.body.currentPassword, 'utf8') > MAX_PASSWORD_BYTES) {
       throw new AppError('VALIDATION_FAILED', `body/currentPassword must be at most ${MAX_PASSWORD_BYTES} bytes of UTF-8`)

@@ -60,7 +60,7 @@ const tenantRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (nestsDeeperThan(settings, MAX_SETTINGS_DEPTH)) throw new AppError('VALIDATION_FAILED', `body/settings must not nest deeper than ${MAX_SETTINGS_DEPTH} levels`)
     const data: Prisma.TenantUpdateInput = { name, settings: settings as Prisma.InputJsonObject | undefined }
     // Column grants let saas_app change only name, settings and updated_at of its own row.
-    const tenant = await request.db.tenant.update({ where: { id: request.tenant!.id }, data, select: tenantFields })
+    const tenant = await request.db.tenant.update({ where: { id: request.tenantId }, data, select: tenantFields })
     app.tenants.invalidate(tenant) // the cached name must not outlive the change on this instance
     return toTenantView(tenant)
   })

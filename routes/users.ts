@@ -3,7 +3,6 @@
 // owner — is checked here, inside a serializable transaction, so two owners demoting each other at
 // the same time cannot both succeed.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
 import { ListQuery, Page, page, pageArgs } from '../src/api/pagination.ts'
 import { IdParams, NoContent, responses, RoleSchema, signedIn } from '../src/api/schemas.ts'
@@ -83,8 +82,6 @@ function isEmailTaken (error: unknown): boolean {
 }
 
 const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const actorRole = (request: FastifyRequest) => request.user!.role // set by app.authenticate
-
   app.get('/v1/users', {
     onRequest: requirePermission('users.read'),
     schema: { tags, security, summary: 'List users, newest first', querystring: ListQuery, response: responses({ 200: Page(User) }) },
@@ -99,7 +96,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { tags, security, summary: 'Create a user', body: CreateUser, response: responses({ 201: User }) },
   }, async (request, reply) => {
     const { email, name, role, password } = request.body
-    if (role === 'owner') assertCan(actorRole(request), 'users.manageOwners')
+    if (role === 'owner') assertCan(request.principal.role, 'users.manageOwners')
     const passwordHash = await app.passwords.hash(password)
     try {
       // Stored lower-cased: the unique (tenant_id, email) key is then case-insensitive.
@@ -128,7 +125,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const change = request.body
     const user = await serializable(request.db, async (tx) => {
       const target = await findTarget(tx, id)
-      if (target.role === 'owner' || change.role === 'owner') assertCan(actorRole(request), 'users.manageOwners')
+      if (target.role === 'owner' || change.role === 'owner') assertCan(request.principal.role, 'users.manageOwners')
       const roleChanged = change.role !== undefined && change.role !== target.role
       const deactivated = change.active === false && target.active
       if (isActiveOwner(target) && ((roleChanged && change.role !== 'owner') || deactivated)) await assertAnotherActiveOwner(tx, target)
@@ -138,8 +135,8 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
     })
     // A deactivated user is signed out for good: reactivating restores the account, not its old
     // sessions. Role and active state are cached per session: this instance sees either at once.
-    if (change.active === false) await app.auth.endAllSessions(request.db, request.tenant!.id, id)
-    else if (change.role !== undefined || change.active !== undefined) app.auth.userChanged(request.tenant!.id, id)
+    if (change.active === false) await app.auth.endAllSessions(request.db, request.tenantId, id)
+    else if (change.role !== undefined || change.active !== undefined) app.auth.userChanged(request.tenantId, id)
     return toPublicUser(user)
   })
 
@@ -150,11 +147,11 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const { id } = request.params
     await serializable(request.db, async (tx) => {
       const target = await findTarget(tx, id)
-      if (target.role === 'owner') assertCan(actorRole(request), 'users.manageOwners')
+      if (target.role === 'owner') assertCan(request.principal.role, 'users.manageOwners')
       if (isActiveOwner(target)) await assertAnotherActiveOwner(tx, target)
       await tx.user.delete({ where: { id }, select: { id: true } }) // sessions cascade
     })
-    app.auth.userChanged(request.tenant!.id, id)
+    app.auth.userChanged(request.tenantId, id)
     return reply.code(204).send(null)
   })
 }

@@ -38,3 +38,16 @@ export const notFound = (what = 'Resource') => new AppError('NOT_FOUND', `${what
 export const forbidden = (message = 'Your role does not allow this') => new AppError('FORBIDDEN', message)
 export const conflict = (message: string) => new AppError('CONFLICT', message)
 export const unauthorized = (message = 'Authentication required') => new AppError('UNAUTHORIZED', message)
+
+/**
+ * A programming error, not a client's: code read a request value (`request.principal`,
+ * `request.tenantId`, `request.db`) on a route where the hook that provides it did not run. It is
+ * not an AppError, so the one error classifier answers the contract's generic 500 INTERNAL (nothing
+ * leaks) and the log carries this message, which names the value and the hook it needs.
+ */
+export class MissingRequestContextError extends Error {
+  override name = 'MissingRequestContextError'
+  constructor (property: string, providedBy: string) {
+    super(`request.${property} is only available ${providedBy}`)
+  }
+}

@@ -41,13 +41,13 @@ export class RequestLimits {
     this.perTenant = create({
       timeWindow: this.windowS * 1000,
       max: (request: FastifyRequest) => request.tenant?.rateLimit ?? config.TENANT_RATE_LIMIT,
-      keyGenerator: (request: FastifyRequest) => `tenant-requests:${request.tenant!.id}`,
+      keyGenerator: (request: FastifyRequest) => `tenant-requests:${request.tenantId}`,
       cache: 100_000, // one counter per tenant: the LRU must hold every active tenant
     })
     this.perKey = create({
       timeWindow: this.windowS * 1000,
       max: config.API_KEY_RATE_LIMIT,
-      keyGenerator: (request: FastifyRequest) => `api-key-requests:${request.user!.id}`,
+      keyGenerator: (request: FastifyRequest) => `api-key-requests:${request.principal.id}`,
       cache: 100_000,
     })
   }
