@@ -13,6 +13,7 @@
 // revocation, an expiry change or a tenant suspension made on another instance holds within 1 s;
 // on this instance `revoked()` drops the entry at once (the hook for a cross-instance broadcast).
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { ExpiringCache } from '../cache.ts'
 import type { Scope } from './permissions.ts'
 import type { ScopedClient } from '../tenancy/scoped-client.ts'
 
@@ -23,7 +24,12 @@ const SECRET_LENGTH = 50
 export const API_KEY_PATTERN = new RegExp(`^${KEY_PREFIX}([0-9a-z]{${ID_LENGTH}})_([0-9a-z]{${SECRET_LENGTH}})$`)
 /** How often, at most, last_used_at is written for one key (ms). */
 export const LAST_USED_RESOLUTION_MS = 60_000
-const MAX_ENTRIES = 100_000
+/**
+ * Keys kept per instance. An entry is served for at most API_KEY_CACHE_TTL_MS (≤ 1 s), so the bound
+ * only has to hold the keys one instance checks within a second: 20,000 is ten times what one
+ * instance serves in all (README "Performance"). Past it, the least recently used is read again.
+ */
+const MAX_KEYS = 20_000
 
 /** What a verified key may do; `id` is the key's id. */
 export interface VerifiedKey {
@@ -47,7 +53,6 @@ interface KeyRow {
 interface Entry {
   tenantId: string
   row: KeyRow | null
-  loadedAt: number
 }
 
 const BASE36 = '0123456789abcdefghijklmnopqrstuvwxyz'
@@ -75,17 +80,17 @@ export const looksLikeApiKey = (credential: string) => credential.startsWith('tk
 export type KeyLoader = (tenantId: string, prefix: string) => Promise<KeyRow | null>
 
 export class ApiKeyService {
-  private readonly entries = new Map<string, Entry>()
-  /** Bumped by every invalidation: a load that started before one is not cached (it may be stale). */
-  private generation = 0
+  /** Rows by `<tenantId>:<prefix>`; a load that overlapped an invalidation is not kept (it may be stale). */
+  private readonly entries: ExpiringCache<Entry>
   private readonly dummyHash: Buffer
 
   constructor (
     private readonly secret: string,
-    private readonly ttlMs: number,
+    ttlMs: number,
     private readonly forTenant: (tenantId: string) => ScopedClient,
     private readonly onWriteError: (error: unknown) => void = () => {}
   ) {
+    this.entries = new ExpiringCache({ max: MAX_KEYS, ttlMs })
     this.dummyHash = this.hash('tk_live_dummy')
   }
 
@@ -109,7 +114,7 @@ export class ApiKeyService {
     const match = API_KEY_PATTERN.exec(presented)
     if (!match) return null
     const prefix = `${KEY_PREFIX}${match[1]}`
-    const row = await this.row(tenantId, prefix, now)
+    const { row } = await this.entries.getOrLoad(`${tenantId}:${prefix}`, async () => ({ tenantId, row: await this.load(tenantId, prefix) }))
     const same = timingSafeEqual(digest, row?.hash ?? this.dummyHash)
     if (!row || !same || row.revoked || !row.tenantActive || (row.expiresAt !== null && row.expiresAt <= now)) return null
     this.touch(tenantId, row, now)
@@ -121,28 +126,12 @@ export class ApiKeyService {
    * This is the one place a cross-instance invalidation broadcast should call too.
    */
   revoked (tenantId: string, keyId: string): void {
-    this.generation++
-    for (const [cacheKey, entry] of this.entries) if (entry.tenantId === tenantId && entry.row?.id === keyId) this.entries.delete(cacheKey)
+    this.entries.deleteWhere((entry) => entry.tenantId === tenantId && entry.row?.id === keyId)
   }
 
   /** Call after suspending or reactivating a tenant: its keys are looked up afresh. */
   tenantChanged (tenantId: string): void {
-    this.generation++
-    for (const [cacheKey, entry] of this.entries) if (entry.tenantId === tenantId) this.entries.delete(cacheKey)
-  }
-
-  private async row (tenantId: string, prefix: string, now: number): Promise<KeyRow | null> {
-    const cacheKey = `${tenantId}:${prefix}`
-    const cached = this.entries.get(cacheKey)
-    if (cached && now - cached.loadedAt < this.ttlMs) return cached.row
-    const generation = this.generation
-    const row = await this.load(tenantId, prefix)
-    if (this.ttlMs > 0 && generation === this.generation) {
-      this.entries.delete(cacheKey) // re-insert at the end: the Map's order is the eviction order
-      if (this.entries.size >= MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!)
-      this.entries.set(cacheKey, { tenantId, row, loadedAt: now })
-    }
-    return row
+    this.entries.deleteWhere((entry) => entry.tenantId === tenantId)
   }
 
   private async load (tenantId: string, prefix: string): Promise<KeyRow | null> {

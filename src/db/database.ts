@@ -2,6 +2,7 @@
 // applies pending migrations when configured to, and builds the Prisma clients over one pool.
 import path from 'node:path'
 import { PrismaPg } from '@prisma/adapter-pg'
+import { LRUCache } from 'lru-cache'
 import pg from 'pg'
 import type { Config } from '../config.ts'
 import { PrismaClient } from '../generated/prisma/client.ts'
@@ -13,6 +14,12 @@ import { DatabaseAvailability, ResilientPool, TenantAwarePool } from './tenant-a
 
 export { APP_ROLE } from './api-login.ts'
 export const EMBEDDED_DATABASE_NAME = 'app'
+/**
+ * Scoped clients kept (least recently used dropped first): ten times the 1,000 active tenants one
+ * instance is sized for. No TTL: a client holds no data, only its tenant's id, so it cannot go
+ * stale; one dropped is simply built again.
+ */
+const MAX_SCOPED_CLIENTS = 10_000
 
 export interface Database {
   /**
@@ -93,7 +100,7 @@ export function createDatabase (config: Config, ownerUrl: string, embedded?: Emb
   })
   // Prisma's query events exist only when the client was built with them (above).
   if (options.onQuery) (platformDb as unknown as { $on(event: 'query', fn: (e: QueryEvent) => void): void }).$on('query', options.onQuery)
-  const scoped = new Map<string, ScopedClient>()
+  const scoped = new LRUCache<string, ScopedClient>({ max: MAX_SCOPED_CLIENTS })
   return {
     platformDb,
     ownerUrl,
@@ -101,7 +108,6 @@ export function createDatabase (config: Config, ownerUrl: string, embedded?: Emb
     forTenant (tenantId) {
       let client = scoped.get(tenantId)
       if (!client) {
-        if (scoped.size >= 10_000) scoped.delete(scoped.keys().next().value!) // oldest first
         client = scopedClient(platformDb, tenantId)
         scoped.set(tenantId, client)
       }

@@ -3,6 +3,7 @@
 // a change made by another instance); a change made through this process invalidates it at once.
 // Under row-level security the tenants table is read through the named SECURITY DEFINER lookups of
 // tenant-directory.ts (no tenant is current yet when the Host is resolved).
+import { ExpiringCache } from '../cache.ts'
 import type { PrismaClient } from '../generated/prisma/client.ts'
 import { tenantDirectory, type DirectoryTenant } from './tenant-directory.ts'
 
@@ -10,7 +11,6 @@ export type ActiveTenant = DirectoryTenant
 
 interface Entry {
   tenant: Promise<ActiveTenant | null>
-  expiresAt: number
   /** The tenant's id once loaded: a change of slug or domain finds the old names' entries by it. */
   tenantId?: string
 }
@@ -18,19 +18,27 @@ interface Entry {
 /** Names of a changed tenant: its id (finds old slug/domain entries) and its current slug/domain. */
 export type TenantKeys = { id?: string; slug: string; domain?: string | null }
 
-const MAX_ENTRIES = 50_000
+/**
+ * Names (slug, custom domain) kept. An entry is served for at most the TTL (≤ 5 s), so the bound
+ * only has to hold the names one instance resolves within 5 s: 10,000 is 2,000 tenant requests per
+ * second each on a different name, about what one instance serves in all (README "Performance"),
+ * and five times the 2,000 names of 1,000 active tenants. Past it, the least recently used is
+ * looked up again: a query, not an error.
+ */
+const MAX_NAMES = 10_000
 
 export class TenantRegistry {
-  private readonly entries = new Map<string, Entry>()
+  /** Entries by `slug:<slug>` / `domain:<domain>`; a drop (forget) also keeps a lookup that overlapped it from being kept. */
+  private readonly entries: ExpiringCache<Entry>
   /** Called after each invalidate() (plugins/invalidation.ts tells the other instances). */
   onInvalidate: ((tenant: TenantKeys) => void) | null = null
-  /** Bumped by every forget: a lookup that was running meanwhile may have read the old row. */
-  private generation = 0
 
   constructor (
     private readonly platformDb: PrismaClient,
-    private readonly ttlMs: number
-  ) {}
+    ttlMs: number
+  ) {
+    this.entries = new ExpiringCache({ max: MAX_NAMES, ttlMs })
+  }
 
   /** The active tenant with this slug, or null (unknown and suspended look the same). */
   bySlug (slug: string): Promise<ActiveTenant | null> {
@@ -50,33 +58,29 @@ export class TenantRegistry {
 
   /** Forgets a tenant changed by another instance (no broadcast): its names and, by id, its old names. */
   forget (tenant: TenantKeys): void {
-    this.generation++
     this.entries.delete(`slug:${tenant.slug}`)
     if (tenant.domain) this.entries.delete(`domain:${tenant.domain}`)
-    if (tenant.id) for (const [key, entry] of this.entries) if (entry.tenantId === tenant.id) this.entries.delete(key)
+    if (tenant.id) this.entries.deleteWhere((entry) => entry.tenantId === tenant.id)
   }
 
   /** Forgets every entry (after the invalidation channel was down). */
   forgetAll (): void {
-    this.generation++
     this.entries.clear()
   }
 
   private cached (key: string, load: () => Promise<ActiveTenant | null>): Promise<ActiveTenant | null> {
-    const now = Date.now()
     const hit = this.entries.get(key)
-    if (hit && hit.expiresAt > now) return hit.tenant
-    if (this.entries.size >= MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!)
+    if (hit) return hit.tenant
     // The promise itself is cached: concurrent misses share one query. A failed query is not kept.
+    const started = this.entries.loadStarts()
     const tenant = load()
-    const entry: Entry = { tenant, expiresAt: now + this.ttlMs }
-    this.entries.set(key, entry)
-    const generation = this.generation
+    const entry: Entry = { tenant }
+    this.entries.keep(key, entry, started)
     tenant.then((found) => {
       entry.tenantId = found?.id
       // Loaded across a change: answer this caller, but do not keep a possibly stale row.
-      if (generation !== this.generation && this.entries.get(key) === entry) this.entries.delete(key)
-    }, () => this.entries.delete(key))
+      if (this.entries.droppedSince(started)) this.entries.discard(key, entry)
+    }, () => this.entries.discard(key, entry))
     return tenant
   }
 }

@@ -1,0 +1,89 @@
+// The per-instance caches of database reads on the request path (tenant lookups, session state,
+// API-key rows) on lru-cache: at most `max` entries (the least recently used go first) and each
+// served at most `ttlMs` after its load began. What lru-cache does not know and these caches all need:
+// - dropping entries by what they hold (a tenant's, a user's) when this or another instance changed it;
+// - not keeping a value whose load overlapped such a drop, since it may have read the old row: every
+//   drop bumps a counter, and a load that saw it change answers its caller but is not kept.
+import { LRUCache } from 'lru-cache'
+
+export interface ExpiringCacheOptions {
+  /** Most entries kept; beyond it the least recently used is dropped. */
+  max: number
+  /** How long an entry is served, from the moment its load began (ms); 0 keeps nothing. */
+  ttlMs: number
+}
+
+/** Where a load began (ExpiringCache.loadStarts()). */
+export interface LoadStart {
+  /** lru-cache's clock (ms): the entry's TTL counts from here. */
+  at: number
+  /** Drops counted so far. */
+  drops: number
+}
+
+export class ExpiringCache<V extends object> {
+  /** Absent when ttlMs is 0: every read loads. */
+  private readonly lru: LRUCache<string, V> | undefined
+  private drops = 0
+
+  constructor ({ max, ttlMs }: ExpiringCacheOptions) {
+    this.lru = ttlMs > 0 ? new LRUCache<string, V>({ max, ttl: ttlMs }) : undefined
+  }
+
+  /** The live entry of `key`, if any. */
+  get (key: string): V | undefined {
+    return this.lru?.get(key)
+  }
+
+  /** Call where a load begins; pass the result to keep() once the value is there. */
+  loadStarts (): LoadStart {
+    return { at: this.lru?.perf.now() ?? 0, drops: this.drops }
+  }
+
+  /** Whether anything was dropped since `started`: a value loaded meanwhile may be stale. */
+  droppedSince (started: LoadStart): boolean {
+    return started.drops !== this.drops
+  }
+
+  /** Keeps `value` under `key` unless a drop happened since `started`. */
+  keep (key: string, value: V, started: LoadStart): void {
+    if (this.lru && !this.droppedSince(started)) this.lru.set(key, value, { start: started.at })
+  }
+
+  /** The entry of `key`, or the value of `load` (kept as keep() says). */
+  async getOrLoad (key: string, load: () => Promise<V>): Promise<V> {
+    const hit = this.get(key)
+    if (hit) return hit
+    const started = this.loadStarts()
+    const value = await load()
+    this.keep(key, value, started)
+    return value
+  }
+
+  /** Forgets `key` only if it still holds `value` (an entry replaced meanwhile stays). Not a drop. */
+  discard (key: string, value: V): void {
+    if (this.lru?.peek(key) === value) this.lru.delete(key)
+  }
+
+  /** Drops the entry of `key`. */
+  delete (key: string): void {
+    this.drops++
+    this.lru?.delete(key)
+  }
+
+  /** Drops every entry whose value matches (a linear walk: invalidations are rare, reads are not). */
+  deleteWhere (matches: (value: V) => boolean): void {
+    this.drops++
+    if (!this.lru) return
+    // Collected first: deleting while walking lru-cache's list could skip entries.
+    const keys: string[] = []
+    for (const [key, value] of this.lru.entries()) if (matches(value)) keys.push(key)
+    for (const key of keys) this.lru.delete(key)
+  }
+
+  /** Drops every entry. */
+  clear (): void {
+    this.drops++
+    this.lru?.clear()
+  }
+}

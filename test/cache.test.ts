@@ -1,0 +1,74 @@
+// The expiring cache under the tenant, session-state and API-key caches (src/cache.ts, on lru-cache):
+// bounded, least recently used dropped first, a TTL counted from the load's start, and a load that
+// overlapped an invalidation is not kept. The caches' behaviour through the API (revocation,
+// suspension, other instances) is tested in auth-sessions, tenant-host, api-keys and instances.
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { ExpiringCache } from '../src/cache.ts'
+
+interface Value { tenantId: string; n: number }
+
+/** A cache and a loader that counts its loads per key. */
+function counted (max: number, ttlMs: number) {
+  const cache = new ExpiringCache<Value>({ max, ttlMs })
+  const loads: Record<string, number> = {}
+  const read = (key: string, tenantId = 't1') => cache.getOrLoad(key, async () => ({ tenantId, n: (loads[key] = (loads[key] ?? 0) + 1) }))
+  return { cache, loads, read }
+}
+
+t.test('holds at most max entries, dropping the least recently used', async (t) => {
+  const { loads, read } = counted(3, 60_000)
+  for (const key of ['a', 'b', 'c']) await read(key)
+  await read('a') // a is now more recent than b
+  await read('d') // over the bound: b goes
+  await read('a')
+  await read('c')
+  await read('b')
+  t.same(loads, { a: 1, b: 2, c: 1, d: 1 }, 'only the least recently used (b) was loaded again')
+})
+
+t.test('an entry is served until invalidated, by key or by what it holds', async (t) => {
+  const { cache, loads, read } = counted(100, 60_000)
+  await read('x', 't1')
+  await read('y', 't1')
+  await read('z', 't2')
+  t.equal((await read('x')).n, 1, 'a hit does not load')
+  cache.deleteWhere((value) => value.tenantId === 't1')
+  await read('x')
+  await read('y')
+  await read('z')
+  t.same(loads, { x: 2, y: 2, z: 1 }, "the tenant's entries were dropped, the other tenant's kept")
+  cache.delete('z')
+  cache.clear()
+  await read('x')
+  await read('z')
+  t.same(loads, { x: 3, y: 2, z: 2 })
+})
+
+t.test('a load that overlapped an invalidation answers its caller but is not kept', async (t) => {
+  const cache = new ExpiringCache<Value>({ max: 100, ttlMs: 60_000 })
+  let release: (value: Value) => void = () => {}
+  const pending = cache.getOrLoad('k', () => new Promise<Value>((resolve) => { release = resolve }))
+  cache.delete('another key') // any drop: the row being read may be the one that changed
+  release({ tenantId: 't1', n: 1 })
+  t.same(await pending, { tenantId: 't1', n: 1 })
+  t.equal(cache.get('k'), undefined, 'possibly stale: read again next time')
+  const fresh = await cache.getOrLoad('k', async () => ({ tenantId: 't1', n: 2 }))
+  t.equal(fresh.n, 2)
+  t.equal(cache.get('k'), fresh, 'a load with no drop meanwhile is kept')
+})
+
+t.test('the TTL counts from the start of the load; 0 keeps nothing', async (t) => {
+  const cache = new ExpiringCache<Value>({ max: 100, ttlMs: 20 })
+  // A load slower than the TTL is already expired when it ends: the bound on staleness stays the TTL.
+  await cache.getOrLoad('slow', async () => { await sleep(60); return { tenantId: 't1', n: 1 } })
+  t.equal(cache.get('slow'), undefined)
+  await cache.getOrLoad('quick', async () => ({ tenantId: 't1', n: 1 }))
+  await sleep(60)
+  t.equal(cache.get('quick'), undefined, 'expired after the TTL')
+
+  const { loads, read } = counted(100, 0)
+  await read('k')
+  await read('k')
+  t.same(loads, { k: 2 }, 'TTL 0: every read loads')
+})
