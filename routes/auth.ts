@@ -1,17 +1,17 @@
 // Sign in, refresh, sign out (tenant hosts). The contract: shared/API.md "Authentication".
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import Type from 'typebox'
 import { rateLimited } from '../plugins/auth.ts'
 import { MAX_PASSWORD_BYTES } from '../src/auth/passwords.ts'
 import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
 import { invalidCredentials, type IssuedTokens } from '../src/auth/sessions.ts'
-import { NoContent, responses, signedIn } from '../src/api/schemas.ts'
+import { Email, NoContent, responses, signedIn } from '../src/api/schemas.ts'
 import { AppError, unauthorized } from '../src/errors.ts'
 import { UUID } from '../src/ids.ts'
 
 const LoginBody = Type.Object({
-  email: Type.String({ format: 'email', maxLength: 254 }),
+  email: Email,
   password: Type.String({ minLength: 1, maxLength: 1024 }),
 }, { additionalProperties: false })
 
@@ -26,16 +26,23 @@ const Tokens = Type.Object({
   user: PublicUser,
 })
 
-const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { config, auth, authCookies: cookies } = app
-  // In these routes an empty body is no body, even with a JSON content type (what a browser's
-  // fetch with default JSON headers sends to refresh or logout); anything else parses as usual.
+/**
+ * In the routes of `app`, an empty body is no body, even with a JSON content type (what a browser's
+ * fetch with default JSON headers sends to refresh or logout); anything else parses as usual.
+ */
+function acceptEmptyJsonBody (app: FastifyInstance): void {
   const parseJson = app.getDefaultJsonParser('error', 'error')
   app.removeContentTypeParser('application/json')
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if (body === '' || body === undefined) return done(null, undefined)
     return parseJson(request, body as string, done)
   })
+}
+
+/** Sign-in: login and refresh, public on tenant hosts. */
+const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { config, auth, authCookies: cookies } = app
+  acceptEmptyJsonBody(app)
   // Failed logins per tenant + email: read before checking a password (a locked account is not
   // tried at all), counted on each failure. Success does not reset it: the window simply expires.
   const failureKey = (request: FastifyRequest) => `${request.tenantId}:${(request.body as { email: string }).email.toLowerCase()}`
@@ -109,9 +116,14 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const { tokens, user } = await auth.refresh(request.db, tenantId, presented)
     return answer(reply, tokens, user)
   })
+}
+
+/** Sign-out, registered in the authenticated scope of routes/index.ts. */
+export const signOutRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { auth, authCookies: cookies } = app
+  acceptEmptyJsonBody(app)
 
   app.post('/v1/auth/logout', {
-    onRequest: app.authenticate,
     schema: { tags: ['auth'], security: signedIn, summary: 'Sign out: revoke this session and expire the cookies', response: responses({ 204: NoContent }) },
   }, async (request, reply) => {
     await auth.endSession(request.db, request.tenantId, request.principal.sessionId)

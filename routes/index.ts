@@ -2,7 +2,7 @@
 // platform host: asked for on the other kind of host, they are unknown routes (404 NOT_FOUND).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import apiKeyRoutes from './api-keys.ts'
-import authRoutes from './auth.ts'
+import authRoutes, { signOutRoutes } from './auth.ts'
 import healthRoutes from './health.ts'
 import jwksRoutes from './jwks.ts'
 import meRoutes from './me.ts'
@@ -27,7 +27,7 @@ export default async function routes (app: FastifyInstance) {
 
   await app.register(async function tenantHostRoutes (tenantApp) {
     tenantApp.addHook('onRequest', onlyOnTenantHosts)
-    // Public on tenant hosts: sign-in (login, refresh; logout authenticates itself) and the web page.
+    // Public on tenant hosts: sign-in (login, refresh) and the web page.
     await tenantApp.register(authRoutes)
     await tenantApp.register(import('./web.ts')) // the tenant web page: GET /, /app.js, /app.css
 
@@ -37,6 +37,7 @@ export default async function routes (app: FastifyInstance) {
     // OpenAPI document to prove it for every route.
     await tenantApp.register(async function authenticatedRoutes (signedInApp) {
       signedInApp.addHook('onRequest', app.authenticate)
+      await signedInApp.register(signOutRoutes)
       await signedInApp.register(meRoutes)
       await signedInApp.register(tenantRoutes)
       await signedInApp.register(userRoutes)

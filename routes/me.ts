@@ -3,10 +3,10 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { MAX_PASSWORD_BYTES } from '../src/auth/passwords.ts'
 import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
-import { NoContent, responses, signedIn } from '../src/api/schemas.ts'
+import { NoContent, PersonName, responses, signedIn } from '../src/api/schemas.ts'
 import { AppError, unauthorized } from '../src/errors.ts'
 
-const PatchMe = Type.Object({ name: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false })
+const PatchMe = Type.Object({ name: PersonName }, { additionalProperties: false })
 const ChangePassword = Type.Object({
   currentPassword: Type.String({ minLength: 1, maxLength: 1024 }),
   newPassword: Type.String({ minLength: 1, maxLength: 1024 }),

@@ -5,15 +5,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { ListQuery, Page, page, pageArgs } from '../src/api/pagination.ts'
-import { IdParams, NoContent, responses, RoleSchema, signedIn } from '../src/api/schemas.ts'
+import { Email, IdParams, NoContent, PersonName, responses, RoleSchema, signedIn } from '../src/api/schemas.ts'
 import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
 import { assertCan, requirePermission, type Role } from '../src/auth/permissions.ts'
 import { conflict, notFound } from '../src/errors.ts'
 import { Prisma } from '../src/generated/prisma/client.ts'
 import type { ScopedClient } from '../src/tenancy/scoped-client.ts'
-
-export const Email = Type.String({ format: 'email', maxLength: 254 })
-export const PersonName = Type.String({ minLength: 1, maxLength: 200 })
 
 /** The user as every answer shows it (shared with login and /v1/me): never passwordHash or authVersion. */
 export const User = PublicUser

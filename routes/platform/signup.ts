@@ -2,13 +2,13 @@
 // Off (the route does not exist) when SIGNUP_ENABLED is false.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import { responses } from '../../src/api/schemas.ts'
+import { Email, PersonName, responses } from '../../src/api/schemas.ts'
 import { AppError, conflict } from '../../src/errors.ts'
 import { isValidSlug } from '../../src/tenancy/host.ts'
 import { isUniqueViolation, tenantDirectory } from '../../src/tenancy/tenant-directory.ts'
 import { TenantView } from '../tenant.ts'
 import { toPublicUser } from '../../src/auth/public-user.ts'
-import { Email, PersonName, User, userFields } from '../users.ts'
+import { User, userFields } from '../users.ts'
 
 const Signup = Type.Object({
   slug: Type.String({ minLength: 3, maxLength: 63, description: 'a-z 0-9 -, not starting or ending with -, not reserved; the tenant answers on <slug>.<BASE_DOMAIN>' }),

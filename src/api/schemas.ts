@@ -5,6 +5,10 @@ import { ERROR_STATUS } from '../errors.ts'
 import { Role, TaskStatus } from '../generated/prisma/enums.ts'
 
 export const Uuid = Type.String({ format: 'uuid' })
+/** An email address (stored lower-cased); 254 characters is the longest a mail server accepts (RFC 5321 §4.5.3.1). */
+export const Email = Type.String({ format: 'email', maxLength: 254 })
+/** A person's display name. */
+export const PersonName = Type.String({ minLength: 1, maxLength: 200 })
 // Enumerations come from the Prisma enums (prisma/schema.prisma), their one declaration.
 export const RoleSchema = Type.Enum(Object.values(Role))
 export const TaskStatusSchema = Type.Enum(Object.values(TaskStatus))
