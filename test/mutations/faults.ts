@@ -433,4 +433,14 @@ export const FAULTS: Fault[] = [
     tests: ['test/pagination.test.ts'],
     grep: ['index range scan'],
   },
+
+  // ── Caches ───────────────────────────────────────────────────────────────────────────────────
+  {
+    name: 'cache-keeps-load-across-drop',
+    breaks: 'a session state (or API key row) read while it was being revoked is kept and served for the whole TTL',
+    file: 'src/cache.ts',
+    find: 'if (this.lru && !this.droppedSince(started)) this.lru.set(',
+    replace: 'if (this.lru) this.lru.set(',
+    tests: ['test/cache.test.ts'],
+  },
 ]
