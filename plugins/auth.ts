@@ -102,9 +102,10 @@ export default fp(
       try {
         await identify(request, reply)
       } catch (error) {
-        // A caller that did not prove who it is counts as anonymous (its address's budget, never its
+        // A caller refused for its credential counts as anonymous (its address's budget, never its
         // tenant's: src/limits/request-limits.ts); 429 instead of the 401 once that budget is spent.
-        if (request.tenant && !request.user) await app.requestLimits.countAnonymous(request, reply)
+        // A server-side failure (database down: 503) is not the caller's doing and is not counted.
+        if (request.tenant && !request.user && error instanceof AppError && error.statusCode < 500) await app.requestLimits.countAnonymous(request, reply)
         throw error
       }
     })
