@@ -1,9 +1,9 @@
 // Tells every other instance what this one just invalidated (revoked sessions, changed users,
-// changed tenants, revoked API keys), and applies what they tell it, so that a revocation, suspension or role change
-// holds on every instance within a second (shared/API.md "Operating guarantees"). The transport is
-// Redis pub/sub when REDIS_URL is set, else PostgreSQL LISTEN/NOTIFY on a dedicated connection to
-// DATABASE_URL (src/cluster/invalidation.ts). Whenever the channel is down, each cache's TTL
-// (≤ 5 s) remains the bound.
+// changed tenants, revoked API keys), and applies what they tell it, so that a revocation,
+// suspension or role change holds on every instance within a second (shared/API.md "Operating
+// guarantees"). The transport is Redis pub/sub when REDIS_URL is set, else PostgreSQL LISTEN/NOTIFY
+// on a dedicated connection to DATABASE_URL (src/cluster/invalidation.ts). Whenever the channel is
+// down, each cache's TTL (≤ 5 s) remains the bound.
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { PostgresInvalidationChannel, RedisInvalidationChannel, type ChannelLog, type InvalidationChannel } from '../src/cluster/invalidation.ts'
