@@ -1,7 +1,8 @@
 // API keys on tenant hosts (shared/API.md "API keys") and the request limits of tenant hosts.
 // plugins/auth.ts hands a Bearer credential that looks like a key (`tk_…`) to `app.apiKeys.authenticate`;
 // this plugin decides whether it is a live key of the Host's tenant, which routes a key may use, and
-// counts every tenant-host request against its tenant's limit (and a key's requests against the key's).
+// counts every tenant-host request: a signed-in caller's (user or key) against its tenant's limit (and
+// a key's also against the key's), any other against its client address's anonymous budget.
 import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -15,10 +16,14 @@ import { RequestLimits } from '../src/limits/request-limits.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** API-key verification (cached ≤ 1 s) and `app.apiKeys.revoked(tenantId, keyId)` after revoking one. */
+    /** API-key verification (cached API_KEY_CACHE_TTL_MS) and `app.apiKeys.keyRevoked(tenantId, keyId)` after revoking one. */
     apiKeys: ApiKeyService & {
       /** Sets request.user to the key of `credential`, or throws 401 (any bad key) / 403 (route not in its scopes) / 429. */
       authenticate(request: FastifyRequest, reply: FastifyReply, credential: string): Promise<void>
+      /** Call after revoking a key: it stops at once here and, through `onKeyRevoked`, on every other instance. */
+      keyRevoked(tenantId: string, keyId: string): void
+      /** Set by plugins/invalidation.ts: tells the other instances (their cache TTL bounds it when unset). */
+      onKeyRevoked: ((tenantId: string, keyId: string) => void) | null
     }
     requestLimits: RequestLimits
   }
@@ -56,9 +61,11 @@ export default fp(
       if (permission) route.config = { ...route.config, permission }
     })
 
-    // Every request on a tenant host counts against its tenant's limit (after plugins/tenant resolved it).
-    app.addHook('onRequest', async (request, reply) => {
-      if (request.tenant) await limits.countTenant(request, reply)
+    // A tenant-host request that was not counted as signed in by the time its body is read (a public
+    // route, an unknown one) counts against its address's anonymous budget. Signed-in requests were
+    // counted in authentication, failed ones there too (plugins/auth.ts), before any route's work.
+    app.addHook('preParsing', async (request, reply) => {
+      if (request.tenant && !limits.counted(request)) await limits.countAnonymous(request, reply)
     })
 
     async function authenticate (request: FastifyRequest, reply: FastifyReply, credential: string): Promise<void> {
@@ -69,13 +76,21 @@ export default fp(
       // A key is not a person: `role` is never consulted for it (permissions.allows reads the scopes).
       request.user = { id: key.id, role: 'member', sessionId: '', scopes: key.scopes as readonly Scope[], kind: 'api_key' }
       request.authMethod = 'bearer'
-      await limits.countKey(request, reply)
+      await limits.countSignedIn(request, reply) // the tenant's limit, then the key's
       // Routes that declare no action (profile, password, logout) are for people only.
       const action = request.routeOptions.config.permission
       if (!action || !allows(request.user, action)) throw forbidden('This API key has no scope for this route')
     }
 
-    app.decorate('apiKeys', Object.assign(service, { authenticate }))
+    const apiKeys: FastifyInstance['apiKeys'] = Object.assign(service, {
+      authenticate,
+      keyRevoked (tenantId: string, keyId: string) {
+        service.revoked(tenantId, keyId)
+        apiKeys.onKeyRevoked?.(tenantId, keyId)
+      },
+      onKeyRevoked: null,
+    })
+    app.decorate('apiKeys', apiKeys)
     app.decorate('requestLimits', limits)
   },
   { name: 'api-keys', dependencies: ['config', 'database', 'tenant', 'auth'] }

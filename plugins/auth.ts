@@ -111,6 +111,19 @@ export default fp(
     app.decorate('authenticate', async function authenticate (request: FastifyRequest, reply: FastifyReply) {
       request.user = null
       request.authMethod = null
+      try {
+        await identify(request, reply)
+      } catch (error) {
+        // A caller refused for its credential counts as anonymous (its address's budget, never its
+        // tenant's: src/limits/request-limits.ts); 429 instead of the 401 once that budget is spent.
+        // A server-side failure (database down: 503) is not the caller's doing and is not counted.
+        if (request.tenant && !request.user && error instanceof AppError && error.statusCode < 500) await app.requestLimits.countAnonymous(request, reply)
+        throw error
+      }
+    })
+
+    /** Sets request.user from the request's credential (counted against its tenant's limit), or throws. */
+    async function identify (request: FastifyRequest, reply: FastifyReply): Promise<void> {
       const tenant = request.tenant
       if (!tenant) throw unauthorized()
       const { token, method } = credentials(request)
@@ -134,7 +147,8 @@ export default fp(
       if (!state || state.userId !== claims.sub) throw unauthorized('Session expired or revoked')
       request.user = { id: claims.sub, role: state.role, sessionId: claims.sid, scopes: null, kind: 'user' }
       request.authMethod = method
-    })
+      await app.requestLimits.countSignedIn(request, reply)
+    }
   },
   { name: 'auth', dependencies: ['config', 'database', 'tenant', 'limits'] }
 )

@@ -91,7 +91,7 @@ const apiKeyRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (!key) throw notFound('API key')
     // Revoking a revoked key changes nothing and is still a 204: the key is revoked.
     await request.db.apiKey.updateMany({ where: { id: key.id, revokedAt: null }, data: { revokedAt: new Date() } })
-    app.apiKeys.revoked(tenantId, key.id)
+    app.apiKeys.keyRevoked(tenantId, key.id)
     return reply.code(204).send(null)
   })
 }

@@ -66,11 +66,13 @@ export const ConfigSchema = Type.Object({
   TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key of TLS_CERT_FILE' })),
 
   API_KEY_SECRET: Type.Optional(Type.String({ minLength: 32, description: 'HMAC key of the stored API-key hashes' })),
-  // ≤ 1 s: the contract's bound for a revocation made on another instance (until instances notify each other).
-  API_KEY_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 1000, default: 1000 }),
+  // A revoked key is dropped on every instance at once through the invalidation channel; this TTL is the
+  // bound while the channel is down (the default 1 s keeps the contract's bound even then).
+  API_KEY_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 5000, default: 1000 }),
   RATE_LIMIT_WINDOW_S: Type.Integer({ minimum: 1, maximum: 3600, default: 60 }),
   TENANT_RATE_LIMIT: Type.Integer({ minimum: 1, default: 6000, description: 'requests per tenant host per RATE_LIMIT_WINDOW_S' }),
   API_KEY_RATE_LIMIT: Type.Integer({ minimum: 1, default: 1200, description: 'requests per API key per RATE_LIMIT_WINDOW_S' }),
+  ANONYMOUS_RATE_LIMIT: Type.Integer({ minimum: 1, default: 600, description: 'requests without a valid credential per client address per tenant host per RATE_LIMIT_WINDOW_S (never counted against the tenant)' }),
 })
 
 export type RawConfig = Static<typeof ConfigSchema>

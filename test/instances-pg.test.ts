@@ -1,8 +1,9 @@
 // Two API server processes without Redis: the invalidations travel over PostgreSQL LISTEN/NOTIFY
-// (a dedicated connection per instance), also after that connection was killed.
+// (a dedicated connection per instance), also after that connection was killed; an API key revoked
+// on A is refused on B within 1 s.
 import t from 'tap'
 import { call, timeUntil } from './cluster-helper.ts'
-import { ADMIN_TOKEN, BOUND_MS, deployment, logout, me, propagation, token } from './deployment-helper.ts'
+import { ADMIN_TOKEN, BOUND_MS, HOST, deployment, logout, me, propagation, token } from './deployment-helper.ts'
 import { adminQuery } from './helper.ts'
 
 t.setTimeout(300_000) // two server processes on a shared machine
@@ -13,6 +14,13 @@ t.test('two instances without Redis: LISTEN/NOTIFY carries the invalidations', a
   const bob = await token(a, 'bob@acme.test')
   await propagation(t, 'logout (PostgreSQL channel)', b, () => me(b, bob), async () => {
     t.equal((await logout(a, bob)).status, 204)
+  })
+  const owner = await token(a, 'owner@acme.test')
+  const created = await call(a.port, { method: 'POST', path: '/v1/api-keys', headers: { host: HOST, authorization: `Bearer ${owner}` }, body: { name: 'pg channel', scopes: ['projects:read'] } })
+  t.equal(created.status, 201)
+  const { id: keyId, key } = created.json()
+  await propagation(t, 'API key revocation (PostgreSQL channel)', b, () => call(b.port, { path: '/v1/projects', headers: { host: HOST, authorization: `Bearer ${key}` } }), async () => {
+    t.equal((await call(a.port, { method: 'DELETE', path: `/v1/api-keys/${keyId}`, headers: { host: HOST, authorization: `Bearer ${owner}` } })).status, 204)
   })
   const suspend = (status: 'active' | 'suspended') =>
     call(a.port, { method: 'PATCH', path: '/v1/admin/tenants/acme', headers: { host: 'localhost', authorization: `Bearer ${ADMIN_TOKEN}` }, body: { status } })

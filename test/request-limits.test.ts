@@ -1,8 +1,8 @@
 // Request limits of tenant hosts: per API key and per tenant (with the tenant's own limit set by the
 // platform admin), 429 RATE_LIMITED with Retry-After and the IETF RateLimit header fields.
 import t from 'tap'
-import { assertError, buildApi, type TenantFixture } from './api-helper.ts'
-import type { LightMyRequestResponse } from 'fastify'
+import { assertError, buildApi, PASSWORD, type TenantFixture } from './api-helper.ts'
+import type { InjectOptions, LightMyRequestResponse } from 'fastify'
 
 const ADMIN_TOKEN = 'platform-admin-token-for-limit-tests-0123456789'
 
@@ -42,20 +42,23 @@ t.test('each API key has its own limit: 429 RATE_LIMITED with Retry-After and Ra
 t.test('each tenant host has its own limit; the platform admin sets a tenant\'s own', async (t) => {
   const f = await buildApi(t, { TENANT_RATE_LIMIT: '20', RATE_LIMIT_WINDOW_S: '60', PLATFORM_ADMIN_TOKEN: ADMIN_TOKEN })
   const { acme, globex } = f
-  // Each tenant's fixture signed in three users: those requests counted too.
+  // The fixture's sign-ins were anonymous requests: they did not count against the tenant.
   let last: LightMyRequestResponse | undefined
   let served = 0
   for (let i = 0; i < 30; i++) {
-    last = await acme.call('member', { url: '/v1/projects' })
+    last = await acme.call(i % 2 ? 'member' : 'admin', { url: '/v1/projects' })
     if (last.statusCode !== 200) break
+    t.equal(rateHeaders(last).remaining, 19 - i, 'users of the tenant share one budget')
     served++
   }
-  t.ok(served > 0 && served <= 17, `acme was served ${served} requests, then refused`)
+  t.equal(served, 20, 'acme\'s signed-in users were served its limit, then refused')
   assertError(t, last!, 429, 'RATE_LIMITED')
   t.ok(Number(last!.headers['retry-after']) >= 1)
   t.equal(rateHeaders(last!).policy, '20;w=60')
-  // Every route of the host counts, signed in or not, and is refused alike.
-  assertError(t, await acme.call(null, { method: 'POST', url: '/v1/auth/login', payload: { email: 'a@b.example', password: 'x' } }), 429, 'RATE_LIMITED')
+  // Every signed-in route of the host counts and is refused alike; a sign-in (anonymous) is not the tenant's budget.
+  assertError(t, await acme.call('owner', { url: '/v1/me' }), 429, 'RATE_LIMITED')
+  const login = await acme.call(null, { method: 'POST', url: '/v1/auth/login', payload: { email: 'member@acme.example', password: PASSWORD } })
+  t.equal(login.statusCode, 200, 'signing in still works')
   const other = await globex.call('member', { url: '/v1/projects' })
   t.equal(other.statusCode, 200, 'another tenant is not affected')
   t.equal(rateHeaders(other).limit, 20)
@@ -76,6 +79,47 @@ t.test('each tenant host has its own limit; the platform admin sets a tenant\'s 
   const reset = await f.app.inject({ method: 'PATCH', url: '/v1/admin/tenants/acme', headers: admin, payload: { rateLimit: null } })
   t.equal(reset.json().rateLimit, null)
   assertError(t, await acme.call('member', { url: '/v1/projects' }), 429, 'RATE_LIMITED')
+})
+
+t.test('requests without a valid credential count per client address, never against the tenant', async (t) => {
+  const f = await buildApi(t, { ANONYMOUS_RATE_LIMIT: '6', TENANT_RATE_LIMIT: '1000', RATE_LIMIT_WINDOW_S: '60' })
+  const { acme, globex } = f
+  const key = await createKey(acme, 'integration')
+  const from = (address: string, options: InjectOptions, host = acme.host) =>
+    f.app.inject({ ...options, remoteAddress: address, headers: { host, ...options.headers } })
+  const flooder = '203.0.113.7'
+  const before = await acme.call('member', { url: '/v1/projects' })
+  t.equal(before.statusCode, 200)
+  const tenantRemaining = rateHeaders(before).remaining
+
+  // Each kind of anonymous request: no credential, a bad one, a public route, an unknown route.
+  const anonymous: Array<[string, InjectOptions, number]> = [
+    ['the web page', { url: '/' }, 200],
+    ['a failed sign-in', { method: 'POST', url: '/v1/auth/login', payload: { email: 'member@acme.example', password: 'wrong password' } }, 401],
+    ['no credential', { url: '/v1/projects' }, 401],
+    ['a forged token', { url: '/v1/projects', headers: { authorization: 'Bearer eyJhbGciOiJFZERTQSJ9.e30.c2ln' } }, 401],
+    ['a key one character off', { url: '/v1/projects', headers: { authorization: `Bearer ${key.slice(0, -1)}${key.endsWith('a') ? 'b' : 'a'}` } }, 401],
+    ['an unknown route', { url: '/v1/nothing-here' }, 404],
+  ]
+  for (const [i, [what, options, status]] of anonymous.entries()) {
+    const res = await from(flooder, options)
+    t.equal(res.statusCode, status, `${what}: ${status}`)
+    t.same([rateHeaders(res).limit, rateHeaders(res).remaining], [6, 5 - i], `${what}: counted against the address (${5 - i} left)`)
+  }
+  for (const [, options] of anonymous) assertError(t, await from(flooder, options), 429, 'RATE_LIMITED')
+  const refusedLogin = await from(flooder, { method: 'POST', url: '/v1/auth/login', payload: { email: 'member@acme.example', password: PASSWORD } })
+  assertError(t, refusedLogin, 429, 'RATE_LIMITED')
+  t.ok(Number(refusedLogin.headers['retry-after']) >= 1, 'with Retry-After')
+
+  // The tenant's own clients, from anywhere (the same address included), still have their budget.
+  const after = await acme.call('member', { url: '/v1/projects' })
+  t.equal(after.statusCode, 200, 'a signed-in user is served')
+  t.equal(rateHeaders(after).remaining, tenantRemaining - 1, 'the flood spent none of the tenant\'s budget')
+  t.equal((await from(flooder, { url: '/v1/projects', headers: { authorization: `Bearer ${acme.users.owner.accessToken}` } })).statusCode, 200,
+    'a signed-in user behind the flooding address is served')
+  t.equal((await from(flooder, { url: '/v1/projects', headers: { authorization: `Bearer ${key}` } })).statusCode, 200, 'so is an API key')
+  t.equal((await from('203.0.113.8', { url: '/' })).statusCode, 200, 'another address has its own budget')
+  t.equal((await from(flooder, { url: '/' }, globex.host)).statusCode, 200, 'and so has the address on another tenant\'s host')
 })
 
 t.test('platform host and health checks are not tenant-limited', async (t) => {

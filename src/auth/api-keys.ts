@@ -9,9 +9,9 @@
 // on HMAC). The comparison is constant-time (crypto.timingSafeEqual).
 //
 // Verification on the hot path is one HMAC and one comparison against a per-instance cache of the
-// key's row, looked up by (tenant, prefix). A cache entry lives API_KEY_CACHE_TTL_MS (≤ 1 s), so a
-// revocation, an expiry change or a tenant suspension made on another instance holds within 1 s;
-// on this instance `revoked()` drops the entry at once (the hook for a cross-instance broadcast).
+// key's row, looked up by (tenant, prefix). `revoked()` drops an entry at once: on this instance
+// after a revocation, on the others when the invalidation channel tells them (plugins/invalidation.ts);
+// an entry lives API_KEY_CACHE_TTL_MS (1 s by default), the bound while that channel is down.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { ExpiringCache } from '../cache.ts'
 import type { Scope } from './permissions.ts'

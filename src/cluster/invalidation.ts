@@ -1,7 +1,8 @@
 // The channel through which instances tell each other "drop what you cached about X": a revoked
-// session, a changed user, a changed tenant. Each instance still bounds its caches by a TTL
-// (REVOCATION_CACHE_TTL_MS, TENANT_CACHE_TTL_MS), which stays the safety net whenever the channel
-// is down; with the channel up, a change holds everywhere within milliseconds.
+// session, a changed user, a changed tenant, a revoked API key. Each instance still bounds its caches
+// by a TTL (REVOCATION_CACHE_TTL_MS, TENANT_CACHE_TTL_MS, API_KEY_CACHE_TTL_MS), which stays the
+// safety net whenever the channel is down; with the channel up, a change holds everywhere within
+// milliseconds.
 //
 // Two transports, one interface: PostgreSQL LISTEN/NOTIFY on a dedicated connection (no extra
 // infrastructure), or Redis pub/sub when REDIS_URL is set. Both reconnect by themselves; after a
@@ -15,6 +16,7 @@ export type Invalidation =
   | { kind: 'session'; tenantId: string; sessionId: string }
   | { kind: 'user'; tenantId: string; userId: string }
   | { kind: 'tenant'; tenantId?: string; slug: string; domain?: string | null }
+  | { kind: 'api_key'; tenantId: string; keyId: string }
 
 interface Envelope {
   /** The sending instance: it already applied the change to its own caches. */

@@ -1,19 +1,24 @@
-// Request limits of tenant hosts (shared/API.md "API keys"): every tenant host has a per-tenant
-// limit (the tenant's own `rate_limit`, else TENANT_RATE_LIMIT) and every API key its own
-// (API_KEY_RATE_LIMIT), both per RATE_LIMIT_WINDOW_S, so one noisy tenant or client cannot starve
-// the others. Counting is @fastify/rate-limit's (fixed window), in the store the rate-limit plugin
-// was registered with in plugins/auth.ts: in memory per instance today; giving that registration a
-// shared (Redis) store makes these limits count across instances with no change here.
+// Request limits of tenant hosts (shared/API.md "API keys"), each per RATE_LIMIT_WINDOW_S, so one
+// noisy tenant or client cannot starve the others:
+// - a signed-in request (a user's token or an API key) counts against its tenant (the tenant's own
+//   `rate_limit`, else TENANT_RATE_LIMIT), and a key's also against the key (API_KEY_RATE_LIMIT);
+// - any other request on a tenant host (no credential, or one that failed) counts against its client
+//   address on that host (ANONYMOUS_RATE_LIMIT), never against the tenant: an anonymous flood on a
+//   tenant's host — from anywhere on the internet — cannot spend the budget of the tenant's own
+//   clients, and one address cannot spend another's.
+// Counting is @fastify/rate-limit's (fixed window) in the store plugins/limits.ts registered it with:
+// Redis when REDIS_URL is set (one budget across every instance), else this instance's memory.
 //
 // Answers carry the IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers, the
 // RateLimit-Limit/-Remaining/-Reset form @fastify/rate-limit's draft mode also uses, plus
 // RateLimit-Policy "<limit>;w=<window s>") of whichever limit is closest to running out;
 // a refusal is 429 RATE_LIMITED with Retry-After (RFC 9110 §10.2.3) in seconds.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { clientAddress } from '../../plugins/limits.ts'
 import type { Config } from '../config.ts'
 import { AppError } from '../errors.ts'
 
-type LimitConfig = Pick<Config, 'RATE_LIMIT_WINDOW_S' | 'TENANT_RATE_LIMIT' | 'API_KEY_RATE_LIMIT'>
+type LimitConfig = Pick<Config, 'RATE_LIMIT_WINDOW_S' | 'TENANT_RATE_LIMIT' | 'API_KEY_RATE_LIMIT' | 'ANONYMOUS_RATE_LIMIT'>
 
 /** One counter's state after counting a request. */
 interface Count {
@@ -27,11 +32,13 @@ interface Count {
 type Limiter = (request: FastifyRequest) => Promise<{ max: number; remaining: number; ttlInSeconds: number; isExceeded: boolean }>
 
 const REMAINING = Symbol('rateLimitRemaining')
-type Counted = FastifyRequest & { [REMAINING]?: number }
+const COUNTED = Symbol('rateLimitCounted')
+type Counted = FastifyRequest & { [REMAINING]?: number; [COUNTED]?: true }
 
 export class RequestLimits {
   private readonly perTenant: Limiter
   private readonly perKey: Limiter
+  private readonly perAnonymousAddress: Limiter
   private readonly windowS: number
 
   constructor (app: FastifyInstance, config: LimitConfig) {
@@ -50,16 +57,34 @@ export class RequestLimits {
       keyGenerator: (request: FastifyRequest) => `api-key-requests:${request.principal.id}`,
       cache: 100_000,
     })
+    this.perAnonymousAddress = create({
+      timeWindow: this.windowS * 1000,
+      max: config.ANONYMOUS_RATE_LIMIT,
+      keyGenerator: (request: FastifyRequest) => `anonymous-requests:${request.tenant!.id}:${clientAddress(request)}`,
+      cache: 100_000,
+    })
   }
 
-  /** Counts a request against its tenant's limit; 429 RATE_LIMITED when over it. */
-  async countTenant (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  /**
+   * Counts a signed-in request (request.user set, on a tenant host) against its tenant's limit and,
+   * for an API key, against the key's; 429 RATE_LIMITED when over either.
+   */
+  async countSignedIn (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    (request as Counted)[COUNTED] = true
     this.apply(request, reply, await this.count(this.perTenant, request))
+    if (request.user?.kind === 'api_key') this.apply(request, reply, await this.count(this.perKey, request))
   }
 
-  /** Counts a request against its API key's limit (request.user is the key); 429 RATE_LIMITED when over it. */
-  async countKey (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    this.apply(request, reply, await this.count(this.perKey, request))
+  /** Counts a tenant-host request without a valid credential against its client address on that host; 429 RATE_LIMITED when over. */
+  async countAnonymous (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    if ((request as Counted)[COUNTED]) return
+    (request as Counted)[COUNTED] = true
+    this.apply(request, reply, await this.count(this.perAnonymousAddress, request))
+  }
+
+  /** Whether countSignedIn or countAnonymous already counted this request. */
+  counted (request: FastifyRequest): boolean {
+    return (request as Counted)[COUNTED] === true
   }
 
   private async count (limiter: Limiter, request: FastifyRequest): Promise<Count> {

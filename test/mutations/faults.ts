@@ -251,6 +251,32 @@ export const FAULTS: Fault[] = [
     tests: ['test/api-keys-logs.test.ts'],
   },
   {
+    name: 'api-key-revocation-not-broadcast',
+    breaks: 'a key revoked on one instance keeps working on the others until their cache expires',
+    file: 'plugins/invalidation.ts',
+    find: "apiKeys.onKeyRevoked = (tenantId, keyId) => channel.publish({ kind: 'api_key', tenantId, keyId })",
+    replace: 'apiKeys.onKeyRevoked = null',
+    tests: ['test/instances-api-keys.test.ts', 'test/instances-pg.test.ts'],
+  },
+  {
+    name: 'anonymous-requests-spend-tenant-budget',
+    breaks: 'an anonymous flood on a tenant\'s host spends the budget of its signed-in users and keys',
+    file: 'src/limits/request-limits.ts',
+    find: 'keyGenerator: (request: FastifyRequest) => `anonymous-requests:${request.tenant!.id}:${clientAddress(request)}`,', // eslint-disable-line no-template-curly-in-string -- source text, not a template
+    replace: 'keyGenerator: (request: FastifyRequest) => `tenant-requests:${request.tenant!.id}`,', // eslint-disable-line no-template-curly-in-string -- source text, not a template
+    tests: ['test/request-limits.test.ts'],
+    grep: ['without a valid credential'],
+  },
+  {
+    name: 'failed-credentials-uncounted',
+    breaks: 'requests with forged tokens or near-miss keys are never limited',
+    file: 'plugins/auth.ts',
+    find: 'error.statusCode < 500) await app.requestLimits.countAnonymous(request, reply)',
+    replace: 'error.statusCode < 500 && false) await app.requestLimits.countAnonymous(request, reply)',
+    tests: ['test/request-limits.test.ts'],
+    grep: ['without a valid credential'],
+  },
+  {
     name: 'log-redaction-emptied',
     breaks: 'tokens, cookies, passwords and API keys are written to the log',
     file: 'src/log.ts',
