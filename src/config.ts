@@ -71,6 +71,10 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_WINDOW_S: Type.Integer({ minimum: 1, maximum: 3600, default: 60 }),
   TENANT_RATE_LIMIT: Type.Integer({ minimum: 1, default: 6000, description: 'requests per tenant host per RATE_LIMIT_WINDOW_S' }),
   API_KEY_RATE_LIMIT: Type.Integer({ minimum: 1, default: 1200, description: 'requests per API key per RATE_LIMIT_WINDOW_S' }),
+
+  AUDIT: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on', description: 'off: no audit events (benchmark comparison only)' }),
+  AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 0, default: 0, description: 'audit events older than this are pruned; 0 = kept forever' }),
+  AUDIT_PRUNE_INTERVAL_S: Type.Integer({ minimum: 1, maximum: 86400, default: 3600, description: 'how often retention runs, seconds' }),
 })
 
 export type RawConfig = Static<typeof ConfigSchema>

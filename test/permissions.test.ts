@@ -40,6 +40,9 @@ const REQUESTS: Record<Action, (f: ApiFixture) => Promise<InjectOptions>> = {
   'tasks.read': async (f) => ({ url: `/v1/projects/${await project(f)}/tasks` }),
   'tasks.write': async (f) => ({ method: 'POST', url: `/v1/projects/${await project(f)}/tasks`, payload: { title: 'T' } }),
   'apiKeys.manage': async () => ({ method: 'POST', url: '/v1/api-keys', payload: { name: `k${++n}`, scopes: ['projects:read'] } }),
+  'audit.read': async () => ({ url: '/v1/audit-events' }),
+  'audit.export': async () => ({ url: '/v1/audit-events/export' }),
+  'audit.verify': async () => ({ url: '/v1/audit-events/verify' }),
 }
 
 const member = (f: ApiFixture) => createUser(f.ownerUrl, f.acme.id, { email: `m${++n}@acme.example`, password: PASSWORD, role: 'member' })
