@@ -48,8 +48,8 @@ CREATE UNIQUE INDEX "audit_events_tenant_id_seq_key" ON "audit_events"("tenant_i
 -- AddForeignKey
 ALTER TABLE "audit_events" ADD CONSTRAINT "audit_events_tenant_id_fkey" FOREIGN KEY ("tenant_id") REFERENCES "tenants"("id") ON DELETE CASCADE ON UPDATE CASCADE;
 
--- The actor and the action are from closed lists (src/audit/actions.ts is the one source; a test
--- checks this constraint against it).
+-- The actor type is from a closed list (src/audit/actions.ts ACTOR_TYPES; test/audit-chain.test.ts
+-- checks that this constraint admits exactly those). Actions are checked by the writer's types.
 ALTER TABLE "audit_events" ADD CONSTRAINT "audit_events_actor_type" CHECK ("actor_type" IN ('user', 'api_key', 'platform', 'system'));
 
 -- Row-level security, exactly as for the other tenant-owned tables.
