@@ -173,6 +173,6 @@ CREATE FUNCTION audit_verify(tenant uuid) RETURNS TABLE (checked bigint, first_b
            OR w.prev_hash <> coalesce(w.previous_hash, a.audit_pruned_hash)
            OR w.seq <> coalesce(w.previous_seq, a.audit_pruned_seq) + 1
         ORDER BY w.seq LIMIT 1),
-      (SELECT coalesce(max(w.seq), a.audit_pruned_seq) = a.audit_seq FROM walk w, anchor a GROUP BY a.audit_pruned_seq, a.audit_seq)
+      (SELECT coalesce((SELECT max(w.seq) FROM walk w), a.audit_pruned_seq) = a.audit_seq FROM anchor a)
   $$;
 GRANT EXECUTE ON FUNCTION audit_verify(uuid) TO saas_app;
