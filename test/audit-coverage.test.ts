@@ -263,3 +263,17 @@ t.test('the action list is the one source of the schema and the README', async (
     t.ok(AUDIT_ACTION_NAMES.includes(action as AuditAction), action)
   }
 })
+
+t.test('suspension and reactivation by the platform are recorded in the tenant\'s log; a no-op is not', async (t) => {
+  const f = await buildApi(t, { PLATFORM_ADMIN_TOKEN: ADMIN_TOKEN })
+  const admin = (status: string) => f.app.inject({ method: 'PATCH', url: '/v1/admin/tenants/globex', headers: { host: 'localhost', authorization: `Bearer ${ADMIN_TOKEN}` }, payload: { status } })
+  const before = await marks(f.ownerUrl)
+  for (const status of ['suspended', 'suspended', 'active']) t.equal((await admin(status)).statusCode, 200)
+  const events = await eventsSince(f.ownerUrl, before)
+  t.same(events.map((e) => [e.tenant_id, e.action, e.actor_type, e.actor_id, e.target_id, e.data]), [
+    [f.globex.id, 'tenant.suspended', 'platform', null, f.globex.id, { status: 'suspended' }],
+    [f.globex.id, 'tenant.reactivated', 'platform', null, f.globex.id, { status: 'active' }],
+  ])
+  t.same((await f.globex.call('owner', { url: '/v1/audit-events?action=tenant.reactivated' })).json().data.length, 1, 'the tenant\'s owners see it')
+  t.same((await f.acme.call('owner', { url: '/v1/audit-events?action=tenant.suspended' })).json().data, [], 'other tenants do not')
+})
