@@ -9,6 +9,9 @@ import { APP_ROLE } from '../src/db/database.ts'
 import { assertError, buildApi, type ApiFixture } from './api-helper.ts'
 import { adminQuery, build } from './helper.ts'
 
+// Several apps and databases per file: more than the suite's default 120 s on a busy shared machine.
+t.setTimeout(400_000)
+
 const createProjects = (f: ApiFixture, count: number, prefix = 'p') =>
   Promise.all(Array.from({ length: count }, (_, i) => f.acme.call('member', { method: 'POST', url: '/v1/projects', payload: { name: `${prefix}${i}` } })))
 const verify = async (f: ApiFixture) => (await f.acme.call('owner', { url: '/v1/audit-events/verify' })).json()

@@ -10,6 +10,9 @@ import { signIn } from './auth-helper.ts'
 import { assertError, buildApi, PASSWORD, type ApiFixture } from './api-helper.ts'
 import { adminQuery } from './helper.ts'
 
+// Several apps and databases per file: more than the suite's default 120 s on a busy shared machine.
+t.setTimeout(400_000)
+
 const ADMIN_TOKEN = 'platform-admin-token-for-the-audit-coverage-test'
 const NEW_PASSWORD = 'a brand new password of enough length'
 let n = 0
