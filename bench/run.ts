@@ -812,11 +812,11 @@ function report (ctx: {
   }
   // Audit cost on the create route: both rounds of each, summed (alternated in time).
   const rounds = (name: string) => [by(name), by(`${name}:2`)].filter((r): r is ScenarioResult => !!r)
-  const audited = rounds('create'), unaudited = rounds('create-audit-off')
+  const audited = rounds('create'); const unaudited = rounds('create-audit-off')
   const mean = (rs: ScenarioResult[], f: (r: ScenarioResult) => number) => rs.reduce((sum, r) => sum + f(r), 0) / rs.length
   if (audited.length && unaudited.length) {
-    const onRps = mean(audited, (r) => r.rps), offRps = mean(unaudited, (r) => r.rps)
-    const onCpu = mean(audited, (r) => r.cpuMsPerReq), offCpu = mean(unaudited, (r) => r.cpuMsPerReq)
+    const onRps = mean(audited, (r) => r.rps); const offRps = mean(unaudited, (r) => r.rps)
+    const onCpu = mean(audited, (r) => r.cpuMsPerReq); const offCpu = mean(unaudited, (r) => r.cpuMsPerReq)
     target('audit cost on POST /v1/projects < 15 % of its throughput', clean(audited[0]) && 1 - onRps / offRps < 0.15,
       `${fmt(onRps, 0)} req/s audited vs ${fmt(offRps, 0)} req/s with AUDIT=off: ${fmt(100 * (1 - onRps / offRps), 1)} % fewer (server CPU ${fmt(onCpu, 2)} vs ${fmt(offCpu, 2)} ms/req, +${fmt(100 * (onCpu / offCpu - 1), 0)} %)`)
   } else target('audit cost on POST /v1/projects < 15 % of its throughput', undefined, 'not measured')

@@ -14,7 +14,7 @@ declare module 'fastify' {
 }
 
 export default fp(
-  async function auditRetention(app: FastifyInstance) {
+  async function auditRetention (app: FastifyInstance) {
     const { AUDIT_RETENTION_DAYS: days, AUDIT_PRUNE_INTERVAL_S: intervalS } = app.config
     const prune = async () => {
       const removed = await pruneAuditEvents(app.platformDb, days)
@@ -33,5 +33,5 @@ export default fp(
     })
     app.addHook('onClose', async () => clearInterval(timer))
   },
-  { name: 'audit-retention', dependencies: ['config', 'database'] },
+  { name: 'audit-retention', dependencies: ['config', 'database'] }
 )

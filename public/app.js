@@ -161,7 +161,8 @@
   function activityRow (event, names) {
     const row = document.createElement('tr')
     row.dataset.action = event.action
-    const who = event.actor.type === 'user' ? (names.get(event.actor.id) || 'a deleted user')
+    const who = event.actor.type === 'user'
+      ? (names.get(event.actor.id) || 'a deleted user')
       : event.actor.type === 'platform' ? 'platform operator' : event.actor.type === 'api_key' ? 'API key' : 'system'
     const details = Object.entries(event.data || {}).map(([k, v]) => k + ': ' + (typeof v === 'string' ? v : JSON.stringify(v))).join(', ')
     for (const [text, cls] of [[new Date(event.at).toLocaleString(), ''], [who, ''], [event.action, ''], [details, 'details']]) {

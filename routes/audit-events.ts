@@ -42,7 +42,7 @@ const Verified = Type.Object({
 const tags = ['audit']
 const security = signedIn
 
-function instant(text: string | undefined, name: string): Date | undefined {
+function instant (text: string | undefined, name: string): Date | undefined {
   if (text === undefined) return undefined
   const date = new Date(text)
   if (Number.isNaN(date.getTime())) throw new AppError('VALIDATION_FAILED', `querystring/${name} must be an ISO-8601 instant`)
@@ -50,8 +50,7 @@ function instant(text: string | undefined, name: string): Date | undefined {
 }
 
 const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  app.addHook('onRequest', app.authenticate)
-
+  // Authenticated by the one signed-in scope of routes/index.ts.
   app.get('/v1/audit-events', {
     onRequest: requirePermission('audit.read'),
     schema: { tags, security, summary: 'The audit log, newest first', querystring: AuditQuery, response: responses({ 200: Page(AuditEventView) }) },
@@ -81,7 +80,8 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/v1/audit-events/export', {
     onRequest: requirePermission('audit.export'),
     schema: {
-      tags, security,
+      tags,
+      security,
       summary: 'Every event of the tenant as NDJSON, oldest first (streamed)',
       description: 'One JSON object per line: the list\'s fields plus seq, prevHash and hash (the chain).',
       response: responses({ 200: { type: 'string', description: 'application/x-ndjson' } as never }),
@@ -90,7 +90,7 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const db = request.db
     // Batches of keyset reads turned into lines as the client reads them (backpressure): memory
     // does not grow with the log.
-    async function* lines() {
+    async function * lines () {
       for await (const row of eventsOldestFirst(db)) yield `${JSON.stringify(toExportLine(row))}\n`
     }
     const filename = `audit-${request.tenant!.slug}.ndjson`

@@ -7,7 +7,7 @@ import { ACTOR_TYPES } from '../src/audit/actions.ts'
 import { pruneAuditEvents } from '../src/audit/audit-store.ts'
 import { APP_ROLE } from '../src/db/database.ts'
 import { assertError, buildApi, type ApiFixture } from './api-helper.ts'
-import { adminQuery, build } from './helper.ts'
+import { adminQuery, build, productionDatabaseEnv } from './helper.ts'
 
 // Several apps and databases per file: more than the suite's default 120 s on a busy shared machine.
 t.setTimeout(400_000)
@@ -19,34 +19,39 @@ const acmeEvents = async (f: ApiFixture) =>
   (await adminQuery(f.ownerUrl, 'SELECT id, seq::int AS n, action FROM audit_events WHERE tenant_id = $1 ORDER BY seq', [f.acme.id])).rows
 /** Changes rows behind every guard, as the database's owner with the append-only trigger off (what an attacker with the owner's password could do). */
 const tamper = (f: ApiFixture, sql: string) =>
-  adminQuery(f.ownerUrl, `BEGIN; ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only; ${sql}; ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only; COMMIT`)
+  adminQuery(f.ownerUrl, `BEGIN; ALTER TABLE audit_events DISABLE TRIGGER app_append_only; ${sql}; ALTER TABLE audit_events ENABLE TRIGGER app_append_only; COMMIT`)
 
 t.test('the API role can insert and read events, never update or delete them; the trigger refuses even the owner', async (t) => {
   const f = await buildApi(t)
   await createProjects(f, 1)
   const before = await acmeEvents(f)
   const event = before.at(-1)
-  // Connected exactly as the app is: the role saas_app, the tenant set for the transaction.
-  const client = new pg.Client({ connectionString: f.ownerUrl, options: `-c role=${APP_ROLE}` })
+  // Connected exactly as the app is: its own login (saas_api, a member of saas_app), the tenant set
+  // for the transaction.
+  const client = new pg.Client({ connectionString: (await productionDatabaseEnv(f.ownerUrl)).APP_DATABASE_URL })
+  client.on('error', () => {})
   await client.connect()
+  const { rows: [who] } = await client.query('SELECT current_user AS login, pg_has_role(current_user, $1, \'MEMBER\') AS member', [APP_ROLE])
+  t.equal(who.member, true, `as the API's login (${who.login}), a member of saas_app`)
+  t.not(who.login, new URL(f.ownerUrl).username || 'postgres', 'not the tables\' owner')
   t.teardown(() => client.end())
   const asApi = async (sql: string) => {
     await client.query('BEGIN')
     try {
-      await client.query(`SELECT set_config('app.tenant_id', $1, true)`, [f.acme.id])
+      await client.query('SELECT set_config(\'app.tenant_id\', $1, true)', [f.acme.id])
       return await client.query(sql, sql.includes('$1') ? [event!.id] : [])
     } finally {
       await client.query('ROLLBACK')
     }
   }
   t.equal((await asApi('SELECT id FROM audit_events WHERE id = $1')).rowCount, 1, 'the API role reads its tenant\'s event')
-  await t.rejects(asApi(`UPDATE audit_events SET action = 'user.deleted' WHERE id = $1`), { code: '42501' }, 'UPDATE as the API role: permission denied')
+  await t.rejects(asApi('UPDATE audit_events SET action = \'user.deleted\' WHERE id = $1'), { code: '42501' }, 'UPDATE as the API role: permission denied')
   await t.rejects(asApi('DELETE FROM audit_events WHERE id = $1'), { code: '42501' }, 'DELETE as the API role: permission denied')
   await t.rejects(asApi('TRUNCATE audit_events'), { code: '42501' }, 'TRUNCATE as the API role: permission denied')
-  await t.rejects(asApi(`UPDATE tenants SET audit_seq = 0, audit_head_hash = 'x' WHERE id = $1`), { code: '42501' }, 'the chain head cannot be rewritten by the API role')
-  await t.rejects(asApi(`SELECT audit_events_link()`), /permission denied|trigger functions can only be called as triggers/, 'the link function is not callable')
+  await t.rejects(asApi('UPDATE tenants SET audit_seq = 0, audit_head_hash = \'x\' WHERE id = $1'), { code: '42501' }, 'the chain head cannot be rewritten by the API role')
+  await t.rejects(asApi('SELECT audit_events_link()'), /permission denied|trigger functions can only be called as triggers/, 'the link function is not callable')
   // Second guard: the trigger refuses even the owner, who has every privilege.
-  await t.rejects(adminQuery(f.ownerUrl, `UPDATE audit_events SET action = 'user.deleted' WHERE id = $1`, [event!.id]), /append-only/)
+  await t.rejects(adminQuery(f.ownerUrl, 'UPDATE audit_events SET action = \'user.deleted\' WHERE id = $1', [event!.id]), /append-only/)
   await t.rejects(adminQuery(f.ownerUrl, 'DELETE FROM audit_events WHERE id = $1', [event!.id]), /append-only/)
   t.same(await acmeEvents(f), before, 'the events are unchanged')
   // No route changes or deletes an event.
@@ -58,7 +63,7 @@ t.test('the API role can insert and read events, never update or delete them; th
 t.test('actor types: the database admits exactly the list of src/audit/actions.ts', async (t) => {
   const f = await buildApi(t)
   for (const type of [...ACTOR_TYPES, 'robot']) {
-    const attempt = adminQuery(f.ownerUrl, `INSERT INTO audit_events (tenant_id, action, actor_type) VALUES ($1, 'project.created', $2)`, [f.acme.id, type])
+    const attempt = adminQuery(f.ownerUrl, 'INSERT INTO audit_events (tenant_id, action, actor_type) VALUES ($1, \'project.created\', $2)', [f.acme.id, type])
     if (type === 'robot') await t.rejects(attempt, { code: '23514' }, 'an unknown actor type is refused')
     else await t.resolves(attempt, type)
   }
@@ -203,7 +208,7 @@ t.test('retention prunes old events, keeps the chain verifiable from the pruned 
 
   // The server's timer: events older than AUDIT_RETENTION_DAYS disappear without anyone asking.
   const { app, ownerUrl } = await build(t, { env: { AUDIT_RETENTION_DAYS: '1', AUDIT_PRUNE_INTERVAL_S: '1' }, url: f.ownerUrl })
-  await adminQuery(ownerUrl, `BEGIN; ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only; UPDATE audit_events SET at = at - interval '2 days' WHERE tenant_id = '${f.globex.id}'; ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only; COMMIT`)
+  await adminQuery(ownerUrl, `BEGIN; ALTER TABLE audit_events DISABLE TRIGGER app_append_only; UPDATE audit_events SET at = at - interval '2 days' WHERE tenant_id = '${f.globex.id}'; ALTER TABLE audit_events ENABLE TRIGGER app_append_only; COMMIT`)
   let left = -1
   for (let i = 0; i < 50 && left !== 0; i++) {
     await new Promise((resolve) => setTimeout(resolve, 200))

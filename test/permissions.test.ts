@@ -23,6 +23,10 @@ const CONTRACT: Record<Action, { owner: boolean; admin: boolean; member: boolean
   'tasks.write': { owner: true, admin: true, member: true },
   // "API keys": POST/GET/DELETE /v1/api-keys (admin, owner)
   'apiKeys.manage': { owner: true, admin: true, member: false },
+  // "Audit events": list (admin, owner), export and verify (owner)
+  'audit.read': { owner: true, admin: true, member: false },
+  'audit.export': { owner: true, admin: false, member: false },
+  'audit.verify': { owner: true, admin: false, member: false },
 }
 
 let n = 0

@@ -28,6 +28,8 @@ const FIXTURES: Record<string, Fixture> = {
   Project: { create: (n) => ({ name: `Project ${n}` }), update: { name: 'changed' } },
   Task: { create: (n, p) => ({ projectId: p.Project, title: `Task ${n}` }), update: { title: 'changed' } },
   ApiKey: { create: (n, p) => ({ name: `Key ${n}`, prefix: `tk_live_${String(n).padStart(12, '0')}`, keyHash: 'a'.repeat(64), scopes: ['projects:read'], createdBy: p.User }), update: { name: 'changed' } },
+  // Append-only (app_make_append_only): updates and deletes are refused even within the tenant.
+  AuditEvent: { create: (n) => ({ action: 'project.created', actorType: 'system', data: { n } }), update: { action: 'user.deleted' } },
 }
 
 const lowerFirst = (s: string) => s[0]!.toLowerCase() + s.slice(1)

@@ -7,8 +7,20 @@ import { runAsTenant } from '../tenancy/tenant-context.ts'
 
 /** The columns every reader selects. */
 export const auditEventFields = {
-  id: true, seq: true, at: true, action: true, actorType: true, actorId: true, targetType: true, targetId: true,
-  requestId: true, ip: true, userAgent: true, data: true, prevHash: true, hash: true,
+  id: true,
+  seq: true,
+  at: true,
+  action: true,
+  actorType: true,
+  actorId: true,
+  targetType: true,
+  targetId: true,
+  requestId: true,
+  ip: true,
+  userAgent: true,
+  data: true,
+  prevHash: true,
+  hash: true,
 } as const
 
 export interface AuditEventRow {
@@ -29,7 +41,7 @@ export interface AuditEventRow {
 }
 
 /** An event as the API shows it (shared/API.md "Audit events"). */
-export function toAuditEventView(row: AuditEventRow) {
+export function toAuditEventView (row: AuditEventRow) {
   return {
     id: row.id,
     // The database holds only these (the writer's types and the actor CHECK constraint).
@@ -45,7 +57,7 @@ export function toAuditEventView(row: AuditEventRow) {
 }
 
 /** An exported line: the view plus the chain fields, so the export can be checked offline. */
-export function toExportLine(row: AuditEventRow) {
+export function toExportLine (row: AuditEventRow) {
   return { ...toAuditEventView(row), at: row.at.toISOString(), seq: Number(row.seq), prevHash: row.prevHash, hash: row.hash }
 }
 
@@ -56,7 +68,7 @@ export const EXPORT_BATCH = 1_000
  * memory stays at one batch however long the log is. Events appended during the walk are included
  * up to the moment the walk reaches them.
  */
-export async function* eventsOldestFirst(db: ScopedClient, batch = EXPORT_BATCH): AsyncGenerator<AuditEventRow> {
+export async function * eventsOldestFirst (db: ScopedClient, batch = EXPORT_BATCH): AsyncGenerator<AuditEventRow> {
   let after = -1n
   for (;;) {
     const rows = await db.auditEvent.findMany({ where: { seq: { gt: after } }, orderBy: { seq: 'asc' }, take: batch, select: auditEventFields })
@@ -79,7 +91,7 @@ export interface VerifyResult {
  * Walks the tenant's hash chain in the database (SQL function audit_verify, one pass in seq order)
  * as the API role, under row-level security for `tenantId`.
  */
-export async function verifyChain(platformDb: PrismaClient, tenantId: string): Promise<VerifyResult> {
+export async function verifyChain (platformDb: PrismaClient, tenantId: string): Promise<VerifyResult> {
   const [row] = await runAsTenant(tenantId, () =>
     platformDb.$queryRaw<{ checked: bigint; first_bad_id: string | null; reaches_head: boolean | null }[]>`SELECT * FROM audit_verify(${tenantId}::uuid)`)
   const firstBadId = row?.first_bad_id ?? null
@@ -91,7 +103,7 @@ export async function verifyChain(platformDb: PrismaClient, tenantId: string): P
  * verifiable from its pruned head (SQL function audit_prune). Returns the number removed.
  * 0 days means "keep forever": nothing is removed.
  */
-export async function pruneAuditEvents(platformDb: PrismaClient, retentionDays: number, now = new Date()): Promise<number> {
+export async function pruneAuditEvents (platformDb: PrismaClient, retentionDays: number, now = new Date()): Promise<number> {
   if (retentionDays <= 0) return 0
   const cutoff = new Date(now.getTime() - retentionDays * 86_400_000)
   const [row] = await platformDb.$queryRaw<{ removed: bigint }[]>`SELECT audit_prune(${cutoff}::timestamptz) AS removed`
