@@ -662,9 +662,10 @@ async function main () {
     }
   }
 
-  // --- Create, with auditing (the API as deployed: the project and its audit event in one
-  // transaction) and, side by side, the same route on a server started with AUDIT=off (no event,
-  // no transaction). Run twice each, alternating, so that drift on the shared machine hits both.
+  // --- Create, with auditing (the API as deployed: the project and its audit event in one SQL
+  // statement, src/audit/audit-log.ts auditedChange) and, side by side, the same route on a server
+  // started with AUDIT=off (the same INSERT without the event). Run twice each, alternating, so that
+  // drift on the shared machine hits both.
   if (wanted('create') || wanted('create-audit-off')) {
     if (loginFailure) noLogin('create', 'POST /v1/projects')
     else {

@@ -99,7 +99,7 @@ for (const layer of ['extension only (RLS off)', 'row-level security only (exten
     const refusedBy = (t: Tap) => async (what: string, attempt: Promise<unknown>, check?: (value: any) => boolean) => {
       const outcome = await attempt.then((value) => ({ value }), (error: unknown) => ({ error }))
       if ('error' in outcome) t.pass(`${what}: refused (${(outcome.error as Error).name})`)
-      else t.ok(check?.(outcome.value) ?? false, `${what}: ${JSON.stringify(outcome.value)?.slice(0, 120)}`)
+      else t.ok(check?.(outcome.value) ?? false, `${what}: ${JSON.stringify(outcome.value, (_k, v) => typeof v === 'bigint' ? String(v) : v)?.slice(0, 120)}`)
     }
 
     for (const model of order) {
