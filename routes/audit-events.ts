@@ -4,7 +4,7 @@ import { Readable } from 'node:stream'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { decodeCursor, DEFAULT_LIMIT, encodeCursor, MAX_LIMIT, Page } from '../src/api/pagination.ts'
-import { Nullable, Timestamp, TimestampInput, Uuid, responses, signedIn } from '../src/api/schemas.ts'
+import { isStorableDate, Nullable, Timestamp, TimestampInput, Uuid, responses, signedIn } from '../src/api/schemas.ts'
 import { ACTOR_TYPES, AUDIT_ACTION_NAMES } from '../src/audit/actions.ts'
 import { auditEventFields, eventsOldestFirst, toAuditEventView, toExportLine, verifyChain } from '../src/audit/audit-store.ts'
 import { requirePermission } from '../src/auth/permissions.ts'
@@ -45,7 +45,8 @@ const security = signedIn
 function instant (text: string | undefined, name: string): Date | undefined {
   if (text === undefined) return undefined
   const date = new Date(text)
-  if (Number.isNaN(date.getTime())) throw new AppError('VALIDATION_FAILED', `querystring/${name} must be an ISO-8601 instant`)
+  // A format-valid date-time may still be no storable instant (year 0 or 10000, a leap second): a 400, not a 500.
+  if (Number.isNaN(date.getTime()) || !isStorableDate(date)) throw new AppError('VALIDATION_FAILED', `querystring/${name} must be an ISO-8601 instant in the years 0001–9999`)
   return date
 }
 

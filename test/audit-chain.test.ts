@@ -134,6 +134,8 @@ t.test('list: newest first, filters, keyset pagination, roles, another tenant\'s
   assertError(t, await list('?action=project.exploded'), 400, 'VALIDATION_FAILED')
   assertError(t, await list('?actorId=nope'), 400, 'VALIDATION_FAILED')
   assertError(t, await list('?since=yesterday'), 400, 'VALIDATION_FAILED')
+  assertError(t, await list('?until=' + encodeURIComponent('10000-01-01T00:00:00Z')), 400, 'VALIDATION_FAILED')
+  assertError(t, await list('?since=' + encodeURIComponent('2016-12-31T23:59:60Z')), 400, 'VALIDATION_FAILED')
   assertError(t, await list('?cursor=!!!'), 400, 'BAD_REQUEST')
   assertError(t, await list('?unknown=1'), 400, 'VALIDATION_FAILED')
   assertError(t, await list('', 'member'), 403, 'FORBIDDEN')
