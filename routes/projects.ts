@@ -48,9 +48,10 @@ const projectRoutes: FastifyPluginAsyncTypebox = async (app) => {
     onRequest: canWrite,
     schema: { tags, security, summary: 'Create a project', body: CreateProject, response: responses({ 201: Project }) },
   }, async (request, reply) => {
-    // tenant_id: the column's app_current_tenant() default (the tenant the statement runs as).
+    // Raw SQL names the tenant itself (row-level security checks it again).
     const { name, description = null } = request.body
-    const [created] = await auditedChange<ProjectRow>(request, Prisma.sql`INSERT INTO projects (name, description) VALUES (${name}, ${description}) ${RETURNING}`,
+    const [created] = await auditedChange<ProjectRow>(request,
+      Prisma.sql`INSERT INTO projects (tenant_id, name, description) VALUES (${request.tenant!.id}::uuid, ${name}, ${description}) ${RETURNING}`,
       { action: 'project.created', targetType: 'project', data: request.body })
     return reply.code(201).send(created!)
   })

@@ -85,11 +85,10 @@ const taskRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const { projectId } = request.params
     const { title, description = null, status = 'todo' } = request.body
     const dueAt = dueAtOf(request.body) ?? null
-    // Inserted only if the project is this tenant's (else no row, no event: 404); tenant_id is the
-    // column's app_current_tenant() default. A project deleted meanwhile fails the (tenant_id,
-    // project_id) foreign key: P2003, a 404 too.
-    const [task] = await auditedChange<TaskRow>(request, Prisma.sql`INSERT INTO tasks (project_id, title, description, status, due_at)
-      SELECT p.id, ${title}, ${description}, ${status}::"TaskStatus", ${dueAt}::timestamptz FROM projects p
+    // Inserted only if the project is this tenant's (else no row, no event: 404). A project deleted
+    // meanwhile fails the (tenant_id, project_id) foreign key: nothing is written.
+    const [task] = await auditedChange<TaskRow>(request, Prisma.sql`INSERT INTO tasks (tenant_id, project_id, title, description, status, due_at)
+      SELECT p.tenant_id, p.id, ${title}, ${description}, ${status}::"TaskStatus", ${dueAt}::timestamptz FROM projects p
       WHERE p.tenant_id = ${request.tenant!.id}::uuid AND p.id = ${projectId}::uuid ${RETURNING}`,
     { action: 'task.created', targetType: 'task', data: { ...request.body, projectId } })
     if (!task) throw notFound('Project')

@@ -126,8 +126,9 @@ const COLUMN = /^[a-z_][a-z0-9_]*$/
 
 /**
  * The one-statement audited write: runs `change` — ONE `INSERT`, `UPDATE` or `DELETE` of the
- * request's tenant with `RETURNING id, …` (raw SQL: it must name the tenant itself, e.g.
- * `WHERE tenant_id = ${tenantId}`; inserts get it from the column's app_current_tenant() default)
+ * request's tenant with `RETURNING id, …` (raw SQL bypasses the scoped client, so it must name the
+ * tenant itself: `WHERE tenant_id = ${tenantId}`, `INSERT … (tenant_id, …) VALUES (${tenantId}, …)`;
+ * row-level security checks it again)
  * — and inserts one audit event per returned row, in the same statement:
  *
  *   WITH changed AS (<change>), logged AS (INSERT INTO audit_events … SELECT … FROM changed)
@@ -150,8 +151,8 @@ export async function auditedChange<Row extends { id: string }> (request: Fastif
   const data = JSON.stringify(auditData(event.data ?? {}))
   const rowData = fields.length ? Prisma.sql` || jsonb_build_object(${Prisma.join(fields)})` : Prisma.empty
   const statement = Prisma.sql`WITH changed AS (${change}), logged AS (
-    INSERT INTO audit_events (action, actor_type, actor_id, target_type, target_id, request_id, ip, user_agent, data)
-    SELECT ${event.action}, ${context.actor.type}, ${context.actor.id}::uuid, ${event.targetType}, changed.id,
+    INSERT INTO audit_events (tenant_id, action, actor_type, actor_id, target_type, target_id, request_id, ip, user_agent, data)
+    SELECT ${tenantId}::uuid, ${event.action}, ${context.actor.type}, ${context.actor.id}::uuid, ${event.targetType}, changed.id,
       ${context.requestId}, ${context.ip}, ${context.userAgent}, ${data}::jsonb${rowData}
     FROM changed RETURNING 1
   ) SELECT * FROM changed`
