@@ -193,7 +193,7 @@ export const FAULTS: Fault[] = [
     file: 'routes/auth.ts',
     find: 'ok = user?.active ? await app.passwords.verify',
     replace: 'ok = user ? await app.passwords.verify',
-    also: [{ file: 'src/auth/sessions.ts', find: 'if (!now?.active || now.authVersion !== user.authVersion) {', replace: 'if (now?.authVersion !== user.authVersion) {' }],
+    also: [{ file: 'src/auth/sessions.ts', find: 'if (!now?.active || now.authVersion !== user.authVersion) throw', replace: 'if (now?.authVersion !== user.authVersion) throw' }],
     tests: ['test/auth-login.test.ts'],
     grep: ['same work'],
   },
