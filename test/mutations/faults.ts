@@ -37,6 +37,8 @@ export interface Fault extends Edit {
 const MIGRATION_INVARIANTS = 'prisma/migrations/20261130000000_tenancy_invariants/migration.sql'
 // The newest definitions of the named tenant lookups (Host → tenant).
 const MIGRATION_API_KEYS = 'prisma/migrations/20261201000000_api_keys/migration.sql'
+// The audit log: app_make_append_only(), the chain trigger.
+const MIGRATION_AUDIT = 'prisma/migrations/20261202000000_audit_events/migration.sql'
 
 export const FAULTS: Fault[] = [
   // ── Token → tenant (plugins/auth.ts, src/auth/*) ─────────────────────────────────────────────
@@ -432,5 +434,25 @@ export const FAULTS: Fault[] = [
     replace: 'const where = { OR:',
     tests: ['test/pagination.test.ts'],
     grep: ['index range scan'],
+  },
+
+  // ── Audit log ────────────────────────────────────────────────────────────────────────────────
+  {
+    name: 'audit-api-role-may-update',
+    breaks: 'the API role keeps UPDATE and DELETE on audit_events (append-only by the trigger alone)',
+    file: MIGRATION_AUDIT,
+    find: "  EXECUTE format('REVOKE UPDATE, DELETE, TRUNCATE ON %s FROM saas_app', target);\n",
+    replace: "  EXECUTE format('REVOKE TRUNCATE ON %s FROM saas_app', target);\n",
+    tests: ['test/audit-chain.test.ts'],
+    grep: ['never update or delete'],
+  },
+  {
+    name: 'audit-event-without-change',
+    breaks: 'an update or delete that matched no row (404, another tenant\'s id) still writes its audit event',
+    file: 'src/audit/audit-log.ts',
+    find: '    FROM changed RETURNING 1',
+    replace: '    FROM (SELECT 1) AS one LEFT JOIN changed ON true RETURNING 1',
+    tests: ['test/audit-coverage.test.ts'],
+    grep: ['failed changes write no event'],
   },
 ]
