@@ -11,7 +11,8 @@
 //   BENCH_DATA_DIR=.data/bench  BENCH_PG_PORT=54331  BENCH_PORT=4301 (first of 6 ports)
 //   BENCH_LOG_LEVEL=warn    LOG_LEVEL of the API servers       DB_POOL_MAX=20
 //   BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=bench/results/prof"  extra node flags for the servers
-//   BENCH_ONLY=healthz,baseline,…  run only these scenarios (names as in the table)
+//   BENCH_ONLY=healthz,baseline,…  run only these scenarios (names as in the table; create,create-audit-off
+//                           for the audit cost)
 //   BENCH_FAIR_LIMIT=50     per-tenant limit (req/s) of the fairness run; BENCH_FAIR_B_RATE=25  tenant B's req/s
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -306,7 +307,7 @@ function summarize (name: string, description: string, server: Server, connectio
 }
 
 const results: ScenarioResult[] = []
-const wanted = (name: string) => !cfg.only || cfg.only.has(name)
+const wanted = (name: string) => !cfg.only || cfg.only.has(name.split(':')[0]!)
 
 function skip (name: string, description: string, reason: string) {
   log(`${name}: SKIPPED — ${reason}`)
@@ -661,15 +662,28 @@ async function main () {
     }
   }
 
-  // --- Create.
-  if (wanted('create')) {
+  // --- Create, with auditing (the API as deployed: the project and its audit event in one SQL
+  // statement, src/audit/audit-log.ts auditedChange) and, side by side, the same route on a server
+  // started with AUDIT=off (the same INSERT without the event). Run twice each, alternating, so that
+  // drift on the shared machine hits both.
+  if (wanted('create') || wanted('create-audit-off')) {
     if (loginFailure) noLogin('create', 'POST /v1/projects')
     else {
       const next = rotate(logins)
-      await scenario('create', `POST /v1/projects {name}, ${logins.length} tenants, RLS on`, api, { method: 'POST', path: '/v1/projects', body: JSON.stringify({ name: CREATE_NAME }), headers: () => bearer(next()) })
+      const spec = { method: 'POST', path: '/v1/projects', body: JSON.stringify({ name: CREATE_NAME }), headers: () => bearer(next()) }
+      const apiAuditOff = wanted('create-audit-off') ? await startServer('api-audit-off', 'src/server.ts', port(4), { ...apiEnv(largeUrl, 'on'), AUDIT: 'off' }) : undefined
+      // Round 1 runs the unaudited server first, round 2 the audited one: neither always gets the
+      // warmer machine or the longer table.
+      for (const round of [1, 2]) {
+        const suffix = round === 1 ? '' : ':2'
+        const off = async () => { if (apiAuditOff) await scenario(`create-audit-off${suffix}`, `POST /v1/projects {name}, ${logins.length} tenants, RLS on, AUDIT=off`, apiAuditOff, spec) }
+        const on = async () => { if (wanted('create')) await scenario(`create${suffix}`, `POST /v1/projects {name}, ${logins.length} tenants, RLS on, audited`, api, spec) }
+        for (const run of round === 1 ? [off, on] : [on, off]) await run()
+      }
+      if (apiAuditOff) await stopServer(apiAuditOff)
       await sleep(1000) // requests still in flight when autocannon stopped
       const deleted = await query(largeUrl, 'DELETE FROM projects WHERE name = $1 RETURNING 1', [CREATE_NAME])
-      log(`create: removed the ${deleted.length} projects it created`)
+      log(`create: removed the ${deleted.length} projects it created (their audit events stay: the log is append-only)`)
     }
   }
 
@@ -800,6 +814,16 @@ function report (ctx: {
     target('fairness: B\'s p99 rises ≤ 20 % while A floods at 10 × its limit; A gets 429s, B none', rise <= 20 && a429 > 0 && b429 === 0,
       `B p99 ${f.alone.p99} → ${f.flooded.p99} ms (${rise >= 0 ? '+' : ''}${fmt(rise, 0)} %), A 429s ${a429}, B 429s ${b429}`)
   }
+  // Audit cost on the create route: both rounds of each, summed (alternated in time).
+  const rounds = (name: string) => [by(name), by(`${name}:2`)].filter((r): r is ScenarioResult => !!r)
+  const audited = rounds('create'); const unaudited = rounds('create-audit-off')
+  const mean = (rs: ScenarioResult[], f: (r: ScenarioResult) => number) => rs.reduce((sum, r) => sum + f(r), 0) / rs.length
+  if (audited.length && unaudited.length) {
+    const onRps = mean(audited, (r) => r.rps); const offRps = mean(unaudited, (r) => r.rps)
+    const onCpu = mean(audited, (r) => r.cpuMsPerReq); const offCpu = mean(unaudited, (r) => r.cpuMsPerReq)
+    target('audit cost on POST /v1/projects < 15 % of its throughput', clean(audited[0]) && 1 - onRps / offRps < 0.15,
+      `${fmt(onRps, 0)} req/s audited vs ${fmt(offRps, 0)} req/s with AUDIT=off: cost ${fmt(100 * (1 - onRps / offRps), 1)} % of the throughput${onRps > offRps ? ' (negative: the audited runs were faster, i.e. noise)' : ''} — server CPU ${fmt(onCpu, 2)} vs ${fmt(offCpu, 2)} ms/req (${onCpu >= offCpu ? '+' : ''}${fmt(100 * (onCpu / offCpu - 1), 0)} %)`)
+  } else target('audit cost on POST /v1/projects < 15 % of its throughput', undefined, 'not measured')
   const measured = results.filter((r) => !r.skipped)
   // The API's own servers (api-*), not the comparison servers (baseline, prisma-only, run under tsx).
   const apiRuns = measured.filter((r) => r.server.startsWith('api'))

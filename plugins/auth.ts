@@ -87,7 +87,7 @@ export default fp(
     app.decorate('passwords', passwords)
     app.decorateRequest('user', null)
     app.decorateRequest('authMethod', null)
-    // A throwing getter instead of `request.user!`: a route that forgot app.authenticate fails loudly.
+    // A throwing getter instead of `request.principal`: a route that forgot app.authenticate fails loudly.
     app.decorateRequest('principal', {
       getter (this: FastifyRequest) {
         if (!this.user) throw new MissingRequestContextError('principal', 'on routes behind app.authenticate')

@@ -42,6 +42,7 @@ export default fp(
           { name: 'projects', description: 'Tenant hosts' },
           { name: 'tasks', description: 'Tenant hosts' },
           { name: 'api keys', description: 'Tenant hosts; admins and owners' },
+          { name: 'audit', description: 'Tenant hosts; admins (list) and owners (export, verify)' },
           { name: 'signup', description: 'Platform host' },
           { name: 'platform admin', description: 'Platform host; PLATFORM_ADMIN_TOKEN' },
           { name: 'health', description: 'Every host' },

@@ -53,6 +53,11 @@ export function classifyError (error: unknown): Classified {
     if (error.code === 'P2025' || error.code === 'P2003') return { code: 'NOT_FOUND', message: 'Not found' }
     // A serializable transaction lost to a concurrent one: the client may simply retry.
     if (error.code === 'P2034') return { code: 'CONFLICT', message: 'A concurrent change conflicted with this one, retry' }
+    // The same refusals from a raw statement (one-statement audited writes, src/audit/audit-log.ts):
+    // Prisma reports them as P2010 with the SQLSTATE in the driver's error.
+    const state = driverSqlState(error)
+    if (state === '23505') return { code: 'CONFLICT', message: 'A record with these values already exists' }
+    if (state === '23503') return { code: 'NOT_FOUND', message: 'Not found' }
   }
   const fastifyError = error as Partial<FastifyError>
   if (fastifyError.validation) return { code: 'VALIDATION_FAILED', message: validationMessage(fastifyError) }
@@ -98,8 +103,13 @@ function isDatabaseUnavailable (error: unknown): boolean {
 // SQLSTATE class 22 (data exception): PostgreSQL refused a value the client sent, such as a NUL
 // character in text or JSON, or a timestamp outside its range. The request is at fault, not the server.
 function isRefusedValue (error: unknown): boolean {
+  return driverSqlState(error)?.startsWith('22') ?? false
+}
+
+/** The SQLSTATE PostgreSQL answered, as Prisma's driver adapter passes it on (undefined if none). */
+function driverSqlState (error: unknown): string | undefined {
   const code = (error as { meta?: { driverAdapterError?: { cause?: { originalCode?: unknown } } } })?.meta?.driverAdapterError?.cause?.originalCode
-  return typeof code === 'string' && code.startsWith('22')
+  return typeof code === 'string' ? code : undefined
 }
 
 /** Fastify's router errors (undecodable URL, over-long path parameter), answered in the one shape. */

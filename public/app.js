@@ -111,6 +111,8 @@
     $('api-keys').hidden = true
     $('api-key-list').replaceChildren()
     showNewKey(null)
+    $('activity-list').replaceChildren()
+    $('activity').hidden = true
     $('tenant-name').textContent = 'Sign in'
     document.title = 'Sign in'
     $('signin').hidden = false
@@ -141,6 +143,35 @@
     const managesKeys = me.role === 'owner' || me.role === 'admin'
     $('api-keys').hidden = !managesKeys
     if (managesKeys) await loadKeys()
+    canSeeActivity = me.role === 'owner' || me.role === 'admin'
+    $('activity').hidden = !canSeeActivity
+    if (canSeeActivity) await loadActivity()
+  }
+
+  // The audit log's latest events (GET /v1/audit-events: owners and admins only; members never see
+  // the section). Names come from the users list when the viewer may read it, else the actor's id.
+  let canSeeActivity = false
+  async function loadActivity () {
+    const [events, users] = await Promise.all([api('GET', '/v1/audit-events?limit=20'), api('GET', '/v1/users?limit=100')])
+    const names = new Map(users.data.map((u) => [u.id, u.name]))
+    $('activity-list').replaceChildren(...events.data.map((e) => activityRow(e, names)))
+    $('activity-empty').hidden = events.data.length > 0
+  }
+
+  function activityRow (event, names) {
+    const row = document.createElement('tr')
+    row.dataset.action = event.action
+    const who = event.actor.type === 'user'
+      ? (names.get(event.actor.id) || 'a deleted user')
+      : event.actor.type === 'platform' ? 'platform operator' : event.actor.type === 'api_key' ? 'API key' : 'system'
+    const details = Object.entries(event.data || {}).map(([k, v]) => k + ': ' + (typeof v === 'string' ? v : JSON.stringify(v))).join(', ')
+    for (const [text, cls] of [[new Date(event.at).toLocaleString(), ''], [who, ''], [event.action, ''], [details, 'details']]) {
+      const cell = document.createElement('td')
+      cell.textContent = text // never innerHTML: event data is user input
+      if (cls) cell.className = cls
+      row.append(cell)
+    }
+    return row
   }
 
   // API keys: the key itself is only in the create answer; it is shown once, in the page's memory
@@ -285,6 +316,7 @@
       )
     })
     $('dismiss-key').addEventListener('click', () => showNewKey(null))
+    $('activity-refresh').addEventListener('click', () => { loadActivity().catch(handle) })
 
     $('sign-out').addEventListener('click', async () => {
       try {

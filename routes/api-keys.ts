@@ -5,10 +5,11 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { ListQuery, Page, page, pageArgs } from '../src/api/pagination.ts'
 import { IdParams, isStorableDate, NoContent, Nullable, Timestamp, TimestampInput, Uuid, responses, signedIn } from '../src/api/schemas.ts'
+import { audited, auditedChange } from '../src/audit/audit-log.ts'
 import { generateApiKey } from '../src/auth/api-keys.ts'
 import { canGrant, requirePermission, SCOPE_NAMES, type Scope } from '../src/auth/permissions.ts'
 import { AppError, forbidden, notFound } from '../src/errors.ts'
-import type { Prisma } from '../src/generated/prisma/client.ts'
+import { Prisma } from '../src/generated/prisma/client.ts'
 
 const ScopeName = Type.Enum(SCOPE_NAMES, { description: 'what the key may do; see README "API keys"' })
 
@@ -77,7 +78,9 @@ const apiKeyRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const data: Prisma.ApiKeyUncheckedCreateInput = {
       name, prefix, scopes, expiresAt: expires, createdBy: request.principal.id, keyHash: app.apiKeys.storedHash(key),
     }
-    const created = await request.db.apiKey.create({ data, select: apiKeyFields })
+    // The event records the key's name, prefix, scopes and expiry: never the key or its hash.
+    const created = await audited(request, (tx) => tx.apiKey.create({ data, select: apiKeyFields }),
+      (row) => ({ action: 'api_key.created', target: { type: 'api_key', id: row.id }, data: { name, prefix, scopes, expiresAt: expires } }))
     reply.header('cache-control', 'no-store')
     return reply.code(201).send({ ...withScopes(created), key })
   })
@@ -87,10 +90,14 @@ const apiKeyRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { tags, security, summary: 'Revoke an API key (at once on this instance, within 1 s on the others)', params: IdParams, response: responses({ 204: NoContent }) },
   }, async (request, reply) => {
     const tenantId = request.tenantId
-    const key = await request.db.apiKey.findFirst({ where: { id: request.params.id }, select: { id: true } })
+    const key = await request.db.apiKey.findFirst({ where: { id: request.params.id }, select: { id: true, revokedAt: true } })
     if (!key) throw notFound('API key')
-    // Revoking a revoked key changes nothing and is still a 204: the key is revoked.
-    await request.db.apiKey.updateMany({ where: { id: key.id, revokedAt: null }, data: { revokedAt: new Date() } })
+    // Revoking a revoked key changes nothing and is still a 204 (the key is revoked), with no new event.
+    if (!key.revokedAt) {
+      await auditedChange(request, Prisma.sql`UPDATE api_keys SET revoked_at = CURRENT_TIMESTAMP
+        WHERE tenant_id = ${tenantId}::uuid AND id = ${key.id}::uuid AND revoked_at IS NULL RETURNING id, name, prefix`,
+      { action: 'api_key.revoked', targetType: 'api_key', rowFields: ['name', 'prefix'] })
+    }
     app.apiKeys.keyRevoked(tenantId, key.id)
     return reply.code(204).send(null)
   })

@@ -7,6 +7,7 @@ import { MAX_PASSWORD_BYTES } from '../src/auth/passwords.ts'
 import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
 import { invalidCredentials, type IssuedTokens } from '../src/auth/sessions.ts'
 import { Email, NoContent, responses, signedIn } from '../src/api/schemas.ts'
+import { audited, auditContext, recordAuditEvent } from '../src/audit/audit-log.ts'
 import { AppError, unauthorized } from '../src/errors.ts'
 import { UUID } from '../src/ids.ts'
 
@@ -86,9 +87,14 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     } finally {
       release(key)
     }
-    if (!ok || !user) throw invalidCredentials()
+    if (!ok || !user) {
+      // One statement of its own (nothing else changes): the actor is the user when the email is known.
+      const known = user ? { type: 'user' as const, id: user.id } : null
+      await recordAuditEvent(request.db, { ...auditContext(request, known ?? { type: 'system', id: null }), action: 'auth.login_failed', target: known, data: { email: request.body.email.toLowerCase() } })
+      throw invalidCredentials()
+    }
     const { passwordHash: _hash, authVersion, ...shown } = user
-    return answer(reply, await auth.startSession(request.db, request.tenantId, { id: user.id, role: user.role, authVersion }), shown)
+    return answer(reply, await auth.startSession(request.db, request.tenantId, { id: user.id, role: user.role, authVersion }, auditContext(request)), shown)
   })
 
   app.post('/v1/auth/refresh', {
@@ -113,7 +119,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
         throw new AppError('CSRF_FAILED', 'Missing or invalid X-CSRF-Token header')
       }
     }
-    const { tokens, user } = await auth.refresh(request.db, tenantId, presented)
+    const { tokens, user } = await auth.refresh(request.db, tenantId, presented, auditContext(request))
     return answer(reply, tokens, user)
   })
 }
@@ -126,7 +132,9 @@ export const signOutRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/v1/auth/logout', {
     schema: { tags: ['auth'], security: signedIn, summary: 'Sign out: revoke this session and expire the cookies', response: responses({ 204: NoContent }) },
   }, async (request, reply) => {
-    await auth.endSession(request.db, request.tenantId, request.principal.sessionId)
+    const { sessionId } = request.principal
+    await audited(request, (tx) => auth.endSession(tx as never, request.tenantId, sessionId),
+      () => ({ action: 'auth.logout', target: { type: 'session', id: sessionId } }))
     cookies.clear(reply)
     return reply.code(204).send(null)
   })

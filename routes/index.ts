@@ -2,6 +2,7 @@
 // platform host: asked for on the other kind of host, they are unknown routes (404 NOT_FOUND).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import apiKeyRoutes from './api-keys.ts'
+import auditRoutes from './audit-events.ts'
 import authRoutes, { signOutRoutes } from './auth.ts'
 import healthRoutes from './health.ts'
 import jwksRoutes from './jwks.ts'
@@ -44,6 +45,7 @@ export default async function routes (app: FastifyInstance) {
       await signedInApp.register(projectRoutes)
       await signedInApp.register(taskRoutes)
       await signedInApp.register(apiKeyRoutes)
+      await signedInApp.register(auditRoutes)
     })
   })
 

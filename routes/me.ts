@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { MAX_PASSWORD_BYTES } from '../src/auth/passwords.ts'
+import { audited } from '../src/audit/audit-log.ts'
 import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
 import { NoContent, PersonName, responses, signedIn } from '../src/api/schemas.ts'
 import { AppError, unauthorized } from '../src/errors.ts'
@@ -26,7 +27,8 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.patch('/v1/me', {
     schema: { tags, security: signedIn, summary: 'Change your name', body: PatchMe, response: responses({ 200: PublicUser }) },
   }, async (request) => {
-    const user = await request.db.user.update({ where: { id: request.principal.id }, data: { name: request.body.name }, select: publicUserSelect })
+    const user = await audited(request, (tx) => tx.user.update({ where: { id: request.principal.id }, data: { name: request.body.name }, select: publicUserSelect }),
+      (updated) => ({ action: 'user.updated', target: { type: 'user', id: updated.id }, data: { name: request.body.name } }))
     return toPublicUser(user)
   })
 
@@ -44,8 +46,12 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const user = await request.db.user.findFirst({ where: { id: userId }, select: { passwordHash: true } })
     if (!user) throw unauthorized('Session expired or revoked')
     if (!(await app.passwords.verify(request.body.currentPassword, user.passwordHash))) throw new AppError('FORBIDDEN', 'The current password is wrong')
-    await request.db.user.update({ where: { id: userId }, data: { passwordHash: newHash, authVersion: { increment: 1 } } })
-    await app.auth.endOtherSessions(request.db, tenantId, userId, sessionId)
+    // The new hash, the other sessions' end and the event commit together.
+    await audited(request, async (tx) => {
+      await tx.user.update({ where: { id: userId }, data: { passwordHash: newHash, authVersion: { increment: 1 } }, select: { id: true } })
+      await app.auth.endOtherSessions(tx as never, tenantId, userId, sessionId)
+    }, () => ({ action: 'user.password_changed', target: { type: 'user', id: userId } }))
+    app.auth.userChanged(tenantId, userId) // again after the commit: no cached state from before it
     return reply.code(204).send(null)
   })
 }

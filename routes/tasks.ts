@@ -5,9 +5,10 @@ import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
 import { ListQuery, Page, page, pageArgs } from '../src/api/pagination.ts'
 import { isStorableDate, NoContent, Nullable, TaskStatusSchema, Timestamp, TimestampInput, Uuid, responses, signedIn } from '../src/api/schemas.ts'
+import { auditedChange } from '../src/audit/audit-log.ts'
 import { requirePermission } from '../src/auth/permissions.ts'
 import { AppError, notFound } from '../src/errors.ts'
-import type { Prisma } from '../src/generated/prisma/client.ts'
+import { Prisma, type TaskStatus } from '../src/generated/prisma/client.ts'
 
 const Status = TaskStatusSchema
 const Title = Type.String({ minLength: 1, maxLength: 500 })
@@ -37,6 +38,9 @@ const ProjectParams = Type.Object({ projectId: Uuid }, { additionalProperties: f
 const TaskParams = Type.Object({ projectId: Uuid, id: Uuid }, { additionalProperties: false })
 
 const taskFields = { id: true, projectId: true, title: true, description: true, status: true, dueAt: true, createdAt: true, updatedAt: true } as const
+/** taskFields in a raw statement's RETURNING (the writes are raw: change and audit event in one statement). */
+const RETURNING = Prisma.sql`RETURNING id, project_id AS "projectId", title, description, status::text AS status, due_at AS "dueAt", created_at AS "createdAt", updated_at AS "updatedAt"`
+type TaskRow = { id: string, projectId: string, title: string, description: string | null, status: TaskStatus, dueAt: Date | null, createdAt: Date, updatedAt: Date }
 
 const tags = ['tasks']
 const security = signedIn
@@ -47,10 +51,9 @@ async function assertProject (request: FastifyRequest, projectId: string): Promi
   if (!project) throw notFound('Project')
 }
 
-/** Body dates arrive as ISO strings; Prisma wants Date (or null to clear). */
-function withDueAt<T extends { dueAt?: string | null }> (body: T) {
-  const { dueAt, ...rest } = body
-  return dueAt === undefined ? rest : { ...rest, dueAt: dueAt === null ? null : parseDueAt(dueAt) }
+/** Body dates arrive as ISO strings: a Date, null to clear, undefined when absent. */
+function dueAtOf (body: { dueAt?: string | null }): Date | null | undefined {
+  return body.dueAt === undefined || body.dueAt === null ? body.dueAt : parseDueAt(body.dueAt)
 }
 
 /** A format-valid date-time may still be no storable instant (leap second, year 0 or 10000): a 400, not a 500. */
@@ -80,10 +83,16 @@ const taskRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { tags, security, summary: 'Create a task', params: ProjectParams, body: CreateTask, response: responses({ 201: Task }) },
   }, async (request, reply) => {
     const { projectId } = request.params
-    await assertProject(request, projectId)
-    // The project being deleted meanwhile fails the (tenant_id, project_id) foreign key: P2003, a 404.
-    const data: Prisma.TaskUncheckedCreateInput = { ...withDueAt(request.body), projectId }
-    return reply.code(201).send(await request.db.task.create({ data, select: taskFields }))
+    const { title, description = null, status = 'todo' } = request.body
+    const dueAt = dueAtOf(request.body) ?? null
+    // Inserted only if the project is this tenant's (else no row, no event: 404). A project deleted
+    // meanwhile fails the (tenant_id, project_id) foreign key: nothing is written.
+    const [task] = await auditedChange<TaskRow>(request, Prisma.sql`INSERT INTO tasks (tenant_id, project_id, title, description, status, due_at)
+      SELECT p.tenant_id, p.id, ${title}, ${description}, ${status}::"TaskStatus", ${dueAt}::timestamptz FROM projects p
+      WHERE p.tenant_id = ${request.tenantId}::uuid AND p.id = ${projectId}::uuid ${RETURNING}`,
+    { action: 'task.created', targetType: 'task', data: { ...request.body, projectId } })
+    if (!task) throw notFound('Project')
+    return reply.code(201).send(task)
   })
 
   app.get('/v1/projects/:projectId/tasks/:id', {
@@ -102,7 +111,19 @@ const taskRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { tags, security, summary: 'Change a task', params: TaskParams, body: UpdateTask, response: responses({ 200: Task }) },
   }, async (request) => {
     const { projectId, id } = request.params
-    return request.db.task.update({ where: { id, projectId }, data: withDueAt(request.body), select: taskFields })
+    const { title, description, status } = request.body
+    const dueAt = dueAtOf(request.body)
+    const set = [Prisma.sql`updated_at = CURRENT_TIMESTAMP`]
+    if (title !== undefined) set.push(Prisma.sql`title = ${title}`)
+    if (description !== undefined) set.push(Prisma.sql`description = ${description}`)
+    if (status !== undefined) set.push(Prisma.sql`status = ${status}::"TaskStatus"`)
+    if (dueAt !== undefined) set.push(Prisma.sql`due_at = ${dueAt}::timestamptz`)
+    // Matching on (tenant, project, id): a task of a missing or foreign project is a 404, with no event.
+    const [task] = await auditedChange<TaskRow>(request, Prisma.sql`UPDATE tasks SET ${Prisma.join(set)}
+      WHERE tenant_id = ${request.tenantId}::uuid AND project_id = ${projectId}::uuid AND id = ${id}::uuid ${RETURNING}`,
+    { action: 'task.updated', targetType: 'task', data: { ...request.body, projectId } })
+    if (!task) throw notFound('Task')
+    return task
   })
 
   app.delete('/v1/projects/:projectId/tasks/:id', {
@@ -110,7 +131,10 @@ const taskRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { tags, security, summary: 'Delete a task', params: TaskParams, response: responses({ 204: NoContent }) },
   }, async (request, reply) => {
     const { projectId, id } = request.params
-    await request.db.task.delete({ where: { id, projectId }, select: { id: true } })
+    const [deleted] = await auditedChange(request, Prisma.sql`DELETE FROM tasks
+      WHERE tenant_id = ${request.tenantId}::uuid AND project_id = ${projectId}::uuid AND id = ${id}::uuid RETURNING id, title`,
+    { action: 'task.deleted', targetType: 'task', data: { projectId }, rowFields: ['title'] })
+    if (!deleted) throw notFound('Task')
     return reply.code(204).send(null)
   })
 }

@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { Nullable, Timestamp, Uuid, responses, signedIn } from '../src/api/schemas.ts'
+import { audited } from '../src/audit/audit-log.ts'
 import { requirePermission } from '../src/auth/permissions.ts'
 import { AppError } from '../src/errors.ts'
 import type { Prisma } from '../src/generated/prisma/client.ts'
@@ -60,7 +61,8 @@ const tenantRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (nestsDeeperThan(settings, MAX_SETTINGS_DEPTH)) throw new AppError('VALIDATION_FAILED', `body/settings must not nest deeper than ${MAX_SETTINGS_DEPTH} levels`)
     const data: Prisma.TenantUpdateInput = { name, settings: settings as Prisma.InputJsonObject | undefined }
     // Column grants let saas_app change only name, settings and updated_at of its own row.
-    const tenant = await request.db.tenant.update({ where: { id: request.tenantId }, data, select: tenantFields })
+    const tenant = await audited(request, (tx) => tx.tenant.update({ where: { id: request.tenantId }, data, select: tenantFields }),
+      (updated) => ({ action: 'tenant.updated', target: { type: 'tenant', id: updated.id }, data: request.body }))
     app.tenants.invalidate(tenant) // the cached name must not outlive the change on this instance
     return toTenantView(tenant)
   })

@@ -6,6 +6,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { ListQuery, Page, page, pageArgs } from '../src/api/pagination.ts'
 import { Email, IdParams, NoContent, PersonName, responses, RoleSchema, signedIn } from '../src/api/schemas.ts'
+import { audited, auditContext, recordAuditEvent } from '../src/audit/audit-log.ts'
 import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
 import { assertCan, requirePermission, type Role } from '../src/auth/permissions.ts'
 import { conflict, notFound } from '../src/errors.ts'
@@ -98,7 +99,9 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
     try {
       // Stored lower-cased: the unique (tenant_id, email) key is then case-insensitive.
       const data: Prisma.UserUncheckedCreateInput = { email: email.toLowerCase(), name, role, passwordHash }
-      return reply.code(201).send(toPublicUser(await request.db.user.create({ data, select: userFields })))
+      const user = await audited(request, (tx) => tx.user.create({ data, select: userFields }),
+        (created) => ({ action: 'user.created', target: { type: 'user', id: created.id }, data: { email: created.email, name, role } }))
+      return reply.code(201).send(toPublicUser(user))
     } catch (error) {
       if (isEmailTaken(error)) throw conflict('A user with this email already exists')
       throw error
@@ -128,7 +131,9 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
       if (isActiveOwner(target) && ((roleChanged && change.role !== 'owner') || deactivated)) await assertAnotherActiveOwner(tx, target)
       // A deactivation moves authVersion (a login racing with it fails: src/auth/sessions.ts).
       const data = { ...change, ...(deactivated ? { authVersion: { increment: 1 } } : {}) }
-      return tx.user.update({ where: { id }, data, select: userFields })
+      const updated = await tx.user.update({ where: { id }, data, select: userFields })
+      await recordAuditEvent(tx, { ...auditContext(request), action: 'user.updated', target: { type: 'user', id }, data: change })
+      return updated
     })
     // A deactivated user is signed out for good: reactivating restores the account, not its old
     // sessions. Role and active state are cached per session: this instance sees either at once.
@@ -146,7 +151,8 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const target = await findTarget(tx, id)
       if (target.role === 'owner') assertCan(request.principal.role, 'users.manageOwners')
       if (isActiveOwner(target)) await assertAnotherActiveOwner(tx, target)
-      await tx.user.delete({ where: { id }, select: { id: true } }) // sessions cascade
+      const deleted = await tx.user.delete({ where: { id }, select: { id: true, email: true } }) // sessions cascade
+      await recordAuditEvent(tx, { ...auditContext(request), action: 'user.deleted', target: { type: 'user', id }, data: { email: deleted.email } })
     })
     app.auth.userChanged(request.tenantId, id)
     return reply.code(204).send(null)

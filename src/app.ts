@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto'
 import { registerAjvFormats, TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
 import apiKeysPlugin from '../plugins/api-keys.ts'
+import auditRetention from '../plugins/audit-retention.ts'
 import authPlugin from '../plugins/auth.ts'
 import configPlugin from '../plugins/config.ts'
 import databasePlugin from '../plugins/database.ts'
@@ -89,6 +90,7 @@ export async function buildApp ({ config, database, closeDatabase = true, logger
   await app.register(authPlugin)
   await app.register(apiKeysPlugin) // API keys and tenant request limits (after auth: it shares its rate-limit store)
   await app.register(invalidationPlugin)
+  await app.register(auditRetention)
   await app.register(docsPlugin) // before the routes: it collects them as they are added
   await app.register(routes)
   return app

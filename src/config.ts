@@ -73,6 +73,10 @@ export const ConfigSchema = Type.Object({
   TENANT_RATE_LIMIT: Type.Integer({ minimum: 1, default: 6000, description: 'requests per tenant host per RATE_LIMIT_WINDOW_S' }),
   API_KEY_RATE_LIMIT: Type.Integer({ minimum: 1, default: 1200, description: 'requests per API key per RATE_LIMIT_WINDOW_S' }),
   ANONYMOUS_RATE_LIMIT: Type.Integer({ minimum: 1, default: 600, description: 'requests without a valid credential per client address per tenant host per RATE_LIMIT_WINDOW_S (never counted against the tenant)' }),
+
+  AUDIT: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on', description: 'off: no audit events (benchmark comparison only)' }),
+  AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 0, default: 0, description: 'audit events older than this are pruned; 0 = kept forever' }),
+  AUDIT_PRUNE_INTERVAL_S: Type.Integer({ minimum: 1, maximum: 86400, default: 3600, description: 'how often retention runs, seconds' }),
 })
 
 export type RawConfig = Static<typeof ConfigSchema>

@@ -118,6 +118,19 @@ t.test('the tenant web page in Chromium', async (t) => {
     await page.screenshot({ path: SCREENSHOT })
   })
 
+  await t.test('owners see the latest audit events on the page', async (t) => {
+    const activity = page.locator('#activity')
+    await activity.getByRole('heading', { name: 'Recent activity' }).waitFor()
+    const rows = activity.locator('tbody tr')
+    await rows.first().waitFor()
+    t.equal(await rows.first().getAttribute('data-action'), 'task.updated', 'newest first: the status change')
+    t.ok(await activity.locator('tr[data-action="project.created"]', { hasText: 'Launch website' }).first().isVisible(), 'the project\'s creation, with its name')
+    t.ok(await activity.locator('tr[data-action="auth.login_failed"]').first().isVisible(), 'failed sign-ins are listed')
+    t.ok(await rows.filter({ hasText: 'Alice' }).first().isVisible(), 'actors by name')
+    t.equal(await activity.getByText('Globex Secret Plan').count(), 0, 'nothing of the other tenant')
+    t.equal(await activity.getByText(PASSWORD).count(), 0, 'no password shown')
+  })
+
   await t.test('another tenant host in the same browser: signed out there', async (t) => {
     const other = watch(await context.newPage())
     await other.goto(globexUrl)

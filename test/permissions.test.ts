@@ -23,6 +23,10 @@ const CONTRACT: Record<Action, { owner: boolean; admin: boolean; member: boolean
   'tasks.write': { owner: true, admin: true, member: true },
   // "API keys": POST/GET/DELETE /v1/api-keys (admin, owner)
   'apiKeys.manage': { owner: true, admin: true, member: false },
+  // "Audit events": list (admin, owner), export and verify (owner)
+  'audit.read': { owner: true, admin: true, member: false },
+  'audit.export': { owner: true, admin: false, member: false },
+  'audit.verify': { owner: true, admin: false, member: false },
 }
 
 let n = 0
@@ -40,6 +44,9 @@ const REQUESTS: Record<Action, (f: ApiFixture) => Promise<InjectOptions>> = {
   'tasks.read': async (f) => ({ url: `/v1/projects/${await project(f)}/tasks` }),
   'tasks.write': async (f) => ({ method: 'POST', url: `/v1/projects/${await project(f)}/tasks`, payload: { title: 'T' } }),
   'apiKeys.manage': async () => ({ method: 'POST', url: '/v1/api-keys', payload: { name: `k${++n}`, scopes: ['projects:read'] } }),
+  'audit.read': async () => ({ url: '/v1/audit-events' }),
+  'audit.export': async () => ({ url: '/v1/audit-events/export' }),
+  'audit.verify': async () => ({ url: '/v1/audit-events/verify' }),
 }
 
 const member = (f: ApiFixture) => createUser(f.ownerUrl, f.acme.id, { email: `m${++n}@acme.example`, password: PASSWORD, role: 'member' })

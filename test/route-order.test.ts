@@ -20,6 +20,7 @@ const MEMBER_ALLOWED = [
 const MEMBER_FORBIDDEN = [
   'GET /v1/users', 'POST /v1/users', 'GET /v1/users/{id}', 'PATCH /v1/users/{id}', 'DELETE /v1/users/{id}', 'PATCH /v1/tenant',
   'GET /v1/api-keys', 'POST /v1/api-keys', 'DELETE /v1/api-keys/{id}',
+  'GET /v1/audit-events', 'GET /v1/audit-events/export', 'GET /v1/audit-events/verify',
 ]
 /** Platform-host routes (never on a tenant host). */
 const PLATFORM = ['POST /v1/tenants', 'GET /v1/admin/tenants', 'PATCH /v1/admin/tenants/{slug}']

@@ -97,6 +97,21 @@ t.test('the migrated schema follows every tenancy rule', async (t) => {
   t.match(check.output, /tenancy check passed: \d+ tenant-owned tables \(.*projects, sessions, tasks, users\) and tenants follow every rule/)
 })
 
+t.test('an append-only table: SELECT and INSERT only for the API role, and its guard trigger on', async (t) => {
+  const url = await createTestDatabase(t)
+  const rules = async () => (await checkTenancyInvariants(url)).map((v) => `${v.table}: ${v.rule}`)
+  await adminQuery(url, 'ALTER TABLE audit_events DISABLE TRIGGER app_append_only')
+  t.same(await rules(), ['audit_events: append-only'], 'a disabled guard is reported')
+  await adminQuery(url, 'ALTER TABLE audit_events ENABLE TRIGGER app_append_only; GRANT DELETE ON audit_events TO saas_app')
+  t.same(await rules(), ['audit_events: append-only'], 'DELETE granted back to the API role is reported')
+  await adminQuery(url, 'REVOKE DELETE ON audit_events FROM saas_app; DROP TRIGGER app_append_only ON audit_events')
+  t.same(await rules(), ['audit_events: grants'], 'without its guard it is an ordinary table lacking UPDATE and DELETE')
+  await adminQuery(url, 'REVOKE INSERT ON audit_events FROM saas_app; SELECT app_make_append_only(\'audit_events\')')
+  t.same(await rules(), ['audit_events: grants'], 'an append-only table the API role cannot insert into is reported')
+  await adminQuery(url, 'GRANT INSERT ON audit_events TO saas_app')
+  t.same(await rules(), [], 'app_make_append_only and the INSERT grant restore it')
+})
+
 t.test('a view over tenant data must not bypass row-level security', async (t) => {
   const url = await createTestDatabase(t)
   await adminQuery(url, 'CREATE VIEW project_names AS SELECT tenant_id, name FROM projects; GRANT SELECT ON project_names TO saas_app')

@@ -28,6 +28,8 @@ const FIXTURES: Record<string, Fixture> = {
   Project: { create: (n) => ({ name: `Project ${n}` }), update: { name: 'changed' } },
   Task: { create: (n, p) => ({ projectId: p.Project, title: `Task ${n}` }), update: { title: 'changed' } },
   ApiKey: { create: (n, p) => ({ name: `Key ${n}`, prefix: `tk_live_${String(n).padStart(12, '0')}`, keyHash: 'a'.repeat(64), scopes: ['projects:read'], createdBy: p.User }), update: { name: 'changed' } },
+  // Append-only (app_make_append_only): updates and deletes are refused even within the tenant.
+  AuditEvent: { create: (n) => ({ action: 'project.created', actorType: 'system', data: { n } }), update: { action: 'user.deleted' } },
 }
 
 const lowerFirst = (s: string) => s[0]!.toLowerCase() + s.slice(1)
@@ -97,7 +99,7 @@ for (const layer of ['extension only (RLS off)', 'row-level security only (exten
     const refusedBy = (t: Tap) => async (what: string, attempt: Promise<unknown>, check?: (value: any) => boolean) => {
       const outcome = await attempt.then((value) => ({ value }), (error: unknown) => ({ error }))
       if ('error' in outcome) t.pass(`${what}: refused (${(outcome.error as Error).name})`)
-      else t.ok(check?.(outcome.value) ?? false, `${what}: ${JSON.stringify(outcome.value)?.slice(0, 120)}`)
+      else t.ok(check?.(outcome.value) ?? false, `${what}: ${JSON.stringify(outcome.value, (_k, v) => typeof v === 'bigint' ? String(v) : v)?.slice(0, 120)}`)
     }
 
     for (const model of order) {

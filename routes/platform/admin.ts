@@ -7,6 +7,7 @@ import Type from 'typebox'
 import { DEFAULT_LIMIT, ListQuery, Page, decodeCursor, page } from '../../src/api/pagination.ts'
 import { Nullable, Timestamp, Uuid, responses } from '../../src/api/schemas.ts'
 import { notFound, unauthorized } from '../../src/errors.ts'
+import { auditContext, recordAuditEvent } from '../../src/audit/audit-log.ts'
 import { tenantDirectory } from '../../src/tenancy/tenant-directory.ts'
 
 const Status = Type.Enum(['active', 'suspended'])
@@ -61,7 +62,27 @@ const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.patch('/v1/admin/tenants/:slug', {
     schema: { tags, security, summary: 'Suspend or reactivate a tenant, or set its request limit', params: SlugParams, body: UpdateTenant, response: responses({ 200: AdminTenant }) },
   }, async (request) => {
-    const tenant = await tenantDirectory.adminUpdate(app.platformDb, request.params.slug, request.body)
+    // A change of status and its audit event (in the tenant's log, actor: the platform) commit
+    // together; setting the status it already has records nothing. (A request-limit change is no
+    // action of the contract's list: it is not recorded.)
+    const { status } = request.body
+    const tenant = await app.platformDb.$transaction(async (tx) => {
+      // The row as it was, locked until the end of the transaction (an update that changes nothing).
+      const before = status === undefined ? null : await tenantDirectory.adminUpdate(tx, request.params.slug, {})
+      const updated = await tenantDirectory.adminUpdate(tx, request.params.slug, request.body)
+      if (updated && before && before.status !== updated.status) {
+        // Row-level security admits the event only once the transaction names its tenant.
+        await tx.$executeRaw`SELECT set_config('app.tenant_id', ${updated.id}, true)`
+        await recordAuditEvent(tx, {
+          ...auditContext(request, { type: 'platform', id: null }),
+          tenantId: updated.id,
+          action: updated.status === 'suspended' ? 'tenant.suspended' : 'tenant.reactivated',
+          target: { type: 'tenant', id: updated.id },
+          data: { status: updated.status },
+        })
+      }
+      return updated
+    })
     if (!tenant) throw notFound('Tenant')
     // This instance sees the change at once; others within TENANT_CACHE_TTL_MS (≤ 5 s).
     app.tenants.invalidate(tenant)

@@ -4,6 +4,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { Email, PersonName, responses } from '../../src/api/schemas.ts'
 import { AppError, conflict } from '../../src/errors.ts'
+import { auditContext, recordAuditEvent } from '../../src/audit/audit-log.ts'
 import { isValidSlug } from '../../src/tenancy/host.ts'
 import { isUniqueViolation, tenantDirectory } from '../../src/tenancy/tenant-directory.ts'
 import { TenantView } from '../tenant.ts'
@@ -44,6 +45,14 @@ const signupRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const user = await tx.user.create({
           data: { tenantId: tenant.id, email: owner.email.toLowerCase(), name: owner.name, role: 'owner', passwordHash },
           select: userFields,
+        })
+        // The tenant's log starts with its first owner (self-service: the actor is the system).
+        await recordAuditEvent(tx, {
+          ...auditContext(request, { type: 'system', id: null }),
+          tenantId: tenant.id,
+          action: 'user.created',
+          target: { type: 'user', id: user.id },
+          data: { email: user.email, name: user.name, role: user.role, signup: true },
         })
         return { tenant, owner: toPublicUser(user) }
       })

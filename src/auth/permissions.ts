@@ -29,6 +29,9 @@ export const PERMISSIONS = {
   'tasks.write': everyone,
   /** Create, list and revoke the tenant's API keys (never granted to a key). */
   'apiKeys.manage': managers,
+  'audit.read': managers,
+  'audit.export': owners,
+  'audit.verify': owners,
 } as const satisfies Record<string, readonly Role[]>
 
 export type Action = keyof typeof PERMISSIONS

@@ -8,6 +8,7 @@ import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from
 import type { Config } from '../config.ts'
 import { AppError, unauthorized } from '../errors.ts'
 import type { ScopedClient } from '../tenancy/scoped-client.ts'
+import { recordAuditEvent, type AuditContext } from '../audit/audit-log.ts'
 import type { JWT } from '@fastify/jwt'
 import { verifyAccessToken, type AccessClaims, type AccessPayload, type Role } from './jwt.ts'
 import type { KeyRing } from './keys.ts'
@@ -50,23 +51,30 @@ export class AuthService {
     this.states = new SessionStateCache(config.REVOCATION_CACHE_TTL_MS, (tenantId, sessionId) => loadSessionState(forTenant(tenantId), sessionId))
   }
 
-  /** Opens a session for a user whose password was just checked, and issues its tokens. */
-  async startSession (db: ScopedClient, tenantId: string, user: TokenUser & { authVersion: number }): Promise<IssuedTokens> {
+  /**
+   * Opens a session for a user whose password was just checked, and issues its tokens. The session
+   * and its `auth.login` audit event (with `audit`'s context) commit together.
+   */
+  async startSession (db: ScopedClient, tenantId: string, user: TokenUser & { authVersion: number }, audit: AuditContext): Promise<IssuedTokens> {
     const secret = randomBytes(32).toString('base64url')
     const expiresAt = new Date(Date.now() + this.config.SESSION_MAX_AGE_S * 1000)
-    const session = await db.session.create({ data: { userId: user.id, refreshTokenHash: sha256(secret), expiresAt } as never, select: { id: true } })
-    // The password was checked against a row read before bcrypt ran: if the password changed or the
-    // user was deactivated meanwhile, this session must not outlive that change.
-    const now = await db.user.findFirst({ where: { id: user.id }, select: { active: true, authVersion: true } })
-    if (!now?.active || now.authVersion !== user.authVersion) {
-      await this.endSession(db, tenantId, session.id)
-      throw invalidCredentials()
-    }
+    const session = await db.$transaction(async (tx) => {
+      const created = await tx.session.create({ data: { userId: user.id, refreshTokenHash: sha256(secret), expiresAt } as never, select: { id: true } })
+      // The password was checked against a row read before bcrypt ran: if the password changed or the
+      // user was deactivated meanwhile, this session must not exist (the transaction rolls back).
+      const now = await tx.user.findFirst({ where: { id: user.id }, select: { active: true, authVersion: true } })
+      if (!now?.active || now.authVersion !== user.authVersion) throw invalidCredentials()
+      await recordAuditEvent(tx, { ...audit, actor: { type: 'user', id: user.id }, action: 'auth.login', target: { type: 'user', id: user.id }, data: { sessionId: created.id } })
+      return created
+    })
     return this.issue(tenantId, user, session.id, secret, expiresAt)
   }
 
-  /** Rotates a refresh token: new tokens for the same session, or 401 (and a revoked session on replay). */
-  async refresh (db: ScopedClient, tenantId: string, presented: string) {
+  /**
+   * Rotates a refresh token: new tokens for the same session, or 401 (and a revoked session on
+   * replay, recorded as `auth.refresh_reused` with `audit`'s context).
+   */
+  async refresh (db: ScopedClient, tenantId: string, presented: string, audit: AuditContext) {
     const [, sessionId, secret] = REFRESH_TOKEN.exec(presented) ?? []
     if (!sessionId || !secret) throw revoked()
     const session = await db.session.findFirst({
@@ -75,16 +83,17 @@ export class AuthService {
     })
     if (!session || session.revokedAt || session.expiresAt.getTime() <= Date.now() || !session.user.active) throw revoked()
     const oldHash = sha256(secret)
-    if (!sameText(oldHash, session.refreshTokenHash)) {
-      await this.endSession(db, tenantId, sessionId) // an older secret of the family: replay
-      throw revoked()
+    const replayed = async () => {
+      await db.$transaction(async (tx) => {
+        await this.endSession(tx as never, tenantId, sessionId)
+        await recordAuditEvent(tx, { ...audit, actor: { type: 'user', id: session.user.id }, action: 'auth.refresh_reused', target: { type: 'session', id: sessionId } })
+      })
+      return revoked()
     }
+    if (!sameText(oldHash, session.refreshTokenHash)) throw await replayed() // an older secret of the family
     const next = randomBytes(32).toString('base64url')
     const swapped = await db.session.updateMany({ where: { id: sessionId, refreshTokenHash: oldHash, revokedAt: null }, data: { refreshTokenHash: sha256(next) } })
-    if (swapped.count !== 1) {
-      await this.endSession(db, tenantId, sessionId) // the same secret used twice at once: replay
-      throw revoked()
-    }
+    if (swapped.count !== 1) throw await replayed() // the same secret used twice at once
     return { tokens: this.issue(tenantId, session.user, sessionId, next, session.expiresAt), user: session.user }
   }
 

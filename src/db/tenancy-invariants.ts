@@ -17,7 +17,8 @@ export const TENANCY_RULES = {
   'tenant-policy': `no permissive policy for ${APP_ROLE} on all commands USING (tenant_id = app_current_tenant())`,
   'policy-with-check': 'the tenant policy has no WITH CHECK (tenant_id = app_current_tenant()): writes of another tenant\'s rows would not be refused',
   'extra-policy': `another permissive policy applies to ${APP_ROLE}: it would widen what the tenant policy allows`,
-  grants: `${APP_ROLE} lacks SELECT, INSERT, UPDATE or DELETE on the table`,
+  grants: `${APP_ROLE} lacks SELECT, INSERT, UPDATE or DELETE on the table (SELECT or INSERT on an append-only table)`,
+  'append-only': `an append-only table (trigger app_append_only, see app_make_append_only) is one ${APP_ROLE} may still UPDATE, DELETE or TRUNCATE, or its trigger is disabled`,
   'tenant-id-default': 'tenant_id is nullable or does not default to app_current_tenant()',
   'unique-tenant-id': 'no unique key on exactly (tenant_id, id): other tenant-owned tables cannot reference it with the tenant',
   'index-leading-tenant': 'an index does not lead with tenant_id (only the primary key may)',
@@ -91,11 +92,28 @@ async function collect (db: Queryable): Promise<Violation[]> {
 
   // Tables: RLS flags, grants, tenant_id's default and nullability.
   const { rows: facts } = await db.query<{
-    oid: number; enabled: boolean; forced: boolean; privileges: boolean; not_null: boolean; default_expr: string | null
+    oid: number;
+    enabled: boolean;
+    forced: boolean;
+    reads_and_inserts: boolean;
+    updates_and_deletes: boolean;
+    may_change: boolean
+    append_only: boolean;
+    append_only_enabled: boolean;
+    not_null: boolean;
+    default_expr: string | null
   }>(`
     SELECT c.oid::int AS oid, c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced,
-      has_table_privilege($1, c.oid, 'SELECT') AND has_table_privilege($1, c.oid, 'INSERT')
-        AND has_table_privilege($1, c.oid, 'UPDATE') AND has_table_privilege($1, c.oid, 'DELETE') AS privileges,
+      has_table_privilege($1, c.oid, 'SELECT') AND has_table_privilege($1, c.oid, 'INSERT') AS reads_and_inserts,
+      has_table_privilege($1, c.oid, 'UPDATE') AND has_table_privilege($1, c.oid, 'DELETE') AS updates_and_deletes,
+      has_table_privilege($1, c.oid, 'UPDATE') OR has_table_privilege($1, c.oid, 'DELETE') OR has_table_privilege($1, c.oid, 'TRUNCATE') AS may_change,
+      -- Append-only (app_make_append_only): a row trigger before UPDATE and DELETE calling the guard.
+      EXISTS (SELECT 1 FROM pg_trigger tg WHERE tg.tgrelid = c.oid AND tg.tgname = 'app_append_only'
+        AND tg.tgfoid = to_regproc('public.app_append_only_guard')) AS append_only,
+      EXISTS (SELECT 1 FROM pg_trigger tg WHERE tg.tgrelid = c.oid AND tg.tgname = 'app_append_only'
+        AND tg.tgfoid = to_regproc('public.app_append_only_guard') AND tg.tgenabled IN ('O', 'A')
+        -- tgtype bits (pg_trigger.h): 1 row, 2 before, 8 delete, 16 update
+        AND (tg.tgtype & (1 | 2 | 8 | 16)) = (1 | 2 | 8 | 16)) AS append_only_enabled,
       a.attnotnull AS not_null, pg_get_expr(d.adbin, d.adrelid) AS default_expr
     FROM pg_class c
     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id'
@@ -135,7 +153,8 @@ async function collect (db: Queryable): Promise<Violation[]> {
     if (!fact.enabled) add(table, 'rls-enabled')
     if (!fact.forced) add(table, 'rls-forced')
     checkPolicies(table, policies.filter((p) => p.oid === oid), TENANT_EXPR, add)
-    if (!fact.privileges) add(table, 'grants')
+    if (!fact.reads_and_inserts || (!fact.append_only && !fact.updates_and_deletes)) add(table, 'grants')
+    if (fact.append_only && (fact.may_change || !fact.append_only_enabled)) add(table, 'append-only')
     if (!fact.not_null || fact.default_expr !== 'app_current_tenant()') {
       add(table, 'tenant-id-default', `${TENANCY_RULES['tenant-id-default']} (default: ${fact.default_expr ?? 'none'}${fact.not_null ? '' : ', nullable'})`)
     }

@@ -60,7 +60,7 @@ export class RequestLimits {
     this.perAnonymousAddress = create({
       timeWindow: this.windowS * 1000,
       max: config.ANONYMOUS_RATE_LIMIT,
-      keyGenerator: (request: FastifyRequest) => `anonymous-requests:${request.tenant!.id}:${clientAddress(request)}`,
+      keyGenerator: (request: FastifyRequest) => `anonymous-requests:${request.tenantId}:${clientAddress(request)}`,
       cache: 100_000,
     })
   }

@@ -37,6 +37,8 @@ export interface Fault extends Edit {
 const MIGRATION_INVARIANTS = 'prisma/migrations/20261130000000_tenancy_invariants/migration.sql'
 // The newest definitions of the named tenant lookups (Host → tenant).
 const MIGRATION_API_KEYS = 'prisma/migrations/20261201000000_api_keys/migration.sql'
+// The audit log: app_make_append_only(), the chain trigger.
+const MIGRATION_AUDIT = 'prisma/migrations/20261202000000_audit_events/migration.sql'
 
 export const FAULTS: Fault[] = [
   // ── Token → tenant (plugins/auth.ts, src/auth/*) ─────────────────────────────────────────────
@@ -117,8 +119,8 @@ export const FAULTS: Fault[] = [
     name: 'auth-refresh-replay-not-revoking',
     breaks: 'replaying a rotated refresh token does not revoke the session',
     file: 'src/auth/sessions.ts',
-    find: '      await this.endSession(db, tenantId, sessionId) // an older secret of the family: replay\n',
-    replace: '',
+    find: 'if (!sameText(oldHash, session.refreshTokenHash)) throw await replayed()',
+    replace: 'if (!sameText(oldHash, session.refreshTokenHash)) throw revoked()',
     tests: ['test/auth-sessions.test.ts'],
     grep: ['reusing a rotated'],
   },
@@ -126,8 +128,8 @@ export const FAULTS: Fault[] = [
     name: 'auth-refresh-race-not-revoking',
     breaks: 'two refreshes racing with the same token leave the session alive',
     file: 'src/auth/sessions.ts',
-    find: '      await this.endSession(db, tenantId, sessionId) // the same secret used twice at once: replay\n',
-    replace: '',
+    find: 'if (swapped.count !== 1) throw await replayed()',
+    replace: 'if (swapped.count !== 1) throw revoked()',
     tests: ['test/auth-sessions.test.ts'],
     grep: ['racing'],
   },
@@ -135,7 +137,7 @@ export const FAULTS: Fault[] = [
     name: 'auth-password-change-keeps-other-sessions',
     breaks: "a password change leaves the user's other sessions signed in",
     file: 'routes/me.ts',
-    find: '    await app.auth.endOtherSessions(request.db, tenantId, userId, sessionId)\n',
+    find: '      await app.auth.endOtherSessions(tx as never, tenantId, userId, sessionId)\n',
     replace: '',
     tests: ['test/auth-sessions.test.ts'],
     grep: ['password change'],
@@ -193,7 +195,7 @@ export const FAULTS: Fault[] = [
     file: 'routes/auth.ts',
     find: 'ok = user?.active ? await app.passwords.verify',
     replace: 'ok = user ? await app.passwords.verify',
-    also: [{ file: 'src/auth/sessions.ts', find: 'if (!now?.active || now.authVersion !== user.authVersion) {', replace: 'if (now?.authVersion !== user.authVersion) {' }],
+    also: [{ file: 'src/auth/sessions.ts', find: 'if (!now?.active || now.authVersion !== user.authVersion) throw', replace: 'if (now?.authVersion !== user.authVersion) throw' }],
     tests: ['test/auth-login.test.ts'],
     grep: ['same work'],
   },
@@ -262,8 +264,8 @@ export const FAULTS: Fault[] = [
     name: 'anonymous-requests-spend-tenant-budget',
     breaks: 'an anonymous flood on a tenant\'s host spends the budget of its signed-in users and keys',
     file: 'src/limits/request-limits.ts',
-    find: 'keyGenerator: (request: FastifyRequest) => `anonymous-requests:${request.tenant!.id}:${clientAddress(request)}`,', // eslint-disable-line no-template-curly-in-string -- source text, not a template
-    replace: 'keyGenerator: (request: FastifyRequest) => `tenant-requests:${request.tenant!.id}`,', // eslint-disable-line no-template-curly-in-string -- source text, not a template
+    find: 'keyGenerator: (request: FastifyRequest) => `anonymous-requests:${request.tenantId}:${clientAddress(request)}`,', // eslint-disable-line no-template-curly-in-string -- source text, not a template
+    replace: 'keyGenerator: (request: FastifyRequest) => `tenant-requests:${request.tenantId}`,', // eslint-disable-line no-template-curly-in-string -- source text, not a template
     tests: ['test/request-limits.test.ts'],
     grep: ['without a valid credential'],
   },
@@ -468,5 +470,24 @@ export const FAULTS: Fault[] = [
     find: 'if (this.lru && !this.droppedSince(started)) this.lru.set(',
     replace: 'if (this.lru) this.lru.set(',
     tests: ['test/cache.test.ts'],
+  },
+  // ── Audit log ────────────────────────────────────────────────────────────────────────────────
+  {
+    name: 'audit-api-role-may-update',
+    breaks: 'the API role keeps UPDATE and DELETE on audit_events (append-only by the trigger alone)',
+    file: MIGRATION_AUDIT,
+    find: "  EXECUTE format('REVOKE UPDATE, DELETE, TRUNCATE ON %s FROM saas_app', target);\n",
+    replace: "  EXECUTE format('REVOKE TRUNCATE ON %s FROM saas_app', target);\n",
+    tests: ['test/audit-chain.test.ts'],
+    grep: ['never update or delete'],
+  },
+  {
+    name: 'audit-event-without-change',
+    breaks: 'an update or delete that matched no row (404, another tenant\'s id) still writes its audit event',
+    file: 'src/audit/audit-log.ts',
+    find: '    FROM changed RETURNING 1',
+    replace: '    FROM (SELECT 1) AS one LEFT JOIN changed ON true RETURNING 1',
+    tests: ['test/audit-coverage.test.ts'],
+    grep: ['failed changes write no event'],
   },
 ]

@@ -1,0 +1,195 @@
+// Writing audit events (shared/API.md "Audit events"): an event is written in the same transaction
+// as the change it records, so that neither exists without the other. Two ways, one event shape:
+//
+//   auditedChange(request, changeSql, event)  the change (one INSERT/UPDATE/DELETE … RETURNING) and
+//       its event in ONE SQL statement: a data-modifying CTE whose event row selects from the
+//       change's RETURNING, so 0 rows changed = no event, a failed change = nothing at all. It is
+//       one round trip (the tenant setting rides in the same exchange: src/db/tenant-aware-pool.ts)
+//       and one implicit transaction — the cheap path, used by the hot routes (projects, tasks).
+//   recordAuditEvent(tx, event)  inside a transaction the route already has (users, signup, …).
+//   audited(request, change, eventOf)  opens that transaction for a route that needs several
+//       statements (Prisma's interactive transaction: 4+ round trips, so only for rare writes).
+//
+// The chain fields (seq, at, prev_hash, hash) are set by the database's insert trigger under a
+// per-tenant row lock (prisma/migrations/20261202000000_audit_events), so no caller can fork the chain.
+import type { FastifyRequest } from 'fastify'
+import { Prisma } from '../generated/prisma/client.ts'
+import type { ScopedClient } from '../tenancy/scoped-client.ts'
+import { runAsTenant } from '../tenancy/tenant-context.ts'
+import type { ActorType, AuditAction, TargetType } from './actions.ts'
+
+export interface AuditActor {
+  type: ActorType
+  /** The user's or API key's id; null for the platform and the system. */
+  id: string | null
+}
+
+/** Where a request came from: filled from the request by auditContext. */
+export interface AuditContext {
+  actor: AuditActor
+  requestId: string | null
+  /** The client address as Fastify derives it (trusted-proxy-aware: TRUST_PROXY, src/net/trusted-proxies.ts). */
+  ip: string | null
+  userAgent: string | null
+  /** False only with AUDIT=off (benchmark comparison): nothing is written. */
+  enabled: boolean
+}
+
+/** What a route says about its change: the action, its target and what changed. */
+export interface AuditEventFields {
+  action: AuditAction
+  target?: { type: TargetType, id: string } | null
+  /** What changed (field names and new values); passed through auditData, so secrets never land. */
+  data?: Record<string, unknown>
+  /** Only for an unscoped client (platform routes): the tenant the event belongs to. */
+  tenantId?: string
+}
+
+export interface AuditEventInput extends AuditContext, AuditEventFields {}
+
+/** Any client or transaction that can insert an audit event (scoped or, with tenantId, platform). */
+export interface AuditWriter {
+  auditEvent: { create(args: { data: Prisma.AuditEventUncheckedCreateInput, select: { id: true } }): PromiseLike<{ id: string }> }
+}
+
+const MAX_USER_AGENT = 512
+
+/** Who did this request and from where (the event's context). */
+export function auditContext (request: FastifyRequest, actor: AuditActor = actorOf(request)): AuditContext {
+  const userAgent = request.headers['user-agent']
+  return {
+    actor,
+    requestId: request.id ?? null,
+    ip: request.ip ?? null,
+    userAgent: typeof userAgent === 'string' ? userAgent.slice(0, MAX_USER_AGENT) : null,
+    enabled: request.server.config.AUDIT !== 'off',
+  }
+}
+
+/** The actor of a request: the API key or the signed-in user that authenticated it, else the system. */
+export function actorOf (request: FastifyRequest): AuditActor {
+  const user = request.user
+  if (!user) return { type: 'system', id: null }
+  return { type: user.kind === 'api_key' ? 'api_key' : 'user', id: user.id }
+}
+
+/**
+ * Records one audit event through `tx` — the transaction that makes the change, so the event
+ * commits or rolls back with it. Throws what the insert throws (the caller's transaction then
+ * rolls back: no change without its event).
+ */
+export async function recordAuditEvent (tx: AuditWriter, event: AuditEventInput): Promise<void> {
+  if (!event.enabled) return
+  const data = {
+    ...(event.tenantId !== undefined ? { tenantId: event.tenantId } : {}),
+    action: event.action,
+    actorType: event.actor.type,
+    actorId: event.actor.id,
+    targetType: event.target?.type ?? null,
+    targetId: event.target?.id ?? null,
+    requestId: event.requestId,
+    ip: event.ip,
+    userAgent: event.userAgent,
+    data: auditData(event.data ?? {}) as Prisma.InputJsonObject,
+  } as Prisma.AuditEventUncheckedCreateInput
+  await tx.auditEvent.create({ data, select: { id: true } })
+}
+
+type Tx = Parameters<Parameters<ScopedClient['$transaction']>[0]>[0]
+
+/**
+ * Runs `change` and records the event `eventOf(result)` in one (interactive) transaction of the
+ * request's tenant, for changes that need several statements. With AUDIT=off (benchmark comparison
+ * only) the change runs alone, without a transaction, as it would without auditing.
+ */
+export async function audited<T> (request: FastifyRequest, change: (tx: Tx) => Promise<T>, eventOf: (result: T) => AuditEventFields): Promise<T> {
+  const context = auditContext(request)
+  if (!context.enabled) return await change(request.db as unknown as Tx)
+  return await request.db.$transaction(async (tx) => {
+    const result = await change(tx)
+    await recordAuditEvent(tx, { ...context, ...eventOf(result) })
+    return result
+  })
+}
+
+/** The event of an auditedChange: its target is each changed row (its `id` column). */
+export interface ChangeEvent {
+  action: AuditAction
+  targetType: TargetType
+  /** What changed (sanitised by auditData), the same for every changed row. */
+  data?: Record<string, unknown>
+  /** Columns of the changed row added to data under their own names (e.g. a deleted project's name). */
+  rowFields?: readonly string[]
+}
+
+const COLUMN = /^[a-z_][a-z0-9_]*$/
+
+/**
+ * The one-statement audited write: runs `change` — ONE `INSERT`, `UPDATE` or `DELETE` of the
+ * request's tenant with `RETURNING id, …` (raw SQL bypasses the scoped client, so it must name the
+ * tenant itself: `WHERE tenant_id = ${tenantId}`, `INSERT … (tenant_id, …) VALUES (${tenantId}, …)`;
+ * row-level security checks it again)
+ * — and inserts one audit event per returned row, in the same statement:
+ *
+ *   WITH changed AS (<change>), logged AS (INSERT INTO audit_events … SELECT … FROM changed)
+ *   SELECT * FROM changed
+ *
+ * so the event exists exactly when the change does, in one round trip. Returns the changed rows
+ * (columns as `change` names them; [] when nothing matched: the caller answers 404). Throws what
+ * PostgreSQL throws (through Prisma: P2010 with the SQLSTATE in meta.code) — nothing is written then.
+ * Callable from any tenant route; the actor, request id, address and user agent come from `request`.
+ */
+export async function auditedChange<Row extends { id: string }> (request: FastifyRequest, change: Prisma.Sql, event: ChangeEvent): Promise<Row[]> {
+  const context = auditContext(request)
+  const db = request.server.platformDb
+  const tenantId = request.tenantId
+  if (!context.enabled) return await runAsTenant(tenantId, () => db.$queryRaw<Row[]>(change))
+  const fields = (event.rowFields ?? []).map((name) => {
+    if (!COLUMN.test(name)) throw new Error(`not a column name: ${name}`)
+    return Prisma.sql`${name}::text, changed.${Prisma.raw(name)}`
+  })
+  const data = JSON.stringify(auditData(event.data ?? {}))
+  const rowData = fields.length ? Prisma.sql` || jsonb_build_object(${Prisma.join(fields)})` : Prisma.empty
+  const statement = Prisma.sql`WITH changed AS (${change}), logged AS (
+    INSERT INTO audit_events (tenant_id, action, actor_type, actor_id, target_type, target_id, request_id, ip, user_agent, data)
+    SELECT ${tenantId}::uuid, ${event.action}, ${context.actor.type}, ${context.actor.id}::uuid, ${event.targetType}, changed.id,
+      ${context.requestId}, ${context.ip}, ${context.userAgent}, ${data}::jsonb${rowData}
+    FROM changed RETURNING 1
+  ) SELECT * FROM changed`
+  return await runAsTenant(tenantId, () => db.$queryRaw<Row[]>(statement))
+}
+
+// Field names whose values are secrets (OWASP Logging Cheat Sheet: never record passwords, session
+// ids, access tokens, keys): the name stays, so the event still says the field changed.
+const SECRET_NAME = /pass(word|phrase)?|secret|token|hash|api_?key|^key$|private|credential|authorization|cookie|otp/i
+// Values that are our credentials whatever their field is called: JWTs, `<session>.<secret>` refresh
+// tokens and API keys (`tk_live_<id>_<secret>`; the prefix alone, shown in lists, is no secret).
+const SECRET_VALUE = /^eyJ[\w-]*\.[\w-]*\.[\w-]*$|^[0-9a-f-]{36}\.[\w-]{43}$|^tk_[a-z]+_[a-z0-9]+_[a-z0-9]+$/i
+export const REDACTED = '[redacted]'
+const MAX_DEPTH = 8
+const MAX_STRING = 2_000
+
+/**
+ * The `data` of an event: a JSON copy of `value` with every secret replaced by "[redacted]"
+ * (fields named like a secret, and strings shaped like our tokens), dates as ISO-8601, long strings
+ * cut to 2,000 characters and nesting cut at 8 levels (an audit log records what changed, it is not
+ * a copy store).
+ */
+export function auditData (value: Record<string, unknown>): Record<string, unknown> {
+  return sanitize(value, 0) as Record<string, unknown>
+}
+
+function sanitize (value: unknown, depth: number): unknown {
+  if (value === null || typeof value === 'number' || typeof value === 'boolean') return value
+  if (typeof value === 'string') return SECRET_VALUE.test(value) ? REDACTED : value.length > MAX_STRING ? `${value.slice(0, MAX_STRING)}…` : value
+  if (value instanceof Date) return value.toISOString()
+  if (typeof value !== 'object') return null
+  if (depth >= MAX_DEPTH) return '[truncated]'
+  if (Array.isArray(value)) return value.map((item) => sanitize(item, depth + 1))
+  const out: Record<string, unknown> = {}
+  for (const [key, item] of Object.entries(value)) {
+    if (item === undefined) continue
+    out[key] = SECRET_NAME.test(key) ? REDACTED : sanitize(item, depth + 1)
+  }
+  return out
+}

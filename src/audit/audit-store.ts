@@ -1,0 +1,111 @@
+// Reading the audit log: pages for the list route, batches for the export, the chain check, and
+// retention. Writing is src/audit/audit-log.ts.
+import type { PrismaClient } from '../generated/prisma/client.ts'
+import type { ActorType, AuditAction } from './actions.ts'
+import type { ScopedClient } from '../tenancy/scoped-client.ts'
+import { runAsTenant } from '../tenancy/tenant-context.ts'
+
+/** The columns every reader selects. */
+export const auditEventFields = {
+  id: true,
+  seq: true,
+  at: true,
+  action: true,
+  actorType: true,
+  actorId: true,
+  targetType: true,
+  targetId: true,
+  requestId: true,
+  ip: true,
+  userAgent: true,
+  data: true,
+  prevHash: true,
+  hash: true,
+} as const
+
+export interface AuditEventRow {
+  id: string
+  seq: bigint
+  at: Date
+  action: string
+  actorType: string
+  actorId: string | null
+  targetType: string | null
+  targetId: string | null
+  requestId: string | null
+  ip: string | null
+  userAgent: string | null
+  data: unknown
+  prevHash: string
+  hash: string
+}
+
+/** An event as the API shows it (shared/API.md "Audit events"). */
+export function toAuditEventView (row: AuditEventRow) {
+  return {
+    id: row.id,
+    // The database holds only these (the writer's types and the actor CHECK constraint).
+    action: row.action as AuditAction,
+    actor: { type: row.actorType as ActorType, id: row.actorId },
+    target: row.targetType && row.targetId ? { type: row.targetType, id: row.targetId } : null,
+    requestId: row.requestId,
+    ip: row.ip,
+    userAgent: row.userAgent,
+    at: row.at,
+    data: (row.data ?? {}) as Record<string, unknown>,
+  }
+}
+
+/** An exported line: the view plus the chain fields, so the export can be checked offline. */
+export function toExportLine (row: AuditEventRow) {
+  return { ...toAuditEventView(row), at: row.at.toISOString(), seq: Number(row.seq), prevHash: row.prevHash, hash: row.hash }
+}
+
+export const EXPORT_BATCH = 1_000
+
+/**
+ * Every event of the db's tenant, oldest first, read in keyset batches of EXPORT_BATCH by seq:
+ * memory stays at one batch however long the log is. Events appended during the walk are included
+ * up to the moment the walk reaches them.
+ */
+export async function * eventsOldestFirst (db: ScopedClient, batch = EXPORT_BATCH): AsyncGenerator<AuditEventRow> {
+  let after = -1n
+  for (;;) {
+    const rows = await db.auditEvent.findMany({ where: { seq: { gt: after } }, orderBy: { seq: 'asc' }, take: batch, select: auditEventFields })
+    for (const row of rows) yield row
+    if (rows.length < batch) return
+    after = rows[rows.length - 1]!.seq
+  }
+}
+
+export interface VerifyResult {
+  /** True when every event's hash, link and sequence number check out and the chain reaches its head. */
+  ok: boolean
+  /** Events walked. */
+  checked: number
+  /** The first event (by chain order) that does not check out; null when none, or when only the tail is missing. */
+  firstBadId: string | null
+}
+
+/**
+ * Walks the tenant's hash chain in the database (SQL function audit_verify, one pass in seq order)
+ * as the API role, under row-level security for `tenantId`.
+ */
+export async function verifyChain (platformDb: PrismaClient, tenantId: string): Promise<VerifyResult> {
+  const [row] = await runAsTenant(tenantId, () =>
+    platformDb.$queryRaw<{ checked: bigint; first_bad_id: string | null; reaches_head: boolean | null }[]>`SELECT * FROM audit_verify(${tenantId}::uuid)`)
+  const firstBadId = row?.first_bad_id ?? null
+  return { ok: firstBadId === null && row?.reaches_head === true, checked: Number(row?.checked ?? 0), firstBadId }
+}
+
+/**
+ * Retention: removes every tenant's events older than `retentionDays` days, keeping each chain
+ * verifiable from its pruned head (SQL function audit_prune). Returns the number removed.
+ * 0 days means "keep forever": nothing is removed.
+ */
+export async function pruneAuditEvents (platformDb: PrismaClient, retentionDays: number, now = new Date()): Promise<number> {
+  if (retentionDays <= 0) return 0
+  const cutoff = new Date(now.getTime() - retentionDays * 86_400_000)
+  const [row] = await platformDb.$queryRaw<{ removed: bigint }[]>`SELECT audit_prune(${cutoff}::timestamptz) AS removed`
+  return Number(row?.removed ?? 0)
+}

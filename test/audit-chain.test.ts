@@ -1,0 +1,224 @@
+// The audit log's guarantees in the database and through its routes: append-only for the API's role
+// (grants) and for everyone (trigger), the hash chain and its verification (tampering, removal,
+// concurrent writers), reading with filters and keyset pagination, tenant isolation, retention.
+import t from 'tap'
+import pg from 'pg'
+import { ACTOR_TYPES } from '../src/audit/actions.ts'
+import { pruneAuditEvents } from '../src/audit/audit-store.ts'
+import { APP_ROLE } from '../src/db/database.ts'
+import { assertError, buildApi, type ApiFixture } from './api-helper.ts'
+import { adminQuery, build, productionDatabaseEnv } from './helper.ts'
+
+// Several apps and databases per file: more than the suite's default 120 s on a busy shared machine.
+t.setTimeout(400_000)
+
+const createProjects = (f: ApiFixture, count: number, prefix = 'p') =>
+  Promise.all(Array.from({ length: count }, (_, i) => f.acme.call('member', { method: 'POST', url: '/v1/projects', payload: { name: `${prefix}${i}` } })))
+const verify = async (f: ApiFixture) => (await f.acme.call('owner', { url: '/v1/audit-events/verify' })).json()
+const acmeEvents = async (f: ApiFixture) =>
+  (await adminQuery(f.ownerUrl, 'SELECT id, seq::int AS n, action FROM audit_events WHERE tenant_id = $1 ORDER BY seq', [f.acme.id])).rows
+/** Changes rows behind every guard, as the database's owner with the append-only trigger off (what an attacker with the owner's password could do). */
+const tamper = (f: ApiFixture, sql: string) =>
+  adminQuery(f.ownerUrl, `BEGIN; ALTER TABLE audit_events DISABLE TRIGGER app_append_only; ${sql}; ALTER TABLE audit_events ENABLE TRIGGER app_append_only; COMMIT`)
+
+t.test('the API role can insert and read events, never update or delete them; the trigger refuses even the owner', async (t) => {
+  const f = await buildApi(t)
+  await createProjects(f, 1)
+  const before = await acmeEvents(f)
+  const event = before.at(-1)
+  // Connected exactly as the app is: its own login (saas_api, a member of saas_app), the tenant set
+  // for the transaction.
+  const client = new pg.Client({ connectionString: (await productionDatabaseEnv(f.ownerUrl)).APP_DATABASE_URL })
+  client.on('error', () => {})
+  await client.connect()
+  const { rows: [who] } = await client.query('SELECT current_user AS login, pg_has_role(current_user, $1, \'MEMBER\') AS member', [APP_ROLE])
+  t.equal(who.member, true, `as the API's login (${who.login}), a member of saas_app`)
+  t.not(who.login, new URL(f.ownerUrl).username || 'postgres', 'not the tables\' owner')
+  t.teardown(() => client.end())
+  const asApi = async (sql: string) => {
+    await client.query('BEGIN')
+    try {
+      await client.query('SELECT set_config(\'app.tenant_id\', $1, true)', [f.acme.id])
+      return await client.query(sql, sql.includes('$1') ? [event!.id] : [])
+    } finally {
+      await client.query('ROLLBACK')
+    }
+  }
+  t.equal((await asApi('SELECT id FROM audit_events WHERE id = $1')).rowCount, 1, 'the API role reads its tenant\'s event')
+  await t.rejects(asApi('UPDATE audit_events SET action = \'user.deleted\' WHERE id = $1'), { code: '42501' }, 'UPDATE as the API role: permission denied')
+  await t.rejects(asApi('DELETE FROM audit_events WHERE id = $1'), { code: '42501' }, 'DELETE as the API role: permission denied')
+  await t.rejects(asApi('TRUNCATE audit_events'), { code: '42501' }, 'TRUNCATE as the API role: permission denied')
+  await t.rejects(asApi('UPDATE tenants SET audit_seq = 0, audit_head_hash = \'x\' WHERE id = $1'), { code: '42501' }, 'the chain head cannot be rewritten by the API role')
+  await t.rejects(asApi('SELECT audit_events_link()'), /permission denied|trigger functions can only be called as triggers/, 'the link function is not callable')
+  // Second guard: the trigger refuses even the owner, who has every privilege.
+  await t.rejects(adminQuery(f.ownerUrl, 'UPDATE audit_events SET action = \'user.deleted\' WHERE id = $1', [event!.id]), /append-only/)
+  await t.rejects(adminQuery(f.ownerUrl, 'DELETE FROM audit_events WHERE id = $1', [event!.id]), /append-only/)
+  t.same(await acmeEvents(f), before, 'the events are unchanged')
+  // No route changes or deletes an event.
+  for (const method of ['PATCH', 'PUT', 'DELETE'] as const) {
+    assertError(t, await f.acme.call('owner', { method, url: `/v1/audit-events/${event!.id}`, payload: method === 'DELETE' ? undefined : {} }), 404, 'NOT_FOUND')
+  }
+})
+
+t.test('actor types: the database admits exactly the list of src/audit/actions.ts', async (t) => {
+  const f = await buildApi(t)
+  for (const type of [...ACTOR_TYPES, 'robot']) {
+    const attempt = adminQuery(f.ownerUrl, 'INSERT INTO audit_events (tenant_id, action, actor_type) VALUES ($1, \'project.created\', $2)', [f.acme.id, type])
+    if (type === 'robot') await t.rejects(attempt, { code: '23514' }, 'an unknown actor type is refused')
+    else await t.resolves(attempt, type)
+  }
+})
+
+t.test('verify: an intact chain is ok; a changed, removed or truncated event is reported', async (t) => {
+  const f = await buildApi(t)
+  await createProjects(f, 5)
+  const events = await acmeEvents(f)
+  t.same(await verify(f), { ok: true, checked: events.length, firstBadId: null }, 'intact')
+  t.same(events.map((e) => e.n), events.map((_, i) => i + 1), 'seq 1, 2, 3… with no gap')
+
+  const victim = events[3]!
+  await tamper(f, `UPDATE audit_events SET data = '{"name":"forged"}' WHERE id = '${victim.id}'`)
+  t.same(await verify(f), { ok: false, checked: events.length, firstBadId: victim.id }, 'a changed event is the first bad one')
+  // Even with its hash recomputed, the change shows: the next event no longer links to it.
+  await tamper(f, `UPDATE audit_events e SET hash = audit_event_hash(e) WHERE id = '${victim.id}'`)
+  t.same(await verify(f), { ok: false, checked: events.length, firstBadId: events[4]!.id }, 'a rehashed event breaks the next link')
+  t.same(assertError(t, await f.acme.call('admin', { url: '/v1/audit-events/verify' }), 403, 'FORBIDDEN').error.code, 'FORBIDDEN', 'owners only')
+
+  const g = await buildApi(t)
+  await createProjects(g, 4)
+  const ge = await acmeEvents(g)
+  await tamper(g, `DELETE FROM audit_events WHERE id = '${ge[2]!.id}'`)
+  t.same(await verify(g), { ok: false, checked: ge.length - 1, firstBadId: ge[3]!.id }, 'a removed event: the one after it is reported')
+
+  const h = await buildApi(t)
+  await createProjects(h, 3)
+  const he = await acmeEvents(h)
+  await tamper(h, `DELETE FROM audit_events WHERE id = '${he.at(-1)!.id}'`)
+  t.same(await verify(h), { ok: false, checked: he.length - 1, firstBadId: null }, 'a removed last event: the chain no longer reaches its head')
+})
+
+t.test('50 concurrent creates leave one unbroken chain', async (t) => {
+  const f = await buildApi(t)
+  const answers = await createProjects(f, 50, 'concurrent')
+  t.ok(answers.every((r) => r.statusCode === 201), 'all created')
+  const events = await acmeEvents(f)
+  t.equal(events.filter((e) => e.action === 'project.created').length, 50, 'one event each')
+  t.same(events.map((e) => e.n), events.map((_, i) => i + 1), 'no duplicate or missing seq')
+  t.same(await verify(f), { ok: true, checked: events.length, firstBadId: null })
+  t.same((await verify(f)), { ok: true, checked: events.length, firstBadId: null }, 'other tenants\' chains are separate')
+  const globex = (await f.globex.call('owner', { url: '/v1/audit-events/verify' })).json()
+  t.same(globex.ok, true)
+})
+
+t.test('list: newest first, filters, keyset pagination, roles, another tenant\'s events invisible', async (t) => {
+  const f = await buildApi(t)
+  const list = async (query: string, as: 'owner' | 'admin' | 'member' = 'admin') => f.acme.call(as, { url: `/v1/audit-events${query}` })
+  const project = (await f.acme.call('member', { method: 'POST', url: '/v1/projects', payload: { name: 'Listed', description: 'x' } })).json()
+  await f.acme.call('owner', { method: 'PATCH', url: `/v1/projects/${project.id}`, payload: { description: null } })
+  await f.acme.call('owner', { method: 'DELETE', url: `/v1/projects/${project.id}` })
+  await f.globex.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'Globex secret project' } })
+
+  const all = (await list('?limit=100')).json()
+  t.same(all.data.slice(0, 3).map((e: any) => e.action), ['project.deleted', 'project.updated', 'project.created'], 'newest first')
+  t.match(all.data[2], { action: 'project.created', actor: { type: 'user', id: f.acme.users.member.user.id }, target: { type: 'project', id: project.id }, data: { name: 'Listed', description: 'x' }, ip: '127.0.0.1' })
+  t.same(all.data[1].data, { description: null }, 'data: the changed fields and their new values')
+  t.notOk(JSON.stringify(all).includes('Globex'), 'no event of another tenant')
+  t.ok(all.data.every((e: any) => !('hash' in e) && !('seq' in e)), 'the contract\'s fields only')
+
+  t.same((await list('?action=project.updated')).json().data.map((e: any) => e.action), ['project.updated'], 'action filter')
+  t.same((await list(`?targetId=${project.id}`)).json().data.length, 3, 'targetId filter')
+  t.same((await list(`?actorId=${f.acme.users.member.user.id}&action=project.created`)).json().data.length, 1, 'actorId filter')
+  const created = all.data[2].at
+  t.same((await list(`?since=${encodeURIComponent(all.data[1].at)}&limit=100`)).json().data.map((e: any) => e.action).slice(0, 2), ['project.deleted', 'project.updated'], 'since')
+  t.ok((await list(`?until=${encodeURIComponent(created)}&limit=100`)).json().data.every((e: any) => e.at < created), 'until (exclusive)')
+  assertError(t, await list('?action=project.exploded'), 400, 'VALIDATION_FAILED')
+  assertError(t, await list('?actorId=nope'), 400, 'VALIDATION_FAILED')
+  assertError(t, await list('?since=yesterday'), 400, 'VALIDATION_FAILED')
+  assertError(t, await list('?until=' + encodeURIComponent('10000-01-01T00:00:00Z')), 400, 'VALIDATION_FAILED')
+  assertError(t, await list('?since=' + encodeURIComponent('2016-12-31T23:59:60Z')), 400, 'VALIDATION_FAILED')
+  assertError(t, await list('?cursor=!!!'), 400, 'BAD_REQUEST')
+  assertError(t, await list('?unknown=1'), 400, 'VALIDATION_FAILED')
+  assertError(t, await list('', 'member'), 403, 'FORBIDDEN')
+  assertError(t, await f.acme.call(null, { url: '/v1/audit-events' }), 401, 'UNAUTHORIZED')
+
+  // Walking nextCursor yields every event exactly once (with events being added meanwhile).
+  const seen: string[] = []
+  let cursor: string | null = ''
+  for (let pages = 0; cursor !== null && pages < 100; pages++) {
+    const page: { data: { id: string }[]; nextCursor: string | null } = (await list(`?limit=2${cursor ? `&cursor=${cursor}` : ''}`)).json()
+    seen.push(...page.data.map((e) => e.id))
+    cursor = page.nextCursor
+    if (pages === 1) await f.acme.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'during the walk' } })
+  }
+  t.equal(new Set(seen).size, seen.length, 'no event twice')
+  t.same([...seen].sort(), all.data.map((e: any) => e.id).sort(), 'every event of the walk\'s start, once')
+
+  // The other tenant's owner sees only their own log, on every route.
+  const globexList = (await f.globex.call('owner', { url: '/v1/audit-events?limit=100' })).json()
+  t.notOk(globexList.data.some((e: any) => e.target?.id === project.id), 'acme\'s events are invisible to globex')
+  const globexExport = (await f.globex.call('owner', { url: '/v1/audit-events/export' })).body
+  t.notOk(globexExport.includes(project.id), 'and absent from its export')
+  // A token of acme on globex's host is refused before any event is read.
+  assertError(t, await f.app.inject({ url: '/v1/audit-events', headers: { host: f.globex.host, authorization: `Bearer ${f.acme.users.owner.accessToken}` } }), 401, 'UNAUTHORIZED')
+})
+
+t.test('export: NDJSON, oldest first, with the chain fields; owners only', async (t) => {
+  const f = await buildApi(t)
+  await createProjects(f, 3)
+  const res = await f.acme.call('owner', { url: '/v1/audit-events/export' })
+  t.equal(res.statusCode, 200)
+  t.match(res.headers['content-type'], /^application\/x-ndjson/)
+  const lines = res.body.trim().split('\n').map((l) => JSON.parse(l))
+  const events = await acmeEvents(f)
+  t.same(lines.map((l) => l.id), events.map((e) => e.id), 'every event, oldest first')
+  t.ok(lines.every((l, i) => i === 0 || l.prevHash === lines[i - 1].hash), 'each line links to the previous one')
+  assertError(t, await f.acme.call('admin', { url: '/v1/audit-events/export' }), 403, 'FORBIDDEN')
+})
+
+t.test('deleting a user or a project keeps its events; deleting the tenant removes its log', async (t) => {
+  const f = await buildApi(t)
+  const project = (await f.acme.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'short-lived' } })).json()
+  await f.acme.call('owner', { method: 'DELETE', url: `/v1/projects/${project.id}` })
+  await f.acme.call('owner', { method: 'DELETE', url: `/v1/users/${f.acme.users.member.user.id}` })
+  const about = async (id: string) => (await adminQuery(f.ownerUrl, 'SELECT action FROM audit_events WHERE target_id = $1 OR actor_id = $1 ORDER BY seq', [id])).rows.map((r) => r.action)
+  t.same(await about(project.id), ['project.created', 'project.deleted'], 'the deleted project\'s events stay')
+  t.same(await about(f.acme.users.member.user.id), ['auth.login', 'user.deleted'], 'the deleted user\'s events stay')
+  t.same(await verify(f), { ok: true, checked: (await acmeEvents(f)).length, firstBadId: null })
+  await adminQuery(f.ownerUrl, 'DELETE FROM tenants WHERE id = $1', [f.globex.id])
+  t.equal((await adminQuery(f.ownerUrl, 'SELECT count(*)::int AS n FROM audit_events WHERE tenant_id = $1', [f.globex.id])).rows[0]!.n, 0, 'a deleted tenant\'s log goes with it')
+})
+
+t.test('retention prunes old events, keeps the chain verifiable from the pruned head, and runs on a timer', async (t) => {
+  const f = await buildApi(t)
+  await createProjects(f, 3, 'old')
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const middle = new Date()
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  await createProjects(f, 2, 'new')
+  const before = await acmeEvents(f)
+  t.equal(await pruneAuditEvents(f.database.platformDb, 0), 0, 'retention 0 = keep forever')
+  // Retention of one day, seen from one day after `middle`: everything before `middle` goes.
+  const removed = await pruneAuditEvents(f.database.platformDb, 1, new Date(middle.getTime() + 86_400_000))
+  const after = await acmeEvents(f)
+  t.ok(removed >= 3, `${removed} pruned`)
+  t.same(after.map((e) => e.action), ['project.created', 'project.created'], 'the newer events stay')
+  t.same(await verify(f), { ok: true, checked: 2, firstBadId: null }, 'the rest verifies from the pruned head')
+  const { rows } = await adminQuery(f.ownerUrl, 'SELECT audit_pruned_seq::int AS seq FROM tenants WHERE id = $1', [f.acme.id])
+  t.equal(rows[0]!.seq, before.length - 2, 'the pruned head is stored')
+  await tamper(f, `DELETE FROM audit_events WHERE id = '${after[0]!.id}'`)
+  t.same(await verify(f), { ok: false, checked: 1, firstBadId: after[1]!.id }, 'removing the new oldest event is still detected')
+
+  // The server's timer: events older than AUDIT_RETENTION_DAYS disappear without anyone asking.
+  const { app, ownerUrl } = await build(t, { env: { AUDIT_RETENTION_DAYS: '1', AUDIT_PRUNE_INTERVAL_S: '1' }, url: f.ownerUrl })
+  await adminQuery(ownerUrl, `BEGIN; ALTER TABLE audit_events DISABLE TRIGGER app_append_only; UPDATE audit_events SET at = at - interval '2 days' WHERE tenant_id = '${f.globex.id}'; ALTER TABLE audit_events ENABLE TRIGGER app_append_only; COMMIT`)
+  let left = -1
+  for (let i = 0; i < 50 && left !== 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    left = (await adminQuery(ownerUrl, 'SELECT count(*)::int AS n FROM audit_events WHERE tenant_id = $1', [f.globex.id])).rows[0]!.n
+  }
+  t.equal(left, 0, 'the timer pruned the old events')
+  t.ok(app.hasDecorator('pruneAuditLog'))
+  t.equal((await f.globex.call('owner', { url: '/v1/audit-events/verify' })).json().ok, true, 'and the emptied chain still verifies')
+  await f.globex.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'after pruning' } })
+  t.same((await f.globex.call('owner', { url: '/v1/audit-events/verify' })).json(), { ok: true, checked: 1, firstBadId: null }, 'and goes on')
+})
