@@ -23,6 +23,8 @@ const CONTRACT: Record<Action, { owner: boolean; admin: boolean; member: boolean
   'tasks.write': { owner: true, admin: true, member: true },
   // "API keys": POST/GET/DELETE /v1/api-keys (admin, owner)
   'apiKeys.manage': { owner: true, admin: true, member: false },
+  // "Invitations and password reset": POST/GET/DELETE /v1/invitations (admin, owner)
+  'invitations.manage': { owner: true, admin: true, member: false },
 }
 
 let n = 0
@@ -40,6 +42,7 @@ const REQUESTS: Record<Action, (f: ApiFixture) => Promise<InjectOptions>> = {
   'tasks.read': async (f) => ({ url: `/v1/projects/${await project(f)}/tasks` }),
   'tasks.write': async (f) => ({ method: 'POST', url: `/v1/projects/${await project(f)}/tasks`, payload: { title: 'T' } }),
   'apiKeys.manage': async () => ({ method: 'POST', url: '/v1/api-keys', payload: { name: `k${++n}`, scopes: ['projects:read'] } }),
+  'invitations.manage': async () => ({ url: '/v1/invitations' }),
 }
 
 const member = (f: ApiFixture) => createUser(f.ownerUrl, f.acme.id, { email: `m${++n}@acme.example`, password: PASSWORD, role: 'member' })

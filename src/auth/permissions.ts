@@ -29,6 +29,8 @@ export const PERMISSIONS = {
   'tasks.write': everyone,
   /** Create, list and revoke the tenant's API keys (never granted to a key). */
   'apiKeys.manage': managers,
+  /** Invite people, list pending invitations, revoke them (inviting an owner also needs users.manageOwners; never granted to a key). */
+  'invitations.manage': managers,
 } as const satisfies Record<string, readonly Role[]>
 
 export type Action = keyof typeof PERMISSIONS
