@@ -162,6 +162,17 @@
     $('no-keys').hidden = keys.data.length > 0
   }
 
+  /** A "Revoke" link-style button named `label` for screen readers (API keys, invitations). */
+  function revokeButton (label, onClick) {
+    const button = document.createElement('button')
+    button.type = 'button'
+    button.className = 'link'
+    button.textContent = 'Revoke'
+    button.setAttribute('aria-label', label)
+    button.addEventListener('click', onClick)
+    return button
+  }
+
   function keyRow (key) {
     const row = document.createElement('tr')
     row.dataset.keyId = key.id
@@ -175,12 +186,7 @@
     }
     const action = document.createElement('td')
     if (status !== 'revoked') {
-      const revoke = document.createElement('button')
-      revoke.type = 'button'
-      revoke.className = 'link'
-      revoke.textContent = 'Revoke'
-      revoke.setAttribute('aria-label', 'Revoke ' + key.name)
-      revoke.addEventListener('click', () => {
+      const revoke = revokeButton('Revoke ' + key.name, () => {
         revoke.disabled = true
         api('DELETE', '/v1/api-keys/' + encodeURIComponent(key.id)).then(loadKeys).then(() => showMessage(null)).catch((error) => { revoke.disabled = false; handle(error) })
       })
@@ -236,7 +242,7 @@
     return li
   }
 
-  // ---- People (issue 15): forgot / reset password, accept invitation, invite panel ----
+  // ---- People: forgot / reset password, accept invitation, invite panel ----
   // Each screen is cloned from its <template> when shown and removed when left.
 
   function hidePeopleScreens () {
@@ -372,12 +378,7 @@
       li.className = 'invitation'
       const label = document.createElement('span')
       label.textContent = invitation.email + ' (' + invitation.role + ', pending)'
-      const revoke = document.createElement('button')
-      revoke.type = 'button'
-      revoke.className = 'link'
-      revoke.textContent = 'Revoke'
-      revoke.setAttribute('aria-label', 'Revoke the invitation of ' + invitation.email)
-      revoke.addEventListener('click', () => {
+      const revoke = revokeButton('Revoke the invitation of ' + invitation.email, () => {
         api('DELETE', '/v1/invitations/' + encodeURIComponent(invitation.id))
           .then(() => { li.remove(); showMessage('Invitation of ' + invitation.email + ' revoked.') })
           .catch(handle)

@@ -2,27 +2,19 @@
 // on loopback, with links read from a real SMTP server: the admin's invite panel, "Accept
 // invitation", "Forgot password?" and "Reset password"; and two tabs of one session whose access
 // tokens expire together. Fails (never skips) when Chromium cannot start.
-import type { AddressInfo } from 'node:net'
 import type { BrowserContext, Page } from 'playwright-core'
 import t from 'tap'
-import { createUser } from './auth-helper.ts'
-import { launchChromium } from './browser-helper.ts'
-import { adminQuery, build, insertTenant } from './helper.ts'
+import { acmeOnLoopback, BROWSER_PASSWORD as PASSWORD, launchChromium } from './browser-helper.ts'
+import { adminQuery, build } from './helper.ts'
 import { startSmtp, type ReceivedMail } from './mail-helper.ts'
 
-const PASSWORD = 'correct horse battery staple'
 type Tap = Parameters<typeof build>[0]
 const launch = (t: Tap): Promise<BrowserContext> => launchChromium(t)
 
 t.test('invitations, password reset and two tabs in Chromium', async (t) => {
   const smtp = await startSmtp(t)
   const { app, ownerUrl } = await build(t, { env: { SMTP_URL: smtp.url, JOB_POLL_INTERVAL_S: '0.5' } })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const port = (app.server.address() as AddressInfo).port
-  const acmeUrl = `http://acme.localhost:${port}/`
-  const acmeId = await insertTenant(ownerUrl, 'acme')
-  await createUser(ownerUrl, acmeId, { email: 'alice@acme.example', password: PASSWORD, role: 'owner', name: 'Alice' })
-  await createUser(ownerUrl, acmeId, { email: 'carol@acme.example', password: PASSWORD, role: 'member', name: 'Carol' })
+  const { port, acmeUrl } = await acmeOnLoopback(app, ownerUrl)
   // The emailed link is https on the tenant's host; the test server is plain http on a free port.
   const local = (mail: ReceivedMail) => {
     const link = new URL(mail.link!)

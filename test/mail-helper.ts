@@ -2,7 +2,7 @@
 // the app sends is parsed (mailparser) and kept, so tests read back recipient, subject and link.
 import { simpleParser, type ParsedMail } from 'mailparser'
 import { SMTPServer } from 'smtp-server'
-import { freePort } from './helper.ts'
+import { build, freePort, insertTenant } from './helper.ts'
 
 type Tap = { teardown(fn: () => unknown): void }
 
@@ -75,3 +75,16 @@ export async function startSmtp (t: Tap, options: { port?: number; delayMs?: num
 
 /** The token of a link received by email. */
 export const tokenOf = (mail: ReceivedMail) => new URL(mail.link!).searchParams.get('token')!
+
+/** Passwords of the people tests: the users' own, and the one they change to. */
+export const PASSWORD = 'correct horse battery staple'
+export const NEW_PASSWORD = 'a brand new passphrase here'
+
+/** The real app with its email going to a test SMTP server (polling every 0.5 s), and tenants acme and globex. */
+export async function buildWithMail (t: Parameters<typeof build>[0], env: Record<string, string> = {}) {
+  const smtp = await startSmtp(t)
+  const built = await build(t, { env: { SMTP_URL: smtp.url, JOB_POLL_INTERVAL_S: '0.5', ...env } })
+  const acmeId = await insertTenant(built.ownerUrl, 'acme')
+  const globexId = await insertTenant(built.ownerUrl, 'globex')
+  return { ...built, smtp, acmeId, globexId }
+}

@@ -1,17 +1,12 @@
 // Password reset through the HTTP API, with the email read back from a real SMTP server.
 import t from 'tap'
 import { createUser, signIn } from './auth-helper.ts'
-import { adminQuery, build, insertTenant } from './helper.ts'
-import { startSmtp, tokenOf } from './mail-helper.ts'
-
-const PASSWORD = 'correct horse battery staple'
-const NEW_PASSWORD = 'a brand new passphrase here'
+import { adminQuery, build } from './helper.ts'
+import { buildWithMail, NEW_PASSWORD, PASSWORD, tokenOf } from './mail-helper.ts'
 
 async function setup (t: Parameters<typeof build>[0], env: Record<string, string> = {}) {
-  const smtp = await startSmtp(t)
-  const built = await build(t, { env: { SMTP_URL: smtp.url, JOB_POLL_INTERVAL_S: '0.5', ...env } })
-  const acmeId = await insertTenant(built.ownerUrl, 'acme')
-  const globexId = await insertTenant(built.ownerUrl, 'globex')
+  const built = await buildWithMail(t, env)
+  const { smtp, acmeId, globexId } = built
   const alice = await createUser(built.ownerUrl, acmeId, { email: 'alice@example.com', password: PASSWORD, role: 'member', name: 'Alice' })
   await createUser(built.ownerUrl, globexId, { email: 'alice@example.com', password: 'globex alice password', role: 'member', name: 'Alice G' })
   await createUser(built.ownerUrl, acmeId, { email: 'gone@example.com', password: PASSWORD, role: 'member', active: false })
