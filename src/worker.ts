@@ -7,6 +7,7 @@
 import closeWithGrace from 'close-with-grace'
 import { ConfigError, loadConfig } from './config.ts'
 import { openDatabase } from './db/database.ts'
+import { enforceSafeDatabaseRole } from './db/role-check.ts'
 import { createJobSystem } from './jobs/system.ts'
 import type { JobLog } from './jobs/runner.ts'
 
@@ -28,6 +29,11 @@ async function main () {
   const config = loadConfig()
   const log = jsonLog(config.LOG_LEVEL)
   const database = await openDatabase(config, { log: (message) => log.info({}, `[database] ${message}`) })
+  // As the server does: RLS must bind the role the handlers' queries run as (refused in production).
+  await enforceSafeDatabaseRole(config, (sql) => database.platformDb.$queryRawUnsafe(sql), console.error).catch(async (error: unknown) => {
+    await database.close() // an embedded PostgreSQL it started must not outlive the refusal
+    throw error
+  })
   const { runner, mailer } = await createJobSystem(config, database, log)
   if (process.argv.includes('--dead-letters')) {
     await runner.boss.start()

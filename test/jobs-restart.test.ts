@@ -1,5 +1,6 @@
 // Background jobs across real server processes (two servers = two processes): a job enqueued
-// before SIGTERM is delivered after the next start, and SIGTERM lets a running job finish.
+// before SIGTERM is delivered after the next start, SIGTERM lets a running job finish, and the
+// stand-alone worker (`npm run worker`) delivers what API instances that do not work enqueued.
 import { spawn, type ChildProcess } from 'node:child_process'
 import http from 'node:http'
 import t from 'tap'
@@ -10,8 +11,9 @@ import { startSmtp, tokenOf } from './mail-helper.ts'
 type Tap = Parameters<typeof createTestDatabase>[0]
 const PASSWORD = 'correct horse battery staple'
 
-function startServer (t: Tap, env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+/** Starts `entry` (the server, or the stand-alone worker) as a process of its own. */
+function startServer (t: Tap, env: Record<string, string>, entry = 'src/server.ts') {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout!.on('data', (d) => (output += d))
   child.stderr!.on('data', (d) => (output += d))
@@ -114,4 +116,22 @@ t.test('SIGTERM lets a running job finish: the email is delivered once, nothing 
   t.same(smtp.messages.map((m) => m.to), ['inflight@example.com'], 'delivered before the process exited')
   const { rows } = await adminQuery(url, "SELECT state FROM pgboss.job WHERE name = 'email-invitation'")
   t.same(rows, [{ state: 'completed' }], 'the job completed: no second email after a restart')
+})
+
+t.test('the stand-alone worker delivers what an API instance with JOBS_WORKER=false enqueued', async (t) => {
+  const { url } = await arrange(t)
+  const port = await freePort()
+  const smtp = await startSmtp(t)
+  const api = startServer(t, serverEnv(url, port, smtp.port, { JOBS_WORKER: 'false' }))
+  t.ok(await waitReady(port), 'API instance ready')
+  t.equal((await invite(port, 'worker@example.com')).status, 201)
+  const { rows } = await adminQuery(url, "SELECT state FROM pgboss.job WHERE name = 'email-invitation'")
+  t.same(rows, [{ state: 'created' }], 'the API instance only enqueued')
+  const worker = startServer(t, serverEnv(url, await freePort(), smtp.port), 'src/worker.ts')
+  const mail = await smtp.waitFor('worker@example.com', { timeoutMs: 30_000 })
+  t.equal(new URL(mail.link!).pathname, '/accept-invitation', 'the worker sent the email')
+  worker.child.kill('SIGTERM')
+  t.equal(await exited(worker.child), 0, `the worker exits 0 on SIGTERM\n${worker.output()}`)
+  api.child.kill('SIGTERM')
+  t.equal(await exited(api.child), 0)
 })
