@@ -83,6 +83,16 @@ export class InvalidJobError extends Error {
 
 type RunnerConfig = Pick<Config, 'JOB_POLL_INTERVAL_S' | 'JOB_RETRY_LIMIT' | 'JOB_RETRY_DELAY_S' | 'JOB_EXPIRE_S' | 'JOB_SHUTDOWN_TIMEOUT_MS' | 'JOBS_WORKER' | 'rlsEnabled'>
 
+/**
+ * An error as the job log shows it: type, message and SQLSTATE/errno code, no stack (an outage or
+ * a refusing SMTP server is expected, not a bug: one short line, as the request log does for 503s).
+ */
+export function briefError (error: unknown): { type: string, message: string, code?: string } {
+  if (!(error instanceof Error)) return { type: typeof error, message: String(error) }
+  const code = (error as { code?: unknown }).code
+  return { type: error.name, message: error.message, ...(typeof code === 'string' ? { code } : {}) }
+}
+
 export class JobRunner {
   readonly boss: PgBoss
   private readonly definitions = new Map<string, Definition>()
@@ -239,7 +249,7 @@ export class JobRunner {
       await this.process(name, job)
     } catch (error) {
       failure = error
-      this.log.warn({ job: name, jobId: job.id, err: error }, 'job failed (retried unless out of retries, then dead-lettered)')
+      this.log.warn({ job: name, jobId: job.id, err: briefError(error) }, 'job failed (retried unless out of retries, then dead-lettered)')
     }
     try {
       if (failure === undefined) await this.boss.complete(name, job.id)
@@ -253,7 +263,7 @@ export class JobRunner {
     const now = Date.now()
     if (now - this.lastErrorLog < 5_000) return
     this.lastErrorLog = now
-    this.log.warn({ err: error }, 'background jobs: database error (will retry)')
+    this.log.warn({ err: briefError(error) }, 'background jobs: database error (will retry)')
   }
 
   /**
@@ -379,7 +389,7 @@ export class JobRunner {
       if (!this.started) return
       // pg-boss fails what its own workers still hold (none: we fetch ourselves) and closes its pool.
       await this.boss.stop({ graceful: !timedOut, wait: true, close: true, timeout: 1000 }).catch((error: unknown) => {
-        this.log.warn({ err: error }, 'background jobs: stop failed')
+        this.log.warn({ err: briefError(error) }, 'background jobs: stop failed')
       })
     })()
     return this.closing

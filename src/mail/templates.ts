@@ -1,4 +1,4 @@
-// The emails of issue 15: plain text plus a simple HTML alternative, naming the tenant and
+// The emails of invitations and password reset: plain text plus a simple HTML alternative, naming the tenant and
 // carrying a link on the tenant's own host. Every interpolated value is HTML-escaped in the HTML
 // part (a tenant name is user input).
 
