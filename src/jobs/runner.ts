@@ -86,6 +86,7 @@ type RunnerConfig = Pick<Config, 'JOB_POLL_INTERVAL_S' | 'JOB_RETRY_LIMIT' | 'JO
 /**
  * An error as the job log shows it: type, message and SQLSTATE/errno code, no stack (an outage or
  * a refusing SMTP server is expected, not a bug: one short line, as the request log does for 503s).
+ * Logged under `error`, not `err`: pino's `err` serializer would add a `stack` field again.
  */
 export function briefError (error: unknown): { type: string, message: string, code?: string } {
   if (!(error instanceof Error)) return { type: typeof error, message: String(error) }
@@ -249,7 +250,7 @@ export class JobRunner {
       await this.process(name, job)
     } catch (error) {
       failure = error
-      this.log.warn({ job: name, jobId: job.id, err: briefError(error) }, 'job failed (retried unless out of retries, then dead-lettered)')
+      this.log.warn({ job: name, jobId: job.id, error: briefError(error) }, 'job failed (retried unless out of retries, then dead-lettered)')
     }
     try {
       if (failure === undefined) await this.boss.complete(name, job.id)
@@ -263,7 +264,7 @@ export class JobRunner {
     const now = Date.now()
     if (now - this.lastErrorLog < 5_000) return
     this.lastErrorLog = now
-    this.log.warn({ err: briefError(error) }, 'background jobs: database error (will retry)')
+    this.log.warn({ error: briefError(error) }, 'background jobs: database error (will retry)')
   }
 
   /**
@@ -389,7 +390,7 @@ export class JobRunner {
       if (!this.started) return
       // pg-boss fails what its own workers still hold (none: we fetch ourselves) and closes its pool.
       await this.boss.stop({ graceful: !timedOut, wait: true, close: true, timeout: 1000 }).catch((error: unknown) => {
-        this.log.warn({ err: briefError(error) }, 'background jobs: stop failed')
+        this.log.warn({ error: briefError(error) }, 'background jobs: stop failed')
       })
     })()
     return this.closing
