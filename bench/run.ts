@@ -581,6 +581,9 @@ async function main () {
     JWT_PRIVATE_KEYS: jwtKeys,
     CSRF_SECRET: 'bench-csrf-secret-0123456789abcdef0123456789',
     API_KEY_SECRET: 'bench-api-key-secret-0123456789abcdef012345',
+    // Production requires them with invitations and reset on; the benchmarks send no email.
+    SMTP_URL: 'smtp://127.0.0.1:9',
+    MAIL_FROM: 'Bench <no-reply@bench.test>',
     // Request limits count every request but never refuse one here (the fairness run sets its own).
     TENANT_RATE_LIMIT: '1000000000',
     API_KEY_RATE_LIMIT: '1000000000',

@@ -1,4 +1,4 @@
-/* global Option */
+/* global Option, location, history */
 // The tenant web page: signs in on the httpOnly-cookie flow and calls the JSON API of this host.
 // No storage API is used: the session lives only in the cookies the API sets. Unsafe requests carry
 // X-CSRF-Token, copied from the CSRF cookie (the one cookie scripts may read). On a 401 the page
@@ -59,14 +59,19 @@
   }
 
   // One refresh at a time: the refresh token rotates, so parallel 401s must share one exchange.
+  // Across tabs too ("two tabs, one session"): the tabs share the refresh cookie, and two tabs
+  // presenting it at once would look like a replay and sign both out. A Web Lock serializes them;
+  // the second tab then sends the cookie the first one's refresh just set.
   let refreshing = null
   function refreshSession () {
     if (!refreshing) {
-      refreshing = (async () => {
+      const exchange = async () => {
         if (!csrfToken()) return false // no session in this browser
         const res = await send('POST', '/v1/auth/refresh')
         return res.ok
-      })().catch(() => false).finally(() => { refreshing = null })
+      }
+      refreshing = (navigator.locks ? navigator.locks.request('tenant-api-refresh', exchange) : exchange())
+        .catch(() => false).finally(() => { refreshing = null })
     }
     return refreshing
   }
@@ -115,6 +120,7 @@
     $('activity').hidden = true
     $('tenant-name').textContent = 'Sign in'
     document.title = 'Sign in'
+    hidePeopleScreens()
     $('signin').hidden = false
     showMessage(message)
     $('signin-form').elements.namedItem('email').focus()
@@ -146,6 +152,7 @@
     canSeeActivity = me.role === 'owner' || me.role === 'admin'
     $('activity').hidden = !canSeeActivity
     if (canSeeActivity) await loadActivity()
+    showInvitePanel(me)
   }
 
   // The audit log's latest events (GET /v1/audit-events: owners and admins only; members never see
@@ -186,6 +193,17 @@
     $('no-keys').hidden = keys.data.length > 0
   }
 
+  /** A "Revoke" link-style button named `label` for screen readers (API keys, invitations). */
+  function revokeButton (label, onClick) {
+    const button = document.createElement('button')
+    button.type = 'button'
+    button.className = 'link'
+    button.textContent = 'Revoke'
+    button.setAttribute('aria-label', label)
+    button.addEventListener('click', onClick)
+    return button
+  }
+
   function keyRow (key) {
     const row = document.createElement('tr')
     row.dataset.keyId = key.id
@@ -199,12 +217,7 @@
     }
     const action = document.createElement('td')
     if (status !== 'revoked') {
-      const revoke = document.createElement('button')
-      revoke.type = 'button'
-      revoke.className = 'link'
-      revoke.textContent = 'Revoke'
-      revoke.setAttribute('aria-label', 'Revoke ' + key.name)
-      revoke.addEventListener('click', () => {
+      const revoke = revokeButton('Revoke ' + key.name, () => {
         revoke.disabled = true
         api('DELETE', '/v1/api-keys/' + encodeURIComponent(key.id)).then(loadKeys).then(() => showMessage(null)).catch((error) => { revoke.disabled = false; handle(error) })
       })
@@ -260,7 +273,155 @@
     return li
   }
 
+  // ---- People: forgot / reset password, accept invitation, invite panel ----
+  // Each screen is cloned from its <template> when shown and removed when left.
+
+  function hidePeopleScreens () {
+    $('people-screen').replaceChildren()
+  }
+
+  /** Shows the screen of template `id` instead of everything else; wires its form to `submit(form)`. */
+  function showScreen (id, title, submit) {
+    $('loading').hidden = true
+    $('app').hidden = true
+    $('signin').hidden = true
+    const screen = $(id).content.firstElementChild.cloneNode(true)
+    $('people-screen').replaceChildren(screen)
+    $('tenant-name').textContent = title
+    document.title = title
+    onSubmit(screen.querySelector('form'), submit)
+    return screen
+  }
+
+  /** The link's token; the address bar and history keep no copy of it (it is a secret). */
+  function takeToken () {
+    const token = new URLSearchParams(location.search).get('token')
+    history.replaceState(null, '', location.pathname)
+    return token
+  }
+
+  function describeLinkError (error) {
+    return error.code === 'BAD_REQUEST' ? 'This link is invalid, already used or expired. Ask for a new one.' : describe(error)
+  }
+
+  function onSubmit (form, handler) {
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault()
+      const button = form.querySelector('button[type=submit]')
+      button.disabled = true
+      try {
+        await handler(form)
+      } finally {
+        button.disabled = false
+      }
+    })
+  }
+
+  function showForgot () {
+    const email = $('signin-form').elements.namedItem('email').value
+    showMessage(null)
+    const screen = showScreen('tpl-forgot', 'Forgot password?', async (form) => {
+      const address = form.elements.namedItem('email').value.trim()
+      try {
+        const res = await send('POST', '/v1/auth/password-reset', { email: address })
+        if (!res.ok) throw await failure(res)
+        showSignIn('If an account exists for ' + address + ', we have emailed it a link to reset the password.')
+      } catch (error) {
+        showMessage(describe(error))
+      }
+    })
+    screen.querySelector('input[name=email]').value = email
+    screen.querySelector('.back').addEventListener('click', () => showSignIn(null))
+  }
+
+  function showReset (token) {
+    showScreen('tpl-reset', 'Reset password', async (form) => {
+      try {
+        const res = await send('POST', '/v1/auth/password-reset/confirm', { token, password: form.elements.namedItem('password').value })
+        if (!res.ok) throw await failure(res)
+        history.replaceState(null, '', '/')
+        showSignIn('Your password has been changed. Sign in with the new password.')
+      } catch (error) {
+        showMessage(describeLinkError(error))
+      }
+    })
+  }
+
+  function showAccept (token) {
+    showScreen('tpl-accept', 'Accept invitation', async (form) => {
+      try {
+        const res = await send('POST', '/v1/invitations/accept', {
+          token, name: form.elements.namedItem('name').value.trim(), password: form.elements.namedItem('password').value,
+        })
+        if (!res.ok) throw await failure(res)
+        history.replaceState(null, '', '/')
+        hidePeopleScreens()
+        showMessage(null)
+        await load()
+      } catch (error) {
+        showMessage(describeLinkError(error))
+      }
+    })
+  }
+
+  /** Wires "Forgot password?"; true when the address is a reset or invitation link (its screen is shown). */
+  function startPeople () {
+    $('forgot-link').addEventListener('click', showForgot)
+    if (location.pathname === '/reset-password') {
+      showReset(takeToken())
+      return true
+    }
+    if (location.pathname === '/accept-invitation') {
+      showAccept(takeToken())
+      return true
+    }
+    return false
+  }
+
+  function showInvitePanel (me) {
+    const slot = $('invite-slot')
+    if (me.role !== 'owner' && me.role !== 'admin') return slot.replaceChildren()
+    if (!slot.firstElementChild) {
+      const panel = $('tpl-invite').content.firstElementChild.cloneNode(true)
+      slot.replaceChildren(panel)
+      onSubmit(panel.querySelector('form'), async (form) => {
+        const email = form.elements.namedItem('email').value.trim()
+        try {
+          await api('POST', '/v1/invitations', { email, role: form.elements.namedItem('role').value })
+          form.reset()
+          showMessage('Invitation sent to ' + email + '.')
+          await loadInvitations()
+        } catch (error) {
+          if (error.code === 'CONFLICT') showMessage(email + ' already has an account here.')
+          else handle(error)
+        }
+      })
+    }
+    loadInvitations().catch(handle)
+  }
+
+  async function loadInvitations () {
+    const list = $('invite-slot').querySelector('.invitations')
+    if (!list) return
+    const page = await api('GET', '/v1/invitations?limit=100')
+    list.replaceChildren(...page.data.map((invitation) => {
+      const li = document.createElement('li')
+      li.className = 'invitation'
+      const label = document.createElement('span')
+      label.textContent = invitation.email + ' (' + invitation.role + ', pending)'
+      const revoke = revokeButton('Revoke the invitation of ' + invitation.email, () => {
+        api('DELETE', '/v1/invitations/' + encodeURIComponent(invitation.id))
+          .then(() => { li.remove(); showMessage('Invitation of ' + invitation.email + ' revoked.') })
+          .catch(handle)
+      })
+      li.append(label, ' ', revoke)
+      return li
+    }))
+  }
+  // ---- end of People ----
+
   function start () {
+    const onLinkScreen = startPeople()
     $('signin-form').addEventListener('submit', async (event) => {
       event.preventDefault()
       const form = event.currentTarget
@@ -325,6 +486,7 @@
       showSignIn(null)
     })
 
+    if (onLinkScreen) return // a reset or invitation link: its screen, not the board
     const hadSession = csrfToken() !== null
     load().catch((error) => {
       if (error.code === 'SESSION_EXPIRED') showSignIn(hadSession ? describe(error) : null)

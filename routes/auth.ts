@@ -4,7 +4,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import Type from 'typebox'
 import { rateLimited } from '../plugins/auth.ts'
 import { MAX_PASSWORD_BYTES } from '../src/auth/passwords.ts'
-import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
+import { signedInAnswer, Tokens } from '../src/auth/login-answer.ts'
+import { publicUserSelect } from '../src/auth/public-user.ts'
 import { invalidCredentials, type IssuedTokens } from '../src/auth/sessions.ts'
 import { Email, NoContent, responses, signedIn } from '../src/api/schemas.ts'
 import { audited, auditContext, recordAuditEvent } from '../src/audit/audit-log.ts'
@@ -18,14 +19,6 @@ const LoginBody = Type.Object({
 
 // A browser refreshes with the refresh cookie and no body (see the parser and hook below).
 const RefreshBody = Type.Object({ refreshToken: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false })
-
-const Tokens = Type.Object({
-  accessToken: Type.String(),
-  refreshToken: Type.String(),
-  tokenType: Type.Literal('Bearer'),
-  expiresIn: Type.Integer({ description: 'access token lifetime, seconds' }),
-  user: PublicUser,
-})
 
 /**
  * In the routes of `app`, an empty body is no body, even with a JSON content type (what a browser's
@@ -60,11 +53,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     else checking.delete(key)
   }
 
-  function answer (reply: FastifyReply, tokens: IssuedTokens, user: Parameters<typeof toPublicUser>[0]) {
-    cookies.set(reply, tokens)
-    reply.header('cache-control', 'no-store')
-    return { accessToken: tokens.accessToken, refreshToken: tokens.refreshToken, tokenType: 'Bearer' as const, expiresIn: tokens.expiresIn, user: toPublicUser(user) }
-  }
+  const answer = (reply: FastifyReply, tokens: IssuedTokens, user: Parameters<typeof signedInAnswer>[3]) => signedInAnswer(cookies, reply, tokens, user)
 
   app.post('/v1/auth/login', {
     onRequest: attemptsPerAddress.enforce,

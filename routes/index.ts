@@ -5,8 +5,10 @@ import apiKeyRoutes from './api-keys.ts'
 import auditRoutes from './audit-events.ts'
 import authRoutes, { signOutRoutes } from './auth.ts'
 import healthRoutes from './health.ts'
+import invitationRoutes, { invitationAcceptRoutes } from './invitations.ts'
 import jwksRoutes from './jwks.ts'
 import meRoutes from './me.ts'
+import passwordResetRoutes from './password-reset.ts'
 import adminRoutes from './platform/admin.ts'
 import signupRoutes from './platform/signup.ts'
 import projectRoutes from './projects.ts'
@@ -28,8 +30,11 @@ export default async function routes (app: FastifyInstance) {
 
   await app.register(async function tenantHostRoutes (tenantApp) {
     tenantApp.addHook('onRequest', onlyOnTenantHosts)
-    // Public on tenant hosts: sign-in (login, refresh) and the web page.
+    // Public on tenant hosts: sign-in (login, refresh; logout authenticates itself), the links of
+    // emails (accept an invitation, reset a password: each can be turned off) and the web page.
     await tenantApp.register(authRoutes)
+    if (tenantApp.config.INVITATIONS_ENABLED) await tenantApp.register(invitationAcceptRoutes)
+    if (tenantApp.config.PASSWORD_RESET_ENABLED) await tenantApp.register(passwordResetRoutes)
     await tenantApp.register(import('./web.ts')) // the tenant web page: GET /, /app.js, /app.css
 
     // Everything else needs a signed-in caller. One scope, one hook, so every route refuses in the
@@ -46,6 +51,7 @@ export default async function routes (app: FastifyInstance) {
       await signedInApp.register(taskRoutes)
       await signedInApp.register(apiKeyRoutes)
       await signedInApp.register(auditRoutes)
+      if (signedInApp.config.INVITATIONS_ENABLED) await signedInApp.register(invitationRoutes)
     })
   })
 

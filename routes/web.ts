@@ -9,6 +9,9 @@ const PUBLIC_DIR = new URL('../public/', import.meta.url)
 
 const FILES = [
   { url: '/', file: 'index.html', type: 'text/html; charset=utf-8' },
+  // Links of invitation and reset emails open the same page, which shows the matching screen.
+  { url: '/accept-invitation', file: 'index.html', type: 'text/html; charset=utf-8' },
+  { url: '/reset-password', file: 'index.html', type: 'text/html; charset=utf-8' },
   { url: '/app.js', file: 'app.js', type: 'text/javascript; charset=utf-8' },
   { url: '/app.css', file: 'app.css', type: 'text/css; charset=utf-8' },
 ] as const

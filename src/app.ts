@@ -9,6 +9,7 @@ import authPlugin from '../plugins/auth.ts'
 import configPlugin from '../plugins/config.ts'
 import databasePlugin from '../plugins/database.ts'
 import docsPlugin from '../plugins/docs.ts'
+import jobsPlugin from '../plugins/jobs.ts'
 import errorHandler, { clientErrorHandler, frameworkError } from '../plugins/error-handler.ts'
 import requestGuards from '../plugins/request-guards.ts'
 import securityPlugin from '../plugins/security.ts'
@@ -91,6 +92,7 @@ export async function buildApp ({ config, database, closeDatabase = true, logger
   await app.register(apiKeysPlugin) // API keys and tenant request limits (after auth: it shares its rate-limit store)
   await app.register(invalidationPlugin)
   await app.register(auditRetention)
+  await app.register(jobsPlugin) // background jobs and email (after database and limits: jobs need both)
   await app.register(docsPlugin) // before the routes: it collects them as they are added
   await app.register(routes)
   return app

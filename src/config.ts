@@ -77,6 +77,27 @@ export const ConfigSchema = Type.Object({
   AUDIT: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on', description: 'off: no audit events (benchmark comparison only)' }),
   AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 0, default: 0, description: 'audit events older than this are pruned; 0 = kept forever' }),
   AUDIT_PRUNE_INTERVAL_S: Type.Integer({ minimum: 1, maximum: 86400, default: 3600, description: 'how often retention runs, seconds' }),
+
+  // Email, invitations, password reset, background jobs (README "People: invitations, password reset, email, jobs").
+  SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://', description: 'SMTP server of outgoing email (smtps://user:pass@host:465 or smtp://…:587 with STARTTLS); required in production unless invitations and reset are off; unset in development: emails go to the log and DATA_DIR/outbox' })),
+  MAIL_FROM: Type.Optional(Type.String({ minLength: 3, description: 'From address of emails, e.g. "Acme <no-reply@example.com>"; required in production with SMTP_URL; default no-reply@BASE_DOMAIN elsewhere' })),
+  INVITATIONS_ENABLED: Type.Boolean({ default: true, description: 'the /v1/invitations routes' }),
+  PASSWORD_RESET_ENABLED: Type.Boolean({ default: true, description: 'the /v1/auth/password-reset routes' }),
+  INVITATION_TTL_S: Type.Integer({ minimum: 60, default: 7 * 86400, description: 'how long an invitation link works (seconds)' }),
+  PASSWORD_RESET_TTL_S: Type.Integer({ minimum: 60, default: 30 * 60, description: 'how long a password-reset link works (seconds)' }),
+  PASSWORD_RESET_MAX: Type.Integer({ minimum: 1, default: 3, description: 'reset requests per tenant + email per PASSWORD_RESET_WINDOW_S' }),
+  PASSWORD_RESET_WINDOW_S: Type.Integer({ minimum: 1, default: 3600 }),
+  PASSWORD_RESET_PER_IP_PER_MIN: Type.Integer({ minimum: 1, default: 20, description: 'reset requests, confirmations and invitation accepts per client address per minute' }),
+  INVITATIONS_PER_TENANT_MAX: Type.Integer({ minimum: 1, default: 100, description: 'invitations a tenant may send per INVITATIONS_WINDOW_S' }),
+  INVITATIONS_WINDOW_S: Type.Integer({ minimum: 1, default: 3600 }),
+  PUBLIC_URL_SCHEME: Type.Optional(Type.Union([Type.Literal('https'), Type.Literal('http')], { description: 'scheme of emailed links; default http in development, https otherwise (http is refused in production)' })),
+  PUBLIC_PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: 'port shown in emailed links (default: none; PORT in development)' })),
+  JOBS_WORKER: Type.Boolean({ default: true, description: 'run background jobs in this process (false: the server only enqueues; run `npm run worker`)' }),
+  JOB_POLL_INTERVAL_S: Type.Number({ minimum: 0.5, maximum: 60, default: 2, description: 'how often an idle worker looks for jobs (a job enqueued by this process is picked up at once)' }),
+  JOB_RETRY_LIMIT: Type.Integer({ minimum: 0, maximum: 100, default: 8, description: 'retries of a failing job (exponential backoff) before it goes to the dead letters' }),
+  JOB_RETRY_DELAY_S: Type.Integer({ minimum: 1, default: 5, description: 'first retry delay; doubles with each retry' }),
+  JOB_EXPIRE_S: Type.Integer({ minimum: 5, default: 120, description: 'a job running longer is presumed lost and retried' }),
+  JOB_SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 1000, default: 8000, description: 'SIGTERM: time for running jobs to finish before they are handed back' }),
 })
 
 export type RawConfig = Static<typeof ConfigSchema>
@@ -91,6 +112,10 @@ export type Config = RawConfig & {
   corsOrigins: string[]
   /** TRUST_PROXY parsed: which X-Forwarded-* hops are believed (src/net/trusted-proxies.ts). */
   trustProxy: TrustProxySetting
+  /** From address of emails (MAIL_FROM, or no-reply@BASE_DOMAIN). */
+  mailFrom: string
+  /** Scheme of links in emails: PUBLIC_URL_SCHEME, else http in development and https otherwise. */
+  publicUrlScheme: 'http' | 'https'
 }
 
 export class ConfigError extends Error {
@@ -129,6 +154,8 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     dataDir: path.resolve(raw.DATA_DIR),
     corsOrigins: raw.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
     trustProxy,
+    mailFrom: raw.MAIL_FROM ?? `no-reply@${raw.BASE_DOMAIN}`,
+    publicUrlScheme: raw.PUBLIC_URL_SCHEME ?? (raw.NODE_ENV === 'development' ? 'http' : 'https'),
   }
   if (config.isProduction) assertProductionReady(config)
   if (config.HTTP_HEADERS_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) {
@@ -153,5 +180,11 @@ function assertProductionReady (config: Config): void {
   if (!config.CSRF_SECRET) missing.push('CSRF_SECRET')
   if (config.rlsEnabled && !config.APP_DATABASE_URL) missing.push('APP_DATABASE_URL (the API\'s own login, a member of saas_app: README "Deploying")')
   if (!config.API_KEY_SECRET) missing.push('API_KEY_SECRET')
+  // Invitation and reset links must reach people: no silent outbox in production, a From address
+  // of the deployment's own domain (SPF/DKIM), and links that carry one-time tokens over https only.
+  const emails = config.INVITATIONS_ENABLED || config.PASSWORD_RESET_ENABLED
+  if (emails && !config.SMTP_URL) missing.push('SMTP_URL (or INVITATIONS_ENABLED=false and PASSWORD_RESET_ENABLED=false)')
+  if (emails && !config.MAIL_FROM) missing.push('MAIL_FROM (the From address of invitation and reset emails)')
+  if (config.PUBLIC_URL_SCHEME === 'http') missing.push('PUBLIC_URL_SCHEME=https or unset (emailed links carry one-time tokens: http is refused)')
   if (missing.length) throw new ConfigError(`NODE_ENV=production requires: ${missing.join(', ')}`)
 }

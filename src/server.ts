@@ -1,7 +1,8 @@
 // The process entry point: configuration, database, app, listen; and a graceful exit on SIGTERM or
 // SIGINT: stop accepting, answer new requests on open connections 503 (plugins/request-guards.ts),
 // let in-flight requests finish for up to SHUTDOWN_GRACE_MS, then cut what remains; the pool and
-// the embedded PostgreSQL are closed in every case.
+// the embedded PostgreSQL are closed in every case. Background jobs stop fetching as the drain begins
+// and running ones finish within JOB_SHUTDOWN_TIMEOUT_MS or are handed back (plugins/jobs.ts).
 //
 // Exit codes: 0 drained cleanly; 1 could not start, or a fatal error; 2 the grace period expired
 // (connections were cut, the database was still closed).

@@ -1,15 +1,11 @@
 // The "API keys" panel of the tenant web page (public/), in a real Chromium against the real app:
 // an owner creates a key, sees and copies it once, lists and revokes it; a member never sees the
 // panel. Fails (never skips) when Chromium cannot start, like test/browser.test.ts.
-import type { AddressInfo } from 'node:net'
 import type { BrowserContext } from 'playwright-core'
 import t from 'tap'
 import { API_KEY_PATTERN } from '../src/auth/api-keys.ts'
-import { createUser } from './auth-helper.ts'
-import { launchChromium } from './browser-helper.ts'
-import { build, insertTenant } from './helper.ts'
-
-const PASSWORD = 'correct horse battery staple'
+import { acmeOnLoopback, BROWSER_PASSWORD as PASSWORD, launchChromium } from './browser-helper.ts'
+import { build } from './helper.ts'
 
 type Tap = Parameters<typeof build>[0]
 
@@ -17,12 +13,7 @@ const launch = (t: Tap): Promise<BrowserContext> => launchChromium(t, { width: 1
 
 t.test('the API keys panel in Chromium: create, copy once, list, revoke', async (t) => {
   const { app, ownerUrl } = await build(t)
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const port = (app.server.address() as AddressInfo).port
-  const acmeUrl = `http://acme.localhost:${port}/`
-  const acmeId = await insertTenant(ownerUrl, 'acme')
-  await createUser(ownerUrl, acmeId, { email: 'alice@acme.example', password: PASSWORD, role: 'owner', name: 'Alice' })
-  await createUser(ownerUrl, acmeId, { email: 'carol@acme.example', password: PASSWORD, role: 'member', name: 'Carol' })
+  const { acmeUrl } = await acmeOnLoopback(app, ownerUrl)
   const withKey = (key: string) => app.inject({ url: '/v1/projects', headers: { host: 'acme.localhost', authorization: `Bearer ${key}` } })
 
   const context = await launch(t)

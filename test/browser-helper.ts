@@ -1,8 +1,12 @@
 // Debian's Chromium for the browser tests (playwright-core drives it; nothing is downloaded).
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
+import type { AddressInfo } from 'node:net'
 import path from 'node:path'
+import type { FastifyInstance } from 'fastify'
 import { chromium, type BrowserContext } from 'playwright-core'
+import { createUser } from './auth-helper.ts'
+import { insertTenant } from './helper.ts'
 
 /** Where Chromium is: CHROMIUM_PATH, else Debian's package (`apt-get install chromium`). */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -27,4 +31,20 @@ export async function launchChromium (t: Tap, viewport = { width: 1200, height: 
   t.teardown(() => context.close())
   context.setDefaultTimeout(8_000)
   return context
+}
+
+/** The password of the users `acmeOnLoopback` creates. */
+export const BROWSER_PASSWORD = 'correct horse battery staple'
+
+/**
+ * Serves `app` on a free loopback port with tenant `acme`, its owner alice@acme.example and its
+ * member carol@acme.example (password BROWSER_PASSWORD): what every browser test starts from.
+ */
+export async function acmeOnLoopback (app: FastifyInstance, ownerUrl: string): Promise<{ port: number, acmeUrl: string, acmeId: string }> {
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as AddressInfo).port
+  const acmeId = await insertTenant(ownerUrl, 'acme')
+  await createUser(ownerUrl, acmeId, { email: 'alice@acme.example', password: BROWSER_PASSWORD, role: 'owner', name: 'Alice' })
+  await createUser(ownerUrl, acmeId, { email: 'carol@acme.example', password: BROWSER_PASSWORD, role: 'member', name: 'Carol' })
+  return { port, acmeUrl: `http://acme.localhost:${port}/`, acmeId }
 }

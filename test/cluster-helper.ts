@@ -6,7 +6,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import http from 'node:http'
 import https from 'node:https'
 import net from 'node:net'
-import { freePort, withApiLogin } from './helper.ts'
+import { freePort, PRODUCTION_MAIL_ENV, withApiLogin } from './helper.ts'
 
 type Tap = { teardown(fn: () => unknown): void; comment(...args: unknown[]): void }
 
@@ -58,6 +58,7 @@ export function sharedSecrets (): Record<string, string> {
     JWT_PRIVATE_KEYS: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
     CSRF_SECRET: randomBytes(32).toString('base64url'),
     API_KEY_SECRET: randomBytes(32).toString('base64url'),
+    ...PRODUCTION_MAIL_ENV,
   }
 }
 

@@ -16,7 +16,7 @@ import { withLogin } from '../src/db/api-login.ts'
 import { inspectDatabaseRole, type RoleCheckQuery } from '../src/db/role-check.ts'
 import { checkTenancyInvariants } from '../src/db/tenancy-invariants.ts'
 import { runAsTenant } from '../src/tenancy/tenant-context.ts'
-import { adminQuery, adminUrl, appDatabaseUrl, appServerUrl, createTestDatabase, freePort, insertTenant, openTestDatabase } from './helper.ts'
+import { adminQuery, adminUrl, appDatabaseUrl, appServerUrl, createTestDatabase, freePort, insertTenant, openTestDatabase, PRODUCTION_MAIL_ENV } from './helper.ts'
 
 type Tap = { teardown(fn: () => unknown): void }
 
@@ -145,6 +145,7 @@ t.test('the real server refuses to start in production as a role that bypasses R
     JWT_PRIVATE_KEYS: generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
     CSRF_SECRET: randomBytes(32).toString('hex'),
     API_KEY_SECRET: randomBytes(32).toString('hex'),
+    ...PRODUCTION_MAIL_ENV,
     BCRYPT_COST: '4',
   }
   // Direct: the pooler's auth_file knows only the API's login.

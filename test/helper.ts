@@ -76,6 +76,13 @@ export async function productionDatabaseEnv (ownerUrl: string): Promise<{ DATABA
   return { DATABASE_URL: ownerUrl, APP_DATABASE_URL: withLogin(ownerUrl, DEFAULT_API_LOGIN, 'saas-api-test-password') }
 }
 
+/**
+ * What production requires for email (SMTP_URL, MAIL_FROM) in server processes that tests start in
+ * production mode. Port 9 (discard) refuses connections: a stray email would be a failed job, never
+ * a delivered one. Tests of email start their own SMTP server (test/mail-helper.ts).
+ */
+export const PRODUCTION_MAIL_ENV = { SMTP_URL: 'smtp://127.0.0.1:9', MAIL_FROM: 'Tenant API <no-reply@tenant-api.test>' } as const
+
 /** `env` of a server process, with APP_DATABASE_URL added where production needs it and it is missing. */
 export async function withApiLogin<E extends Record<string, string | undefined>> (env: E): Promise<E> {
   if (env.NODE_ENV !== 'production' || !env.DATABASE_URL || env.APP_DATABASE_URL || env.RLS === 'off') return env

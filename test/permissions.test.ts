@@ -27,6 +27,8 @@ const CONTRACT: Record<Action, { owner: boolean; admin: boolean; member: boolean
   'audit.read': { owner: true, admin: true, member: false },
   'audit.export': { owner: true, admin: false, member: false },
   'audit.verify': { owner: true, admin: false, member: false },
+  // "Invitations and password reset": POST/GET/DELETE /v1/invitations (admin, owner)
+  'invitations.manage': { owner: true, admin: true, member: false },
 }
 
 let n = 0
@@ -47,6 +49,7 @@ const REQUESTS: Record<Action, (f: ApiFixture) => Promise<InjectOptions>> = {
   'audit.read': async () => ({ url: '/v1/audit-events' }),
   'audit.export': async () => ({ url: '/v1/audit-events/export' }),
   'audit.verify': async () => ({ url: '/v1/audit-events/verify' }),
+  'invitations.manage': async () => ({ url: '/v1/invitations' }),
 }
 
 const member = (f: ApiFixture) => createUser(f.ownerUrl, f.acme.id, { email: `m${++n}@acme.example`, password: PASSWORD, role: 'member' })

@@ -12,7 +12,7 @@ import bcrypt from 'bcryptjs'
 import pg from 'pg'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { applyMigrations } from '../src/db/migrate.ts'
-import { freePort, withApiLogin } from './helper.ts'
+import { freePort, PRODUCTION_MAIL_ENV, withApiLogin } from './helper.ts'
 
 export const TENANT_HOST = 'acme.localhost'
 export const PASSWORD = 'resilience-password-1'
@@ -111,6 +111,7 @@ export function serverEnv (port: number, databaseUrl: string | undefined, extra:
     JWT_PRIVATE_KEYS: key,
     CSRF_SECRET: randomBytes(32).toString('hex'),
     API_KEY_SECRET: randomBytes(32).toString('hex'),
+    ...PRODUCTION_MAIL_ENV,
     BCRYPT_COST: '4',
     BCRYPT_WORKERS: '1',
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),

@@ -9,7 +9,7 @@ import t from 'tap'
 import { applyMigrations } from '../src/db/migrate.ts'
 import { adminQuery, adminUrl, databaseUrl } from './helper.ts'
 
-const TENANT_OWNED = ['api_keys', 'audit_events', 'projects', 'sessions', 'tasks', 'users'] // every table with a tenant_id (checked below: a new one must be added here)
+const TENANT_OWNED = ['api_keys', 'audit_events', 'invitations', 'password_reset_tokens', 'projects', 'sessions', 'tasks', 'users'] // every table with a tenant_id (checked below: a new one must be added here)
 
 /** A database created and migrated by a new non-superuser role; returns its URL as that role. */
 async function migratedByOwner (t: { teardown(fn: () => unknown): void }) {
@@ -63,6 +63,8 @@ t.test('RLS as the roles it is for: the owner is subject to policies (FORCE), sa
     await owner.query("INSERT INTO tasks (tenant_id, project_id, title) VALUES ($1, $2, 'T')", [tenant, project])
     await owner.query("INSERT INTO api_keys (tenant_id, name, prefix, key_hash, scopes, created_by) VALUES ($1, 'K', 'tk_live_000000000000', repeat('a', 64), '{projects:read}', $2)", [tenant, user])
     await owner.query("INSERT INTO audit_events (tenant_id, action, actor_type) VALUES ($1, 'project.created', 'system')", [tenant])
+    await owner.query("INSERT INTO invitations (tenant_id, email, token_hash, expires_at) VALUES ($1, 'b@x.example', 'h', now() + interval '1 day')", [tenant])
+    await owner.query("INSERT INTO password_reset_tokens (id, tenant_id, user_id, token_hash, expires_at) VALUES (gen_random_uuid(), $1, $2, 'h', now() + interval '1 day')", [tenant, user])
     ids[slug] = tenant
   }
   const count = async (table: string) => Number((await owner.query(`SELECT count(*) FROM ${table}`)).rows[0].count)

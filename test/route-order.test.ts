@@ -8,7 +8,11 @@ import { assertError, buildApi } from './api-helper.ts'
 type Operation = { security?: unknown[], responses: Record<string, unknown> }
 
 /** Tenant-host routes anyone may call (shared/API.md "Authentication"). */
-const PUBLIC_ON_TENANT = ['POST /v1/auth/login', 'POST /v1/auth/refresh', 'GET /.well-known/jwks.json', 'GET /healthz', 'GET /readyz']
+const PUBLIC_ON_TENANT = [
+  'POST /v1/auth/login', 'POST /v1/auth/refresh', 'GET /.well-known/jwks.json', 'GET /healthz', 'GET /readyz',
+  // "Invitations and password reset": the emailed link's token is the credential.
+  'POST /v1/invitations/accept', 'POST /v1/auth/password-reset', 'POST /v1/auth/password-reset/confirm',
+]
 /** Routes a signed-in member may call (shared/API.md "Resources"). */
 const MEMBER_ALLOWED = [
   'POST /v1/auth/logout', 'GET /v1/me', 'PATCH /v1/me', 'POST /v1/me/password', 'GET /v1/tenant',
@@ -21,6 +25,7 @@ const MEMBER_FORBIDDEN = [
   'GET /v1/users', 'POST /v1/users', 'GET /v1/users/{id}', 'PATCH /v1/users/{id}', 'DELETE /v1/users/{id}', 'PATCH /v1/tenant',
   'GET /v1/api-keys', 'POST /v1/api-keys', 'DELETE /v1/api-keys/{id}',
   'GET /v1/audit-events', 'GET /v1/audit-events/export', 'GET /v1/audit-events/verify',
+  'GET /v1/invitations', 'POST /v1/invitations', 'DELETE /v1/invitations/{id}',
 ]
 /** Platform-host routes (never on a tenant host). */
 const PLATFORM = ['POST /v1/tenants', 'GET /v1/admin/tenants', 'PATCH /v1/admin/tenants/{slug}']

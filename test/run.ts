@@ -13,6 +13,8 @@ import path from 'node:path'
 import { DEFAULT_API_LOGIN, ensureApiLogin, withLogin } from '../src/db/api-login.ts'
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { applyMigrations } from '../src/db/migrate.ts'
+import { JOB_SCHEMA } from '../src/jobs/runner.ts'
+import PgBoss from 'pg-boss'
 import { adminQuery, databaseUrl, freePort } from './helper.ts'
 
 const TEMPLATE = `tenant_api_template_${process.pid}`
@@ -31,6 +33,11 @@ try {
   const appUrl = new URL(process.env.TEST_APP_DATABASE_URL ?? withLogin(adminUrl, DEFAULT_API_LOGIN, 'saas-api-test-password'))
   await ensureApiLogin(adminUrl, decodeURIComponent(appUrl.username), decodeURIComponent(appUrl.password))
   const through = process.env.TEST_APP_DATABASE_URL ? `; the API's login through ${appUrl.host}` : ''
+  // pg-boss's schema too: every app a test builds starts the job runner, which then only checks
+  // the schema's version instead of creating it in each cloned database.
+  const boss = new PgBoss({ connectionString: databaseUrl(TEMPLATE, adminUrl), schema: JOB_SCHEMA, supervise: false, schedule: false })
+  await boss.start()
+  await boss.stop({ graceful: false, close: true })
   console.log(`# database server: ${embedded ? 'embedded PostgreSQL' : 'TEST_DATABASE_URL'}; template ${TEMPLATE}${through}`)
   exitCode = await new Promise<number>((resolve) => {
     const tap = spawn('npx', ['tap', ...process.argv.slice(2)], {

@@ -12,7 +12,7 @@ import path from 'node:path'
 import t from 'tap'
 import { checkTenancyInvariants } from '../src/db/tenancy-invariants.ts'
 import { applyMigrations } from '../src/db/migrate.ts'
-import { adminQuery, createTestDatabase, freePort, insertTenant, withApiLogin } from './helper.ts'
+import { adminQuery, createTestDatabase, freePort, insertTenant, PRODUCTION_MAIL_ENV, withApiLogin } from './helper.ts'
 
 // Real processes (npx prisma, npm run tenancy:check, five production servers): longer than tap's default.
 t.setTimeout(600_000)
@@ -59,6 +59,7 @@ const productionSecrets = {
   JWT_PRIVATE_KEYS: generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
   CSRF_SECRET: randomBytes(32).toString('hex'),
   API_KEY_SECRET: randomBytes(32).toString('hex'),
+  ...PRODUCTION_MAIL_ENV,
 }
 
 /** Starts `src/server.ts` with NODE_ENV=production on `url`; answers its first /readyz and its log. */

@@ -5,6 +5,7 @@
 // PostgreSQL catalog, and a tenant-owned table the generated client does not know (a forgotten
 // `npx prisma generate`) fails the test. A new model needs one FIXTURES line, and fails here until
 // it has one.
+import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { tablesUnknownToClient, tenantOwnedTables } from '../src/db/tenancy-invariants.ts'
 import { TenantScopeError, modelTables, tenantOwnedModels, tenantScope } from '../src/tenancy/scoped-client.ts'
@@ -30,6 +31,8 @@ const FIXTURES: Record<string, Fixture> = {
   ApiKey: { create: (n, p) => ({ name: `Key ${n}`, prefix: `tk_live_${String(n).padStart(12, '0')}`, keyHash: 'a'.repeat(64), scopes: ['projects:read'], createdBy: p.User }), update: { name: 'changed' } },
   // Append-only (app_make_append_only): updates and deletes are refused even within the tenant.
   AuditEvent: { create: (n) => ({ action: 'project.created', actorType: 'system', data: { n } }), update: { action: 'user.deleted' } },
+  Invitation: { create: (n) => ({ email: `invitee${n}@example.com`, role: 'member', tokenHash: `hash-${n}`, expiresAt: new Date(Date.now() + 3600_000) }), update: { role: 'admin' } },
+  PasswordResetToken: { create: (n, p) => ({ id: randomUUID(), userId: p.User, tokenHash: `hash-${n}`, expiresAt: new Date(Date.now() + 3600_000) }), update: { tokenHash: 'changed' } },
 }
 
 const lowerFirst = (s: string) => s[0]!.toLowerCase() + s.slice(1)

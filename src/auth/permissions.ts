@@ -32,6 +32,8 @@ export const PERMISSIONS = {
   'audit.read': managers,
   'audit.export': owners,
   'audit.verify': owners,
+  /** Invite people, list pending invitations, revoke them (inviting an owner also needs users.manageOwners; never granted to a key). */
+  'invitations.manage': managers,
 } as const satisfies Record<string, readonly Role[]>
 
 export type Action = keyof typeof PERMISSIONS

@@ -178,25 +178,40 @@ function mapRows (data: Args | Args[] | undefined, fn: (row: Args) => Args): Arg
 const lowerFirst = (s: string) => s[0]!.toLowerCase() + s.slice(1)
 
 /**
+ * Layer 1 as a function: `(model, operation, args)` → the arguments confined to `tenantId` (or the
+ * arguments unchanged when `filter` is false, after the same refusals). Throws TenantScopeError for a
+ * model that is not tenant data, for creating or deleting a tenant, and for anything naming another
+ * tenant. Used by the extension below and by src/jobs/tenant-transaction.ts (a transaction of the
+ * unscoped client that must stay as confined as a scoped one).
+ */
+export function tenantScoper (base: PrismaClient, tenantId: string) {
+  assertTenantId(tenantId)
+  const owned = new Set(tenantOwnedModels(base))
+  const relations = relationMap(base)
+  const fields = fieldMap(base)
+  return (model: string, operation: string, args: Args | undefined, filter = true): Args => {
+    const key = owned.has(model) ? TENANT_KEY : model === 'Tenant' ? 'id' : undefined
+    if (key === undefined) throw new TenantScopeError(`${model} is not tenant data`)
+    if (model === 'Tenant' && (CREATE_OPERATIONS.has(operation) || operation.startsWith('delete') || operation === 'upsert')) {
+      throw new TenantScopeError('tenants are created and deleted by platform code only')
+    }
+    return filter ? scopeArgs(operation, args, { tenantId, model, key, relations, fields }) : (args as Args)
+  }
+}
+
+/**
  * The extension confining a client to one tenant (layer 1), and making it current for the
  * database (layer 2). `layers` lets tests take either layer away to prove the other one alone.
  */
 export function tenantScope (base: PrismaClient, tenantId: string, layers: { filter: boolean; rls: boolean } = { filter: true, rls: true }) {
-  assertTenantId(tenantId)
-  const owned = new Set(tenantOwnedModels(base))
-  const relations = relationMap(base)
+  const scope = tenantScoper(base, tenantId)
   const fields = fieldMap(base)
   return Prisma.defineExtension({
     name: 'tenant-scope',
     query: {
       $allModels: {
         $allOperations ({ model, operation, args, query, ...rest }) {
-          const key = owned.has(model) ? TENANT_KEY : model === 'Tenant' ? 'id' : undefined
-          if (key === undefined) throw new TenantScopeError(`${model} is not tenant data`)
-          if (model === 'Tenant' && (CREATE_OPERATIONS.has(operation) || operation.startsWith('delete') || operation === 'upsert')) {
-            throw new TenantScopeError('tenants are created and deleted by platform code only')
-          }
-          const scoped = layers.filter ? scopeArgs(operation, args as Args, { tenantId, model, key, relations, fields }) : (args as Args)
+          const scoped = scope(model, operation, args as Args, layers.filter)
           // Prisma batches the findUnique calls of one tick into one query (across requests too),
           // which would run under the first caller's tenant: outside a transaction, they run as a
           // findFirst with the same where, which is never batched. Inside one, the transaction is

@@ -490,4 +490,32 @@ export const FAULTS: Fault[] = [
     tests: ['test/audit-coverage.test.ts'],
     grep: ['failed changes write no event'],
   },
+  // ── People: jobs, invitations, password reset ───────────────────────────────────────────────
+  {
+    name: 'people-job-tenant-context-dropped',
+    breaks: 'a job runs without its tenant set for the database: its raw SQL no longer sees its tenant (or, as the owner, sees every tenant)',
+    file: 'src/jobs/runner.ts',
+    find: 'await runAsTenant(tenantId, async () => {',
+    replace: 'await (async (fn: () => Promise<void>) => fn())(async () => {',
+    tests: ['test/jobs.test.ts'],
+    grep: ['runs as that tenant'],
+  },
+  {
+    name: 'people-invitation-accept-not-atomic',
+    breaks: 'of two concurrent accepts of one invitation both go on (the loser gets a 409 instead of the contract\'s 400)',
+    file: 'routes/invitations.ts',
+    find: '        if (consumed.count !== 1) throw unusableToken()\n',
+    replace: '',
+    tests: ['test/invitations.test.ts'],
+    grep: ['concurrent accepts'],
+  },
+  {
+    name: 'people-reset-keeps-sessions',
+    breaks: 'a completed password reset leaves the other sessions signed in',
+    file: 'routes/password-reset.ts',
+    find: '      await tx.session.updateMany({ where: { userId: found.userId, revokedAt: null }, data: { revokedAt: new Date() } })\n',
+    replace: '',
+    tests: ['test/password-reset.test.ts'],
+    grep: ['every session revoked'],
+  },
 ]

@@ -1,0 +1,84 @@
+// Password reset (tenant hosts): shared/API.md "Invitations and password reset".
+// The request answers 202 after enqueueing one job, whatever the email: no lookup, no branch, so
+// the answer and its timing say nothing about whether the account exists (OWASP Forgot Password
+// Cheat Sheet); the job (src/people/jobs.ts) does the work. Confirming consumes the token
+// atomically, sets the password and revokes every session of the user.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
+import Type from 'typebox'
+import { NoContent, responses } from '../src/api/schemas.ts'
+import { PASSWORD_RESET_JOB } from '../src/people/jobs.ts'
+import { linkAttemptsPerAddress, LinkToken, presentedTokenHash, unusableToken } from './invitations.ts'
+import { Email } from '../src/api/schemas.ts'
+import { auditContext, recordAuditEvent } from '../src/audit/audit-log.ts'
+import { tenantTransaction } from '../src/jobs/tenant-transaction.ts'
+
+const tags = ['auth']
+
+const RequestReset = Type.Object({ email: Email }, { additionalProperties: false })
+const ConfirmReset = Type.Object({
+  token: LinkToken,
+  password: Type.String({ description: 'at least PASSWORD_MIN_LENGTH characters, at most 72 bytes of UTF-8' }),
+}, { additionalProperties: false })
+
+const passwordResetRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { config } = app
+  // Per tenant + email (every request counts, known email or not: the count says nothing) and per
+  // client address; both through the shared limiter (Redis when configured, so across instances).
+  const perEmail = app.limits.create({
+    name: 'reset-email',
+    max: config.PASSWORD_RESET_MAX,
+    windowMs: config.PASSWORD_RESET_WINDOW_S * 1000,
+    key: (request: FastifyRequest) => `${request.tenantId}:${(request.body as { email: string }).email.toLowerCase()}`,
+  })
+  const requestsPerAddress = linkAttemptsPerAddress(app, 'reset-address')
+  const confirmsPerAddress = linkAttemptsPerAddress(app, 'reset-confirm-address')
+
+  app.post('/v1/auth/password-reset', {
+    onRequest: requestsPerAddress.enforce,
+    schema: { tags, summary: 'Ask for a password-reset email (202 whether or not the account exists)', body: RequestReset, response: responses({ 202: Type.Null({ description: 'Accepted: an email is on its way if the account exists (empty body)' }) }) },
+  }, async (request, reply) => {
+    await perEmail.enforce(request)
+    const tenantId = request.tenantId
+    const email = request.body.email.toLowerCase()
+    // The job and its event commit together. The event is written for every request, known email or
+    // not (the route must not branch on it: same work, same timing); actor system, no target, so the
+    // log does not reveal whether the account exists either.
+    await tenantTransaction(app.database, app.jobs, tenantId, async (tx, jobs) => {
+      await jobs.send(PASSWORD_RESET_JOB, { email })
+      await recordAuditEvent(tx, { ...auditContext(request, { type: 'system', id: null }), action: 'password_reset.requested', target: null, data: { email } })
+    })
+    return reply.code(202).send(undefined as never) // no body at all (null would serialize as "null")
+  })
+
+  app.post('/v1/auth/password-reset/confirm', {
+    onRequest: confirmsPerAddress.enforce,
+    schema: { tags, summary: 'Set a new password with the emailed token; signs out every session', body: ConfirmReset, response: responses({ 204: NoContent }) },
+  }, async (request, reply) => {
+    const { token, password } = request.body
+    const tokenHash = presentedTokenHash(token)
+    const usable = () => ({ tokenHash, usedAt: null, expiresAt: { gt: new Date() } })
+    const found = await request.db.passwordResetToken.findFirst({ where: usable(), select: { id: true, userId: true } })
+    if (!found) throw unusableToken()
+    const passwordHash = await app.passwords.hash(password)
+    const tenantId = request.tenantId
+    await request.db.$transaction(async (tx) => {
+      const consumed = await tx.passwordResetToken.updateMany({ where: { id: found.id, ...usable() }, data: { usedAt: new Date() } })
+      if (consumed.count !== 1) throw unusableToken()
+      // An inactive (or deleted) user cannot come back through a reset.
+      const changed = await tx.user.updateMany({ where: { id: found.userId, active: true }, data: { passwordHash, authVersion: { increment: 1 } } })
+      if (changed.count !== 1) throw unusableToken()
+      // Every other outstanding link of the user stops working too.
+      await tx.passwordResetToken.updateMany({ where: { userId: found.userId, usedAt: null }, data: { usedAt: new Date() } })
+      await tx.session.updateMany({ where: { userId: found.userId, revokedAt: null }, data: { revokedAt: new Date() } })
+      const user = { type: 'user' as const, id: found.userId }
+      await recordAuditEvent(tx, { ...auditContext(request, user), action: 'password_reset.completed', target: user })
+    })
+    // Sessions revoked in the transaction; this instance forgets cached state at once and every
+    // other instance is told (plugins/invalidation.ts), and authVersion moved, so a racing login fails too.
+    app.auth.userChanged(tenantId, found.userId)
+    return reply.code(204).send(null)
+  })
+}
+
+export default passwordResetRoutes

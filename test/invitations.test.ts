@@ -1,0 +1,158 @@
+// Invitations through the HTTP API, with the email read back from a real SMTP server.
+import t from 'tap'
+import { createUser, signIn } from './auth-helper.ts'
+import { adminQuery, build } from './helper.ts'
+import { buildWithMail, NEW_PASSWORD, PASSWORD, tokenOf } from './mail-helper.ts'
+
+async function setup (t: Parameters<typeof build>[0], env: Record<string, string> = {}) {
+  const built = await buildWithMail(t, env)
+  const { smtp, acmeId, globexId } = built
+  await createUser(built.ownerUrl, acmeId, { email: 'owner@acme.example', password: PASSWORD, role: 'owner', name: 'Olive' })
+  await createUser(built.ownerUrl, acmeId, { email: 'admin@acme.example', password: PASSWORD, role: 'admin', name: 'Adam' })
+  await createUser(built.ownerUrl, acmeId, { email: 'member@acme.example', password: PASSWORD, role: 'member', name: 'Mia' })
+  await createUser(built.ownerUrl, globexId, { email: 'owner@globex.example', password: PASSWORD, role: 'owner', name: 'Gus' })
+  const owner = await signIn(built.app, 'acme.localhost', 'owner@acme.example', PASSWORD)
+  const admin = await signIn(built.app, 'acme.localhost', 'admin@acme.example', PASSWORD)
+  const member = await signIn(built.app, 'acme.localhost', 'member@acme.example', PASSWORD)
+  const globexOwner = await signIn(built.app, 'globex.localhost', 'owner@globex.example', PASSWORD)
+  const as = (who: { accessToken: string } | null, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object, host = 'acme.localhost') =>
+    built.app.inject({ method, url, payload, headers: { host, ...(who ? { authorization: `Bearer ${who.accessToken}` } : {}) } })
+  return { ...built, smtp, acmeId, globexId, owner, admin, member, globexOwner, as }
+}
+
+t.test('invite → email on the tenant host → accept → signed in', async (t) => {
+  const { as, owner, smtp, app } = await setup(t)
+  const res = await as(owner, 'POST', '/v1/invitations', { email: 'New.Person@Example.com', role: 'admin' })
+  t.equal(res.statusCode, 201, res.body)
+  const invitation = res.json()
+  t.equal(invitation.email, 'new.person@example.com')
+  t.equal(invitation.role, 'admin')
+  t.ok(Math.abs(new Date(invitation.expiresAt).getTime() - Date.now() - 7 * 86400_000) < 60_000, 'expires in 7 days')
+  t.same(Object.keys(invitation).sort(), ['createdAt', 'email', 'expiresAt', 'id', 'role'])
+
+  const mail = await smtp.waitFor('new.person@example.com')
+  t.match(mail.subject, /Acme Inc\./)
+  t.match(mail.text, /Acme Inc\./)
+  t.match(mail.html, /Acme Inc\./)
+  const link = new URL(mail.link!)
+  t.equal(link.origin, 'https://acme.localhost', 'https, on the tenant\'s own host')
+  t.equal(link.pathname, '/accept-invitation')
+  const token = tokenOf(mail)
+  t.match(token, /^[A-Za-z0-9_-]{43}$/)
+  // The only secret in the message is the one-time token: no other long random string, no JWT.
+  t.same([...mail.text.matchAll(/[A-Za-z0-9_-]{32,}/g)].map((m) => m[0]), [token])
+  t.notMatch(mail.text + mail.html, /eyJ|\$2[aby]\$/)
+
+  const list = await as(owner, 'GET', '/v1/invitations')
+  t.equal(list.statusCode, 200)
+  t.same(list.json().data.map((i: { id: string }) => i.id), [invitation.id])
+
+  const accepted = await as(null, 'POST', '/v1/invitations/accept', { token, name: 'New Person', password: NEW_PASSWORD })
+  t.equal(accepted.statusCode, 201, accepted.body)
+  const body = accepted.json()
+  t.equal(body.tokenType, 'Bearer')
+  t.equal(body.user.email, 'new.person@example.com')
+  t.equal(body.user.role, 'admin')
+  t.ok(accepted.headers['set-cookie'], 'cookies set as on login')
+  const me = await app.inject({ method: 'GET', url: '/v1/me', headers: { host: 'acme.localhost', authorization: `Bearer ${body.accessToken}` } })
+  t.equal(me.json().name, 'New Person')
+  // The new password works for login.
+  await signIn(app, 'acme.localhost', 'new.person@example.com', NEW_PASSWORD)
+  // Used: the same link is a 400, and the invitation is no longer pending.
+  const again = await as(null, 'POST', '/v1/invitations/accept', { token, name: 'Again', password: NEW_PASSWORD })
+  t.equal(again.statusCode, 400)
+  t.equal(again.json().error.code, 'BAD_REQUEST')
+  t.same((await as(owner, 'GET', '/v1/invitations')).json().data, [])
+})
+
+t.test('who may invite, and conflicts', async (t) => {
+  const { as, owner, admin, member } = await setup(t)
+  t.equal((await as(member, 'POST', '/v1/invitations', { email: 'x@example.com', role: 'member' })).statusCode, 403)
+  t.equal((await as(member, 'GET', '/v1/invitations')).statusCode, 403)
+  t.equal((await as(admin, 'POST', '/v1/invitations', { email: 'x@example.com', role: 'owner' })).statusCode, 403, 'only an owner invites an owner')
+  t.equal((await as(owner, 'POST', '/v1/invitations', { email: 'x@example.com', role: 'owner' })).statusCode, 201)
+  t.equal((await as(admin, 'POST', '/v1/invitations', { email: 'y@example.com', role: 'member' })).statusCode, 201)
+  const taken = await as(admin, 'POST', '/v1/invitations', { email: 'MEMBER@acme.example', role: 'member' })
+  t.equal(taken.statusCode, 409)
+  t.equal(taken.json().error.code, 'CONFLICT')
+  t.equal((await as(null, 'POST', '/v1/invitations', { email: 'z@example.com', role: 'member' })).statusCode, 401)
+  const bad = await as(owner, 'POST', '/v1/invitations', { email: 'not-an-email', role: 'member' })
+  t.equal(bad.statusCode, 400)
+  t.equal((await as(owner, 'POST', '/v1/invitations', { email: 'a@example.com', role: 'root' })).statusCode, 400)
+  t.equal((await as(owner, 'POST', '/v1/invitations', { email: 'a@example.com', role: 'member', extra: 1 })).statusCode, 400)
+})
+
+t.test('unusable tokens: unknown, revoked, expired, other tenant, wrong purpose — one 400', async (t) => {
+  const { as, owner, globexOwner, smtp, ownerUrl, app } = await setup(t)
+  const invite = async (email: string, who = owner, host = 'acme.localhost') => {
+    const after = smtp.messages.length
+    const res = await as(who, 'POST', '/v1/invitations', { email, role: 'member' }, host)
+    t.equal(res.statusCode, 201, res.body)
+    return { id: res.json().id as string, token: tokenOf(await smtp.waitFor(email, { after })) }
+  }
+  const accept = (token: string, host = 'acme.localhost') => as(null, 'POST', '/v1/invitations/accept', { token, name: 'Someone', password: NEW_PASSWORD }, host)
+  const expectUnusable = async (token: string, what: string, host?: string) => {
+    const res = await accept(token, host)
+    t.equal(res.statusCode, 400, what)
+    t.same(res.json().error.message, 'This link is invalid or has expired', what)
+    t.equal(res.json().error.code, 'BAD_REQUEST', what)
+  }
+  await expectUnusable('A'.repeat(43), 'unknown token')
+  await expectUnusable('short', 'malformed token')
+
+  const revoked = await invite('revoked@example.com')
+  t.equal((await as(owner, 'DELETE', `/v1/invitations/${revoked.id}`)).statusCode, 204)
+  await expectUnusable(revoked.token, 'revoked')
+  t.equal((await as(owner, 'DELETE', `/v1/invitations/${revoked.id}`)).statusCode, 204, 'revoking twice is fine')
+  t.equal((await as(owner, 'DELETE', '/v1/invitations/00000000-0000-4000-8000-000000000000')).statusCode, 404)
+
+  const expired = await invite('expired@example.com')
+  await adminQuery(ownerUrl, "UPDATE invitations SET expires_at = now() - interval '1 second' WHERE id = $1", [expired.id])
+  await expectUnusable(expired.token, 'expired')
+
+  const ofGlobex = await invite('someone@globex.example', globexOwner, 'globex.localhost')
+  await expectUnusable(ofGlobex.token, 'another tenant\'s token on acme\'s host')
+  t.equal((await as(owner, 'DELETE', `/v1/invitations/${ofGlobex.id}`)).statusCode, 404, 'another tenant\'s invitation is not found')
+  t.equal((await accept(ofGlobex.token, 'globex.localhost')).statusCode, 201, 'it still works on its own host')
+
+  // A password-reset token is not an invitation token.
+  const requested = await as(null, 'POST', '/v1/auth/password-reset', { email: 'member@acme.example' })
+  t.equal(requested.statusCode, 202, requested.body)
+  const resetToken = tokenOf(await smtp.waitFor('member@acme.example'))
+  await expectUnusable(resetToken, 'a reset token at the invitation route')
+  // …and the reverse.
+  const pendingInvite = await invite('pending@example.com')
+  const wrong = await as(null, 'POST', '/v1/auth/password-reset/confirm', { token: pendingInvite.token, password: NEW_PASSWORD })
+  t.equal(wrong.statusCode, 400, 'an invitation token at the reset route')
+  // A new invitation to the same address replaces the pending one.
+  const replaced = await invite('pending@example.com')
+  await expectUnusable(pendingInvite.token, 'replaced by a newer invitation')
+  t.equal((await accept(replaced.token)).statusCode, 201)
+  // Nothing was stored in clear: no token in the tables.
+  const { rows } = await adminQuery(ownerUrl, 'SELECT token_hash FROM invitations')
+  t.notOk(rows.some((r) => r.token_hash === replaced.token), 'only hashes are stored')
+  await app.close()
+})
+
+t.test('two concurrent accepts of one invitation: one wins, the other is 400', async (t) => {
+  const { as, owner, smtp, ownerUrl } = await setup(t)
+  t.equal((await as(owner, 'POST', '/v1/invitations', { email: 'race@example.com', role: 'member' })).statusCode, 201)
+  const token = tokenOf(await smtp.waitFor('race@example.com'))
+  const results = await Promise.all(Array.from({ length: 6 }, (_, i) => as(null, 'POST', '/v1/invitations/accept', { token, name: `Racer ${i}`, password: NEW_PASSWORD })))
+  const codes = results.map((r) => r.statusCode).sort()
+  t.same(codes, [201, 400, 400, 400, 400, 400], codes.join(','))
+  const { rows } = await adminQuery(ownerUrl, "SELECT count(*)::int AS n FROM users WHERE email = 'race@example.com'")
+  t.equal(rows[0]!.n, 1)
+})
+
+t.test('accepting for an email that became a user meanwhile is a 409, and the link stays usable for nobody else', async (t) => {
+  const { as, owner, smtp, ownerUrl, acmeId } = await setup(t)
+  t.equal((await as(owner, 'POST', '/v1/invitations', { email: 'late@example.com', role: 'member' })).statusCode, 201)
+  const token = tokenOf(await smtp.waitFor('late@example.com'))
+  await createUser(ownerUrl, acmeId, { email: 'late@example.com', password: PASSWORD, role: 'member' })
+  const res = await as(null, 'POST', '/v1/invitations/accept', { token, name: 'Late', password: NEW_PASSWORD })
+  t.equal(res.statusCode, 409)
+  const weak = await as(null, 'POST', '/v1/invitations/accept', { token, name: 'Late', password: 'short' })
+  t.equal(weak.statusCode, 400)
+  t.equal(weak.json().error.code, 'VALIDATION_FAILED', 'the signup password rules apply')
+})

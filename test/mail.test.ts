@@ -1,0 +1,72 @@
+// Email configuration: production refuses to start without SMTP_URL while invitations or reset are
+// on; development without SMTP_URL writes each message to DATA_DIR/outbox (and the log).
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { simpleParser } from 'mailparser'
+import t from 'tap'
+import { ConfigError, loadConfig } from '../src/config.ts'
+import { Mailer } from '../src/mail/mailer.ts'
+import { invitationMail } from '../src/mail/templates.ts'
+import { startSmtp } from './mail-helper.ts'
+
+const production = {
+  NODE_ENV: 'production',
+  DATABASE_URL: 'postgresql://u@127.0.0.1/db',
+  APP_DATABASE_URL: 'postgresql://api@127.0.0.1/db',
+  JWT_PRIVATE_KEYS: 'k',
+  CSRF_SECRET: 'x'.repeat(32),
+  API_KEY_SECRET: 'y'.repeat(32),
+}
+const mail = { SMTP_URL: 'smtp://mail.example.com:587', MAIL_FROM: 'Acme <no-reply@acme.example>' }
+const refusal = (env: Record<string, string>) => { try { loadConfig(env); return '' } catch (e) { return (e as Error).message } }
+
+t.test('production without SMTP_URL refuses to start while invitations or reset are enabled', async (t) => {
+  t.throws(() => loadConfig(production), ConfigError)
+  t.throws(() => loadConfig({ ...production, MAIL_FROM: mail.MAIL_FROM }), /SMTP_URL/)
+  t.throws(() => loadConfig({ ...production, MAIL_FROM: mail.MAIL_FROM, INVITATIONS_ENABLED: 'false' }), /SMTP_URL/, 'reset alone needs it too')
+  t.throws(() => loadConfig({ ...production, MAIL_FROM: mail.MAIL_FROM, PASSWORD_RESET_ENABLED: 'false' }), /SMTP_URL/, 'invitations alone need it too')
+  t.doesNotThrow(() => loadConfig({ ...production, INVITATIONS_ENABLED: 'false', PASSWORD_RESET_ENABLED: 'false' }), 'both off: no email, nothing required')
+  t.doesNotThrow(() => loadConfig({ ...production, ...mail }))
+  t.throws(() => loadConfig({ ...production, SMTP_URL: mail.SMTP_URL }), /MAIL_FROM/, 'the From address is required too')
+  t.throws(() => loadConfig({ ...production, ...mail, PUBLIC_URL_SCHEME: 'http' }), /PUBLIC_URL_SCHEME/, 'links with one-time tokens over http are refused')
+  t.throws(() => loadConfig({ ...production, ...mail, SMTP_URL: 'http://nope' }), /SMTP_URL: /, 'a URL is named, not echoed')
+  t.notMatch(refusal({ ...production, ...mail, SMTP_URL: 'http://user:secret@x' }), /secret/, 'a malformed SMTP_URL\'s password is not echoed')
+  t.notMatch(refusal({ ...production, SMTP_URL: 'smtp://user:secret@mail.example.com' }), /secret/, 'nor a valid one in another refusal')
+})
+
+t.test('development without SMTP_URL: the message goes to DATA_DIR/outbox and the log', async (t) => {
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'outbox-'))
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }))
+  const logged: string[] = []
+  const config = loadConfig({ NODE_ENV: 'development', DATA_DIR: dataDir })
+  const mailer = new Mailer(config, { info: (_f, m) => logged.push(m) })
+  t.equal(mailer.destination, path.join(dataDir, 'outbox'))
+  const mail = invitationMail({ tenantName: 'Acme <Inc>', role: 'admin', link: 'http://acme.localhost:3000/accept-invitation?token=abc', expiresAt: new Date('2030-01-01T00:00:00Z') })
+  await mailer.send({ to: 'x@example.com', ...mail, messageId: '<m1@acme.localhost>' })
+  const files = await readdir(path.join(dataDir, 'outbox'))
+  t.equal(files.length, 1)
+  const eml = await simpleParser(await readFile(path.join(dataDir, 'outbox', files[0]!)))
+  t.equal(eml.to && !Array.isArray(eml.to) ? eml.to.text : '', 'x@example.com')
+  t.match(eml.text, /accept-invitation\?token=abc/)
+  t.match(String(eml.html), /Acme &lt;Inc&gt;/, 'the tenant name is escaped in the HTML part')
+  t.match(logged.join('\n'), /accept-invitation\?token=abc/, 'the link is in the development log')
+})
+
+t.test('SMTP round trip: from, to, subject, text and HTML arrive', async (t) => {
+  const smtp = await startSmtp(t)
+  const config = loadConfig({ NODE_ENV: 'test', SMTP_URL: smtp.url, MAIL_FROM: 'Acme <no-reply@acme.example>' })
+  const mailer = new Mailer(config, { info () {} })
+  t.teardown(() => mailer.close())
+  const mail = invitationMail({ tenantName: 'Acme', role: 'member', link: 'https://acme.example.com/accept-invitation?token=t0k', expiresAt: new Date('2030-01-01T00:00:00Z') })
+  await mailer.send({ to: 'bob@example.com', ...mail, messageId: '<m2@acme.example.com>' })
+  const received = await smtp.waitFor('bob@example.com')
+  t.equal(received.subject, 'You are invited to Acme')
+  t.same(received.raw.from?.value, [{ address: 'no-reply@acme.example', name: 'Acme' }], 'MAIL_FROM')
+  t.equal(received.messageId, '<m2@acme.example.com>')
+  t.equal(received.link, 'https://acme.example.com/accept-invitation?token=t0k')
+  t.match(received.html, /href="https:\/\/acme.example.com\/accept-invitation\?token=t0k"/)
+  // A server that refuses is an error the job sees (and retries).
+  smtp.failTemporarily(true)
+  await t.rejects(mailer.send({ to: 'bob@example.com', ...mail, messageId: '<m3@acme.example.com>' }))
+})

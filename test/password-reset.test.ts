@@ -1,0 +1,101 @@
+// Password reset through the HTTP API, with the email read back from a real SMTP server.
+import t from 'tap'
+import { createUser, signIn } from './auth-helper.ts'
+import { adminQuery, build } from './helper.ts'
+import { buildWithMail, NEW_PASSWORD, PASSWORD, tokenOf } from './mail-helper.ts'
+
+async function setup (t: Parameters<typeof build>[0], env: Record<string, string> = {}) {
+  const built = await buildWithMail(t, env)
+  const { smtp, acmeId, globexId } = built
+  const alice = await createUser(built.ownerUrl, acmeId, { email: 'alice@example.com', password: PASSWORD, role: 'member', name: 'Alice' })
+  await createUser(built.ownerUrl, globexId, { email: 'alice@example.com', password: 'globex alice password', role: 'member', name: 'Alice G' })
+  await createUser(built.ownerUrl, acmeId, { email: 'gone@example.com', password: PASSWORD, role: 'member', active: false })
+  const post = (url: string, payload: object, host = 'acme.localhost', headers: Record<string, string> = {}) =>
+    built.app.inject({ method: 'POST', url, payload, headers: { host, ...headers } })
+  return { ...built, smtp, acmeId, globexId, alice, post }
+}
+
+t.test('reset: 202, email with a link on the tenant host, new password, every session revoked', async (t) => {
+  const { app, smtp, post } = await setup(t)
+  const sessionA = await signIn(app, 'acme.localhost', 'alice@example.com', PASSWORD)
+  const sessionB = await signIn(app, 'acme.localhost', 'alice@example.com', PASSWORD)
+  const res = await post('/v1/auth/password-reset', { email: 'ALICE@example.com' })
+  t.equal(res.statusCode, 202, res.body)
+  t.equal(res.body, '')
+  const mail = await smtp.waitFor('alice@example.com')
+  t.match(mail.subject, /Reset your Acme Inc\. password/)
+  const link = new URL(mail.link!)
+  t.equal(link.origin, 'https://acme.localhost')
+  t.equal(link.pathname, '/reset-password')
+  const token = tokenOf(mail)
+  t.same([...mail.text.matchAll(/[A-Za-z0-9_-]{32,}/g)].map((m) => m[0]), [token], 'no secret but the token')
+
+  const weak = await post('/v1/auth/password-reset/confirm', { token, password: 'short' })
+  t.equal(weak.statusCode, 400)
+  t.equal(weak.json().error.code, 'VALIDATION_FAILED', 'the signup rules; the token is not spent')
+  const done = await post('/v1/auth/password-reset/confirm', { token, password: NEW_PASSWORD })
+  t.equal(done.statusCode, 204, done.body)
+  for (const session of [sessionA, sessionB]) {
+    const me = await app.inject({ method: 'GET', url: '/v1/me', headers: { host: 'acme.localhost', authorization: `Bearer ${session.accessToken}` } })
+    t.equal(me.statusCode, 401, 'access token of an old session refused')
+    const refresh = await post('/v1/auth/refresh', { refreshToken: session.refreshToken })
+    t.equal(refresh.statusCode, 401, 'refresh token of an old session refused')
+  }
+  t.equal((await post('/v1/auth/login', { email: 'alice@example.com', password: PASSWORD })).statusCode, 401, 'old password refused')
+  await signIn(app, 'acme.localhost', 'alice@example.com', NEW_PASSWORD)
+  await signIn(app, 'globex.localhost', 'alice@example.com', 'globex alice password') // the same email in another tenant is untouched
+  const reused = await post('/v1/auth/password-reset/confirm', { token, password: 'yet another long passphrase' })
+  t.equal(reused.statusCode, 400, 'used token')
+  t.equal(reused.json().error.code, 'BAD_REQUEST')
+})
+
+t.test('enumeration-safe: unknown, inactive and known emails get the same answer; only the known one gets mail', async (t) => {
+  const { smtp, post, ownerUrl } = await setup(t)
+  const answers = []
+  for (const email of ['nobody@example.com', 'gone@example.com', 'alice@example.com']) {
+    const res = await post('/v1/auth/password-reset', { email })
+    answers.push({ status: res.statusCode, body: res.body, type: res.headers['content-type'] ?? null })
+  }
+  t.same(answers[0], answers[2])
+  t.same(answers[1], answers[2])
+  await smtp.waitFor('alice@example.com')
+  // Every job has run when the jobs table shows none pending.
+  for (let i = 0; i < 100; i++) {
+    const { rows } = await adminQuery(ownerUrl, "SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'email-password-reset' AND state <> 'completed'")
+    if (rows[0]!.n === 0) break
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  t.same(smtp.messages.map((m) => m.to), ['alice@example.com'], 'no email for unknown or inactive users')
+})
+
+t.test('expired, other-tenant and wrong tokens are one 400', async (t) => {
+  const { smtp, post, ownerUrl } = await setup(t)
+  t.equal((await post('/v1/auth/password-reset', { email: 'alice@example.com' }, 'globex.localhost')).statusCode, 202)
+  const globexToken = tokenOf(await smtp.waitFor('alice@example.com'))
+  const onAcme = await post('/v1/auth/password-reset/confirm', { token: globexToken, password: NEW_PASSWORD })
+  t.equal(onAcme.statusCode, 400, 'a globex token on acme\'s host')
+  t.equal(onAcme.json().error.code, 'BAD_REQUEST')
+  t.equal((await post('/v1/auth/password-reset', { email: 'alice@example.com' })).statusCode, 202)
+  const acmeToken = tokenOf(await smtp.waitFor('alice@example.com', { after: 1 }))
+  await adminQuery(ownerUrl, "UPDATE password_reset_tokens SET expires_at = now() - interval '1 second'")
+  const expired = await post('/v1/auth/password-reset/confirm', { token: acmeToken, password: NEW_PASSWORD })
+  t.equal(expired.statusCode, 400, 'expired')
+  t.equal(expired.json().error.message, onAcme.json().error.message, 'the same answer')
+  t.equal((await post('/v1/auth/password-reset/confirm', { token: 'x'.repeat(43), password: NEW_PASSWORD })).statusCode, 400, 'unknown')
+  t.equal((await post('/v1/auth/password-reset/confirm', { token: '', password: NEW_PASSWORD })).statusCode, 400, 'empty')
+})
+
+t.test('rate limits: per tenant + email, and per address', async (t) => {
+  const { post } = await setup(t, { PASSWORD_RESET_MAX: '2', PASSWORD_RESET_PER_IP_PER_MIN: '5' })
+  const codes = []
+  for (let i = 0; i < 3; i++) codes.push((await post('/v1/auth/password-reset', { email: 'target@example.com' })).statusCode)
+  t.same(codes, [202, 202, 429], 'the third request for one email is limited')
+  const limited = await post('/v1/auth/password-reset', { email: 'target@example.com' })
+  t.equal(limited.json().error.code, 'RATE_LIMITED')
+  t.ok(Number(limited.headers['retry-after']) > 0, 'Retry-After')
+  t.equal((await post('/v1/auth/password-reset', { email: 'target@example.com' }, 'globex.localhost')).statusCode, 202, 'another tenant counts apart')
+  // The address limit (5 a minute) catches a spray of different emails.
+  const spray = []
+  for (let i = 0; i < 3; i++) spray.push((await post('/v1/auth/password-reset', { email: `other${i}@example.com` })).statusCode)
+  t.equal(spray.at(-1), 429, spray.join(','))
+})
