@@ -478,8 +478,8 @@ export const FAULTS: Fault[] = [
     file: MIGRATION_AUDIT,
     find: "  EXECUTE format('REVOKE UPDATE, DELETE, TRUNCATE ON %s FROM saas_app', target);\n",
     replace: "  EXECUTE format('REVOKE TRUNCATE ON %s FROM saas_app', target);\n",
-    tests: ['test/audit-chain.test.ts'],
-    grep: ['never update or delete'],
+    tests: ['test/audit-chain.test.ts', 'test/tenancy-invariants.test.ts'],
+    grep: ['never update or delete|the migrated schema follows every tenancy rule'],
   },
   {
     name: 'audit-event-without-change',
