@@ -277,7 +277,10 @@ export class JobRunner {
     client.on('error', () => {})
     await client.connect()
     try {
-      await client.query(`GRANT USAGE ON SCHEMA ${JOB_SCHEMA} TO ${APP_ROLE};
+      // One statement list = one implicit transaction; the advisory lock serializes instances that
+      // start together (concurrent GRANTs on one table can fail with "tuple concurrently updated").
+      await client.query(`SELECT pg_advisory_xact_lock(hashtext('tenant-api: job queue grants'));
+        GRANT USAGE ON SCHEMA ${JOB_SCHEMA} TO ${APP_ROLE};
         GRANT SELECT ON ${JOB_SCHEMA}.queue TO ${APP_ROLE};
         GRANT INSERT, SELECT (id) ON ${JOB_SCHEMA}.job TO ${APP_ROLE};`)
     } finally {

@@ -1,5 +1,6 @@
-// The background jobs of invitations and password reset: the invitation email and the password-reset email. Both are
-// tenant jobs (src/jobs/runner.ts): they run inside their tenant, through its scoped client.
+// The background jobs of invitations and password reset: the invitation email and the
+// password-reset email. Both are tenant jobs (src/jobs/runner.ts): they run inside their tenant,
+// through its scoped client.
 //
 // Idempotent: a job delivered twice (a retry after a crash, a redelivery after a lost worker) sends
 // one email. The row records `emailSentAt` once SMTP accepted the message, and the link's token is
