@@ -740,11 +740,16 @@ async function main () {
   }
 
   // --- Prisma only: the scoped Prisma query with RLS on, without tenant/auth plugins.
-  if (wanted('prisma-only')) {
-    const prismaOnly = await startServer('prisma-only', 'bench/prisma-only-server.ts', port(2), apiEnv(largeUrl, 'on'))
+  // The same, with named prepared statements off (DB_PREPARED_STATEMENTS=off), side by side.
+  for (const [name, description, extra] of [
+    ['prisma-only', 'scoped Prisma list, RLS on (no tenant/auth plugins)', {}],
+    ['prisma-only-unnamed', 'the same, DB_PREPARED_STATEMENTS=off', { DB_PREPARED_STATEMENTS: 'off' }],
+  ] as const) {
+    if (!wanted(name)) continue
+    const prismaOnly = await startServer(name, 'bench/prisma-only-server.ts', port(2), { ...apiEnv(largeUrl, 'on'), ...extra })
     startMs[prismaOnly.name] = prismaOnly.startMs
     const nextId = rotate(largeIds)
-    await scenario('prisma-only', 'scoped Prisma list, RLS on (no tenant/auth plugins)', prismaOnly, { path: '/projects', headers: () => ({ 'x-tenant-id': nextId() }) })
+    await scenario(name, description, prismaOnly, { path: '/projects', headers: () => ({ 'x-tenant-id': nextId() }) })
     await stopServer(prismaOnly)
   }
 
@@ -978,6 +983,8 @@ function report (ctx: {
     const gen = closed.map((r) => r.genCpuPct)
     console.log(`INFO  load generator (autocannon, in this process) used ${fmt(Math.min(...gen), 0)}–${fmt(Math.max(...gen), 0)} % of one core in the closed-loop runs (column gen cpu %): that much of the ${ctx.machine.cores} cores was not the servers'`)
   }
+  const unnamed = by('prisma-only-unnamed')
+  if (prismaOnly && unnamed) console.log(`INFO  named prepared statements: prisma-only ${fmt(prismaOnly.rps, 0)} req/s, cpu ms/req server ${fmt(prismaOnly.cpuMsPerReq, 3)} + db ${fmt(prismaOnly.dbCpuMsPerReq, 3)} vs unnamed ${fmt(unnamed.rps, 0)} req/s, ${fmt(unnamed.cpuMsPerReq, 3)} + ${fmt(unnamed.dbCpuMsPerReq, 3)}`)
   if (profileSummary) {
     const p = profileSummary
     console.log(`PROF  list route under --cpu-prof (${p.file}): ${fmt(p.totalMs, 0)} ms of CPU in the measured run, by origin: ${p.packages.map((x) => `${x.name} ${fmt(x.pct, 1)} %`).join(', ')}`)

@@ -8,8 +8,9 @@ import { PrismaClient } from '../generated/prisma/client.ts'
 import { scopedClient, type ScopedClient } from '../tenancy/scoped-client.ts'
 import { APP_ROLE, embeddedApiLogin } from './api-login.ts'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.ts'
+import { isTransactionPooler } from './direct-connection.ts'
 import { applyMigrations } from './migrate.ts'
-import { DatabaseAvailability, ResilientPool, TenantAwarePool } from './tenant-aware-pool.ts'
+import { DatabaseAvailability, ResilientPool, statementName, TenantAwarePool } from './tenant-aware-pool.ts'
 
 export { APP_ROLE } from './api-login.ts'
 export const EMBEDDED_DATABASE_NAME = 'app'
@@ -57,7 +58,8 @@ export async function openDatabase (config: Config, options: OpenDatabaseOptions
     }
     // The embedded database gets the API's own login (member of saas_app), as production has.
     const appUrl = config.rlsEnabled && !config.APP_DATABASE_URL && embedded ? await embeddedApiLogin(embeddedDirectory(config), ownerUrl) : undefined
-    return createDatabase(config, ownerUrl, embedded, { appUrl })
+    const preparedStatements = await usePreparedStatements(config, appUrl ?? config.APP_DATABASE_URL ?? ownerUrl, log)
+    return createDatabase(config, ownerUrl, embedded, { appUrl, preparedStatements })
   } catch (error) {
     await embedded?.stop()
     throw error
@@ -70,24 +72,41 @@ export interface QueryEvent {
   params: string
 }
 
+/**
+ * Whether the pool names its statements (DB_PREPARED_STATEMENTS): `on`/`off` as configured; `auto`
+ * asks the database the API connects to whether it is a transaction pooler (two connections, one
+ * after the other, served by one PostgreSQL session: src/db/direct-connection.ts), where named
+ * statements would be looked for on another session than the one that parsed them (PgBouncer
+ * < 1.21). A database that cannot be asked (not up yet) gets them off: the safe side.
+ */
+export async function usePreparedStatements (config: Pick<Config, 'DB_PREPARED_STATEMENTS'>, url: string, log: (message: string) => void = () => {}): Promise<boolean> {
+  if (config.DB_PREPARED_STATEMENTS !== 'auto') return config.DB_PREPARED_STATEMENTS === 'on'
+  const pooled = await isTransactionPooler(url).catch(() => undefined)
+  if (pooled) log('named prepared statements off: the API\'s login leads to a transaction pooler (set DB_PREPARED_STATEMENTS=on for PgBouncer >= 1.21 with max_prepared_statements)')
+  return pooled === false
+}
+
 export interface CreateDatabaseOptions {
   /** The API's login (defaults to APP_DATABASE_URL; see createPool for neither). */
   appUrl?: string
   /** Called with every statement Prisma sends (tests capture the app's own SQL to EXPLAIN it); off by default. */
   onQuery?: (event: QueryEvent) => void
+  /** Named prepared statements (see usePreparedStatements); defaults to DB_PREPARED_STATEMENTS === 'on'. */
+  preparedStatements?: boolean
 }
 
 export function createDatabase (config: Config, ownerUrl: string, embedded?: EmbeddedPostgres, options: CreateDatabaseOptions = {}): Database {
   const availability = new DatabaseAvailability()
   const apiUrl = options.appUrl ?? config.APP_DATABASE_URL
-  const pool = createPool(config, ownerUrl, apiUrl, availability)
+  const preparedStatements = options.preparedStatements ?? config.DB_PREPARED_STATEMENTS === 'on'
+  const pool = createPool(config, ownerUrl, apiUrl, availability, preparedStatements)
   const readinessPool = createReadinessPool(config, ownerUrl, apiUrl, availability)
   let probe: Promise<boolean> | undefined
   let closing: Promise<void> | undefined
   // An interactive transaction waits for its connection as long as any query does (Prisma's own
   // default, 2 s, would be a second, unrelated bound).
   const platformDb = new PrismaClient({
-    adapter: new PrismaPg(pool),
+    adapter: new PrismaPg(pool, preparedStatements ? { statementNameGenerator: statementName } : {}),
     transactionOptions: { maxWait: config.DB_ACQUIRE_TIMEOUT_MS },
     ...(options.onQuery ? { log: [{ emit: 'event' as const, level: 'query' as const }] } : {}),
   })
@@ -141,7 +160,7 @@ async function endPool (pool: pg.Pool, graceMs = 2000): Promise<void> {
   clearTimeout(timer)
 }
 
-function createPool (config: Config, ownerUrl: string, appUrl: string | undefined, availability: DatabaseAvailability): pg.Pool {
+function createPool (config: Config, ownerUrl: string, appUrl: string | undefined, availability: DatabaseAvailability, preparedStatements: boolean): pg.Pool {
   // No bound is a startup parameter (PgBouncer in transaction mode refuses those): the statement
   // timeout rides with each transaction's first statement; the others are client-side.
   const poolConfig = {
@@ -155,6 +174,7 @@ function createPool (config: Config, ownerUrl: string, appUrl: string | undefine
     keepAliveInitialDelayMillis: config.DB_KEEPALIVE_DELAY_MS,
     idleTimeoutMillis: 30_000,
     availability,
+    preparedStatements,
   }
   // With RLS on, the API's own login (a member of saas_app) sends no startup parameter, so a pooler
   // (PgBouncer refuses `options`) passes it unchanged. Only without one — outside production, on the
