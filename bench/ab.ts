@@ -6,7 +6,7 @@
 //
 // Clients: plain `pg` (named statement, the tables' owner: bench/baseline-server.ts's query);
 // Prisma scoped to the tenant with RLS on, with and without named prepared statements; Prisma with
-// RLS off (the owner). Uses the database `npm run bench` seeded (.data/bench): run that once first.
+// RLS off (the owner); Prisma's base client without the scoped client's extension. Uses the database `npm run bench` seeded (.data/bench): run that once first.
 //
 // Environment: AB_ROUNDS=6 AB_OPS=400 (queries per block) AB_CONCURRENCY=16 BENCH_DATA_DIR BENCH_PG_PORT
 import { randomBytes } from 'node:crypto'
@@ -18,6 +18,7 @@ import { loadConfig } from '../src/config.ts'
 import { DEFAULT_API_LOGIN, ensureApiLogin, withLogin } from '../src/db/api-login.ts'
 import { createDatabase, EMBEDDED_DATABASE_NAME, type Database } from '../src/db/database.ts'
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
+import { runAsTenant } from '../src/tenancy/tenant-context.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const num = (name: string, fallback: number) => Number(process.env[name] || fallback)
@@ -77,6 +78,8 @@ async function main () {
       ['prisma, RLS on, named', listWith(named)],
       ['prisma, RLS on, unnamed', listWith(unnamed)],
       ['prisma, RLS off, named', listWith(off)],
+      // Without the scoped client's extension: the same query on the base client, tenant set by hand.
+      ['prisma unscoped, RLS on, named', (id) => runAsTenant(id, () => named.platformDb.project.findMany({ where: { tenantId: id }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], take: 20, select }))],
     ]
     const samples = new Map(variants.map(([name]) => [name, { app: [] as number[], db: [] as number[], wall: [] as number[] }]))
     const block = async (run: (id: string) => Promise<unknown>, count: number) => {
@@ -106,10 +109,10 @@ async function main () {
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
     const base = samples.get('plain pg')!
     console.log(`${rounds} rounds × ${ops} queries per client, ${concurrency} at a time, interleaved; load average ${os1()}; ${info!.v.split(' ').slice(0, 2).join(' ')}`)
-    console.log('client                       app cpu µs/query  db cpu µs/query  wall µs/query  app cpu vs plain pg')
+    console.log('client                          app cpu µs/query  db cpu µs/query  wall µs/query  app cpu vs plain pg')
     for (const [name] of variants) {
       const s = samples.get(name)!
-      console.log(`${name.padEnd(28)} ${(1000 * median(s.app)).toFixed(0).padStart(16)} ${(1000 * median(s.db)).toFixed(0).padStart(16)} ${(1000 * median(s.wall)).toFixed(0).padStart(14)} ${(median(s.app) / median(base.app)).toFixed(2).padStart(20)}×`)
+      console.log(`${name.padEnd(31)} ${(1000 * median(s.app)).toFixed(0).padStart(16)} ${(1000 * median(s.db)).toFixed(0).padStart(16)} ${(1000 * median(s.wall)).toFixed(0).padStart(14)} ${(median(s.app) / median(base.app)).toFixed(2).padStart(20)}×`)
     }
     await Promise.all([named.close(), unnamed.close(), off.close()])
   } finally {
