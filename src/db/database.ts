@@ -74,16 +74,31 @@ export interface QueryEvent {
 
 /**
  * Whether the pool names its statements (DB_PREPARED_STATEMENTS): `on`/`off` as configured; `auto`
- * asks the database the API connects to whether it is a transaction pooler (two connections, one
- * after the other, served by one PostgreSQL session: src/db/direct-connection.ts), where named
- * statements would be looked for on another session than the one that parsed them (PgBouncer
- * < 1.21). A database that cannot be asked (not up yet) gets them off: the safe side.
+ * turns them on only when the API's URL leads straight to PostgreSQL: the server listens on the
+ * URL's port (a pooler or proxy usually listens on another: PgBouncer on 6432), and two connections
+ * one after the other are not served by one PostgreSQL session (a transaction pooler's sign:
+ * src/db/direct-connection.ts). Behind a transaction pooler named statements would be looked for
+ * on another session than the one that parsed them (PgBouncer < 1.21). Anything unsure — another
+ * port, a database that cannot be asked yet — gets them off: the safe side.
  */
 export async function usePreparedStatements (config: Pick<Config, 'DB_PREPARED_STATEMENTS'>, url: string, log: (message: string) => void = () => {}): Promise<boolean> {
   if (config.DB_PREPARED_STATEMENTS !== 'auto') return config.DB_PREPARED_STATEMENTS === 'on'
-  const pooled = await isTransactionPooler(url).catch(() => undefined)
-  if (pooled) log('named prepared statements off: the API\'s login leads to a transaction pooler (set DB_PREPARED_STATEMENTS=on for PgBouncer >= 1.21 with max_prepared_statements)')
-  return pooled === false
+  const direct = await Promise.all([servesItsOwnPort(url), isTransactionPooler(url)]).then(([ownPort, pooled]) => ownPort && !pooled, () => undefined)
+  if (direct === false) log('named prepared statements off: the API\'s login may lead to a pooler (set DB_PREPARED_STATEMENTS=on for PgBouncer >= 1.21 with max_prepared_statements, or for a proxy that keeps sessions)')
+  return direct === true
+}
+
+/** True when the PostgreSQL server answering `url` listens on the URL's port itself (no proxy or pooler on another port in between). */
+async function servesItsOwnPort (url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url })
+  client.on('error', () => {}) // a connection dying meanwhile rejects the query instead of ending the process
+  try {
+    await client.connect()
+    const { rows } = await client.query<{ port: string }>('SELECT current_setting(\'port\') AS port')
+    return rows[0]!.port === (new URL(url).port || '5432')
+  } finally {
+    await client.end().catch(() => {})
+  }
 }
 
 export interface CreateDatabaseOptions {
