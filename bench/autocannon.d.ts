@@ -31,6 +31,8 @@ declare module 'autocannon' {
     p90: number
     p97_5: number
     p99: number
+    /** 99.9th percentile (autocannon reports it for latency). */
+    p99_9?: number
     total?: number
   }
   export interface Result {

@@ -4,11 +4,13 @@
 // Started by bench/run.ts with the same environment as the API (DATABASE_URL, RLS, DB_POOL_MAX…).
 import Fastify from 'fastify'
 import { loadConfig } from '../src/config.ts'
-import { createDatabase } from '../src/db/database.ts'
+import { createDatabase, usePreparedStatements } from '../src/db/database.ts'
 
 const config = loadConfig()
 if (!config.DATABASE_URL) throw new Error('DATABASE_URL is required')
-const database = createDatabase(config, config.DATABASE_URL)
+// Named prepared statements as the API decides them (DB_PREPARED_STATEMENTS).
+const preparedStatements = await usePreparedStatements(config, config.APP_DATABASE_URL ?? config.DATABASE_URL)
+const database = createDatabase(config, config.DATABASE_URL, undefined, { preparedStatements })
 const projectFields = { id: true, name: true, description: true, createdAt: true, updatedAt: true } as const
 
 const app = Fastify({ logger: false })

@@ -6,7 +6,7 @@ import pg from 'pg'
 import { buildApp, type App } from '../src/app.ts'
 import { DEFAULT_API_LOGIN, ensureApiLogin, withLogin } from '../src/db/api-login.ts'
 import { loadConfig, type Config } from '../src/config.ts'
-import { createDatabase, type Database, type QueryEvent } from '../src/db/database.ts'
+import { createDatabase, usePreparedStatements, type Database, type QueryEvent } from '../src/db/database.ts'
 
 type Tap = { teardown(fn: () => unknown): void }
 
@@ -109,10 +109,16 @@ export interface Built {
   ownerUrl: string
 }
 
+/** DB_PREPARED_STATEMENTS as the server decides it at start (auto: asks the API login's server). */
+function preparedStatementsOf (config: Config, ownerUrl: string): Promise<boolean> {
+  return usePreparedStatements(config, config.APP_DATABASE_URL ?? ownerUrl)
+}
+
 /** A fresh database and the app's clients over it (no app), closed when the test ends. */
 export async function openTestDatabase (t: Tap, env: Record<string, string> = {}): Promise<{ ownerUrl: string; database: Database }> {
   const ownerUrl = await createTestDatabase(t)
-  const database = createDatabase(testConfig(ownerUrl, env), ownerUrl)
+  const config = testConfig(ownerUrl, env)
+  const database = createDatabase(config, ownerUrl, undefined, { preparedStatements: await preparedStatementsOf(config, ownerUrl) })
   t.teardown(() => database.close())
   return { ownerUrl, database }
 }
@@ -131,7 +137,7 @@ export interface BuildOptions {
 export async function build (t: Tap, options: BuildOptions = {}): Promise<Built> {
   const url = options.url ?? (await createTestDatabase(t))
   const config = testConfig(url, options.env)
-  const database = createDatabase(config, url, undefined, { onQuery: options.onQuery })
+  const database = createDatabase(config, url, undefined, { onQuery: options.onQuery, preparedStatements: await preparedStatementsOf(config, url) })
   const app = await buildApp({ config, database, logStream: options.logStream })
   t.teardown(() => app.close())
   await app.ready()

@@ -9,8 +9,9 @@ import { PrismaClient } from '../generated/prisma/client.ts'
 import { scopedClient, type ScopedClient } from '../tenancy/scoped-client.ts'
 import { APP_ROLE, embeddedApiLogin } from './api-login.ts'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.ts'
+import { isTransactionPooler } from './direct-connection.ts'
 import { applyMigrations } from './migrate.ts'
-import { DatabaseAvailability, ResilientPool, TenantAwarePool } from './tenant-aware-pool.ts'
+import { DatabaseAvailability, ResilientPool, statementName, TenantAwarePool } from './tenant-aware-pool.ts'
 
 export { APP_ROLE } from './api-login.ts'
 export const EMBEDDED_DATABASE_NAME = 'app'
@@ -64,7 +65,8 @@ export async function openDatabase (config: Config, options: OpenDatabaseOptions
     }
     // The embedded database gets the API's own login (member of saas_app), as production has.
     const appUrl = config.rlsEnabled && !config.APP_DATABASE_URL && embedded ? await embeddedApiLogin(embeddedDirectory(config), ownerUrl) : undefined
-    return createDatabase(config, ownerUrl, embedded, { appUrl })
+    const preparedStatements = await usePreparedStatements(config, appUrl ?? config.APP_DATABASE_URL ?? ownerUrl, log)
+    return createDatabase(config, ownerUrl, embedded, { appUrl, preparedStatements })
   } catch (error) {
     await embedded?.stop()
     throw error
@@ -77,24 +79,56 @@ export interface QueryEvent {
   params: string
 }
 
+/**
+ * Whether the pool names its statements (DB_PREPARED_STATEMENTS): `on`/`off` as configured; `auto`
+ * turns them on only when the API's URL leads straight to PostgreSQL: the server listens on the
+ * URL's port (a pooler or proxy usually listens on another: PgBouncer on 6432), and two connections
+ * one after the other are not served by one PostgreSQL session (a transaction pooler's sign:
+ * src/db/direct-connection.ts). Behind a transaction pooler named statements would be looked for
+ * on another session than the one that parsed them (PgBouncer < 1.21). Anything unsure — another
+ * port, a database that cannot be asked yet — gets them off: the safe side.
+ */
+export async function usePreparedStatements (config: Pick<Config, 'DB_PREPARED_STATEMENTS'>, url: string, log: (message: string) => void = () => {}): Promise<boolean> {
+  if (config.DB_PREPARED_STATEMENTS !== 'auto') return config.DB_PREPARED_STATEMENTS === 'on'
+  const direct = await Promise.all([servesItsOwnPort(url), isTransactionPooler(url)]).then(([ownPort, pooled]) => ownPort && !pooled, () => undefined)
+  if (direct === false) log('named prepared statements off: the API\'s login may lead to a pooler (set DB_PREPARED_STATEMENTS=on for PgBouncer >= 1.21 with max_prepared_statements, or for a proxy that keeps sessions)')
+  return direct === true
+}
+
+/** True when the PostgreSQL server answering `url` listens on the URL's port itself (no proxy or pooler on another port in between). */
+async function servesItsOwnPort (url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url })
+  client.on('error', () => {}) // a connection dying meanwhile rejects the query instead of ending the process
+  try {
+    await client.connect()
+    const { rows } = await client.query<{ port: string }>('SELECT current_setting(\'port\') AS port')
+    return rows[0]!.port === (new URL(url).port || '5432')
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+
 export interface CreateDatabaseOptions {
   /** The API's login (defaults to APP_DATABASE_URL; see createPool for neither). */
   appUrl?: string
   /** Called with every statement Prisma sends (tests capture the app's own SQL to EXPLAIN it); off by default. */
   onQuery?: (event: QueryEvent) => void
+  /** Named prepared statements (see usePreparedStatements); defaults to DB_PREPARED_STATEMENTS === 'on'. */
+  preparedStatements?: boolean
 }
 
 export function createDatabase (config: Config, ownerUrl: string, embedded?: EmbeddedPostgres, options: CreateDatabaseOptions = {}): Database {
   const availability = new DatabaseAvailability()
   const apiUrl = options.appUrl ?? config.APP_DATABASE_URL
-  const pool = createPool(config, ownerUrl, apiUrl, availability)
+  const preparedStatements = options.preparedStatements ?? config.DB_PREPARED_STATEMENTS === 'on'
+  const pool = createPool(config, ownerUrl, apiUrl, availability, preparedStatements)
   const readinessPool = createReadinessPool(config, ownerUrl, apiUrl, availability)
   let probe: Promise<boolean> | undefined
   let closing: Promise<void> | undefined
   // An interactive transaction waits for its connection as long as any query does (Prisma's own
   // default, 2 s, would be a second, unrelated bound).
   const platformDb = new PrismaClient({
-    adapter: new PrismaPg(pool),
+    adapter: new PrismaPg(pool, preparedStatements ? { statementNameGenerator: statementName } : {}),
     transactionOptions: { maxWait: config.DB_ACQUIRE_TIMEOUT_MS },
     ...(options.onQuery ? { log: [{ emit: 'event' as const, level: 'query' as const }] } : {}),
   })
@@ -147,7 +181,7 @@ async function endPool (pool: pg.Pool, graceMs = 2000): Promise<void> {
   clearTimeout(timer)
 }
 
-function createPool (config: Config, ownerUrl: string, appUrl: string | undefined, availability: DatabaseAvailability): pg.Pool {
+function createPool (config: Config, ownerUrl: string, appUrl: string | undefined, availability: DatabaseAvailability, preparedStatements: boolean): pg.Pool {
   // No bound is a startup parameter (PgBouncer in transaction mode refuses those): the statement
   // timeout rides with each transaction's first statement; the others are client-side.
   const poolConfig = {
@@ -161,6 +195,7 @@ function createPool (config: Config, ownerUrl: string, appUrl: string | undefine
     keepAliveInitialDelayMillis: config.DB_KEEPALIVE_DELAY_MS,
     idleTimeoutMillis: 30_000,
     availability,
+    preparedStatements,
   }
   // With RLS on, the API's own login (a member of saas_app) sends no startup parameter, so a pooler
   // (PgBouncer refuses `options`) passes it unchanged. Only without one — outside production, on the

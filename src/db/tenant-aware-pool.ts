@@ -20,6 +20,14 @@
 // The naive alternatives cost far more: Prisma's $transaction([set_config, query]) is 4 round trips
 // plus its transaction machinery (2.5–6x less throughput), BEGIN+set/query/COMMIT is 3. A session-
 // level SET is never used: a pooled connection would carry one tenant into the next request.
+//
+// Named prepared statements (option `preparedStatements`, config DB_PREPARED_STATEMENTS): the
+// prelude is parsed once per connection under a fixed name, and Prisma's statements are named
+// after their SQL (statementName, given to @prisma/adapter-pg), so that each connection parses
+// and plans a statement once and then only binds and executes it. A transaction pooler that
+// predates prepared-statement support (PgBouncer < 1.21, or max_prepared_statements = 0) hands
+// each transaction another server session, where the name is unknown: there they must stay off.
+import { createHash } from 'node:crypto'
 import pg from 'pg'
 import { currentTenantId } from '../tenancy/tenant-context.ts'
 
@@ -131,6 +139,8 @@ export interface ResilientPoolOptions extends pg.PoolConfig {
   /** Time to open a new connection (ms), TCP + TLS + authentication; defaults to connectionTimeoutMillis. */
   connectTimeoutMs?: number
   availability?: DatabaseAvailability
+  /** Parse the prelude once per connection under a name (see the top of this file); default false. */
+  preparedStatements?: boolean
 }
 
 interface Prelude {
@@ -138,7 +148,41 @@ interface Prelude {
   tenantId: string | undefined
 }
 
-function preludeSql (prelude: Prelude): { text: string; values: string[] } | undefined {
+interface PreludeSql {
+  text: string
+  values: string[]
+  /** The prepared statement's name on each connection, when prepared statements are on. */
+  name?: string
+}
+
+/** One name per prelude text (there are four at most: with or without each setting). */
+const preludeNames = new Map<string, string>()
+const preludeName = (text: string) => {
+  let name = preludeNames.get(text)
+  if (name === undefined) preludeNames.set(text, (name = `app_prelude_${preludeNames.size + 1}`))
+  return name
+}
+
+const statementNames = new Map<string, string>()
+const MAX_STATEMENT_NAMES = 5000
+
+/**
+ * The prepared statement name of a statement: `s` + the SHA-1 of its SQL (base64url), so that two
+ * texts never share a name (pg refuses a name reused for another text). For
+ * @prisma/adapter-pg's `statementNameGenerator`. The names are memoized (a bounded map, emptied
+ * when full: recomputing a hash is cheap, an unbounded map is not).
+ */
+export function statementName (query: { sql: string }): string {
+  let name = statementNames.get(query.sql)
+  if (name === undefined) {
+    if (statementNames.size >= MAX_STATEMENT_NAMES) statementNames.clear()
+    name = `s${createHash('sha1').update(query.sql).digest('base64url')}`
+    statementNames.set(query.sql, name)
+  }
+  return name
+}
+
+function preludeSql (prelude: Prelude, named: boolean): PreludeSql | undefined {
   const calls: string[] = []
   const values: string[] = []
   if (prelude.statementTimeoutMs > 0) {
@@ -149,38 +193,81 @@ function preludeSql (prelude: Prelude): { text: string; values: string[] } | und
     values.push(prelude.tenantId)
     calls.push(`set_config('app.tenant_id', $${values.length}, true)`)
   }
-  return calls.length ? { text: `SELECT ${calls.join(', ')}`, values } : undefined
+  if (!calls.length) return undefined
+  const text = `SELECT ${calls.join(', ')}`
+  return named ? { text, values, name: preludeName(text) } : { text, values }
 }
+
+type StatementCache = { parsedStatements: Record<string, string>; submittedNamedStatements: Record<string, string> }
 
 /**
  * A pg query preceded, in the same Sync, by set_config calls (tenant, statement_timeout). pg runs
  * every statement of an extended-protocol exchange before the Sync in one implicit transaction (or
  * inside the open one), so set_config(…, true) holds for the statement and ends with its transaction.
- * Relies on pg's Query hooks (prepare, handleDataRow, handleCommandComplete):
- * test/tenant-isolation.test.ts fails if they change.
+ * A named prelude is parsed on the first use per connection, then only bound and executed.
+ * Relies on pg's Query hooks (prepare, handleDataRow, handleCommandComplete, handleError) and its
+ * per-connection statement cache (parsedStatements): test/tenant-isolation.test.ts and
+ * test/prepared-statements.test.ts fail if they change.
  */
 class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, values?: unknown, callback?: unknown) => Record<string, any>) {
-  private inPrelude = true
-  constructor (config: pg.QueryConfig, private readonly prelude: { text: string; values: string[] }, callback: (err: Error | null, res: pg.QueryResult) => void) {
+  /** True from sending until the prelude's CommandComplete: the answers so far are the prelude's. */
+  private awaitingPrelude = false
+  /** True when this query sent the named prelude's Parse: its failure leaves the cache unsure. */
+  preludeParsedHere = false
+  /** The query's own statement name (pg's `name`), hidden while the prelude answers; see `name`. */
+  declare private statementName: string | undefined
+
+  constructor (config: pg.QueryConfig, private readonly prelude: PreludeSql, callback: (err: Error | null, res: pg.QueryResult) => void) {
     super({ ...config, queryMode: 'extended' } as pg.QueryConfig, undefined, callback)
   }
 
-  prepare (connection: Connection) {
-    connection.parse({ text: this.prelude.text, types: [] })
-    connection.bind({ values: this.prelude.values })
+  // pg's client marks `name` as parsed on the first ParseComplete it sees, which would be the
+  // prelude's: until the prelude has answered, the query has no name for the client.
+  get name (): string | undefined {
+    return this.awaitingPrelude ? undefined : this.statementName
+  }
+
+  set name (value: string | undefined) {
+    this.statementName = value
+  }
+
+  prepare (connection: Connection & StatementCache) {
+    const { text, values, name } = this.prelude
+    if (name === undefined || connection.parsedStatements[name] === undefined) {
+      connection.parse({ text, name, types: [] })
+      if (name !== undefined) {
+        connection.parsedStatements[name] = text
+        this.preludeParsedHere = true
+      }
+    }
+    connection.bind({ statement: name, values })
     connection.execute({ rows: 0 })
     super.prepare(connection)
+    this.awaitingPrelude = true
   }
 
   // The set_config statement answers one row and a CommandComplete before the real statement's
   // answer: they are not part of the caller's result.
   handleDataRow (message: unknown) {
-    if (!this.inPrelude) super.handleDataRow(message)
+    if (!this.awaitingPrelude) super.handleDataRow(message)
   }
 
   handleCommandComplete (message: unknown, connection: unknown) {
-    if (this.inPrelude) this.inPrelude = false
+    if (this.awaitingPrelude) this.awaitingPrelude = false
     else super.handleCommandComplete(message, connection)
+  }
+
+  /** True when the error came before the prelude finished (the caller then discards the connection if preludeParsedHere). */
+  failedInPrelude = false
+
+  handleError (error: Error, connection: StatementCache) {
+    if (this.awaitingPrelude) {
+      this.failedInPrelude = true
+      this.awaitingPrelude = false
+      // pg forgets a statement it submitted when its query fails, by name: the name was hidden.
+      if (this.statementName !== undefined) delete connection.submittedNamedStatements[this.statementName]
+    }
+    super.handleError(error, connection)
   }
 }
 
@@ -203,9 +290,10 @@ export class ResilientPool extends pg.Pool {
   readonly availability: DatabaseAvailability
   private readonly statementTimeoutMs: number
   private readonly queryTimeoutMs: number
+  private readonly preparedStatements: boolean
 
   constructor (options: ResilientPoolOptions) {
-    const { statementTimeoutMs, queryTimeoutMs, connectTimeoutMs, availability, ...poolOptions } = options
+    const { statementTimeoutMs, queryTimeoutMs, connectTimeoutMs, availability, preparedStatements = false, ...poolOptions } = options
     // pg-pool hands its options to each new Client: the Client's own connectionTimeoutMillis bounds
     // opening a connection, the pool's bounds the whole acquire (waiting for a free one included).
     const connectMs = connectTimeoutMs ?? poolOptions.connectionTimeoutMillis
@@ -217,6 +305,7 @@ export class ResilientPool extends pg.Pool {
     super({ keepAlive: true, ...poolOptions, Client: BoundedClient as unknown as typeof pg.Client })
     this.statementTimeoutMs = statementTimeoutMs
     this.queryTimeoutMs = queryTimeoutMs
+    this.preparedStatements = preparedStatements
     this.availability = availability ?? new DatabaseAvailability()
     // A listener for the client's whole life: pg-pool's own is removed while the client is checked
     // out, and an `error` event without a listener would end the process.
@@ -288,11 +377,18 @@ export class ResilientPool extends pg.Pool {
 
   /** Runs `config` on `client` after `prelude`, bounded by the client-side timeout. */
   private bounded (client: ArmedClient, prelude: Prelude, config: pg.QueryConfig): Promise<pg.QueryResult> {
-    const sql = preludeSql(prelude)
+    const sql = preludeSql(prelude, this.preparedStatements)
     const query = client.query as unknown as Query
     const run = sql
       ? new Promise<pg.QueryResult>((resolve, reject) => {
-        query.call(client, new PreludeQuery(config, sql, (error, result) => (error ? reject(error) : resolve(result))))
+        const prelude: PreludeQuery = new PreludeQuery(config, sql, (error, result) => {
+          if (!error) return resolve(result)
+          // The named prelude's Parse was sent and something failed before it answered: whether the
+          // statement exists on the server is unknown, so the connection is not reused.
+          if (prelude.failedInPrelude && prelude.preludeParsedHere) client.broken ??= error
+          reject(error)
+        })
+        query.call(client, prelude)
       })
       : query.call(client, config)
     return this.watch(client, run)

@@ -1,0 +1,72 @@
+// Named prepared statements (DB_PREPARED_STATEMENTS, src/db/tenant-aware-pool.ts): the pipelined
+// tenant prelude and the statement are parsed once per connection and keep working after errors;
+// `auto` turns them off behind a transaction pooler (PgBouncer < 1.21 loses them between
+// transactions: the CI's PgBouncer stage runs this file through PgBouncer 1.18).
+import t from 'tap'
+import { usePreparedStatements } from '../src/db/database.ts'
+import { isTransactionPooler } from '../src/db/direct-connection.ts'
+import { TenantAwarePool } from '../src/db/tenant-aware-pool.ts'
+import { runAsTenant } from '../src/tenancy/tenant-context.ts'
+import { buildApi } from './api-helper.ts'
+import { adminUrl, appDatabaseUrl, createTestDatabase } from './helper.ts'
+
+const TENANT_A = '0b1f6c1e-0000-4000-8000-00000000000a'
+const TENANT_B = '0b1f6c1e-0000-4000-8000-00000000000b'
+
+t.test('auto: on over a direct connection, off through a transaction pooler; on and off as configured', async (t) => {
+  t.equal(await usePreparedStatements({ DB_PREPARED_STATEMENTS: 'auto' }, adminUrl), true, 'PostgreSQL itself: on')
+  t.equal(await usePreparedStatements({ DB_PREPARED_STATEMENTS: 'on' }, adminUrl), true)
+  t.equal(await usePreparedStatements({ DB_PREPARED_STATEMENTS: 'off' }, adminUrl), false)
+  t.equal(await usePreparedStatements({ DB_PREPARED_STATEMENTS: 'auto' }, 'postgresql://nobody@127.0.0.1:1/none'), false, 'a database that cannot be asked: off')
+  const appUrl = appDatabaseUrl(await createTestDatabase(t))
+  if (appUrl && (await isTransactionPooler(appUrl))) {
+    t.equal(await usePreparedStatements({ DB_PREPARED_STATEMENTS: 'auto' }, appUrl), false, 'the suite\'s pooler: off')
+  }
+})
+
+t.test('a named prelude and statement on one connection: each call runs under its own tenant, errors leave the connection usable', async (t) => {
+  const ownerUrl = await createTestDatabase(t)
+  const pool = new TenantAwarePool({ connectionString: ownerUrl, max: 1, statementTimeoutMs: 5000, queryTimeoutMs: 30_000, preparedStatements: true })
+  t.teardown(() => pool.end())
+  const tenantOf = (tenantId: string, name = 'current_tenant') => runAsTenant(tenantId, () =>
+    pool.query({ name, text: 'SELECT current_setting(\'app.tenant_id\', true) AS tenant, current_setting(\'statement_timeout\') AS timeout' }))
+
+  for (const tenant of [TENANT_A, TENANT_B, TENANT_A, TENANT_B]) {
+    const { rows } = await tenantOf(tenant)
+    t.same(rows, [{ tenant, timeout: '5s' }], `the statement ran under ${tenant.slice(-1)} with the statement timeout`)
+  }
+  // Errors after the prelude: at parse (a statement that does not parse) and at execution.
+  await t.rejects(runAsTenant(TENANT_A, () => pool.query({ name: 'broken', text: 'SELEC 1' })), /syntax error/)
+  await t.rejects(runAsTenant(TENANT_A, () => pool.query({ name: 'divide', text: 'SELECT 1 / $1::int AS x', values: [0] })), /division by zero/)
+  t.same((await runAsTenant(TENANT_B, () => pool.query({ name: 'divide', text: 'SELECT 1 / $1::int AS x', values: [1] }))).rows, [{ x: 1 }], 'the statement that failed at execution runs again')
+  t.same((await tenantOf(TENANT_B)).rows[0].tenant, TENANT_B, 'the prelude still runs after the errors')
+
+  // Through a pooler (CI's PgBouncer stage) the connection below may be another session: the
+  // statements of the one connection are only checked on PostgreSQL itself.
+  if (await isTransactionPooler(ownerUrl)) return
+  const { rows } = await pool.query('SELECT name FROM pg_prepared_statements ORDER BY name')
+  const names = rows.map((r: { name: string }) => r.name)
+  t.ok(names.some((n: string) => n.startsWith('app_prelude_')), `the prelude is a prepared statement of the connection (${names.join(', ')})`)
+  t.ok(names.includes('current_tenant') && names.includes('divide'), 'so are the named statements')
+  t.notOk(names.includes('broken'), 'the statement that did not parse is not')
+})
+
+t.test('the API with prepared statements on: two tenants\' interleaved requests never see each other\'s rows', async (t) => {
+  const ownerUrl = await createTestDatabase(t)
+  const appUrl = appDatabaseUrl(ownerUrl)
+  const setting = appUrl && (await isTransactionPooler(appUrl)) ? 'off' : 'on' // PgBouncer 1.18 in CI
+  const api = await buildApi(t, { DB_PREPARED_STATEMENTS: setting }, { url: ownerUrl })
+  for (const tenant of [api.acme, api.globex]) {
+    for (let i = 0; i < 3; i++) {
+      t.equal((await tenant.call('member', { method: 'POST', url: '/v1/projects', payload: { name: `${tenant.slug} project ${i}` } })).statusCode, 201)
+    }
+  }
+  const list = async (i: number) => {
+    const tenant = i % 2 ? api.acme : api.globex
+    const other = i % 2 ? api.globex : api.acme
+    const res = await tenant.call('member', { method: 'GET', url: '/v1/projects?limit=100' })
+    return res.statusCode === 200 && !res.body.includes(other.slug) && (res.body.match(new RegExp(`${tenant.slug} project`, 'g')) ?? []).length === 3
+  }
+  const results = await Promise.all(Array.from({ length: 200 }, (_, i) => list(i)))
+  t.equal(results.filter((ok) => !ok).length, 0, `200 interleaved lists (prepared statements ${setting}): each its own 3 projects only`)
+})
