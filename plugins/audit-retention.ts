@@ -17,7 +17,7 @@ export default fp(
   async function auditRetention (app: FastifyInstance) {
     const { AUDIT_RETENTION_DAYS: days, AUDIT_PRUNE_INTERVAL_S: intervalS } = app.config
     const prune = async () => {
-      const removed = await pruneAuditEvents(app.platformDb, days)
+      const removed = await pruneAuditEvents(app.database.ownerUrl, days, new Date(), app.config.DB_CONNECT_TIMEOUT_MS)
       if (removed > 0) app.log.info({ removed, retentionDays: days }, 'audit events pruned')
       return removed
     }

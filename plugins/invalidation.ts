@@ -36,6 +36,7 @@ export default fp(
     channel.onResync(() => {
       auth.states.dropAll()
       tenants.forgetAll()
+      apiKeys.forgetAll() // a revocation missed while the channel was down must not outlive the reconnect
     })
     app.decorate('invalidation', channel)
     await channel.start()

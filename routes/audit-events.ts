@@ -30,7 +30,7 @@ const AuditQuery = Type.Object({
   since: Type.Optional(Type.Unsafe<string>({ ...TimestampInput, description: 'events at or after this instant' })),
   until: Type.Optional(Type.Unsafe<string>({ ...TimestampInput, description: 'events before this instant' })),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LIMIT, description: `1–${MAX_LIMIT}, default ${DEFAULT_LIMIT}` })),
-  cursor: Type.Optional(Type.String({ maxLength: 200, description: 'nextCursor of the previous page (opaque)' })),
+  cursor: Type.Optional(Type.String({ description: 'nextCursor of the previous page (opaque)' })),
 }, { additionalProperties: false })
 
 const Verified = Type.Object({

@@ -50,6 +50,7 @@ t.test('the API role can insert and read events, never update or delete them; th
   await t.rejects(asApi('TRUNCATE audit_events'), { code: '42501', message: /permission denied for table audit_events/ }, 'TRUNCATE as the API role: permission denied')
   await t.rejects(asApi('UPDATE tenants SET audit_seq = 0, audit_head_hash = \'x\' WHERE id = $1'), { code: '42501' }, 'the chain head cannot be rewritten by the API role')
   await t.rejects(asApi('SELECT audit_events_link()'), /permission denied|trigger functions can only be called as triggers/, 'the link function is not callable')
+  await t.rejects(asApi('SELECT audit_prune(\'infinity\')'), { code: '42501', message: /permission denied for function audit_prune/ }, 'retention is not the API role\'s: it cannot prune the log')
   // Second guard: the trigger refuses even the owner, who has every privilege.
   await t.rejects(adminQuery(f.ownerUrl, 'UPDATE audit_events SET action = \'user.deleted\' WHERE id = $1', [event!.id]), /append-only/)
   await t.rejects(adminQuery(f.ownerUrl, 'DELETE FROM audit_events WHERE id = $1', [event!.id]), /append-only/)
@@ -137,6 +138,7 @@ t.test('list: newest first, filters, keyset pagination, roles, another tenant\'s
   assertError(t, await list('?until=' + encodeURIComponent('10000-01-01T00:00:00Z')), 400, 'VALIDATION_FAILED')
   assertError(t, await list('?since=' + encodeURIComponent('2016-12-31T23:59:60Z')), 400, 'VALIDATION_FAILED')
   assertError(t, await list('?cursor=!!!'), 400, 'BAD_REQUEST')
+  assertError(t, await list(`?cursor=${'a'.repeat(300)}`), 400, 'BAD_REQUEST') // over-long: like every list's cursor
   assertError(t, await list('?unknown=1'), 400, 'VALIDATION_FAILED')
   assertError(t, await list('', 'member'), 403, 'FORBIDDEN')
   assertError(t, await f.acme.call(null, { url: '/v1/audit-events' }), 401, 'UNAUTHORIZED')
@@ -196,9 +198,9 @@ t.test('retention prunes old events, keeps the chain verifiable from the pruned 
   await new Promise((resolve) => setTimeout(resolve, 20))
   await createProjects(f, 2, 'new')
   const before = await acmeEvents(f)
-  t.equal(await pruneAuditEvents(f.database.platformDb, 0), 0, 'retention 0 = keep forever')
+  t.equal(await pruneAuditEvents(f.ownerUrl, 0), 0, 'retention 0 = keep forever')
   // Retention of one day, seen from one day after `middle`: everything before `middle` goes.
-  const removed = await pruneAuditEvents(f.database.platformDb, 1, new Date(middle.getTime() + 86_400_000))
+  const removed = await pruneAuditEvents(f.ownerUrl, 1, new Date(middle.getTime() + 86_400_000))
   const after = await acmeEvents(f)
   t.ok(removed >= 3, `${removed} pruned`)
   t.same(after.map((e) => e.action), ['project.created', 'project.created'], 'the newer events stay')

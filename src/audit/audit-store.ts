@@ -1,5 +1,6 @@
 // Reading the audit log: pages for the list route, batches for the export, the chain check, and
 // retention. Writing is src/audit/audit-log.ts.
+import pg from 'pg'
 import type { PrismaClient } from '../generated/prisma/client.ts'
 import type { ActorType, AuditAction } from './actions.ts'
 import type { ScopedClient } from '../tenancy/scoped-client.ts'
@@ -101,11 +102,20 @@ export async function verifyChain (platformDb: PrismaClient, tenantId: string): 
 /**
  * Retention: removes every tenant's events older than `retentionDays` days, keeping each chain
  * verifiable from its pruned head (SQL function audit_prune). Returns the number removed.
- * 0 days means "keep forever": nothing is removed.
+ * 0 days means "keep forever": nothing is removed. Runs as the tables' owner (`ownerUrl`, i.e.
+ * DATABASE_URL), on a connection of its own: the API's role may not execute audit_prune.
+ * @throws what pg throws when the database cannot be reached (connect bounded by `connectTimeoutMs`).
  */
-export async function pruneAuditEvents (platformDb: PrismaClient, retentionDays: number, now = new Date()): Promise<number> {
+export async function pruneAuditEvents (ownerUrl: string, retentionDays: number, now = new Date(), connectTimeoutMs = 5000): Promise<number> {
   if (retentionDays <= 0) return 0
   const cutoff = new Date(now.getTime() - retentionDays * 86_400_000)
-  const [row] = await platformDb.$queryRaw<{ removed: bigint }[]>`SELECT audit_prune(${cutoff}::timestamptz) AS removed`
-  return Number(row?.removed ?? 0)
+  const client = new pg.Client({ connectionString: ownerUrl, connectionTimeoutMillis: connectTimeoutMs })
+  client.on('error', () => {}) // a connection dying meanwhile rejects the query instead of ending the process
+  try {
+    await client.connect()
+    const { rows } = await client.query<{ removed: string }>('SELECT audit_prune($1::timestamptz) AS removed', [cutoff])
+    return Number(rows[0]?.removed ?? 0)
+  } finally {
+    await client.end().catch(() => {})
+  }
 }

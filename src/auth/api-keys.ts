@@ -129,6 +129,11 @@ export class ApiKeyService {
     this.entries.deleteWhere((entry) => entry.tenantId === tenantId && entry.row?.id === keyId)
   }
 
+  /** Forgets every cached key (the invalidation channel reconnected: messages may have been missed). */
+  forgetAll (): void {
+    this.entries.clear()
+  }
+
   /** Call after suspending or reactivating a tenant: its keys are looked up afresh. */
   tenantChanged (tenantId: string): void {
     this.entries.deleteWhere((entry) => entry.tenantId === tenantId)

@@ -88,16 +88,16 @@ export interface QueryEvent {
  * on another session than the one that parsed them (PgBouncer < 1.21). Anything unsure — another
  * port, a database that cannot be asked yet — gets them off: the safe side.
  */
-export async function usePreparedStatements (config: Pick<Config, 'DB_PREPARED_STATEMENTS'>, url: string, log: (message: string) => void = () => {}): Promise<boolean> {
+export async function usePreparedStatements (config: Pick<Config, 'DB_PREPARED_STATEMENTS'> & Partial<Pick<Config, 'DB_CONNECT_TIMEOUT_MS'>>, url: string, log: (message: string) => void = () => {}): Promise<boolean> {
   if (config.DB_PREPARED_STATEMENTS !== 'auto') return config.DB_PREPARED_STATEMENTS === 'on'
-  const direct = await Promise.all([servesItsOwnPort(url), isTransactionPooler(url)]).then(([ownPort, pooled]) => ownPort && !pooled, () => undefined)
+  const direct = await Promise.all([servesItsOwnPort(url, config.DB_CONNECT_TIMEOUT_MS ?? 0), isTransactionPooler(url, config.DB_CONNECT_TIMEOUT_MS ?? 0)]).then(([ownPort, pooled]) => ownPort && !pooled, () => undefined)
   if (direct === false) log('named prepared statements off: the API\'s login may lead to a pooler (set DB_PREPARED_STATEMENTS=on for PgBouncer >= 1.21 with max_prepared_statements, or for a proxy that keeps sessions)')
   return direct === true
 }
 
 /** True when the PostgreSQL server answering `url` listens on the URL's port itself (no proxy or pooler on another port in between). */
-async function servesItsOwnPort (url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url })
+async function servesItsOwnPort (url: string, connectTimeoutMs: number): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: connectTimeoutMs })
   client.on('error', () => {}) // a connection dying meanwhile rejects the query instead of ending the process
   try {
     await client.connect()

@@ -13,11 +13,12 @@ export const MIGRATION_LOCK_KEY = 72707369
  * connections, one after the other, are served by the same PostgreSQL backend (same
  * pg_backend_pid). Directly, two open connections never share a backend. A pooler hands an idle
  * server connection to the next client (PgBouncer reuses the most recently used one first).
+ * `connectTimeoutMs` bounds each connection attempt (0: pg's default, no bound).
  * @throws what pg throws when the server cannot be reached.
  */
-export async function isTransactionPooler (connectionString: string): Promise<boolean> {
-  const first = new pg.Client({ connectionString })
-  const second = new pg.Client({ connectionString })
+export async function isTransactionPooler (connectionString: string, connectTimeoutMs = 0): Promise<boolean> {
+  const first = new pg.Client({ connectionString, connectionTimeoutMillis: connectTimeoutMs })
+  const second = new pg.Client({ connectionString, connectionTimeoutMillis: connectTimeoutMs })
   // A connection dying meanwhile rejects the pending query; without a listener it would end the process.
   for (const client of [first, second]) client.on('error', () => {})
   try {

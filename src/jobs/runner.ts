@@ -8,7 +8,7 @@
 //   the job row is inserted by pg-boss's own SQL through that transaction (pg-boss's `db` option),
 //   so it exists if and only if the change that caused it commits.
 // - Retries with exponential backoff (JOB_RETRY_LIMIT, JOB_RETRY_DELAY_S); a job still failing is
-//   copied to the queue `dead-letters`, where an operator sees it (`GET /v1/admin/jobs/dead-letters`,
+//   copied to the queue `dead-letters`, where an operator sees it (`npm run worker -- --dead-letters`,
 //   or SQL on pgboss.job). A job running longer than JOB_EXPIRE_S (a worker killed mid-job) is
 //   retried: jobs are at least once, so handlers are idempotent (src/people/*).
 // - pg-boss runs as the tables' owner (DATABASE_URL): it creates and migrates its schema `pgboss`

@@ -138,8 +138,9 @@ CREATE TRIGGER audit_events_link BEFORE INSERT ON "audit_events" FOR EACH ROW EX
 
 -- Retention: removes, for every tenant, the events older than `cutoff` (a prefix of its chain, by
 -- seq) and stores the last removed event's seq and hash as the pruned head, from which the
--- remaining chain verifies. Returns the number of events removed. SECURITY DEFINER so that the API
--- role can run it without being able to delete anything else.
+-- remaining chain verifies. Returns the number of events removed. Only the tables' owner may run it
+-- (the retention timer connects with DATABASE_URL): the API's role could otherwise erase every
+-- tenant's log with a cutoff of its choosing and move the pruned heads so that verify still passes.
 CREATE FUNCTION audit_prune(cutoff timestamptz) RETURNS bigint
   LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public
   AS $$
@@ -167,7 +168,6 @@ CREATE FUNCTION audit_prune(cutoff timestamptz) RETURNS bigint
   END
   $$;
 REVOKE ALL ON FUNCTION audit_prune(timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION audit_prune(timestamptz) TO saas_app;
 
 -- Verification of one tenant's chain, in one pass over its events (by seq): the first event whose
 -- own hash, link to its predecessor (or to the pruned head) or sequence number is wrong, and whether
