@@ -29,7 +29,8 @@ export async function launchChromium (t: Tap, viewport = { width: 1200, height: 
     timeout: 20_000,
   })
   t.teardown(() => context.close())
-  context.setDefaultTimeout(8_000)
+  // Generous: CI runs the browser files beside the rest of the suite on 2 cores (a wait only ends early).
+  context.setDefaultTimeout(20_000)
   return context
 }
 
