@@ -184,7 +184,6 @@ function assertProductionReady (config: Config): void {
   if (!config.CSRF_SECRET) missing.push('CSRF_SECRET')
   if (config.rlsEnabled && !config.APP_DATABASE_URL) missing.push('APP_DATABASE_URL (the API\'s own login, a member of saas_app: README "Deploying")')
   if (!config.API_KEY_SECRET) missing.push('API_KEY_SECRET')
-  if (config.AUDIT === 'off') missing.push('AUDIT=on (AUDIT=off exists for benchmark comparisons only: the contract records every change)')
   // Invitation and reset links must reach people: no silent outbox in production, a From address
   // of the deployment's own domain (SPF/DKIM), and links that carry one-time tokens over https only.
   const emails = config.INVITATIONS_ENABLED || config.PASSWORD_RESET_ENABLED

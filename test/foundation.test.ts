@@ -110,12 +110,6 @@ t.test('production refuses to start on missing secrets', async (t) => {
   t.notMatch(server.output(), /nobody@/, 'the database URL is not echoed')
 })
 
-t.test('production refuses to start with the audit log off', async (t) => {
-  const server = startServer({ NODE_ENV: 'production', DATABASE_URL: 'postgresql://nobody@127.0.0.1:1/none', AUDIT: 'off' })
-  t.equal(await exited(server.child), 1)
-  t.match(server.output(), /NODE_ENV=production requires: .*AUDIT=on/)
-})
-
 t.test('the seed is idempotent, through the real `prisma db seed`', async (t) => {
   const url = await createTestDatabase(t)
   const seed = () =>
