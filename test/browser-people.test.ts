@@ -127,7 +127,10 @@ t.test('invitations, password reset and two tabs in Chromium', async (t) => {
       await Promise.all([tabA.getByRole('heading', { name: 'Acme Inc.' }).waitFor(), tabB.getByRole('heading', { name: 'Acme Inc.' }).waitFor()])
       tabA.off('response', onResponse)
       tabB.off('response', onResponse)
-      t.ok(refreshes.length >= 2 && refreshes.every((s) => s === 200), `round ${round}: both tabs refreshed, one after the other (${refreshes.join(',')})`)
+      // Usually both tabs refresh, one after the other (the Web Lock); a tab that loads after the other
+      // tab's refresh already has the new cookie and needs none. Either way no refresh is refused (a
+      // reused refresh token would be a 401 and revoke the session).
+      t.ok(refreshes.length >= 1 && refreshes.every((s) => s === 200), `round ${round}: every refresh succeeded, one after the other (${refreshes.join(',')})`)
       t.equal(await sessions(), 1, `round ${round}: the session is still alive`)
     }
     await tabA.getByPlaceholder('Project name').fill('Still signed in')
