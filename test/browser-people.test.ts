@@ -116,6 +116,9 @@ t.test('invitations, password reset and two tabs in Chromium', async (t) => {
     const sessions = async () => (await adminQuery(ownerUrl, "SELECT count(*)::int AS n FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.email = 'alice@acme.example' AND s.revoked_at IS NULL")).rows[0]!.n
     t.equal(await sessions(), 1)
     for (let round = 0; round < 3; round++) {
+      // Each tab finishes loading first (its panels' requests trail the heading): a reload that
+      // aborts a refresh in flight is another case (README "Authentication", known limit).
+      await Promise.all([tabA.waitForLoadState('networkidle'), tabB.waitForLoadState('networkidle')])
       // Both tabs' access tokens "expire" at once: the cookie is gone for both.
       const access = (await context.cookies(acmeUrl)).find((c) => c.name.endsWith('access'))!
       await context.clearCookies({ name: access.name })
