@@ -111,14 +111,17 @@ t.test('invitations, password reset and two tabs in Chromium', async (t) => {
   await t.test('two tabs, one session: access tokens expiring together do not sign the user out', async (t) => {
     const tabA = page // Alice, signed in above
     const tabB = await context.newPage()
+    // The page's last request: the invitations panel loads after the heading shows. Each round
+    // starts once both tabs got it, so no request of a previous load is still in flight when the
+    // cookie goes (a reload aborting a refresh in flight is another case: README "Authentication").
+    const loaded = (tab: Page) => tab.waitForResponse((r) => r.url().includes('/v1/invitations'))
+    const tabBLoaded = loaded(tabB)
     await tabB.goto(acmeUrl)
     await tabB.getByRole('heading', { name: 'Acme Inc.' }).waitFor()
+    await tabBLoaded
     const sessions = async () => (await adminQuery(ownerUrl, "SELECT count(*)::int AS n FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.email = 'alice@acme.example' AND s.revoked_at IS NULL")).rows[0]!.n
     t.equal(await sessions(), 1)
     for (let round = 0; round < 3; round++) {
-      // Each tab finishes loading first (its panels' requests trail the heading): a reload that
-      // aborts a refresh in flight is another case (README "Authentication", known limit).
-      await Promise.all([tabA.waitForLoadState('networkidle'), tabB.waitForLoadState('networkidle')])
       // Both tabs' access tokens "expire" at once: the cookie is gone for both.
       const access = (await context.cookies(acmeUrl)).find((c) => c.name.endsWith('access'))!
       await context.clearCookies({ name: access.name })
@@ -126,8 +129,10 @@ t.test('invitations, password reset and two tabs in Chromium', async (t) => {
       const onResponse = (r: { url(): string; status(): number }) => { if (r.url().endsWith('/v1/auth/refresh')) refreshes.push(r.status()) }
       tabA.on('response', onResponse)
       tabB.on('response', onResponse)
+      const bothLoaded = Promise.all([loaded(tabA), loaded(tabB)])
       await Promise.all([tabA.reload(), tabB.reload()])
       await Promise.all([tabA.getByRole('heading', { name: 'Acme Inc.' }).waitFor(), tabB.getByRole('heading', { name: 'Acme Inc.' }).waitFor()])
+      await bothLoaded
       tabA.off('response', onResponse)
       tabB.off('response', onResponse)
       // Usually both tabs refresh, one after the other (the Web Lock); a tab that loads after the other
