@@ -1,10 +1,10 @@
 // Reading the audit log: pages for the list route, batches for the export, the chain check, and
 // retention. Writing is src/audit/audit-log.ts.
-import pg from 'pg'
 import type { PrismaClient } from '../generated/prisma/client.ts'
 import type { ActorType, AuditAction } from './actions.ts'
 import type { ScopedClient } from '../tenancy/scoped-client.ts'
 import { runAsTenant } from '../tenancy/tenant-context.ts'
+import { withShortLivedClient } from '../db/short-lived-client.ts'
 
 /** The columns every reader selects. */
 export const auditEventFields = {
@@ -109,13 +109,7 @@ export async function verifyChain (platformDb: PrismaClient, tenantId: string): 
 export async function pruneAuditEvents (ownerUrl: string, retentionDays: number, now = new Date(), connectTimeoutMs = 5000): Promise<number> {
   if (retentionDays <= 0) return 0
   const cutoff = new Date(now.getTime() - retentionDays * 86_400_000)
-  const client = new pg.Client({ connectionString: ownerUrl, connectionTimeoutMillis: connectTimeoutMs })
-  client.on('error', () => {}) // a connection dying meanwhile rejects the query instead of ending the process
-  try {
-    await client.connect()
-    const { rows } = await client.query<{ removed: string }>('SELECT audit_prune($1::timestamptz) AS removed', [cutoff])
-    return Number(rows[0]?.removed ?? 0)
-  } finally {
-    await client.end().catch(() => {})
-  }
+  const { rows } = await withShortLivedClient(ownerUrl, (client) =>
+    client.query<{ removed: string }>('SELECT audit_prune($1::timestamptz) AS removed', [cutoff]), connectTimeoutMs)
+  return Number(rows[0]?.removed ?? 0)
 }

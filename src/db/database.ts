@@ -4,6 +4,7 @@ import path from 'node:path'
 import { PrismaPg } from '@prisma/adapter-pg'
 import { LRUCache } from 'lru-cache'
 import pg from 'pg'
+import { withShortLivedClient } from './short-lived-client.ts'
 import type { Config } from '../config.ts'
 import { PrismaClient } from '../generated/prisma/client.ts'
 import { scopedClient, type ScopedClient } from '../tenancy/scoped-client.ts'
@@ -97,15 +98,8 @@ export async function usePreparedStatements (config: Pick<Config, 'DB_PREPARED_S
 
 /** True when the PostgreSQL server answering `url` listens on the URL's port itself (no proxy or pooler on another port in between). */
 async function servesItsOwnPort (url: string, connectTimeoutMs: number): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: connectTimeoutMs })
-  client.on('error', () => {}) // a connection dying meanwhile rejects the query instead of ending the process
-  try {
-    await client.connect()
-    const { rows } = await client.query<{ port: string }>('SELECT current_setting(\'port\') AS port')
-    return rows[0]!.port === (new URL(url).port || '5432')
-  } finally {
-    await client.end().catch(() => {})
-  }
+  const { rows } = await withShortLivedClient(url, (client) => client.query<{ port: string }>('SELECT current_setting(\'port\') AS port'), connectTimeoutMs)
+  return rows[0]!.port === (new URL(url).port || '5432')
 }
 
 export interface CreateDatabaseOptions {

@@ -6,6 +6,7 @@
 // A table is tenant-owned when it has a column `tenant_id`. The rules (README "Add a
 // tenant-owned resource" says how to satisfy them; `SELECT app_make_tenant_owned('t')` does the first five):
 import pg from 'pg'
+import { withShortLivedClient } from './short-lived-client.ts'
 
 /** The role the API runs as (created by the migrations). */
 export const APP_ROLE = 'saas_app'
@@ -68,14 +69,7 @@ export async function tenantOwnedTables (db: Queryable): Promise<TenantTable[]> 
  */
 export async function checkTenancyInvariants (target: Queryable | string): Promise<Violation[]> {
   if (typeof target !== 'string') return collect(target)
-  const client = new pg.Client({ connectionString: target })
-  client.on('error', () => {}) // a connection dying mid-check rejects the query; it must not end the process
-  await client.connect()
-  try {
-    return await collect(client)
-  } finally {
-    await client.end().catch(() => {})
-  }
+  return await withShortLivedClient(target, collect)
 }
 
 async function collect (db: Queryable): Promise<Violation[]> {

@@ -18,7 +18,7 @@
 //   then stays `active` in the database and is handed to the next worker when it expires.
 // - Database outages: pg-boss reports errors as events (logged, rate-limited); the process keeps
 //   running and the workers resume polling when the database is back.
-import pg from 'pg'
+import { withShortLivedClient } from '../db/short-lived-client.ts'
 import PgBoss from 'pg-boss'
 import type { Config } from '../config.ts'
 import type { Database } from '../db/database.ts'
@@ -273,19 +273,12 @@ export class JobRunner {
    * other access to pg-boss's tables (job data of every tenant is there).
    */
   private async grantEnqueue (): Promise<void> {
-    const client = new pg.Client({ connectionString: this.database.ownerUrl })
-    client.on('error', () => {})
-    await client.connect()
-    try {
-      // One statement list = one implicit transaction; the advisory lock serializes instances that
-      // start together (concurrent GRANTs on one table can fail with "tuple concurrently updated").
-      await client.query(`SELECT pg_advisory_xact_lock(hashtext('tenant-api: job queue grants'));
-        GRANT USAGE ON SCHEMA ${JOB_SCHEMA} TO ${APP_ROLE};
-        GRANT SELECT ON ${JOB_SCHEMA}.queue TO ${APP_ROLE};
-        GRANT INSERT, SELECT (id) ON ${JOB_SCHEMA}.job TO ${APP_ROLE};`)
-    } finally {
-      await client.end().catch(() => {})
-    }
+    // One statement list = one implicit transaction; the advisory lock serializes instances that
+    // start together (concurrent GRANTs on one table can fail with "tuple concurrently updated").
+    await withShortLivedClient(this.database.ownerUrl, (client) => client.query(`SELECT pg_advisory_xact_lock(hashtext('tenant-api: job queue grants'));
+      GRANT USAGE ON SCHEMA ${JOB_SCHEMA} TO ${APP_ROLE};
+      GRANT SELECT ON ${JOB_SCHEMA}.queue TO ${APP_ROLE};
+      GRANT INSERT, SELECT (id) ON ${JOB_SCHEMA}.job TO ${APP_ROLE};`))
   }
 
   private async ensureQueue (name: string, options: Omit<PgBoss.Queue, 'name'> & { retentionMinutes?: number }) {

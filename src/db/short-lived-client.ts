@@ -1,0 +1,20 @@
+// One connection for one piece of work (start-up checks, grants, retention), closed afterwards.
+import pg from 'pg'
+
+/**
+ * Opens a pg client on `connectionString`, runs `work` with it and closes it, whatever happens.
+ * The client listens for `error` its whole life: a connection dying mid-work (the database
+ * restarting) rejects the pending query instead of ending the process. `connectTimeoutMs` bounds
+ * the connect (0: pg's default, unbounded).
+ * @throws what `connect` or `work` throws (the client is closed first).
+ */
+export async function withShortLivedClient<T> (connectionString: string, work: (client: pg.Client) => Promise<T>, connectTimeoutMs = 0): Promise<T> {
+  const client = new pg.Client({ connectionString, connectionTimeoutMillis: connectTimeoutMs })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    return await work(client)
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
