@@ -109,9 +109,17 @@ export interface Built {
   ownerUrl: string
 }
 
-/** DB_PREPARED_STATEMENTS as the server decides it at start (auto: asks the API login's server). */
+/**
+ * DB_PREPARED_STATEMENTS as the server decides it at start (auto: asks the API login's server).
+ * The answer depends on the server and login, not the database: asked once per test process.
+ */
+const preparedStatementsDecided = new Map<string, Promise<boolean>>()
 function preparedStatementsOf (config: Config, ownerUrl: string): Promise<boolean> {
-  return usePreparedStatements(config, config.APP_DATABASE_URL ?? ownerUrl)
+  const url = new URL(config.APP_DATABASE_URL ?? ownerUrl)
+  const key = `${config.DB_PREPARED_STATEMENTS} ${url.username}@${url.host}`
+  let decided = preparedStatementsDecided.get(key)
+  if (!decided) preparedStatementsDecided.set(key, decided = usePreparedStatements(config, url.toString()))
+  return decided
 }
 
 /** A fresh database and the app's clients over it (no app), closed when the test ends. */
