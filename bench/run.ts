@@ -27,7 +27,7 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import autocannon, { type Result } from 'autocannon'
+import autocannon from 'autocannon'
 import bcrypt from 'bcryptjs'
 import pg from 'pg'
 import { BENCH_PASSWORD, seedBench } from '../prisma/seed-data.ts'
@@ -36,6 +36,7 @@ import { DEFAULT_API_LOGIN, ensureApiLogin, withLogin } from '../src/db/api-logi
 import { EMBEDDED_DATABASE_NAME } from '../src/db/database.ts'
 import { ensureDatabase, startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { applyMigrations } from '../src/db/migrate.ts'
+import { openLoop, type LoadResult } from './open-loop.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const resultsDir = path.join(root, 'bench', 'results')
@@ -295,16 +296,17 @@ function sampleRss (pid: number) {
 type RequestSpec = { method?: string; path: string; headers: () => Record<string, string>; body?: string }
 
 /**
- * `rate` (req/s over all connections) makes it open-loop: autocannon sends on a fixed schedule
- * whatever the answers' latency, so a slow answer is not hidden by the client waiting for it.
+ * Closed loop (autocannon: each connection sends its next request when the last is answered), or,
+ * with `rate` (req/s over all connections), open loop (bench/open-loop.ts: a fixed schedule whatever
+ * the answers' latency, at most `connections` sockets, latency counted from the scheduled time).
  */
-function cannon (port: number, spec: RequestSpec, connections: number, seconds: number, rate?: number) {
+function cannon (port: number, spec: RequestSpec, connections: number, seconds: number, rate?: number): PromiseLike<LoadResult> {
+  if (rate !== undefined) return openLoop({ port, method: spec.method ?? 'GET', path: spec.path, headers: spec.headers, body: spec.body, rate, seconds, maxConnections: connections })
   return autocannon({
     url: `http://127.0.0.1:${port}`,
     connections,
     duration: seconds,
     timeout: 10,
-    ...(rate !== undefined ? { overallRate: rate } : {}),
     requests: [{
       method: spec.method ?? 'GET',
       path: spec.path,
@@ -347,10 +349,10 @@ interface ScenarioResult {
   /** 1-minute load average at the end of the run (other processes share these cores). */
   load: number
   skipped?: string
-  raw?: Result
+  raw?: LoadResult
 }
 
-function summarize (name: string, description: string, server: Server, connections: number, result: Result, rss: { peakMb: number; startMb: number }, cpu: CpuReading | undefined, requests?: number): ScenarioResult {
+function summarize (name: string, description: string, server: Server, connections: number, result: LoadResult, rss: { peakMb: number; startMb: number }, cpu: CpuReading | undefined, requests?: number): ScenarioResult {
   const statusCodes = Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, s]) => [code, s.count]))
   const total = result['1xx'] + result['2xx'] + result['3xx'] + result['4xx'] + result['5xx']
   return {
@@ -402,10 +404,22 @@ async function scenario (name: string, description: string, server: Server, spec
   const result = await cannon(server.port, spec, connections, cfg.duration, rate)
   const summary = summarize(name, description, server, connections, result, rss.stop(), meter())
   if (rate !== undefined) summary.rate = rate
+  if (result.generatorLag) log(`${name}: the generator's event loop lagged p99 ${fmt(result.generatorLag.p99, 1)} ms, max ${fmt(result.generatorLag.max, 1)} ms`)
   results.push(summary)
   log(`${name}: ${fmt(summary.rps, 0)} req/s, p50 ${summary.p50} ms, p99 ${summary.p99} ms, p99.9 ${summary.p999} ms, errors ${summary.errors}, non-2xx ${summary.non2xx}, peak RSS ${fmt(summary.rssPeakMb, 0)} MB, ` +
     `cpu ms/req server ${fmt(summary.cpuMsPerReq, 3)} db ${fmt(summary.dbCpuMsPerReq, 3)}, generator ${fmt(summary.genCpuPct, 0)} % of a core`)
   return summary
+}
+
+/**
+ * The same requests at a fixed rate, BENCH_OPEN_LOOP_SHARE (50 %) of what `max` measured closed-loop:
+ * latency as users feel it. The baseline and Prisma-only servers get theirs too, so a tail that is
+ * the machine's or Prisma's shows there as well.
+ */
+async function openLoopAt (name: string, what: string, max: ScenarioResult | undefined, server: Server, spec: RequestSpec) {
+  if (!max || !wanted(name)) return undefined
+  const rate = Math.max(1, Math.round(cfg.openLoopShare * max.rps))
+  return scenario(name, `${what}, open loop at ${fmt(100 * cfg.openLoopShare, 0)} % of ${max.name}'s req/s`, server, spec, cfg.connections, rate)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -681,9 +695,11 @@ async function main () {
   const largeUrl = embedded.url
   await ensureDatabase(embedded.adminUrl, SMALL_DB)
   const smallUrl = databaseUrl(embedded.url, SMALL_DB)
-  const [info] = await query<{ v: string; pid: number }>(largeUrl, "SELECT current_setting('server_version') AS v, pg_backend_pid() AS pid")
+  const [info] = await query<{ v: string }>(largeUrl, "SELECT current_setting('server_version') AS v")
   machine.postgres = info!.v
-  postmasterPid = parentOf(info!.pid)
+  // The postmaster's pid is the first line of postmaster.pid (a backend's pid would be gone by now:
+  // query() closes its connection).
+  postmasterPid = Number(readFileSync(path.join(pgDir, 'cluster', 'postmaster.pid'), 'utf8').split('\n')[0])
   const large = await prepareDatabase(largeUrl, cfg.tenants, `database "${EMBEDDED_DATABASE_NAME}"`)
   const small = await prepareDatabase(smallUrl, cfg.smallTenants, `database "${SMALL_DB}"`)
   await seedBurstUsers(largeUrl)
@@ -739,7 +755,8 @@ async function main () {
     const baseline = await startServer('baseline', 'bench/baseline-server.ts', port(1), { DATABASE_URL: largeUrl, DB_POOL_MAX: String(cfg.poolMax) })
     startMs[baseline.name] = baseline.startMs
     const nextId = rotate(largeIds)
-    await scenario('baseline', 'plain pg list, 20 newest (no Prisma/tenancy/auth)', baseline, { path: '/projects', headers: () => ({ 'x-tenant-id': nextId() }) })
+    const max = await scenario('baseline', 'plain pg list, 20 newest (no Prisma/tenancy/auth)', baseline, { path: '/projects', headers: () => ({ 'x-tenant-id': nextId() }) })
+    await openLoopAt('baseline-open-loop', 'plain pg list', max, baseline, { path: '/projects', headers: () => ({ 'x-tenant-id': nextId() }) })
     await stopServer(baseline)
   }
 
@@ -753,7 +770,8 @@ async function main () {
     const prismaOnly = await startServer(name, 'bench/prisma-only-server.ts', port(2), { ...apiEnv(largeUrl, 'on'), ...extra })
     startMs[prismaOnly.name] = prismaOnly.startMs
     const nextId = rotate(largeIds)
-    await scenario(name, description, prismaOnly, { path: '/projects', headers: () => ({ 'x-tenant-id': nextId() }) })
+    const max = await scenario(name, description, prismaOnly, { path: '/projects', headers: () => ({ 'x-tenant-id': nextId() }) })
+    if (name === 'prisma-only') await openLoopAt('prisma-only-open-loop', 'scoped Prisma list', max, prismaOnly, { path: '/projects', headers: () => ({ 'x-tenant-id': nextId() }) })
     await stopServer(prismaOnly)
   }
 
@@ -765,10 +783,7 @@ async function main () {
     // Latency as users feel it: a fixed rate (half the list's maximum), whatever the answers' pace.
     // With 64 connections for ~half the throughput, a connection is almost never busy when its
     // next request is due, so the generator does not wait for slow answers (no coordinated omission).
-    if (on && wanted('list-open-loop')) {
-      const rate = Math.max(1, Math.round(cfg.openLoopShare * on.rps))
-      await scenario('list-open-loop', `GET ${listPath}, ${logins.length} tenants, open loop at ${fmt(100 * cfg.openLoopShare, 0)} % of list-rls-on`, api, { path: listPath, headers: () => bearer(next()) }, cfg.connections, rate)
-    }
+    await openLoopAt('list-open-loop', `GET ${listPath}, ${logins.length} tenants`, on, api, { path: listPath, headers: () => bearer(next()) })
     // 1,000 active tenants in turn: every request is for another tenant than the previous 999.
     if (wanted('list-1000-rotating')) {
       // Each tenant once first (16 at a time): the warm-up alone would not reach all of them, and a

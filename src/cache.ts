@@ -3,8 +3,19 @@
 // served at most `ttlMs` after its load began. What lru-cache does not know and these caches all need:
 // - dropping entries by what they hold (a tenant's, a user's) when this or another instance changed it;
 // - not keeping a value whose load overlapped such a drop, since it may have read the old row: every
-//   drop bumps a counter, and a load that saw it change answers its caller but is not kept.
+//   drop bumps a counter, and a load that saw it change answers its caller but is not kept;
+// - one load per key at a time: requests that miss together share it (no stampede of identical
+//   queries when a hot entry expires), unless a drop came after it began;
+// - refresh ahead: a hit in the last REFRESH_SHARE of an entry's TTL starts a reload in the
+//   background, so a key in steady use is never missed on the request path and the entries loaded
+//   together (at start, after a resync) do not all expire together into one burst of queries. The
+//   served value is still never older than the TTL: the refresh only replaces it sooner.
+// lru-cache's own fetchMethod/allowStale serves values past their TTL while refreshing, which
+// would break the "at most ttlMs old" bound the revocation guarantees rest on.
 import { LRUCache } from 'lru-cache'
+
+/** Share of the TTL at its end in which a hit starts a background reload. */
+const REFRESH_SHARE = 0.25
 
 export interface ExpiringCacheOptions {
   /** Most entries kept; beyond it the least recently used is dropped. */
@@ -25,9 +36,14 @@ export class ExpiringCache<V extends object> {
   /** Absent when ttlMs is 0: every read loads. */
   private readonly lru: LRUCache<string, V> | undefined
   private drops = 0
+  /** Loads under way, by key, with the drop count at their start. */
+  private readonly loading = new Map<string, { value: Promise<V>; drops: number }>()
+  /** Remaining TTL (ms) under which a hit starts a background reload. */
+  private readonly refreshBelowMs: number
 
   constructor ({ max, ttlMs }: ExpiringCacheOptions) {
     this.lru = ttlMs > 0 ? new LRUCache<string, V>({ max, ttl: ttlMs }) : undefined
+    this.refreshBelowMs = ttlMs * REFRESH_SHARE
   }
 
   /** The live entry of `key`, if any. */
@@ -50,14 +66,38 @@ export class ExpiringCache<V extends object> {
     if (this.lru && !this.droppedSince(started)) this.lru.set(key, value, { start: started.at })
   }
 
-  /** The entry of `key`, or the value of `load` (kept as keep() says). */
+  /**
+   * The entry of `key`, or the value of `load` (kept as keep() says). A miss joins the load of `key`
+   * already under way when nothing was dropped since it began; a hit near the end of its TTL starts
+   * a background reload (its failure is ignored: the entry simply expires). Rejects with `load`'s error.
+   */
   async getOrLoad (key: string, load: () => Promise<V>): Promise<V> {
     const hit = this.get(key)
-    if (hit) return hit
+    if (hit) {
+      if (this.lru!.getRemainingTTL(key) < this.refreshBelowMs && !this.loading.has(key)) this.startLoad(key, load).catch(() => {})
+      return hit
+    }
+    const under = this.loading.get(key)
+    if (under && under.drops === this.drops) return under.value
+    return this.startLoad(key, load)
+  }
+
+  private startLoad (key: string, load: () => Promise<V>): Promise<V> {
     const started = this.loadStarts()
-    const value = await load()
-    this.keep(key, value, started)
-    return value
+    let value: Promise<V>
+    try {
+      value = load()
+    } catch (error) {
+      value = Promise.reject(error)
+    }
+    const entry = { value, drops: started.drops }
+    this.loading.set(key, entry)
+    return entry.value.then((loaded) => {
+      this.keep(key, loaded, started)
+      return loaded
+    }).finally(() => {
+      if (this.loading.get(key) === entry) this.loading.delete(key)
+    })
   }
 
   /** Forgets `key` only if it still holds `value` (an entry replaced meanwhile stays). Not a drop. */

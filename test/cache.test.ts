@@ -72,3 +72,43 @@ t.test('the TTL counts from the start of the load; 0 keeps nothing', async (t) =
   await read('k')
   t.same(loads, { k: 2 }, 'TTL 0: every read loads')
 })
+
+t.test('misses of one key at the same time share one load, unless a drop came after it began', async (t) => {
+  const cache = new ExpiringCache<Value>({ max: 100, ttlMs: 60_000 })
+  let loads = 0
+  const releases: Array<() => void> = []
+  const load = () => new Promise<Value>((resolve) => { const n = ++loads; releases.push(() => resolve({ tenantId: 't1', n })) })
+  const first = cache.getOrLoad('k', load)
+  const second = cache.getOrLoad('k', load)
+  await sleep(1)
+  t.equal(loads, 1, 'the second miss joined the load under way')
+  cache.delete('k') // e.g. the session was revoked while the first load read it
+  const third = cache.getOrLoad('k', load)
+  await sleep(1)
+  t.equal(loads, 2, 'a miss after the drop does not take the value read before it')
+  for (const release of releases) release()
+  t.same([(await first).n, (await second).n, (await third).n], [1, 1, 2])
+  t.equal(cache.get('k')?.n, 2, 'only the load that began after the drop is kept')
+})
+
+t.test('a hit near the end of the TTL reloads in the background; no value is served past its TTL', async (t) => {
+  const { cache, loads, read } = counted(100, 200)
+  await read('k')
+  await sleep(80)
+  await read('k')
+  t.same(loads, { k: 1 }, 'early in the TTL: a plain hit')
+  await sleep(90) // now in the last quarter of the TTL
+  t.equal((await read('k')).n, 1, 'the hit answers at once with the value it has')
+  await sleep(5)
+  t.same(loads, { k: 2 }, 'and a reload ran in the background')
+  t.equal(cache.get('k')?.n, 2, 'its value replaced the old one before the old one expired')
+  await sleep(210)
+  t.equal(cache.get('k'), undefined, 'an entry not read again still expires at its TTL')
+
+  const failing = new ExpiringCache<Value>({ max: 100, ttlMs: 100 })
+  await failing.getOrLoad('k', async () => ({ tenantId: 't1', n: 1 }))
+  await sleep(80)
+  t.equal((await failing.getOrLoad('k', async () => { throw new Error('database down') })).n, 1, 'a failed background reload is not the caller\'s failure')
+  await sleep(40)
+  await t.rejects(failing.getOrLoad('k', async () => { throw new Error('database down') }), /database down/, 'once expired, the load\'s error is the caller\'s')
+})

@@ -2,8 +2,9 @@
 // session is neither revoked nor expired and its user still exists and is active. Reading that from
 // the database on every request would double the work of each request, so it is cached for
 // REVOCATION_CACHE_TTL_MS (≤ 5 s). Changes made through this process drop the affected entries at
-// once; changes made by another instance are seen here when the entry expires. Worst case: a token
-// revoked elsewhere keeps working on this instance for REVOCATION_CACHE_TTL_MS after the change.
+// once; changes made by another instance arrive through the invalidation channel
+// (plugins/invalidation.ts). Worst case, while that channel is down: a token revoked elsewhere keeps
+// working on this instance for REVOCATION_CACHE_TTL_MS after the change.
 import { ExpiringCache } from '../cache.ts'
 import type { Role } from './jwt.ts'
 
