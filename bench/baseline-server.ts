@@ -15,6 +15,8 @@ const SQL = 'SELECT id, name, description, created_at, updated_at FROM projects 
 
 const app = Fastify({ logger: false })
 app.get('/healthz', async () => ({ status: 'ok' }))
+// The fairness run's floor: what answering a request 429 at once costs, with nothing else to do.
+app.get('/refused', async (_request, reply) => reply.code(429).header('retry-after', '1').send({ error: { code: 'RATE_LIMITED', message: 'Too many requests, retry later' } }))
 app.get('/projects', async (request, reply) => {
   const tenantId = request.headers['x-tenant-id']
   if (typeof tenantId !== 'string') return reply.code(400).send({ error: 'X-Tenant-Id is required' })

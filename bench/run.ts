@@ -18,6 +18,7 @@
 //   BENCH_ONLY=healthz,baseline,…  run only these scenarios (names as in the table; create,create-audit-off
 //                           for the audit cost)
 //   BENCH_FAIR_LIMIT=50     per-tenant limit (req/s) of the fairness run; BENCH_FAIR_B_RATE=25  tenant B's req/s
+//   BENCH_FAIR_DURATION=24  seconds of each fairness run (B's p99 needs enough answers)
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createWriteStream, existsSync, readdirSync, readFileSync } from 'node:fs'
@@ -72,6 +73,8 @@ const cfg = {
   // Fairness (issue 13): tenant A floods at 10 × its per-tenant limit while tenant B lists at a normal rate.
   fairLimit: envInt('BENCH_FAIR_LIMIT', 50),
   fairRateB: envInt('BENCH_FAIR_B_RATE', 25),
+  // B's p99 over 8 s at 25 req/s would be its second-slowest answer: 24 s gives 600 answers.
+  fairDuration: envInt('BENCH_FAIR_DURATION', 24),
   only: process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined,
 }
 /** Extra node flags for the servers, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=bench/results/prof". */
@@ -525,6 +528,9 @@ interface FairnessResult {
   alone: ScenarioResult
   flooded: ScenarioResult
   flood: ScenarioResult
+  /** A's flood alone against the API, and against a route that answers 429 at once (the floor). */
+  floodAlone?: ScenarioResult
+  floodFloor?: ScenarioResult
 }
 let fairnessResult: FairnessResult | undefined
 
@@ -533,7 +539,7 @@ let fairnessResult: FairnessResult | undefined
  * per-tenant limit (BENCH_FAIR_LIMIT req/s, window 1 s): B's p99 should rise by at most 20 %,
  * A should get 429s and B none.
  */
-async function fairness (env: Record<string, string>, port: number, listPath: string) {
+async function fairness (env: Record<string, string>, port: number, listPath: string, floorPort: number) {
   const limit = cfg.fairLimit
   const server = await startServer('api-fair', 'src/server.ts', port, { ...env, TENANT_RATE_LIMIT: String(limit), RATE_LIMIT_WINDOW_S: '1' })
   const { logins, failure } = await loginMany(server, 2)
@@ -554,8 +560,8 @@ async function fairness (env: Record<string, string>, port: number, listPath: st
     const rss = sampleRss(server.pid)
     const meter = cpuMeter(server.pid)
     const [resultB, resultA] = await Promise.all([
-      cannon(server.port, specB, 8, cfg.duration, rateB),
-      withFlood ? cannon(server.port, specA, 32, cfg.duration, rateA) : undefined,
+      cannon(server.port, specB, 8, cfg.fairDuration, rateB),
+      withFlood ? cannon(server.port, specA, 32, cfg.fairDuration, rateA) : undefined,
     ])
     const r = rss.stop()
     const cpu = meter()
@@ -574,7 +580,25 @@ async function fairness (env: Record<string, string>, port: number, listPath: st
   await sleep(1100)
   const flooded = await runB('fairness-b-flooded', `tenant B: GET ${listPath} at ${rateB} req/s, A flooding`, true)
   fairnessResult = { limit, rateA, rateB, alone: alone.summaryB, flooded: flooded.summaryB, flood: flooded.summaryA! }
+  // What A's flood costs by itself, per request (server CPU), against the API and against a minimal
+  // Fastify route that answers 429 at once (bench/baseline-server.ts /refused): the floor of any
+  // limit enforced inside the process, on this machine, at this rate.
+  const floodOnly = async (name: string, description: string, target: Server, spec: RequestSpec) => {
+    const meter = cpuMeter(target.pid)
+    const rss = sampleRss(target.pid)
+    const result = await cannon(target.port, spec, 32, cfg.duration, rateA)
+    const summary = summarize(name, description, target, 32, result, rss.stop(), meter())
+    summary.rate = rateA
+    results.push(summary)
+    log(`${name}: cpu ms/req server ${fmt(summary.cpuMsPerReq, 3)}, status ${JSON.stringify(summary.statusCodes)}`)
+    return summary
+  }
+  await sleep(1100)
+  fairnessResult.floodAlone = await floodOnly('fairness-flood-alone', `tenant A alone: GET ${listPath} at ${rateA} req/s`, server, specA)
   await stopServer(server)
+  const floor = await startServer('refuse-all', 'bench/baseline-server.ts', floorPort, { DATABASE_URL: env.DATABASE_URL ?? '', DB_POOL_MAX: '1' })
+  fairnessResult.floodFloor = await floodOnly('fairness-flood-floor', 'the same flood against a route answering 429 at once (minimal Fastify)', floor, { path: '/refused', headers: specA.headers })
+  await stopServer(floor)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -908,7 +932,7 @@ async function main () {
   await query(largeUrl, 'DELETE FROM sessions WHERE user_id IN (SELECT u.id FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE t.slug LIKE \'bench-%\')').catch((e: Error) => log(`could not remove bench sessions: ${e.message}`))
 
   // --- Fairness: tenant A floods at 10 × its per-tenant limit while tenant B runs its normal list.
-  if (wanted('fairness')) await fairness(apiEnv(smallUrl, 'on'), port(3), listPath)
+  if (wanted('fairness')) await fairness(apiEnv(smallUrl, 'on'), port(3), listPath, port(1))
 
   // --- Cold start: stop our PostgreSQL; src/server.ts starts the embedded one itself (data present).
   let coldStartMs: number | undefined
@@ -996,6 +1020,10 @@ function report (ctx: {
     console.log(`FAIR  B while A floods: ${fmt(f.flooded.rps, 0)} req/s, p50 ${f.flooded.p50} ms, p99 ${f.flooded.p99} ms, statuses ${JSON.stringify(f.flooded.statusCodes)}; A sent ${f.flood.total} at ${f.rateA} req/s (limit ${f.limit}/s): statuses ${JSON.stringify(f.flood.statusCodes)}`)
     target('fairness: B\'s p99 rises ≤ 20 % while A floods at 10 × its limit; A gets 429s, B none', rise <= 20 && a429 > 0 && b429 === 0,
       `B p99 ${f.alone.p99} → ${f.flooded.p99} ms (${rise >= 0 ? '+' : ''}${fmt(rise, 0)} %), A 429s ${a429}, B 429s ${b429}`)
+    if (f.floodAlone && f.floodFloor) {
+      console.log(`FAIR  A's flood by itself: ${fmt(f.floodAlone.cpuMsPerReq, 3)} ms of API CPU per request (${fmt(f.floodAlone.cpuMsPerReq * f.rateA / 10, 0)} % of a core); ` +
+        `a minimal route answering 429 at once: ${fmt(f.floodFloor.cpuMsPerReq, 3)} ms/req (${fmt(f.floodFloor.cpuMsPerReq * f.rateA / 10, 0)} % of a core) — the floor of any limit enforced in the process`)
+    }
   }
   // Audit cost on the create route: both rounds of each, summed (alternated in time).
   const rounds = (name: string) => [by(name), by(`${name}:2`)].filter((r): r is ScenarioResult => !!r)

@@ -26,7 +26,7 @@ export const ConfigSchema = Type.Object({
     default: 'auto',
     description: 'named prepared statements (parsed and planned once per connection): auto = on only when the API\'s login leads straight to PostgreSQL (a transaction pooler such as PgBouncer before 1.21 loses them between transactions); on for PgBouncer >= 1.21 with max_prepared_statements > 0',
   }),
-  TENANT_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 5000, default: 5000 }),
+  TENANT_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 5000, default: 4000 }),
 
   // Bounded waits on the database (ms). See README "Operate".
   DB_ACQUIRE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 5000, description: 'wait for a pooled connection (opening one included)' }),
@@ -52,7 +52,7 @@ export const ConfigSchema = Type.Object({
   ACCESS_TOKEN_TTL_S: Type.Integer({ minimum: 30, maximum: 86400, default: 900 }),
   SESSION_MAX_AGE_S: Type.Integer({ minimum: 300, default: 30 * 86400 }),
   CSRF_SECRET: Type.Optional(Type.String({ minLength: 32 })),
-  REVOCATION_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 5000, default: 5000 }),
+  REVOCATION_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 5000, default: 4000 }),
 
   PASSWORD_MIN_LENGTH: Type.Integer({ minimum: 8, maximum: 64, default: 15 }),
   BCRYPT_COST: Type.Integer({ minimum: 4, maximum: 15, default: 12 }),
@@ -71,9 +71,9 @@ export const ConfigSchema = Type.Object({
 
   API_KEY_SECRET: Type.Optional(Type.String({ minLength: 32, description: 'HMAC key of the stored API-key hashes' })),
   // A revoked key is dropped on every instance at once through the invalidation channel; this TTL is the
-  // bound only while the channel is down: 5 s, the contract's worst case for sessions and suspensions
-  // (README "API keys" says why not 1 s).
-  API_KEY_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 5000, default: 5000 }),
+  // bound only while the channel is down: 4 s, within the contract's 5 s worst case for sessions and
+  // suspensions with room for a request in flight (README "API keys" says why not 1 s).
+  API_KEY_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 5000, default: 4000 }),
   RATE_LIMIT_WINDOW_S: Type.Integer({ minimum: 1, maximum: 3600, default: 60 }),
   TENANT_RATE_LIMIT: Type.Integer({ minimum: 1, default: 6000, description: 'requests per tenant host per RATE_LIMIT_WINDOW_S' }),
   API_KEY_RATE_LIMIT: Type.Integer({ minimum: 1, default: 1200, description: 'requests per API key per RATE_LIMIT_WINDOW_S' }),
