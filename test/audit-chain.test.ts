@@ -50,7 +50,8 @@ t.test('the API role can insert and read events, never update or delete them; th
   await t.rejects(asApi('TRUNCATE audit_events'), { code: '42501', message: /permission denied for table audit_events/ }, 'TRUNCATE as the API role: permission denied')
   await t.rejects(asApi('UPDATE tenants SET audit_seq = 0, audit_head_hash = \'x\' WHERE id = $1'), { code: '42501' }, 'the chain head cannot be rewritten by the API role')
   await t.rejects(asApi('SELECT audit_events_link()'), /permission denied|trigger functions can only be called as triggers/, 'the link function is not callable')
-  await t.rejects(asApi('SELECT audit_prune(\'infinity\')'), { code: '42501', message: /permission denied for function audit_prune/ }, 'retention is not the API role\'s: it cannot prune the log')
+  await t.rejects(asApi(`SELECT audit_prune_batch('${f.acme.id}', 'infinity', 1000000)`), { code: '42501', message: /permission denied for function audit_prune_batch/ }, 'retention is not the API role\'s: it cannot prune the log')
+  await t.rejects(asApi('SELECT audit_prune_candidates(\'infinity\')'), { code: '42501', message: /permission denied for function audit_prune_candidates/ })
   // Second guard: the trigger refuses even the owner, who has every privilege.
   await t.rejects(adminQuery(f.ownerUrl, 'UPDATE audit_events SET action = \'user.deleted\' WHERE id = $1', [event!.id]), /append-only/)
   await t.rejects(adminQuery(f.ownerUrl, 'DELETE FROM audit_events WHERE id = $1', [event!.id]), /append-only/)
@@ -199,8 +200,14 @@ t.test('retention prunes old events, keeps the chain verifiable from the pruned 
   await createProjects(f, 2, 'new')
   const before = await acmeEvents(f)
   t.equal(await pruneAuditEvents(f.ownerUrl, 0), 0, 'retention 0 = keep forever')
-  // Retention of one day, seen from one day after `middle`: everything before `middle` goes.
-  const removed = await pruneAuditEvents(f.ownerUrl, 1, new Date(middle.getTime() + 86_400_000))
+  // Retention of one day, seen from one day after `middle`: everything before `middle` goes, here
+  // in batches of 2 events (one transaction each), and the chain verifies between batches.
+  const oldEvents = (await adminQuery<{ n: number }>(f.ownerUrl, 'SELECT count(*)::int AS n FROM audit_events WHERE at < $1', [middle])).rows[0]!.n
+  await adminQuery(f.ownerUrl, `SELECT audit_prune_batch('${f.acme.id}', $1, 2)`, [middle])
+  t.equal((await acmeEvents(f)).length, before.length - 2, 'one batch removed the 2 oldest events')
+  t.same(await verify(f), { ok: true, checked: before.length - 2, firstBadId: null }, 'the chain verifies between batches')
+  const removed = 2 + await pruneAuditEvents(f.ownerUrl, 1, new Date(middle.getTime() + 86_400_000), 5000, 2)
+  t.equal(removed, oldEvents, 'the batches together removed every event older than the cutoff, of every tenant')
   const after = await acmeEvents(f)
   t.ok(removed >= 3, `${removed} pruned`)
   t.same(after.map((e) => e.action), ['project.created', 'project.created'], 'the newer events stay')

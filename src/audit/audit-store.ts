@@ -99,17 +99,39 @@ export async function verifyChain (platformDb: PrismaClient, tenantId: string): 
   return { ok: firstBadId === null && row?.reaches_head === true, checked: Number(row?.checked ?? 0), firstBadId }
 }
 
+/** Most events one retention transaction removes: it holds the tenant's chain head meanwhile. */
+export const PRUNE_BATCH = 5_000
+
 /**
  * Retention: removes every tenant's events older than `retentionDays` days, keeping each chain
- * verifiable from its pruned head (SQL function audit_prune). Returns the number removed.
- * 0 days means "keep forever": nothing is removed. Runs as the tables' owner (`ownerUrl`, i.e.
- * DATABASE_URL), on a connection of its own: the API's role may not execute audit_prune.
+ * verifiable from its pruned head. Returns the number removed. 0 days means "keep forever": nothing
+ * is removed. Each tenant is pruned in transactions of at most `batch` events (SQL function
+ * audit_prune_batch), so an audited write of that tenant waits for one batch at most, never for
+ * the whole run. One run at a time across instances (a session advisory lock; a run that finds it
+ * taken removes nothing). Runs as the tables' owner (`ownerUrl`, i.e. DATABASE_URL), on a
+ * connection of its own: the API's role may not execute the pruning functions.
  * @throws what pg throws when the database cannot be reached (connect bounded by `connectTimeoutMs`).
  */
-export async function pruneAuditEvents (ownerUrl: string, retentionDays: number, now = new Date(), connectTimeoutMs = 5000): Promise<number> {
+export async function pruneAuditEvents (ownerUrl: string, retentionDays: number, now = new Date(), connectTimeoutMs = 5000, batch = PRUNE_BATCH): Promise<number> {
   if (retentionDays <= 0) return 0
   const cutoff = new Date(now.getTime() - retentionDays * 86_400_000)
-  const { rows } = await withShortLivedClient(ownerUrl, (client) =>
-    client.query<{ removed: string }>('SELECT audit_prune($1::timestamptz) AS removed', [cutoff]), connectTimeoutMs)
-  return Number(rows[0]?.removed ?? 0)
+  return withShortLivedClient(ownerUrl, async (client) => {
+    const { rows: [lock] } = await client.query<{ taken: boolean }>('SELECT pg_try_advisory_lock(872014, 1) AS taken')
+    if (!lock?.taken) return 0
+    try {
+      const { rows: tenants } = await client.query<{ id: string }>('SELECT audit_prune_candidates AS id FROM audit_prune_candidates($1::timestamptz)', [cutoff])
+      let removed = 0
+      for (const { id } of tenants) {
+        for (;;) {
+          const { rows } = await client.query<{ n: string }>('SELECT audit_prune_batch($1::uuid, $2::timestamptz, $3::int) AS n', [id, cutoff, batch])
+          const n = Number(rows[0]?.n ?? 0)
+          removed += n
+          if (n === 0) break
+        }
+      }
+      return removed
+    } finally {
+      await client.query('SELECT pg_advisory_unlock(872014, 1)').catch(() => {})
+    }
+  }, connectTimeoutMs)
 }
