@@ -471,6 +471,14 @@ export const FAULTS: Fault[] = [
     replace: 'if (this.lru) this.lru.set(',
     tests: ['test/cache.test.ts'],
   },
+  {
+    name: 'cache-miss-joins-load-across-drop',
+    breaks: 'a request that misses right after a revocation takes the value a load read before it',
+    file: 'src/cache.ts',
+    find: 'if (under && under.drops === this.drops) return under.value',
+    replace: 'if (under) return under.value',
+    tests: ['test/cache.test.ts'],
+  },
   // ── Audit log ────────────────────────────────────────────────────────────────────────────────
   {
     name: 'audit-api-role-may-update',
@@ -480,6 +488,14 @@ export const FAULTS: Fault[] = [
     replace: "  EXECUTE format('REVOKE TRUNCATE ON %s FROM saas_app', target);\n",
     tests: ['test/audit-chain.test.ts', 'test/tenancy-invariants.test.ts'],
     grep: ['never update or delete|the migrated schema follows every tenancy rule'],
+  },
+  {
+    name: 'audit-prune-unbatched',
+    breaks: 'one retention transaction removes a tenant\'s whole backlog, holding its chain head all along',
+    file: 'prisma/migrations/20261204000000_audit_prune_in_batches/migration.sql',
+    find: 'ORDER BY e.seq LIMIT batch',
+    replace: 'ORDER BY e.seq',
+    tests: ['test/audit-chain.test.ts'],
   },
   {
     name: 'audit-event-without-change',
