@@ -606,7 +606,7 @@ async function fairness (env: Record<string, string>, port: number, listPath: st
 
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number }
 interface CpuProfile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] }
-interface ProfileSummary { file: string; totalMs: number; functions: Array<{ name: string; ms: number; pct: number }>; packages: Array<{ name: string; ms: number; pct: number }> }
+interface ProfileSummary { file: string; totalMs: number; functions: Array<{ name: string; ms: number; pct: number }>; packages: Array<{ name: string; ms: number; pct: number }>; allPackages: Array<{ name: string; ms: number; pct: number }> }
 let profileSummary: ProfileSummary | undefined
 
 /** Where a frame's code comes from: a package of node_modules, the app (dist/…), node's own code, or V8. */
@@ -615,7 +615,7 @@ function origin (url: string): string {
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)
   if (pkg) return pkg[1]!
   if (url.startsWith('node:')) return 'node'
-  return url.includes('/dist/') ? 'app' : url
+  return url.includes('/dist/') || url.includes(root) ? 'app' : url
 }
 
 /** Self time per function and per origin, from a .cpuprofile (V8's format: samples with time deltas in µs). */
@@ -645,26 +645,46 @@ function summarizeProfile (file: string, fromMs: number, top = 20): ProfileSumma
     packages.set(pkg, (packages.get(pkg) ?? 0) + us)
   }
   const rank = (m: Map<string, number>, n: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([name, us]) => ({ name, ms: us / 1000, pct: (100 * us) / totalUs }))
-  return { file: path.relative(root, file), totalMs: totalUs / 1000, functions: rank(functions, top), packages: rank(packages, 12) }
+  return { file: path.relative(root, file), totalMs: totalUs / 1000, functions: rank(functions, top), packages: rank(packages, 12), allPackages: rank(packages, Infinity) }
 }
 
-async function profileList (env: Record<string, string>, port: number, listPath: string, logins: Login[]) {
-  const dir = path.join(resultsDir, 'prof', new Date().toISOString().replace(/[:.]/g, '-'))
+/** Runs `spec` on a server started with --cpu-prof and summarizes the measured run's profile (and its request count). */
+async function profiled (name: string, description: string, script: string, env: Record<string, string>, port: number, spec: RequestSpec) {
+  const dir = path.join(resultsDir, 'prof', `${new Date().toISOString().replace(/[:.]/g, '-')}-${name}`)
   await mkdir(dir, { recursive: true })
-  const server = await startServer('api-profiled', 'src/server.ts', port, env, 60_000, ['--cpu-prof', `--cpu-prof-dir=${dir}`])
+  const server = await startServer(name, script, port, env, 60_000, ['--cpu-prof', `--cpu-prof-dir=${dir}`])
+  const result = await scenario(name, description, server, spec)
+  await stopServer(server) // the profile is written when the process exits
+  const file = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(dir, f))[0]
+  if (!file || !result) {
+    log(`profile: no .cpuprofile in ${path.relative(root, dir)} (did the server exit cleanly?)`)
+    return undefined
+  }
+  return { summary: summarizeProfile(file, (server.measuredFrom ?? server.spawnedAt) - server.spawnedAt), requests: result.total }
+}
+
+/** CPU per request by origin, the list minus Prisma alone (ms): where tenancy + auth spend theirs. */
+let profileDifference: Array<{ name: string; listMs: number; prismaMs: number }> | undefined
+
+async function profileList (env: Record<string, string>, port: number, listPath: string, logins: Login[], prismaIds: string[]) {
   const next = rotate(logins)
   const headers = () => {
     const login = next()
     return { host: login.host, authorization: `Bearer ${login.token}` }
   }
-  await scenario('list-profiled', `GET ${listPath}, ${logins.length} tenants, server under --cpu-prof (slower: not a figure)`, server, { path: listPath, headers })
-  await stopServer(server) // the profile is written when the process exits
-  const file = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(dir, f))[0]
-  if (!file) {
-    log(`profile: no .cpuprofile in ${path.relative(root, dir)} (did the server exit cleanly?)`)
-    return
-  }
-  profileSummary = summarizeProfile(file, (server.measuredFrom ?? server.spawnedAt) - server.spawnedAt)
+  const list = await profiled('list-profiled', `GET ${listPath}, ${logins.length} tenants, server under --cpu-prof (slower: not a figure)`, 'src/server.ts', env, port, { path: listPath, headers })
+  if (!list) return
+  profileSummary = list.summary
+  // The same list on the Prisma-only server, profiled alike: the difference per request, by
+  // origin, is what the tenant and auth plugins (and the rest of the API's request path) cost.
+  const nextId = rotate(prismaIds)
+  const prisma = await profiled('prisma-only-profiled', 'scoped Prisma list under --cpu-prof (slower: not a figure)', 'bench/prisma-only-server.ts', env, port, { path: '/projects', headers: () => ({ 'x-tenant-id': nextId() }) })
+  if (!prisma) return
+  const perRequest = (p: { summary: ProfileSummary; requests: number }) => new Map(p.summary.allPackages.map((x) => [x.name, x.ms / p.requests]))
+  const [a, b] = [perRequest(list), perRequest(prisma)]
+  profileDifference = [...new Set([...a.keys(), ...b.keys()])]
+    .map((name) => ({ name, listMs: a.get(name) ?? 0, prismaMs: b.get(name) ?? 0 }))
+    .sort((x, y) => (y.listMs - y.prismaMs) - (x.listMs - x.prismaMs))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -922,7 +942,7 @@ async function main () {
     await duringBurst('me-during-burst', api, '/v1/me', cfg.meConnections)
   }
   await stopServer(api)
-  if (cfg.profile && logins.length) await profileList(apiEnv(largeUrl, 'on'), port(5), listPath, logins)
+  if (cfg.profile && wanted('list-profiled') && logins.length) await profileList(apiEnv(largeUrl, 'on'), port(5), listPath, logins, largeIds)
   if (logins.length && wanted('me-during-burst-main-thread')) {
     const mainThread = await startServer('api-bcrypt-main-thread', 'src/server.ts', port(0), { ...apiEnv(largeUrl, 'on'), BCRYPT_WORKERS: '0' })
     await duringBurst('me-during-burst-main-thread', mainThread, '/v1/me', cfg.meConnections)
@@ -1001,16 +1021,18 @@ function report (ctx: {
     rotating && small ? `cpu ${fmt(rotating.cpuMsPerReq + rotating.dbCpuMsPerReq, 3)} vs ${fmt(small.cpuMsPerReq + small.dbCpuMsPerReq, 3)} ms/req (${change(rotating.cpuMsPerReq + rotating.dbCpuMsPerReq, small.cpuMsPerReq + small.dbCpuMsPerReq)}); mean latency ${fmt(rotating.mean, 2)} vs ${fmt(small.mean, 2)} ms (${change(rotating.mean, small.mean)}), ${fmt(rotating.rps, 0)} req/s` : 'not measured')
   target(`open loop at ${fmt(100 * cfg.openLoopShare, 0)} % of the list's maximum: p99 < 10 ms`, openLoop ? openLoop.p99 < 10 && clean(openLoop) : undefined,
     openLoop ? `${fmt(openLoop.rate ?? NaN, 0)} req/s asked, ${fmt(openLoop.rps, 0)} served: p50 ${openLoop.p50} ms, p99 ${openLoop.p99} ms, p99.9 ${openLoop.p999} ms, max ${openLoop.raw?.latency.max ?? '-'} ms` : 'not measured')
-  target('authenticated list (RLS on) ≥ 50 % of baseline req/s', on && baseline ? on.rps >= 0.5 * baseline.rps && clean(on) : undefined,
-    on && baseline ? `${fmt(on.rps, 0)} / ${fmt(baseline.rps, 0)} = ${pct(on.rps, baseline.rps)}` : 'not measured')
-  target('p99 list during login burst < 50 ms', burst ? burst.p99 < 50 : undefined,
-    burst ? `p99 ${burst.p99} ms (logins: ${fmt(by('list-during-burst:logins')?.rps ?? NaN, 1)}/s)` : 'not measured')
+  // Round one's closed-loop figures: issue 16 dropped them as targets (at saturation a p99 only
+  // restates Little's law); printed for comparison with earlier runs.
+  const closedLoop: string[] = []
+  if (on && baseline) closedLoop.push(`authenticated list (RLS on) = ${pct(on.rps, baseline.rps)} of the plain-pg baseline's req/s (${fmt(on.rps, 0)} / ${fmt(baseline.rps, 0)})`)
+  if (burst) closedLoop.push(`list during a login burst: p99 ${burst.p99} ms (logins: ${fmt(by('list-during-burst:logins')?.rps ?? NaN, 1)}/s)`)
   const me = by('me-during-burst'); const meMain = by('me-during-burst-main-thread')
-  target(`p99 GET /v1/me (${cfg.meConnections} conns) during login burst < 50 ms (hashing in workers)`, me ? me.p99 < 50 : undefined,
-    me ? `p99 ${me.p99} ms with workers${meMain ? ` vs ${meMain.p99} ms hashing on the main thread` : ''} (logins ${fmt(by('me-during-burst:logins')?.rps ?? NaN, 1)}/s${meMain ? ` vs ${fmt(by('me-during-burst-main-thread:logins')?.rps ?? NaN, 1)}/s` : ''})` : 'not measured')
+  if (me) closedLoop.push(`GET /v1/me (${cfg.meConnections} conns) during a login burst: p99 ${me.p99} ms with hashing in workers${meMain ? ` vs ${meMain.p99} ms on the main thread` : ''}`)
+  // The key's cost is its CPU per request (server + database) against the token's; req/s is printed too.
   const withKey = by('list-api-key')
-  target('API key check costs no more than a JWT check: list with a key ≥ 95 % of the list with a token (req/s)', on && withKey ? withKey.rps >= 0.95 * on.rps && clean(withKey) : undefined,
-    on && withKey ? `key ${fmt(withKey.rps, 0)} req/s, p99 ${withKey.p99} ms, ${fmt(withKey.cpuMsPerReq, 3)} cpu ms/req vs token ${fmt(on.rps, 0)} req/s, p99 ${on.p99} ms, ${fmt(on.cpuMsPerReq, 3)} cpu ms/req` : 'not measured')
+  const cost = (r: ScenarioResult) => r.cpuMsPerReq + r.dbCpuMsPerReq
+  target('API key check costs no more than a JWT check: list with a key ≤ 105 % of the CPU per request with a token (server + db)', on && withKey ? cost(withKey) <= 1.05 * cost(on) && clean(withKey) : undefined,
+    on && withKey ? `key ${fmt(cost(withKey), 3)} vs token ${fmt(cost(on), 3)} cpu ms/req (${change(cost(withKey), cost(on))}); key ${fmt(withKey.rps, 0)} req/s, p99 ${withKey.p99} ms vs token ${fmt(on.rps, 0)} req/s, p99 ${on.p99} ms` : 'not measured')
   if (fairnessResult) {
     const f = fairnessResult
     const rise = (100 * (f.flooded.p99 - f.alone.p99)) / f.alone.p99
@@ -1061,8 +1083,15 @@ function report (ctx: {
     console.log('PROF  top functions by self time:')
     for (const f of p.functions) console.log(`PROF  ${fmt(f.pct, 1).padStart(5)} %  ${fmt(f.ms, 0).padStart(6)} ms  ${f.name}`)
   }
+  if (profileDifference) {
+    const list = profileDifference.reduce((sum, x) => sum + x.listMs, 0)
+    const prisma = profileDifference.reduce((sum, x) => sum + x.prismaMs, 0)
+    console.log(`PROF  CPU per request under the profiler: list ${fmt(list, 3)} ms, Prisma-only ${fmt(prisma, 3)} ms; the difference by origin (list − Prisma-only, ms/req):`)
+    console.log(`PROF    ${profileDifference.filter((x) => Math.abs(x.listMs - x.prismaMs) >= 0.005).map((x) => `${x.name} ${x.listMs - x.prismaMs >= 0 ? '+' : ''}${fmt(x.listMs - x.prismaMs, 3)}`).join(', ')}`)
+  }
   const errorful = measured.filter((r) => r.errors + r.timeouts + r.non2xx > 0)
   for (const t of targets) console.log(`${t.pass === undefined ? 'SKIP' : t.pass ? 'PASS' : 'MISS'}  ${t.name}: ${t.detail}`)
+  for (const line of closedLoop) console.log(`INFO  closed loop, no longer a target: ${line}`)
   if (errorful.length) console.log(`NOTE  errors/non-2xx in: ${errorful.map((r) => `${r.name} ${JSON.stringify(r.statusCodes)}`).join(', ')}`)
 
   const file = path.join(resultsDir, `${ctx.startedAt.toISOString().replace(/[:.]/g, '-')}.json`)
@@ -1076,6 +1105,7 @@ function report (ctx: {
     coldStartMs: ctx.coldStartMs,
     targets,
     profile: profileSummary,
+    profileDifference,
     scenarios: results,
   }
   return mkdir(resultsDir, { recursive: true }).then(() => writeFile(file, JSON.stringify(json, null, 2))).then(() => console.log(`\nRaw results: ${path.relative(root, file)}`))

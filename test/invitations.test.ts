@@ -1,4 +1,5 @@
 // Invitations through the HTTP API, with the email read back from a real SMTP server.
+import pg from 'pg'
 import t from 'tap'
 import { createUser, signIn } from './auth-helper.ts'
 import { adminQuery, build } from './helper.ts'
@@ -138,8 +139,20 @@ t.test('two concurrent accepts of one invitation: one wins, the other is 400', a
   const { as, owner, smtp, ownerUrl } = await setup(t)
   t.equal((await as(owner, 'POST', '/v1/invitations', { email: 'race@example.com', role: 'member' })).statusCode, 201)
   const token = tokenOf(await smtp.waitFor('race@example.com'))
-  const results = await Promise.all(Array.from({ length: 6 }, (_, i) => as(null, 'POST', '/v1/invitations/accept', { token, name: `Racer ${i}`, password: NEW_PASSWORD })))
-  const codes = results.map((r) => r.statusCode).sort()
+  // A true race: the invitation's row is held locked while six accepts pass their first check
+  // (the token is pending) and hash their passwords; they then wait on the row together, and it is
+  // released only once all six are waiting — each goes on only if its own consume succeeds.
+  const locker = new pg.Client({ connectionString: ownerUrl })
+  await locker.connect()
+  t.teardown(() => locker.end())
+  await locker.query('BEGIN')
+  await locker.query("SELECT 1 FROM invitations WHERE email = 'race@example.com' FOR UPDATE")
+  const racing = Promise.all(Array.from({ length: 6 }, (_, i) => as(null, 'POST', '/v1/invitations/accept', { token, name: `Racer ${i}`, password: NEW_PASSWORD })))
+  const waiting = async () => (await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE%invitations%'")).rows[0]!.n
+  for (let i = 0; i < 200 && await waiting() < 6; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(await waiting(), 6, 'the six accepts all passed their first check and wait on the invitation')
+  await locker.query('COMMIT')
+  const codes = (await racing).map((r) => r.statusCode).sort()
   t.same(codes, [201, 400, 400, 400, 400, 400], codes.join(','))
   const { rows } = await adminQuery(ownerUrl, "SELECT count(*)::int AS n FROM users WHERE email = 'race@example.com'")
   t.equal(rows[0]!.n, 1)
