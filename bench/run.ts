@@ -678,7 +678,7 @@ async function profileList (env: Record<string, string>, port: number, listPath:
   // The same list on the Prisma-only server, profiled alike: the difference per request, by
   // origin, is what the tenant and auth plugins (and the rest of the API's request path) cost.
   const nextId = rotate(prismaIds)
-  const prisma = await profiled('prisma-only-profiled', 'scoped Prisma list under --cpu-prof (slower: not a figure)', 'bench/prisma-only-server.ts', env, port, { path: '/projects', headers: () => ({ 'x-tenant-id': nextId() }) })
+  const prisma = await profiled('list-profiled:prisma-only', 'scoped Prisma list under --cpu-prof (slower: not a figure)', 'bench/prisma-only-server.ts', env, port, { path: '/projects', headers: () => ({ 'x-tenant-id': nextId() }) })
   if (!prisma) return
   const perRequest = (p: { summary: ProfileSummary; requests: number }) => new Map(p.summary.allPackages.map((x) => [x.name, x.ms / p.requests]))
   const [a, b] = [perRequest(list), perRequest(prisma)]
