@@ -52,9 +52,11 @@ export interface OpenLoopOptions {
 
 /**
  * Sends `rate` × `seconds` requests, one every 1000 / rate ms, and resolves once every request has
- * been answered, failed or timed out. Never rejects: failures are counted in the result.
+ * been answered, failed or timed out. Failures are counted in the result (and their time in the
+ * latency); throws only for a rate or duration that is not positive.
  */
 export async function openLoop (options: OpenLoopOptions): Promise<LoadResult> {
+  if (!(options.rate > 0) || !(options.seconds > 0)) throw new Error(`openLoop: rate and seconds must be positive (got ${options.rate}, ${options.seconds})`)
   const agent = new http.Agent({ keepAlive: true, maxSockets: options.maxConnections })
   const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 }) // µs
   const statusCodeStats: Record<string, { count: number }> = {}
@@ -86,8 +88,10 @@ export async function openLoop (options: OpenLoopOptions): Promise<LoadResult> {
       headers['content-length'] = String(Buffer.byteLength(options.body))
     }
     const settle = (status?: number) => {
+      // Every request's time counts, failed ones too (a timeout as its full wait): leaving them out
+      // would flatter the tail exactly when the server is overloaded.
+      histogram.recordValue(Math.max(1, Math.round((performance.now() - scheduledAt) * 1000)))
       if (status !== undefined) {
-        histogram.recordValue(Math.max(1, Math.round((performance.now() - scheduledAt) * 1000)))
         const klass = `${Math.floor(status / 100)}xx` as '1xx'
         result[klass] = (result[klass] ?? 0) + 1
         if (status < 200 || status >= 300) result.non2xx++
@@ -112,6 +116,15 @@ export async function openLoop (options: OpenLoopOptions): Promise<LoadResult> {
         answered = true
         settle(res.statusCode ?? 0)
       })
+      // A connection cut mid-answer: an error, not a crash of the generator or a request never settled.
+      const cut = () => {
+        if (answered) return
+        answered = true
+        result.errors++
+        settle()
+      }
+      res.on('error', cut)
+      res.on('close', () => { if (!res.complete) cut() })
     })
     req.on('error', () => {
       if (answered) return

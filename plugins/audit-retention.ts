@@ -1,7 +1,7 @@
 // Audit retention (AUDIT_RETENTION_DAYS, 0 = keep forever, the default): a timer in each server
 // runs pruneAuditEvents every AUDIT_PRUNE_INTERVAL_S (and once when the server is ready). Several
-// instances may run it at once: the SQL function takes an advisory lock, so they take turns and the
-// second finds nothing left to prune. A job queue can call the same one function instead later.
+// instances may tick at once: one run at a time holds a session advisory lock, and a tick that finds
+// it taken skips (logged at debug) until its next tick. A job queue can call the same function later.
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { pruneAuditEvents } from '../src/audit/audit-store.ts'
@@ -18,8 +18,9 @@ export default fp(
     const { AUDIT_RETENTION_DAYS: days, AUDIT_PRUNE_INTERVAL_S: intervalS } = app.config
     const prune = async () => {
       const removed = await pruneAuditEvents(app.database.ownerUrl, days, new Date(), app.config.DB_CONNECT_TIMEOUT_MS)
-      if (removed > 0) app.log.info({ removed, retentionDays: days }, 'audit events pruned')
-      return removed
+      if (removed === null) app.log.debug('audit retention: another instance is pruning; skipped')
+      else if (removed > 0) app.log.info({ removed, retentionDays: days }, 'audit events pruned')
+      return removed ?? 0
     }
     app.decorate('pruneAuditLog', prune)
     if (days <= 0) return

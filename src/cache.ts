@@ -5,7 +5,8 @@
 // - not keeping a value whose load overlapped such a drop, since it may have read the old row: every
 //   drop bumps a counter, and a load that saw it change answers its caller but is not kept;
 // - one load per key at a time: requests that miss together share it (no stampede of identical
-//   queries when a hot entry expires), unless a drop came after it began;
+//   queries when a hot entry expires), unless a drop came after it began or it began longer than
+//   the TTL ago (a joiner gets what a hit would: a value read at most ttlMs before it asked);
 // - refresh ahead: a hit in the last REFRESH_SHARE of an entry's TTL starts a reload in the
 //   background, so a key in steady use is never missed on the request path and the entries loaded
 //   together (at start, after a resync) do not all expire together into one burst of queries. The
@@ -36,13 +37,15 @@ export class ExpiringCache<V extends object> {
   /** Absent when ttlMs is 0: every read loads. */
   private readonly lru: LRUCache<string, V> | undefined
   private drops = 0
-  /** Loads under way, by key, with the drop count at their start. */
-  private readonly loading = new Map<string, { value: Promise<V>; drops: number }>()
+  /** Loads under way, by key, with where they began (lru-cache's clock and the drop count). */
+  private readonly loading = new Map<string, { value: Promise<V>; started: LoadStart }>()
+  private readonly ttlMs: number
   /** Remaining TTL (ms) under which a hit starts a background reload. */
   private readonly refreshBelowMs: number
 
   constructor ({ max, ttlMs }: ExpiringCacheOptions) {
     this.lru = ttlMs > 0 ? new LRUCache<string, V>({ max, ttl: ttlMs }) : undefined
+    this.ttlMs = ttlMs
     this.refreshBelowMs = ttlMs * REFRESH_SHARE
   }
 
@@ -68,7 +71,8 @@ export class ExpiringCache<V extends object> {
 
   /**
    * The entry of `key`, or the value of `load` (kept as keep() says). A miss joins the load of `key`
-   * already under way when nothing was dropped since it began; a hit near the end of its TTL starts
+   * already under way when nothing was dropped since it began and it began less than the TTL ago
+   * (what a hit would give: a value read at most ttlMs before); a hit near the end of its TTL starts
    * a background reload (its failure is ignored: the entry simply expires). Rejects with `load`'s error.
    */
   async getOrLoad (key: string, load: () => Promise<V>): Promise<V> {
@@ -78,7 +82,7 @@ export class ExpiringCache<V extends object> {
       return hit
     }
     const under = this.loading.get(key)
-    if (under && under.drops === this.drops) return under.value
+    if (under && this.lru && under.started.drops === this.drops && this.lru.perf.now() - under.started.at < this.ttlMs) return under.value
     return this.startLoad(key, load)
   }
 
@@ -90,7 +94,7 @@ export class ExpiringCache<V extends object> {
     } catch (error) {
       value = Promise.reject(error)
     }
-    const entry = { value, drops: started.drops }
+    const entry = { value, started }
     this.loading.set(key, entry)
     return entry.value.then((loaded) => {
       this.keep(key, loaded, started)

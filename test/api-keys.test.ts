@@ -235,7 +235,7 @@ t.test('revocation and expiry: at once here, within the key cache\'s TTL when ch
   t.equal((await withKey(f, acme.host, created.key, { url: '/v1/projects' })).statusCode, 200)
   // Revoked behind this instance's back (no invalidation message: as while the channel is down): the
   // cached check still answers at first — no database round trip per request — and stops within
-  // API_KEY_CACHE_TTL_MS (1 s here; 5 s by default; with the channel up, tests instances-*).
+  // API_KEY_CACHE_TTL_MS (1 s, the default; with the channel up: at once, tests instances-*).
   await adminQuery(f.ownerUrl, 'UPDATE api_keys SET revoked_at = now() WHERE id = $1', [created.id])
   const started = Date.now()
   let stoppedAfter = -1

@@ -206,7 +206,15 @@ t.test('retention prunes old events, keeps the chain verifiable from the pruned 
   await adminQuery(f.ownerUrl, `SELECT audit_prune_batch('${f.acme.id}', $1, 2)`, [middle])
   t.equal((await acmeEvents(f)).length, before.length - 2, 'one batch removed the 2 oldest events')
   t.same(await verify(f), { ok: true, checked: before.length - 2, firstBadId: null }, 'the chain verifies between batches')
-  const removed = 2 + await pruneAuditEvents(f.ownerUrl, 1, new Date(middle.getTime() + 86_400_000), 5000, 2)
+  await t.rejects(adminQuery(f.ownerUrl, 'SELECT audit_prune_batch($1, $2, 0)', [f.acme.id, middle]), /batch must be at least 1/, 'a batch bound below 1 (or none) is refused')
+  // Another instance pruning holds the retention lock: this run skips and says so (null).
+  const other = new pg.Client({ connectionString: f.ownerUrl })
+  await other.connect()
+  await other.query('SELECT pg_advisory_lock(872014, 1)')
+  t.equal(await pruneAuditEvents(f.ownerUrl, 1, new Date(middle.getTime() + 86_400_000)), null, 'skipped while another run holds the lock')
+  await other.end() // its session ends: the lock goes with it
+  t.equal((await acmeEvents(f)).length, before.length - 2, 'the skipped run removed nothing')
+  const removed = 2 + (await pruneAuditEvents(f.ownerUrl, 1, new Date(middle.getTime() + 86_400_000), 5000, 2) ?? NaN)
   t.equal(removed, oldEvents, 'the batches together removed every event older than the cutoff, of every tenant')
   const after = await acmeEvents(f)
   t.ok(removed >= 3, `${removed} pruned`)

@@ -91,24 +91,39 @@ t.test('misses of one key at the same time share one load, unless a drop came af
   t.equal(cache.get('k')?.n, 2, 'only the load that began after the drop is kept')
 })
 
-t.test('a hit near the end of the TTL reloads in the background; no value is served past its TTL', async (t) => {
-  const { cache, loads, read } = counted(100, 200)
+t.test('a miss does not join a load that began longer than the TTL ago (a stalled query)', async (t) => {
+  const cache = new ExpiringCache<Value>({ max: 100, ttlMs: 100 })
+  let loads = 0
+  const releases: Array<() => void> = []
+  const load = () => new Promise<Value>((resolve) => { const n = ++loads; releases.push(() => resolve({ tenantId: 't1', n })) })
+  const stalled = cache.getOrLoad('k', load)
+  await sleep(150) // the first load's snapshot is now older than the TTL
+  const later = cache.getOrLoad('k', load)
+  await sleep(1)
+  t.equal(loads, 2, 'the later miss reads again instead of waiting for a value older than a hit could be')
+  for (const release of releases) release()
+  t.same([(await stalled).n, (await later).n], [1, 2])
+})
+
+t.test('a hit near the end of the TTL reloads in the background; an entry not read expires at its TTL', async (t) => {
+  const { cache, loads, read } = counted(100, 1000)
   await read('k')
-  await sleep(80)
+  await sleep(400)
   await read('k')
   t.same(loads, { k: 1 }, 'early in the TTL: a plain hit')
-  await sleep(90) // now in the last quarter of the TTL
+  await sleep(450) // now in the last quarter of the TTL
   t.equal((await read('k')).n, 1, 'the hit answers at once with the value it has')
-  await sleep(5)
+  await sleep(20)
   t.same(loads, { k: 2 }, 'and a reload ran in the background')
   t.equal(cache.get('k')?.n, 2, 'its value replaced the old one before the old one expired')
-  await sleep(210)
+  await sleep(1100)
   t.equal(cache.get('k'), undefined, 'an entry not read again still expires at its TTL')
 
-  const failing = new ExpiringCache<Value>({ max: 100, ttlMs: 100 })
+  const failing = new ExpiringCache<Value>({ max: 100, ttlMs: 400 })
   await failing.getOrLoad('k', async () => ({ tenantId: 't1', n: 1 }))
-  await sleep(80)
+  await sleep(320)
   t.equal((await failing.getOrLoad('k', async () => { throw new Error('database down') })).n, 1, 'a failed background reload is not the caller\'s failure')
-  await sleep(40)
+  await sleep(150)
   await t.rejects(failing.getOrLoad('k', async () => { throw new Error('database down') }), /database down/, 'once expired, the load\'s error is the caller\'s')
+  t.equal((await failing.getOrLoad('k', async () => ({ tenantId: 't1', n: 3 }))).n, 3, 'and the next load, once the database is back, is not stuck behind the failed ones')
 })

@@ -148,7 +148,7 @@ t.test('two concurrent accepts of one invitation: one wins, the other is 400', a
   await locker.query('BEGIN')
   await locker.query("SELECT 1 FROM invitations WHERE email = 'race@example.com' FOR UPDATE")
   const racing = Promise.all(Array.from({ length: 6 }, (_, i) => as(null, 'POST', '/v1/invitations/accept', { token, name: `Racer ${i}`, password: NEW_PASSWORD })))
-  const waiting = async () => (await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE%invitations%'")).rows[0]!.n
+  const waiting = async () => (await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE%invitations%'")).rows[0]!.n
   for (let i = 0; i < 200 && await waiting() < 6; i++) await new Promise((resolve) => setTimeout(resolve, 50))
   t.equal(await waiting(), 6, 'the six accepts all passed their first check and wait on the invitation')
   await locker.query('COMMIT')

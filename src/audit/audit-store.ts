@@ -102,23 +102,30 @@ export async function verifyChain (platformDb: PrismaClient, tenantId: string): 
 /** Most events one retention transaction removes: it holds the tenant's chain head meanwhile. */
 export const PRUNE_BATCH = 5_000
 
+/** Longest a retention batch waits for a tenant's chain head (a long audited transaction): then the run fails and the next tick retries. */
+const PRUNE_LOCK_TIMEOUT = '10s'
+
 /**
  * Retention: removes every tenant's events older than `retentionDays` days, keeping each chain
- * verifiable from its pruned head. Returns the number removed. 0 days means "keep forever": nothing
- * is removed. Each tenant is pruned in transactions of at most `batch` events (SQL function
- * audit_prune_batch), so an audited write of that tenant waits for one batch at most, never for
- * the whole run. One run at a time across instances (a session advisory lock; a run that finds it
- * taken removes nothing). Runs as the tables' owner (`ownerUrl`, i.e. DATABASE_URL), on a
- * connection of its own: the API's role may not execute the pruning functions.
- * @throws what pg throws when the database cannot be reached (connect bounded by `connectTimeoutMs`).
+ * verifiable from its pruned head. Returns the number removed, or null when another run (another
+ * instance) holds the retention lock and this one skipped. 0 days means "keep forever": nothing is
+ * removed. Each tenant is pruned in transactions of at most `batch` events (SQL function
+ * audit_prune_batch), so an audited write of that tenant waits for one batch at most, never for the
+ * whole run. One run at a time across instances: a session advisory lock, released at the end or
+ * when the connection dies (TCP keepalive on, so a dead network ends the session). Runs as the
+ * tables' owner (`ownerUrl`, i.e. DATABASE_URL), on a connection of its own: the API's role may
+ * not execute the pruning functions.
+ * @throws what pg throws when the database cannot be reached (connect bounded by `connectTimeoutMs`)
+ *   or a batch waited longer than PRUNE_LOCK_TIMEOUT for a tenant's chain head.
  */
-export async function pruneAuditEvents (ownerUrl: string, retentionDays: number, now = new Date(), connectTimeoutMs = 5000, batch = PRUNE_BATCH): Promise<number> {
+export async function pruneAuditEvents (ownerUrl: string, retentionDays: number, now = new Date(), connectTimeoutMs = 5000, batch = PRUNE_BATCH): Promise<number | null> {
   if (retentionDays <= 0) return 0
   const cutoff = new Date(now.getTime() - retentionDays * 86_400_000)
   return withShortLivedClient(ownerUrl, async (client) => {
     const { rows: [lock] } = await client.query<{ taken: boolean }>('SELECT pg_try_advisory_lock(872014, 1) AS taken')
-    if (!lock?.taken) return 0
+    if (!lock?.taken) return null
     try {
+      await client.query(`SET lock_timeout = '${PRUNE_LOCK_TIMEOUT}'`)
       const { rows: tenants } = await client.query<{ id: string }>('SELECT audit_prune_candidates AS id FROM audit_prune_candidates($1::timestamptz)', [cutoff])
       let removed = 0
       for (const { id } of tenants) {

@@ -11,7 +11,7 @@
 // Verification on the hot path is one HMAC and one comparison against a per-instance cache of the
 // key's row, looked up by (tenant, prefix). `revoked()` drops an entry at once: on this instance
 // after a revocation, on the others when the invalidation channel tells them (plugins/invalidation.ts);
-// an entry lives API_KEY_CACHE_TTL_MS (4 s by default), the bound while that channel is down.
+// an entry lives API_KEY_CACHE_TTL_MS (1 s by default), the bound while that channel is down.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { ExpiringCache } from '../cache.ts'
 import type { Scope } from './permissions.ts'

@@ -9,7 +9,8 @@ import pg from 'pg'
  * @throws what `connect` or `work` throws (the client is closed first).
  */
 export async function withShortLivedClient<T> (connectionString: string, work: (client: pg.Client) => Promise<T>, connectTimeoutMs = 0): Promise<T> {
-  const client = new pg.Client({ connectionString, connectionTimeoutMillis: connectTimeoutMs })
+  // keepAlive: a connection whose network died is noticed by the OS, not held open for hours.
+  const client = new pg.Client({ connectionString, connectionTimeoutMillis: connectTimeoutMs, keepAlive: true })
   client.on('error', () => {})
   try {
     await client.connect()

@@ -475,8 +475,8 @@ export const FAULTS: Fault[] = [
     name: 'cache-miss-joins-load-across-drop',
     breaks: 'a request that misses right after a revocation takes the value a load read before it',
     file: 'src/cache.ts',
-    find: 'if (under && under.drops === this.drops) return under.value',
-    replace: 'if (under) return under.value',
+    find: 'if (under && this.lru && under.started.drops === this.drops && ',
+    replace: 'if (under && this.lru && ',
     tests: ['test/cache.test.ts'],
   },
   // ── Audit log ────────────────────────────────────────────────────────────────────────────────
@@ -488,6 +488,14 @@ export const FAULTS: Fault[] = [
     replace: "  EXECUTE format('REVOKE TRUNCATE ON %s FROM saas_app', target);\n",
     tests: ['test/audit-chain.test.ts', 'test/tenancy-invariants.test.ts'],
     grep: ['never update or delete|the migrated schema follows every tenancy rule'],
+  },
+  {
+    name: 'cache-miss-joins-stalled-load',
+    breaks: 'a request joins a load that began long ago (a stalled query) and gets a value older than the TTL',
+    file: 'src/cache.ts',
+    find: ' && this.lru.perf.now() - under.started.at < this.ttlMs) return under.value',
+    replace: ') return under.value',
+    tests: ['test/cache.test.ts'],
   },
   {
     name: 'audit-prune-unbatched',

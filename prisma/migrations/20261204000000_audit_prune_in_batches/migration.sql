@@ -28,6 +28,9 @@ CREATE FUNCTION audit_prune_batch(tenant uuid, cutoff timestamptz, batch integer
     upto_hash text;
     n bigint;
   BEGIN
+    IF batch IS NULL OR batch < 1 THEN
+      RAISE EXCEPTION 'audit_prune_batch: batch must be at least 1 (got %)', batch USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     -- The tenant's head row first (the insert trigger's lock order): no event is linked meanwhile.
     SELECT t.audit_pruned_seq INTO pruned FROM public.tenants t WHERE t.id = tenant FOR NO KEY UPDATE;
     IF pruned IS NULL THEN
