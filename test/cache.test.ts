@@ -73,35 +73,37 @@ t.test('the TTL counts from the start of the load; 0 keeps nothing', async (t) =
   t.same(loads, { k: 2 }, 'TTL 0: every read loads')
 })
 
-t.test('misses of one key at the same time share one load, unless a drop came after it began', async (t) => {
-  const cache = new ExpiringCache<Value>({ max: 100, ttlMs: 60_000 })
-  let loads = 0
+/** A cache and a loader whose loads end only when released (numbered in the order they began). */
+function held (ttlMs: number) {
+  const cache = new ExpiringCache<Value>({ max: 100, ttlMs })
   const releases: Array<() => void> = []
-  const load = () => new Promise<Value>((resolve) => { const n = ++loads; releases.push(() => resolve({ tenantId: 't1', n })) })
+  const load = () => new Promise<Value>((resolve) => { const n = releases.length + 1; releases.push(() => resolve({ tenantId: 't1', n })) })
+  return { cache, load, loads: () => releases.length, releaseAll: () => { for (const release of releases) release() } }
+}
+
+t.test('misses of one key at the same time share one load, unless a drop came after it began', async (t) => {
+  const { cache, load, loads, releaseAll } = held(60_000)
   const first = cache.getOrLoad('k', load)
   const second = cache.getOrLoad('k', load)
   await sleep(1)
-  t.equal(loads, 1, 'the second miss joined the load under way')
+  t.equal(loads(), 1, 'the second miss joined the load under way')
   cache.delete('k') // e.g. the session was revoked while the first load read it
   const third = cache.getOrLoad('k', load)
   await sleep(1)
-  t.equal(loads, 2, 'a miss after the drop does not take the value read before it')
-  for (const release of releases) release()
+  t.equal(loads(), 2, 'a miss after the drop does not take the value read before it')
+  releaseAll()
   t.same([(await first).n, (await second).n, (await third).n], [1, 1, 2])
   t.equal(cache.get('k')?.n, 2, 'only the load that began after the drop is kept')
 })
 
 t.test('a miss does not join a load that began longer than the TTL ago (a stalled query)', async (t) => {
-  const cache = new ExpiringCache<Value>({ max: 100, ttlMs: 100 })
-  let loads = 0
-  const releases: Array<() => void> = []
-  const load = () => new Promise<Value>((resolve) => { const n = ++loads; releases.push(() => resolve({ tenantId: 't1', n })) })
+  const { cache, load, loads, releaseAll } = held(100)
   const stalled = cache.getOrLoad('k', load)
   await sleep(150) // the first load's snapshot is now older than the TTL
   const later = cache.getOrLoad('k', load)
   await sleep(1)
-  t.equal(loads, 2, 'the later miss reads again instead of waiting for a value older than a hit could be')
-  for (const release of releases) release()
+  t.equal(loads(), 2, 'the later miss reads again instead of waiting for a value older than a hit could be')
+  releaseAll()
   t.same([(await stalled).n, (await later).n], [1, 2])
 })
 
