@@ -8,9 +8,9 @@
 //   queries when a hot entry expires), unless a drop came after it began or it began longer than
 //   the TTL ago (a joiner gets what a hit would: a value read at most ttlMs before it asked);
 // - refresh ahead: a hit in the last REFRESH_SHARE of an entry's TTL starts a reload in the
-//   background, so a key in steady use is never missed on the request path and the entries loaded
-//   together (at start, after a resync) do not all expire together into one burst of queries. The
-//   served value is still never older than the TTL: the refresh only replaces it sooner.
+//   background, so a key read at least that often is never missed on the request path, and the
+//   entries loaded together (at start, after a resync) do not all expire together into one burst
+//   of queries. The served value is still never older than the TTL: the refresh only replaces it sooner.
 // lru-cache's own fetchMethod/allowStale serves values past their TTL while refreshing, which
 // would break the "at most ttlMs old" bound the revocation guarantees rest on.
 import { LRUCache } from 'lru-cache'
