@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import pg from 'pg'
+import { withShortLivedClient } from './short-lived-client.ts'
 
 /** The role the API runs as when row-level security is on (created by the migrations). */
 export const APP_ROLE = 'saas_app'
@@ -24,10 +24,7 @@ const TUPLE_CONCURRENTLY_UPDATED = 'XX000'
  * @throws Error when saas_app does not exist yet (migrations not applied) or the role cannot be made.
  */
 export async function ensureApiLogin (adminUrl: string, login: string, password: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl })
-  client.on('error', () => {}) // a dying connection rejects the pending query; it must not end the process
-  await client.connect()
-  try {
+  await withShortLivedClient(adminUrl, async (client) => {
     const { rowCount } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [APP_ROLE])
     if (!rowCount) throw new Error(`role ${APP_ROLE} does not exist: apply the migrations first`)
     const role = client.escapeIdentifier(login)
@@ -40,9 +37,7 @@ export async function ensureApiLogin (adminUrl: string, login: string, password:
       await retryingConcurrentUpdate(() => client.query(`ALTER ROLE ${role} LOGIN NOSUPERUSER NOBYPASSRLS INHERIT PASSWORD ${secret}`))
       await retryingConcurrentUpdate(() => client.query(`GRANT ${APP_ROLE} TO ${role}`))
     }
-  } finally {
-    await client.end()
-  }
+  })
 }
 
 async function retryingConcurrentUpdate (run: () => Promise<unknown>): Promise<void> {

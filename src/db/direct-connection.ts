@@ -3,7 +3,8 @@
 // behind a transaction pooler (PgBouncer pool_mode = transaction/statement) each statement may run
 // on another server session, so the unlock misses and the lock stays held on a pooled server
 // connection: the next migration waits forever. We detect such a pooler before the engine starts.
-import pg from 'pg'
+import type pg from 'pg'
+import { withShortLivedClient } from './short-lived-client.ts'
 
 /** The key of the Prisma schema engine's migration lock (pg_advisory_lock(72707369)). */
 export const MIGRATION_LOCK_KEY = 72707369
@@ -17,19 +18,12 @@ export const MIGRATION_LOCK_KEY = 72707369
  * @throws what pg throws when the server cannot be reached.
  */
 export async function isTransactionPooler (connectionString: string, connectTimeoutMs = 0): Promise<boolean> {
-  const first = new pg.Client({ connectionString, connectionTimeoutMillis: connectTimeoutMs })
-  const second = new pg.Client({ connectionString, connectionTimeoutMillis: connectTimeoutMs })
-  // A connection dying meanwhile rejects the pending query; without a listener it would end the process.
-  for (const client of [first, second]) client.on('error', () => {})
-  try {
-    await first.connect()
-    const pidOf = async (client: pg.Client) => (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid
+  const pidOf = async (client: pg.Client) => (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid
+  // The first connection stays open while the second one connects.
+  return withShortLivedClient(connectionString, async (first) => {
     const firstPid = await pidOf(first)
-    await second.connect()
-    return (await pidOf(second)) === firstPid
-  } finally {
-    await Promise.all([first.end().catch(() => {}), second.end().catch(() => {})])
-  }
+    return withShortLivedClient(connectionString, async (second) => (await pidOf(second)) === firstPid, connectTimeoutMs)
+  }, connectTimeoutMs)
 }
 
 /** The migration URL leads to a pooler: refused before any lock is taken. */

@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import pg from 'pg'
+import { withShortLivedClient } from './short-lived-client.ts'
 
 const run = promisify(execFile)
 
@@ -165,13 +165,8 @@ export function embeddedUrl (dir: string, port: number, database: string): strin
 }
 
 export async function ensureDatabase (adminUrl: string, database: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 10_000, keepAlive: true })
-  client.on('error', () => {}) // a dying connection fails the pending query; without a listener it would end the process
-  await client.connect()
-  try {
+  await withShortLivedClient(adminUrl, async (client) => {
     const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database])
     if (!rowCount) await client.query(`CREATE DATABASE ${client.escapeIdentifier(database)}`)
-  } finally {
-    await client.end()
-  }
+  }, 10_000)
 }
