@@ -7,7 +7,9 @@
 // - one load per key at a time: requests that miss together share it (no stampede of identical
 //   queries when a hot entry expires), unless a drop came after it began or it began longer than
 //   the TTL ago (a joiner gets what a hit would: a value read at most ttlMs before it asked);
-// - refresh ahead: a hit in the last REFRESH_SHARE of an entry's TTL starts a reload in the
+// - a shorter bound per read (getOrLoad's maxAgeMs): the API-key cache keeps rows for its TTL but
+//   serves one older than 1 s only while its change feed is live (src/auth/key-change-feed.ts);
+// - refresh ahead: a hit in the last REFRESH_SHARE of an entry's TTL (or bound) starts a reload in the
 //   background, so a key read at least that often is never missed on the request path, and the
 //   entries loaded together (at start, after a resync) do not all expire together into one burst
 //   of queries. The served value is still never older than the TTL: the refresh only replaces it sooner.
@@ -40,13 +42,10 @@ export class ExpiringCache<V extends object> {
   /** Loads under way, by key, with where they began (lru-cache's clock and the drop count). */
   private readonly loading = new Map<string, { value: Promise<V>; started: LoadStart }>()
   private readonly ttlMs: number
-  /** Remaining TTL (ms) under which a hit starts a background reload. */
-  private readonly refreshBelowMs: number
 
   constructor ({ max, ttlMs }: ExpiringCacheOptions) {
     this.lru = ttlMs > 0 ? new LRUCache<string, V>({ max, ttl: ttlMs }) : undefined
     this.ttlMs = ttlMs
-    this.refreshBelowMs = ttlMs * REFRESH_SHARE
   }
 
   /** The live entry of `key`, if any. */
@@ -70,19 +69,25 @@ export class ExpiringCache<V extends object> {
   }
 
   /**
-   * The entry of `key`, or the value of `load` (kept as keep() says). A miss joins the load of `key`
-   * already under way when nothing was dropped since it began and it began less than the TTL ago
-   * (what a hit would give: a value read at most ttlMs before); a hit near the end of its TTL starts
-   * a background reload (its failure is ignored: the entry simply expires). Rejects with `load`'s error.
+   * The entry of `key`, or the value of `load` (kept as keep() says). `maxAgeMs` (≤ the TTL; the TTL
+   * when absent) bounds, for this read, how long ago the served value's load may have begun: an
+   * older entry is loaded again, as if it had expired. A miss joins the load of `key` already under
+   * way when nothing was dropped since it began and it began less than that bound ago (what a hit
+   * would give); a hit in the last REFRESH_SHARE of the bound starts a background reload (its failure
+   * is ignored: the entry simply expires). Rejects with `load`'s error.
    */
-  async getOrLoad (key: string, load: () => Promise<V>): Promise<V> {
+  async getOrLoad (key: string, load: () => Promise<V>, maxAgeMs = this.ttlMs): Promise<V> {
+    const bound = Math.min(maxAgeMs, this.ttlMs)
     const hit = this.get(key)
     if (hit) {
-      if (this.lru!.getRemainingTTL(key) < this.refreshBelowMs && !this.loading.has(key)) this.startLoad(key, load).catch(() => {})
-      return hit
+      const age = this.ttlMs - this.lru!.getRemainingTTL(key)
+      if (age < bound) {
+        if (age >= bound * (1 - REFRESH_SHARE) && !this.loading.has(key)) this.startLoad(key, load).catch(() => {})
+        return hit
+      }
     }
     const under = this.loading.get(key)
-    if (under && this.lru && under.started.drops === this.drops && this.lru.perf.now() - under.started.at < this.ttlMs) return under.value
+    if (under && this.lru && under.started.drops === this.drops && this.lru.perf.now() - under.started.at < bound) return under.value
     return this.startLoad(key, load)
   }
 

@@ -129,3 +129,25 @@ t.test('a hit near the end of the TTL reloads in the background; an entry not re
   await t.rejects(failing.getOrLoad('k', async () => { throw new Error('database down') }), /database down/, 'once expired, the load\'s error is the caller\'s')
   t.equal((await failing.getOrLoad('k', async () => ({ tenantId: 't1', n: 3 }))).n, 3, 'and the next load, once the database is back, is not stuck behind the failed ones')
 })
+
+t.test('a read may ask for a shorter bound than the TTL: an older entry is loaded again, a load under way joined only within it', async (t) => {
+  const cache = new ExpiringCache<Value>({ max: 100, ttlMs: 60_000 })
+  let n = 0
+  const load = async () => ({ tenantId: 't1', n: ++n })
+  await cache.getOrLoad('k', load)
+  await sleep(250)
+  t.equal((await cache.getOrLoad('k', load)).n, 1, 'within the TTL and no bound: the entry')
+  t.equal((await cache.getOrLoad('k', load, 1000)).n, 1, 'younger than the bound: the entry')
+  t.equal((await cache.getOrLoad('k', load, 200)).n, 2, 'older than the bound: loaded again, as if expired')
+  t.equal((await cache.getOrLoad('k', load)).n, 2, 'and the new value kept')
+
+  const { cache: stalledCache, load: heldLoad, loads, releaseAll } = held(60_000)
+  const stalled = stalledCache.getOrLoad('k', heldLoad)
+  await sleep(150)
+  const within = stalledCache.getOrLoad('k', heldLoad, 1000)
+  const past = stalledCache.getOrLoad('k', heldLoad, 100)
+  await sleep(1)
+  t.equal(loads(), 2, 'a miss joins the load under way only if it began within the read\'s bound')
+  releaseAll()
+  t.same([(await stalled).n, (await within).n, (await past).n], [1, 1, 2])
+})

@@ -27,7 +27,7 @@ export async function deployment (t: Tap, env: Record<string, string>) {
     PLATFORM_ADMIN_TOKEN: ADMIN_TOKEN,
     REVOCATION_CACHE_TTL_MS: '5000',
     TENANT_CACHE_TTL_MS: '5000',
-    API_KEY_CACHE_TTL_MS: '5000', // every cache at its maximum: only the invalidation channel can beat 1 s
+    API_KEY_CACHE_TTL_MS: '5000', // every cache at its maximum: only the invalidation channel (and for keys the key-change feed) can beat 1 s
     ...sharedSecrets(),
     ...env,
   }

@@ -2,7 +2,7 @@
 // the tenant's, the key's and an address's anonymous budget are each one budget across both
 // instances (not one per instance), and a key revoked through one instance is refused by the other
 // within 1 s. The key cache's TTL is 5 s here (test/deployment-helper.ts), so only the invalidation
-// channel explains it.
+// channel or the key-change feed explains it (the mutation check cuts both).
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { createUser } from './auth-helper.ts'

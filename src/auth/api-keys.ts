@@ -10,8 +10,10 @@
 //
 // Verification on the hot path is one HMAC and one comparison against a per-instance cache of the
 // key's row, looked up by (tenant, prefix). `revoked()` drops an entry at once: on this instance
-// after a revocation, on the others when the invalidation channel tells them (plugins/invalidation.ts);
-// an entry lives API_KEY_CACHE_TTL_MS (1 s by default), the bound while that channel is down.
+// after a revocation, on the others when the invalidation channel tells them (plugins/invalidation.ts)
+// or, failing that, when their feed of key changes does (src/auth/key-change-feed.ts). An entry lives
+// API_KEY_CACHE_TTL_MS (4 s by default) but is served past 1 s only while that feed is live, so a
+// revocation holds everywhere within 1 s whatever the channel does.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { ExpiringCache } from '../cache.ts'
 import type { Scope } from './permissions.ts'
@@ -85,11 +87,17 @@ export class ApiKeyService {
   private readonly entries: ExpiringCache<Entry>
   private readonly dummyHash: Buffer
 
+  /**
+   * @param ttlMs how long a key's row is kept (API_KEY_CACHE_TTL_MS)
+   * @param maxAgeMs how old (ms since its load began) a kept row may be when served right now:
+   *   the TTL while the key-change feed is live, 1 s otherwise (plugins/api-keys.ts); the TTL when absent
+   */
   constructor (
     private readonly secret: string,
     ttlMs: number,
     private readonly forTenant: (tenantId: string) => ScopedClient,
-    private readonly onWriteError: (error: unknown) => void = () => {}
+    private readonly onWriteError: (error: unknown) => void = () => {},
+    private readonly maxAgeMs: () => number = () => ttlMs
   ) {
     this.entries = new ExpiringCache({ max: MAX_KEYS, ttlMs })
     this.dummyHash = this.hash('tk_live_dummy')
@@ -115,7 +123,7 @@ export class ApiKeyService {
     const match = API_KEY_PATTERN.exec(presented)
     if (!match) return null
     const prefix = `${KEY_PREFIX}${match[1]}`
-    const { row } = await this.entries.getOrLoad(`${tenantId}:${prefix}`, async () => ({ tenantId, row: await this.load(tenantId, prefix) }))
+    const { row } = await this.entries.getOrLoad(`${tenantId}:${prefix}`, async () => ({ tenantId, row: await this.load(tenantId, prefix) }), this.maxAgeMs())
     const same = timingSafeEqual(digest, row?.hash ?? this.dummyHash)
     if (!row || !same || row.revoked || !row.tenantActive || (row.expiresAt !== null && row.expiresAt <= now)) return null
     this.touch(tenantId, row, now)
@@ -128,6 +136,11 @@ export class ApiKeyService {
    */
   revoked (tenantId: string, keyId: string): void {
     this.entries.deleteWhere((entry) => entry.tenantId === tenantId && entry.row?.id === keyId)
+  }
+
+  /** A key changed somewhere (the key-change feed): its row is looked up afresh. Key ids are UUIDs, unique across tenants. */
+  changed (keyId: string): void {
+    this.entries.deleteWhere((entry) => entry.row?.id === keyId)
   }
 
   /** Forgets every cached key (the invalidation channel reconnected: messages may have been missed). */

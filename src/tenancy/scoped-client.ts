@@ -177,6 +177,27 @@ function mapRows (data: Args | Args[] | undefined, fn: (row: Args) => Args): Arg
 
 const lowerFirst = (s: string) => s[0]!.toLowerCase() + s.slice(1)
 
+/** What every tenant's scope reads from one base client's data model: built once per base client. */
+interface ModelFacts {
+  owned: Set<string>
+  relations: RelationMap
+  fields: Record<string, Set<string>>
+}
+const modelFactsCache = new WeakMap<PrismaClient, ModelFacts>()
+
+/**
+ * The data model's facts for `base`, shared by all its scoped clients: an instance keeps a scoped
+ * client per active tenant (src/db/database.ts), and building these per tenant cost heap and time.
+ */
+function modelFacts (base: PrismaClient): ModelFacts {
+  let facts = modelFactsCache.get(base)
+  if (!facts) {
+    facts = { owned: new Set(tenantOwnedModels(base)), relations: relationMap(base), fields: fieldMap(base) }
+    modelFactsCache.set(base, facts)
+  }
+  return facts
+}
+
 /**
  * Layer 1 as a function: `(model, operation, args)` → the arguments confined to `tenantId` (or the
  * arguments unchanged when `filter` is false, after the same refusals). Throws TenantScopeError for a
@@ -186,9 +207,7 @@ const lowerFirst = (s: string) => s[0]!.toLowerCase() + s.slice(1)
  */
 export function tenantScoper (base: PrismaClient, tenantId: string) {
   assertTenantId(tenantId)
-  const owned = new Set(tenantOwnedModels(base))
-  const relations = relationMap(base)
-  const fields = fieldMap(base)
+  const { owned, relations, fields } = modelFacts(base)
   return (model: string, operation: string, args: Args | undefined, filter = true): Args => {
     const key = owned.has(model) ? TENANT_KEY : model === 'Tenant' ? 'id' : undefined
     if (key === undefined) throw new TenantScopeError(`${model} is not tenant data`)
@@ -205,7 +224,7 @@ export function tenantScoper (base: PrismaClient, tenantId: string) {
  */
 export function tenantScope (base: PrismaClient, tenantId: string, layers: { filter: boolean; rls: boolean } = { filter: true, rls: true }) {
   const scope = tenantScoper(base, tenantId)
-  const fields = fieldMap(base)
+  const { fields } = modelFacts(base)
   return Prisma.defineExtension({
     name: 'tenant-scope',
     query: {

@@ -29,7 +29,10 @@ export interface Fault extends Edit {
   also?: Edit[]
   /** Test files that must fail. */
   tests: string[]
-  /** tap --grep patterns: only the matching top-level subtests run (faster); all when absent. */
+  /**
+   * tap --grep patterns: only the matching subtests run (faster); all when absent. tap applies the
+   * Nth pattern to the Nth level of subtests, so top-level alternatives go in one regex (`a|b`).
+   */
   grep?: string[]
 }
 
@@ -253,12 +256,51 @@ export const FAULTS: Fault[] = [
     tests: ['test/api-keys-logs.test.ts'],
   },
   {
+    // Two paths carry a revocation to the other instances (the channel at once, the key-change feed
+    // within 1 s): the fault cuts both, as either alone still keeps the contract.
     name: 'api-key-revocation-not-broadcast',
     breaks: 'a key revoked on one instance keeps working on the others until their cache expires',
     file: 'plugins/invalidation.ts',
     find: "apiKeys.onKeyRevoked = (tenantId, keyId) => channel.publish({ kind: 'api_key', tenantId, keyId })",
     replace: 'apiKeys.onKeyRevoked = null',
+    also: [{ file: 'plugins/api-keys.ts', find: 'onChange: (keyId) => service.changed(keyId),', replace: 'onChange: () => {},' }],
     tests: ['test/instances-api-keys.test.ts', 'test/instances-pg.test.ts'],
+  },
+  {
+    name: 'api-key-change-feed-ignored',
+    breaks: 'a key revoked behind an instance\'s back (another instance while the channel is down, an operator) works there for the whole 4 s TTL',
+    file: 'plugins/api-keys.ts',
+    find: 'onChange: (keyId) => service.changed(keyId),',
+    replace: 'onChange: () => {},',
+    tests: ['test/api-keys.test.ts'],
+    grep: ['revocation and expiry|commits late'],
+  },
+  {
+    name: 'api-key-cache-ignores-feed-health',
+    breaks: 'while the key-change feed cannot be read, a revoked key keeps working for the whole TTL',
+    file: 'plugins/api-keys.ts',
+    find: 'feed ? () => (feed.covers() ? ttl : BOUND_MS) : undefined)',
+    replace: 'undefined)',
+    tests: ['test/api-keys.test.ts'],
+    grep: ['cannot be read'],
+  },
+  {
+    name: 'api-key-change-feed-no-overlap',
+    breaks: 'a revocation whose transaction commits after a read of the feed began is never read: the key works until the TTL',
+    file: 'src/auth/key-change-feed.ts',
+    find: 'export const OVERLAP_MS = 60_000',
+    replace: 'export const OVERLAP_MS = 0',
+    tests: ['test/api-keys.test.ts'],
+    grep: ['commits late'],
+  },
+  {
+    name: 'api-key-change-not-recorded',
+    breaks: 'a revocation is not written to the key-change feed: other instances learn it only from the channel or the TTL',
+    file: 'prisma/migrations/20261205000000_api_key_changes/migration.sql',
+    find: '  WHEN (OLD.revoked_at IS DISTINCT FROM NEW.revoked_at OR OLD.expires_at',
+    replace: '  WHEN (OLD.expires_at',
+    tests: ['test/api-keys.test.ts'],
+    grep: ['revocation and expiry|feed of key changes'],
   },
   {
     name: 'anonymous-requests-spend-tenant-budget',
@@ -493,7 +535,7 @@ export const FAULTS: Fault[] = [
     name: 'cache-miss-joins-stalled-load',
     breaks: 'a request joins a load that began long ago (a stalled query) and gets a value older than the TTL',
     file: 'src/cache.ts',
-    find: ' && this.lru.perf.now() - under.started.at < this.ttlMs) return under.value',
+    find: ' && this.lru.perf.now() - under.started.at < bound) return under.value',
     replace: ') return under.value',
     tests: ['test/cache.test.ts'],
   },
