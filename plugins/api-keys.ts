@@ -8,7 +8,6 @@ import path from 'node:path'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { ApiKeyService } from '../src/auth/api-keys.ts'
-import { BOUND_MS, KeyChangeFeed, readKeyChanges } from '../src/auth/key-change-feed.ts'
 import { readOrCreateSecretFile } from '../src/auth/files.ts'
 import { allows, PERMISSION, type Action, type Scope } from '../src/auth/permissions.ts'
 import type { Config } from '../src/config.ts'
@@ -17,7 +16,7 @@ import { RequestLimits } from '../src/limits/request-limits.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** API-key verification (cached API_KEY_CACHE_TTL_MS, served past 1 s only while the key-change feed is read) and `app.apiKeys.keyRevoked(tenantId, keyId)` after revoking one. */
+    /** API-key verification (cached API_KEY_CACHE_TTL_MS; CHANGE_FEED_CACHE_TTL_MS while the change feed is read) and `app.apiKeys.keyRevoked(tenantId, keyId)` after revoking one. */
     apiKeys: ApiKeyService & {
       /** Sets request.user to the key of `credential`, or throws 401 (any bad key) / 403 (route not in its scopes) / 429. */
       authenticate(request: FastifyRequest, reply: FastifyReply, credential: string): Promise<void>
@@ -52,25 +51,9 @@ function declaredPermission (hooks: unknown): Action | undefined {
 export default fp(
   async function apiKeysPlugin (app: FastifyInstance) {
     const { config } = app
-    // Key rows may be kept longer than the contract's 1 s revocation bound for keys only while the
-    // feed of key changes is read (src/auth/key-change-feed.ts); with a TTL within the bound, no feed.
-    const ttl = config.API_KEY_CACHE_TTL_MS
-    const feed = ttl > BOUND_MS
-      ? new KeyChangeFeed({
-        read: (sinceMs) => readKeyChanges(app.database.platformDb, sinceMs),
-        onChange: (keyId) => service.changed(keyId),
-        onHealth: (healthy, error) => healthy
-          ? app.log.info('API-key change feed read again: cached keys are served up to API_KEY_CACHE_TTL_MS')
-          : app.log.warn({ err: error instanceof Error ? error.message : undefined }, 'API-key change feed unreadable: cached keys are served at most 1 s meanwhile'),
-      })
-      : undefined
-    const service = new ApiKeyService(await apiKeySecret(config), ttl, (tenantId) => app.database.forTenant(tenantId),
-      (error) => app.log.warn({ err: error }, 'could not record an API key use'),
-      feed ? () => (feed.covers() ? ttl : BOUND_MS) : undefined)
-    if (feed) {
-      await feed.start()
-      app.addHook('onClose', () => feed.stop())
-    }
+    // Rows are kept CHANGE_FEED_CACHE_TTL_MS while the change feed is read (plugins/invalidation.ts).
+    const service = new ApiKeyService(await apiKeySecret(config), config.API_KEY_CACHE_TTL_MS, (tenantId) => app.database.forTenant(tenantId),
+      (error) => app.log.warn({ err: error }, 'could not record an API key use'), config.CHANGE_FEED_CACHE_TTL_MS)
     const limits = new RequestLimits(app, config)
 
     // Which action each route declared (before the routes are added: this hook sees every one).

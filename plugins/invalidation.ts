@@ -2,10 +2,14 @@
 // changed tenants, revoked API keys), and applies what they tell it, so that a revocation,
 // suspension or role change holds on every instance within a second (shared/API.md "Operating
 // guarantees"). The transport is Redis pub/sub when REDIS_URL is set, else PostgreSQL LISTEN/NOTIFY
-// on a dedicated connection to DATABASE_URL (src/cluster/invalidation.ts). Whenever the channel is
-// down, each cache's TTL (≤ 5 s) remains the bound.
+// on a dedicated connection to DATABASE_URL (src/cluster/invalidation.ts). A channel can lose a
+// message, so the same changes also come through the change feed (src/cluster/change-feed.ts), which
+// every instance polls from the database: while it is read, the caches keep entries for
+// CHANGE_FEED_CACHE_TTL_MS and any change still holds within 1 s; when it cannot be read, each
+// cache's own TTL (≤ 5 s) is the bound again.
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { ChangeFeed, readChanges, type Change } from '../src/cluster/change-feed.ts'
 import { PostgresInvalidationChannel, RedisInvalidationChannel, type ChannelLog, type InvalidationChannel } from '../src/cluster/invalidation.ts'
 
 declare module 'fastify' {
@@ -39,13 +43,40 @@ export default fp(
       apiKeys.forgetAll() // a revocation missed while the channel was down must not outlive the reconnect
     })
     app.decorate('invalidation', channel)
+
+    // The change feed: what the channel carries, from durable state (by id: it knows no slugs).
+    const applyChange = (change: Change) => {
+      if (change.kind === 'tenant') {
+        tenants.forgetId(change.id)
+        apiKeys.tenantChanged(change.id)
+      } else if (change.kind === 'session') auth.states.forgetSession(change.id)
+      else if (change.kind === 'user') auth.states.forgetUser(change.id)
+      else apiKeys.changed(change.id)
+    }
+    const feed = config.CHANGE_FEED_CACHE_TTL_MS > 0
+      ? new ChangeFeed({
+        read: (sinceMs) => readChanges(app.database.platformDb, sinceMs),
+        onChange: applyChange,
+        onHealth: (healthy, error) => healthy
+          ? app.log.info('change feed read again: cached tenants, sessions and API keys are kept up to CHANGE_FEED_CACHE_TTL_MS')
+          : app.log.warn({ err: error instanceof Error ? error.message : undefined }, 'change feed unreadable: cached tenants, sessions and API keys are served only their own TTL meanwhile'),
+      })
+      : undefined
+    if (feed) {
+      const covers = () => feed.covers()
+      tenants.coverBy(covers)
+      auth.states.coverBy(covers)
+      apiKeys.coverBy(covers)
+      await feed.start()
+    }
+
     await channel.start()
     if (!channel.connected) app.log.warn('invalidation channel not connected at start; retrying (changes reach this instance by cache expiry meanwhile)')
     app.addHook('onClose', async () => {
       auth.states.onDrop = null
       tenants.onInvalidate = null
       apiKeys.onKeyRevoked = null
-      await channel.close()
+      await Promise.all([channel.close(), feed?.stop()])
     })
   },
   { name: 'invalidation', dependencies: ['config', 'database', 'redis', 'tenant', 'auth', 'api-keys'] }

@@ -54,7 +54,7 @@ export default fp(
   async function tenantPlugin (app: FastifyInstance) {
     const { BASE_DOMAIN, TENANT_CACHE_TTL_MS } = app.config
     const trust = trustFunction(app.config.trustProxy)
-    const tenants = new TenantRegistry(app.platformDb, TENANT_CACHE_TTL_MS)
+    const tenants = new TenantRegistry(app.platformDb, TENANT_CACHE_TTL_MS, app.config.CHANGE_FEED_CACHE_TTL_MS)
     app.decorate('tenants', tenants)
     app.decorateRequest('tenant', null)
     // Throwing getters instead of `request.tenant!`: used where no tenant was resolved (a route

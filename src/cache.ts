@@ -7,9 +7,10 @@
 // - one load per key at a time: requests that miss together share it (no stampede of identical
 //   queries when a hot entry expires), unless a drop came after it began or it began longer than
 //   the TTL ago (a joiner gets what a hit would: a value read at most ttlMs before it asked);
-// - a shorter bound per read (getOrLoad's maxAgeMs): the API-key cache keeps rows for its TTL but
-//   serves one older than 1 s only while its change feed is live (src/auth/key-change-feed.ts);
-// - refresh ahead: a hit in the last REFRESH_SHARE of an entry's TTL (or bound) starts a reload in the
+// - two lifetimes: an entry is kept `keepMs` (CHANGE_FEED_CACHE_TTL_MS) but served past `ttlMs` (the
+//   cache's own short TTL) only while `coveredBy()` says the change feed has been read within the
+//   last second (src/cluster/change-feed.ts), so a change made anywhere still holds within 1 s;
+// - refresh ahead: a hit in the last REFRESH_SHARE of the lifetime it is served under starts a reload in the
 //   background, so a key read at least that often is never missed on the request path, and the
 //   entries loaded together (at start, after a resync) do not all expire together into one burst
 //   of queries. The served value is still never older than the TTL: the refresh only replaces it sooner.
@@ -20,11 +21,15 @@ import { LRUCache } from 'lru-cache'
 /** Share of the TTL at its end in which a hit starts a background reload. */
 const REFRESH_SHARE = 0.25
 
-export interface ExpiringCacheOptions {
+export interface ExpiringCacheOptions<V> {
   /** Most entries kept; beyond it the least recently used is dropped. */
   max: number
   /** How long an entry is served, from the moment its load began (ms); 0 keeps nothing. */
   ttlMs: number
+  /** How long an entry may be served while `coveredBy()` holds (ms; ≥ ttlMs to matter). Default: ttlMs. */
+  keepMs?: number
+  /** Which entries may use keepMs (e.g. not a negative lookup that no change would drop). Default: all. */
+  keepsLong?: (value: V) => boolean
 }
 
 /** Where a load began (ExpiringCache.loadStarts()). */
@@ -42,15 +47,35 @@ export class ExpiringCache<V extends object> {
   /** Loads under way, by key, with where they began (lru-cache's clock and the drop count). */
   private readonly loading = new Map<string, { value: Promise<V>; started: LoadStart }>()
   private readonly ttlMs: number
+  private readonly keepMs: number
+  private readonly keepsLong: (value: V) => boolean
+  /**
+   * Whether the change feed has been read within the last second (set where the feed is wired up,
+   * plugins/invalidation.ts): only then is an entry served past ttlMs, up to keepMs.
+   */
+  coveredBy: (() => boolean) | null = null
 
-  constructor ({ max, ttlMs }: ExpiringCacheOptions) {
-    this.lru = ttlMs > 0 ? new LRUCache<string, V>({ max, ttl: ttlMs }) : undefined
+  constructor ({ max, ttlMs, keepMs = ttlMs, keepsLong = () => true }: ExpiringCacheOptions<V>) {
+    this.keepMs = ttlMs > 0 ? Math.max(ttlMs, keepMs) : 0
+    this.lru = ttlMs > 0 ? new LRUCache<string, V>({ max, ttl: this.keepMs }) : undefined
     this.ttlMs = ttlMs
+    this.keepsLong = keepsLong
   }
 
-  /** The live entry of `key`, if any. */
+  /** How long ago (ms) an entry may have begun loading to be served now; `value` undefined: any entry. */
+  private lifetime (value?: V): number {
+    return this.keepMs > this.ttlMs && this.coveredBy?.() && (value === undefined || this.keepsLong(value)) ? this.keepMs : this.ttlMs
+  }
+
+  /** Age (ms since its load began) of the kept entry of `key`. */
+  private age (key: string): number {
+    return this.keepMs - this.lru!.getRemainingTTL(key)
+  }
+
+  /** The entry of `key` if it may be served now, if any. */
   get (key: string): V | undefined {
-    return this.lru?.get(key)
+    const value = this.lru?.get(key)
+    return value !== undefined && this.age(key) < this.lifetime(value) ? value : undefined
   }
 
   /** Call where a load begins; pass the result to keep() once the value is there. */
@@ -69,25 +94,24 @@ export class ExpiringCache<V extends object> {
   }
 
   /**
-   * The entry of `key`, or the value of `load` (kept as keep() says). `maxAgeMs` (≤ the TTL; the TTL
-   * when absent) bounds, for this read, how long ago the served value's load may have begun: an
-   * older entry is loaded again, as if it had expired. A miss joins the load of `key` already under
-   * way when nothing was dropped since it began and it began less than that bound ago (what a hit
-   * would give); a hit in the last REFRESH_SHARE of the bound starts a background reload (its failure
-   * is ignored: the entry simply expires). Rejects with `load`'s error.
+   * The entry of `key`, or the value of `load` (kept as keep() says). A miss joins the load of `key`
+   * already under way when nothing was dropped since it began and it began less than the lifetime
+   * ago (what a hit would give: a value read at most that long before it asked); a hit in the last
+   * REFRESH_SHARE of its lifetime starts a background reload (its failure is ignored: the entry
+   * simply expires). Rejects with `load`'s error.
    */
-  async getOrLoad (key: string, load: () => Promise<V>, maxAgeMs = this.ttlMs): Promise<V> {
-    const bound = Math.min(maxAgeMs, this.ttlMs)
-    const hit = this.get(key)
-    if (hit) {
-      const age = this.ttlMs - this.lru!.getRemainingTTL(key)
-      if (age < bound) {
-        if (age >= bound * (1 - REFRESH_SHARE) && !this.loading.has(key)) this.startLoad(key, load).catch(() => {})
+  async getOrLoad (key: string, load: () => Promise<V>): Promise<V> {
+    const hit = this.lru?.get(key)
+    if (hit !== undefined) {
+      const age = this.age(key)
+      const lifetime = this.lifetime(hit)
+      if (age < lifetime) {
+        if (age >= lifetime * (1 - REFRESH_SHARE) && !this.loading.has(key)) this.startLoad(key, load).catch(() => {})
         return hit
       }
     }
     const under = this.loading.get(key)
-    if (under && this.lru && under.started.drops === this.drops && this.lru.perf.now() - under.started.at < bound) return under.value
+    if (under && this.lru && under.started.drops === this.drops && this.lru.perf.now() - under.started.at < this.lifetime()) return under.value
     return this.startLoad(key, load)
   }
 

@@ -162,7 +162,7 @@ t.test('deactivation and deletion take effect at once through userChanged', asyn
 })
 
 t.test('another instance sees revocations within the cache TTL', async (t) => {
-  const env = { REVOCATION_CACHE_TTL_MS: '300' }
+  const env = { REVOCATION_CACHE_TTL_MS: '300', CHANGE_FEED_CACHE_TTL_MS: '0' } // the TTL alone (the change feed: test/change-feed.test.ts)
   const { app, ownerUrl, ann } = await setUp(t, env)
   const second = await build(t, { url: ownerUrl, env })
   const session = await signIn(app, HOST, 'ann@example.com', PASSWORD)

@@ -130,24 +130,30 @@ t.test('a hit near the end of the TTL reloads in the background; an entry not re
   t.equal((await failing.getOrLoad('k', async () => ({ tenantId: 't1', n: 3 }))).n, 3, 'and the next load, once the database is back, is not stuck behind the failed ones')
 })
 
-t.test('a read may ask for a shorter bound than the TTL: an older entry is loaded again, a load under way joined only within it', async (t) => {
-  const cache = new ExpiringCache<Value>({ max: 100, ttlMs: 60_000 })
+t.test('kept longer only while covered: an entry past the TTL is served up to keepMs while coveredBy holds, else loaded again', async (t) => {
+  let covered = true
+  const cache = new ExpiringCache<Value>({ max: 100, ttlMs: 200, keepMs: 60_000, keepsLong: (value) => value.tenantId !== 'negative' })
+  cache.coveredBy = () => covered
   let n = 0
   const load = async () => ({ tenantId: 't1', n: ++n })
   await cache.getOrLoad('k', load)
-  await sleep(250)
-  t.equal((await cache.getOrLoad('k', load)).n, 1, 'within the TTL and no bound: the entry')
-  t.equal((await cache.getOrLoad('k', load, 1000)).n, 1, 'younger than the bound: the entry')
-  t.equal((await cache.getOrLoad('k', load, 200)).n, 2, 'older than the bound: loaded again, as if expired')
-  t.equal((await cache.getOrLoad('k', load)).n, 2, 'and the new value kept')
+  await sleep(300)
+  t.equal((await cache.getOrLoad('k', load)).n, 1, 'past the TTL, covered: the entry')
+  t.equal(cache.get('k')?.n, 1, 'get() too')
+  covered = false
+  t.equal(cache.get('k'), undefined, 'not covered: get() no longer serves it')
+  t.equal((await cache.getOrLoad('k', load)).n, 2, 'and getOrLoad() loads again, as if it had expired')
+  covered = true
+  await cache.getOrLoad('neg', async () => ({ tenantId: 'negative', n: 0 }))
+  await sleep(300)
+  t.equal(cache.get('neg'), undefined, 'an entry keepsLong refuses keeps the TTL even when covered')
 
-  const { cache: stalledCache, load: heldLoad, loads, releaseAll } = held(60_000)
+  const { cache: stalledCache, load: heldLoad, loads, releaseAll } = held(100)
   const stalled = stalledCache.getOrLoad('k', heldLoad)
   await sleep(150)
-  const within = stalledCache.getOrLoad('k', heldLoad, 1000)
-  const past = stalledCache.getOrLoad('k', heldLoad, 100)
+  const past = stalledCache.getOrLoad('k', heldLoad)
   await sleep(1)
-  t.equal(loads(), 2, 'a miss joins the load under way only if it began within the read\'s bound')
+  t.equal(loads(), 2, 'not covered (no feed): a miss does not join a load that began longer than the TTL ago')
   releaseAll()
-  t.same([(await stalled).n, (await within).n, (await past).n], [1, 1, 2])
+  t.same([(await stalled).n, (await past).n], [1, 2])
 })

@@ -27,7 +27,8 @@ export async function deployment (t: Tap, env: Record<string, string>) {
     PLATFORM_ADMIN_TOKEN: ADMIN_TOKEN,
     REVOCATION_CACHE_TTL_MS: '5000',
     TENANT_CACHE_TTL_MS: '5000',
-    API_KEY_CACHE_TTL_MS: '5000', // every cache at its maximum: only the invalidation channel (and for keys the key-change feed) can beat 1 s
+    API_KEY_CACHE_TTL_MS: '5000', // every cache at its maximum: only the invalidation channel can beat 1 s
+    CHANGE_FEED_CACHE_TTL_MS: '0', // no change feed (test/change-feed.test.ts): these tests are the channel's
     ...sharedSecrets(),
     ...env,
   }

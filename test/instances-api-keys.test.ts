@@ -1,8 +1,8 @@
 // API keys and request limits on two API server processes sharing one PostgreSQL and one Redis:
 // the tenant's, the key's and an address's anonymous budget are each one budget across both
 // instances (not one per instance), and a key revoked through one instance is refused by the other
-// within 1 s. The key cache's TTL is 5 s here (test/deployment-helper.ts), so only the invalidation
-// channel or the key-change feed explains it (the mutation check cuts both).
+// within 1 s. The key cache's TTL is 5 s here and the change feed is off (test/deployment-helper.ts),
+// so only the invalidation channel explains it.
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { createUser } from './auth-helper.ts'

@@ -11,9 +11,9 @@
 // Verification on the hot path is one HMAC and one comparison against a per-instance cache of the
 // key's row, looked up by (tenant, prefix). `revoked()` drops an entry at once: on this instance
 // after a revocation, on the others when the invalidation channel tells them (plugins/invalidation.ts)
-// or, failing that, when their feed of key changes does (src/auth/key-change-feed.ts). An entry lives
-// API_KEY_CACHE_TTL_MS (4 s by default) but is served past 1 s only while that feed is live, so a
-// revocation holds everywhere within 1 s whatever the channel does.
+// or, failing that, when the change feed does (src/cluster/change-feed.ts). An entry is kept
+// CHANGE_FEED_CACHE_TTL_MS (30 s by default) but served past API_KEY_CACHE_TTL_MS (1 s) only while
+// that feed is read, so a revocation holds everywhere within 1 s whatever the channel does.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { ExpiringCache } from '../cache.ts'
 import type { Scope } from './permissions.ts'
@@ -27,7 +27,8 @@ export const API_KEY_PATTERN = new RegExp(`^${KEY_PREFIX}([0-9a-z]{${ID_LENGTH}}
 /** How often, at most, last_used_at is written for one key (ms). */
 export const LAST_USED_RESOLUTION_MS = 60_000
 /**
- * Keys kept per instance. An entry is served for at most API_KEY_CACHE_TTL_MS (≤ 5 s), so the bound
+ * Keys kept per instance. An entry is served for at most API_KEY_CACHE_TTL_MS (≤ 5 s) unless the change
+ * feed is read (then up to CHANGE_FEED_CACHE_TTL_MS, with changes applied within 1 s), so the bound
  * only has to hold the keys one instance checks within 5 s: 20,000 is 4,000 requests per second each
  * with another key, twice what one instance serves in all (README "Performance"). Past it, the least
  * recently used is read again.
@@ -88,18 +89,17 @@ export class ApiKeyService {
   private readonly dummyHash: Buffer
 
   /**
-   * @param ttlMs how long a key's row is kept (API_KEY_CACHE_TTL_MS)
-   * @param maxAgeMs how old (ms since its load began) a kept row may be when served right now:
-   *   the TTL while the key-change feed is live, 1 s otherwise (plugins/api-keys.ts); the TTL when absent
+   * @param ttlMs how long a key's row is served (API_KEY_CACHE_TTL_MS, ms)
+   * @param keepMs how long it is served while the change feed is read (CHANGE_FEED_CACHE_TTL_MS, ms; see coverBy)
    */
   constructor (
     private readonly secret: string,
     ttlMs: number,
     private readonly forTenant: (tenantId: string) => ScopedClient,
     private readonly onWriteError: (error: unknown) => void = () => {},
-    private readonly maxAgeMs: () => number = () => ttlMs
+    keepMs = ttlMs
   ) {
-    this.entries = new ExpiringCache({ max: MAX_KEYS, ttlMs })
+    this.entries = new ExpiringCache({ max: MAX_KEYS, ttlMs, keepMs })
     this.dummyHash = this.hash('tk_live_dummy')
   }
 
@@ -123,7 +123,7 @@ export class ApiKeyService {
     const match = API_KEY_PATTERN.exec(presented)
     if (!match) return null
     const prefix = `${KEY_PREFIX}${match[1]}`
-    const { row } = await this.entries.getOrLoad(`${tenantId}:${prefix}`, async () => ({ tenantId, row: await this.load(tenantId, prefix) }), this.maxAgeMs())
+    const { row } = await this.entries.getOrLoad(`${tenantId}:${prefix}`, async () => ({ tenantId, row: await this.load(tenantId, prefix) }))
     const same = timingSafeEqual(digest, row?.hash ?? this.dummyHash)
     if (!row || !same || row.revoked || !row.tenantActive || (row.expiresAt !== null && row.expiresAt <= now)) return null
     this.touch(tenantId, row, now)
@@ -138,7 +138,12 @@ export class ApiKeyService {
     this.entries.deleteWhere((entry) => entry.tenantId === tenantId && entry.row?.id === keyId)
   }
 
-  /** A key changed somewhere (the key-change feed): its row is looked up afresh. Key ids are UUIDs, unique across tenants. */
+  /** Rows are served up to keepMs while `covers()` holds (the change feed was read within the last second). */
+  coverBy (covers: () => boolean): void {
+    this.entries.coveredBy = covers
+  }
+
+  /** A key changed somewhere (the change feed): its row is looked up afresh. Key ids are UUIDs, unique across tenants. */
   changed (keyId: string): void {
     this.entries.deleteWhere((entry) => entry.row?.id === keyId)
   }

@@ -1,10 +1,11 @@
 // What decides, on every authenticated request, whether a genuine access token still counts: its
 // session is neither revoked nor expired and its user still exists and is active. Reading that from
-// the database on every request would double the work of each request, so it is cached for
-// REVOCATION_CACHE_TTL_MS (≤ 5 s). Changes made through this process drop the affected entries at
-// once; changes made by another instance arrive through the invalidation channel
-// (plugins/invalidation.ts). Worst case, while that channel is down: a token revoked elsewhere keeps
-// working on this instance for REVOCATION_CACHE_TTL_MS after the change.
+// the database on every request would double the work of each request, so it is cached: for
+// CHANGE_FEED_CACHE_TTL_MS while the change feed is read (src/cluster/change-feed.ts: any change
+// holds within 1 s), else for REVOCATION_CACHE_TTL_MS (≤ 5 s). Changes made through this process drop
+// the affected entries at once; changes made by another instance arrive through the invalidation
+// channel (plugins/invalidation.ts) and the change feed. Worst case, while both are down: a token
+// revoked elsewhere keeps working on this instance for REVOCATION_CACHE_TTL_MS after the change.
 import { ExpiringCache } from '../cache.ts'
 import type { Role } from './jwt.ts'
 
@@ -19,6 +20,7 @@ export interface SessionState {
 
 interface Entry {
   tenantId: string
+  sessionId: string
   state: SessionState | null
 }
 
@@ -28,8 +30,8 @@ export type SessionDrop = { kind: 'session'; tenantId: string; sessionId: string
 export type SessionLoader = (tenantId: string, sessionId: string) => Promise<SessionState | null>
 
 /**
- * Sessions kept. An entry is served for at most the TTL (≤ 5 s), so the bound only has to hold the
- * sessions one instance checks within 5 s: 20,000 is 4,000 authenticated requests per second each
+ * Sessions kept. An entry is served for at most the TTL (≤ 5 s; CHANGE_FEED_CACHE_TTL_MS while the
+ * change feed is read), so the bound has to hold the sessions one instance checks within that time: 20,000 is 4,000 authenticated requests per second each
  * from a different session, twice what one instance serves in all (README "Performance"). Past it,
  * the least recently used is read again: a query, not an error.
  */
@@ -41,13 +43,19 @@ export class SessionStateCache {
   /** Called after each drop made by this process (not by apply()): the cluster broadcast. */
   onDrop: ((drop: SessionDrop) => void) | null = null
 
-  constructor (ttlMs: number, private readonly load: SessionLoader) {
-    this.entries = new ExpiringCache({ max: MAX_SESSIONS, ttlMs })
+  /** `ttlMs`, `keepMs`: REVOCATION_CACHE_TTL_MS and CHANGE_FEED_CACHE_TTL_MS (ms; keepMs applies while coverBy's feed is read). */
+  constructor (ttlMs: number, private readonly load: SessionLoader, keepMs = ttlMs) {
+    this.entries = new ExpiringCache({ max: MAX_SESSIONS, ttlMs, keepMs })
+  }
+
+  /** Entries are served up to keepMs while `covers()` holds (the change feed was read within the last second). */
+  coverBy (covers: () => boolean): void {
+    this.entries.coveredBy = covers
   }
 
   /** The session's state, or null when it does not exist (deleted, or its user was). */
   async get (tenantId: string, sessionId: string): Promise<SessionState | null> {
-    const entry = await this.entries.getOrLoad(`${tenantId}:${sessionId}`, async () => ({ tenantId, state: await this.load(tenantId, sessionId) }))
+    const entry = await this.entries.getOrLoad(`${tenantId}:${sessionId}`, async () => ({ tenantId, sessionId, state: await this.load(tenantId, sessionId) }))
     return entry.state
   }
 
@@ -65,6 +73,16 @@ export class SessionStateCache {
   apply (drop: SessionDrop): void {
     if (drop.kind === 'session') this.entries.delete(`${drop.tenantId}:${drop.sessionId}`)
     else this.entries.deleteWhere((entry) => entry.tenantId === drop.tenantId && entry.state?.userId === drop.userId)
+  }
+
+  /** A session changed somewhere (the change feed, which knows ids only: session ids are UUIDs, unique across tenants). */
+  forgetSession (sessionId: string): void {
+    this.entries.deleteWhere((entry) => entry.sessionId === sessionId)
+  }
+
+  /** A user changed somewhere (the change feed): every session state of that user is read again. */
+  forgetUser (userId: string): void {
+    this.entries.deleteWhere((entry) => entry.state?.userId === userId)
   }
 
   /** Forgets everything (after the invalidation channel was down: messages may have been missed). */

@@ -36,7 +36,7 @@ const sha256 = (value: string) => createHash('sha256').update(value).digest('hex
 export const invalidCredentials = () => new AppError('INVALID_CREDENTIALS', 'Invalid email or password')
 const revoked = () => unauthorized('Session expired or revoked')
 
-type AuthConfig = Pick<Config, 'JWT_AUDIENCE' | 'ACCESS_TOKEN_TTL_S' | 'SESSION_MAX_AGE_S' | 'REVOCATION_CACHE_TTL_MS'>
+type AuthConfig = Pick<Config, 'JWT_AUDIENCE' | 'ACCESS_TOKEN_TTL_S' | 'SESSION_MAX_AGE_S' | 'REVOCATION_CACHE_TTL_MS' | 'CHANGE_FEED_CACHE_TTL_MS'>
 
 export class AuthService {
   readonly states: SessionStateCache
@@ -48,7 +48,7 @@ export class AuthService {
     private readonly csrfSecret: string,
     forTenant: (tenantId: string) => ScopedClient
   ) {
-    this.states = new SessionStateCache(config.REVOCATION_CACHE_TTL_MS, (tenantId, sessionId) => loadSessionState(forTenant(tenantId), sessionId))
+    this.states = new SessionStateCache(config.REVOCATION_CACHE_TTL_MS, (tenantId, sessionId) => loadSessionState(forTenant(tenantId), sessionId), config.CHANGE_FEED_CACHE_TTL_MS)
   }
 
   /**

@@ -1,6 +1,9 @@
 // Tenant lookups by slug or custom domain, cached in memory so the hot path does not query the
 // database per request. An entry lives at most TENANT_CACHE_TTL_MS (≤ 5 s, the contract's bound for
-// a change made by another instance); a change made through this process invalidates it at once.
+// a change made by another instance), or CHANGE_FEED_CACHE_TTL_MS for a found tenant while the change
+// feed is read (src/cluster/change-feed.ts: a change then holds within 1 s); a change made through this
+// process invalidates it at once. A name that found no tenant keeps the short TTL: the feed reports
+// tenants by id, and a signup or a reactivation under that name must not wait for the long one.
 // Under row-level security the tenants table is read through the named SECURITY DEFINER lookups of
 // tenant-directory.ts (no tenant is current yet when the Host is resolved).
 import { ExpiringCache } from '../cache.ts'
@@ -19,8 +22,9 @@ interface Entry {
 export type TenantKeys = { id?: string; slug: string; domain?: string | null }
 
 /**
- * Names (slug, custom domain) kept. An entry is served for at most the TTL (≤ 5 s), so the bound
- * only has to hold the names one instance resolves within 5 s: 10,000 is 2,000 tenant requests per
+ * Names (slug, custom domain) kept. An entry is served for at most the TTL (≤ 5 s; a found tenant
+ * CHANGE_FEED_CACHE_TTL_MS while the change feed is read), so the bound has to hold the names one
+ * instance resolves within that time: 10,000 is 2,000 tenant requests per
  * second each on a different name, about what one instance serves in all (README "Performance"),
  * and five times the 2,000 names of 1,000 active tenants. Past it, the least recently used is
  * looked up again: a query, not an error.
@@ -33,11 +37,23 @@ export class TenantRegistry {
   /** Called after each invalidate() (plugins/invalidation.ts tells the other instances). */
   onInvalidate: ((tenant: TenantKeys) => void) | null = null
 
+  /** `ttlMs`, `keepMs`: TENANT_CACHE_TTL_MS and CHANGE_FEED_CACHE_TTL_MS (ms; keepMs applies to found tenants while coverBy's feed is read). */
   constructor (
     private readonly platformDb: PrismaClient,
-    ttlMs: number
+    ttlMs: number,
+    keepMs = ttlMs
   ) {
-    this.entries = new ExpiringCache({ max: MAX_NAMES, ttlMs })
+    this.entries = new ExpiringCache({ max: MAX_NAMES, ttlMs, keepMs, keepsLong: (entry) => entry.tenantId !== undefined })
+  }
+
+  /** Found tenants are served up to keepMs while `covers()` holds (the change feed was read within the last second). */
+  coverBy (covers: () => boolean): void {
+    this.entries.coveredBy = covers
+  }
+
+  /** A tenant changed somewhere (the change feed, which knows its id only): every name that found it is looked up again. */
+  forgetId (tenantId: string): void {
+    this.entries.deleteWhere((entry) => entry.tenantId === tenantId)
   }
 
   /** The active tenant with this slug, or null (unknown and suspended look the same). */

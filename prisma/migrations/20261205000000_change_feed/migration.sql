@@ -1,0 +1,89 @@
+-- The change feed (src/cluster/change-feed.ts). Each instance caches, per request path, what decides
+-- whether a request is let in: the tenant of a Host, a session's state (its user's role and
+-- activity), an API key's row. The contract bounds how long a change may take to hold everywhere
+-- (1 s; 5 s at worst for tenants and sessions while instances cannot notify each other). The
+-- invalidation channel tells the other instances at once, but can lose a message; this feed is
+-- durable state that every instance polls, so it cannot. While an instance has read it within the
+-- last second, it may keep those entries far longer (CHANGE_FEED_CACHE_TTL_MS) and still honour the
+-- bounds; when it has not, the caches fall back to their own short TTLs by themselves.
+--
+-- Not tenant-owned: it holds which kind of row changed, that row's id (UUIDs, no tenant data) and
+-- when, one row per changed row. saas_app has no grant on it; it reads it only through
+-- app_changes_since().
+CREATE TABLE "change_feed" (
+    "kind" TEXT NOT NULL,
+    "subject_id" UUID NOT NULL,
+    "changed_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+
+    CONSTRAINT "change_feed_pkey" PRIMARY KEY ("kind", "subject_id")
+);
+CREATE INDEX "change_feed_changed_at_idx" ON "change_feed"("changed_at");
+ALTER TABLE "change_feed" ADD CONSTRAINT "change_feed_kind" CHECK ("kind" IN ('tenant', 'session', 'user', 'api_key'));
+REVOKE ALL ON "change_feed" FROM PUBLIC;
+
+-- Records that a row changed what a cached entry decides (the triggers below say which columns), or
+-- was deleted. TG_ARGV[0] is the kind. SECURITY DEFINER: it runs in the changing transaction as the
+-- API role, which may not touch the table itself. changed_at is the clock at the change
+-- (clock_timestamp), not the transaction's start: closer to the commit, which the reader's overlap
+-- window has to cover. Rows older than a day go.
+CREATE FUNCTION app_record_change() RETURNS trigger
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public
+  AS $$
+  BEGIN
+    INSERT INTO public.change_feed (kind, subject_id, changed_at) VALUES (TG_ARGV[0], OLD.id, clock_timestamp())
+      ON CONFLICT (kind, subject_id) DO UPDATE SET changed_at = excluded.changed_at;
+    DELETE FROM public.change_feed WHERE changed_at < clock_timestamp() - interval '1 day';
+    RETURN NULL;
+  END
+  $$;
+REVOKE ALL ON FUNCTION app_record_change() FROM PUBLIC;
+
+-- Tenants: what the Host lookup returns (app_tenant_by_slug/by_domain) and whether it is active.
+CREATE TRIGGER tenants_record_change
+  AFTER UPDATE ON "tenants" FOR EACH ROW
+  WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.slug IS DISTINCT FROM NEW.slug
+     OR OLD.domain IS DISTINCT FROM NEW.domain OR OLD.name IS DISTINCT FROM NEW.name
+     OR OLD.rate_limit IS DISTINCT FROM NEW.rate_limit)
+  EXECUTE FUNCTION app_record_change('tenant');
+CREATE TRIGGER tenants_record_delete AFTER DELETE ON "tenants" FOR EACH ROW EXECUTE FUNCTION app_record_change('tenant');
+
+-- Sessions: what a session's cached state reads (src/auth/sessions.ts loadSessionState); a refresh
+-- rotating the refresh token's hash is no change of it.
+CREATE TRIGGER sessions_record_change
+  AFTER UPDATE ON "sessions" FOR EACH ROW
+  WHEN (OLD.revoked_at IS DISTINCT FROM NEW.revoked_at OR OLD.expires_at IS DISTINCT FROM NEW.expires_at
+     OR OLD.user_id IS DISTINCT FROM NEW.user_id OR OLD.tenant_id IS DISTINCT FROM NEW.tenant_id)
+  EXECUTE FUNCTION app_record_change('session');
+CREATE TRIGGER sessions_record_delete AFTER DELETE ON "sessions" FOR EACH ROW EXECUTE FUNCTION app_record_change('session');
+
+-- Users: their role and activity, read into every session's state.
+CREATE TRIGGER users_record_change
+  AFTER UPDATE ON "users" FOR EACH ROW
+  WHEN (OLD.role IS DISTINCT FROM NEW.role OR OLD.active IS DISTINCT FROM NEW.active OR OLD.tenant_id IS DISTINCT FROM NEW.tenant_id)
+  EXECUTE FUNCTION app_record_change('user');
+CREATE TRIGGER users_record_delete AFTER DELETE ON "users" FOR EACH ROW EXECUTE FUNCTION app_record_change('user');
+
+-- API keys: what a cached key row decides (revocation, expiry, hash, scopes); last_used_at writes
+-- (once a minute per key) are no change.
+CREATE TRIGGER api_keys_record_change
+  AFTER UPDATE ON "api_keys" FOR EACH ROW
+  WHEN (OLD.revoked_at IS DISTINCT FROM NEW.revoked_at OR OLD.expires_at IS DISTINCT FROM NEW.expires_at
+     OR OLD.key_hash IS DISTINCT FROM NEW.key_hash OR OLD.scopes IS DISTINCT FROM NEW.scopes
+     OR OLD.tenant_id IS DISTINCT FROM NEW.tenant_id)
+  EXECUTE FUNCTION app_record_change('api_key');
+CREATE TRIGGER api_keys_record_delete AFTER DELETE ON "api_keys" FOR EACH ROW EXECUTE FUNCTION app_record_change('api_key');
+
+-- What the instances poll: the database's clock (the caller's next `since`, minus its overlap
+-- window) and the rows changed after `since`, with when; always one row (an aggregate), and no
+-- change when `since` is null (a first read only learns the clock: nothing was cached before it).
+-- Times as ms since the epoch (float8): plain numbers through every driver.
+CREATE FUNCTION app_changes_since(since timestamptz)
+  RETURNS TABLE ("nowMs" float8, "kinds" text[], "ids" text[], "changedAtMs" float8[])
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
+  AS $$ SELECT extract(epoch FROM statement_timestamp())::float8 * 1000,
+               coalesce(array_agg(c.kind), '{}'),
+               coalesce(array_agg(c.subject_id::text), '{}'),
+               coalesce(array_agg(extract(epoch FROM c.changed_at)::float8 * 1000), '{}')
+        FROM public.change_feed c WHERE since IS NOT NULL AND c.changed_at > since $$;
+REVOKE ALL ON FUNCTION app_changes_since(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app_changes_since(timestamptz) TO saas_app;

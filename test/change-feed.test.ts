@@ -1,0 +1,170 @@
+// The change feed (src/cluster/change-feed.ts, migration 20261205000000_change_feed) through the real
+// app: a tenant suspended, a session revoked, a user deactivated or demoted behind the instance's
+// back (by SQL: no invalidation message, as from another instance while the channel is down, or an
+// operator) holds within 1 s although the caches keep entries 30 s while the feed is read; with the
+// feed unreadable each cache falls back to its own TTL; and the feed is written by the database for
+// what the caches decide only, and unreadable by the API role but through its function.
+// API keys through the feed: test/api-keys.test.ts.
+import { Writable } from 'node:stream'
+import pg from 'pg'
+import t from 'tap'
+import { adminQuery } from './helper.ts'
+import { buildApi } from './api-helper.ts'
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Polls `probe` every 50 ms for up to `withinMs`: when it first answered `status`, and whether it answered 200 before. */
+async function turnsInto (status: number, probe: () => Promise<number>, withinMs = 4000) {
+  const started = Date.now()
+  let servedBefore = false
+  while (Date.now() - started < withinMs) {
+    const answer = await probe()
+    if (answer === 200) servedBefore = true
+    if (answer === status) return { after: Date.now() - started, servedBefore }
+    await sleep(50)
+  }
+  return { after: -1, servedBefore }
+}
+
+const sessionOf = (refreshToken: string) => refreshToken.split('.')[0]!
+
+t.test('tenants: a suspension behind the instance\'s back holds within 1 s although found tenants are kept 30 s; a reactivation within the short TTL', async (t) => {
+  const lookups: string[] = []
+  const f = await buildApi(t, { TENANT_CACHE_TTL_MS: '1000' }, { onQuery: (e) => { if (/app_tenant_by_slug/.test(e.query)) lookups.push(e.query) } })
+  const { acme } = f
+  const me = async () => (await acme.call('member', { url: '/v1/me' })).statusCode
+  t.equal(await me(), 200)
+  lookups.length = 0
+  for (let i = 0; i < 25; i++) {
+    t.equal(await me(), 200)
+    await sleep(100)
+  }
+  t.equal(lookups.length, 0, `no lookup of the Host over 2.5 s of use with a 1 s TTL (${lookups.length}): kept while the feed is read`)
+
+  await adminQuery(f.ownerUrl, "UPDATE tenants SET status = 'suspended' WHERE id = $1", [acme.id])
+  const suspended = await turnsInto(404, me)
+  t.ok(suspended.servedBefore, 'served from the cache right after the change')
+  t.ok(suspended.after >= 0 && suspended.after <= 1100, `404 within 1 s (${suspended.after} ms)`)
+
+  // The host's lookup now found no tenant: that answer is kept only the short TTL (the feed names
+  // tenants by id, and this entry has none), so the reactivation shows within it.
+  await adminQuery(f.ownerUrl, "UPDATE tenants SET status = 'active' WHERE id = $1", [acme.id])
+  const back = await turnsInto(200, me)
+  t.ok(back.after >= 0 && back.after <= 1600, `served again within the 1 s TTL (${back.after} ms)`)
+})
+
+t.test('sessions and users: a session revoked, a user deactivated or demoted behind the instance\'s back hold within 1 s although session states are kept 30 s', async (t) => {
+  const f = await buildApi(t)
+  const { acme } = f
+  t.equal(f.config.REVOCATION_CACHE_TTL_MS, 4000, 'session states are served 4 s by their own TTL')
+  const as = (role: 'member' | 'admin' | 'owner', url: string) => async () => (await acme.call(role, { url })).statusCode
+
+  // Each probe reads the state just before its change, so neither the 4 s TTL nor the background
+  // reload in its last quarter can be what makes the change hold.
+  t.equal(await as('member', '/v1/me')(), 200)
+  await adminQuery(f.ownerUrl, 'UPDATE sessions SET revoked_at = now() WHERE id = $1', [sessionOf(acme.users.member.refreshToken)])
+  const revoked = await turnsInto(401, as('member', '/v1/me'))
+  t.ok(revoked.servedBefore && revoked.after >= 0 && revoked.after <= 1100, `session revoked: 401 within 1 s (${revoked.after} ms)`)
+
+  t.equal(await as('owner', '/v1/me')(), 200)
+  await adminQuery(f.ownerUrl, 'UPDATE users SET active = false WHERE id = $1', [acme.users.owner.user.id])
+  const deactivated = await turnsInto(401, as('owner', '/v1/me'))
+  t.ok(deactivated.servedBefore && deactivated.after >= 0 && deactivated.after <= 1100, `user deactivated: 401 within 1 s (${deactivated.after} ms)`)
+
+  t.equal(await as('admin', '/v1/users')(), 200)
+  await adminQuery(f.ownerUrl, "UPDATE users SET role = 'member' WHERE id = $1", [acme.users.admin.user.id])
+  const demoted = await turnsInto(403, as('admin', '/v1/users'))
+  t.ok(demoted.servedBefore && demoted.after >= 0 && demoted.after <= 1100, `admin demoted to member: 403 within 1 s (${demoted.after} ms)`)
+})
+
+t.test('a change whose transaction commits late still holds within 1 s of its commit', async (t) => {
+  const f = await buildApi(t)
+  const { acme } = f
+  const me = async () => (await acme.call('member', { url: '/v1/me' })).statusCode
+  t.equal(await me(), 200)
+  // Stamped when made, 0.8 s before it commits: reads of the feed in between do not see it, and the
+  // first read after the commit must still look back far enough to find it.
+  const owner = new pg.Client({ connectionString: f.ownerUrl })
+  await owner.connect()
+  t.teardown(() => owner.end())
+  await owner.query('BEGIN')
+  await owner.query('UPDATE sessions SET revoked_at = now() WHERE id = $1', [sessionOf(acme.users.member.refreshToken)])
+  await sleep(800)
+  t.equal(await me(), 200, 'not revoked before the commit')
+  await owner.query('COMMIT')
+  const revoked = await turnsInto(401, me)
+  t.ok(revoked.after >= 0 && revoked.after <= 1100, `401 within 1 s of the commit (${revoked.after} ms)`)
+})
+
+t.test('while the feed cannot be read, each cache serves its entries only its own TTL; failure and recovery are logged once', async (t) => {
+  const lines: string[] = []
+  const logStream = new Writable({ write (chunk, _encoding, done) { lines.push(String(chunk)); done() } })
+  const f = await buildApi(t, { LOG_LEVEL: 'info', TENANT_CACHE_TTL_MS: '1000', REVOCATION_CACHE_TTL_MS: '1000' }, { logStream })
+  const { acme } = f
+  // The feed fails as on a database that refuses it (the API role loses the function).
+  await adminQuery(f.ownerUrl, 'REVOKE EXECUTE ON FUNCTION app_changes_since(timestamptz) FROM saas_app')
+  const unreadable = () => lines.filter((line) => line.includes('change feed unreadable'))
+  for (let i = 0; i < 40 && unreadable().length === 0; i++) await sleep(50)
+  t.equal(unreadable().length, 1, 'the failure is logged')
+
+  const me = async () => (await acme.call('member', { url: '/v1/me' })).statusCode
+  t.equal(await me(), 200)
+  await adminQuery(f.ownerUrl, 'UPDATE sessions SET revoked_at = now() WHERE id = $1', [sessionOf(acme.users.member.refreshToken)])
+  const revoked = await turnsInto(401, me)
+  t.ok(revoked.servedBefore && revoked.after >= 0 && revoked.after <= 1100, `session revoked: 401 within the 1 s TTL (${revoked.after} ms)`)
+
+  const owner = async () => (await acme.call('owner', { url: '/v1/me' })).statusCode
+  t.equal(await owner(), 200)
+  await adminQuery(f.ownerUrl, "UPDATE tenants SET status = 'suspended' WHERE id = $1", [acme.id])
+  const suspended = await turnsInto(404, owner)
+  t.ok(suspended.servedBefore && suspended.after >= 0 && suspended.after <= 1100, `tenant suspended: 404 within the 1 s TTL (${suspended.after} ms)`)
+  t.equal(unreadable().length, 1, 'logged once, not on every read')
+
+  await adminQuery(f.ownerUrl, 'GRANT EXECUTE ON FUNCTION app_changes_since(timestamptz) TO saas_app')
+  const readAgain = () => lines.some((line) => line.includes('change feed read again'))
+  for (let i = 0; i < 40 && !readAgain(); i++) await sleep(50)
+  t.ok(readAgain(), 'its recovery is logged')
+})
+
+t.test('the feed: written by the database for what a cached entry decides, readable by the API role only through its function', async (t) => {
+  const f = await buildApi(t)
+  const { acme } = f
+  const changes = async () => (await adminQuery<{ kind: string; subject_id: string }>(f.ownerUrl, 'SELECT kind, subject_id FROM change_feed ORDER BY kind, subject_id')).rows.map((r) => `${r.kind}:${r.subject_id}`)
+  await adminQuery(f.ownerUrl, 'DELETE FROM change_feed') // the fixture's sign-ins and set-up
+  const member = acme.users.member
+  const session = sessionOf(member.refreshToken)
+
+  // No change of what a cache decides: nothing recorded.
+  await adminQuery(f.ownerUrl, "UPDATE users SET name = 'Renamed', updated_at = now() WHERE id = $1", [member.user.id])
+  await adminQuery(f.ownerUrl, "UPDATE sessions SET refresh_token_hash = 'rotated', updated_at = now() WHERE id = $1", [session])
+  await adminQuery(f.ownerUrl, "UPDATE tenants SET settings = '{\"theme\": \"dark\"}' WHERE id = $1", [acme.id])
+  t.equal((await acme.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'audited' } })).statusCode, 201, 'an audited write moves the tenant\'s chain head')
+  t.same(await changes(), [], 'a name, a refresh rotation, settings and the audit chain head are no change for the caches')
+
+  await adminQuery(f.ownerUrl, "UPDATE users SET role = 'admin' WHERE id = $1", [member.user.id])
+  await adminQuery(f.ownerUrl, 'UPDATE sessions SET revoked_at = now() WHERE id = $1', [session])
+  await adminQuery(f.ownerUrl, 'UPDATE tenants SET rate_limit = 5 WHERE id = $1', [acme.id])
+  t.same(await changes(), [`session:${session}`, `tenant:${acme.id}`, `user:${member.user.id}`].sort(), 'a role, a revocation and a tenant\'s limit are')
+  await adminQuery(f.ownerUrl, 'DELETE FROM users WHERE id = $1', [acme.users.admin.user.id])
+  t.ok((await changes()).includes(`user:${acme.users.admin.user.id}`), 'a deletion is')
+  t.ok((await changes()).includes(`session:${sessionOf(acme.users.admin.refreshToken)}`), 'and so is the deletion of its sessions (cascade)')
+
+  const asApiRole = async (sql: string) => {
+    const client = new pg.Client({ connectionString: f.ownerUrl })
+    await client.connect()
+    try {
+      await client.query('BEGIN')
+      await client.query('SET LOCAL ROLE saas_app')
+      return (await client.query(sql)).rows
+    } catch (error) {
+      return (error as { code?: string }).code
+    } finally {
+      await client.query('ROLLBACK').catch(() => {})
+      await client.end()
+    }
+  }
+  t.equal(await asApiRole('SELECT * FROM change_feed'), '42501', 'the table itself: permission denied to the API role')
+  t.equal(await asApiRole('DELETE FROM change_feed'), '42501', 'and it cannot erase a change')
+  const rows = await asApiRole("SELECT * FROM app_changes_since(now() - interval '1 minute')") as Array<{ kinds: string[]; ids: string[] }>
+  t.same(rows[0]!.ids.map((id, i) => `${rows[0]!.kinds[i]}:${id}`).sort(), await changes(), 'the function answers the recent changes')
+})
