@@ -38,40 +38,32 @@ CREATE FUNCTION app_record_change() RETURNS trigger
   $$;
 REVOKE ALL ON FUNCTION app_record_change() FROM PUBLIC;
 
--- Tenants: what the Host lookup returns (app_tenant_by_slug/by_domain) and whether it is active.
-CREATE TRIGGER tenants_record_change
-  AFTER UPDATE ON "tenants" FOR EACH ROW
-  WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.slug IS DISTINCT FROM NEW.slug
-     OR OLD.domain IS DISTINCT FROM NEW.domain OR OLD.name IS DISTINCT FROM NEW.name
-     OR OLD.rate_limit IS DISTINCT FROM NEW.rate_limit)
-  EXECUTE FUNCTION app_record_change('tenant');
-CREATE TRIGGER tenants_record_delete AFTER DELETE ON "tenants" FOR EACH ROW EXECUTE FUNCTION app_record_change('tenant');
+-- Watches `target` for the kind: an UPDATE that changes one of `columns` (what a cached entry of
+-- that kind reads), and every DELETE, is recorded. One definition for every watched table.
+CREATE FUNCTION app_record_changes_of(target regclass, kind text, columns text[]) RETURNS void
+  LANGUAGE plpgsql AS $$
+  DECLARE
+    tbl text := (SELECT c.relname FROM pg_class c WHERE c.oid = target);
+    changed text := (SELECT string_agg(format('OLD.%1$I IS DISTINCT FROM NEW.%1$I', col), ' OR ') FROM unnest(columns) col);
+  BEGIN
+    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s FOR EACH ROW WHEN (%s) EXECUTE FUNCTION app_record_change(%L)',
+      tbl || '_record_change', target, changed, kind);
+    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s FOR EACH ROW EXECUTE FUNCTION app_record_change(%L)',
+      tbl || '_record_delete', target, kind);
+  END
+  $$;
+REVOKE ALL ON FUNCTION app_record_changes_of(regclass, text, text[]) FROM PUBLIC;
 
+-- Tenants: what the Host lookup returns (app_tenant_by_slug/by_domain) and whether it is active.
+SELECT app_record_changes_of('tenants', 'tenant', ARRAY['status', 'slug', 'domain', 'name', 'rate_limit']);
 -- Sessions: what a session's cached state reads (src/auth/sessions.ts loadSessionState); a refresh
 -- rotating the refresh token's hash is no change of it.
-CREATE TRIGGER sessions_record_change
-  AFTER UPDATE ON "sessions" FOR EACH ROW
-  WHEN (OLD.revoked_at IS DISTINCT FROM NEW.revoked_at OR OLD.expires_at IS DISTINCT FROM NEW.expires_at
-     OR OLD.user_id IS DISTINCT FROM NEW.user_id OR OLD.tenant_id IS DISTINCT FROM NEW.tenant_id)
-  EXECUTE FUNCTION app_record_change('session');
-CREATE TRIGGER sessions_record_delete AFTER DELETE ON "sessions" FOR EACH ROW EXECUTE FUNCTION app_record_change('session');
-
+SELECT app_record_changes_of('sessions', 'session', ARRAY['revoked_at', 'expires_at', 'user_id', 'tenant_id']);
 -- Users: their role and activity, read into every session's state.
-CREATE TRIGGER users_record_change
-  AFTER UPDATE ON "users" FOR EACH ROW
-  WHEN (OLD.role IS DISTINCT FROM NEW.role OR OLD.active IS DISTINCT FROM NEW.active OR OLD.tenant_id IS DISTINCT FROM NEW.tenant_id)
-  EXECUTE FUNCTION app_record_change('user');
-CREATE TRIGGER users_record_delete AFTER DELETE ON "users" FOR EACH ROW EXECUTE FUNCTION app_record_change('user');
-
+SELECT app_record_changes_of('users', 'user', ARRAY['role', 'active', 'tenant_id']);
 -- API keys: what a cached key row decides (revocation, expiry, hash, scopes); last_used_at writes
 -- (once a minute per key) are no change.
-CREATE TRIGGER api_keys_record_change
-  AFTER UPDATE ON "api_keys" FOR EACH ROW
-  WHEN (OLD.revoked_at IS DISTINCT FROM NEW.revoked_at OR OLD.expires_at IS DISTINCT FROM NEW.expires_at
-     OR OLD.key_hash IS DISTINCT FROM NEW.key_hash OR OLD.scopes IS DISTINCT FROM NEW.scopes
-     OR OLD.tenant_id IS DISTINCT FROM NEW.tenant_id)
-  EXECUTE FUNCTION app_record_change('api_key');
-CREATE TRIGGER api_keys_record_delete AFTER DELETE ON "api_keys" FOR EACH ROW EXECUTE FUNCTION app_record_change('api_key');
+SELECT app_record_changes_of('api_keys', 'api_key', ARRAY['revoked_at', 'expires_at', 'key_hash', 'scopes', 'tenant_id']);
 
 -- What the instances poll: the database's clock (the caller's next `since`, minus its overlap
 -- window) and the rows changed after `since`, with when; always one row (an aggregate), and no
