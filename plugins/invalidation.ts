@@ -37,11 +37,12 @@ export default fp(
       } else if (message.kind === 'api_key') apiKeys.revoked(message.tenantId, message.keyId)
       else auth.states.apply(message)
     })
-    channel.onResync(() => {
+    const forgetEverything = () => {
       auth.states.dropAll()
       tenants.forgetAll()
       apiKeys.forgetAll() // a revocation missed while the channel was down must not outlive the reconnect
-    })
+    }
+    channel.onResync(forgetEverything)
     app.decorate('invalidation', channel)
 
     // The change feed: what the channel carries, from durable state (by id: it knows no slugs).
@@ -57,6 +58,8 @@ export default fp(
       ? new ChangeFeed({
         read: (sinceMs) => readChanges(app.database.platformDb, sinceMs),
         onChange: applyChange,
+        onResync: forgetEverything,
+        prune: () => app.database.platformDb.$queryRaw`SELECT app_prune_change_feed()`,
         onHealth: (healthy, error) => healthy
           ? app.log.info('change feed read again: cached tenants, sessions and API keys are kept up to CHANGE_FEED_CACHE_TTL_MS')
           : app.log.warn({ err: error instanceof Error ? error.message : undefined }, 'change feed unreadable: cached tenants, sessions and API keys are served only their own TTL meanwhile'),

@@ -19,10 +19,19 @@ export const POLL_INTERVAL_MS = 250
 export const BOUND_MS = 1_000
 /**
  * How far back each read looks before the previous read's clock (ms). A change is stamped when it
- * is made and seen once committed: a transaction that commits more than this after its change could
- * be missed by the feed (the caches' short TTLs, ≤ 5 s, still bound it). Re-reading is harmless.
+ * is made and seen once committed: a transaction that commits more than this after its change is
+ * missed by the feed, and an entry it should have dropped is served until its keep ends (≤
+ * CHANGE_FEED_CACHE_TTL_MS) — a known limit for very long transactions (README "Caches"). Re-reading
+ * is harmless; app_changes_since answers at most the last two minutes.
  */
 export const OVERLAP_MS = 60_000
+/**
+ * More changes than this in one read are not applied one by one (each walks a cache): `onResync`
+ * drops everything instead (a bulk revocation, a deleted tenant's cascade).
+ */
+export const MAX_CHANGES_APPLIED = 256
+/** How often the feed's old rows are pruned (ms; app_prune_change_feed, from any instance). */
+export const PRUNE_INTERVAL_MS = 10 * 60_000
 
 /** What changed: the `kind` column of change_feed. */
 export type ChangeKind = 'tenant' | 'session' | 'user' | 'api_key'
@@ -55,6 +64,14 @@ export interface ChangeFeedOptions {
   read: (sinceMs: number | null) => Promise<FeedRead>
   /** Called once for each change (a change read again in the overlap is not reported twice). */
   onChange: (change: Change) => void
+  /**
+   * Called instead of onChange when the changes since the last read may not all be known (the first
+   * read, a read after a gap longer than half the overlap) or are too many to apply one by one: drop
+   * every cached entry.
+   */
+  onResync: () => void
+  /** Removes old changes (app_prune_change_feed); called every PRUNE_INTERVAL_MS, failures ignored. */
+  prune?: () => Promise<unknown>
   /** Called when reads start failing and when they succeed again (not for every failed read). */
   onHealth?: (healthy: boolean, error?: unknown) => void
   /** Monotonic clock (ms); performance.now by default. */
@@ -73,6 +90,7 @@ export class ChangeFeed {
   private running = false
   private failing = false
   private reading: Promise<void> = Promise.resolve()
+  private lastPruneAt = -Infinity
 
   constructor (private readonly options: ChangeFeedOptions) {
     this.clock = options.clock ?? (() => performance.now())
@@ -105,8 +123,11 @@ export class ChangeFeed {
     const run = async () => {
       const startedAt = this.clock()
       try {
+        // After a gap (or at the first read) the overlap may not reach back to the last applied read:
+        // what was cached meanwhile cannot be vouched for.
+        const gap = startedAt - this.coveredFrom > OVERLAP_MS / 2
         const read = await this.options.read(this.lastNowMs === null ? null : this.lastNowMs - OVERLAP_MS)
-        this.apply(read)
+        this.apply(read, gap)
         this.lastNowMs = read.nowMs
         this.coveredFrom = Math.max(this.coveredFrom, startedAt)
         if (this.failing) {
@@ -122,6 +143,11 @@ export class ChangeFeed {
     }
     this.reading = run()
     await this.reading
+    const now = this.clock()
+    if (this.options.prune && now - this.lastPruneAt >= PRUNE_INTERVAL_MS) {
+      this.lastPruneAt = now
+      this.options.prune().catch(() => {})
+    }
     if (this.running) {
       clearTimeout(this.timer)
       this.timer = setTimeout(() => void this.poll(), POLL_INTERVAL_MS)
@@ -129,13 +155,11 @@ export class ChangeFeed {
     }
   }
 
-  private apply ({ nowMs, changes }: FeedRead): void {
-    for (const change of changes) {
-      const key = `${change.kind}:${change.id}`
-      if (this.reported.get(key) === change.changedAtMs) continue
-      this.reported.set(key, change.changedAtMs)
-      this.options.onChange(change)
-    }
+  private apply ({ nowMs, changes }: FeedRead, gap: boolean): void {
+    const fresh = changes.filter((change) => this.reported.get(`${change.kind}:${change.id}`) !== change.changedAtMs)
+    for (const change of fresh) this.reported.set(`${change.kind}:${change.id}`, change.changedAtMs)
+    if (gap || fresh.length > MAX_CHANGES_APPLIED) this.options.onResync()
+    else for (const change of fresh) this.options.onChange(change)
     // A change older than the overlap is in no later read's window: forget it, so that the map stays
     // as small as the recent changes.
     const oldest = nowMs - 2 * OVERLAP_MS

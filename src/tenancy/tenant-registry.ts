@@ -51,9 +51,12 @@ export class TenantRegistry {
     this.entries.coveredBy = covers
   }
 
-  /** A tenant changed somewhere (the change feed, which knows its id only): every name that found it is looked up again. */
+  /**
+   * A tenant changed somewhere (the change feed, which knows its id only): every name that found it
+   * is looked up again, and so is every lookup still under way (its tenant is not known yet).
+   */
   forgetId (tenantId: string): void {
-    this.entries.deleteWhere((entry) => entry.tenantId === tenantId)
+    this.entries.deleteWhere((entry) => entry.tenantId === tenantId || entry.tenantId === undefined)
   }
 
   /** The active tenant with this slug, or null (unknown and suspended look the same). */

@@ -25,18 +25,33 @@ REVOKE ALL ON "change_feed" FROM PUBLIC;
 -- was deleted. TG_ARGV[0] is the kind. SECURITY DEFINER: it runs in the changing transaction as the
 -- API role, which may not touch the table itself. changed_at is the clock at the change
 -- (clock_timestamp), not the transaction's start: closer to the commit, which the reader's overlap
--- window has to cover. Rows older than a day go.
+-- window has to cover. It touches only the changed subject's own row (an index probe): no pruning
+-- here, which would scan the table and lock rows of other tenants' changes in every changing
+-- transaction (app_prune_change_feed below does it, from the instances, now and then).
 CREATE FUNCTION app_record_change() RETURNS trigger
   LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public
   AS $$
   BEGIN
     INSERT INTO public.change_feed (kind, subject_id, changed_at) VALUES (TG_ARGV[0], OLD.id, clock_timestamp())
       ON CONFLICT (kind, subject_id) DO UPDATE SET changed_at = excluded.changed_at;
-    DELETE FROM public.change_feed WHERE changed_at < clock_timestamp() - interval '1 day';
     RETURN NULL;
   END
   $$;
 REVOKE ALL ON FUNCTION app_record_change() FROM PUBLIC;
+
+-- Removes changes older than a day (an index range scan: now() is stable, so the index is used),
+-- at most 10,000 per call; returns how many. Called by the instances every few minutes.
+CREATE FUNCTION app_prune_change_feed() RETURNS bigint
+  LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public
+  AS $$
+    WITH gone AS (
+      DELETE FROM public.change_feed c WHERE (c.kind, c.subject_id) IN (
+        SELECT o.kind, o.subject_id FROM public.change_feed o WHERE o.changed_at < now() - interval '1 day' LIMIT 10000)
+      RETURNING 1)
+    SELECT count(*) FROM gone
+  $$;
+REVOKE ALL ON FUNCTION app_prune_change_feed() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app_prune_change_feed() TO saas_app;
 
 -- Watches `target` for the kind: an UPDATE that changes one of `columns` (what a cached entry of
 -- that kind reads), and every DELETE, is recorded. One definition for every watched table.
@@ -67,7 +82,9 @@ SELECT app_record_changes_of('api_keys', 'api_key', ARRAY['revoked_at', 'expires
 
 -- What the instances poll: the database's clock (the caller's next `since`, minus its overlap
 -- window) and the rows changed after `since`, with when; always one row (an aggregate), and no
--- change when `since` is null (a first read only learns the clock: nothing was cached before it).
+-- change when `since` is null (a first read only learns the clock; the instance then drops what it
+-- cached before). `since` is clamped to the last two minutes: the API role may learn which ids
+-- changed lately, not a day of every tenant's changes.
 -- Times as ms since the epoch (float8): plain numbers through every driver.
 CREATE FUNCTION app_changes_since(since timestamptz)
   RETURNS TABLE ("nowMs" float8, "kinds" text[], "ids" text[], "changedAtMs" float8[])
@@ -76,6 +93,7 @@ CREATE FUNCTION app_changes_since(since timestamptz)
                coalesce(array_agg(c.kind), '{}'),
                coalesce(array_agg(c.subject_id::text), '{}'),
                coalesce(array_agg(extract(epoch FROM c.changed_at)::float8 * 1000), '{}')
-        FROM public.change_feed c WHERE since IS NOT NULL AND c.changed_at > since $$;
+        FROM public.change_feed c
+        WHERE since IS NOT NULL AND c.changed_at > greatest(since, statement_timestamp() - interval '2 minutes') $$;
 REVOKE ALL ON FUNCTION app_changes_since(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION app_changes_since(timestamptz) TO saas_app;
