@@ -71,6 +71,18 @@ t.test('actor types: the database admits exactly the list of src/audit/actions.t
   }
 })
 
+t.test('the event hash is inlined by the planner, so a write does not plan it again (migration 20261206000000)', async (t) => {
+  const f = await buildApi(t)
+  await createProjects(f, 2)
+  // A SQL function labelled more strictly than its body (IMMUTABLE over STABLE calls) is never
+  // inlined: the trigger then runs it through the SQL-function executor in every transaction.
+  const { rows } = await adminQuery(f.ownerUrl, 'EXPLAIN (VERBOSE) SELECT audit_event_hash(e) FROM audit_events e')
+  const plan = rows.map((row) => row['QUERY PLAN']).join('\n')
+  t.notMatch(plan, /audit_event_hash\(/, 'the plan computes the hash in place, with no call of audit_event_hash')
+  t.match(plan, /sha256\(/, 'the inlined formula')
+  t.same(await verify(f), { ok: true, checked: (await acmeEvents(f)).length, firstBadId: null }, 'hashes written by the trigger verify')
+})
+
 t.test('verify: an intact chain is ok; a changed, removed or truncated event is reported', async (t) => {
   const f = await buildApi(t)
   await createProjects(f, 5)
