@@ -56,7 +56,7 @@ export default fp(
     }
     const feed = config.CHANGE_FEED_CACHE_TTL_MS > 0
       ? new ChangeFeed({
-        read: (sinceMs) => readChanges(app.database.platformDb, sinceMs),
+        read: (cursor) => readChanges(app.database.platformDb, cursor),
         onChange: applyChange,
         onResync: forgetEverything,
         prune: () => app.database.platformDb.$queryRaw`SELECT app_prune_change_feed()`,

@@ -1,5 +1,7 @@
-// The change feed (migration 20261205000000_change_feed): every instance polls the database for the
-// tenants, sessions, users and API keys changed since its last look, and drops them from its caches.
+// The change feed (migrations 20261205000000_change_feed, 20261207000000_change_feed_cursor): every
+// instance polls the database for the tenants, sessions, users and API keys changed by transactions
+// that ended since its last look (a cursor on transaction ids, so a late commit is never missed and
+// nothing is read twice), and drops them from its caches.
 // It is what lets an instance keep those entries far longer than the contract's bounds
 // (CHANGE_FEED_CACHE_TTL_MS) without breaking them: an entry older than its cache's own short TTL
 // (TENANT_CACHE_TTL_MS, REVOCATION_CACHE_TTL_MS, API_KEY_CACHE_TTL_MS) is served only while
@@ -18,13 +20,10 @@ export const POLL_INTERVAL_MS = 250
 /** The bound the feed upholds (ms): the contract's "within 1 second on every other instance". */
 export const BOUND_MS = 1_000
 /**
- * How far back each read looks before the previous read's clock (ms). A change is stamped when it
- * is made and seen once committed: a transaction that commits more than this after its change is
- * missed by the feed, and an entry it should have dropped is served until its keep ends (≤
- * CHANGE_FEED_CACHE_TTL_MS) — a known limit for very long transactions (README "Caches"). Re-reading
- * is harmless; app_changes_since answers at most the last two minutes.
+ * A read after no successful read for this long drops everything (ms): app_changes_after answers the
+ * last ten minutes of changes only, so after a gap near that the cursor may no longer reach back.
  */
-export const OVERLAP_MS = 60_000
+export const RESYNC_AFTER_MS = 5 * 60_000
 /**
  * More changes than this in one read are not applied one by one (each walks a cache): `onResync`
  * drops everything instead (a bulk revocation, a deleted tenant's cascade).
@@ -36,38 +35,41 @@ export const PRUNE_INTERVAL_MS = 10 * 60_000
 /** What changed: the `kind` column of change_feed. */
 export type ChangeKind = 'tenant' | 'session' | 'user' | 'api_key'
 
-/** One changed row: its kind, its id (a UUID) and when it changed (ms since the epoch, the database's clock). */
+/** One changed row: its kind, its id (a UUID) and the transaction that changed it (a PostgreSQL xid8, decimal text). */
 export interface Change {
   kind: ChangeKind
   id: string
-  changedAtMs: number
+  writer: string
 }
 
-/** One read of the feed: the database's clock at the read, and the rows changed after `since`. */
+/**
+ * One read of the feed: the cursor of the next read (the xmin of the read's snapshot, an xid8 as
+ * decimal text: every transaction below it had ended) and the rows written by transactions at or
+ * after the cursor it was given.
+ */
 export interface FeedRead {
-  nowMs: number
+  next: string
   changes: Change[]
 }
 
 /**
- * Reads the feed through the API's own pool (app_changes_since: one short statement, fine behind a
- * transaction pooler). `sinceMs` null: the clock only. Rejects with the driver's error.
+ * Reads the feed through the API's own pool (app_changes_after: one short statement, fine behind a
+ * transaction pooler). `cursor` null: the next cursor only. Rejects with the driver's error.
  */
-export async function readChanges (db: Pick<PrismaClient, '$queryRaw'>, sinceMs: number | null): Promise<FeedRead> {
-  const since = sinceMs === null ? null : new Date(sinceMs)
-  const [row] = await db.$queryRaw<Array<{ nowMs: number; kinds: ChangeKind[]; ids: string[]; changedAtMs: number[] }>>`SELECT * FROM app_changes_since(${since}::timestamptz)`
-  return { nowMs: row!.nowMs, changes: row!.ids.map((id, i) => ({ kind: row!.kinds[i]!, id, changedAtMs: row!.changedAtMs[i]! })) }
+export async function readChanges (db: Pick<PrismaClient, '$queryRaw'>, cursor: string | null): Promise<FeedRead> {
+  const [row] = await db.$queryRaw<Array<{ next: string; kinds: ChangeKind[]; ids: string[]; writers: string[] }>>`SELECT * FROM app_changes_after(${cursor}::xid8)`
+  return { next: row!.next, changes: row!.ids.map((id, i) => ({ kind: row!.kinds[i]!, id, writer: row!.writers[i]! })) }
 }
 
 export interface ChangeFeedOptions {
-  /** Reads the rows changed after `sinceMs` (readChanges). Rejects when the database does not answer. */
-  read: (sinceMs: number | null) => Promise<FeedRead>
-  /** Called once for each change (a change read again in the overlap is not reported twice). */
+  /** Reads the rows changed by transactions at or after `cursor` (readChanges). Rejects when the database does not answer. */
+  read: (cursor: string | null) => Promise<FeedRead>
+  /** Called once for each change (a change read again, its transaction having been open at the previous read, is not reported twice). */
   onChange: (change: Change) => void
   /**
    * Called instead of onChange when the changes since the last read may not all be known (the first
-   * read, a read after a gap longer than half the overlap) or are too many to apply one by one: drop
-   * every cached entry.
+   * read, a read after RESYNC_AFTER_MS without one, a cursor that went back: the database was
+   * restored or replaced) or are too many to apply one by one: drop every cached entry.
    */
   onResync: () => void
   /** Removes old changes (app_prune_change_feed); called every PRUNE_INTERVAL_MS, failures ignored. */
@@ -82,10 +84,10 @@ export class ChangeFeed {
   private readonly clock: () => number
   /** Local clock at the start of the last read that succeeded (-Infinity: none yet). */
   private coveredFrom = -Infinity
-  /** The database's clock at the last successful read (ms since the epoch). */
-  private lastNowMs: number | null = null
-  /** Changes already reported: `<kind>:<id>` → its change's time (ms since the epoch, the database's clock). */
-  private readonly reported = new Map<string, number>()
+  /** Where the next read starts (FeedRead.next of the last successful read). */
+  private cursor: string | null = null
+  /** Changes already reported: `<kind>:<id>` → the transaction that made it. */
+  private readonly reported = new Map<string, string>()
   private timer: NodeJS.Timeout | undefined
   private running = false
   private failing = false
@@ -123,12 +125,13 @@ export class ChangeFeed {
     const run = async () => {
       const startedAt = this.clock()
       try {
-        // After a gap (or at the first read) the overlap may not reach back to the last applied read:
-        // what was cached meanwhile cannot be vouched for.
-        const gap = startedAt - this.coveredFrom > OVERLAP_MS / 2
-        const read = await this.options.read(this.lastNowMs === null ? null : this.lastNowMs - OVERLAP_MS)
-        this.apply(read, gap)
-        this.lastNowMs = read.nowMs
+        // At the first read, after a long gap (the function answers ten minutes at most) or when the
+        // cursor went back (another database: restored, replaced), what was cached meanwhile cannot
+        // be vouched for.
+        const read = await this.options.read(this.cursor)
+        const resync = this.cursor === null || startedAt - this.coveredFrom > RESYNC_AFTER_MS || BigInt(read.next) < BigInt(this.cursor)
+        this.apply(read, resync)
+        this.cursor = read.next
         this.coveredFrom = Math.max(this.coveredFrom, startedAt)
         if (this.failing) {
           this.failing = false
@@ -155,14 +158,14 @@ export class ChangeFeed {
     }
   }
 
-  private apply ({ nowMs, changes }: FeedRead, gap: boolean): void {
-    const fresh = changes.filter((change) => this.reported.get(`${change.kind}:${change.id}`) !== change.changedAtMs)
-    for (const change of fresh) this.reported.set(`${change.kind}:${change.id}`, change.changedAtMs)
-    if (gap || fresh.length > MAX_CHANGES_APPLIED) this.options.onResync()
+  private apply ({ next, changes }: FeedRead, resync: boolean): void {
+    const fresh = changes.filter((change) => this.reported.get(`${change.kind}:${change.id}`) !== change.writer)
+    for (const change of fresh) this.reported.set(`${change.kind}:${change.id}`, change.writer)
+    if (resync || fresh.length > MAX_CHANGES_APPLIED) this.options.onResync()
     else for (const change of fresh) this.options.onChange(change)
-    // A change older than the overlap is in no later read's window: forget it, so that the map stays
-    // as small as the recent changes.
-    const oldest = nowMs - 2 * OVERLAP_MS
-    for (const [key, at] of this.reported) if (at < oldest) this.reported.delete(key)
+    // A change made by a transaction below the next cursor is in no later read: forget it, so that
+    // the map holds only the changes of transactions that were still open.
+    const cursor = BigInt(next)
+    for (const [key, writer] of this.reported) if (BigInt(writer) < cursor) this.reported.delete(key)
   }
 }
