@@ -86,7 +86,7 @@ export default fp(
     const apiKeys: FastifyInstance['apiKeys'] = Object.assign(service, {
       authenticate,
       keyRevoked (tenantId: string, keyId: string) {
-        service.revoked(tenantId, keyId)
+        service.changed(keyId)
         apiKeys.onKeyRevoked?.(tenantId, keyId)
       },
       onKeyRevoked: null,

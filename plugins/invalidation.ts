@@ -34,7 +34,7 @@ export default fp(
       if (message.kind === 'tenant') {
         tenants.forget({ id: message.tenantId, slug: message.slug, domain: message.domain })
         if (message.tenantId) apiKeys.tenantChanged(message.tenantId) // a suspended tenant's keys stop here too
-      } else if (message.kind === 'api_key') apiKeys.revoked(message.tenantId, message.keyId)
+      } else if (message.kind === 'api_key') apiKeys.changed(message.keyId)
       else auth.states.apply(message)
     })
     const forgetEverything = () => {

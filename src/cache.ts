@@ -1,7 +1,9 @@
 // The per-instance caches of database reads on the request path (tenant lookups, session state,
 // API-key rows) on lru-cache: at most `max` entries (the least recently used go first) and each
 // served at most `ttlMs` after its load began. What lru-cache does not know and these caches all need:
-// - dropping entries by what they hold (a tenant's, a user's) when this or another instance changed it;
+// - dropping entries by what they hold (a tenant's, a user's) when this or another instance changed it,
+//   through an index of each entry's tags (a change costs the entries it drops, not a walk of up to
+//   20,000: the change feed applies up to 256 changes per read, four reads a second);
 // - not keeping a value whose load overlapped such a drop, since it may have read the old row: every
 //   drop bumps a counter, and a load that saw it change answers its caller but is not kept;
 // - one load per key at a time: requests that miss together share it (no stampede of identical
@@ -30,6 +32,8 @@ export interface ExpiringCacheOptions<V> {
   keepMs?: number
   /** Which entries may use keepMs (e.g. not a negative lookup that no change would drop). Default: all. */
   keepsLong?: (value: V) => boolean
+  /** The tags an entry can be dropped by (deleteTagged), e.g. `user:<id>`. Default: none. */
+  tags?: (value: V) => readonly string[]
 }
 
 /** Where a load began (ExpiringCache.loadStarts()). */
@@ -49,17 +53,26 @@ export class ExpiringCache<V extends object> {
   private readonly ttlMs: number
   private readonly keepMs: number
   private readonly keepsLong: (value: V) => boolean
+  private readonly tagsOf: (value: V) => readonly string[]
+  /**
+   * Keys by tag (one key as a plain string, the common case: a session's own tag, a user with one
+   * session), and the tags each key was indexed under; kept in step with lru-cache by its dispose hook.
+   */
+  private readonly keysByTag = new Map<string, string | Set<string>>()
+  private readonly tagsByKey = new Map<string, readonly string[]>()
   /**
    * Whether the change feed has been read within the last second (set where the feed is wired up,
    * plugins/invalidation.ts): only then is an entry served past ttlMs, up to keepMs.
    */
   coveredBy: (() => boolean) | null = null
 
-  constructor ({ max, ttlMs, keepMs = ttlMs, keepsLong = () => true }: ExpiringCacheOptions<V>) {
+  constructor ({ max, ttlMs, keepMs = ttlMs, keepsLong = () => true, tags = () => [] }: ExpiringCacheOptions<V>) {
     this.keepMs = ttlMs > 0 ? Math.max(ttlMs, keepMs) : 0
-    this.lru = ttlMs > 0 ? new LRUCache<string, V>({ max, ttl: this.keepMs }) : undefined
+    // dispose runs for every entry that leaves (deleted, evicted, expired on access, overwritten).
+    this.lru = ttlMs > 0 ? new LRUCache<string, V>({ max, ttl: this.keepMs, dispose: (_value, key) => this.unindex(key) }) : undefined
     this.ttlMs = ttlMs
     this.keepsLong = keepsLong
+    this.tagsOf = tags
   }
 
   /** How long ago (ms) an entry may have begun loading to be served now; `value` undefined: any entry. */
@@ -90,7 +103,37 @@ export class ExpiringCache<V extends object> {
 
   /** Keeps `value` under `key` unless a drop happened since `started`. */
   keep (key: string, value: V, started: LoadStart): void {
-    if (this.lru && !this.droppedSince(started)) this.lru.set(key, value, { start: started.at })
+    if (!this.lru || this.droppedSince(started)) return
+    this.lru.set(key, value, { start: started.at })
+    this.index(key, value)
+  }
+
+  /** Indexes the kept entry of `key` again, if it still holds `value`: call when its tags changed (a lookup resolved). */
+  retag (key: string, value: V): void {
+    if (this.lru?.peek(key) === value) this.index(key, value)
+  }
+
+  private index (key: string, value: V): void {
+    this.unindex(key)
+    const tags = this.tagsOf(value)
+    if (tags.length === 0) return
+    this.tagsByKey.set(key, tags)
+    for (const tag of tags) {
+      const keys = this.keysByTag.get(tag)
+      if (keys === undefined) this.keysByTag.set(tag, key)
+      else if (typeof keys !== 'string') keys.add(key)
+      else if (keys !== key) this.keysByTag.set(tag, new Set([keys, key]))
+    }
+  }
+
+  private unindex (key: string): void {
+    const tags = this.tagsByKey.get(key)
+    if (!tags) return
+    this.tagsByKey.delete(key)
+    for (const tag of tags) {
+      const keys = this.keysByTag.get(tag)
+      if (keys === key || (typeof keys !== 'string' && keys?.delete(key) && keys.size === 0)) this.keysByTag.delete(tag)
+    }
   }
 
   /**
@@ -144,19 +187,19 @@ export class ExpiringCache<V extends object> {
     this.lru?.delete(key)
   }
 
-  /** Drops every entry whose value matches (a linear walk: invalidations are rare, reads are not). */
-  deleteWhere (matches: (value: V) => boolean): void {
+  /** Drops every entry tagged `tag` (see the `tags` option). */
+  deleteTagged (tag: string): void {
     this.drops++
-    if (!this.lru) return
-    // Collected first: deleting while walking lru-cache's list could skip entries.
-    const keys: string[] = []
-    for (const [key, value] of this.lru.entries()) if (matches(value)) keys.push(key)
-    for (const key of keys) this.lru.delete(key)
+    const keys = this.keysByTag.get(tag)
+    if (keys === undefined || !this.lru) return
+    for (const key of typeof keys === 'string' ? [keys] : [...keys]) this.lru.delete(key)
   }
 
   /** Drops every entry. */
   clear (): void {
     this.drops++
     this.lru?.clear()
+    this.keysByTag.clear()
+    this.tagsByKey.clear()
   }
 }

@@ -10,11 +10,46 @@ interface Value { tenantId: string; n: number }
 
 /** A cache and a loader that counts its loads per key. */
 function counted (max: number, ttlMs: number) {
-  const cache = new ExpiringCache<Value>({ max, ttlMs })
+  const cache = new ExpiringCache<Value>({ max, ttlMs, tags: (value) => [`tenant:${value.tenantId}`] })
   const loads: Record<string, number> = {}
   const read = (key: string, tenantId = 't1') => cache.getOrLoad(key, async () => ({ tenantId, n: (loads[key] = (loads[key] ?? 0) + 1) }))
   return { cache, loads, read }
 }
+
+t.test('dropping by tag follows entries as they are evicted, replaced and retagged', async (t) => {
+  const { cache, loads, read } = counted(2, 60_000)
+  await read('a', 't1')
+  await read('b', 't1')
+  await read('c', 't2') // over the bound: a goes
+  await read('a', 't2') // a again, now another tenant's; b goes
+  cache.deleteTagged('tenant:t1')
+  await read('a')
+  await read('c')
+  t.same(loads, { a: 2, b: 1, c: 1 }, 'evicted entries left the index: the key now holding another tenant\'s value is kept')
+  cache.deleteTagged('tenant:t2')
+  await read('a', 't1')
+  await read('c', 't1')
+  t.same(loads, { a: 3, b: 1, c: 2 }, 'and is dropped by its own tag')
+  // What leaves the cache leaves the index, or it would grow with every key ever cached (a leak the
+  // API shows only as memory: its size is read here).
+  for (let i = 0; i < 1_000; i++) await read(`k${i}`, `t${i}`)
+  const index = cache as unknown as { keysByTag: Map<string, unknown>, tagsByKey: Map<string, unknown> }
+  t.ok(index.tagsByKey.size <= 2 && index.keysByTag.size <= 2, `after 1,000 keys through a cache of 2, the index holds ${index.tagsByKey.size} keys and ${index.keysByTag.size} tags`)
+
+  // Replaced under the same key, and retagged after its tags changed (a lookup that resolved).
+  const replaced = cache.loadStarts()
+  cache.keep('a', { tenantId: 't5', n: 0 }, replaced)
+  cache.deleteTagged('tenant:t1')
+  t.equal(cache.get('a')?.tenantId, 't5', 'a replaced entry is no longer under the old value\'s tag')
+  const value: Value = { tenantId: 'pending', n: 0 }
+  cache.keep('d', value, cache.loadStarts())
+  value.tenantId = 't4'
+  cache.retag('d', value)
+  cache.deleteTagged('tenant:pending')
+  t.equal(cache.get('d'), value, 'a retagged entry is no longer under its old tag')
+  cache.deleteTagged('tenant:t4')
+  t.equal(cache.get('d'), undefined, 'and is dropped by its new one')
+})
 
 t.test('holds at most max entries, dropping the least recently used', async (t) => {
   const { loads, read } = counted(3, 60_000)
@@ -33,7 +68,7 @@ t.test('an entry is served until invalidated, by key or by what it holds', async
   await read('y', 't1')
   await read('z', 't2')
   t.equal((await read('x')).n, 1, 'a hit does not load')
-  cache.deleteWhere((value) => value.tenantId === 't1')
+  cache.deleteTagged('tenant:t1')
   await read('x')
   await read('y')
   await read('z')

@@ -9,7 +9,7 @@
 // on HMAC). The comparison is constant-time (crypto.timingSafeEqual).
 //
 // Verification on the hot path is one HMAC and one comparison against a per-instance cache of the
-// key's row, looked up by (tenant, prefix). `revoked()` drops an entry at once: on this instance
+// key's row, looked up by (tenant, prefix). `changed()` drops an entry at once: on this instance
 // after a revocation, on the others when the invalidation channel tells them (plugins/invalidation.ts)
 // or, failing that, when the change feed does (src/cluster/change-feed.ts). An entry is kept
 // CHANGE_FEED_CACHE_TTL_MS (30 s by default) but served past API_KEY_CACHE_TTL_MS (1 s) only while
@@ -99,7 +99,7 @@ export class ApiKeyService {
     private readonly onWriteError: (error: unknown) => void = () => {},
     keepMs = ttlMs
   ) {
-    this.entries = new ExpiringCache({ max: MAX_KEYS, ttlMs, keepMs })
+    this.entries = new ExpiringCache({ max: MAX_KEYS, ttlMs, keepMs, tags: (entry) => [`tenant:${entry.tenantId}`, ...(entry.row ? [`key:${entry.row.id}`] : [])] })
     this.dummyHash = this.hash('tk_live_dummy')
   }
 
@@ -130,22 +130,18 @@ export class ApiKeyService {
     return { id: row.id, tenantId, scopes: row.scopes }
   }
 
-  /**
-   * Call after revoking a key (or changing it) on this instance: it stops working here at once.
-   * This is the one place a cross-instance invalidation broadcast should call too.
-   */
-  revoked (tenantId: string, keyId: string): void {
-    this.entries.deleteWhere((entry) => entry.tenantId === tenantId && entry.row?.id === keyId)
-  }
-
   /** Rows are served up to keepMs while `covers()` holds (the change feed was read within the last second). */
   coverBy (covers: () => boolean): void {
     this.entries.coveredBy = covers
   }
 
-  /** A key changed somewhere (the change feed): its row is looked up afresh. Key ids are UUIDs, unique across tenants. */
+  /**
+   * A key was revoked or changed — here (it stops working at once), on another instance (the
+   * invalidation channel) or anywhere (the change feed): its row is looked up afresh. Key ids are
+   * UUIDs, unique across tenants.
+   */
   changed (keyId: string): void {
-    this.entries.deleteWhere((entry) => entry.row?.id === keyId)
+    this.entries.deleteTagged(`key:${keyId}`)
   }
 
   /** Forgets every cached key (the invalidation channel reconnected: messages may have been missed). */
@@ -155,7 +151,7 @@ export class ApiKeyService {
 
   /** Call after suspending or reactivating a tenant: its keys are looked up afresh. */
   tenantChanged (tenantId: string): void {
-    this.entries.deleteWhere((entry) => entry.tenantId === tenantId)
+    this.entries.deleteTagged(`tenant:${tenantId}`)
   }
 
   private async load (tenantId: string, prefix: string): Promise<KeyRow | null> {

@@ -45,7 +45,12 @@ export class SessionStateCache {
 
   /** `ttlMs`, `keepMs`: REVOCATION_CACHE_TTL_MS and CHANGE_FEED_CACHE_TTL_MS (ms; keepMs applies while coverBy's feed is read). */
   constructor (ttlMs: number, private readonly load: SessionLoader, keepMs = ttlMs) {
-    this.entries = new ExpiringCache({ max: MAX_SESSIONS, ttlMs, keepMs })
+    this.entries = new ExpiringCache({
+      max: MAX_SESSIONS,
+      ttlMs,
+      keepMs,
+      tags: (entry) => [`session:${entry.sessionId}`, `tenant:${entry.tenantId}`, ...(entry.state ? [`user:${entry.state.userId}`] : [])],
+    })
   }
 
   /** Entries are served up to keepMs while `covers()` holds (the change feed was read within the last second). */
@@ -72,17 +77,17 @@ export class SessionStateCache {
   /** Drops what another instance dropped (no broadcast). */
   apply (drop: SessionDrop): void {
     if (drop.kind === 'session') this.entries.delete(`${drop.tenantId}:${drop.sessionId}`)
-    else this.entries.deleteWhere((entry) => entry.tenantId === drop.tenantId && entry.state?.userId === drop.userId)
+    else this.forgetUser(drop.userId)
   }
 
   /** A session changed somewhere (the change feed, which knows ids only: session ids are UUIDs, unique across tenants). */
   forgetSession (sessionId: string): void {
-    this.entries.deleteWhere((entry) => entry.sessionId === sessionId)
+    this.entries.deleteTagged(`session:${sessionId}`)
   }
 
-  /** A user changed somewhere (the change feed): every session state of that user is read again. */
+  /** A user changed somewhere (the change feed, the channel; user ids are UUIDs): every session state of that user is read again. */
   forgetUser (userId: string): void {
-    this.entries.deleteWhere((entry) => entry.state?.userId === userId)
+    this.entries.deleteTagged(`user:${userId}`)
   }
 
   /** Forgets everything (after the invalidation channel was down: messages may have been missed). */
@@ -91,6 +96,6 @@ export class SessionStateCache {
   }
 
   dropTenant (tenantId: string): void {
-    this.entries.deleteWhere((entry) => entry.tenantId === tenantId)
+    this.entries.deleteTagged(`tenant:${tenantId}`)
   }
 }

@@ -25,10 +25,13 @@ export const BOUND_MS = 1_000
  */
 export const RESYNC_AFTER_MS = 5 * 60_000
 /**
- * More changes than this in one read are not applied one by one (each walks a cache): `onResync`
- * drops everything instead (a bulk revocation, a deleted tenant's cascade).
+ * More changes than this in one read are not applied one by one: `onResync` drops everything
+ * instead (a deleted tenant's cascade, a mass revocation). Each change costs only the entries it
+ * drops (the caches index their entries by tag, src/cache.ts), so a bulk of a few thousand — a
+ * revocation of 1,000 sessions — is still applied change by change, and the other cached entries
+ * are not all read again at once.
  */
-export const MAX_CHANGES_APPLIED = 256
+export const MAX_CHANGES_APPLIED = 5_000
 /** How often the feed's old rows are pruned (ms; app_prune_change_feed, from any instance). */
 export const PRUNE_INTERVAL_MS = 10 * 60_000
 

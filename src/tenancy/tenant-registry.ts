@@ -43,7 +43,14 @@ export class TenantRegistry {
     ttlMs: number,
     keepMs = ttlMs
   ) {
-    this.entries = new ExpiringCache({ max: MAX_NAMES, ttlMs, keepMs, keepsLong: (entry) => entry.tenantId !== undefined })
+    this.entries = new ExpiringCache({
+      max: MAX_NAMES,
+      ttlMs,
+      keepMs,
+      keepsLong: (entry) => entry.tenantId !== undefined,
+      // A lookup under way and one that found no tenant are both `unknown`: either may be of any tenant.
+      tags: (entry) => [entry.tenantId === undefined ? 'unknown' : `id:${entry.tenantId}`],
+    })
   }
 
   /** Found tenants are served up to keepMs while `covers()` holds (the change feed was read within the last second). */
@@ -56,7 +63,8 @@ export class TenantRegistry {
    * is looked up again, and so is every lookup still under way (its tenant is not known yet).
    */
   forgetId (tenantId: string): void {
-    this.entries.deleteWhere((entry) => entry.tenantId === tenantId || entry.tenantId === undefined)
+    this.entries.deleteTagged(`id:${tenantId}`)
+    this.entries.deleteTagged('unknown')
   }
 
   /** The active tenant with this slug, or null (unknown and suspended look the same). */
@@ -79,7 +87,7 @@ export class TenantRegistry {
   forget (tenant: TenantKeys): void {
     this.entries.delete(`slug:${tenant.slug}`)
     if (tenant.domain) this.entries.delete(`domain:${tenant.domain}`)
-    if (tenant.id) this.entries.deleteWhere((entry) => entry.tenantId === tenant.id)
+    if (tenant.id) this.entries.deleteTagged(`id:${tenant.id}`)
   }
 
   /** Forgets every entry (after the invalidation channel was down). */
@@ -97,6 +105,7 @@ export class TenantRegistry {
     this.entries.keep(key, entry, started)
     tenant.then((found) => {
       entry.tenantId = found?.id
+      this.entries.retag(key, entry)
       // Loaded across a change: answer this caller, but do not keep a possibly stale row.
       if (this.entries.droppedSince(started)) this.entries.discard(key, entry)
     }, () => this.entries.discard(key, entry))

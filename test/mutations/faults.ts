@@ -535,8 +535,16 @@ export const FAULTS: Fault[] = [
     name: 'cache-keeps-load-across-drop',
     breaks: 'a session state (or API key row) read while it was being revoked is kept and served for the whole TTL',
     file: 'src/cache.ts',
-    find: 'if (this.lru && !this.droppedSince(started)) this.lru.set(',
-    replace: 'if (this.lru) this.lru.set(',
+    find: 'if (!this.lru || this.droppedSince(started)) return',
+    replace: 'if (!this.lru) return',
+    tests: ['test/cache.test.ts'],
+  },
+  {
+    name: 'cache-index-keeps-evicted-keys',
+    breaks: 'an entry that left a cache stays in its tag index: a change of the old value\'s tenant, user or key drops whatever the key holds now',
+    file: 'src/cache.ts',
+    find: 'dispose: (_value, key) => this.unindex(key)',
+    replace: 'dispose: () => {}',
     tests: ['test/cache.test.ts'],
   },
   {
