@@ -59,6 +59,7 @@ export default fp(
         read: (cursor) => readChanges(app.database.platformDb, cursor),
         onChange: applyChange,
         onResync: forgetEverything,
+        onNewServer: () => app.log.info('change feed: another database server answered (restart, failover or restore): every cached tenant, session and API key dropped'),
         prune: () => app.database.platformDb.$queryRaw`SELECT app_prune_change_feed()`,
         onHealth: (healthy, error) => healthy
           ? app.log.info('change feed read again: cached tenants, sessions and API keys are kept up to CHANGE_FEED_CACHE_TTL_MS')

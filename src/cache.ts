@@ -3,7 +3,7 @@
 // served at most `ttlMs` after its load began. What lru-cache does not know and these caches all need:
 // - dropping entries by what they hold (a tenant's, a user's) when this or another instance changed it,
 //   through an index of each entry's tags (a change costs the entries it drops, not a walk of up to
-//   20,000: the change feed applies up to 256 changes per read, four reads a second);
+//   20,000: the change feed applies up to 5,000 changes per read, four reads a second);
 // - not keeping a value whose load overlapped such a drop, since it may have read the old row: every
 //   drop bumps a counter, and a load that saw it change answers its caller but is not kept;
 // - one load per key at a time: requests that miss together share it (no stampede of identical

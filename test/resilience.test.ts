@@ -96,6 +96,7 @@ t.test('killed connections, then a stop and restart, under 16 concurrent clients
   const cameBack = transitions.filter((l) => l.includes('database reachable again')).length
   t.ok(wentAway >= 1 && wentAway <= 3, `one line when the database goes away (${wentAway}: termination, then stop)`)
   t.ok(cameBack >= 1 && cameBack <= 3, `one line when it is back (${cameBack})`)
+  t.match(log, /change feed: another database server answered/, 'the change feed took the restarted server for a new one and dropped every cached entry (a cursor means something on one server only)')
   t.notMatch(log, /"stack"/, 'no stack trace is logged for a 503')
   const refusedLines = log.split('\n').filter((l) => l.includes('"statusCode":503')).length
   t.ok(refusedLines >= duringOutage.length && refusedLines <= answers.filter((a) => a.status === 503).length, 'one line per refused request')

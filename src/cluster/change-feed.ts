@@ -1,7 +1,7 @@
 // The change feed (migrations 20261205000000_change_feed, 20261207000000_change_feed_cursor): every
 // instance polls the database for the tenants, sessions, users and API keys changed by transactions
-// that ended since its last look (a cursor on transaction ids, so a late commit is never missed and
-// nothing is read twice), and drops them from its caches.
+// that ended since its last look (a cursor on transaction ids, so a late commit is read once it
+// commits, within the ten minutes app_changes_after answers), and drops them from its caches.
 // It is what lets an instance keep those entries far longer than the contract's bounds
 // (CHANGE_FEED_CACHE_TTL_MS) without breaking them: an entry older than its cache's own short TTL
 // (TENANT_CACHE_TTL_MS, REVOCATION_CACHE_TTL_MS, API_KEY_CACHE_TTL_MS) is served only while
@@ -52,6 +52,8 @@ export interface Change {
  */
 export interface FeedRead {
   next: string
+  /** Which database server answered (its start time): a cursor is meaningful on that server only. */
+  server: string
   changes: Change[]
 }
 
@@ -60,8 +62,8 @@ export interface FeedRead {
  * transaction pooler). `cursor` null: the next cursor only. Rejects with the driver's error.
  */
 export async function readChanges (db: Pick<PrismaClient, '$queryRaw'>, cursor: string | null): Promise<FeedRead> {
-  const [row] = await db.$queryRaw<Array<{ next: string; kinds: ChangeKind[]; ids: string[]; writers: string[] }>>`SELECT * FROM app_changes_after(${cursor}::xid8)`
-  return { next: row!.next, changes: row!.ids.map((id, i) => ({ kind: row!.kinds[i]!, id, writer: row!.writers[i]! })) }
+  const [row] = await db.$queryRaw<Array<{ next: string; server: string; kinds: ChangeKind[]; ids: string[]; writers: string[] }>>`SELECT * FROM app_changes_after(${cursor}::xid8)`
+  return { next: row!.next, server: row!.server, changes: row!.ids.map((id, i) => ({ kind: row!.kinds[i]!, id, writer: row!.writers[i]! })) }
 }
 
 export interface ChangeFeedOptions {
@@ -71,10 +73,13 @@ export interface ChangeFeedOptions {
   onChange: (change: Change) => void
   /**
    * Called instead of onChange when the changes since the last read may not all be known (the first
-   * read, a read after RESYNC_AFTER_MS without one, a cursor that went back: the database was
-   * restored or replaced) or are too many to apply one by one: drop every cached entry.
+   * read, a read after RESYNC_AFTER_MS without one, another database server — restarted, failed
+   * over, restored — or a cursor that went back) or are too many to apply one by one: drop every
+   * cached entry.
    */
   onResync: () => void
+  /** Called (before onResync) when the database server differs from the last read's: a restart, a failover, a restore. */
+  onNewServer?: () => void
   /** Removes old changes (app_prune_change_feed); called every PRUNE_INTERVAL_MS, failures ignored. */
   prune?: () => Promise<unknown>
   /** Called when reads start failing and when they succeed again (not for every failed read). */
@@ -87,8 +92,9 @@ export class ChangeFeed {
   private readonly clock: () => number
   /** Local clock at the start of the last read that succeeded (-Infinity: none yet). */
   private coveredFrom = -Infinity
-  /** Where the next read starts (FeedRead.next of the last successful read). */
+  /** Where the next read starts (FeedRead.next of the last successful read), and on which server. */
   private cursor: string | null = null
+  private server: string | null = null
   /** Changes already reported: `<kind>:<id>` → the transaction that made it. */
   private readonly reported = new Map<string, string>()
   private timer: NodeJS.Timeout | undefined
@@ -128,13 +134,16 @@ export class ChangeFeed {
     const run = async () => {
       const startedAt = this.clock()
       try {
-        // At the first read, after a long gap (the function answers ten minutes at most) or when the
-        // cursor went back (another database: restored, replaced), what was cached meanwhile cannot
-        // be vouched for.
+        // At the first read, after a long gap (the function answers ten minutes at most), on another
+        // server (its transaction ids may be below the cursor) or when the cursor went back, what
+        // was cached meanwhile cannot be vouched for.
         const read = await this.options.read(this.cursor)
-        const resync = this.cursor === null || startedAt - this.coveredFrom > RESYNC_AFTER_MS || BigInt(read.next) < BigInt(this.cursor)
+        const newServer = this.server !== null && read.server !== this.server
+        if (newServer) this.options.onNewServer?.()
+        const resync = this.cursor === null || newServer || startedAt - this.coveredFrom > RESYNC_AFTER_MS || BigInt(read.next) < BigInt(this.cursor)
         this.apply(read, resync)
         this.cursor = read.next
+        this.server = read.server
         this.coveredFrom = Math.max(this.coveredFrom, startedAt)
         if (this.failing) {
           this.failing = false
@@ -162,6 +171,8 @@ export class ChangeFeed {
   }
 
   private apply ({ next, changes }: FeedRead, resync: boolean): void {
+    // After a resync nothing reported before counts (another server reuses transaction ids).
+    if (resync) this.reported.clear()
     const fresh = changes.filter((change) => this.reported.get(`${change.kind}:${change.id}`) !== change.writer)
     for (const change of fresh) this.reported.set(`${change.kind}:${change.id}`, change.writer)
     if (resync || fresh.length > MAX_CHANGES_APPLIED) this.options.onResync()

@@ -310,6 +310,15 @@ export const FAULTS: Fault[] = [
     grep: ['commits late|feed:'],
   },
   {
+    name: 'change-feed-ignores-new-server',
+    breaks: 'after a failover or a restore the feed keeps its cursor from the old server: changes made there under lower transaction ids are skipped, and entries are served for the whole keep',
+    file: 'src/cluster/change-feed.ts',
+    find: 'const newServer = this.server !== null && read.server !== this.server',
+    replace: 'const newServer = false',
+    tests: ['test/resilience.test.ts'],
+    grep: ['stop and restart'],
+  },
+  {
     name: 'change-feed-revocations-not-recorded',
     breaks: 'session and key revocations are not written to the change feed: other instances learn them only from the channel',
     file: 'prisma/migrations/20261205000000_change_feed/migration.sql',

@@ -10,8 +10,9 @@
 -- returns, besides the rows, the xmin of its own snapshot — every transaction below it has ended, so
 -- each of their changes is visible to this read already or never will be. The next read asks for
 -- changed_by >= that xmin: what ended before was read; what was still running is read once it
--- commits, however late. A read re-reads only the changes of transactions still open at the
--- previous read (usually none).
+-- commits, however late. A read answers again the changes made since the oldest transaction still
+-- open at the previous read began (usually none; a transaction left open anywhere on the cluster
+-- holds every cursor back, and the reads then answer up to ten minutes of changes again).
 ALTER TABLE "change_feed" ADD COLUMN "changed_by" xid8 NOT NULL DEFAULT pg_current_xact_id();
 CREATE INDEX "change_feed_changed_by_idx" ON "change_feed"("changed_by");
 
@@ -28,17 +29,21 @@ CREATE OR REPLACE FUNCTION app_record_change() RETURNS trigger
   $$;
 
 -- What the instances poll: the cursor for the next read (the xmin of this statement's snapshot, as
--- text: a plain string through every driver) and the rows written by transactions at or after
--- `cursor`, with their writer. `cursor` null: the cursor only (a first read; the instance then drops
+-- text: a plain string through every driver), which server answered (when it started, as epoch
+-- seconds: a cursor means something on one server only — a promoted replica, a restored backup or a
+-- crash that lost commits may hand out transaction ids below it, whose changes the cursor would skip;
+-- the instance drops everything when it changes, a restart included) and the rows written by
+-- transactions at or after `cursor`, with their writer. `cursor` null: the cursor only (a first read; the instance then drops
 -- what it cached before). STABLE, so the rows and the xmin come from the same snapshot. Rows changed
 -- more than ten minutes ago are never answered: the API role may learn which ids changed lately, not
 -- a day of every tenant's changes (so a transaction that commits a change more than ten minutes
 -- after making it is missed: README "Caches", known limit).
 DROP FUNCTION app_changes_since(timestamptz);
 CREATE FUNCTION app_changes_after(cursor xid8)
-  RETURNS TABLE ("next" text, "kinds" text[], "ids" text[], "writers" text[])
+  RETURNS TABLE ("next" text, "server" text, "kinds" text[], "ids" text[], "writers" text[])
   LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
   AS $$ SELECT pg_snapshot_xmin(pg_current_snapshot())::text,
+               extract(epoch FROM pg_postmaster_start_time())::text,
                coalesce(array_agg(c.kind), '{}'),
                coalesce(array_agg(c.subject_id::text), '{}'),
                coalesce(array_agg(c.changed_by::text), '{}')
