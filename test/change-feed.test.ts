@@ -111,7 +111,7 @@ t.test('while the feed cannot be read, each cache serves its entries only its ow
   const f = await buildApi(t, { LOG_LEVEL: 'info', TENANT_CACHE_TTL_MS: '1000', REVOCATION_CACHE_TTL_MS: '1000' }, { logStream })
   const { acme } = f
   // The feed fails as on a database that refuses it (the API role loses the function).
-  await adminQuery(f.ownerUrl, 'REVOKE EXECUTE ON FUNCTION app_changes_after(xid8) FROM saas_app')
+  await adminQuery(f.ownerUrl, 'REVOKE EXECUTE ON FUNCTION app_changes_after(pg_snapshot) FROM saas_app')
   const unreadable = () => lines.filter((line) => line.includes('change feed unreadable'))
   for (let i = 0; i < 40 && unreadable().length === 0; i++) await sleep(50)
   t.equal(unreadable().length, 1, 'the failure is logged')
@@ -129,7 +129,7 @@ t.test('while the feed cannot be read, each cache serves its entries only its ow
   t.ok(suspended.servedBefore && suspended.after >= 0 && suspended.after <= 1500, `tenant suspended: 404 within the 1 s TTL, probes' time included (${suspended.after} ms)`)
   t.equal(unreadable().length, 1, 'logged once, not on every read')
 
-  await adminQuery(f.ownerUrl, 'GRANT EXECUTE ON FUNCTION app_changes_after(xid8) TO saas_app')
+  await adminQuery(f.ownerUrl, 'GRANT EXECUTE ON FUNCTION app_changes_after(pg_snapshot) TO saas_app')
   const readAgain = () => lines.some((line) => line.includes('change feed read again'))
   for (let i = 0; i < 40 && !readAgain(); i++) await sleep(50)
   t.ok(readAgain(), 'its recovery is logged')
@@ -175,6 +175,7 @@ t.test('the feed: written by the database for what a cached entry decides, reada
   t.equal(await asApiRole('SELECT * FROM change_feed'), '42501', 'the table itself: permission denied to the API role')
   t.equal(await asApiRole('DELETE FROM change_feed'), '42501', 'and it cannot erase a change')
   type FeedRow = { next: string; kinds: string[]; ids: string[]; writers: string[] }
+  const EVERY_TRANSACTION = '1:1:' // a snapshot that saw no transaction end
   const read = async (cursor: string) => (await asApiRole(`SELECT * FROM app_changes_after('${cursor}')`) as FeedRow[])[0]!
   const named = (row: FeedRow) => row.ids.map((id, i) => `${row.kinds[i]}:${id}`)
   /** Reads on from `cursor` until a read answers nothing (other test files' transactions, open at a read, hold the cursor back a moment). */
@@ -187,12 +188,12 @@ t.test('the feed: written by the database for what a cached entry decides, reada
     }
     return false
   }
-  const first = await read('1')
+  const first = await read(EVERY_TRANSACTION)
   t.same(named(first).sort(), await changes(), 'the function answers the recent changes')
   t.ok(await drained(first.next), 'read on from the cursors it returns, the same changes are not answered again')
 
   // A change made in a transaction that is still open when the feed is read: it is read once its
-  // transaction commits, however much later — the cursor stays below its transaction.
+  // transaction commits, however much later — the cursor (the read's snapshot) saw it in progress.
   const open = new pg.Client({ connectionString: f.ownerUrl })
   await open.connect()
   t.teardown(() => open.end())
@@ -214,7 +215,7 @@ t.test('the feed: written by the database for what a cached entry decides, reada
 
   // Old changes: the API role learns only the last ten minutes, and pruning removes what is older than a day.
   await adminQuery(f.ownerUrl, "INSERT INTO change_feed (kind, subject_id, changed_at) VALUES ('user', gen_random_uuid(), now() - interval '2 days'), ('user', gen_random_uuid(), now() - interval '20 minutes')")
-  t.equal((await read('1')).ids.length, (await changes()).length - 2, 'asked for every transaction, the API role is answered the last ten minutes only')
+  t.equal((await read(EVERY_TRANSACTION)).ids.length, (await changes()).length - 2, 'asked for every transaction, the API role is answered the last ten minutes only')
   t.same(await asApiRole('SELECT app_prune_change_feed() AS n'), [{ n: '1' }], 'pruning is callable by the API role (rolled back here)')
   t.same((await adminQuery(f.ownerUrl, 'SELECT app_prune_change_feed() AS n')).rows, [{ n: '1' }], 'it removes the change older than a day')
   t.equal((await changes()).length, first.ids.length + 1, 'and keeps the others')

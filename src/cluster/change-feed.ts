@@ -1,7 +1,8 @@
 // The change feed (migrations 20261205000000_change_feed, 20261207000000_change_feed_cursor): every
 // instance polls the database for the tenants, sessions, users and API keys changed by transactions
-// that ended since its last look (a cursor on transaction ids, so a late commit is read once it
-// commits, within the ten minutes app_changes_after answers), and drops them from its caches.
+// that its last look did not see as ended (the cursor is that look's snapshot, so a late commit is
+// read once it commits, within the ten minutes app_changes_after answers, and a change is read once),
+// and drops them from its caches.
 // It is what lets an instance keep those entries far longer than the contract's bounds
 // (CHANGE_FEED_CACHE_TTL_MS) without breaking them: an entry older than its cache's own short TTL
 // (TENANT_CACHE_TTL_MS, REVOCATION_CACHE_TTL_MS, API_KEY_CACHE_TTL_MS) is served only while
@@ -38,7 +39,7 @@ export const PRUNE_INTERVAL_MS = 10 * 60_000
 /** What changed: the `kind` column of change_feed. */
 export type ChangeKind = 'tenant' | 'session' | 'user' | 'api_key'
 
-/** One changed row: its kind, its id (a UUID) and the transaction that changed it (a PostgreSQL xid8, decimal text). */
+/** One changed row: its kind, its id (a UUID) and the transaction that changed it (a PostgreSQL xid8, decimal text; for logs and tests). */
 export interface Change {
   kind: ChangeKind
   id: string
@@ -46,9 +47,9 @@ export interface Change {
 }
 
 /**
- * One read of the feed: the cursor of the next read (the xmin of the read's snapshot, an xid8 as
- * decimal text: every transaction below it had ended) and the rows written by transactions at or
- * after the cursor it was given.
+ * One read of the feed: the cursor of the next read (the read's snapshot, PostgreSQL's
+ * `xmin:xmax:in-progress,…` text) and the rows written by transactions that the cursor it was given
+ * did not see as ended.
  */
 export interface FeedRead {
   next: string
@@ -62,14 +63,14 @@ export interface FeedRead {
  * transaction pooler). `cursor` null: the next cursor only. Rejects with the driver's error.
  */
 export async function readChanges (db: Pick<PrismaClient, '$queryRaw'>, cursor: string | null): Promise<FeedRead> {
-  const [row] = await db.$queryRaw<Array<{ next: string; server: string; kinds: ChangeKind[]; ids: string[]; writers: string[] }>>`SELECT * FROM app_changes_after(${cursor}::xid8)`
+  const [row] = await db.$queryRaw<Array<{ next: string; server: string; kinds: ChangeKind[]; ids: string[]; writers: string[] }>>`SELECT * FROM app_changes_after(${cursor}::pg_snapshot)`
   return { next: row!.next, server: row!.server, changes: row!.ids.map((id, i) => ({ kind: row!.kinds[i]!, id, writer: row!.writers[i]! })) }
 }
 
 export interface ChangeFeedOptions {
-  /** Reads the rows changed by transactions at or after `cursor` (readChanges). Rejects when the database does not answer. */
+  /** Reads the rows changed by transactions that `cursor` did not see as ended (readChanges). Rejects when the database does not answer. */
   read: (cursor: string | null) => Promise<FeedRead>
-  /** Called once for each change (a change read again, its transaction having been open at the previous read, is not reported twice). */
+  /** Called for each change read (each is read once). */
   onChange: (change: Change) => void
   /**
    * Called instead of onChange when the changes since the last read may not all be known (the first
@@ -95,8 +96,6 @@ export class ChangeFeed {
   /** Where the next read starts (FeedRead.next of the last successful read), and on which server. */
   private cursor: string | null = null
   private server: string | null = null
-  /** Changes already reported: `<kind>:<id>` → the transaction that made it. */
-  private readonly reported = new Map<string, string>()
   private timer: NodeJS.Timeout | undefined
   private running = false
   private failing = false
@@ -140,8 +139,9 @@ export class ChangeFeed {
         const read = await this.options.read(this.cursor)
         const newServer = this.server !== null && read.server !== this.server
         if (newServer) this.options.onNewServer?.()
-        const resync = this.cursor === null || newServer || startedAt - this.coveredFrom > RESYNC_AFTER_MS || BigInt(read.next) < BigInt(this.cursor)
-        this.apply(read, resync)
+        const resync = this.cursor === null || newServer || startedAt - this.coveredFrom > RESYNC_AFTER_MS || xminOf(read.next) < xminOf(this.cursor)
+        if (resync || read.changes.length > MAX_CHANGES_APPLIED) this.options.onResync()
+        else for (const change of read.changes) this.options.onChange(change)
         this.cursor = read.next
         this.server = read.server
         this.coveredFrom = Math.max(this.coveredFrom, startedAt)
@@ -169,17 +169,9 @@ export class ChangeFeed {
       this.timer.unref()
     }
   }
+}
 
-  private apply ({ next, changes }: FeedRead, resync: boolean): void {
-    // After a resync nothing reported before counts (another server reuses transaction ids).
-    if (resync) this.reported.clear()
-    const fresh = changes.filter((change) => this.reported.get(`${change.kind}:${change.id}`) !== change.writer)
-    for (const change of fresh) this.reported.set(`${change.kind}:${change.id}`, change.writer)
-    if (resync || fresh.length > MAX_CHANGES_APPLIED) this.options.onResync()
-    else for (const change of fresh) this.options.onChange(change)
-    // A change made by a transaction below the next cursor is in no later read: forget it, so that
-    // the map holds only the changes of transactions that were still open.
-    const cursor = BigInt(next)
-    for (const [key, writer] of this.reported) if (BigInt(writer) < cursor) this.reported.delete(key)
-  }
+/** The oldest transaction a snapshot's text (`xmin:xmax:xip`) saw in progress. */
+function xminOf (snapshot: string): bigint {
+  return BigInt(snapshot.slice(0, snapshot.indexOf(':')))
 }
