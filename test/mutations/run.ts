@@ -132,8 +132,13 @@ function runTests (files: string[], grep: string[] | undefined, adminUrl: string
       timedOut = true
       killChild()
     }, FAULT_TIMEOUT_MS)
+    const group = child.pid
     child.on('exit', (code) => {
       clearTimeout(timer)
+      // tap's --bail ends the run without the tests' teardowns: the server processes they started
+      // would keep running (and serving load) and slow every later fault and benchmark. (A
+      // PostgreSQL of a test's own is its own process group: it stays, idle, in .data/.)
+      if (group) try { process.kill(-group, 'SIGKILL') } catch {}
       child = undefined
       resolve({ failed: code !== 0, timedOut, caughtBy: firstFailure(output), output })
     })
