@@ -61,3 +61,20 @@ export function assertError (t: { equal: Function; match: Function; notOk: Funct
 }
 
 export const RANDOM_UUID = '3f1c1a7e-9a4b-4c1e-8d2f-0b6a1e2c3d4e'
+
+/**
+ * Polls `probe` (an HTTP status) every 50 ms for up to `withinMs` (ms): `after` is when it first
+ * answered `status` (ms from the start, -1 if it never did), `servedBefore` whether it answered 200
+ * before that.
+ */
+export async function turnsInto (status: number, probe: () => Promise<number>, withinMs = 4000): Promise<{ after: number; servedBefore: boolean }> {
+  const started = Date.now()
+  let servedBefore = false
+  while (Date.now() - started < withinMs) {
+    const answer = await probe()
+    if (answer === 200) servedBefore = true
+    if (answer === status) return { after: Date.now() - started, servedBefore }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return { after: -1, servedBefore }
+}

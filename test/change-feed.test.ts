@@ -9,22 +9,9 @@ import { Writable } from 'node:stream'
 import pg from 'pg'
 import t from 'tap'
 import { adminQuery, insertTenant } from './helper.ts'
-import { buildApi } from './api-helper.ts'
+import { buildApi, turnsInto } from './api-helper.ts'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** Polls `probe` every 50 ms for up to `withinMs`: when it first answered `status`, and whether it answered 200 before. */
-async function turnsInto (status: number, probe: () => Promise<number>, withinMs = 4000) {
-  const started = Date.now()
-  let servedBefore = false
-  while (Date.now() - started < withinMs) {
-    const answer = await probe()
-    if (answer === 200) servedBefore = true
-    if (answer === status) return { after: Date.now() - started, servedBefore }
-    await sleep(50)
-  }
-  return { after: -1, servedBefore }
-}
 
 const sessionOf = (refreshToken: string) => refreshToken.split('.')[0]!
 
