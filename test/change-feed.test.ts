@@ -8,7 +8,8 @@
 import { Writable } from 'node:stream'
 import pg from 'pg'
 import t from 'tap'
-import { adminQuery, insertTenant } from './helper.ts'
+import { ChangeFeed, MAX_CHANGES_APPLIED, POLL_INTERVAL_MS, RESYNC_AFTER_MS, readChanges } from '../src/cluster/change-feed.ts'
+import { adminQuery, insertTenant, openTestDatabase } from './helper.ts'
 import { buildApi, turnsInto } from './api-helper.ts'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -206,4 +207,55 @@ t.test('the feed: written by the database for what a cached entry decides, reada
   t.same(await asApiRole('SELECT app_prune_change_feed() AS n'), [{ n: '1' }], 'pruning is callable by the API role (rolled back here)')
   t.same((await adminQuery(f.ownerUrl, 'SELECT app_prune_change_feed() AS n')).rows, [{ n: '1' }], 'it removes the change older than a day')
   t.equal((await changes()).length, first.ids.length + 1, 'and keeps the others')
+})
+
+// The feed's own resync rules, driven through the real database (readChanges over the API's pool)
+// with the feed's clock in the test's hands: the first read, more changes than it applies one by
+// one, and a gap longer than the function's window each drop everything instead.
+t.test('the feed resyncs on its first read, past MAX_CHANGES_APPLIED changes in one read and after a gap of RESYNC_AFTER_MS', async (t) => {
+  const { ownerUrl, database } = await openTestDatabase(t)
+  let now = 0
+  const applied: string[] = []
+  let resyncs = 0
+  const feed = new ChangeFeed({
+    read: (cursor) => readChanges(database.platformDb, cursor),
+    onChange: (change) => { applied.push(`${change.kind}:${change.id}`) },
+    onResync: () => { resyncs++ },
+    clock: () => now,
+  })
+  t.teardown(() => feed.stop())
+  // One poll: stop() waits for the read under way; start() reads once at once.
+  const readOnce = async () => {
+    await feed.start()
+    await feed.stop()
+  }
+  const recordChanges = (count: number) => adminQuery(ownerUrl, "INSERT INTO change_feed (kind, subject_id) SELECT 'session', gen_random_uuid() FROM generate_series(1, $1::int)", [count])
+
+  await readOnce()
+  t.equal(resyncs, 1, 'the first read resyncs (nothing cached can be vouched for)')
+
+  await recordChanges(MAX_CHANGES_APPLIED)
+  now += POLL_INTERVAL_MS
+  await readOnce()
+  t.equal(applied.length, MAX_CHANGES_APPLIED, `${MAX_CHANGES_APPLIED} changes are applied one by one`)
+  t.equal(resyncs, 1, 'without a resync')
+
+  applied.length = 0
+  await recordChanges(MAX_CHANGES_APPLIED + 1)
+  now += POLL_INTERVAL_MS
+  await readOnce()
+  t.equal(applied.length, 0, `${MAX_CHANGES_APPLIED + 1} are not walked`)
+  t.equal(resyncs, 2, 'everything is dropped instead')
+
+  await recordChanges(1)
+  now += RESYNC_AFTER_MS - POLL_INTERVAL_MS
+  await readOnce()
+  t.equal(applied.length, 1, 'a change read after a gap within RESYNC_AFTER_MS is applied')
+  t.equal(resyncs, 2)
+
+  await recordChanges(1)
+  now += RESYNC_AFTER_MS + 1
+  await readOnce()
+  t.equal(applied.length, 1, 'after a longer gap (the function answers ten minutes at most) it is not trusted alone')
+  t.equal(resyncs, 3, 'everything is dropped')
 })
