@@ -1,4 +1,5 @@
-// `npm run chaos`: the outage scenario against the compiled server (`npm run build` first), under
+// `npm run chaos`: the outage scenario against the compiled server (`npm run build` first; start:prod's
+// node flags), under
 // autocannon load for ~30 s, with the default bounds of src/config.ts:
 //   0 s load starts · 5 s pg_terminate_backend of the API's connections · 7 s PostgreSQL stopped
 //   (pg_ctl stop -m fast) · 17 s started again · 30 s load stops.
@@ -6,7 +7,7 @@
 // PostgreSQL accepting connections again to the first 2xx, whether the server survived, and the
 // bytes it logged. Uses its own embedded PostgreSQL in .data/chaos-*, removed afterwards.
 import autocannon from 'autocannon'
-import { freePort } from '../test/helper.ts'
+import { freePort, productionNodeFlags } from '../test/helper.ts'
 import { OwnPostgres, prepareDatabase, serverEnv, signIn, sleep, startServer, TENANT_HOST } from '../test/resilience-harness.ts'
 
 const DURATION_S = Number(process.env.CHAOS_DURATION_S ?? 30)
@@ -20,7 +21,7 @@ await db.start()
 let server: Awaited<ReturnType<typeof startServer>> | undefined
 try {
   await prepareDatabase(db.embedded.url)
-  server = await startServer(serverEnv(await freePort(), db.embedded.url, { TENANT_RATE_LIMIT: '1000000' }) /* the outage, not the tenant's request limit */, { entry: ['--max-old-space-size=128', 'dist/src/server.js'] })
+  server = await startServer(serverEnv(await freePort(), db.embedded.url, { TENANT_RATE_LIMIT: '1000000' }) /* the outage, not the tenant's request limit */, { entry: [...productionNodeFlags(), 'dist/src/server.js'] })
   const token = await signIn(server.port)
   const startLogBytes = Buffer.byteLength(server.output())
 

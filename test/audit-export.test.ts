@@ -7,7 +7,7 @@ import http from 'node:http'
 import pg from 'pg'
 import t from 'tap'
 import { buildApi } from './api-helper.ts'
-import { adminQuery, freePort } from './helper.ts'
+import { adminQuery, freePort, productionNodeFlags } from './helper.ts'
 
 // AUDIT_EXPORT_EVENTS: a smaller log for a quick local run; the committed figure is for 100,000.
 const EVENTS = Number(process.env.AUDIT_EXPORT_EVENTS ?? 100_000)
@@ -40,11 +40,11 @@ t.test(`export of ${EVENTS.toLocaleString('en')} events streams in bounded memor
   // Fresh statistics, as autovacuum keeps them in production: the keyset reads then walk the (tenant_id, seq) index.
   await adminQuery(f.ownerUrl, 'ANALYZE audit_events')
   t.comment(`inserted ${EVENTS} events in ${Date.now() - t0} ms`)
-  // The server runs with start:prod's heap cap (128 MB), in its own process, so that its RSS is the
+  // The server runs with start:prod's node flags (its 128 MB heap cap), in its own process, so that its RSS is the
   // server's alone: an export that held the log in memory would exceed the cap. (It runs from source
   // under tsx, whose compiler adds ~50 MB to the baseline; the growth is what the export costs.)
   const port = await freePort()
-  const server = spawn(process.execPath, ['--max-old-space-size=128', '--import', 'tsx', 'src/server.ts'], {
+  const server = spawn(process.execPath, [...productionNodeFlags(), '--import', 'tsx', 'src/server.ts'], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'test', LOG_LEVEL: 'warn', DATABASE_URL: f.ownerUrl, MIGRATE_ON_START: 'false', HOST: '127.0.0.1', PORT: String(port), DATA_DIR: f.config.DATA_DIR },
     stdio: ['ignore', 'inherit', 'inherit'],
   })
