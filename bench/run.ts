@@ -939,9 +939,10 @@ async function main () {
     await duringBurst('me-during-burst', api, '/v1/me', cfg.meConnections)
   }
   // Last on its server, so that the list is measured as the servers it is compared with (Prisma
-  // alone, RLS off): on a server that has served nothing but the set-up's logins. Right after healthz's 140,000+
-  // requests the list cost 0.888 and 0.762 ms/req against 0.745 and 0.742 without (two pairs of
-  // back-to-back runs, round six): at most a small bias, but one the comparison should not carry.
+  // alone, RLS off): on a server that has served nothing but the set-up's logins. Right after
+  // healthz's 140,000+ requests the list cost 0.888 and 0.762 ms/req against 0.745 and 0.742
+  // without (two pairs of back-to-back runs, round six): at most a small bias, but one the
+  // comparison should not carry.
   await scenario('healthz', 'GET /healthz (framework ceiling)', api, { path: '/healthz', headers: () => ({ host: 'localhost' }) })
   await stopServer(api)
   if (cfg.profile && wanted('list-profiled') && logins.length) await profileList(apiEnv(largeUrl, 'on'), port(5), listPath, logins, largeIds)

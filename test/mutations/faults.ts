@@ -320,7 +320,7 @@ export const FAULTS: Fault[] = [
   },
   {
     name: 'change-feed-walks-any-bulk',
-    breaks: 'a bulk change (a tenant\'s 20,000 sessions revoked) is applied one entry at a time in one read, seconds of CPU on every instance, instead of dropping the caches',
+    breaks: 'a bulk change (a tenant\'s 20,000 sessions revoked) is applied one change at a time, however many, in one read on every instance, instead of dropping the caches',
     file: 'src/cluster/change-feed.ts',
     find: 'if (resync || read.changes.length > MAX_CHANGES_APPLIED) this.options.onResync()',
     replace: 'if (resync) this.options.onResync()',
@@ -329,7 +329,7 @@ export const FAULTS: Fault[] = [
   },
   {
     name: 'change-feed-trusts-long-gap',
-    breaks: 'after reads failed for longer than the feed function answers (ten minutes), the first read back is trusted alone: changes made early in the outage are never applied and their entries are served for the whole keep',
+    breaks: 'after reads failed for more than five minutes, the first read back is trusted alone: past ten minutes the feed function no longer answers the outage\'s first changes, which are then never applied, and their entries are served for the whole keep',
     file: 'src/cluster/change-feed.ts',
     find: 'newServer || startedAt - this.coveredFrom > RESYNC_AFTER_MS ||',
     replace: 'newServer ||',
