@@ -36,7 +36,7 @@ t.test('the server logs every request at trace level without any API key in them
   child.stdout!.on('data', (chunk) => (logged += chunk))
   child.stderr!.on('data', (chunk) => (logged += chunk))
   t.teardown(() => { child.kill('SIGTERM') })
-  const until = Date.now() + 30_000
+  const until = Date.now() + 90_000
   while (!/"ready/.test(logged) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 100))
   t.match(logged, /ready/, 'the server started')
 

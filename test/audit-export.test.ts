@@ -49,7 +49,7 @@ t.test(`export of ${EVENTS.toLocaleString('en')} events streams in bounded memor
     stdio: ['ignore', 'inherit', 'inherit'],
   })
   t.teardown(() => { server.kill('SIGTERM') })
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < 900; i++) {
     const up = await new Promise<boolean>((resolve) => http.get({ host: '127.0.0.1', port, path: '/healthz' }, (res) => { res.resume(); resolve(res.statusCode === 200) }).on('error', () => resolve(false)))
     if (up) break
     await new Promise((resolve) => setTimeout(resolve, 100))

@@ -143,6 +143,7 @@ t.test('invitations, password reset and two tabs in Chromium', async (t) => {
     }
     await tabA.getByPlaceholder('Project name').fill('Still signed in')
     await tabA.getByRole('button', { name: 'Add project' }).click()
+    await tabA.getByRole('heading', { name: 'Still signed in' }).waitFor()
     await tabB.reload()
     await tabB.getByRole('heading', { name: 'Still signed in' }).waitFor()
     t.pass('both tabs keep working')

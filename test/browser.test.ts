@@ -102,6 +102,8 @@ t.test('the tenant web page in Chromium', async (t) => {
     await project.getByText('Write the copy').waitFor()
     await project.getByPlaceholder('New task').fill('Pick a domain name')
     await project.getByRole('button', { name: 'Add task' }).click()
+    // Created before the status changes, so that the status change is the newest audit event.
+    await project.getByText('Pick a domain name').waitFor()
     const status = project.getByLabel('Status of Write the copy')
     const patched = page.waitForResponse((r) => r.request().method() === 'PATCH')
     await status.selectOption('done')
@@ -175,7 +177,9 @@ t.test('the tenant web page in Chromium', async (t) => {
     page.on('response', (r) => { if (r.url().endsWith('/v1/auth/refresh')) refreshes.push(r.status()) })
     await context.clearCookies({ name: '__Host-access' })
     t.same(await cookieNames(acmeUrl), ['__Host-csrf'])
+    const firstRefresh = page.waitForResponse((r) => r.url().endsWith('/v1/auth/refresh'))
     await page.reload()
+    await firstRefresh
     await page.getByRole('heading', { name: 'Launch website' }).waitFor()
     t.equal(await page.getByRole('alert').isVisible(), false, 'no message')
     t.same(refreshes, [200], 'one refresh, shared by the parallel requests')

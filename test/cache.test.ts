@@ -143,24 +143,25 @@ t.test('a miss does not join a load that began longer than the TTL ago (a stalle
 })
 
 t.test('a hit near the end of the TTL reloads in the background; an entry not read expires at its TTL', async (t) => {
-  const { cache, loads, read } = counted(100, 1000)
+  // Windows of several hundred ms each way: a timer on a loaded 2-core machine can fire 100 ms late.
+  const { cache, loads, read } = counted(100, 2000)
   await read('k')
-  await sleep(400)
+  await sleep(800)
   await read('k')
   t.same(loads, { k: 1 }, 'early in the TTL: a plain hit')
-  await sleep(450) // now in the last quarter of the TTL
+  await sleep(850) // now in the last quarter of the TTL (1,500–2,000 ms)
   t.equal((await read('k')).n, 1, 'the hit answers at once with the value it has')
   await sleep(20)
   t.same(loads, { k: 2 }, 'and a reload ran in the background')
   t.equal(cache.get('k')?.n, 2, 'its value replaced the old one before the old one expired')
-  await sleep(1100)
+  await sleep(2200)
   t.equal(cache.get('k'), undefined, 'an entry not read again still expires at its TTL')
 
-  const failing = new ExpiringCache<Value>({ max: 100, ttlMs: 400 })
+  const failing = new ExpiringCache<Value>({ max: 100, ttlMs: 2000 })
   await failing.getOrLoad('k', async () => ({ tenantId: 't1', n: 1 }))
-  await sleep(320)
+  await sleep(1550)
   t.equal((await failing.getOrLoad('k', async () => { throw new Error('database down') })).n, 1, 'a failed background reload is not the caller\'s failure')
-  await sleep(150)
+  await sleep(550)
   await t.rejects(failing.getOrLoad('k', async () => { throw new Error('database down') }), /database down/, 'once expired, the load\'s error is the caller\'s')
   t.equal((await failing.getOrLoad('k', async () => ({ tenantId: 't1', n: 3 }))).n, 3, 'and the next load, once the database is back, is not stuck behind the failed ones')
 })

@@ -57,7 +57,7 @@ function startServer (env: Record<string, string>): { child: ChildProcess; outpu
   return { child, output: () => output }
 }
 
-async function waitReady (port: number, ms = 30_000): Promise<boolean> {
+async function waitReady (port: number, ms = 90_000): Promise<boolean> {
   const until = Date.now() + ms
   while (Date.now() < until) {
     const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false)

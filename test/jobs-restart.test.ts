@@ -37,7 +37,7 @@ function request (port: number, method: string, path: string, body?: object, hea
   })
 }
 
-async function waitReady (port: number, ms = 30_000) {
+async function waitReady (port: number, ms = 90_000) {
   const until = Date.now() + ms
   while (Date.now() < until) {
     if (await request(port, 'GET', '/readyz').then((r) => r.status === 200, () => false)) return true
