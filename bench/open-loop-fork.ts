@@ -13,26 +13,27 @@ export type ForkedLoadOptions = Omit<OpenLoopOptions, 'headers'> & { headers: Re
 /** A generator process, loaded and waiting: `start()` begins its schedule and resolves with its result. */
 export interface ForkedLoad {
   start (): Promise<LoadResult>
+  /** Ends the process if it is still there (a run that failed before or during start()). */
+  stop (): void
 }
 
 /**
  * Forks a process running openLoop(options) and resolves once it is loaded (about 0.3 s of tsx),
  * so that its schedule starts when the caller's does. `start()` rejects if the child fails or
- * exits without a result.
+ * closes without a result.
  */
 export function forkOpenLoop (options: ForkedLoadOptions): Promise<ForkedLoad> {
   const child = fork(fileURLToPath(import.meta.url), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  let result: LoadResult | undefined
-  const exited = new Promise<LoadResult>((resolve, reject) => {
+  // 'close' comes after the IPC channel has closed, so after the result's message if there was one.
+  const closed = new Promise<LoadResult>((resolve, reject) => {
+    let result: LoadResult | undefined
+    child.on('message', (message) => { if (message !== 'ready') result = message as LoadResult })
     child.once('error', reject)
-    child.once('exit', (code) => (result ? resolve(result) : reject(new Error(`open-loop process exited (${code}) without a result`))))
+    child.once('close', (code) => (result ? resolve(result) : reject(new Error(`open-loop process closed (${code}) without a result`))))
   })
   return new Promise((resolve, reject) => {
-    child.once('message', () => {
-      child.once('message', (message) => { result = message as LoadResult })
-      resolve({ start: () => { child.send(options); return exited } })
-    })
-    exited.catch(reject)
+    child.once('message', () => resolve({ start: () => { child.send(options); return closed }, stop: () => { child.kill() } }))
+    closed.catch(reject)
   })
 }
 

@@ -34,9 +34,8 @@ t.test('the API keys panel in Chromium: create, copy once, list, revoke', async 
 
   const panel = page.locator('#api-keys')
   await panel.getByRole('heading', { name: 'API keys' }).waitFor()
-  // The panel shows before its list has loaded: wait for the list's answer, not for the heading.
-  await panel.getByText('No API keys yet.').waitFor()
-  t.ok(await panel.getByText('No API keys yet.').isVisible(), 'empty at first')
+  // The panel shows before its list has loaded: waited for (false after 10 s if it never says so).
+  t.ok(await panel.getByText('No API keys yet.').waitFor({ timeout: 10_000 }).then(() => true, () => false), 'empty at first')
   await panel.getByLabel('Key name').fill('CI deploys')
   await panel.getByLabel('tasks:write').check()
   await panel.getByRole('button', { name: 'Create key' }).click()

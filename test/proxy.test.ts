@@ -72,7 +72,7 @@ t.test('nginx in front of two instances', async (t) => {
     }
     const heldAfter = Date.now() - loggedOutAt
     t.same(statuses.slice(-2), [401, 401], `revoked on both instances (${statuses.join(',')})`)
-    t.ok(heldAfter <= WITHIN_ONE_SECOND_MS, `within 1 s (${heldAfter} ms)`)
+    t.ok(heldAfter <= WITHIN_ONE_SECOND_MS, `within 1 s, a loaded machine's 0.5 s allowed (${heldAfter} ms)`)
   })
 
   t.test('nginx spread the requests over both instances', async (t) => {
