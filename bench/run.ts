@@ -551,23 +551,22 @@ async function fairness (env: Record<string, string>, port: number, listPath: st
   const rateA = 10 * limit
   const rateB = cfg.fairRateB
   log(`fairness: tenant limit ${limit} req/s; B alone at ${rateB} req/s, then B at ${rateB} req/s while A sends ${rateA} req/s`)
-  // A's flood comes from a process of its own (bench/open-loop-fork.ts), as its clients would be
-  // other machines: B's generator then measures the server, not its own event loop busy with A.
-  const flood = (seconds: number) => forkOpenLoop({ port: server.port, method: 'GET', path: listPath, headers: specA.headers(), rate: rateA, seconds, maxConnections: 32 })
+  // B for `seconds`, with A's flood beside it when asked. The flood comes from a process of its own
+  // (bench/open-loop-fork.ts), as its clients would be other machines: B's generator then measures
+  // the server, not its own event loop busy with A. `onStart` runs once the flood's process is
+  // loaded, right before both schedules begin.
+  const runBoth = async (seconds: number, withFlood: boolean, onStart: () => void = () => {}) => {
+    const flood = withFlood ? await forkOpenLoop({ port: server.port, method: 'GET', path: listPath, headers: specA.headers(), rate: rateA, seconds, maxConnections: 32 }) : undefined
+    try {
+      onStart()
+      return await Promise.all([cannon(server.port, specB, 8, seconds, rateB), flood?.start()])
+    } finally { flood?.stop() }
+  }
   const runB = async (name: string, description: string, withFlood: boolean) => {
-    if (cfg.warmup > 0) {
-      const warmFlood = withFlood ? await flood(cfg.warmup) : undefined
-      try {
-        await Promise.all([cannon(server.port, specB, 8, cfg.warmup, rateB), warmFlood?.start()])
-      } finally { warmFlood?.stop() }
-    }
-    const measuredFlood = withFlood ? await flood(cfg.fairDuration) : undefined
-    const rss = sampleRss(server.pid)
-    const meter = cpuMeter(server.pid)
-    const [resultB, resultA] = await Promise.all([
-      cannon(server.port, specB, 8, cfg.fairDuration, rateB),
-      measuredFlood?.start(),
-    ]).finally(() => measuredFlood?.stop())
+    if (cfg.warmup > 0) await runBoth(cfg.warmup, withFlood)
+    let rss!: ReturnType<typeof sampleRss>
+    let meter!: ReturnType<typeof cpuMeter>
+    const [resultB, resultA] = await runBoth(cfg.fairDuration, withFlood, () => { rss = sampleRss(server.pid); meter = cpuMeter(server.pid) })
     const r = rss.stop()
     const cpu = meter()
     const summaryB = summarize(name, description, server, 8, resultB, r, cpu)
@@ -853,10 +852,10 @@ async function main () {
         // carried the server's drift (round six: +5.2 % and −5.8 %; a full run of round seven +11.5 %
         // against +0.1 % and +2.0 % when run alone).
         const nextKey = rotate(keys.keys)
-        const keySpec = { path: listPath, headers: () => { const k = nextKey(); return { host: k.host, authorization: `Bearer ${k.key}` } } }
-        const tokenSpec = { path: listPath, headers: () => bearer(next()) }
-        for (const [name, kind] of [['list-api-key:token', 'token'], ['list-api-key', 'key'], ['list-api-key:2', 'key'], ['list-api-key:token2', 'token']] as const) {
-          await scenario(name, kind === 'key' ? `GET ${listPath}, ${keys.keys.length} tenants, API key instead of token` : `GET ${listPath}, ${logins.length} tenants, access token (paired with the key's runs)`, api, kind === 'key' ? keySpec : tokenSpec)
+        const key = { description: `GET ${listPath}, ${keys.keys.length} tenants, API key instead of token`, spec: { path: listPath, headers: () => { const k = nextKey(); return { host: k.host, authorization: `Bearer ${k.key}` } } } }
+        const token = { description: `GET ${listPath}, ${logins.length} tenants, access token (paired with the key's runs)`, spec: { path: listPath, headers: () => bearer(next()) } }
+        for (const [name, run] of [['list-api-key:token', token], ['list-api-key', key], ['list-api-key:2', key], ['list-api-key:token2', token]] as const) {
+          await scenario(name, run.description, api, run.spec)
         }
       }
       await query(largeUrl, 'DELETE FROM api_keys WHERE name = $1', [BENCH_KEY_NAME]).catch((e: Error) => log(`could not remove bench keys: ${e.message}`))
@@ -1060,10 +1059,10 @@ function report (ctx: {
   const keyRuns = ['list-api-key', 'list-api-key:2'].map(by).filter((r) => r !== undefined)
   const tokenRuns = ['list-api-key:token', 'list-api-key:token2'].map(by).filter((r) => r !== undefined)
   const cost = (r: ScenarioResult) => r.cpuMsPerReq + r.dbCpuMsPerReq
-  const meanOf = (runs: ScenarioResult[], f: (r: ScenarioResult) => number) => runs.reduce((sum, r) => sum + f(r), 0) / runs.length
+  const mean = (runs: ScenarioResult[], f: (r: ScenarioResult) => number) => runs.reduce((sum, r) => sum + f(r), 0) / runs.length
   const paired = keyRuns.length === 2 && tokenRuns.length === 2
-  target('API key check costs no more than a JWT check: list with a key ≤ 105 % of the CPU per request with a token (server + db)', paired ? meanOf(keyRuns, cost) <= 1.05 * meanOf(tokenRuns, cost) && [...keyRuns, ...tokenRuns].every(clean) : undefined,
-    paired ? `key ${fmt(meanOf(keyRuns, cost), 3)} vs token ${fmt(meanOf(tokenRuns, cost), 3)} cpu ms/req (${change(meanOf(keyRuns, cost), meanOf(tokenRuns, cost))}; runs token ${fmt(cost(tokenRuns[0]!), 3)}, key ${keyRuns.map((r) => fmt(cost(r), 3)).join(', ')}, token ${fmt(cost(tokenRuns[1]!), 3)}); key ${fmt(meanOf(keyRuns, (r) => r.rps), 0)} req/s vs token ${fmt(meanOf(tokenRuns, (r) => r.rps), 0)}` : 'not measured')
+  target('API key check costs no more than a JWT check: list with a key ≤ 105 % of the CPU per request with a token (server + db)', paired ? mean(keyRuns, cost) <= 1.05 * mean(tokenRuns, cost) && [...keyRuns, ...tokenRuns].every(clean) : undefined,
+    paired ? `key ${fmt(mean(keyRuns, cost), 3)} vs token ${fmt(mean(tokenRuns, cost), 3)} cpu ms/req (${change(mean(keyRuns, cost), mean(tokenRuns, cost))}; runs token ${fmt(cost(tokenRuns[0]!), 3)}, key ${keyRuns.map((r) => fmt(cost(r), 3)).join(', ')}, token ${fmt(cost(tokenRuns[1]!), 3)}); key ${fmt(mean(keyRuns, (r) => r.rps), 0)} req/s vs token ${fmt(mean(tokenRuns, (r) => r.rps), 0)}` : 'not measured')
   if (fairnessResult) {
     const f = fairnessResult
     const rise = (100 * (f.flooded.p99 - f.alone.p99)) / f.alone.p99
@@ -1084,7 +1083,6 @@ function report (ctx: {
   const pairs = ['', ':2'].map((suffix) => [by(`create${suffix}`), by(`create-audit-off${suffix}`)] as const)
     .filter((pair): pair is readonly [ScenarioResult, ScenarioResult] => !!pair[0] && !!pair[1])
   const audited = pairs.map(([on]) => on); const unaudited = pairs.map(([, off]) => off)
-  const mean = (rs: ScenarioResult[], f: (r: ScenarioResult) => number) => rs.reduce((sum, r) => sum + f(r), 0) / rs.length
   if (pairs.length) {
     const onRps = mean(audited, (r) => r.rps); const offRps = mean(unaudited, (r) => r.rps)
     const onCpu = mean(audited, (r) => r.cpuMsPerReq); const offCpu = mean(unaudited, (r) => r.cpuMsPerReq)
