@@ -9,7 +9,10 @@
 // RLS off (the owner); Prisma's base client without the scoped client's extension. And, through
 // Fastify's inject (no sockets, no HTTP parsing, in both): the API's GET /v1/projects?limit=20 with
 // an access token against a bare Fastify route running the same scoped query (bench/prisma-only-
-// server.ts's route) — the difference is what tenancy, auth and the API's other hooks cost. Uses the database `npm run bench` seeded (.data/bench): run that once first.
+// server.ts's route) — the difference is what tenancy, auth and the API's other hooks cost. Also
+// through inject, POST /v1/projects on the API and on the same API with AUDIT=off: the audit event's
+// cost, split into this process's CPU and PostgreSQL's (the projects are deleted at the end; their
+// events stay, the log is append-only). Uses the database `npm run bench` seeded (.data/bench): run that once first.
 //
 // Environment: AB_ROUNDS=6 AB_OPS=400 (queries per block) AB_CONCURRENCY=16 AB_ONLY=<name prefixes>
 // BENCH_DATA_DIR BENCH_PG_PORT
@@ -60,6 +63,9 @@ function backendsCpu (postmaster: number): Map<number, number> {
   return m
 }
 
+const CREATE_NAME = 'bench-ab-create'
+const CREATE_AUDITED = 'API create audited (inject)'
+const CREATE_UNAUDITED = 'API create AUDIT=off (inject)'
 const SQL = 'SELECT id, name, description, created_at, updated_at FROM projects WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT 20'
 const select = { id: true, name: true, description: true, createdAt: true, updatedAt: true } as const
 const listWith = (db: Database) => (tenantId: string) => db.forTenant(tenantId).project.findMany({ orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], take: 20, select })
@@ -99,9 +105,15 @@ async function main () {
       API_KEY_RATE_LIMIT: '1000000000',
       LOGIN_ATTEMPTS_PER_IP_PER_MIN: '1000000000',
       LOGIN_FAILURES_MAX: '1000000000',
+      // No mail in this process (production requires an SMTP server for these two).
+      INVITATIONS_ENABLED: 'false',
+      PASSWORD_RESET_ENABLED: 'false',
     })
     const api = await buildApp({ config: apiConfig, database: named, closeDatabase: false })
     await api.ready()
+    // The same API with AUDIT=off (the benchmark's comparison only): the create without its event.
+    const apiAuditOff = await buildApp({ config: { ...apiConfig, AUDIT: 'off' }, database: named, closeDatabase: false })
+    await apiAuditOff.ready()
     const slugs = (await owner.query<{ id: string; slug: string }>("SELECT id, slug FROM tenants WHERE slug LIKE 'bench-%' ORDER BY slug LIMIT 50")).rows
     const tokens = new Map<string, { host: string; authorization: string }>()
     for (const { id, slug } of slugs) {
@@ -114,10 +126,12 @@ async function main () {
     const bare = Fastify({ logger: false })
     bare.get('/projects', async (request) => ({ data: await listWith(named)(request.headers['x-tenant-id'] as string) }))
     await bare.ready()
-    const expectOk = (res: { statusCode: number; body: string }) => {
-      if (res.statusCode !== 200) throw new Error(`${res.statusCode}: ${res.body.slice(0, 200)}`)
+    const expectStatus = (status: number) => (res: { statusCode: number; body: string }) => {
+      if (res.statusCode !== status) throw new Error(`${res.statusCode}: ${res.body.slice(0, 200)}`)
     }
+    const expectOk = expectStatus(200)
     let turn = 0
+    const create = (app: typeof api) => () => app.inject({ method: 'POST', url: '/v1/projects', headers: tokens.get(loggedIn[turn++ % loggedIn.length]!)!, payload: { name: CREATE_NAME } }).then(expectStatus(201))
     const variants: Array<[string, (tenantId: string) => Promise<unknown>]> = [
       ['API list, inject (all hooks)', () => api.inject({ method: 'GET', url: '/v1/projects?limit=20', headers: tokens.get(loggedIn[turn++ % loggedIn.length]!)! }).then(expectOk)],
       ['bare route, inject (same query)', () => bare.inject({ method: 'GET', url: '/projects', headers: { 'x-tenant-id': loggedIn[turn++ % loggedIn.length]! } }).then(expectOk)],
@@ -127,6 +141,9 @@ async function main () {
       ['prisma, RLS off, named', listWith(off)],
       // Without the scoped client's extension: the same query on the base client, tenant set by hand.
       ['prisma unscoped, RLS on, named', (id) => runAsTenant(id, () => named.platformDb.project.findMany({ where: { tenantId: id }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], take: 20, select }))],
+      // Issue 14: the create route with its audit event and without.
+      [CREATE_AUDITED, create(api)],
+      [CREATE_UNAUDITED, create(apiAuditOff)],
     ]
     // AB_ONLY=<prefix>,…: only the clients whose names start so (e.g. to profile one of them).
     const only = process.env.AB_ONLY?.split(',')
@@ -167,10 +184,20 @@ async function main () {
     }
     const [a, b] = [median(withHooks?.app ?? []), median(withoutHooks?.app ?? [])]
     if (withHooks && withoutHooks) console.log(`tenancy + auth + the API's other hooks: ${(1000 * (a - b)).toFixed(0)} µs of the API list's ${(1000 * a).toFixed(0)} µs CPU per request = ${((100 * (a - b)) / a).toFixed(0)} % (inject, no sockets)`)
+    const [audited, unaudited] = [samples.get(CREATE_AUDITED), samples.get(CREATE_UNAUDITED)]
+    if (audited && unaudited) {
+      const [appOn, appOff, dbOn, dbOff] = [median(audited.app), median(unaudited.app), median(audited.db), median(unaudited.db)]
+      const us = (ms: number) => `${(1000 * ms).toFixed(0)} µs`
+      const signed = (text: string) => text.startsWith('-') ? text : `+${text}`
+      console.log(`the audit event of a create: ${signed(us(appOn - appOff))} of this process's CPU (${us(appOff)} → ${us(appOn)}), ${signed(us(dbOn - dbOff))} of PostgreSQL's (${us(dbOff)} → ${us(dbOn)}): ` +
+        `${signed(((100 * (appOn + dbOn - appOff - dbOff)) / (appOff + dbOff)).toFixed(0))} % of the unaudited create's CPU (inject, no sockets)`)
+    }
     await api.close()
+    await apiAuditOff.close()
     await bare.close()
     await Promise.all([named.close(), unnamed.close(), off.close()])
   } finally {
+    await owner.query('DELETE FROM projects WHERE name = $1', [CREATE_NAME]).catch((error: Error) => console.error(`could not remove the created projects: ${error.message}`))
     await owner.end()
     await embedded.stop()
   }
