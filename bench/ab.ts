@@ -74,6 +74,9 @@ async function main () {
   const embedded = await startEmbeddedPostgres({ dir: path.join(dataDir, 'postgres'), port: pgPort, database: EMBEDDED_DATABASE_NAME })
   const owner = new pg.Pool({ connectionString: embedded.url, max: concurrency })
   owner.on('error', () => {})
+  // What this run opens, closed in reverse in `finally` whatever fails: an app left running would
+  // keep its listeners retrying against the stopped PostgreSQL, and the process would not exit.
+  const opened: Array<{ close (): Promise<unknown> }> = []
   try {
     const { rows: [info] } = await owner.query<{ pid: number; v: string }>('SELECT pg_backend_pid() AS pid, version() AS v')
     const postmaster = parentOf(info!.pid)
@@ -87,6 +90,7 @@ async function main () {
     const named = createDatabase(rlsOn, embedded.url, undefined, { preparedStatements: true })
     const unnamed = createDatabase(rlsOn, embedded.url, undefined, { preparedStatements: false })
     const off = createDatabase(rlsOff, embedded.url, undefined, { preparedStatements: true })
+    opened.push(named, unnamed, off)
     // The API in this process, as production runs it (RLS on, its own login), over `named`.
     const apiConfig = loadConfig({
       ...env,
@@ -105,14 +109,18 @@ async function main () {
       API_KEY_RATE_LIMIT: '1000000000',
       LOGIN_ATTEMPTS_PER_IP_PER_MIN: '1000000000',
       LOGIN_FAILURES_MAX: '1000000000',
-      // No mail in this process (production requires an SMTP server for these two).
+      // No mail in this process (production requires an SMTP server for these two), and no job
+      // worker polling in the background of the samples (two apps run here).
       INVITATIONS_ENABLED: 'false',
       PASSWORD_RESET_ENABLED: 'false',
+      JOBS_WORKER: 'false',
     })
     const api = await buildApp({ config: apiConfig, database: named, closeDatabase: false })
+    opened.push(api)
     await api.ready()
     // The same API with AUDIT=off (the benchmark's comparison only): the create without its event.
     const apiAuditOff = await buildApp({ config: { ...apiConfig, AUDIT: 'off' }, database: named, closeDatabase: false })
+    opened.push(apiAuditOff)
     await apiAuditOff.ready()
     const slugs = (await owner.query<{ id: string; slug: string }>("SELECT id, slug FROM tenants WHERE slug LIKE 'bench-%' ORDER BY slug LIMIT 50")).rows
     const tokens = new Map<string, { host: string; authorization: string }>()
@@ -125,6 +133,7 @@ async function main () {
     const loggedIn = [...tokens.keys()]
     const bare = Fastify({ logger: false })
     bare.get('/projects', async (request) => ({ data: await listWith(named)(request.headers['x-tenant-id'] as string) }))
+    opened.push(bare)
     await bare.ready()
     const expectStatus = (status: number) => (res: { statusCode: number; body: string }) => {
       if (res.statusCode !== status) throw new Error(`${res.statusCode}: ${res.body.slice(0, 200)}`)
@@ -192,12 +201,11 @@ async function main () {
       console.log(`the audit event of a create: ${signed(us(appOn - appOff))} of this process's CPU (${us(appOff)} → ${us(appOn)}), ${signed(us(dbOn - dbOff))} of PostgreSQL's (${us(dbOff)} → ${us(dbOn)}): ` +
         `${signed(((100 * (appOn + dbOn - appOff - dbOff)) / (appOff + dbOff)).toFixed(0))} % of the unaudited create's CPU (inject, no sockets)`)
     }
-    await api.close()
-    await apiAuditOff.close()
-    await bare.close()
-    await Promise.all([named.close(), unnamed.close(), off.close()])
   } finally {
-    await owner.query('DELETE FROM projects WHERE name = $1', [CREATE_NAME]).catch((error: Error) => console.error(`could not remove the created projects: ${error.message}`))
+    for (const thing of opened.reverse()) await thing.close().catch((error: Error) => console.error(`could not close: ${error.message}`))
+    await owner.query('DELETE FROM projects WHERE name = $1', [CREATE_NAME])
+      .then(() => owner.query('VACUUM (ANALYZE) projects, tenants, audit_events'))
+      .catch((error: Error) => console.error(`could not remove the created projects: ${error.message}`))
     await owner.end()
     await embedded.stop()
   }
