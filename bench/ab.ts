@@ -140,10 +140,12 @@ async function main () {
     }
     const expectOk = expectStatus(200)
     let turn = 0
-    const create = (app: typeof api) => () => app.inject({ method: 'POST', url: '/v1/projects', headers: tokens.get(loggedIn[turn++ % loggedIn.length]!)!, payload: { name: CREATE_NAME } }).then(expectStatus(201))
+    /** The logged-in tenants in turn, one per request. */
+    const nextTenant = () => loggedIn[turn++ % loggedIn.length]!
+    const create = (app: typeof api) => () => app.inject({ method: 'POST', url: '/v1/projects', headers: tokens.get(nextTenant())!, payload: { name: CREATE_NAME } }).then(expectStatus(201))
     const variants: Array<[string, (tenantId: string) => Promise<unknown>]> = [
-      ['API list, inject (all hooks)', () => api.inject({ method: 'GET', url: '/v1/projects?limit=20', headers: tokens.get(loggedIn[turn++ % loggedIn.length]!)! }).then(expectOk)],
-      ['bare route, inject (same query)', () => bare.inject({ method: 'GET', url: '/projects', headers: { 'x-tenant-id': loggedIn[turn++ % loggedIn.length]! } }).then(expectOk)],
+      ['API list, inject (all hooks)', () => api.inject({ method: 'GET', url: '/v1/projects?limit=20', headers: tokens.get(nextTenant())! }).then(expectOk)],
+      ['bare route, inject (same query)', () => bare.inject({ method: 'GET', url: '/projects', headers: { 'x-tenant-id': nextTenant() } }).then(expectOk)],
       ['plain pg', (id) => owner.query({ name: 'list-projects', text: SQL, values: [id] })],
       ['prisma, RLS on, named', listWith(named)],
       ['prisma, RLS on, unnamed', listWith(unnamed)],

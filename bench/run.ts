@@ -4,6 +4,7 @@
 //
 // Environment (all optional):
 //   BENCH_DURATION=8        seconds measured per scenario      BENCH_WARMUP=2  unrecorded warm-up seconds
+//   BENCH_CREATE_WARMUP=15  unrecorded creates (s) on each create server before its four rounds
 //   BENCH_CONNECTIONS=64    autocannon connections             BENCH_BURST_CONNECTIONS=32  login burst
 //   BENCH_ME_CONNECTIONS=16 GET /v1/me connections during the login bursts
 //   BENCH_TENANTS=10000     tenants in the large database      BENCH_PROJECTS=100  projects per tenant
@@ -54,6 +55,7 @@ const envInt = (name: string, fallback: number) => {
 const cfg = {
   duration: envInt('BENCH_DURATION', 8),
   warmup: envInt('BENCH_WARMUP', 2),
+  createWarmup: envInt('BENCH_CREATE_WARMUP', 15),
   connections: envInt('BENCH_CONNECTIONS', 64),
   burstConnections: envInt('BENCH_BURST_CONNECTIONS', 32),
   meConnections: envInt('BENCH_ME_CONNECTIONS', 16),
@@ -915,13 +917,15 @@ async function main () {
       const apiAuditOn = wanted('create') ? await startServer('api-audit-on', 'src/server.ts', port(3), apiEnv(largeUrl, 'on')) : undefined
       const apiAuditOff = wanted('create-audit-off') ? await startServer('api-audit-off', 'src/server.ts', port(4), { ...apiEnv(largeUrl, 'on'), AUDIT: 'off' }) : undefined
       for (const server of [apiAuditOn, apiAuditOff]) if (server) startMs[server.name] = server.startMs
-      // Unrecorded creates on both servers first: the first measured round otherwise met the
-      // projects table's indexes cold (round six: 390 and 910 req/s unaudited in round 1, 2,106 and
-      // 1,893 in round 2). Four rounds, the unaudited server first in rounds 1 and 3, the audited
+      // Unrecorded creates on both servers first (BENCH_CREATE_WARMUP, 15 s each): the first
+      // measured round otherwise met the projects table's indexes cold (round six: 390 and 910 req/s
+      // unaudited in round 1, 2,106 and 1,893 in round 2), and with 4 s each the servers' CPU per
+      // create still fell by a fifth from round 1 to round 4 (round nine), which the rounds' order
+      // cancels only where the fall is steady. Four rounds, the unaudited server first in rounds 1 and 3, the audited
       // one in 2 and 4 (off on, on off, off on, on off): a run drifts (round eight, with two rounds:
       // the last unaudited run 19 % and 36 % below the first, so the rounds' costs read 26.9 % and
       // −5.7 %, 34.3 % and −11.1 %), and the means of this order cancel a steady drift.
-      for (const server of [apiAuditOff, apiAuditOn]) if (server) await cannon(server.port, spec, cfg.connections, 2 * cfg.warmup)
+      for (const server of [apiAuditOff, apiAuditOn]) if (server) await cannon(server.port, spec, cfg.connections, cfg.createWarmup)
       for (const [round, suffix] of CREATE_SUFFIXES.entries()) {
         const off = async () => { if (apiAuditOff) await scenario(`create-audit-off${suffix}`, `POST /v1/projects {name}, ${logins.length} tenants, RLS on, AUDIT=off`, apiAuditOff, spec) }
         const on = async () => { if (apiAuditOn) await scenario(`create${suffix}`, `POST /v1/projects {name}, ${logins.length} tenants, RLS on, audited`, apiAuditOn, spec) }
