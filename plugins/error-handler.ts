@@ -79,7 +79,9 @@ function validationMessage (error: Partial<FastifyError>): string {
   const first = error.validation?.[0]
   if (!first) return 'Invalid request'
   const where = `${error.validationContext ?? 'body'}${first.instancePath ?? ''}`
-  return `${where} ${first.message ?? 'is invalid'}`.slice(0, 300)
+  // TypeBox words a property that additionalProperties: false refuses as "schema is false".
+  const message = first.message === 'schema is false' ? 'is not a known field' : first.message ?? 'is invalid'
+  return `${where} ${message}`.slice(0, 300)
 }
 
 // Connection refused/reset, pool and query timeouts, server shutting down, Prisma's "can't reach" codes.

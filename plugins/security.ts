@@ -1,4 +1,4 @@
-// JSON-only request bodies, HTTP hardening headers (helmet), `Cache-Control: no-store` on every answer that does not set its
+// JSON-only request bodies, HTTP hardening headers (helmet), `X-Request-Id` on every answer, `Cache-Control: no-store` on every answer that does not set its
 // own (API answers carry tokens and tenant data: no shared or browser cache may keep them), and CORS,
 // which is off unless CORS_ORIGINS lists the origins allowed to call the API from a browser.
 import cors from '@fastify/cors'
@@ -17,8 +17,11 @@ export default fp(
     // JSON bodies only (415 otherwise). text/plain is one of the content types a cross-site form
     // may send without a CORS preflight: refusing it keeps such requests away from every route.
     app.removeContentTypeParser('text/plain')
-    app.addHook('onSend', async (_request, reply) => {
+    // X-Request-Id on every answer, not only in error bodies: the id the log lines and the audit
+    // event of the request carry (`requestId`), so a client can find the event of its own change.
+    app.addHook('onSend', async (request, reply) => {
       if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store')
+      reply.header('x-request-id', request.id)
     })
     const origins = app.config.corsOrigins
     if (origins.length > 0) {
@@ -27,7 +30,7 @@ export default fp(
         credentials: true, // the access cookie and the CSRF header are part of a browser session
         methods: ['GET', 'POST', 'PATCH', 'DELETE'],
         allowedHeaders: ['authorization', 'content-type', 'x-csrf-token'],
-        exposedHeaders: ['retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'ratelimit-policy'],
+        exposedHeaders: ['retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'ratelimit-policy', 'x-request-id'],
         maxAge: 600,
       })
     }

@@ -1,6 +1,6 @@
 // Sign in, refresh, sign out (tenant hosts). The contract: shared/API.md "Authentication".
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import Type from 'typebox'
 import { rateLimited } from '../plugins/auth.ts'
 import { MAX_PASSWORD_BYTES } from '../src/auth/passwords.ts'
@@ -17,26 +17,12 @@ const LoginBody = Type.Object({
   password: Type.String({ minLength: 1, maxLength: 1024 }),
 }, { additionalProperties: false })
 
-// A browser refreshes with the refresh cookie and no body (see the parser and hook below).
+// A browser refreshes with the refresh cookie and no body (see acceptEmptyJsonBody in routes/index.ts and the hook below).
 const RefreshBody = Type.Object({ refreshToken: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false })
-
-/**
- * In the routes of `app`, an empty body is no body, even with a JSON content type (what a browser's
- * fetch with default JSON headers sends to refresh or logout); anything else parses as usual.
- */
-function acceptEmptyJsonBody (app: FastifyInstance): void {
-  const parseJson = app.getDefaultJsonParser('error', 'error')
-  app.removeContentTypeParser('application/json')
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    if (body === '' || body === undefined) return done(null, undefined)
-    return parseJson(request, body as string, done)
-  })
-}
 
 /** Sign-in: login and refresh, public on tenant hosts. */
 const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config, auth, authCookies: cookies } = app
-  acceptEmptyJsonBody(app)
   // Failed logins per tenant + email: read before checking a password (a locked account is not
   // tried at all), counted on each failure. Success does not reset it: the window simply expires.
   const failureKey = (request: FastifyRequest) => `${request.tenantId}:${(request.body as { email: string }).email.toLowerCase()}`
@@ -116,7 +102,6 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
 /** Sign-out, registered in the authenticated scope of routes/index.ts. */
 export const signOutRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { auth, authCookies: cookies } = app
-  acceptEmptyJsonBody(app)
 
   app.post('/v1/auth/logout', {
     schema: { tags: ['auth'], security: signedIn, summary: 'Sign out: revoke this session and expire the cookies', response: responses({ 204: NoContent }) },

@@ -1,6 +1,7 @@
 // Every route of the API. Tenant routes exist only on tenant hosts and platform routes only on the
 // platform host: asked for on the other kind of host, they are unknown routes (404 NOT_FOUND).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { NoQuery } from '../src/api/schemas.ts'
 import apiKeyRoutes from './api-keys.ts'
 import auditRoutes from './audit-events.ts'
 import authRoutes, { signOutRoutes } from './auth.ts'
@@ -24,7 +25,28 @@ async function onlyOnPlatformHost (request: FastifyRequest, reply: FastifyReply)
   if (request.tenant) return reply.callNotFound()
 }
 
+/**
+ * In the routes of `app`, an empty body is no body, even with a JSON content type (what a browser's
+ * fetch with default JSON headers sends to refresh or logout, and what some HTTP clients send with
+ * every DELETE); anything else parses as usual. A route that needs a body then answers its
+ * validation error (`400 VALIDATION_FAILED`, "body must be object").
+ */
+function acceptEmptyJsonBody (app: FastifyInstance): void {
+  const parseJson = app.getDefaultJsonParser('error', 'error')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '' || body === undefined) return done(null, undefined)
+    return parseJson(request, body as string, done)
+  })
+}
+
 export default async function routes (app: FastifyInstance) {
+  acceptEmptyJsonBody(app)
+  // Query strings are strict everywhere, not only on the lists: a parameter a route does not take is
+  // a 400, so `GET /v1/audit-events/export?action=…` cannot answer the whole log as if it filtered.
+  app.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/v1/') && route.schema && !route.schema.querystring) route.schema = { ...route.schema, querystring: NoQuery }
+  })
   await app.register(healthRoutes)
   await app.register(jwksRoutes)
 

@@ -71,8 +71,15 @@ const invitationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const id = randomUUID()
     const invitation = await tenantTransaction(app.database, app.jobs, tenantId, async (tx, jobs) => {
       if (await tx.user.findFirst({ where: { email }, select: { id: true } })) throw conflict('A user with this email already exists')
-      // A new invitation replaces a pending one for the same address: only the newest link works.
-      await tx.invitation.updateMany({ where: { email, ...pending() }, data: { revokedAt: new Date() } })
+      // A new invitation replaces the pending ones for the same address (only the newest link
+      // works): each is revoked as DELETE would revoke it — an owner's only by whoever may manage
+      // owners (403 otherwise, nothing changed), and with its invitation.revoked event.
+      const replaced = await tx.invitation.findMany({ where: { email, ...pending() }, select: { id: true, role: true } })
+      if (replaced.some((invitation) => invitation.role === 'owner')) assertCan(request.principal.role, 'users.manageOwners')
+      for (const { id: replacedId } of replaced) {
+        const revoked = await tx.invitation.updateMany({ where: { id: replacedId, ...pending() }, data: { revokedAt: new Date() } })
+        if (revoked.count === 1) await recordAuditEvent(tx, { ...auditContext(request), action: 'invitation.revoked', target: { type: 'invitation', id: replacedId }, data: { replacedBy: id } })
+      }
       const tokenHash = LinkTokens.hash(app.linkTokens.token('invitation', tenantId, id))
       const expiresAt = new Date(Date.now() + config.INVITATION_TTL_S * 1000)
       const created = await tx.invitation.create({ data: { id, email, role, tokenHash, expiresAt }, select: invitationFields })

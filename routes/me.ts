@@ -1,7 +1,7 @@
 // The signed-in user's own profile and password (tenant hosts).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import { MAX_PASSWORD_BYTES } from '../src/auth/passwords.ts'
+import { assertAcceptablePassword, MAX_PASSWORD_BYTES } from '../src/auth/passwords.ts'
 import { audited } from '../src/audit/audit-log.ts'
 import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
 import { NoContent, PersonName, responses, signedIn } from '../src/api/schemas.ts'
@@ -16,6 +16,13 @@ const ChangePassword = Type.Object({
 const tags = ['me']
 
 const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { config } = app
+  // Password changes per user, under the login's policy (LOGIN_FAILURES_MAX per
+  // LOGIN_FAILURES_WINDOW_S): whoever holds a stolen session must not guess the password here faster
+  // than the login lets anyone (OWASP ASVS v4 2.2.1, anti-automation of authentication). Every
+  // attempt whose current password is checked counts, right or wrong, so concurrent guesses cannot
+  // all pass a check made before any of them failed.
+  const passwordChanges = app.limits.create({ name: 'password-change', max: config.LOGIN_FAILURES_MAX, windowMs: config.LOGIN_FAILURES_WINDOW_S * 1000, key: (request) => `${request.tenantId}:${request.principal.id}` })
   app.get('/v1/me', {
     schema: { tags, security: signedIn, summary: 'Your profile', response: responses({ 200: PublicUser }) },
   }, async (request) => {
@@ -41,11 +48,13 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (Buffer.byteLength(request.body.currentPassword, 'utf8') > MAX_PASSWORD_BYTES) {
       throw new AppError('VALIDATION_FAILED', `body/currentPassword must be at most ${MAX_PASSWORD_BYTES} bytes of UTF-8`)
     }
-    // Hash first: it also checks the policy (400) before anything is compared or changed.
-    const newHash = await app.passwords.hash(request.body.newPassword, 'newPassword')
+    // The new password's policy first (400, not counted), then the limit (429), then bcrypt.
+    assertAcceptablePassword(request.body.newPassword, config.PASSWORD_MIN_LENGTH, 'newPassword')
+    await passwordChanges.enforce(request)
     const user = await request.db.user.findFirst({ where: { id: userId }, select: { passwordHash: true } })
     if (!user) throw unauthorized('Session expired or revoked')
     if (!(await app.passwords.verify(request.body.currentPassword, user.passwordHash))) throw new AppError('FORBIDDEN', 'The current password is wrong')
+    const newHash = await app.passwords.hash(request.body.newPassword, 'newPassword')
     // The new hash, the other sessions' end and the event commit together.
     await audited(request, async (tx) => {
       await tx.user.update({ where: { id: userId }, data: { passwordHash: newHash, authVersion: { increment: 1 } }, select: { id: true } })

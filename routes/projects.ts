@@ -20,7 +20,7 @@ export const Project = Type.Object({
 })
 
 const CreateProject = Type.Object({ name: Name, description: Type.Optional(Description) }, { additionalProperties: false })
-const UpdateProject = Type.Object({ name: Type.Optional(Name), description: Type.Optional(Description) }, { additionalProperties: false })
+const UpdateProject = Type.Object({ name: Type.Optional(Name), description: Type.Optional(Description) }, { additionalProperties: false, minProperties: 1 })
 
 /** The columns a project answer shows (the response schema would drop others anyway). */
 export const projectFields = { id: true, name: true, description: true, createdAt: true, updatedAt: true } as const

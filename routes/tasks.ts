@@ -32,7 +32,7 @@ const CreateTask = Type.Object({
   status: Type.Optional(Status),
   dueAt: Type.Optional(DueAt),
 }, { additionalProperties: false })
-const UpdateTask = Type.Partial(CreateTask, { additionalProperties: false })
+const UpdateTask = Type.Partial(CreateTask, { additionalProperties: false, minProperties: 1 })
 
 const ProjectParams = Type.Object({ projectId: Uuid }, { additionalProperties: false })
 const TaskParams = Type.Object({ projectId: Uuid, id: Uuid }, { additionalProperties: false })

@@ -23,7 +23,7 @@ export const TenantView = Type.Object({
 const UpdateTenant = Type.Object({
   name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
   settings: Type.Optional(Settings),
-}, { additionalProperties: false })
+}, { additionalProperties: false, minProperties: 1 })
 
 /** Nesting allowed in settings: far more than configuration needs, far less than what overflows the stack. */
 export const MAX_SETTINGS_DEPTH = 32

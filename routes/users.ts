@@ -28,7 +28,7 @@ const UpdateUser = Type.Object({
   name: Type.Optional(PersonName),
   role: Type.Optional(RoleSchema),
   active: Type.Optional(Type.Boolean()),
-}, { additionalProperties: false })
+}, { additionalProperties: false, minProperties: 1 })
 
 const tags = ['users']
 const security = signedIn

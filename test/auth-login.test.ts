@@ -122,6 +122,29 @@ t.test('failed logins per tenant+email are limited: 429 with Retry-After', async
   t.equal((await login(app, 'globex.localhost', 'ann@example.com', PASSWORD_A)).statusCode, 200, 'the same email in another tenant is not locked')
 })
 
+// Review: with a stolen session, POST /v1/me/password was a password oracle without the login's
+// limit. It counts every checked attempt per user, under the login's policy.
+t.test('password changes per user are limited like logins: 429 with Retry-After', async (t) => {
+  const { app, ownerUrl } = await build(t, { env: { LOGIN_FAILURES_MAX: '3' } })
+  const acme = await insertTenant(ownerUrl, 'acme')
+  await createUser(ownerUrl, acme, { email: 'ann@example.com', password: PASSWORD_A, role: 'owner' })
+  await createUser(ownerUrl, acme, { email: 'bob@example.com', password: PASSWORD_A, role: 'member' })
+  const ann = await signIn(app, 'acme.localhost', 'ann@example.com', PASSWORD_A)
+  const bob = await signIn(app, 'acme.localhost', 'bob@example.com', PASSWORD_A)
+  const change = (who: { accessToken: string }, currentPassword: string, newPassword = PASSWORD_B) => app.inject({
+    method: 'POST', url: '/v1/me/password', headers: { host: 'acme.localhost', authorization: `Bearer ${who.accessToken}` }, payload: { currentPassword, newPassword },
+  })
+  t.equal((await change(ann, PASSWORD_A, 'short')).statusCode, 400, 'a new password the policy refuses is a 400…')
+  for (let i = 0; i < 3; i++) t.equal((await change(ann, 'wrong password here!')).statusCode, 403, `wrong current password ${i + 1}: 403`)
+  const limited = await change(ann, PASSWORD_A)
+  t.equal(limited.statusCode, 429, '…and is not counted: the fourth checked attempt waits, even with the right password')
+  t.equal(limited.json().error.code, 'RATE_LIMITED')
+  const retryAfter = Number(limited.headers['retry-after'])
+  t.ok(retryAfter > 800 && retryAfter <= 900, `Retry-After ${retryAfter}s`)
+  t.equal((await login(app, 'acme.localhost', 'ann@example.com', PASSWORD_A)).statusCode, 200, 'the password did not change')
+  t.equal((await change(bob, PASSWORD_A)).statusCode, 204, 'another user of the tenant is not limited')
+})
+
 t.test('login attempts per client address are limited', async (t) => {
   const { app, ownerUrl } = await build(t, { env: { LOGIN_ATTEMPTS_PER_IP_PER_MIN: '4' } })
   const acme = await insertTenant(ownerUrl, 'acme')

@@ -38,6 +38,12 @@ t.test('bad input of every kind, on a tenant host with a valid token', async (t)
       t.match(res.headers['content-type'], /^application\/json/)
     })
   }
+  // An empty body is no body, even with a JSON content type (some HTTP clients send that header with
+  // every request): a DELETE goes through, and a route that needs a body says so.
+  const deleted = await acme.call('owner', { method: 'DELETE', url: `/v1/projects/${project.id}`, headers: json, payload: '' })
+  t.equal(deleted.statusCode, 204, `DELETE with a JSON content type and no body: 204 (${deleted.body})`)
+  t.equal((await acme.call('owner', { url: `/v1/projects/${project.id}` })).statusCode, 404, 'and the project is gone')
+  t.equal(assertError(t, await acme.call('owner', { method: 'POST', url: '/v1/projects', headers: json, payload: '' }), 400, 'VALIDATION_FAILED').error.message, 'body must be object')
   const unknown = await acme.call(null, { url: '/v1/nothing' })
   assertError(t, unknown, 404, 'NOT_FOUND')
   const unknownMethod = await acme.call(null, { method: 'PUT', url: '/v1/projects' })

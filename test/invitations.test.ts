@@ -83,6 +83,32 @@ t.test('who may invite, and conflicts', async (t) => {
   t.equal((await as(owner, 'POST', '/v1/invitations', { email: 'a@example.com', role: 'member', extra: 1 })).statusCode, 400)
 })
 
+// A new invitation replaces the pending one for its address (review: an admin re-inviting an
+// address the owner had invited as an owner revoked that invitation, which DELETE refuses them,
+// and no event said so).
+t.test('replacing a pending invitation is a revocation: owners\' only by an owner, with its event', async (t) => {
+  const { as, owner, admin, ownerUrl } = await setup(t)
+  const events = async (action: string) => (await adminQuery<{ target_id: string; data: { replacedBy?: string } }>(ownerUrl, 'SELECT target_id, data FROM audit_events WHERE action = $1 ORDER BY seq', [action])).rows
+  const pendingIds = async () => (await as(owner, 'GET', '/v1/invitations')).json().data.map((i: { id: string }) => i.id).sort()
+
+  const forOwner = await as(owner, 'POST', '/v1/invitations', { email: 'boss@example.com', role: 'owner' })
+  t.equal(forOwner.statusCode, 201)
+  const refused = await as(admin, 'POST', '/v1/invitations', { email: 'Boss@example.com', role: 'member' })
+  t.equal(refused.statusCode, 403, 'an admin cannot replace an owner\'s invitation')
+  t.equal(refused.json().error.code, 'FORBIDDEN')
+  t.same(await pendingIds(), [forOwner.json().id], 'the owner\'s invitation is still pending, nothing else was created')
+  t.same(await events('invitation.revoked'), [], 'and nothing was revoked')
+
+  const byOwner = await as(owner, 'POST', '/v1/invitations', { email: 'boss@example.com', role: 'admin' })
+  t.equal(byOwner.statusCode, 201, 'an owner may replace it')
+  t.same(await pendingIds(), [byOwner.json().id], 'only the newest invitation is pending')
+  t.same(await events('invitation.revoked'), [{ target_id: forOwner.json().id, data: { replacedBy: byOwner.json().id } }], 'the replaced invitation\'s revocation is recorded')
+
+  const byAdmin = await as(admin, 'POST', '/v1/invitations', { email: 'boss@example.com', role: 'member' })
+  t.equal(byAdmin.statusCode, 201, 'an admin may replace an admin\'s invitation')
+  t.equal((await events('invitation.revoked')).length, 2)
+})
+
 t.test('unusable tokens: unknown, revoked, expired, other tenant, wrong purpose — one 400', async (t) => {
   const { as, owner, globexOwner, smtp, ownerUrl, app } = await setup(t)
   const invite = async (email: string, who = owner, host = 'acme.localhost') => {

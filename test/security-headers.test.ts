@@ -14,6 +14,23 @@ t.test('helmet headers and Cache-Control: no-store on API answers', async (t) =>
   }
 })
 
+// Review: only error bodies carried the request id, so a client could not find the audit event of
+// its own successful change.
+t.test('X-Request-Id on every answer: the requestId of the error body and of the audit event', async (t) => {
+  const { acme } = await buildApi(t)
+  const created = await acme.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'Traced' } })
+  t.equal(created.statusCode, 201)
+  const id = created.headers['x-request-id']
+  t.match(id, /^[0-9a-f-]{36}$/, 'a success carries it')
+  const events = (await acme.call('owner', { url: `/v1/audit-events?targetId=${created.json().id}` })).json().data
+  t.same(events.map((e: { requestId: string }) => e.requestId), [id], 'the event of the change has the same id')
+  const failed = await acme.call('owner', { url: '/v1/projects/not-a-uuid' })
+  t.equal(failed.headers['x-request-id'], failed.json().error.requestId, 'an error carries it in both places')
+  t.not(failed.headers['x-request-id'], id, 'one id per request')
+  const planted = await acme.call('owner', { url: '/v1/projects', headers: { 'x-request-id': 'planted-by-the-client' } })
+  t.match(planted.headers['x-request-id'], /^[0-9a-f-]{36}$/, 'the server\'s own id, not one the client sent')
+})
+
 t.test('CORS: off unless CORS_ORIGINS, then only those origins, with credentials', async (t) => {
   const off = await build(t)
   const preflightOff = await off.app.inject({ method: 'OPTIONS', url: '/v1/tenants', headers: { host: 'localhost', origin: 'https://app.example', 'access-control-request-method': 'POST' } })

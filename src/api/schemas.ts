@@ -34,6 +34,9 @@ export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Ty
 /** `:id` in a path: anything but a UUID is refused (400) before any query runs. */
 export const IdParams = Type.Object({ id: Uuid }, { additionalProperties: false })
 
+/** The query string of a route that takes no parameters: any parameter is a 400 (routes/index.ts gives it to every such /v1 route). */
+export const NoQuery = Type.Object({}, { additionalProperties: false })
+
 export const ErrorBody = Type.Object({
   error: Type.Object({
     code: Type.Enum(Object.keys(ERROR_STATUS)),
