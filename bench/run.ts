@@ -920,7 +920,7 @@ async function main () {
       // Unrecorded creates on both servers first (BENCH_CREATE_WARMUP, 15 s each): the first
       // measured round otherwise met the projects table's indexes cold (round six: 390 and 910 req/s
       // unaudited in round 1, 2,106 and 1,893 in round 2), and with 4 s each the servers' CPU per
-      // create still fell by a fifth from round 1 to round 4 (round nine), which the rounds' order
+      // create still fell by a fifth to a third from round 1 to round 4 (round nine), which the rounds' order
       // cancels only where the fall is steady. Four rounds, the unaudited server first in rounds 1 and 3, the audited
       // one in 2 and 4 (off on, on off, off on, on off): a run drifts (round eight, with two rounds:
       // the last unaudited run 19 % and 36 % below the first, so the rounds' costs read 26.9 % and
@@ -1028,7 +1028,7 @@ function report (ctx: {
   console.log('')
   console.log(`Machine: ${m.cpu}, ${m.cores} cores, ${(m.memoryGb as number).toFixed(1)} GB, Node ${m.node}, PostgreSQL ${m.postgres}, load average at start ${fmt(m.loadAtStart as number, 1)}`)
   console.log(`Data: large database ${ctx.large.tenants} tenants × ${cfg.projects} projects (${ctx.large.projects} rows), tokens for ${ctx.sampleSize} tenants; small database ${ctx.small.tenants} tenants`)
-  console.log(`Run: ${cfg.duration}s per scenario after ${cfg.warmup}s warm-up, ${cfg.connections} connections, DB_POOL_MAX ${cfg.poolMax}, LOG_LEVEL ${cfg.logLevel}, list hashes cost ${cfg.listCost}, burst cost ${cfg.burstCost}`)
+  console.log(`Run: ${cfg.duration}s per scenario after ${cfg.warmup}s warm-up (creates: ${cfg.createWarmup}s per server first), ${cfg.connections} connections, DB_POOL_MAX ${cfg.poolMax}, LOG_LEVEL ${cfg.logLevel}, list hashes cost ${cfg.listCost}, burst cost ${cfg.burstCost}`)
   console.log('')
   const rows: string[][] = [['scenario', 'server', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'mean ms', 'errors', 'non-2xx', 'peak RSS MB', 'cpu ms/req', 'db cpu ms/req', 'gen cpu %', 'load', 'vs baseline']]
   for (const r of results) {

@@ -14,7 +14,11 @@ import { fallbackStoreClass } from '../src/limits/fallback-store.ts'
 
 /** What a limit counts and how much it allows. */
 export interface LimitSpec {
-  /** Unique among limits: part of every key, so two limits never share counters. */
+  /**
+   * Part of every key: limits of different names never share counters; two limits of one name share
+   * them (their `max` and `windowMs` must agree), each counting under its own `key` (routes/me.ts
+   * counts a wrong current password into the login's failures so).
+   */
   name: string
   /** Requests (or events) allowed per window per key. */
   max: number
@@ -81,11 +85,22 @@ export default fp(
     // unless they use a limiter.
     await app.register(rateLimit, { global: false, store: fallbackStoreClass(redis, `${config.REDIS_KEY_PREFIX}limit:`, onRedisError) })
 
+    // One counting function per limit name (its counters: the in-memory store keeps one set per
+    // function, Redis one per key); each limiter of that name says which key it counts under.
+    const checks = new Map<string, { spec: LimitSpec, keyOf: WeakMap<FastifyRequest, string>, check: ReturnType<typeof app.createRateLimit> }>()
     app.decorate('limits', {
       create (spec: LimitSpec): Limiter {
         const key = spec.key ?? clientAddress
-        const check = app.createRateLimit({ max: spec.max, timeWindow: spec.windowMs, keyGenerator: (request) => `${spec.name}:${key(request)}` })
+        let shared = checks.get(spec.name)
+        if (shared && (shared.spec.max !== spec.max || shared.spec.windowMs !== spec.windowMs)) throw new Error(`two limits named ${spec.name} disagree on max or windowMs`)
+        if (!shared) {
+          const keyOf = new WeakMap<FastifyRequest, string>()
+          shared = { spec, keyOf, check: app.createRateLimit({ max: spec.max, timeWindow: spec.windowMs, keyGenerator: (request) => `${spec.name}:${keyOf.get(request)}` }) }
+          checks.set(spec.name, shared)
+        }
+        const { keyOf, check } = shared
         const state = async (request: FastifyRequest, increment: boolean): Promise<LimitState> => {
+          keyOf.set(request, key(request))
           const result = await check(request, { increment })
           if (result.isAllowed) return { remaining: Number.POSITIVE_INFINITY, retryAfterS: 0, exceeded: false } // allow-listed (unused)
           return { remaining: result.remaining, retryAfterS: Math.max(1, result.ttlInSeconds), exceeded: result.isExceeded }

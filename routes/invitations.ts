@@ -5,6 +5,7 @@
 // The invitation row and its email job commit together (src/jobs/tenant-transaction.ts).
 import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
 import type { Limiter, Limits } from '../plugins/limits.ts'
 import { ListQuery, Page, page, pageArgs } from '../src/api/pagination.ts'
@@ -14,7 +15,7 @@ import { assertCan, requirePermission } from '../src/auth/permissions.ts'
 import { publicUserSelect } from '../src/auth/public-user.ts'
 import type { Config } from '../src/config.ts'
 import { AppError, conflict, notFound } from '../src/errors.ts'
-import { tenantTransaction } from '../src/jobs/tenant-transaction.ts'
+import { type ScopedTransaction, tenantTransaction } from '../src/jobs/tenant-transaction.ts'
 import { INVITATION_EMAIL_JOB } from '../src/people/jobs.ts'
 import { LINK_TOKEN_PATTERN, LinkTokens } from '../src/people/tokens.ts'
 import { isUniqueViolation } from '../src/tenancy/tenant-directory.ts'
@@ -52,6 +53,18 @@ export function presentedTokenHash (token: string): string {
 
 const pending = () => ({ acceptedAt: null, revokedAt: null, expiresAt: { gt: new Date() } })
 
+/**
+ * Revokes invitation `id` of the request's tenant unless it was accepted or revoked already, with
+ * its invitation.revoked event (`data` added), in `tx`. Returns false when there was nothing to
+ * revoke (no second event). Who may revoke it is the caller's check (an owner's: users.manageOwners).
+ */
+async function revokeInvitation (tx: ScopedTransaction, request: FastifyRequest, id: string, data?: Record<string, unknown>): Promise<boolean> {
+  const revoked = await tx.invitation.updateMany({ where: { id, acceptedAt: null, revokedAt: null }, data: { revokedAt: new Date() } })
+  if (revoked.count !== 1) return false
+  await recordAuditEvent(tx, { ...auditContext(request), action: 'invitation.revoked', target: { type: 'invitation', id }, ...(data ? { data } : {}) })
+  return true
+}
+
 /** POST/GET /v1/invitations, DELETE /v1/invitations/:id: registered in the authenticated scope. */
 const invitationRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config } = app
@@ -76,10 +89,7 @@ const invitationRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // owners (403 otherwise, nothing changed), and with its invitation.revoked event.
       const replaced = await tx.invitation.findMany({ where: { email, ...pending() }, select: { id: true, role: true } })
       if (replaced.some((invitation) => invitation.role === 'owner')) assertCan(request.principal.role, 'users.manageOwners')
-      for (const { id: replacedId } of replaced) {
-        const revoked = await tx.invitation.updateMany({ where: { id: replacedId, ...pending() }, data: { revokedAt: new Date() } })
-        if (revoked.count === 1) await recordAuditEvent(tx, { ...auditContext(request), action: 'invitation.revoked', target: { type: 'invitation', id: replacedId }, data: { replacedBy: id } })
-      }
+      for (const { id: replacedId } of replaced) await revokeInvitation(tx, request, replacedId, { replacedBy: id })
       const tokenHash = LinkTokens.hash(app.linkTokens.token('invitation', tenantId, id))
       const expiresAt = new Date(Date.now() + config.INVITATION_TTL_S * 1000)
       const created = await tx.invitation.create({ data: { id, email, role, tokenHash, expiresAt }, select: invitationFields })
@@ -109,10 +119,7 @@ const invitationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (invitation.role === 'owner') assertCan(request.principal.role, 'users.manageOwners')
     if (invitation.acceptedAt) throw conflict('The invitation was already accepted')
     // Revoking a revoked invitation is still a 204, with no new event.
-    await request.db.$transaction(async (tx) => {
-      const revoked = await tx.invitation.updateMany({ where: { id, acceptedAt: null, revokedAt: null }, data: { revokedAt: new Date() } })
-      if (revoked.count === 1) await recordAuditEvent(tx, { ...auditContext(request), action: 'invitation.revoked', target: { type: 'invitation', id } })
-    })
+    await request.db.$transaction((tx) => revokeInvitation(tx, request, id))
     return reply.code(204).send(null)
   })
 }

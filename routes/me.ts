@@ -1,11 +1,13 @@
 // The signed-in user's own profile and password (tenant hosts).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
-import { assertAcceptablePassword, MAX_PASSWORD_BYTES } from '../src/auth/passwords.ts'
+import { MAX_PASSWORD_BYTES } from '../src/auth/passwords.ts'
 import { audited } from '../src/audit/audit-log.ts'
 import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
 import { NoContent, PersonName, responses, signedIn } from '../src/api/schemas.ts'
 import { AppError, unauthorized } from '../src/errors.ts'
+import { rateLimited } from '../plugins/limits.ts'
 
 const PatchMe = Type.Object({ name: PersonName }, { additionalProperties: false })
 const ChangePassword = Type.Object({
@@ -17,12 +19,17 @@ const tags = ['me']
 
 const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config } = app
-  // Password changes per user, under the login's policy (LOGIN_FAILURES_MAX per
-  // LOGIN_FAILURES_WINDOW_S): whoever holds a stolen session must not guess the password here faster
-  // than the login lets anyone (OWASP ASVS v4 2.2.1, anti-automation of authentication). Every
-  // attempt whose current password is checked counts, right or wrong, so concurrent guesses cannot
-  // all pass a check made before any of them failed.
-  const passwordChanges = app.limits.create({ name: 'password-change', max: config.LOGIN_FAILURES_MAX, windowMs: config.LOGIN_FAILURES_WINDOW_S * 1000, key: (request) => `${request.tenantId}:${request.principal.id}` })
+  // The current password is checked here too, so whoever holds a stolen session must not guess it
+  // faster than the login lets anyone (OWASP ASVS v4 2.2.1, anti-automation of authentication):
+  // - every checked attempt counts per user, right or wrong (LOGIN_FAILURES_MAX per
+  //   LOGIN_FAILURES_WINDOW_S), so concurrent guesses cannot all pass a check made before any failed;
+  // - a wrong one also counts as a failed login of the user's email, and the login's exhausted
+  //   budget stops the check here: one budget of guesses for both routes. The limiter is the
+  //   login's own (same name, so the same counters as routes/auth.ts), keyed by the user's email.
+  const windowMs = config.LOGIN_FAILURES_WINDOW_S * 1000
+  const passwordChanges = app.limits.create({ name: 'password-change', max: config.LOGIN_FAILURES_MAX, windowMs, key: (request) => `${request.tenantId}:${request.principal.id}` })
+  const emailOf = new WeakMap<FastifyRequest, string>()
+  const loginFailures = app.limits.create({ name: 'login-failures', max: config.LOGIN_FAILURES_MAX, windowMs, key: (request) => `${request.tenantId}:${emailOf.get(request)}` })
   app.get('/v1/me', {
     schema: { tags, security: signedIn, summary: 'Your profile', response: responses({ 200: PublicUser }) },
   }, async (request) => {
@@ -48,12 +55,18 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (Buffer.byteLength(request.body.currentPassword, 'utf8') > MAX_PASSWORD_BYTES) {
       throw new AppError('VALIDATION_FAILED', `body/currentPassword must be at most ${MAX_PASSWORD_BYTES} bytes of UTF-8`)
     }
-    // The new password's policy first (400, not counted), then the limit (429), then bcrypt.
-    assertAcceptablePassword(request.body.newPassword, config.PASSWORD_MIN_LENGTH, 'newPassword')
+    // The new password's policy first (400, not counted), then the limits (429), then bcrypt.
+    app.passwords.assertAcceptable(request.body.newPassword, 'newPassword')
     await passwordChanges.enforce(request)
-    const user = await request.db.user.findFirst({ where: { id: userId }, select: { passwordHash: true } })
+    const user = await request.db.user.findFirst({ where: { id: userId }, select: { passwordHash: true, email: true } })
     if (!user) throw unauthorized('Session expired or revoked')
-    if (!(await app.passwords.verify(request.body.currentPassword, user.passwordHash))) throw new AppError('FORBIDDEN', 'The current password is wrong')
+    emailOf.set(request, user.email)
+    const logins = await loginFailures.peek(request)
+    if (logins.remaining <= 0) throw rateLimited(logins.retryAfterS)
+    if (!(await app.passwords.verify(request.body.currentPassword, user.passwordHash))) {
+      await loginFailures.hit(request)
+      throw new AppError('FORBIDDEN', 'The current password is wrong')
+    }
     const newHash = await app.passwords.hash(request.body.newPassword, 'newPassword')
     // The new hash, the other sessions' end and the event commit together.
     await audited(request, async (tx) => {

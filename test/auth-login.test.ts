@@ -123,26 +123,43 @@ t.test('failed logins per tenant+email are limited: 429 with Retry-After', async
 })
 
 // Review: with a stolen session, POST /v1/me/password was a password oracle without the login's
-// limit. It counts every checked attempt per user, under the login's policy.
-t.test('password changes per user are limited like logins: 429 with Retry-After', async (t) => {
+// limit. It counts every checked attempt per user, and shares the login's budget of failures.
+async function passwordChangeSetup (t: Parameters<typeof build>[0]) {
   const { app, ownerUrl } = await build(t, { env: { LOGIN_FAILURES_MAX: '3' } })
   const acme = await insertTenant(ownerUrl, 'acme')
   await createUser(ownerUrl, acme, { email: 'ann@example.com', password: PASSWORD_A, role: 'owner' })
   await createUser(ownerUrl, acme, { email: 'bob@example.com', password: PASSWORD_A, role: 'member' })
   const ann = await signIn(app, 'acme.localhost', 'ann@example.com', PASSWORD_A)
   const bob = await signIn(app, 'acme.localhost', 'bob@example.com', PASSWORD_A)
-  const change = (who: { accessToken: string }, currentPassword: string, newPassword = PASSWORD_B) => app.inject({
+  const change = (who: { accessToken: string }, currentPassword: string, newPassword: string) => app.inject({
     method: 'POST', url: '/v1/me/password', headers: { host: 'acme.localhost', authorization: `Bearer ${who.accessToken}` }, payload: { currentPassword, newPassword },
   })
-  t.equal((await change(ann, PASSWORD_A, 'short')).statusCode, 400, 'a new password the policy refuses is a 400…')
-  for (let i = 0; i < 3; i++) t.equal((await change(ann, 'wrong password here!')).statusCode, 403, `wrong current password ${i + 1}: 403`)
-  const limited = await change(ann, PASSWORD_A)
-  t.equal(limited.statusCode, 429, '…and is not counted: the fourth checked attempt waits, even with the right password')
+  return { app, ann, bob, change }
+}
+
+t.test('password changes per user are limited like logins: 429 with Retry-After', async (t) => {
+  const { app, ann, bob, change } = await passwordChangeSetup(t)
+  t.equal((await change(ann, PASSWORD_A, 'short')).statusCode, 400, 'a new password the policy refuses is a 400, not counted')
+  t.equal((await change(ann, PASSWORD_A, PASSWORD_B)).statusCode, 204, 'change 1')
+  t.equal((await change(ann, PASSWORD_B, PASSWORD_A)).statusCode, 204, 'change 2')
+  t.equal((await change(ann, PASSWORD_A, PASSWORD_B)).statusCode, 204, 'change 3')
+  const limited = await change(ann, PASSWORD_B, PASSWORD_A)
+  t.equal(limited.statusCode, 429, 'every checked attempt counts, right ones too: the fourth waits')
   t.equal(limited.json().error.code, 'RATE_LIMITED')
   const retryAfter = Number(limited.headers['retry-after'])
   t.ok(retryAfter > 800 && retryAfter <= 900, `Retry-After ${retryAfter}s`)
-  t.equal((await login(app, 'acme.localhost', 'ann@example.com', PASSWORD_A)).statusCode, 200, 'the password did not change')
-  t.equal((await change(bob, PASSWORD_A)).statusCode, 204, 'another user of the tenant is not limited')
+  t.equal((await login(app, 'acme.localhost', 'ann@example.com', PASSWORD_B)).statusCode, 200, 'the refused change changed nothing, and right answers spent none of the login\'s failures')
+  t.equal((await change(bob, PASSWORD_A, PASSWORD_B)).statusCode, 204, 'another user of the tenant is not limited')
+})
+
+t.test('a wrong current password spends the login\'s budget of failures, and the login\'s spends it here', async (t) => {
+  const { app, ann, change } = await passwordChangeSetup(t)
+  for (let i = 0; i < 2; i++) t.equal((await login(app, 'acme.localhost', 'ann@example.com', 'wrong password here!')).statusCode, 401)
+  t.equal((await change(ann, 'wrong password here!', PASSWORD_B)).statusCode, 403, 'a wrong current password: 403')
+  t.equal((await login(app, 'acme.localhost', 'ann@example.com', PASSWORD_A)).statusCode, 429, 'it was the third failure of the email: the login waits')
+  const limited = await change(ann, PASSWORD_A, PASSWORD_B)
+  t.equal(limited.statusCode, 429, 'and so does the check here, with the right password')
+  t.ok(Number(limited.headers['retry-after']) > 800, 'Retry-After')
 })
 
 t.test('login attempts per client address are limited', async (t) => {

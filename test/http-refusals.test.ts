@@ -46,6 +46,7 @@ function assertRefusal (t: Test, answer: RawAnswer, status: number) {
   t.equal(body.error.code, 'BAD_REQUEST', 'code BAD_REQUEST')
   t.type(body.error.message, 'string')
   t.match(body.error.requestId, /^[0-9a-f-]{36}$/, 'a generated request id')
+  t.match(answer.head, new RegExp(`\r\nx-request-id: ${body.error.requestId}\r\n`, 'i'), 'and the same id in X-Request-Id, as on every answer')
   t.same(Object.keys(body), ['error'], 'nothing but the error')
   t.ok(answer.closed, 'the connection is closed')
 }

@@ -102,6 +102,21 @@ t.test('every signed-in route refuses a parameter it does not take, and every PA
   }
   t.ok(queries >= 15, `${queries} routes without a body probed`)
   t.equal(patches, 5, 'every PATCH route of a tenant host probed')
-  assertError(t, await api.app.inject({ method: 'PATCH', url: '/v1/admin/tenants/acme', headers: { host: 'localhost', authorization: `Bearer ${'x'.repeat(40)}` }, payload: {} }), 400, 'VALIDATION_FAILED')
+  const platformAdmin = { host: 'localhost', authorization: `Bearer ${'x'.repeat(40)}` }
+  assertError(t, await api.app.inject({ method: 'PATCH', url: '/v1/admin/tenants/acme', headers: platformAdmin, payload: {} }), 400, 'VALIDATION_FAILED')
+  // Routes with a body: a valid one, so that only the query string is wrong (the body is validated first).
+  const withBody: Array<[string, Promise<{ statusCode: number, body: string, json: () => { error: { message: string } } }>]> = [
+    ['POST /v1/projects', api.acme.call('owner', { method: 'POST', url: '/v1/projects?unexpected=1', payload: { name: 'Nope' } })],
+    ['PATCH /v1/projects/{id}', api.acme.call('owner', { method: 'PATCH', url: `/v1/projects/${RANDOM_UUID}?unexpected=1`, payload: { name: 'Nope' } })],
+    ['POST /v1/auth/login (public)', api.acme.call(null, { method: 'POST', url: '/v1/auth/login?unexpected=1', payload: { email: 'owner@acme.example', password: 'correct horse battery staple' } })],
+    ['POST /v1/tenants (platform)', api.app.inject({ method: 'POST', url: '/v1/tenants?unexpected=1', headers: { host: 'localhost' }, payload: { slug: 'nope', name: 'Nope', owner: { email: 'a@nope.example', name: 'A', password: 'correct horse battery staple' } } })],
+    ['GET /v1/admin/tenants (platform)', api.app.inject({ url: '/v1/admin/tenants?unexpected=1', headers: platformAdmin })],
+  ]
+  for (const [route, answer] of withBody) {
+    const res = await answer
+    t.equal(res.statusCode, 400, `${route}?unexpected=1 with a valid body: 400 (${res.body.slice(0, 120)})`)
+    t.equal(res.json().error.message, 'querystring/unexpected is not a known field', route)
+  }
+  t.same((await adminQuery(api.ownerUrl, "SELECT (SELECT count(*)::int FROM projects WHERE name = 'Nope') AS projects, (SELECT count(*)::int FROM tenants WHERE slug = 'nope') AS tenants")).rows, [{ projects: 0, tenants: 0 }], 'nothing was created')
   t.equal(await events(), before, 'no audit event was written')
 })

@@ -74,9 +74,14 @@ export class PasswordHasher {
     return (op === 'hash' ? bcrypt.hash(...args) : op === 'compare' ? bcrypt.compare(...args) : Promise.resolve(threadId)) as Promise<T>
   }
 
+  /** Throws 400 VALIDATION_FAILED (naming `field`) when the policy refuses `plain` as a new password; hash() checks it too. */
+  assertAcceptable (plain: string, field = 'password'): void {
+    assertAcceptablePassword(plain, this.options.minLength, field)
+  }
+
   /** The bcrypt hash of a new password; 400 VALIDATION_FAILED when the policy refuses it. */
   async hash (plain: string, field = 'password'): Promise<string> {
-    assertAcceptablePassword(plain, this.options.minLength, field)
+    this.assertAcceptable(plain, field)
     return this.run<string>({ op: 'hash', args: [plain, this.options.cost] })
   }
 
