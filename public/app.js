@@ -2,7 +2,8 @@
 // The tenant web page: signs in on the httpOnly-cookie flow and calls the JSON API of this host.
 // No storage API is used: the session lives only in the cookies the API sets. Unsafe requests carry
 // X-CSRF-Token, copied from the CSRF cookie (the one cookie scripts may read). On a 401 the page
-// refreshes the session once (POST /v1/auth/refresh, cookie + CSRF header) and retries once.
+// refreshes the session once (POST /v1/auth/refresh, cookie + CSRF header; not when a refresh
+// completed since the request was sent) and retries once.
 'use strict'
 ;(function () {
   // Production names carry the __Host- prefix; development (plain http) names do not.
@@ -63,11 +64,13 @@
   // presenting it at once would look like a replay and sign both out. A Web Lock serializes them;
   // the second tab then sends the cookie the first one's refresh just set.
   let refreshing = null
+  let refreshed = 0 // refreshes this page completed
   function refreshSession () {
     if (!refreshing) {
       const exchange = async () => {
         if (!csrfToken()) return false // no session in this browser
         const res = await send('POST', '/v1/auth/refresh')
+        if (res.ok) refreshed++
         return res.ok
       }
       refreshing = (navigator.locks ? navigator.locks.request('tenant-api-refresh', exchange) : exchange())
@@ -77,9 +80,14 @@
   }
 
   async function api (method, path, body) {
+    const refreshedBefore = refreshed
     let res = await send(method, path, body)
     if (res.status === 401) {
-      if (!(await refreshSession())) throw new ApiError(401, 'SESSION_EXPIRED', 'Session expired')
+      // A 401 to a request sent before a refresh that has since completed only needs a retry with the
+      // new access cookie. Refreshing again would rotate the token for nothing, and a reload cutting
+      // that answer off would leave the browser a rotated-out secret: a replay, and the user signed out.
+      const stale = refreshed !== refreshedBefore
+      if (!stale && !(await refreshSession())) throw new ApiError(401, 'SESSION_EXPIRED', 'Session expired')
       res = await send(method, path, body)
       if (res.status === 401) throw new ApiError(401, 'SESSION_EXPIRED', 'Session expired')
     }
