@@ -920,11 +920,12 @@ async function main () {
       // Unrecorded creates on both servers first (BENCH_CREATE_WARMUP, 15 s each): the first
       // measured round otherwise met the projects table's indexes cold (round six: 390 and 910 req/s
       // unaudited in round 1, 2,106 and 1,893 in round 2), and with 4 s each the servers' CPU per
-      // create still fell by a fifth to a third from round 1 to round 4 (round nine), which the rounds' order
-      // cancels only where the fall is steady. Four rounds, the unaudited server first in rounds 1 and 3, the audited
-      // one in 2 and 4 (off on, on off, off on, on off): a run drifts (round eight, with two rounds:
-      // the last unaudited run 19 % and 36 % below the first, so the rounds' costs read 26.9 % and
-      // −5.7 %, 34.3 % and −11.1 %), and the means of this order cancel a steady drift.
+      // create still fell by a fifth to a third from round 1 to round 4 (round nine), which the
+      // rounds' order cancels only where the fall is steady. Four rounds, the unaudited server first
+      // in rounds 1 and 3, the audited one in 2 and 4 (off on, on off, off on, on off): a run drifts
+      // (round eight, with two rounds: the last unaudited run 19 % and 36 % below the first, so the
+      // rounds' costs read 26.9 % and −5.7 %, 34.3 % and −11.1 %), and the means of this order
+      // cancel a steady drift.
       for (const server of [apiAuditOff, apiAuditOn]) if (server) await cannon(server.port, spec, cfg.connections, cfg.createWarmup)
       for (const [round, suffix] of CREATE_SUFFIXES.entries()) {
         const off = async () => { if (apiAuditOff) await scenario(`create-audit-off${suffix}`, `POST /v1/projects {name}, ${logins.length} tenants, RLS on, AUDIT=off`, apiAuditOff, spec) }

@@ -33,20 +33,23 @@ const PLATFORM = ['POST /v1/tenants', 'GET /v1/admin/tenants', 'PATCH /v1/admin/
 
 const HAS_BODY = new Set(['POST', 'PATCH', 'PUT'])
 
+/** Every operation of the app's OpenAPI document, as `[route ('GET /v1/me'), method, path, operation]`. */
+async function documentedRoutes (api: Awaited<ReturnType<typeof buildApi>>): Promise<Array<[string, string, string, Operation]>> {
+  const doc = (await api.app.inject({ url: '/docs/json', headers: { host: 'localhost' } })).json()
+  return Object.entries<Record<string, Operation>>(doc.paths).flatMap(([path, methods]) =>
+    Object.entries(methods).map(([method, operation]) => [`${method.toUpperCase()} ${path}`, method.toUpperCase(), path, operation] as [string, string, string, Operation]))
+}
+
 t.test('every route: 401 before 403 before 400, and its errors are documented', async (t) => {
   const api = await buildApi(t, { PLATFORM_ADMIN_TOKEN: 'x'.repeat(40) })
-  const doc = (await api.app.inject({ url: '/docs/json', headers: { host: 'localhost' } })).json()
-  const operations: Array<[string, Operation]> = []
-  for (const [path, methods] of Object.entries<Record<string, Operation>>(doc.paths)) {
-    for (const [method, operation] of Object.entries(methods)) operations.push([`${method.toUpperCase()} ${path}`, operation])
-  }
+  const operations = await documentedRoutes(api)
   const classified = new Set([...PUBLIC_ON_TENANT, ...MEMBER_ALLOWED, ...MEMBER_FORBIDDEN, ...PLATFORM])
   for (const [route] of operations) {
     if (route.startsWith('GET /docs')) continue
     t.ok(classified.has(route), `${route} is classified in test/route-order.test.ts (who may call it?)`)
   }
 
-  for (const [route, operation] of operations) {
+  for (const [route, method, path, operation] of operations) {
     if (route.startsWith('GET /docs')) continue
     t.ok(operation.responses['4XX'] ?? operation.responses['4xx'], `${route} documents its 4xx answers`)
     t.ok(operation.responses['5XX'] ?? operation.responses['5xx'], `${route} documents its 5xx answers`)
@@ -54,7 +57,6 @@ t.test('every route: 401 before 403 before 400, and its errors are documented', 
     if (signedIn) t.ok(operation.security?.length, `${route} declares its security scheme`)
     if (!signedIn) continue
 
-    const [method, path] = route.split(' ') as [string, string]
     const validatesInput = Boolean((operation as { requestBody?: unknown }).requestBody ?? (operation as { parameters?: unknown[] }).parameters?.length)
     // Bad input on purpose: a path id that is not a UUID, an unknown query parameter, an unknown body property.
     const url = `${path.replace(/\{[^}]+\}/g, 'not-a-uuid')}?unexpected=1`
@@ -78,26 +80,22 @@ t.test('every route: 401 before 403 before 400, and its errors are documented', 
 // comes from the query string or the body and nothing runs: no row and no audit event changes.
 t.test('every signed-in route refuses a parameter it does not take, and every PATCH an empty body', async (t) => {
   const api = await buildApi(t, { PLATFORM_ADMIN_TOKEN: 'x'.repeat(40) })
-  const doc = (await api.app.inject({ url: '/docs/json', headers: { host: 'localhost' } })).json()
   const events = async () => (await adminQuery<{ n: number }>(api.ownerUrl, 'SELECT count(*)::int AS n FROM audit_events')).rows[0]!.n
   const before = await events()
   let queries = 0
   let patches = 0
-  for (const [path, methods] of Object.entries<Record<string, Operation>>(doc.paths)) {
-    for (const method of Object.keys(methods).map((m) => m.toUpperCase())) {
-      const route = `${method} ${path}`
-      if (!MEMBER_ALLOWED.includes(route) && !MEMBER_FORBIDDEN.includes(route)) continue
-      const url = path.replace(/\{[^}]+\}/g, RANDOM_UUID)
-      if (!HAS_BODY.has(method)) {
-        const res = await api.acme.call('owner', { method: method as 'GET', url: `${url}?unexpected=1` })
-        assertError(t, res, 400, 'VALIDATION_FAILED')
-        t.equal(res.json().error.message, 'querystring/unexpected is not a known field', `${route}?unexpected=1: the message names the parameter`)
-        queries++
-      }
-      if (method === 'PATCH') {
-        assertError(t, await api.acme.call('owner', { method: 'PATCH', url, payload: {} }), 400, 'VALIDATION_FAILED')
-        patches++
-      }
+  for (const [route, method, path] of await documentedRoutes(api)) {
+    if (!MEMBER_ALLOWED.includes(route) && !MEMBER_FORBIDDEN.includes(route)) continue
+    const url = path.replace(/\{[^}]+\}/g, RANDOM_UUID)
+    if (!HAS_BODY.has(method)) {
+      const res = await api.acme.call('owner', { method: method as 'GET', url: `${url}?unexpected=1` })
+      assertError(t, res, 400, 'VALIDATION_FAILED')
+      t.equal(res.json().error.message, 'querystring/unexpected is not a known field', `${route}?unexpected=1: the message names the parameter`)
+      queries++
+    }
+    if (method === 'PATCH') {
+      assertError(t, await api.acme.call('owner', { method: 'PATCH', url, payload: {} }), 400, 'VALIDATION_FAILED')
+      patches++
     }
   }
   t.ok(queries >= 15, `${queries} routes without a body probed`)
