@@ -58,7 +58,7 @@ t.test('the tenant web page in Chromium', async (t) => {
   // An owner's page has loaded when its last request, the pending invitations, is answered. A test
   // that changes the cookies earlier races the page's own requests (CI flakes: a refresh the test's
   // next reload cancelled).
-  const pageLoaded = () => page.waitForResponse((r) => r.url().includes('/v1/invitations?'))
+  const pageLoaded = () => page.waitForResponse((r) => r.url().includes('/v1/invitations?') && r.ok())
 
   await t.test('sign in: errors in words, then this tenant only', async (t) => {
     const res = await page.goto(acmeUrl)
@@ -226,11 +226,14 @@ t.test('the tenant web page in Chromium', async (t) => {
       await route.fulfill({ response })
     })
     const loaded = pageLoaded()
-    await page.reload()
-    await page.getByRole('heading', { name: 'Acme Rocket' }).waitFor()
-    await loaded
-    await page.unroute('**/v1/tenant')
-    page.off('response', onResponse)
+    try {
+      await page.reload()
+      await page.getByRole('heading', { name: 'Acme Rocket' }).waitFor()
+      await loaded
+    } finally {
+      await page.unroute('**/v1/tenant')
+      page.off('response', onResponse)
+    }
     t.equal(heldBack, 1, 'the tenant request met the missing cookie')
     t.same(refreshes, [200], 'one refresh')
     t.equal(await page.getByRole('alert').isVisible(), false, 'no message')
