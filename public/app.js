@@ -63,6 +63,9 @@
   // Across tabs too ("two tabs, one session"): the tabs share the refresh cookie, and two tabs
   // presenting it at once would look like a replay and sign both out. A Web Lock serializes them;
   // the second tab then sends the cookie the first one's refresh just set.
+  // Resolves true (refreshed) or false (no usable session: 401, or 403 for a CSRF cookie that does
+  // not match); rejects with the ApiError of a refresh that failed for another reason (network, 429,
+  // 503 while the database restarts): the session may well be intact, so that is no sign-out.
   let refreshing = null
   let refreshed = 0 // refreshes this page completed
   function refreshSession () {
@@ -71,10 +74,11 @@
         if (!csrfToken()) return false // no session in this browser
         const res = await send('POST', '/v1/auth/refresh')
         if (res.ok) refreshed++
-        return res.ok
+        if (res.ok || res.status === 401 || res.status === 403) return res.ok
+        throw await failure(res)
       }
       refreshing = (navigator.locks ? navigator.locks.request('tenant-api-refresh', exchange) : exchange())
-        .catch(() => false).finally(() => { refreshing = null })
+        .finally(() => { refreshing = null })
     }
     return refreshing
   }
@@ -106,6 +110,7 @@
       case 'NOT_FOUND': return 'That item no longer exists. The page has been reloaded.'
       case 'VALIDATION_FAILED': return 'Please check what you entered (' + error.message + ').'
       case 'NETWORK': return error.message
+      case 'SERVICE_UNAVAILABLE': return 'The service is busy or restarting. Please try again in a moment.'
       default: return 'Something went wrong (' + (error.message || error.code) + '). Please try again.'
     }
   }

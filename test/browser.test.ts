@@ -7,6 +7,7 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import path from 'node:path'
+import pg from 'pg'
 import type { BrowserContext, Page } from 'playwright-core'
 import t from 'tap'
 import { createUser, signIn } from './auth-helper.ts'
@@ -237,6 +238,31 @@ t.test('the tenant web page in Chromium', async (t) => {
     t.equal(heldBack, 1, 'the tenant request met the missing cookie')
     t.same(refreshes, [200], 'one refresh')
     t.equal(await page.getByRole('alert').isVisible(), false, 'no message')
+  })
+
+  await t.test('a refresh the server cannot answer now (503) is no sign-out', async (t) => {
+    // Alice's session row is held locked, so the refresh's rotation waits out the statement timeout
+    // (DB_STATEMENT_TIMEOUT_MS, 5 s) and the API answers 503, as during a database restart. The
+    // session is intact: the page says so in words and keeps the board, and once the database
+    // answers again a reload carries on with the same session.
+    const locker = new pg.Client({ connectionString: ownerUrl })
+    await locker.connect()
+    t.teardown(() => locker.end())
+    await locker.query('BEGIN')
+    await locker.query("SELECT 1 FROM sessions WHERE user_id = (SELECT id FROM users WHERE email = 'alice@acme.example') FOR UPDATE")
+    await context.clearCookies({ name: '__Host-access' })
+    const refresh = page.waitForResponse((r) => r.url().endsWith('/v1/auth/refresh'))
+    await page.reload()
+    t.equal((await refresh).status(), 503, 'the refresh could not be answered')
+    await page.getByRole('alert').filter({ hasText: 'The service is busy or restarting. Please try again in a moment.' }).waitFor()
+    t.equal(await page.getByRole('button', { name: 'Sign in' }).isVisible(), false, 'not sent to the sign-in form')
+    await locker.query('ROLLBACK')
+
+    const loaded = pageLoaded()
+    await page.reload()
+    await page.getByRole('heading', { name: 'Acme Rocket' }).waitFor()
+    await loaded
+    t.equal(await page.getByRole('alert').isVisible(), false, 'signed in, no message')
   })
 
   await t.test('sign out clears the session', async (t) => {
