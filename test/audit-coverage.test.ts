@@ -356,6 +356,33 @@ t.test('the request bodies of every route go through the sanitiser: secrets neve
   t.same(auditData({ description: key, prefix: key.slice(0, 20) }), { description: REDACTED, prefix: key.slice(0, 20) }, 'an API key is redacted whatever its field; its prefix is no secret')
 })
 
+// The deleted row's fields a delete event records (its name, its title) are read by the database in
+// the same statement; they pass the same sanitiser rules there (review, round ten: a project named
+// with an API key had it redacted in project.created and stored whole in project.deleted).
+t.test('fields a delete event takes from the deleted row are sanitised like request bodies', async (t) => {
+  const f = await buildApi(t)
+  const { key } = await apiKey(f)
+  const { key: otherKey } = await apiKey(f)
+  const refreshToken = f.acme.users.owner.refreshToken
+  const created = async (url: string, payload: object) => (await f.acme.call('owner', { method: 'POST', url, payload })).json().id as string
+  const projectId = await created('/v1/projects', { name: key })
+  const keptId = await created('/v1/projects', { name: 'Kept' })
+  const taskId = await created(`/v1/projects/${keptId}/tasks`, { title: otherKey })
+  const keyId = await created('/v1/api-keys', { name: refreshToken, scopes: ['projects:read'] })
+  const before = await marks(f.ownerUrl)
+  for (const url of [`/v1/projects/${projectId}`, `/v1/projects/${keptId}/tasks/${taskId}`, `/v1/api-keys/${keyId}`]) {
+    t.equal((await f.acme.call('owner', { method: 'DELETE', url })).statusCode, 204, `DELETE ${url}`)
+  }
+  const events = await eventsSince(f.ownerUrl, before)
+  const data = Object.fromEntries(events.map((e) => [e.action, e.data]))
+  t.same(data['project.deleted'], { name: REDACTED }, 'an API key as a project name: redacted')
+  t.same(data['task.deleted'], { projectId: keptId, title: REDACTED }, 'an API key as a task title: redacted')
+  t.equal(data['api_key.revoked'].name, REDACTED, 'a refresh token as a key name: redacted')
+  t.match(data['api_key.revoked'].prefix, /^tk_/, 'the key prefix stays (no secret)')
+  const text = JSON.stringify(events)
+  for (const secret of [key, otherKey, refreshToken]) t.notOk(text.includes(secret), 'no secret anywhere in the events')
+})
+
 t.test('a failed login is recorded (known and unknown email alike), without the password', async (t) => {
   const f = await buildApi(t)
   const before = await marks(f.ownerUrl)

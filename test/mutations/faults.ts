@@ -715,4 +715,13 @@ export const FAULTS: Fault[] = [
     replace: '        return res.ok\n',
     tests: ['test/browser.test.ts'],
   },
+  {
+    name: 'audit-row-fields-unsanitised',
+    breaks: "a delete event records the deleted row's name or title as stored: an API key or token used as a name lands in the audit log",
+    file: 'src/audit/audit-log.ts',
+    find: '    return Prisma.sql`${name}::text, ${sanitizedColumn(name)}`\n',
+    replace: '    return Prisma.sql`${name}::text, changed.${Prisma.raw(name)}`\n',
+    tests: ['test/audit-coverage.test.ts'],
+    grep: ['fields a delete event'],
+  },
 ]
