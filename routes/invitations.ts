@@ -34,8 +34,12 @@ const Invitation = Type.Object({
 const invitationFields = { id: true, email: true, role: true, createdAt: true, expiresAt: true } as const
 
 const CreateInvitation = Type.Object({ email: Email, role: RoleSchema }, { additionalProperties: false })
-/** A link token as it appears in invitation and reset links (anything else is refused before a lookup). */
-export const LinkToken = Type.String({ minLength: 1, maxLength: 200, description: 'the token of the emailed link' })
+/**
+ * A link token as it appears in invitation and reset links. Any string validates: a token of the
+ * wrong shape (empty, too long, …) gets the one answer of every unusable token from
+ * presentedTokenHash, before any lookup (the request body's size is bounded by BODY_LIMIT).
+ */
+export const LinkToken = Type.String({ description: 'the token of the emailed link' })
 const AcceptInvitation = Type.Object({
   token: LinkToken,
   name: PersonName,

@@ -126,6 +126,8 @@ t.test('unusable tokens: unknown, revoked, expired, other tenant, wrong purpose 
   }
   await expectUnusable('A'.repeat(43), 'unknown token')
   await expectUnusable('short', 'malformed token')
+  await expectUnusable('', 'empty token') // review, round ten: these two were VALIDATION_FAILED
+  await expectUnusable('A'.repeat(300), 'over-long token')
 
   const revoked = await invite('revoked@example.com')
   t.equal((await as(owner, 'DELETE', `/v1/invitations/${revoked.id}`)).statusCode, 204)

@@ -724,4 +724,13 @@ export const FAULTS: Fault[] = [
     tests: ['test/audit-coverage.test.ts'],
     grep: ['fields a delete event'],
   },
+  {
+    name: 'people-link-token-length-answered-apart',
+    breaks: 'an empty or over-long link token gets a validation error instead of the one answer of every unusable link',
+    file: 'routes/invitations.ts',
+    find: "export const LinkToken = Type.String({ description: 'the token of the emailed link' })\n",
+    replace: "export const LinkToken = Type.String({ minLength: 1, maxLength: 200, description: 'the token of the emailed link' })\n",
+    tests: ['test/invitations.test.ts', 'test/password-reset.test.ts'],
+    grep: ['unusable tokens|expired, other-tenant'],
+  },
 ]
