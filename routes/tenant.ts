@@ -28,11 +28,26 @@ const UpdateTenant = Type.Object({
 /** Nesting allowed in settings: far more than configuration needs, far less than what overflows the stack. */
 export const MAX_SETTINGS_DEPTH = 32
 
-/** Whether `value` nests deeper than `limit` (stops descending at the limit, so it cannot overflow itself). */
-function nestsDeeperThan (value: unknown, limit: number): boolean {
-  if (typeof value !== 'object' || value === null) return false
-  if (limit === 0) return true
-  return Object.values(value).some((child) => nestsDeeperThan(child, limit - 1))
+/**
+ * What settings cannot store as sent, as a validation message (null when nothing): nesting deeper
+ * than MAX_SETTINGS_DEPTH (deep JSON overflows the stack of Prisma's serializer and of PostgreSQL's
+ * parser: a 400, not a 500); a number JSON.parse turned into Infinity (`1e400`, stored as null); an
+ * integer beyond ±(2^53 − 1), which a double cannot hold exactly (RFC 8259 §6: interoperable only in
+ * that range). Never silently coerced. Stops descending at the limit, so it cannot overflow itself.
+ */
+function settingsProblem (value: unknown, path: string, depthLeft: number): string | null {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) return `${path} must be a finite number`
+    if (Number.isInteger(value) && !Number.isSafeInteger(value)) return `${path} must be an integer within ±${Number.MAX_SAFE_INTEGER} (larger ones are not stored exactly)`
+    return null
+  }
+  if (typeof value !== 'object' || value === null) return null
+  if (depthLeft === 0) return `body/settings must not nest deeper than ${MAX_SETTINGS_DEPTH} levels`
+  for (const [key, child] of Object.entries(value)) {
+    const problem = settingsProblem(child, `${path}/${key}`, depthLeft - 1)
+    if (problem) return problem
+  }
+  return null
 }
 
 export const tenantFields = { id: true, slug: true, name: true, domain: true, settings: true, createdAt: true, updatedAt: true } as const
@@ -57,8 +72,8 @@ const tenantRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { tags, security, summary: 'Rename the tenant or replace its settings (owner)', body: UpdateTenant, response: responses({ 200: TenantView }) },
   }, async (request) => {
     const { name, settings } = request.body
-    // Deeply nested JSON overflows the stack of Prisma's serializer (and of PostgreSQL's parser): a 400, not a 500.
-    if (nestsDeeperThan(settings, MAX_SETTINGS_DEPTH)) throw new AppError('VALIDATION_FAILED', `body/settings must not nest deeper than ${MAX_SETTINGS_DEPTH} levels`)
+    const problem = settings === undefined ? null : settingsProblem(settings, 'body/settings', MAX_SETTINGS_DEPTH)
+    if (problem) throw new AppError('VALIDATION_FAILED', problem.slice(0, 300))
     const data: Prisma.TenantUpdateInput = { name, settings: settings as Prisma.InputJsonObject | undefined }
     // Column grants let saas_app change only name, settings and updated_at of its own row.
     const tenant = await audited(request, (tx) => tx.tenant.update({ where: { id: request.tenantId }, data, select: tenantFields }),

@@ -50,6 +50,26 @@ t.test('deeply nested settings are a 400, not a stack overflow', async (t) => {
   t.same(ok.json().settings, nested)
 })
 
+// Review, round ten: `1e400` was stored as null and a 30-digit integer rounded, answered 200.
+t.test('settings numbers that cannot be stored exactly are a 400, never coerced', async (t) => {
+  const { acme } = await buildApi(t)
+  t.equal((await acme.call('owner', { method: 'PATCH', url: '/v1/tenant', payload: { settings: { keep: 1 } } })).statusCode, 200)
+  for (const [payload, message] of [
+    ['{"settings":{"a":1e400}}', 'body/settings/a must be a finite number'],
+    ['{"settings":{"a":{"b":[1,-1e999]}}}', 'body/settings/a/b/1 must be a finite number'],
+    ['{"settings":{"big":123456789012345678901234567890}}', `body/settings/big must be an integer within ±${Number.MAX_SAFE_INTEGER} (larger ones are not stored exactly)`],
+  ]) {
+    const res = await acme.call('owner', { method: 'PATCH', url: '/v1/tenant', headers: json, payload })
+    assertError(t, res, 400, 'VALIDATION_FAILED')
+    t.equal(res.json().error.message, message)
+  }
+  t.same((await acme.call('owner', { url: '/v1/tenant' })).json().settings, { keep: 1 }, 'nothing was changed')
+  const edge = { max: Number.MAX_SAFE_INTEGER, min: -Number.MAX_SAFE_INTEGER, half: 0.5, tiny: 1e-300 }
+  const ok = await acme.call('owner', { method: 'PATCH', url: '/v1/tenant', payload: { settings: edge } })
+  t.equal(ok.statusCode, 200, 'the largest exact integers and ordinary fractions are accepted')
+  t.same(ok.json().settings, edge)
+})
+
 t.test('an undecodable URL or an over-long path parameter answers in the error shape', async (t) => {
   const { acme } = await buildApi(t)
   for (const url of ['/v1/projects/%E0%A4%A', `/v1/projects/${'a'.repeat(300)}`]) {
