@@ -2,6 +2,7 @@
 // platform host: asked for on the other kind of host, they are unknown routes (404 NOT_FOUND).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { NoQuery } from '../src/api/schemas.ts'
+import { AppError } from '../src/errors.ts'
 import apiKeyRoutes from './api-keys.ts'
 import auditRoutes from './audit-events.ts'
 import authRoutes, { signOutRoutes } from './auth.ts'
@@ -40,12 +41,33 @@ function acceptEmptyJsonBody (app: FastifyInstance): void {
   })
 }
 
+/**
+ * preValidation of a route that takes no body (DELETE, logout): no body or an empty JSON object
+ * passes; anything else is a 400 naming what is not taken, as a body schema would, so a client's
+ * `{"confirm": false}` on DELETE is refused rather than ignored.
+ */
+async function refuseBody (request: FastifyRequest): Promise<void> {
+  const body: unknown = request.body
+  if (body === undefined || body === null) return
+  if (typeof body !== 'object' || Array.isArray(body)) throw new AppError('VALIDATION_FAILED', 'body is not accepted: this route takes none')
+  const [field] = Object.keys(body)
+  if (field !== undefined) throw new AppError('VALIDATION_FAILED', `body/${field.slice(0, 100)} is not a known field`)
+}
+
+const TAKES_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+
 export default async function routes (app: FastifyInstance) {
   acceptEmptyJsonBody(app)
   // Query strings are strict everywhere, not only on the lists: a parameter a route does not take is
   // a 400, so `GET /v1/audit-events/export?action=…` cannot answer the whole log as if it filtered.
+  // Bodies likewise: a route that takes none refuses one that says something.
   app.addHook('onRoute', (route) => {
-    if (route.url.startsWith('/v1/') && route.schema && !route.schema.querystring) route.schema = { ...route.schema, querystring: NoQuery }
+    if (!route.url.startsWith('/v1/') || !route.schema) return
+    if (!route.schema.querystring) route.schema = { ...route.schema, querystring: NoQuery }
+    const methods = Array.isArray(route.method) ? route.method : [route.method]
+    if (!route.schema.body && methods.some((method) => TAKES_BODY.has(method))) {
+      route.preValidation = [...[route.preValidation ?? []].flat(), refuseBody]
+    }
   })
   await app.register(healthRoutes)
   await app.register(jwksRoutes)

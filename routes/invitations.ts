@@ -62,7 +62,7 @@ const pending = () => ({ acceptedAt: null, revokedAt: null, expiresAt: { gt: new
  * its invitation.revoked event (`data` added), in `tx`. Returns false when there was nothing to
  * revoke (no second event). Who may revoke it is the caller's check (an owner's: users.manageOwners).
  */
-async function revokeInvitation (tx: ScopedTransaction, request: FastifyRequest, id: string, data?: Record<string, unknown>): Promise<boolean> {
+export async function revokeInvitation (tx: ScopedTransaction, request: FastifyRequest, id: string, data?: Record<string, unknown>): Promise<boolean> {
   const revoked = await tx.invitation.updateMany({ where: { id, acceptedAt: null, revokedAt: null }, data: { revokedAt: new Date() } })
   if (revoked.count !== 1) return false
   await recordAuditEvent(tx, { ...auditContext(request), action: 'invitation.revoked', target: { type: 'invitation', id }, ...(data ? { data } : {}) })

@@ -11,6 +11,7 @@ import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-u
 import { assertCan, requirePermission, type Role } from '../src/auth/permissions.ts'
 import { conflict, notFound } from '../src/errors.ts'
 import { Prisma } from '../src/generated/prisma/client.ts'
+import { revokeInvitation } from './invitations.ts'
 import type { ScopedClient } from '../src/tenancy/scoped-client.ts'
 
 /** The user as every answer shows it (shared with login and /v1/me): never passwordHash or authVersion. */
@@ -99,8 +100,14 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
     try {
       // Stored lower-cased: the unique (tenant_id, email) key is then case-insensitive.
       const data: Prisma.UserUncheckedCreateInput = { email: email.toLowerCase(), name, role, passwordHash }
-      const user = await audited(request, (tx) => tx.user.create({ data, select: userFields }),
-        (created) => ({ action: 'user.created', target: { type: 'user', id: created.id }, data: { email: created.email, name, role } }))
+      const user = await audited(request, async (tx) => {
+        const created = await tx.user.create({ data, select: userFields })
+        // The address has an account now: its pending invitation could only answer 409 and would stay
+        // listed as pending until it expired. It is revoked with the user's creation, with its event.
+        const pending = await tx.invitation.findMany({ where: { email: created.email, acceptedAt: null, revokedAt: null }, select: { id: true } })
+        for (const { id } of pending) await revokeInvitation(tx, request, id, { reason: 'user_created', userId: created.id })
+        return created
+      }, (created) => ({ action: 'user.created', target: { type: 'user', id: created.id }, data: { email: created.email, name, role } }))
       return reply.code(201).send(toPublicUser(user))
     } catch (error) {
       if (isEmailTaken(error)) throw conflict('A user with this email already exists')

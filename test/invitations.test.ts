@@ -109,6 +109,24 @@ t.test('replacing a pending invitation is a revocation: owners\' only by an owne
   t.equal((await events('invitation.revoked')).length, 2)
 })
 
+// Review, round ten: a user created for an invited address left the invitation listed as pending,
+// although accepting it could only answer 409.
+t.test('creating a user for an invited address revokes the pending invitation, with its event', async (t) => {
+  const { as, owner, admin, ownerUrl, smtp } = await setup(t)
+  const invited = await as(owner, 'POST', '/v1/invitations', { email: 'Later@Example.com', role: 'member' })
+  t.equal(invited.statusCode, 201)
+  const token = tokenOf(await smtp.waitFor('later@example.com'))
+  const other = await as(owner, 'POST', '/v1/invitations', { email: 'other@example.com', role: 'member' })
+  const created = await as(admin, 'POST', '/v1/users', { email: 'later@example.com', name: 'Later', role: 'member', password: PASSWORD })
+  t.equal(created.statusCode, 201, created.body)
+  t.same((await as(owner, 'GET', '/v1/invitations')).json().data.map((i: { id: string }) => i.id), [other.json().id], 'no longer listed as pending; the other one is')
+  const { rows } = await adminQuery(ownerUrl, "SELECT action, target_id, data FROM audit_events WHERE action IN ('invitation.revoked', 'user.created') ORDER BY seq")
+  t.same(rows.map((r) => [r.action, r.target_id]), [['invitation.revoked', invited.json().id], ['user.created', created.json().id]])
+  t.same(rows[0].data, { reason: 'user_created', userId: created.json().id })
+  const accept = await as(null, 'POST', '/v1/invitations/accept', { token, name: 'Later', password: NEW_PASSWORD })
+  t.same([accept.statusCode, accept.json().error.code], [400, 'BAD_REQUEST'], 'its link now answers as every unusable link')
+})
+
 t.test('unusable tokens: unknown, revoked, expired, other tenant, wrong purpose — one 400', async (t) => {
   const { as, owner, globexOwner, smtp, ownerUrl, app } = await setup(t)
   const invite = async (email: string, who = owner, host = 'acme.localhost') => {

@@ -6,7 +6,7 @@ import t from 'tap'
 import { assertError, buildApi, RANDOM_UUID } from './api-helper.ts'
 import { adminQuery } from './helper.ts'
 
-type Operation = { security?: unknown[], responses: Record<string, unknown> }
+type Operation = { security?: unknown[], responses: Record<string, unknown>, requestBody?: unknown }
 
 /** Tenant-host routes anyone may call (shared/API.md "Authentication"). */
 const PUBLIC_ON_TENANT = [
@@ -78,13 +78,14 @@ t.test('every route: 401 before 403 before 400, and its errors are documented', 
 // name at least one field (an empty one wrote an event of a change that did not happen). Walked
 // from the document, as the owner (who may call them all), with well-formed path ids, so the 400
 // comes from the query string or the body and nothing runs: no row and no audit event changes.
-t.test('every signed-in route refuses a parameter it does not take, and every PATCH an empty body', async (t) => {
+t.test('every signed-in route refuses a parameter it does not take, every PATCH an empty body, and a route without a body one', async (t) => {
   const api = await buildApi(t, { PLATFORM_ADMIN_TOKEN: 'x'.repeat(40) })
   const events = async () => (await adminQuery<{ n: number }>(api.ownerUrl, 'SELECT count(*)::int AS n FROM audit_events')).rows[0]!.n
   const before = await events()
   let queries = 0
   let patches = 0
-  for (const [route, method, path] of await documentedRoutes(api)) {
+  let bodiless = 0
+  for (const [route, method, path, operation] of await documentedRoutes(api)) {
     if (!MEMBER_ALLOWED.includes(route) && !MEMBER_FORBIDDEN.includes(route)) continue
     const url = path.replace(/\{[^}]+\}/g, RANDOM_UUID)
     if (!HAS_BODY.has(method)) {
@@ -97,7 +98,17 @@ t.test('every signed-in route refuses a parameter it does not take, and every PA
       assertError(t, await api.acme.call('owner', { method: 'PATCH', url, payload: {} }), 400, 'VALIDATION_FAILED')
       patches++
     }
+    if (HAS_BODY.has(method) || method === 'DELETE') {
+      if (operation.requestBody) continue
+      // A route that takes no body (DELETE, logout) refuses one that says something (review, round
+      // ten: `DELETE … {"confirm": false}` deleted the project).
+      const res = await api.acme.call('owner', { method: method as 'DELETE', url, payload: { confirm: false } })
+      assertError(t, res, 400, 'VALIDATION_FAILED')
+      t.equal(res.json().error.message, 'body/confirm is not a known field', `${route} with a body`)
+      bodiless++
+    }
   }
+  t.ok(bodiless >= 6, `${bodiless} routes without a body probed with one`)
   t.ok(queries >= 15, `${queries} routes without a body probed`)
   t.equal(patches, 5, 'every PATCH route of a tenant host probed')
   const platformAdmin = { host: 'localhost', authorization: `Bearer ${'x'.repeat(40)}` }
@@ -117,4 +128,11 @@ t.test('every signed-in route refuses a parameter it does not take, and every PA
   }
   t.same((await adminQuery(api.ownerUrl, "SELECT (SELECT count(*)::int FROM projects WHERE name = 'Nope') AS projects, (SELECT count(*)::int FROM tenants WHERE slug = 'nope') AS tenants")).rows, [{ projects: 0, tenants: 0 }], 'nothing was created')
   t.equal(await events(), before, 'no audit event was written')
+
+  // On a project that exists: a body on DELETE deletes nothing; an empty object is no body.
+  const project = await api.acme.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'Kept' } })
+  const projectUrl = `/v1/projects/${project.json().id}`
+  assertError(t, await api.acme.call('owner', { method: 'DELETE', url: projectUrl, payload: '[]', headers: { 'content-type': 'application/json' } }), 400, 'VALIDATION_FAILED')
+  t.equal((await api.acme.call('owner', { url: projectUrl })).statusCode, 200, 'the project was not deleted')
+  t.equal((await api.acme.call('owner', { method: 'DELETE', url: projectUrl, payload: {} })).statusCode, 204, 'an empty JSON object says nothing: accepted')
 })
