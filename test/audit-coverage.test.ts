@@ -383,6 +383,19 @@ t.test('fields a delete event takes from the deleted row are sanitised like requ
   for (const secret of [key, otherKey, refreshToken]) t.notOk(text.includes(secret), 'no secret anywhere in the events')
 })
 
+// Review, round ten: a 1 MB settings object made a 950 KB event.
+t.test('an event\'s data is bounded: its largest fields give way first, their names stay', async (t) => {
+  const settings = Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`key${i}`, 'v'.repeat(1000)]))
+  t.same(auditData({ name: 'Acme', settings }), { name: 'Acme', settings: '[truncated]' })
+  const f = await buildApi(t)
+  const before = await marks(f.ownerUrl)
+  t.equal((await f.acme.call('owner', { method: 'PATCH', url: '/v1/tenant', payload: { name: 'Acme Big', settings } })).statusCode, 200)
+  const [event] = await eventsSince(f.ownerUrl, before)
+  t.same(event?.data, { name: 'Acme Big', settings: '[truncated]' }, 'tenant.updated names the settings without copying them')
+  const small = { a: 'x'.repeat(1000), b: 'y'.repeat(1000) }
+  t.same(auditData(small), small, 'an ordinary body is kept whole')
+})
+
 t.test('a failed login is recorded (known and unknown email alike), without the password', async (t) => {
   const f = await buildApi(t)
   const before = await marks(f.ownerUrl)

@@ -122,7 +122,7 @@ t.test('creating a user for an invited address revokes the pending invitation, w
   t.same((await as(owner, 'GET', '/v1/invitations')).json().data.map((i: { id: string }) => i.id), [other.json().id], 'no longer listed as pending; the other one is')
   const { rows } = await adminQuery(ownerUrl, "SELECT action, target_id, data FROM audit_events WHERE action IN ('invitation.revoked', 'user.created') ORDER BY seq")
   t.same(rows.map((r) => [r.action, r.target_id]), [['invitation.revoked', invited.json().id], ['user.created', created.json().id]])
-  t.same(rows[0].data, { reason: 'user_created', userId: created.json().id })
+  t.same(rows[0]?.data, { reason: 'user_created', userId: created.json().id })
   const accept = await as(null, 'POST', '/v1/invitations/accept', { token, name: 'Later', password: NEW_PASSWORD })
   t.same([accept.statusCode, accept.json().error.code], [400, 'BAD_REQUEST'], 'its link now answers as every unusable link')
 })

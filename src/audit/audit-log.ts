@@ -186,18 +186,32 @@ function sanitizedColumn (name: string): Prisma.Sql {
  * The `data` of an event: a JSON copy of `value` with every secret replaced by "[redacted]"
  * (fields named like a secret, and strings shaped like our tokens), dates as ISO-8601, long strings
  * cut to 2,000 characters and nesting cut at 8 levels (an audit log records what changed, it is not
- * a copy store).
+ * a copy store). A copy over MAX_DATA_CHARS (16,384 characters of JSON; e.g. a 1 MB settings object)
+ * has its largest top-level fields replaced by "[truncated]" until it fits (their names stay).
  */
 export function auditData (value: Record<string, unknown>): Record<string, unknown> {
-  return sanitize(value, 0) as Record<string, unknown>
+  const data = sanitize(value, 0) as Record<string, unknown>
+  let size = JSON.stringify(data).length
+  if (size <= MAX_DATA_CHARS) return data
+  // Largest fields first, until the copy fits: the event still names every field that changed.
+  const sizes = Object.entries(data).map(([key, item]) => [key, JSON.stringify(item).length] as const).sort((a, b) => b[1] - a[1])
+  for (const [key, itemSize] of sizes) {
+    if (size <= MAX_DATA_CHARS) break
+    data[key] = TRUNCATED
+    size -= itemSize - TRUNCATED.length - 2
+  }
+  return data
 }
+
+const MAX_DATA_CHARS = 16_384
+const TRUNCATED = '[truncated]'
 
 function sanitize (value: unknown, depth: number): unknown {
   if (value === null || typeof value === 'number' || typeof value === 'boolean') return value
   if (typeof value === 'string') return SECRET_VALUE.test(value) ? REDACTED : value.length > MAX_STRING ? `${value.slice(0, MAX_STRING)}…` : value
   if (value instanceof Date) return value.toISOString()
   if (typeof value !== 'object') return null
-  if (depth >= MAX_DEPTH) return '[truncated]'
+  if (depth >= MAX_DEPTH) return TRUNCATED
   if (Array.isArray(value)) return value.map((item) => sanitize(item, depth + 1))
   const out: Record<string, unknown> = {}
   for (const [key, item] of Object.entries(value)) {
