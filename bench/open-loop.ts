@@ -48,6 +48,8 @@ export interface OpenLoopOptions {
   maxConnections: number
   /** Per-request timeout, ms. */
   timeoutMs?: number
+  /** Called as each request settles, with its scheduled time (performance.now(), ms) and latency (ms). */
+  onSettled?: (scheduledAt: number, latencyMs: number) => void
 }
 
 /**
@@ -90,7 +92,9 @@ export async function openLoop (options: OpenLoopOptions): Promise<LoadResult> {
     const settle = (status?: number) => {
       // Every request's time counts, failed ones too (a timeout as its full wait): leaving them out
       // would flatter the tail exactly when the server is overloaded.
-      histogram.recordValue(Math.max(1, Math.round((performance.now() - scheduledAt) * 1000)))
+      const latencyMs = performance.now() - scheduledAt
+      histogram.recordValue(Math.max(1, Math.round(latencyMs * 1000)))
+      options.onSettled?.(scheduledAt, latencyMs)
       if (status !== undefined) {
         const klass = `${Math.floor(status / 100)}xx` as '1xx'
         result[klass] = (result[klass] ?? 0) + 1

@@ -1047,7 +1047,7 @@ function report (ctx: {
   const targets: Target[] = []
   const target = (name: string, ok: boolean | undefined, detail: string) => targets.push({ name, pass: ok, detail })
   const on = by('list-rls-on'); const off = by('list-rls-off'); const prismaOnly = by('prisma-only'); const small = by('list-10-tenants'); const burst = by('list-during-burst')
-  const tenOfMany = by('list-10-of-many'); const rotating = by('list-1000-rotating'); const openLoop = by('list-open-loop')
+  const tenOfMany = by('list-10-of-many'); const rotating = by('list-1000-rotating'); const openLoop = by('list-open-loop'); const baselineOpenLoop = by('baseline-open-loop')
   const clean = (r?: ScenarioResult) => !!r && r.errors + r.timeouts + r.non2xx === 0
   const pct = (a: number, b: number) => `${fmt((100 * a) / b, 0)} %`
   const change = (a: number, b: number) => `${a >= b ? '+' : ''}${fmt((100 * (a - b)) / b, 1)} %`
@@ -1063,7 +1063,7 @@ function report (ctx: {
   target(`tenant scale: ${rotating?.description.match(/(\d+) of/)?.[1] ?? cfg.rotating} tenants rotating within 25 % of a ${ctx.small.tenants}-tenant database (server + db cpu ms/req)`, rotating && small ? rotating.cpuMsPerReq + rotating.dbCpuMsPerReq <= 1.25 * (small.cpuMsPerReq + small.dbCpuMsPerReq) && clean(rotating) : undefined,
     rotating && small ? `cpu ${fmt(rotating.cpuMsPerReq + rotating.dbCpuMsPerReq, 3)} vs ${fmt(small.cpuMsPerReq + small.dbCpuMsPerReq, 3)} ms/req (${change(rotating.cpuMsPerReq + rotating.dbCpuMsPerReq, small.cpuMsPerReq + small.dbCpuMsPerReq)}); mean latency ${fmt(rotating.mean, 2)} vs ${fmt(small.mean, 2)} ms (${change(rotating.mean, small.mean)}), ${fmt(rotating.rps, 0)} req/s` : 'not measured')
   target(`open loop at ${fmt(100 * cfg.openLoopShare, 0)} % of the list's maximum: p99 < 10 ms`, openLoop ? openLoop.p99 < 10 && clean(openLoop) : undefined,
-    openLoop ? `${fmt(openLoop.rate ?? NaN, 0)} req/s asked, ${fmt(openLoop.rps, 0)} served: p50 ${openLoop.p50} ms, p99 ${openLoop.p99} ms, p99.9 ${openLoop.p999} ms, max ${openLoop.raw?.latency.max ?? '-'} ms` : 'not measured')
+    openLoop ? `${fmt(openLoop.rate ?? NaN, 0)} req/s asked, ${fmt(openLoop.rps, 0)} served: p50 ${openLoop.p50} ms, p99 ${openLoop.p99} ms, p99.9 ${openLoop.p999} ms, max ${openLoop.raw?.latency.max ?? '-'} ms${baselineOpenLoop ? `; beside it, plain pg at ${fmt(100 * cfg.openLoopShare, 0)} % of its own maximum: p99 ${baselineOpenLoop.p99} ms (what the machine allows: \`npm run bench:stalls\`, round eleven)` : ''}` : 'not measured')
   // Round one's closed-loop figures: issue 16 dropped them as targets (at saturation a p99 only
   // restates Little's law); printed for comparison with earlier runs.
   const closedLoop: string[] = []

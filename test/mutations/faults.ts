@@ -751,4 +751,14 @@ export const FAULTS: Fault[] = [
     tests: ['test/invitations.test.ts'],
     grep: ['creating a user for an invited address'],
   },
+  // ── The Prisma runtime as patched (patches/@prisma+client+7.10.0.patch; README "Benchmarks", round eleven) ──
+  {
+    name: 'prisma-promise-spec-getter',
+    breaks: "every query's arguments and result rows outlive the scavenger (the PrismaPromise's getter back): promoted, freed only by a mark-compact every few seconds",
+    file: 'node_modules/@prisma/client/runtime/client.js',
+    find: 'return{spec:n,then(s,a)',
+    replace: 'return{get spec(){return n},then(s,a)',
+    also: [{ file: 'node_modules/@prisma/client/runtime/client.mjs', find: 'return{spec:n,then(s,a)', replace: 'return{get spec(){return n},then(s,a)' }],
+    tests: ['test/prisma-runtime.test.ts'],
+  },
 ]
