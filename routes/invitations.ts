@@ -5,7 +5,6 @@
 // The invitation row and its email job commit together (src/jobs/tenant-transaction.ts).
 import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
 import type { Limiter, Limits } from '../plugins/limits.ts'
 import { ListQuery, Page, page, pageArgs } from '../src/api/pagination.ts'
@@ -15,8 +14,9 @@ import { assertCan, requirePermission } from '../src/auth/permissions.ts'
 import { publicUserSelect } from '../src/auth/public-user.ts'
 import type { Config } from '../src/config.ts'
 import { AppError, conflict, notFound } from '../src/errors.ts'
-import { type ScopedTransaction, tenantTransaction } from '../src/jobs/tenant-transaction.ts'
+import { tenantTransaction } from '../src/jobs/tenant-transaction.ts'
 import { INVITATION_EMAIL_JOB } from '../src/people/jobs.ts'
+import { revokeInvitation } from '../src/people/invitations.ts'
 import { LINK_TOKEN_PATTERN, LinkTokens } from '../src/people/tokens.ts'
 import { isUniqueViolation } from '../src/tenancy/tenant-directory.ts'
 import { Email, PersonName } from '../src/api/schemas.ts'
@@ -56,18 +56,6 @@ export function presentedTokenHash (token: string): string {
 }
 
 const pending = () => ({ acceptedAt: null, revokedAt: null, expiresAt: { gt: new Date() } })
-
-/**
- * Revokes invitation `id` of the request's tenant unless it was accepted or revoked already, with
- * its invitation.revoked event (`data` added), in `tx`. Returns false when there was nothing to
- * revoke (no second event). Who may revoke it is the caller's check (an owner's: users.manageOwners).
- */
-export async function revokeInvitation (tx: ScopedTransaction, request: FastifyRequest, id: string, data?: Record<string, unknown>): Promise<boolean> {
-  const revoked = await tx.invitation.updateMany({ where: { id, acceptedAt: null, revokedAt: null }, data: { revokedAt: new Date() } })
-  if (revoked.count !== 1) return false
-  await recordAuditEvent(tx, { ...auditContext(request), action: 'invitation.revoked', target: { type: 'invitation', id }, ...(data ? { data } : {}) })
-  return true
-}
 
 /** POST/GET /v1/invitations, DELETE /v1/invitations/:id: registered in the authenticated scope. */
 const invitationRoutes: FastifyPluginAsyncTypebox = async (app) => {

@@ -10,8 +10,8 @@ import { audited, auditContext, recordAuditEvent } from '../src/audit/audit-log.
 import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
 import { assertCan, requirePermission, type Role } from '../src/auth/permissions.ts'
 import { conflict, notFound } from '../src/errors.ts'
+import { revokeInvitation } from '../src/people/invitations.ts'
 import { Prisma } from '../src/generated/prisma/client.ts'
-import { revokeInvitation } from './invitations.ts'
 import type { ScopedClient } from '../src/tenancy/scoped-client.ts'
 
 /** The user as every answer shows it (shared with login and /v1/me): never passwordHash or authVersion. */

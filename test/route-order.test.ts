@@ -6,7 +6,7 @@ import t from 'tap'
 import { assertError, buildApi, RANDOM_UUID } from './api-helper.ts'
 import { adminQuery } from './helper.ts'
 
-type Operation = { security?: unknown[], responses: Record<string, unknown>, requestBody?: unknown }
+type Operation = { security?: unknown[], responses: Record<string, unknown>, requestBody?: unknown, parameters?: unknown[] }
 
 /** Tenant-host routes anyone may call (shared/API.md "Authentication"). */
 const PUBLIC_ON_TENANT = [
@@ -57,7 +57,7 @@ t.test('every route: 401 before 403 before 400, and its errors are documented', 
     if (signedIn) t.ok(operation.security?.length, `${route} declares its security scheme`)
     if (!signedIn) continue
 
-    const validatesInput = Boolean((operation as { requestBody?: unknown }).requestBody ?? (operation as { parameters?: unknown[] }).parameters?.length)
+    const validatesInput = Boolean(operation.requestBody ?? operation.parameters?.length)
     // Bad input on purpose: a path id that is not a UUID, an unknown query parameter, an unknown body property.
     const url = `${path.replace(/\{[^}]+\}/g, 'not-a-uuid')}?unexpected=1`
     const payload = HAS_BODY.has(method) ? { unexpected: true } : undefined

@@ -148,7 +148,7 @@ export async function auditedChange<Row extends { id: string }> (request: Fastif
     if (!COLUMN.test(name)) throw new Error(`not a column name: ${name}`)
     return Prisma.sql`${name}::text, ${sanitizedColumn(name)}`
   })
-  const data = JSON.stringify(auditData(event.data ?? {}))
+  const data = boundedAuditData(event.data ?? {}).json
   const rowData = fields.length ? Prisma.sql` || jsonb_build_object(${Prisma.join(fields)})` : Prisma.empty
   const statement = Prisma.sql`WITH changed AS (${change}), logged AS (
     INSERT INTO audit_events (tenant_id, action, actor_type, actor_id, target_type, target_id, request_id, ip, user_agent, data)
@@ -190,9 +190,15 @@ function sanitizedColumn (name: string): Prisma.Sql {
  * has its largest top-level fields replaced by "[truncated]" until it fits (their names stay).
  */
 export function auditData (value: Record<string, unknown>): Record<string, unknown> {
+  return boundedAuditData(value).data
+}
+
+/** auditData's copy and its JSON text (what auditedChange sends): serialised once on the common path. */
+function boundedAuditData (value: Record<string, unknown>): { data: Record<string, unknown>, json: string } {
   const data = sanitize(value, 0) as Record<string, unknown>
-  let size = JSON.stringify(data).length
-  if (size <= MAX_DATA_CHARS) return data
+  const json = JSON.stringify(data)
+  let size = json.length
+  if (size <= MAX_DATA_CHARS) return { data, json }
   // Largest fields first, until the copy fits: the event still names every field that changed.
   const sizes = Object.entries(data).map(([key, item]) => [key, JSON.stringify(item).length] as const).sort((a, b) => b[1] - a[1])
   for (const [key, itemSize] of sizes) {
@@ -200,7 +206,7 @@ export function auditData (value: Record<string, unknown>): Record<string, unkno
     data[key] = TRUNCATED
     size -= itemSize - TRUNCATED.length - 2
   }
-  return data
+  return { data, json: JSON.stringify(data) }
 }
 
 const MAX_DATA_CHARS = 16_384
