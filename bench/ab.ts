@@ -30,6 +30,7 @@ import { DEFAULT_API_LOGIN, ensureApiLogin, withLogin } from '../src/db/api-logi
 import { createDatabase, EMBEDDED_DATABASE_NAME, type Database } from '../src/db/database.ts'
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { runAsTenant } from '../src/tenancy/tenant-context.ts'
+import { LIST_SQL, listArgs } from './list-query.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const num = (name: string, fallback: number) => Number(process.env[name] || fallback)
@@ -66,9 +67,7 @@ function backendsCpu (postmaster: number): Map<number, number> {
 const CREATE_NAME = 'bench-ab-create'
 const CREATE_AUDITED = 'API create audited (inject)'
 const CREATE_UNAUDITED = 'API create AUDIT=off (inject)'
-const SQL = 'SELECT id, name, description, created_at, updated_at FROM projects WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT 20'
-const select = { id: true, name: true, description: true, createdAt: true, updatedAt: true } as const
-const listWith = (db: Database) => (tenantId: string) => db.forTenant(tenantId).project.findMany({ orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], take: 20, select })
+const listWith = (db: Database) => (tenantId: string) => db.forTenant(tenantId).project.findMany(listArgs())
 
 async function main () {
   const embedded = await startEmbeddedPostgres({ dir: path.join(dataDir, 'postgres'), port: pgPort, database: EMBEDDED_DATABASE_NAME })
@@ -146,12 +145,12 @@ async function main () {
     const variants: Array<[string, (tenantId: string) => Promise<unknown>]> = [
       ['API list, inject (all hooks)', () => api.inject({ method: 'GET', url: '/v1/projects?limit=20', headers: tokens.get(nextTenant())! }).then(expectOk)],
       ['bare route, inject (same query)', () => bare.inject({ method: 'GET', url: '/projects', headers: { 'x-tenant-id': nextTenant() } }).then(expectOk)],
-      ['plain pg', (id) => owner.query({ name: 'list-projects', text: SQL, values: [id] })],
+      ['plain pg', (id) => owner.query({ name: 'list-projects', text: LIST_SQL, values: [id] })],
       ['prisma, RLS on, named', listWith(named)],
       ['prisma, RLS on, unnamed', listWith(unnamed)],
       ['prisma, RLS off, named', listWith(off)],
       // Without the scoped client's extension: the same query on the base client, tenant set by hand.
-      ['prisma unscoped, RLS on, named', (id) => runAsTenant(id, () => named.platformDb.project.findMany({ where: { tenantId: id }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], take: 20, select }))],
+      ['prisma unscoped, RLS on, named', (id) => runAsTenant(id, () => named.platformDb.project.findMany({ ...listArgs(), where: { tenantId: id } }))],
       // Issue 14: the create route with its audit event and without.
       [CREATE_AUDITED, create(api)],
       [CREATE_UNAUDITED, create(apiAuditOff)],

@@ -1,28 +1,24 @@
 // Benchmark control for target 7: the authenticated list's Prisma query (scoped client, RLS per the
-// RLS env, same select as routes/projects.ts) on a minimal Fastify route WITHOUT the tenant and auth
-// plugins (no Host resolution, no JWT verification). The tenant is named by the X-Tenant-Id header.
-// Started by bench/run.ts with the same environment as the API (DATABASE_URL, RLS, DB_POOL_MAX…).
+// RLS env, the route's own page arguments and select: routes/projects.ts) on a minimal Fastify
+// route WITHOUT the tenant and auth plugins (no Host resolution, no JWT verification). The tenant is
+// named by the X-Tenant-Id header. Started by bench/run.ts with the same environment as the API (DATABASE_URL, RLS, DB_POOL_MAX…).
 import Fastify from 'fastify'
 import { loadConfig } from '../src/config.ts'
 import { createDatabase, usePreparedStatements } from '../src/db/database.ts'
+import { listArgs } from './list-query.ts'
 
 const config = loadConfig()
 if (!config.DATABASE_URL) throw new Error('DATABASE_URL is required')
 // Named prepared statements as the API decides them (DB_PREPARED_STATEMENTS).
 const preparedStatements = await usePreparedStatements(config, config.APP_DATABASE_URL ?? config.DATABASE_URL)
 const database = createDatabase(config, config.DATABASE_URL, undefined, { preparedStatements })
-const projectFields = { id: true, name: true, description: true, createdAt: true, updatedAt: true } as const
 
 const app = Fastify({ logger: false })
 app.get('/healthz', async () => ({ status: 'ok' }))
 app.get('/projects', async (request, reply) => {
   const tenantId = request.headers['x-tenant-id']
   if (typeof tenantId !== 'string') return reply.code(400).send({ error: 'X-Tenant-Id is required' })
-  const rows = await database.forTenant(tenantId).project.findMany({
-    orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-    take: 20,
-    select: projectFields,
-  })
+  const rows = await database.forTenant(tenantId).project.findMany(listArgs())
   return { data: rows }
 })
 

@@ -2,7 +2,8 @@
 // the open loop's tail in step with the kernel's DAMON thread, on servers of every kind.)
 //
 // Drives a minimal HTTP server — a child process whose only work is `res.end()`, or with
-// STALL_DATABASE_URL one `pg` query per request (STALL_SQL, default `SELECT 1`) — with the bench's
+// STALL_DATABASE_URL the bench's plain `pg` server (bench/baseline-server.ts: the list's query, one
+// per request, for the tenant whose slug is STALL_TENANT, default bench-00001) — with the bench's
 // open-loop generator (bench/open-loop.ts) at STALL_RATE req/s (default 1000) for STALL_SECONDS
 // (default 10), after a 2 s warm-up. Meanwhile it samples, every 5 ms, the CPU time of the kernel
 // threads named kdamond* (DAMON, the kernel's memory-access monitor: /proc/<pid>/stat, in 10 ms
@@ -15,31 +16,33 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
+import pg from 'pg'
 import { openLoop } from './open-loop.ts'
 
 const WINDOW_MS = 30
 
 if (process.argv[2] === 'server') {
-  const databaseUrl = process.env.STALL_DATABASE_URL
-  const sql = process.env.STALL_SQL ?? 'SELECT 1'
-  const pool = databaseUrl ? new (await import('pg')).default.Pool({ connectionString: databaseUrl, max: 10 }) : undefined
-  const server = http.createServer((_req, res) => {
-    if (!pool) return res.end('ok')
-    pool.query(sql).then((result) => res.end(String(result.rowCount)), (error: Error) => { res.statusCode = 500; res.end(error.message) })
-  })
+  const server = http.createServer((_req, res) => res.end('ok'))
   server.listen(0, '127.0.0.1', () => process.send!((server.address() as AddressInfo).port))
 } else {
   const rate = Number(process.env.STALL_RATE ?? 1000)
   const seconds = Number(process.env.STALL_SECONDS ?? 10)
-  const server = fork(fileURLToPath(import.meta.url), ['server'], { execArgv: ['--import', 'tsx'] })
+  const databaseUrl = process.env.STALL_DATABASE_URL
+  const tenantSlug = process.env.STALL_TENANT ?? 'bench-00001'
+  const tenantId = databaseUrl ? await tenantIdOf(databaseUrl, tenantSlug) : undefined
+  // Both children tell their port over IPC (PORT=0: the system picks a free one).
+  const server = databaseUrl
+    ? fork(fileURLToPath(new URL('./baseline-server.ts', import.meta.url)), [], { execArgv: ['--import', 'tsx'], env: { ...process.env, DATABASE_URL: databaseUrl, PORT: '0', DB_POOL_MAX: '10' } })
+    : fork(fileURLToPath(import.meta.url), ['server'], { execArgv: ['--import', 'tsx'] })
   let sampler: NodeJS.Timeout | undefined
   try {
     const port = await new Promise<number>((resolve, reject) => {
       server.once('message', (message) => resolve(Number(message)))
       server.once('exit', (code) => reject(new Error(`the probe's server exited (code ${code}) before listening`)))
     })
+    const headers: Record<string, string> = tenantId ? { 'x-tenant-id': tenantId } : {}
     const drive = (length: number, onSettled?: (at: number, ms: number) => void) =>
-      openLoop({ port, method: 'GET', path: '/', headers: () => ({}), rate, seconds: length, maxConnections: 64, onSettled })
+      openLoop({ port, method: 'GET', path: tenantId ? '/projects' : '/', headers: () => headers, rate, seconds: length, maxConnections: 64, onSettled })
     await drive(2) // warm-up: sockets, pool connections, optimised code
 
     const kdamonds = existsSync('/proc') ? readdirSync('/proc').filter((pid) => /^\d+$/.test(pid) && safeRead(`/proc/${pid}/comm`).startsWith('kdamond')) : []
@@ -70,7 +73,7 @@ if (process.argv[2] === 'server') {
     }
     const chance = Math.min(1, covered / (seconds * 1000)) * stalls.length
     const failures = result.non2xx + result.errors + result.timeouts
-    console.log(`${rate} req/s for ${seconds} s to a server that ${process.env.STALL_DATABASE_URL ? `runs \`${process.env.STALL_SQL ?? 'SELECT 1'}\` per request` : 'only answers'}`)
+    console.log(`${rate} req/s for ${seconds} s to ${tenantId ? `the plain \`pg\` server (bench/baseline-server.ts), the 20 newest projects of ${tenantSlug} per request` : 'a server that only answers'}`)
     if (failures) console.log(`WARN ${failures} requests failed (non-2xx ${result.non2xx}, errors ${result.errors}, timeouts ${result.timeouts}): the figures below are not the server's`)
     console.log(`requests over 10 ms: ${slow.length} of ${requests} (${(100 * slow.length / requests).toFixed(2)} %); p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, max ${result.latency.max} ms; generator lag p99 ${result.generatorLag?.p99.toFixed(1)} ms`)
     console.log(`stalls: ${stalls.length}, at (s) ${stalls.map((at) => ((at - t0) / 1000).toFixed(2)).join(' ') || '-'}`)
@@ -80,6 +83,19 @@ if (process.argv[2] === 'server') {
   } finally {
     clearInterval(sampler)
     server.kill()
+  }
+}
+
+/** The id of the tenant with this slug (the baseline server is told its tenant by id). */
+async function tenantIdOf (databaseUrl: string, slug: string): Promise<string> {
+  const client = new pg.Client({ connectionString: databaseUrl })
+  await client.connect()
+  try {
+    const { rows } = await client.query<{ id: string }>('SELECT id FROM tenants WHERE slug = $1', [slug])
+    if (!rows[0]) throw new Error(`no tenant ${slug} in STALL_DATABASE_URL's database (seed it with npm run bench first)`)
+    return rows[0].id
+  } finally {
+    await client.end()
   }
 }
 
