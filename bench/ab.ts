@@ -12,7 +12,9 @@
 // server.ts's route) — the difference is what tenancy, auth and the API's other hooks cost. Also
 // through inject, POST /v1/projects on the API and on the same API with AUDIT=off: the audit event's
 // cost, split into this process's CPU and PostgreSQL's (the projects are deleted at the end; their
-// events stay, the log is append-only). Uses the database `npm run bench` seeded (.data/bench): run that once first.
+// events stay, the log is append-only). And every answer's fixed headers, set by helmet's middleware
+// on each request against recorded once (plugins/response-headers.ts), on a route that answers at
+// once. Uses the database `npm run bench` seeded (.data/bench): run that once first.
 //
 // Environment: AB_ROUNDS=6 AB_OPS=400 (queries per block) AB_CONCURRENCY=16 AB_ONLY=<name prefixes>
 // BENCH_DATA_DIR BENCH_PG_PORT
@@ -21,7 +23,9 @@ import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Fastify from 'fastify'
+import helmet from 'helmet'
 import pg from 'pg'
+import responseHeaders from '../plugins/response-headers.ts'
 import { BENCH_PASSWORD } from '../prisma/seed-data.ts'
 import { buildApp } from '../src/app.ts'
 import { generatePrivateKeyPem } from '../src/auth/keys.ts'
@@ -134,6 +138,24 @@ async function main () {
     bare.get('/projects', async (request) => ({ data: await listWith(named)(request.headers['x-tenant-id'] as string) }))
     opened.push(bare)
     await bare.ready()
+    // Round twelve: every answer's fixed headers as helmet's middleware set them on each request (with
+    // an onSend hook for Cache-Control and X-Request-Id: the API until round eleven), against the same
+    // headers recorded once (plugins/response-headers.ts), on a route that answers at once.
+    const headersPerRequest = Fastify({ logger: false })
+    const middleware = helmet()
+    headersPerRequest.addHook('onRequest', (request, reply, done) => middleware(request.raw, reply.raw, (error) => done(error as Error | undefined)))
+    headersPerRequest.addHook('onSend', async (request, reply) => {
+      if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store')
+      reply.header('x-request-id', request.id)
+    })
+    const headersRecorded = Fastify({ logger: false })
+    await headersRecorded.register(responseHeaders)
+    const headersNone = Fastify({ logger: false })
+    for (const app of [headersPerRequest, headersRecorded, headersNone]) {
+      app.get('/answer', async () => ({ ok: true }))
+      opened.push(app)
+      await app.ready()
+    }
     const expectStatus = (status: number) => (res: { statusCode: number; body: string }) => {
       if (res.statusCode !== status) throw new Error(`${res.statusCode}: ${res.body.slice(0, 200)}`)
     }
@@ -154,6 +176,9 @@ async function main () {
       // Issue 14: the create route with its audit event and without.
       [CREATE_AUDITED, create(api)],
       [CREATE_UNAUDITED, create(apiAuditOff)],
+      ['headers: helmet per request', () => headersPerRequest.inject({ url: '/answer' }).then(expectOk)],
+      ['headers: recorded once', () => headersRecorded.inject({ url: '/answer' }).then(expectOk)],
+      ['headers: none', () => headersNone.inject({ url: '/answer' }).then(expectOk)],
     ]
     // AB_ONLY=<prefix>,…: only the clients whose names start so (e.g. to profile one of them).
     const only = process.env.AB_ONLY?.split(',')
@@ -194,6 +219,8 @@ async function main () {
     }
     const [a, b] = [median(withHooks?.app ?? []), median(withoutHooks?.app ?? [])]
     if (withHooks && withoutHooks) console.log(`tenancy + auth + the API's other hooks: ${(1000 * (a - b)).toFixed(0)} µs of the API list's ${(1000 * a).toFixed(0)} µs CPU per request = ${((100 * (a - b)) / a).toFixed(0)} % (inject, no sockets)`)
+    const [perRequest, recorded] = [samples.get('headers: helmet per request'), samples.get('headers: recorded once')]
+    if (perRequest && recorded) console.log(`every answer's fixed headers recorded once instead of helmet's middleware per request: ${(1000 * (median(recorded.app) - median(perRequest.app))).toFixed(1)} µs of CPU per answer (${(1000 * median(perRequest.app)).toFixed(1)} → ${(1000 * median(recorded.app)).toFixed(1)} µs, inject)`)
     const [audited, unaudited] = [samples.get(CREATE_AUDITED), samples.get(CREATE_UNAUDITED)]
     if (audited && unaudited) {
       const [appOn, appOff, dbOn, dbOff] = [median(audited.app), median(unaudited.app), median(audited.db), median(unaudited.db)]

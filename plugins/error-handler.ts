@@ -8,6 +8,7 @@ import { DatabaseTimeoutError } from '../src/db/tenant-aware-pool.ts'
 import { Prisma } from '../src/generated/prisma/client.ts'
 import { scrubApiKeys } from '../src/log.ts'
 import { AppError, ERROR_STATUS, type ErrorCode } from '../src/errors.ts'
+import { FIXED_HEADERS, setFixedHeaders } from './response-headers.ts'
 
 /** Seconds a client is asked to wait (Retry-After, RFC 9110 §10.2.3) on a 503: outage or drain. */
 export const RETRY_AFTER_SECONDS = '5'
@@ -116,10 +117,14 @@ function driverSqlState (error: unknown): string | undefined {
 
 /** Fastify's router errors (undecodable URL, over-long path parameter), answered in the one shape. */
 export function frameworkError (error: FastifyError, _request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  setFixedHeaders(reply) // no hook runs for these answers
   if (error.code === 'FST_ERR_BAD_URL' || error.code === 'FST_ERR_MAX_PARAM_LENGTH') return sendError(reply, 'BAD_REQUEST', 'Malformed URL')
   reply.log.error({ err: error }, 'request failed')
   return sendError(reply, 'INTERNAL', GENERIC_MESSAGES.INTERNAL)
 }
+
+// FIXED_HEADERS as raw header lines, for the answers written on the socket itself.
+const FIXED_HEADER_LINES = Object.entries(FIXED_HEADERS).map(([name, value]) => `${name}: ${value}\r\n`).join('')
 
 /**
  * Fastify's `clientErrorHandler`: what the HTTP parser refuses before any request exists (conflicting
@@ -150,7 +155,7 @@ export function clientErrorHandler (this: FastifyInstance, error: Error & { code
   this.log.info({ reqId: requestId, code: 'BAD_REQUEST', reason: error.code ?? error.message, statusCode: status }, 'request refused by the HTTP parser')
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-    `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`
+    `Content-Length: ${Buffer.byteLength(body)}\r\n${FIXED_HEADER_LINES}X-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`
   )
   // A client that never reads its answer must not keep the socket open.
   setTimeout(() => socket.destroy(), 1000).unref()

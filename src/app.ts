@@ -12,6 +12,7 @@ import docsPlugin from '../plugins/docs.ts'
 import jobsPlugin from '../plugins/jobs.ts'
 import errorHandler, { clientErrorHandler, frameworkError } from '../plugins/error-handler.ts'
 import requestGuards from '../plugins/request-guards.ts'
+import responseHeaders from '../plugins/response-headers.ts'
 import securityPlugin from '../plugins/security.ts'
 import tenancyInvariantsPlugin from '../plugins/tenancy-invariants.ts'
 import tenantPlugin from '../plugins/tenant.ts'
@@ -80,6 +81,7 @@ export async function buildApp ({ config, database, closeDatabase = true, logger
 
   await app.register(configPlugin, { config })
   await app.register(errorHandler)
+  await app.register(responseHeaders) // before any refusal: every answer carries them
   await app.register(requestGuards)
   await app.register(requestLogPlugin)
   await app.register(securityPlugin)

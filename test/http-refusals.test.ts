@@ -47,6 +47,8 @@ function assertRefusal (t: Test, answer: RawAnswer, status: number) {
   t.type(body.error.message, 'string')
   t.match(body.error.requestId, /^[0-9a-f-]{36}$/, 'a generated request id')
   t.match(answer.head, new RegExp(`\r\nx-request-id: ${body.error.requestId}\r\n`, 'i'), 'and the same id in X-Request-Id, as on every answer')
+  t.match(answer.head, /\r\ncache-control: no-store\r\n/i, 'Cache-Control: no-store')
+  t.match(answer.head, /\r\nx-content-type-options: nosniff\r\n/i, 'and the security headers of every answer')
   t.same(Object.keys(body), ['error'], 'nothing but the error')
   t.ok(answer.closed, 'the connection is closed')
 }

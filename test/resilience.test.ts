@@ -152,6 +152,9 @@ t.test('SIGTERM: in-flight requests finish, later ones get the contract\'s 503, 
   t.match(second, /^HTTP\/1\.1 503 /, 'the request that arrived during the drain: 503')
   t.match(second, /retry-after: 5/i, 'with Retry-After')
   t.match(second, /"error":\{"code":"SERVICE_UNAVAILABLE","message":"[^"]+","requestId":"[^"]+"\}/, 'in the contract\'s shape')
+  const requestId = /"requestId":"([^"]+)"/.exec(second)?.[1]
+  t.match(second, new RegExp(`x-request-id: ${requestId}\r\n`, 'i'), 'with X-Request-Id, the body\'s requestId')
+  t.match(second, /x-content-type-options: nosniff/i, 'and the security headers of every answer')
   t.equal(code, 2, 'exit code 2: the grace period expired (the slow upload)')
   t.ok(tookMs < 2000 + 4000, `exited ${tookMs} ms after SIGTERM (grace 2000 ms)`)
   t.match(server.output(), /grace period expired/, 'the log says why')

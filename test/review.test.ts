@@ -77,6 +77,10 @@ t.test('an undecodable URL or an over-long path parameter answers in the error s
     const body = assertError(t, res, 400, 'BAD_REQUEST')
     t.same(Object.keys(body.error).sort(), ['code', 'message', 'requestId'], url.slice(0, 30))
     t.match(res.headers['content-type'], /^application\/json/)
+    // No hook runs for these answers (Fastify's router refuses them first): set by the handler.
+    t.equal(res.headers['x-request-id'], body.error.requestId, 'X-Request-Id, as on every answer')
+    t.equal(res.headers['cache-control'], 'no-store')
+    t.equal(res.headers['x-content-type-options'], 'nosniff', 'and the security headers')
   }
 })
 

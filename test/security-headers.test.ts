@@ -1,4 +1,8 @@
+import { IncomingMessage, ServerResponse } from 'node:http'
+import { Socket } from 'node:net'
+import helmet from 'helmet'
 import t from 'tap'
+import { helmetDefaultHeaders } from '../plugins/response-headers.ts'
 import { buildApi } from './api-helper.ts'
 import { build } from './helper.ts'
 
@@ -12,6 +16,36 @@ t.test('helmet headers and Cache-Control: no-store on API answers', async (t) =>
     t.equal(res.headers['x-powered-by'], undefined)
     t.equal(res.headers['access-control-allow-origin'], undefined, 'CORS off by default')
   }
+})
+
+// Round twelve: helmet's headers are recorded once and set with the reply's own, instead of running
+// its middleware on every request. They must be the ones the middleware sets, on every kind of answer,
+// and a route's own Cache-Control must still win.
+t.test("helmet's headers, recorded once, are what its middleware sets, on answers of every kind", async (t) => {
+  const response = new ServerResponse(new IncomingMessage(new Socket()))
+  helmet()(response.req, response, () => {})
+  const expected = Object.fromEntries(Object.entries(response.getHeaders()).map(([name, value]) => [name, String(value)]))
+  t.ok(Object.keys(expected).length >= 10, `helmet sets its headers (${Object.keys(expected).join(', ')})`)
+  t.same(helmetDefaultHeaders(), expected, 'the recording is the middleware\'s own output')
+
+  const { acme, app } = await buildApi(t)
+  const answers = {
+    'a list (200)': [await acme.call('owner', { url: '/v1/projects' }), 200],
+    'no credential (401)': [await acme.call(null, { url: '/v1/projects' }), 401],
+    'an unknown tenant (404)': [await app.inject({ url: '/v1/projects', headers: { host: 'nobody.localhost' } }), 404],
+    'a text/plain body (415)': [await acme.call('owner', { method: 'POST', url: '/v1/projects', payload: 'x', headers: { 'content-type': 'text/plain' } }), 415],
+    'the web page (200)': [await app.inject({ url: '/', headers: { host: 'acme.localhost' } }), 200],
+    'the JWKS (200)': [await app.inject({ url: '/.well-known/jwks.json', headers: { host: 'localhost' } }), 200],
+  } as const
+  for (const [kind, [answer, status]] of Object.entries(answers)) {
+    t.equal(answer.statusCode, status, `${kind}: status`)
+    const missing = Object.entries(expected).filter(([name, value]) => answer.headers[name] !== value).map(([name]) => name)
+    t.same(missing, [], `${kind}: every helmet header, with helmet's value`)
+    t.match(answer.headers['x-request-id'], /^[0-9a-f-]{36}$/, `${kind}: X-Request-Id`)
+  }
+  t.equal(answers['a list (200)'][0].headers['cache-control'], 'no-store', 'no-store unless the route says otherwise')
+  t.equal(answers['the web page (200)'][0].headers['cache-control'], 'no-cache', 'the page\'s own Cache-Control wins')
+  t.equal(answers['the JWKS (200)'][0].headers['cache-control'], 'public, max-age=300', 'the key set\'s own Cache-Control wins')
 })
 
 // Review: only error bodies carried the request id, so a client could not find the audit event of

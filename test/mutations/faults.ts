@@ -761,4 +761,13 @@ export const FAULTS: Fault[] = [
     also: [{ file: 'node_modules/@prisma/client/runtime/client.mjs', find: 'return{spec:n,then(s,a)', replace: 'return{get spec(){return n},then(s,a)' }],
     tests: ['test/prisma-runtime.test.ts'],
   },
+  // ── Every answer's fixed headers (plugins/response-headers.ts; README "Benchmarks", round twelve) ──
+  {
+    name: 'security-headers-dropped',
+    breaks: "answers lose helmet's headers (CSP, HSTS, nosniff…) and Cache-Control: no-store: a browser may frame, sniff or cache tenant data",
+    file: 'plugins/response-headers.ts',
+    find: 'return reply.headers(FIXED_HEADERS).header(',
+    replace: 'return reply.header(',
+    tests: ['test/security-headers.test.ts'],
+  },
 ]
