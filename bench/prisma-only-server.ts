@@ -5,7 +5,9 @@
 import Fastify from 'fastify'
 import { loadConfig } from '../src/config.ts'
 import { createDatabase, usePreparedStatements } from '../src/db/database.ts'
-import { listArgs } from './list-query.ts'
+import { page } from '../src/api/pagination.ts'
+import { projectFields } from '../routes/projects.ts'
+import { LIST_LIMIT, listArgs } from './list-query.ts'
 
 const config = loadConfig()
 if (!config.DATABASE_URL) throw new Error('DATABASE_URL is required')
@@ -18,8 +20,8 @@ app.get('/healthz', async () => ({ status: 'ok' }))
 app.get('/projects', async (request, reply) => {
   const tenantId = request.headers['x-tenant-id']
   if (typeof tenantId !== 'string') return reply.code(400).send({ error: 'X-Tenant-Id is required' })
-  const rows = await database.forTenant(tenantId).project.findMany(listArgs())
-  return { data: rows }
+  const rows = await database.forTenant(tenantId).project.findMany(listArgs(projectFields))
+  return page(rows, { limit: LIST_LIMIT }) // the route's answer: LIST_LIMIT rows and the next cursor
 })
 
 const close = async () => {

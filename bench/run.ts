@@ -41,6 +41,7 @@ import { applyMigrations } from '../src/db/migrate.ts'
 import { productionNodeFlags } from '../test/helper.ts'
 import { openLoop, type LoadResult } from './open-loop.ts'
 import { forkOpenLoop } from './open-loop-fork.ts'
+import { LIST_PATH } from './list-query.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const resultsDir = path.join(root, 'bench', 'results')
@@ -827,7 +828,7 @@ async function main () {
     await stopServer(prismaOnly)
   }
 
-  const listPath = '/v1/projects?limit=20'
+  const listPath = LIST_PATH
   const noLogin = (name: string, description: string) => skip(name, description, loginFailure ?? 'no login')
   if (!loginFailure) {
     const next = rotate(logins)

@@ -17,6 +17,7 @@ import type { AddressInfo } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
+import { productionNodeFlags } from '../test/helper.ts'
 import { openLoop } from './open-loop.ts'
 
 const WINDOW_MS = 30
@@ -30,10 +31,12 @@ if (process.argv[2] === 'server') {
   const databaseUrl = process.env.STALL_DATABASE_URL
   const tenantSlug = process.env.STALL_TENANT ?? 'bench-00001'
   const tenantId = databaseUrl ? await tenantIdOf(databaseUrl, tenantSlug) : undefined
-  // Both children tell their port over IPC (PORT=0: the system picks a free one).
+  // Both children tell their port over IPC (PORT=0: the system picks a free one), and run with
+  // start:prod's node flags and the bench's pool size, as bench/run.ts starts its servers.
+  const execArgv = [...productionNodeFlags(), '--import', 'tsx']
   const server = databaseUrl
-    ? fork(fileURLToPath(new URL('./baseline-server.ts', import.meta.url)), [], { execArgv: ['--import', 'tsx'], env: { ...process.env, DATABASE_URL: databaseUrl, PORT: '0', DB_POOL_MAX: '10' } })
-    : fork(fileURLToPath(import.meta.url), ['server'], { execArgv: ['--import', 'tsx'] })
+    ? fork(fileURLToPath(new URL('./baseline-server.ts', import.meta.url)), [], { execArgv, env: { ...process.env, DATABASE_URL: databaseUrl, PORT: '0', DB_POOL_MAX: '20' } })
+    : fork(fileURLToPath(import.meta.url), ['server'], { execArgv })
   let sampler: NodeJS.Timeout | undefined
   try {
     const port = await new Promise<number>((resolve, reject) => {
@@ -86,7 +89,10 @@ if (process.argv[2] === 'server') {
   }
 }
 
-/** The id of the tenant with this slug (the baseline server is told its tenant by id). */
+/**
+ * The id (UUID) of the tenant with this slug: the baseline server is told its tenant by id.
+ * @throws Error when no tenant has the slug, or what pg throws when the database cannot be reached.
+ */
 async function tenantIdOf (databaseUrl: string, slug: string): Promise<string> {
   const client = new pg.Client({ connectionString: databaseUrl })
   await client.connect()

@@ -8,7 +8,7 @@ import { DatabaseTimeoutError } from '../src/db/tenant-aware-pool.ts'
 import { Prisma } from '../src/generated/prisma/client.ts'
 import { scrubApiKeys } from '../src/log.ts'
 import { AppError, ERROR_STATUS, type ErrorCode } from '../src/errors.ts'
-import { FIXED_HEADERS, setFixedHeaders } from './response-headers.ts'
+import { FIXED_HEADER_LINES, setFixedHeaders } from './response-headers.ts'
 
 /** Seconds a client is asked to wait (Retry-After, RFC 9110 §10.2.3) on a 503: outage or drain. */
 export const RETRY_AFTER_SECONDS = '5'
@@ -122,9 +122,6 @@ export function frameworkError (error: FastifyError, _request: FastifyRequest, r
   reply.log.error({ err: error }, 'request failed')
   return sendError(reply, 'INTERNAL', GENERIC_MESSAGES.INTERNAL)
 }
-
-// FIXED_HEADERS as raw header lines, for the answers written on the socket itself.
-const FIXED_HEADER_LINES = Object.entries(FIXED_HEADERS).map(([name, value]) => `${name}: ${value}\r\n`).join('')
 
 /**
  * Fastify's `clientErrorHandler`: what the HTTP parser refuses before any request exists (conflicting

@@ -28,6 +28,9 @@ export function helmetDefaultHeaders (): Record<string, string> {
 /** Every answer's fixed headers (`{ lower-case name: value }`); a route may replace cache-control. */
 export const FIXED_HEADERS: Readonly<Record<string, string>> = Object.freeze({ ...helmetDefaultHeaders(), 'cache-control': 'no-store' })
 
+/** FIXED_HEADERS as raw HTTP/1.1 header lines (`name: value\r\n` each), for answers written on the socket itself. */
+export const FIXED_HEADER_LINES = Object.entries(FIXED_HEADERS).map(([name, value]) => `${name}: ${value}\r\n`).join('')
+
 /** Sets FIXED_HEADERS and `X-Request-Id` (the request's id) on `reply`. */
 export function setFixedHeaders (reply: FastifyReply): FastifyReply {
   return reply.headers(FIXED_HEADERS).header('x-request-id', reply.request.id)

@@ -4,6 +4,7 @@
 // up what V8's scavenges promoted to the old generation.
 import { createDatabase, usePreparedStatements } from '../src/db/database.ts'
 import { listArgs } from '../bench/list-query.ts'
+import { projectFields } from '../routes/projects.ts'
 import { testConfig } from './helper.ts'
 
 const url = process.env.CHILD_DATABASE_URL!
@@ -11,7 +12,7 @@ const tenantId = process.env.CHILD_TENANT_ID!
 const count = Number(process.env.CHILD_QUERIES ?? 3000)
 const config = testConfig(url)
 const database = createDatabase(config, url, undefined, { preparedStatements: await usePreparedStatements(config, config.APP_DATABASE_URL ?? url) })
-const list = () => database.forTenant(tenantId).project.findMany(listArgs())
+const list = () => database.forTenant(tenantId).project.findMany(listArgs(projectFields))
 
 for (let i = 0; i < 500; i++) await list() // warm-up: connections, plan cache, optimised code
 console.log('measure-start')

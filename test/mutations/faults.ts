@@ -770,4 +770,13 @@ export const FAULTS: Fault[] = [
     replace: 'return reply.header(',
     tests: ['test/security-headers.test.ts'],
   },
+  {
+    name: 'security-headers-after-refusals',
+    breaks: "the drain-time 503 (and any refusal of an earlier hook) goes out without helmet's headers: the response-headers plugin registered after the request guards",
+    file: 'src/app.ts',
+    find: '  await app.register(responseHeaders) // before any refusal: every answer carries them\n  await app.register(requestGuards)\n',
+    replace: '  await app.register(requestGuards)\n  await app.register(responseHeaders)\n',
+    tests: ['test/resilience.test.ts'],
+    grep: ['SIGTERM'],
+  },
 ]
