@@ -1,7 +1,8 @@
 // Benchmark baseline: "the 20 newest projects of one tenant" with plain `pg` and a minimal Fastify
-// route (the route's query, bench/list-query.ts: one row more fetched than answered) — no Prisma, no tenancy plugin, no auth, no RLS (connects as the tables' owner). The tenant
-// is named by the X-Tenant-Id header so the runner can rotate tenants. Started by bench/run.ts and,
-// forked with PORT=0, by bench/stall-probe.ts (it is then sent the port the system chose).
+// route (the route's query, bench/list-query.ts: one row more fetched than answered) — no Prisma,
+// no tenancy plugin, no auth, no RLS (connects as the tables' owner). The tenant is named by the
+// X-Tenant-Id header so the runner can rotate tenants. Started by bench/run.ts and, forked with
+// PORT=0, by bench/stall-probe.ts (it is then sent the port the system chose).
 //   DATABASE_URL=postgres://… PORT=3312 tsx bench/baseline-server.ts
 import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'

@@ -17,7 +17,7 @@ import type { AddressInfo } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
-import { productionNodeFlags } from '../test/helper.ts'
+import { productionNodeFlags } from '../test/node-flags.ts'
 import { openLoop } from './open-loop.ts'
 
 const WINDOW_MS = 30
@@ -35,7 +35,7 @@ if (process.argv[2] === 'server') {
   // start:prod's node flags and the bench's pool size, as bench/run.ts starts its servers.
   const execArgv = [...productionNodeFlags(), '--import', 'tsx']
   const server = databaseUrl
-    ? fork(fileURLToPath(new URL('./baseline-server.ts', import.meta.url)), [], { execArgv, env: { ...process.env, DATABASE_URL: databaseUrl, PORT: '0', DB_POOL_MAX: '20' } })
+    ? fork(fileURLToPath(new URL('./baseline-server.ts', import.meta.url)), [], { execArgv, env: { ...process.env, DATABASE_URL: databaseUrl, PORT: '0', DB_POOL_MAX: process.env.DB_POOL_MAX ?? '20' } })
     : fork(fileURLToPath(import.meta.url), ['server'], { execArgv })
   let sampler: NodeJS.Timeout | undefined
   try {

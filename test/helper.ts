@@ -1,7 +1,6 @@
 // One way for every test to get the real thing: a fresh PostgreSQL database (cloned from the
 // migrated template that test/run.ts prepared) and the real app built on it by src/app.ts.
 import { randomUUID } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import net from 'node:net'
 import pg from 'pg'
 import { buildApp, type App } from '../src/app.ts'
@@ -43,15 +42,7 @@ export function freePort (): Promise<number> {
   })
 }
 
-/**
- * The `node` flags of package.json's start:prod script, without its script, e.g.
- * `['--max-old-space-size=128', '--liftoff-only']`: tests and benchmarks that start a server "as in
- * production" take them from there, so a flag added to start:prod is exercised by CI too.
- */
-export function productionNodeFlags (): string[] {
-  const script = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> }).scripts['start:prod']!
-  return script.split(/\s+/).slice(1, -1)
-}
+export { productionNodeFlags } from './node-flags.ts'
 
 /** A new database with every migration applied, dropped when the test ends. Returns its owner URL. */
 export async function createTestDatabase (t: Tap): Promise<string> {
