@@ -34,8 +34,7 @@ import { DEFAULT_API_LOGIN, ensureApiLogin, withLogin } from '../src/db/api-logi
 import { createDatabase, EMBEDDED_DATABASE_NAME, type Database } from '../src/db/database.ts'
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { runAsTenant } from '../src/tenancy/tenant-context.ts'
-import { LIST_LIMIT, LIST_PATH, LIST_SQL, listArgs } from './list-query.ts'
-import { page } from '../src/api/pagination.ts'
+import { LIST_PATH, LIST_SQL, listArgs, listPage } from './list-query.ts'
 import { projectFields } from '../routes/projects.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -137,7 +136,7 @@ async function main () {
     }
     const loggedIn = [...tokens.keys()]
     const bare = Fastify({ logger: false })
-    bare.get('/projects', async (request) => page(await listWith(named)(request.headers['x-tenant-id'] as string), { limit: LIST_LIMIT }))
+    bare.get('/projects', async (request) => listPage(named, request.headers['x-tenant-id'] as string, projectFields))
     opened.push(bare)
     await bare.ready()
     // Round twelve: every answer's fixed headers as helmet's middleware set them on each request (with

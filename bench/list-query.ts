@@ -4,7 +4,9 @@
 // baseline. Shared by bench/run.ts, bench/baseline-server.ts, bench/prisma-only-server.ts,
 // bench/ab.ts and test/prisma-promotion-child.ts, so that a change to the route's pagination
 // reaches them all. Free of Prisma's runtime (pagination.ts is): the plain `pg` server imports it.
-import { pageArgs } from '../src/api/pagination.ts'
+import type { projectFields } from '../routes/projects.ts'
+import { page, pageArgs } from '../src/api/pagination.ts'
+import type { Database } from '../src/db/database.ts'
 
 /** Rows per page the benchmark asks for. */
 export const LIST_LIMIT = 20
@@ -19,6 +21,16 @@ export const LIST_PATH = `/v1/projects?limit=${LIST_LIMIT}`
  */
 export function listArgs<Select> (select: Select) {
   return { ...pageArgs({ limit: LIST_LIMIT }), select }
+}
+
+/**
+ * The route's answer for tenant `tenantId` through `db`'s scoped client (pass routes/projects.ts's
+ * `projectFields`): `{ items, nextCursor }` with LIST_LIMIT items, as GET LIST_PATH answers. Throws
+ * what the query throws. (Both imports of the database and the route are types only: this module
+ * stays free of Prisma's runtime.)
+ */
+export async function listPage (db: Database, tenantId: string, select: typeof projectFields) {
+  return page(await db.forTenant(tenantId).project.findMany(listArgs(select)), { limit: LIST_LIMIT })
 }
 
 /**

@@ -1,13 +1,13 @@
 // Benchmark control for target 7: the authenticated list's Prisma query (scoped client, RLS per the
 // RLS env, the route's own page arguments and select: routes/projects.ts) on a minimal Fastify
 // route WITHOUT the tenant and auth plugins (no Host resolution, no JWT verification). The tenant is
-// named by the X-Tenant-Id header. Started by bench/run.ts with the same environment as the API (DATABASE_URL, RLS, DB_POOL_MAX…).
+// named by the X-Tenant-Id header. Started by bench/run.ts with the same environment as the API
+// (DATABASE_URL, RLS, DB_POOL_MAX…).
 import Fastify from 'fastify'
 import { loadConfig } from '../src/config.ts'
 import { createDatabase, usePreparedStatements } from '../src/db/database.ts'
-import { page } from '../src/api/pagination.ts'
 import { projectFields } from '../routes/projects.ts'
-import { LIST_LIMIT, listArgs } from './list-query.ts'
+import { listPage } from './list-query.ts'
 
 const config = loadConfig()
 if (!config.DATABASE_URL) throw new Error('DATABASE_URL is required')
@@ -20,8 +20,7 @@ app.get('/healthz', async () => ({ status: 'ok' }))
 app.get('/projects', async (request, reply) => {
   const tenantId = request.headers['x-tenant-id']
   if (typeof tenantId !== 'string') return reply.code(400).send({ error: 'X-Tenant-Id is required' })
-  const rows = await database.forTenant(tenantId).project.findMany(listArgs(projectFields))
-  return page(rows, { limit: LIST_LIMIT }) // the route's answer: LIST_LIMIT rows and the next cursor
+  return listPage(database, tenantId, projectFields) // the route's answer: LIST_LIMIT rows and the next cursor
 })
 
 const close = async () => {

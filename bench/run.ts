@@ -20,6 +20,11 @@
 //                           for the audit cost)
 //   BENCH_FAIR_LIMIT=50     per-tenant limit (req/s) of the fairness run; BENCH_FAIR_B_RATE=25  tenant B's req/s
 //   BENCH_FAIR_DURATION=24  seconds of each fairness run (B's p99 needs enough answers)
+//   BENCH_INSTRUCTIONS=1    also count instructions per request under valgrind's callgrind (plain pg,
+//                           Prisma alone, the list; bench/instructions.ts): the steady measure of the
+//                           tenancy + auth line. BENCH_INSTR_WARMUP=60 s uninstrumented, then
+//                           BENCH_INSTR_WINDOWS=5 windows of BENCH_INSTR_WINDOW=15 s (pooled) and an
+//                           idle one (printed), about 4 minutes per server, over BENCH_INSTR_TENANTS=4 tenants
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createWriteStream, existsSync, readdirSync, readFileSync } from 'node:fs'
@@ -42,6 +47,7 @@ import { productionNodeFlags } from '../test/helper.ts'
 import { openLoop, type LoadResult } from './open-loop.ts'
 import { forkOpenLoop } from './open-loop-fork.ts'
 import { LIST_PATH } from './list-query.ts'
+import { callgrindAvailable, callgrindCommand, countInstructions, startCounting } from './instructions.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const resultsDir = path.join(root, 'bench', 'results')
@@ -80,6 +86,11 @@ const cfg = {
   fairRateB: envInt('BENCH_FAIR_B_RATE', 25),
   // B's p99 over 8 s at 25 req/s would be its second-slowest answer: 24 s gives 600 answers.
   fairDuration: envInt('BENCH_FAIR_DURATION', 24),
+  instructions: process.env.BENCH_INSTRUCTIONS === '1',
+  instrWarmup: envInt('BENCH_INSTR_WARMUP', 60),
+  instrWindow: envInt('BENCH_INSTR_WINDOW', 15),
+  instrWindows: Math.max(1, envInt('BENCH_INSTR_WINDOWS', 5)),
+  instrTenants: Math.max(1, envInt('BENCH_INSTR_TENANTS', 4)),
   only: process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined,
 }
 /** Extra node flags for the servers, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=bench/results/prof". */
@@ -137,7 +148,8 @@ function portIsFree (port: number): Promise<boolean> {
   })
 }
 
-async function startServer (name: string, script: string, port: number, env: Record<string, string>, timeoutMs = 60_000, extraNodeArgs: string[] = []): Promise<Server> {
+/** Starts `script` as the server `name` on `port`; `wrapper` (e.g. callgrindCommand) runs before `node`. */
+async function startServer (name: string, script: string, port: number, env: Record<string, string>, timeoutMs = 60_000, extraNodeArgs: string[] = [], wrapper: string[] = []): Promise<Server> {
   if (!(await portIsFree(port))) throw new Error(`port ${port} (for ${name}) is in use: choose other ports with BENCH_PORT=<first of 6>`)
   await mkdir(path.join(resultsDir, 'logs'), { recursive: true })
   const logFile = path.join(resultsDir, 'logs', `${name}.log`)
@@ -147,7 +159,8 @@ async function startServer (name: string, script: string, port: number, env: Rec
   // flags); the comparison servers run from source with the same node flags.
   const flags = productionNodeFlags()
   const compiled = script === 'src/server.ts' ? [...flags, 'dist/src/server.js'] : [...flags, '--import', 'tsx', script]
-  const child = spawn(process.execPath, [...nodeArgs, ...extraNodeArgs, ...compiled], {
+  const [command, ...args] = [...wrapper, process.execPath, ...nodeArgs, ...extraNodeArgs, ...compiled]
+  const child = spawn(command!, args, {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -320,6 +333,9 @@ function cannon (port: number, spec: RequestSpec, connections: number, seconds: 
     }],
   })
 }
+
+/** A logged-in tenant's request headers: its Host and its access token. */
+const bearer = (l: Login) => ({ host: l.host, authorization: `Bearer ${l.token}` })
 
 function rotate<T> (items: T[]): () => T {
   let i = 0
@@ -678,10 +694,7 @@ let profileDifference: Array<{ name: string; listMs: number; prismaMs: number }>
 
 async function profileList (env: Record<string, string>, port: number, listPath: string, logins: Login[], prismaIds: string[]) {
   const next = rotate(logins)
-  const headers = () => {
-    const login = next()
-    return { host: login.host, authorization: `Bearer ${login.token}` }
-  }
+  const headers = () => bearer(next())
   const list = await profiled('list-profiled', `GET ${listPath}, ${logins.length} tenants, server under --cpu-prof (slower: not a figure)`, 'src/server.ts', env, port, { path: listPath, headers })
   if (!list) return
   profileSummary = list.summary
@@ -695,6 +708,68 @@ async function profileList (env: Record<string, string>, port: number, listPath:
   profileDifference = [...new Set([...a.keys(), ...b.keys()])]
     .map((name) => ({ name, listMs: a.get(name) ?? 0, prismaMs: b.get(name) ?? 0 }))
     .sort((x, y) => (y.listMs - y.prismaMs) - (x.listMs - x.prismaMs))
+}
+
+// Instructions (BENCH_INSTRUCTIONS=1): the same requests on three servers under callgrind.
+
+/**
+ * One server's instructions (Ir) per request: `pooled` over all its windows (their Ir / their
+ * requests), `perRequest` window by window; `idlePerSecond` with no requests, and `idleShare`, what
+ * that rate over the windows' length would be of their count (an upper bound on its timers' part).
+ */
+interface InstructionCount { name: string; description: string; perRequest: number[]; pooled: number; idlePerSecond: number; idleShare: number; requests: number }
+const instructionCounts: InstructionCount[] = []
+/** Connections of the instruction runs: enough to keep a server ~50 × slower than usual busy. */
+const INSTR_CONNECTIONS = 8
+
+/** Counts `spec`'s instructions per request on `script` under callgrind (bench/instructions.ts). */
+async function countPerRequest (name: string, description: string, script: string, env: Record<string, string>, port: number, spec: RequestSpec) {
+  const dir = path.join(resultsDir, 'callgrind', `${new Date().toISOString().replace(/[:.]/g, '-')}-${name}`)
+  await mkdir(dir, { recursive: true })
+  log(`${name}: ${description} under callgrind: warm-up ${cfg.instrWarmup}s uninstrumented, then ${cfg.instrWindows} windows of ${cfg.instrWindow}s at ${INSTR_CONNECTIONS} connections and an idle one`)
+  const server = await startServer(name, script, port, env, 600_000, [], callgrindCommand(dir))
+  try {
+    await cannon(server.port, spec, INSTR_CONNECTIONS, cfg.instrWarmup)
+    await startCounting(server.pid, env)
+    const timed = async <T>(work: () => PromiseLike<T>) => { const t0 = performance.now(); const result = await work(); return { result, seconds: (performance.now() - t0) / 1000 } }
+    const windows: Array<{ instructions: number; seconds: number; answered: number }> = []
+    for (let i = 0; i < cfg.instrWindows; i++) {
+      const { instructions, result: { result, seconds } } = await countInstructions(dir, server.pid, env, () => timed(() => cannon(server.port, spec, INSTR_CONNECTIONS, cfg.instrWindow)))
+      if (result.errors + result.timeouts + result.non2xx > 0 || result['2xx'] === 0) throw new Error(`${name}: ${result['2xx']} answered, ${result.errors + result.timeouts} errors, ${result.non2xx} non-2xx under callgrind`)
+      windows.push({ instructions, seconds, answered: result['2xx'] })
+    }
+    // Last, so that no load window follows a pause. Not subtracted: it holds the server's timers
+    // (the change feed's polling, ~50 × more per request than at full speed) but also work the load
+    // left behind (a major GC once allocation stops): printed, to bound the first.
+    const idle = await countInstructions(dir, server.pid, env, () => timed(() => sleep(cfg.instrWindow * 1000)))
+    const idlePerSecond = idle.instructions / idle.result.seconds
+    const perRequest = windows.map((w) => w.instructions / w.answered)
+    const requests = windows.reduce((sum, w) => sum + w.answered, 0)
+    const pooled = windows.reduce((sum, w) => sum + w.instructions, 0) / requests
+    const idleShare = (idlePerSecond * windows.reduce((sum, w) => sum + w.seconds, 0)) / (pooled * requests)
+    instructionCounts.push({ name, description, perRequest, pooled, idlePerSecond, idleShare, requests })
+    log(`${name}: ${fmt(pooled / 1e6, 3)} million instructions per request (windows ${perRequest.map((n) => fmt(n / 1e6, 3)).join(', ')}; ${requests} requests; idle ${fmt(idlePerSecond / 1e6, 1)} million/s)`)
+  } finally {
+    await stopServer(server, 60_000)
+  }
+}
+
+/** Instructions per request of the plain pg server, Prisma alone and the list, in that order (INSTR lines). */
+async function countInstructionsOfList (env: Record<string, string>, baselineEnv: Record<string, string>, port: number, listPath: string, logins: Login[], ids: string[]) {
+  if (!callgrindAvailable()) {
+    log('instructions: valgrind or callgrind_control not found (Debian: apt-get install valgrind): not counted')
+    return
+  }
+  // Under callgrind a server answers ~1/50 as many requests per second; with the 200 tenants of the
+  // closed-loop runs, each tenant's cached entries (tenant, session: TTLs of seconds) would expire
+  // between two of its requests and every request would reload them, which at full speed (~7
+  // requests per tenant per second) almost none does. A few tenants keep that rate per tenant.
+  const nextId = rotate(ids.slice(0, cfg.instrTenants))
+  const byId = { path: '/projects', headers: () => ({ 'x-tenant-id': nextId() }) }
+  const next = rotate(logins.slice(0, cfg.instrTenants))
+  await countPerRequest('instructions:baseline', 'plain pg list', 'bench/baseline-server.ts', baselineEnv, port, byId)
+  await countPerRequest('instructions:prisma-only', 'scoped Prisma list, RLS on', 'bench/prisma-only-server.ts', env, port, byId)
+  await countPerRequest('instructions:list', `GET ${listPath}, ${Math.min(cfg.instrTenants, logins.length)} tenants, RLS on`, 'src/server.ts', env, port, { path: listPath, headers: () => bearer(next()) })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -790,7 +865,6 @@ async function main () {
     API_KEY_RATE_LIMIT: '1000000000',
   })
   const port = (i: number) => cfg.basePort + i
-  const bearer = (l: Login) => ({ host: l.host, authorization: `Bearer ${l.token}` })
   const startMs: Record<string, number> = {}
 
   // --- The API with RLS on, over the large database: list, create, login burst, healthz.
@@ -987,6 +1061,9 @@ async function main () {
   await scenario('healthz', 'GET /healthz (framework ceiling)', api, { path: '/healthz', headers: () => ({ host: 'localhost' }) })
   await stopServer(api)
   if (cfg.profile && wanted('list-profiled') && logins.length) await profileList(apiEnv(largeUrl, 'on'), port(5), listPath, logins, largeIds)
+  if (cfg.instructions && wanted('instructions') && logins.length) {
+    await countInstructionsOfList(apiEnv(largeUrl, 'on'), { DATABASE_URL: largeUrl, DB_POOL_MAX: String(cfg.poolMax) }, port(5), listPath, logins, largeIds)
+  }
   if (logins.length && wanted('me-during-burst-main-thread')) {
     const mainThread = await startServer('api-bcrypt-main-thread', 'src/server.ts', port(0), { ...apiEnv(largeUrl, 'on'), BCRYPT_WORKERS: '0' })
     await duringBurst('me-during-burst-main-thread', mainThread, '/v1/me', cfg.meConnections)
@@ -1108,6 +1185,16 @@ function report (ctx: {
     target('audit cost on POST /v1/projects < 15 % of its throughput', pairs.length === CREATE_SUFFIXES.length && [...audited, ...unaudited].every(clean) && auditCost < 0.15,
       `${fmt(onRps, 0)} req/s audited vs ${fmt(offRps, 0)} req/s with AUDIT=off (means of ${pairs.length} of ${CREATE_SUFFIXES.length} rounds): cost ${fmt(100 * auditCost, 1)} % of the throughput (by round, leaning with the run's drift: ${costs.map((c) => `${fmt(100 * c, 1)} %`).join(', ')}) — server CPU ${fmt(onCpu, 3)} vs ${fmt(offCpu, 3)} ms/req (${change(onCpu, offCpu)}), PostgreSQL ${fmt(onDb, 3)} vs ${fmt(offDb, 3)} ms/req (${change(onDb, offDb)})`)
   } else target('audit cost on POST /v1/projects < 15 % of its throughput', undefined, 'not measured')
+  // The tenancy + auth line counted in instructions (BENCH_INSTRUCTIONS=1): all windows pooled.
+  const counted = (name: string) => instructionCounts.find((c) => c.name === name)
+  const [listIr, prismaIr, baselineIr] = ['instructions:list', 'instructions:prisma-only', 'instructions:baseline'].map(counted)
+  const millions = (n: number) => fmt(n / 1e6, 3)
+  for (const c of instructionCounts) console.log(`INSTR ${c.name}: ${millions(c.pooled)} million instructions per request (windows ${c.perRequest.map(millions).join(', ')}; ${c.requests} requests; with no requests ${fmt(c.idlePerSecond / 1e6, 1)} million/s, at most ${pct(c.idleShare, 1)} of the count) — ${c.description}`)
+  if (listIr && prismaIr) {
+    const ratio = listIr.pooled / prismaIr.pooled
+    target('tenancy + auth ≤ 15 % of the list\'s server work, in instructions (list ≤ 1.15 × prisma-only\'s, callgrind)', ratio <= 1.15,
+      `list ${millions(listIr.pooled)} vs prisma-only ${millions(prismaIr.pooled)} million instructions per request = ${fmt(ratio, 3)} ×${baselineIr ? `; plain pg ${millions(baselineIr.pooled)} million = ${pct(baselineIr.pooled, prismaIr.pooled)} of Prisma alone's` : ''}`)
+  }
   const measured = results.filter((r) => !r.skipped)
   // The API's own servers (api-*), not the comparison servers (baseline, prisma-only, run under tsx).
   const apiRuns = measured.filter((r) => r.server.startsWith('api') && r.server !== 'api-profiled')
@@ -1156,6 +1243,7 @@ function report (ctx: {
     coldStartMs: ctx.coldStartMs,
     targets,
     profile: profileSummary,
+    instructions: instructionCounts,
     profileDifference,
     scenarios: results,
   }
