@@ -44,14 +44,19 @@ export function callgrindCommand (dir: string): string[] {
   return ['valgrind', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${path.join(dir, 'callgrind.%p')}`]
 }
 
-/** Instructions (Ir) of the newest dump of process `pid` in `dir`, waiting up to `timeoutMs` (ms) for it. */
+/** The numbers of the dumps process `pid` has written to `dir` so far (`callgrind.<pid>.<n>`, from 1). */
+function dumpNumbers (dir: string, pid: number): number[] {
+  const prefix = `callgrind.${pid}.`
+  return readdirSync(dir).filter((f) => f.startsWith(prefix)).map((f) => Number(f.slice(prefix.length))).filter((n) => n > 0)
+}
+
+/** Instructions (Ir) of the newest dump of process `pid` in `dir` numbered above `before`, waiting up to `timeoutMs` (ms) for it. */
 async function dumpedInstructions (dir: string, pid: number, before: number, timeoutMs = 60_000): Promise<number> {
   const deadline = Date.now() + timeoutMs
-  const prefix = `callgrind.${pid}.`
   while (Date.now() < deadline) {
-    const dumps = readdirSync(dir).filter((f) => f.startsWith(prefix)).map((f) => Number(f.slice(prefix.length))).filter((n) => n > before)
+    const dumps = dumpNumbers(dir, pid).filter((n) => n > before)
     if (dumps.length) {
-      const file = path.join(dir, `${prefix}${Math.max(...dumps)}`)
+      const file = path.join(dir, `callgrind.${pid}.${Math.max(...dumps)}`)
       const summary = existsSync(file) ? /^summary:\s*(\d+)/m.exec(readFileSync(file, 'utf8')) : null
       if (summary) return Number(summary[1])
     }
@@ -60,19 +65,14 @@ async function dumpedInstructions (dir: string, pid: number, before: number, tim
   throw new Error(`no callgrind dump of process ${pid} in ${dir} after ${timeoutMs} ms`)
 }
 
-/** How many dumps process `pid` has written to `dir` so far (their numbers start at 1). */
-function dumpCount (dir: string, pid: number): number {
-  const prefix = `callgrind.${pid}.`
-  return readdirSync(dir).filter((f) => f.startsWith(prefix)).reduce((n, f) => Math.max(n, Number(f.slice(prefix.length)) || 0), 0)
-}
-
 /** Sends `callgrind_control <flag> <pid>`; throws when it fails or finds no such process. */
 async function control (flag: '-z' | '-d' | '--instr=on', pid: number, serverEnv: Record<string, string>): Promise<void> {
-  // valgrind names its pipes to vgdb after $USER and $HOST as the server saw them (the API's HOST is
-  // its listening address): callgrind_control must look for the same names. (An idle server is
-  // reached too: vgdb interrupts a process blocked in a system call with ptrace.)
+  // valgrind names its pipes to vgdb after the user ($LOGNAME, else $USER) and the host ($HOST, else
+  // $HOSTNAME) as the server saw them (the API's HOST is its listening address): callgrind_control
+  // must look for the same names. (An idle server is reached too: vgdb interrupts a process blocked
+  // in a system call with ptrace.)
   const env = { ...process.env }
-  for (const name of ['USER', 'HOST']) {
+  for (const name of ['LOGNAME', 'USER', 'HOST', 'HOSTNAME']) {
     if (serverEnv[name] === undefined) delete env[name]
     else env[name] = serverEnv[name]
   }
@@ -98,7 +98,7 @@ export async function startCounting (pid: number, serverEnv: Record<string, stri
 export async function countInstructions<T> (dir: string, pid: number, serverEnv: Record<string, string>, work: () => Promise<T>): Promise<{ instructions: number; result: T }> {
   await control('-z', pid, serverEnv)
   const result = await work()
-  const before = dumpCount(dir, pid)
+  const before = Math.max(0, ...dumpNumbers(dir, pid))
   await control('-d', pid, serverEnv)
   return { instructions: await dumpedInstructions(dir, pid, before), result }
 }
