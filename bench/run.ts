@@ -232,17 +232,19 @@ function readRssKb (pid: number): number | undefined {
   }
 }
 
-/** CPU time (user + system, all threads) the process has used so far, in ms. */
+/** CPU time the process (all threads) has used so far, in ms: `totalMs` user + system, `systemMs` in the kernel. */
 const CLOCK_TICK_MS = 10 // USER_HZ is 100 on Linux
-function readCpuMs (pid: number): number {
+function readCpu (pid: number): { totalMs: number; systemMs: number } {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ') // fields from #3 (state) on
-    return (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_MS // utime (#14), stime (#15)
+    const [user, system] = [Number(fields[11]), Number(fields[12])] // utime (#14), stime (#15)
+    return { totalMs: (user + system) * CLOCK_TICK_MS, systemMs: system * CLOCK_TICK_MS }
   } catch {
-    return NaN
+    return { totalMs: NaN, systemMs: NaN }
   }
 }
+const readCpuMs = (pid: number) => readCpu(pid).totalMs
 
 /** The PostgreSQL server's backends (children of its postmaster): their CPU is the database's share of a request. */
 let postmasterPid: number | undefined
@@ -279,13 +281,14 @@ function dbCpuSince (before: Map<number, number>): number {
  * this process, on the same cores: its CPU is process.cpuUsage() of the runner.
  */
 function cpuMeter (pid: number) {
-  const server0 = readCpuMs(pid)
+  const server0 = readCpu(pid)
   const db0 = readDbCpu()
   const gen0 = process.cpuUsage()
   const t0 = performance.now()
   return () => {
     const gen = process.cpuUsage(gen0)
-    return { serverMs: readCpuMs(pid) - server0, dbMs: dbCpuSince(db0), genMs: (gen.user + gen.system) / 1000, wallMs: performance.now() - t0 }
+    const server = readCpu(pid)
+    return { serverMs: server.totalMs - server0.totalMs, serverSystemMs: server.systemMs - server0.systemMs, dbMs: dbCpuSince(db0), genMs: (gen.user + gen.system) / 1000, wallMs: performance.now() - t0 }
   }
 }
 type CpuReading = ReturnType<ReturnType<typeof cpuMeter>>
@@ -366,6 +369,8 @@ interface ScenarioResult {
   rssStartMb: number
   /** Server CPU time per answered request (ms): robust to other load on the machine, unlike req/s. */
   cpuMsPerReq: number
+  /** The part of cpuMsPerReq spent in the kernel (system time: sockets, epoll, page faults), ms. */
+  systemMsPerReq: number
   /** PostgreSQL backends' CPU time per answered request (ms). */
   dbCpuMsPerReq: number
   /** The load generator's (this process's) CPU over the run, in % of one core. */
@@ -398,6 +403,7 @@ function summarize (name: string, description: string, server: Server, connectio
     rssStartMb: rss.startMb,
     raw: result,
     cpuMsPerReq: cpu ? cpu.serverMs / (requests ?? total) : NaN,
+    systemMsPerReq: cpu ? cpu.serverSystemMs / (requests ?? total) : NaN,
     dbCpuMsPerReq: cpu ? cpu.dbMs / (requests ?? total) : NaN,
     genCpuPct: cpu ? (100 * cpu.genMs) / cpu.wallMs : NaN,
     load: os.loadavg()[0]!,
@@ -409,7 +415,7 @@ const wanted = (name: string) => !cfg.only || cfg.only.has(name.split(':')[0]!)
 
 function skip (name: string, description: string, reason: string) {
   log(`${name}: SKIPPED — ${reason}`)
-  results.push({ name, description, server: '-', connections: 0, rps: NaN, p50: NaN, p99: NaN, p999: NaN, mean: NaN, errors: 0, timeouts: 0, non2xx: 0, total: 0, statusCodes: {}, rssPeakMb: NaN, rssStartMb: NaN, cpuMsPerReq: NaN, dbCpuMsPerReq: NaN, genCpuPct: NaN, load: NaN, skipped: reason })
+  results.push({ name, description, server: '-', connections: 0, rps: NaN, p50: NaN, p99: NaN, p999: NaN, mean: NaN, errors: 0, timeouts: 0, non2xx: 0, total: 0, statusCodes: {}, rssPeakMb: NaN, rssStartMb: NaN, cpuMsPerReq: NaN, systemMsPerReq: NaN, dbCpuMsPerReq: NaN, genCpuPct: NaN, load: NaN, skipped: reason })
 }
 
 async function scenario (name: string, description: string, server: Server, spec: RequestSpec, connections = cfg.connections, rate?: number): Promise<ScenarioResult | undefined> {
@@ -431,7 +437,7 @@ async function scenario (name: string, description: string, server: Server, spec
   if (result.generatorLag) log(`${name}: the generator's event loop lagged p99 ${fmt(result.generatorLag.p99, 1)} ms, max ${fmt(result.generatorLag.max, 1)} ms`)
   results.push(summary)
   log(`${name}: ${fmt(summary.rps, 0)} req/s, p50 ${summary.p50} ms, p99 ${summary.p99} ms, p99.9 ${summary.p999} ms, errors ${summary.errors}, non-2xx ${summary.non2xx}, peak RSS ${fmt(summary.rssPeakMb, 0)} MB, ` +
-    `cpu ms/req server ${fmt(summary.cpuMsPerReq, 3)} db ${fmt(summary.dbCpuMsPerReq, 3)}, generator ${fmt(summary.genCpuPct, 0)} % of a core`)
+    `cpu ms/req server ${fmt(summary.cpuMsPerReq, 3)} (kernel ${fmt(summary.systemMsPerReq, 3)}) db ${fmt(summary.dbCpuMsPerReq, 3)}, generator ${fmt(summary.genCpuPct, 0)} % of a core`)
   return summary
 }
 
@@ -1143,7 +1149,7 @@ function report (ctx: {
   const change = (a: number, b: number) => `${a >= b ? '+' : ''}${fmt((100 * (a - b)) / b, 1)} %`
   // Issue 16's targets: ratios of one run; the CPU per request is the figure other load bends least.
   target('tenancy + auth ≤ 15 % of the list\'s server CPU (list cpu ms/req ≤ 1.15 × prisma-only\'s)', on && prismaOnly ? on.cpuMsPerReq <= 1.15 * prismaOnly.cpuMsPerReq : undefined,
-    on && prismaOnly ? `list ${fmt(on.cpuMsPerReq, 3)} vs prisma-only ${fmt(prismaOnly.cpuMsPerReq, 3)} ms/req = ${fmt(on.cpuMsPerReq / prismaOnly.cpuMsPerReq, 3)} × (the line's measure): tenancy + auth = ${pct(on.cpuMsPerReq - prismaOnly.cpuMsPerReq, on.cpuMsPerReq)} of the list's CPU, ${pct(on.cpuMsPerReq - prismaOnly.cpuMsPerReq, prismaOnly.cpuMsPerReq)} of Prisma alone's` : 'not measured')
+    on && prismaOnly ? `list ${fmt(on.cpuMsPerReq, 3)} vs prisma-only ${fmt(prismaOnly.cpuMsPerReq, 3)} ms/req = ${fmt(on.cpuMsPerReq / prismaOnly.cpuMsPerReq, 3)} × (the line's measure): tenancy + auth = ${pct(on.cpuMsPerReq - prismaOnly.cpuMsPerReq, on.cpuMsPerReq)} of the list's CPU, ${pct(on.cpuMsPerReq - prismaOnly.cpuMsPerReq, prismaOnly.cpuMsPerReq)} of Prisma alone's; in the kernel ${fmt(on.systemMsPerReq, 3)} vs ${fmt(prismaOnly.systemMsPerReq, 3)}, in user space ${fmt((on.cpuMsPerReq - on.systemMsPerReq) / (prismaOnly.cpuMsPerReq - prismaOnly.systemMsPerReq), 3)} ×` : 'not measured')
   target('Prisma\'s ceiling ≥ 50 % of plain pg (prisma-only req/s vs baseline, same query)', prismaOnly && baseline ? prismaOnly.rps >= 0.5 * baseline.rps && clean(prismaOnly) : undefined,
     prismaOnly && baseline ? `${fmt(prismaOnly.rps, 0)} / ${fmt(baseline.rps, 0)} = ${pct(prismaOnly.rps, baseline.rps)}; server cpu ms/req ${fmt(prismaOnly.cpuMsPerReq, 3)} vs ${fmt(baseline.cpuMsPerReq, 3)} (plain pg needs ${pct(baseline.cpuMsPerReq, prismaOnly.cpuMsPerReq)} of Prisma's CPU)` : 'not measured')
   target('RLS on ≥ 90 % of RLS off (req/s)', on && off ? on.rps >= 0.9 * off.rps : undefined,
