@@ -44,9 +44,12 @@ export function callgrindCommand (dir: string): string[] {
   return ['valgrind', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${path.join(dir, 'callgrind.%p')}`]
 }
 
+/** The name of dump `n` of process `pid`, without `n`: `callgrind.<pid>.` (callgrindCommand's `%p`). */
+const dumpPrefix = (pid: number) => `callgrind.${pid}.`
+
 /** The numbers of the dumps process `pid` has written to `dir` so far (`callgrind.<pid>.<n>`, from 1). */
 function dumpNumbers (dir: string, pid: number): number[] {
-  const prefix = `callgrind.${pid}.`
+  const prefix = dumpPrefix(pid)
   return readdirSync(dir).filter((f) => f.startsWith(prefix)).map((f) => Number(f.slice(prefix.length))).filter((n) => n > 0)
 }
 
@@ -56,7 +59,7 @@ async function dumpedInstructions (dir: string, pid: number, before: number, tim
   while (Date.now() < deadline) {
     const dumps = dumpNumbers(dir, pid).filter((n) => n > before)
     if (dumps.length) {
-      const file = path.join(dir, `callgrind.${pid}.${Math.max(...dumps)}`)
+      const file = path.join(dir, `${dumpPrefix(pid)}${Math.max(...dumps)}`)
       const summary = existsSync(file) ? /^summary:\s*(\d+)/m.exec(readFileSync(file, 'utf8')) : null
       if (summary) return Number(summary[1])
     }
@@ -68,11 +71,11 @@ async function dumpedInstructions (dir: string, pid: number, before: number, tim
 /** Sends `callgrind_control <flag> <pid>`; throws when it fails or finds no such process. */
 async function control (flag: '-z' | '-d' | '--instr=on', pid: number, serverEnv: Record<string, string>): Promise<void> {
   // valgrind names its pipes to vgdb after the user ($LOGNAME, else $USER) and the host ($HOST, else
-  // $HOSTNAME) as the server saw them (the API's HOST is its listening address): callgrind_control
-  // must look for the same names. (An idle server is reached too: vgdb interrupts a process blocked
-  // in a system call with ptrace.)
+  // $HOSTNAME) as the server saw them (the API's HOST is its listening address), in $TMPDIR (else
+  // /tmp): callgrind_control must look for the same names in the same place. (An idle server is
+  // reached too: vgdb interrupts a process blocked in a system call with ptrace.)
   const env = { ...process.env }
-  for (const name of ['LOGNAME', 'USER', 'HOST', 'HOSTNAME']) {
+  for (const name of ['LOGNAME', 'USER', 'HOST', 'HOSTNAME', 'TMPDIR']) {
     if (serverEnv[name] === undefined) delete env[name]
     else env[name] = serverEnv[name]
   }
