@@ -350,6 +350,8 @@ function cannon (port: number, spec: RequestSpec, connections: number, seconds: 
 
 /** A logged-in tenant's request headers: its Host and its access token. */
 const bearer = (l: Login) => ({ host: l.host, authorization: `Bearer ${l.token}` })
+/** The comparison servers' list (plain pg, Prisma alone): GET /projects for the tenant `nextId()` names. */
+const listById = (nextId: () => string): RequestSpec => ({ path: '/projects', headers: () => ({ 'x-tenant-id': nextId() }) })
 
 function rotate<T> (items: T[]): () => T {
   let i = 0
@@ -721,7 +723,7 @@ async function profileList (env: Record<string, string>, port: number, listPath:
   // The same list on the Prisma-only server, profiled alike: the difference per request, by
   // origin, is what the tenant and auth plugins (and the rest of the API's request path) cost.
   const nextId = rotate(prismaIds)
-  const prisma = await profiled('list-profiled:prisma-only', 'scoped Prisma list under --cpu-prof (slower: not a figure)', 'bench/prisma-only-server.ts', env, port, { path: '/projects', headers: () => ({ 'x-tenant-id': nextId() }) })
+  const prisma = await profiled('list-profiled:prisma-only', 'scoped Prisma list under --cpu-prof (slower: not a figure)', 'bench/prisma-only-server.ts', env, port, listById(nextId))
   if (!prisma) return
   const perRequest = (p: { summary: ProfileSummary; requests: number }) => new Map(p.summary.allPackages.map((x) => [x.name, x.ms / p.requests]))
   const [a, b] = [perRequest(list), perRequest(prisma)]
@@ -741,6 +743,12 @@ interface InstructionCount { name: string; description: string; perRequest: numb
 const instructionCounts: InstructionCount[] = []
 /** Connections of the instruction runs: enough to keep a server ~50 × slower than usual busy. */
 const INSTR_CONNECTIONS = 8
+
+/** One count as the log and the INSTR lines print it: pooled, window by window, and the idle rate's bound. */
+function describeCount (c: InstructionCount): string {
+  const millions = (n: number) => fmt(n / 1e6, 3)
+  return `${millions(c.pooled)} million instructions per request (windows ${c.perRequest.map(millions).join(', ')}; ${c.requests} requests; with no requests ${fmt(c.idlePerSecond / 1e6, 1)} million/s, at most ${fmt(100 * c.idleShare, 0)} % of the count)`
+}
 
 /** Counts `spec`'s instructions per request on `script` under callgrind (bench/instructions.ts). */
 async function countPerRequest (name: string, description: string, script: string, env: Record<string, string>, port: number, spec: RequestSpec) {
@@ -768,7 +776,7 @@ async function countPerRequest (name: string, description: string, script: strin
     const pooled = windows.reduce((sum, w) => sum + w.instructions, 0) / requests
     const idleShare = (idlePerSecond * windows.reduce((sum, w) => sum + w.seconds, 0)) / (pooled * requests)
     instructionCounts.push({ name, description, perRequest, pooled, idlePerSecond, idleShare, requests })
-    log(`${name}: ${fmt(pooled / 1e6, 3)} million instructions per request (windows ${perRequest.map((n) => fmt(n / 1e6, 3)).join(', ')}; ${requests} requests; idle ${fmt(idlePerSecond / 1e6, 1)} million/s)`)
+    log(`${name}: ${describeCount(instructionCounts.at(-1)!)}`)
   } finally {
     await stopServer(server, 60_000)
   }
@@ -785,7 +793,7 @@ async function countInstructionsOfList (env: Record<string, string>, baselineEnv
   // between two of its requests and every request would reload them, which at full speed (~7
   // requests per tenant per second) almost none does. A few tenants keep that rate per tenant.
   const nextId = rotate(ids.slice(0, cfg.instrTenants))
-  const byId = { path: '/projects', headers: () => ({ 'x-tenant-id': nextId() }) }
+  const byId = listById(nextId)
   const next = rotate(logins.slice(0, cfg.instrTenants))
   const servers: Array<[string, string, string, Record<string, string>, RequestSpec]> = [
     ['instructions:baseline', 'plain pg list', 'bench/baseline-server.ts', baselineEnv, byId],
@@ -909,8 +917,8 @@ async function main () {
     const baseline = await startServer('baseline', 'bench/baseline-server.ts', port(1), { DATABASE_URL: largeUrl, DB_POOL_MAX: String(cfg.poolMax) })
     startMs[baseline.name] = baseline.startMs
     const nextId = rotate(largeIds)
-    const max = await scenario('baseline', 'plain pg list, 20 newest (no Prisma/tenancy/auth)', baseline, { path: '/projects', headers: () => ({ 'x-tenant-id': nextId() }) })
-    await openLoopAt('baseline-open-loop', 'plain pg list', max, baseline, { path: '/projects', headers: () => ({ 'x-tenant-id': nextId() }) })
+    const max = await scenario('baseline', 'plain pg list, 20 newest (no Prisma/tenancy/auth)', baseline, listById(nextId))
+    await openLoopAt('baseline-open-loop', 'plain pg list', max, baseline, listById(nextId))
     await stopServer(baseline)
   }
 
@@ -924,8 +932,8 @@ async function main () {
     const prismaOnly = await startServer(name, 'bench/prisma-only-server.ts', port(2), { ...apiEnv(largeUrl, 'on'), ...extra })
     startMs[prismaOnly.name] = prismaOnly.startMs
     const nextId = rotate(largeIds)
-    const max = await scenario(name, description, prismaOnly, { path: '/projects', headers: () => ({ 'x-tenant-id': nextId() }) })
-    if (name === 'prisma-only') await openLoopAt('prisma-only-open-loop', 'scoped Prisma list', max, prismaOnly, { path: '/projects', headers: () => ({ 'x-tenant-id': nextId() }) })
+    const max = await scenario(name, description, prismaOnly, listById(nextId))
+    if (name === 'prisma-only') await openLoopAt('prisma-only-open-loop', 'scoped Prisma list', max, prismaOnly, listById(nextId))
     await stopServer(prismaOnly)
   }
 
@@ -1218,7 +1226,7 @@ function report (ctx: {
   const counted = (name: string) => instructionCounts.find((c) => c.name === name)
   const [listIr, prismaIr, baselineIr] = ['instructions:list', 'instructions:prisma-only', 'instructions:baseline'].map(counted)
   const millions = (n: number) => fmt(n / 1e6, 3)
-  for (const c of instructionCounts) console.log(`INSTR ${c.name}: ${millions(c.pooled)} million instructions per request (windows ${c.perRequest.map(millions).join(', ')}; ${c.requests} requests; with no requests ${fmt(c.idlePerSecond / 1e6, 1)} million/s, at most ${pct(c.idleShare, 1)} of the count) — ${c.description}`)
+  for (const c of instructionCounts) console.log(`INSTR ${c.name}: ${describeCount(c)} — ${c.description}`)
   if (listIr && prismaIr) {
     const ratio = listIr.pooled / prismaIr.pooled
     target(INSTR_TARGET, ratio <= 1.15,
