@@ -17,7 +17,7 @@ const LoginBody = Type.Object({
   password: Type.String({ minLength: 1, maxLength: 1024 }),
 }, { additionalProperties: false })
 
-// A browser refreshes with the refresh cookie and no body (see acceptEmptyJsonBody in routes/index.ts and the hook below).
+// A browser refreshes with the refresh cookie and no body (see parseJsonBodies in routes/index.ts and the hook below).
 const RefreshBody = Type.Object({ refreshToken: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false })
 
 /** Sign-in: login and refresh, public on tenant hosts. */

@@ -26,18 +26,54 @@ async function onlyOnPlatformHost (request: FastifyRequest, reply: FastifyReply)
   if (request.tenant) return reply.callNotFound()
 }
 
+/** A `\uD800`–`\uDFFF` escape in JSON text: the only way a body can carry an unpaired surrogate. */
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/
+
+/** Whether a parsed JSON value holds a string or key with an unpaired UTF-16 surrogate. Iterative: a
+ * body may nest deeper than the call stack. */
+function holdsUnpairedSurrogate (value: unknown): boolean {
+  const pending: unknown[] = [value]
+  while (pending.length > 0) {
+    const next = pending.pop()
+    if (typeof next === 'string') {
+      if (!next.isWellFormed()) return true
+    } else if (Array.isArray(next)) {
+      for (const item of next) pending.push(item)
+    } else if (next !== null && typeof next === 'object') {
+      for (const [key, field] of Object.entries(next)) {
+        if (!key.isWellFormed()) return true
+        pending.push(field)
+      }
+    }
+  }
+  return false
+}
+
 /**
- * In the routes of `app`, an empty body is no body, even with a JSON content type (what a browser's
- * fetch with default JSON headers sends to refresh or logout, and what some HTTP clients send with
- * every DELETE); anything else parses as usual. A route that needs a body then answers its
- * validation error (`400 VALIDATION_FAILED`, "body must be object").
+ * The JSON body parser of every route of `app`:
+ * - an empty body is no body, even with a JSON content type (what a browser's fetch with default
+ *   JSON headers sends to refresh or logout, and what some HTTP clients send with every DELETE); a
+ *   route that needs a body then answers its validation error (`400 VALIDATION_FAILED`, "body must
+ *   be object");
+ * - a body holding an unpaired surrogate (`"\ud800"`: valid JSON, RFC 8259 §8.2, but no Unicode
+ *   text) is `400 VALIDATION_FAILED`, whatever the route: PostgreSQL's jsonb refuses it, while in a text column
+ *   the driver's UTF-8 encoding would store U+FFFD in its place, so without this one route's answer would
+ *   depend on whether its value also went into an audit event (review, round fifteen). The value is
+ *   walked only when the text holds such an escape;
+ * - anything else parses as Fastify's own parser does (prototype poisoning refused).
  */
-function acceptEmptyJsonBody (app: FastifyInstance): void {
+function parseJsonBodies (app: FastifyInstance): void {
   const parseJson = app.getDefaultJsonParser('error', 'error')
   app.removeContentTypeParser('application/json')
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if (body === '' || body === undefined) return done(null, undefined)
-    return parseJson(request, body as string, done)
+    const text = body as string
+    if (!SURROGATE_ESCAPE.test(text)) return parseJson(request, text, done)
+    return parseJson(request, text, (error, value) => {
+      if (error) return done(error, undefined)
+      if (holdsUnpairedSurrogate(value)) return done(new AppError('VALIDATION_FAILED', 'body holds an unpaired Unicode surrogate (a \\uD800–\\uDFFF escape without its pair)'), undefined)
+      return done(null, value)
+    })
   })
 }
 
@@ -57,7 +93,7 @@ async function refuseBody (request: FastifyRequest): Promise<void> {
 const TAKES_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
 export default async function routes (app: FastifyInstance) {
-  acceptEmptyJsonBody(app)
+  parseJsonBodies(app)
   // Query strings are strict everywhere, not only on the lists: a parameter a route does not take is
   // a 400, so `GET /v1/audit-events/export?action=…` cannot answer the whole log as if it filtered.
   // Bodies likewise: a route that takes none refuses one that says something.

@@ -23,6 +23,34 @@ t.test('text or JSON with a NUL character is a 400, never a 500', async (t) => {
   t.equal((await acme.call('owner', { url: '/v1/tenant' })).json().settings.a, undefined, 'nothing was stored')
 })
 
+// Review, round fifteen: "\ud800" is valid JSON (RFC 8259 §8.2) but no Unicode text. Refused by
+// PostgreSQL's jsonb and turned into U+FFFD by the driver in a text column, it was a 400 only where
+// the value also went into an audit event; a user created with such a password was a 201.
+t.test('a body with an unpaired surrogate is a 400 on every route; escaped pairs are text', async (t) => {
+  const { acme } = await buildApi(t)
+  const message = 'body holds an unpaired Unicode surrogate (a \\uD800–\\uDFFF escape without its pair)'
+  const cases: Array<Parameters<typeof acme.call>[1]> = [
+    { method: 'POST', url: '/v1/projects', headers: json, payload: '{"name":"a\\ud800"}' },
+    { method: 'POST', url: '/v1/projects', headers: json, payload: '{"name":"a\\udc00\\ud800"}' },
+    { method: 'PATCH', url: '/v1/tenant', headers: json, payload: '{"settings":{"a":[1,{"b":"\\uDFFF"}]}}' },
+    { method: 'PATCH', url: '/v1/tenant', headers: json, payload: '{"settings":{"\\ud800":1}}' },
+    { method: 'POST', url: '/v1/users', headers: json, payload: `{"email":"s@acme.example","name":"S","role":"member","password":"${PASSWORD}\\ud800"}` },
+  ]
+  for (const options of cases) {
+    const res = await acme.call('owner', options)
+    assertError(t, res, 400, 'VALIDATION_FAILED')
+    t.equal(res.json().error.message, message, `${options.url}: the message names the cause`)
+  }
+  const deep = await acme.call('owner', { method: 'PATCH', url: '/v1/tenant', headers: json, payload: `{"settings":{"a":${'['.repeat(100_000)}"\\ud800"${']'.repeat(100_000)}}}` })
+  assertError(t, deep, 400, 'VALIDATION_FAILED')
+  t.equal((await acme.call('owner', { url: '/v1/projects' })).json().data.length, 0, 'no project was created')
+  t.equal((await acme.call('owner', { url: '/v1/users' })).json().data.some((user: { email: string }) => user.email === 's@acme.example'), false, 'no user was created')
+  t.same((await acme.call('owner', { url: '/v1/tenant' })).json().settings, {}, 'the settings are unchanged')
+  const paired = await acme.call('owner', { method: 'POST', url: '/v1/projects', headers: json, payload: '{"name":"launch \\ud83d\\ude80"}' })
+  t.equal(paired.statusCode, 201, 'an escaped surrogate pair is an ordinary character')
+  t.equal(paired.json().name, 'launch \u{1F680}')
+})
+
 t.test('a dueAt the database cannot hold is a 400; so is a cursor naming year 0', async (t) => {
   const { acme } = await buildApi(t)
   const project = (await acme.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'P' } })).json()
