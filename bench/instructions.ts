@@ -2,10 +2,10 @@
 //
 // Why: on the shared 2-core VMs this project is measured on, CPU time per request swings between
 // runs (the list 0.355 ms/req on one machine, 0.70 on another; the tenancy + auth line 1.10 × to
-// 1.56 × across runs of the same code: README, rounds eleven and twelve). callgrind counts the
+// 1.56 × across runs of the same code: bench/HISTORY.md, rounds eleven and twelve). callgrind counts the
 // instructions a process executes, which other work on the machine does not change, so the ratio of
 // two servers' counts for the same requests is steadier than their CPU times (about ±10 %, mostly
-// whether a mark-compact falls in the counted windows: README, round thirteen). It is not time: the
+// whether a mark-compact falls in the counted windows: bench/HISTORY.md, round thirteen). It is not time: the
 // kernel's work in a system call is not counted, and an instruction that waits on memory counts as
 // one, so the ratio says how much more work one server's own code does, not how much longer a
 // request takes.

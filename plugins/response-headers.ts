@@ -15,7 +15,7 @@ import helmet from 'helmet'
  * The headers helmet's middleware sets with its defaults, recorded once on a stand-in response, as
  * `{ lower-case name: value }`. The defaults have no per-request directive (a CSP nonce would be
  * one), so the headers are the same on every answer and are set with the reply's own instead of
- * running the middleware per request (README "Benchmarks", round twelve). helmet also removes
+ * running the middleware per request (bench/HISTORY.md, round twelve). helmet also removes
  * X-Powered-By, which neither Node nor Fastify sets.
  */
 export function helmetDefaultHeaders (): Record<string, string> {

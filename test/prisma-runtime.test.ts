@@ -1,5 +1,5 @@
 // The Prisma runtime as this project runs it (patches/@prisma+client+7.10.0.patch, applied by
-// patch-package at `npm install`; README "Benchmarks", round eleven). Prisma 7.10's PrismaPromise — the
+// patch-package at `npm install`; bench/HISTORY.md, round eleven). Prisma 7.10's PrismaPromise — the
 // object every model call returns — is an object literal with a getter (`get spec()`). V8 gives
 // each such object a hidden class of its own, allocated in the old generation, which holds the
 // getter's closure and through it the call's arguments, the query's parameters and its result

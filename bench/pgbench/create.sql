@@ -1,5 +1,5 @@
 -- pgbench script: the create route's statement without its audit event (what AUDIT=off sends),
--- for one of 200 bench tenants, as the API's role. See README "Benchmarks", round eight:
+-- for one of 200 bench tenants, as the API's role. See bench/HISTORY.md, round eight:
 --   PGOPTIONS="-c role=saas_app" pgbench -n -h 127.0.0.1 -p 54331 -U postgres -M prepared \
 --     -c 16 -j 2 -T 10 -f bench/pgbench/create.sql app
 -- `app` is the bench database, in the embedded PostgreSQL of .data/bench (`npm run bench` seeds it,

@@ -751,7 +751,7 @@ export const FAULTS: Fault[] = [
     tests: ['test/invitations.test.ts'],
     grep: ['creating a user for an invited address'],
   },
-  // ── The Prisma runtime as patched (patches/@prisma+client+7.10.0.patch; README "Benchmarks", round eleven) ──
+  // ── The Prisma runtime as patched (patches/@prisma+client+7.10.0.patch; bench/HISTORY.md, round eleven) ──
   {
     name: 'prisma-promise-spec-getter',
     breaks: "every query's arguments and result rows outlive the scavenger (the PrismaPromise's getter back): promoted, freed only by a mark-compact every few seconds",
@@ -761,7 +761,7 @@ export const FAULTS: Fault[] = [
     also: [{ file: 'node_modules/@prisma/client/runtime/client.mjs', find: 'return{spec:n,then(s,a)', replace: 'return{get spec(){return n},then(s,a)' }],
     tests: ['test/prisma-runtime.test.ts'],
   },
-  // ── Every answer's fixed headers (plugins/response-headers.ts; README "Benchmarks", round twelve) ──
+  // ── Every answer's fixed headers (plugins/response-headers.ts; bench/HISTORY.md, round twelve) ──
   {
     name: 'security-headers-dropped',
     breaks: "answers lose helmet's headers (CSP, HSTS, nosniff…) and Cache-Control: no-store: a browser may frame, sniff or cache tenant data",
