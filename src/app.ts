@@ -1,7 +1,7 @@
 // Builds the application: plugins in dependency order, then the routes. It does not listen and
 // does not open the database: server.ts and the tests do both, then hand the database in.
 import { randomUUID } from 'node:crypto'
-import { registerAjvFormats, TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { registerAjvFormats, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
 import apiKeysPlugin from '../plugins/api-keys.ts'
 import auditRetention from '../plugins/audit-retention.ts'
@@ -21,6 +21,7 @@ import redisPlugin from '../plugins/redis.ts'
 import invalidationPlugin from '../plugins/invalidation.ts'
 import requestLogPlugin from '../plugins/request-log.ts'
 import routes from '../routes/index.ts'
+import { validatorCompiler } from './api/validator.ts'
 import type { Config } from './config.ts'
 import type { Database } from './db/database.ts'
 import { logRedactPaths, logSerializers } from './log.ts'
@@ -75,9 +76,8 @@ export async function buildApp ({ config, database, closeDatabase = true, logger
     // The router's own errors (bad percent-encoding, over-long parameter) in the contract's shape.
     frameworkErrors: frameworkError,
   }).withTypeProvider<TypeBoxTypeProvider>()
-  // TypeBox's compiler: fastify's default Ajv would coerce body types and silently drop unknown
-  // properties, both of which the contract forbids.
-  app.setValidatorCompiler(TypeBoxValidatorCompiler)
+  // TypeBox's compiler, query-string numbers held to their text (src/api/validator.ts).
+  app.setValidatorCompiler(validatorCompiler)
 
   await app.register(configPlugin, { config })
   await app.register(errorHandler)

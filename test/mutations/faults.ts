@@ -275,6 +275,15 @@ export const FAULTS: Fault[] = [
     grep: ['refuses a parameter'],
   },
   {
+    name: 'query-number-coerced',
+    breaks: 'GET /v1/projects?limit=1.5 answers one project (and limit=0x10 sixteen) instead of 400 VALIDATION_FAILED',
+    file: 'src/api/validator.ts',
+    find: "  if (route.httpPart !== 'querystring') return validate\n",
+    replace: '  return validate\n',
+    tests: ['test/pagination.test.ts'],
+    grep: ['limit and cursor are checked'],
+  },
+  {
     name: 'patch-empty-body',
     breaks: 'PATCH /v1/projects/:id with {} is a 200 that writes a project.updated event of no change',
     file: 'routes/projects.ts',
