@@ -29,6 +29,13 @@ t.test('signup refuses taken, invalid and reserved slugs, and bad bodies', async
   for (const slug of ['ab', '-abc', 'abc-', 'Acme', 'a_b', 'www', 'api', 'admin', 'a'.repeat(64), 'a.b']) {
     assertError(t, await post(signup(slug)), 400, 'VALIDATION_FAILED')
   }
+  // Labels DNS reserves (RFC 5891 §4.2.3.1): `xn--pple-43d` is shown by browsers as "аpple" (Cyrillic а).
+  for (const slug of ['xn--pple-43d', 'ab--cd', 'xn--80ak6aa92e']) {
+    const res = await post(signup(slug))
+    assertError(t, res, 400, 'VALIDATION_FAILED')
+    t.match(res.json().error.message, /-- in 3rd and 4th place/, slug)
+  }
+  t.equal((await post(signup('a--b'))).statusCode, 201, 'a double hyphen elsewhere is a slug')
   const ok = signup('fine')
   for (const payload of [{ ...ok, extra: 1 }, { ...ok, owner: { ...ok.owner, role: 'admin' } }, { ...ok, owner: { ...ok.owner, password: 'short' } }, { ...ok, owner: { ...ok.owner, email: 'x' } }, { slug: 'fine', name: 'n' }]) {
     assertError(t, await post(payload), 400, 'VALIDATION_FAILED')

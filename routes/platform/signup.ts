@@ -12,7 +12,7 @@ import { toPublicUser } from '../../src/auth/public-user.ts'
 import { User, userFields } from '../users.ts'
 
 const Signup = Type.Object({
-  slug: Type.String({ minLength: 3, maxLength: 63, description: 'a-z 0-9 -, not starting or ending with -, not reserved; the tenant answers on <slug>.<BASE_DOMAIN>' }),
+  slug: Type.String({ minLength: 3, maxLength: 63, description: 'a-z 0-9 -, not starting or ending with -, no -- in 3rd and 4th place (xn--…), not reserved; the tenant answers on <slug>.<BASE_DOMAIN>' }),
   name: Type.String({ minLength: 1, maxLength: 200 }),
   owner: Type.Object({
     email: Email,
@@ -34,7 +34,7 @@ const signupRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { tags: ['signup'], summary: 'Create a tenant and its owner', body: Signup, response: responses({ 201: SignedUp }) },
   }, async (request, reply) => {
     const { slug, name, owner } = request.body
-    if (!isValidSlug(slug)) throw new AppError('VALIDATION_FAILED', 'body/slug must be 3–63 characters of a-z 0-9 -, not start or end with -, and not be reserved')
+    if (!isValidSlug(slug)) throw new AppError('VALIDATION_FAILED', 'body/slug must be 3–63 characters of a-z 0-9 -, not start or end with -, not hold -- in 3rd and 4th place, and not be reserved')
     const passwordHash = await app.passwords.hash(owner.password, 'owner/password')
     try {
       const created = await app.platformDb.$transaction(async (tx) => {

@@ -18,9 +18,15 @@ export type HostTarget =
   | { kind: 'unknown' }
   | { kind: 'invalid' }
 
-/** Whether `slug` may name a tenant (3–63 of a-z 0-9 -, no leading/trailing -, not reserved). */
+/**
+ * Whether `slug` may name a tenant: 3–63 of a-z 0-9 -, no leading/trailing -, not one of
+ * RESERVED_LABELS, and no hyphens in its 3rd and 4th places — labels DNS reserves (RFC 5891
+ * §4.2.3.1) for encodings such as IDNA's `xn--`, which browsers show decoded: `xn--pple-43d` is
+ * displayed as "аpple" with a Cyrillic "а", a look-alike of another tenant's host (IDN homograph
+ * attack; OWASP).
+ */
 export function isValidSlug (slug: string): boolean {
-  return SLUG.test(slug) && !RESERVED_LABELS.has(slug)
+  return SLUG.test(slug) && !RESERVED_LABELS.has(slug) && slug.slice(2, 4) !== '--'
 }
 
 const IPV6_LITERAL = /^\[[0-9a-f:.]+\](?::\d{1,5})?$/

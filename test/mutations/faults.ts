@@ -448,6 +448,15 @@ export const FAULTS: Fault[] = [
     grep: ['custom domain'],
   },
   {
+    name: 'slug-idn-lookalike-accepted',
+    breaks: 'signup takes the slug xn--pple-43d, a host browsers show as "аpple" (Cyrillic а): a look-alike of another tenant',
+    file: 'src/tenancy/host.ts',
+    find: " && slug.slice(2, 4) !== '--'\n",
+    replace: '\n',
+    tests: ['test/platform.test.ts'],
+    grep: ['signup refuses'],
+  },
+  {
     name: 'tenant-suspended-served-on-slug',
     breaks: 'a suspended tenant is served on its slug',
     file: MIGRATION_API_KEYS,
