@@ -6,7 +6,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from 'fastify-plugin'
 import { DatabaseTimeoutError } from '../src/db/tenant-aware-pool.ts'
 import { Prisma } from '../src/generated/prisma/client.ts'
-import { scrubApiKeys } from '../src/log.ts'
+import { scrubUrl } from '../src/log.ts'
 import { AppError, ERROR_STATUS, type ErrorCode } from '../src/errors.ts'
 import { FIXED_HEADER_LINES, setFixedHeaders } from './response-headers.ts'
 
@@ -182,7 +182,7 @@ export default fp(
     app.addHook('onResponse', async (request, reply) => {
       const line = {
         method: request.method,
-        url: scrubApiKeys(request.url), // a key sent in a query string never reaches the log
+        url: scrubUrl(request.url), // no API key or link token in a query string reaches the log
         host: request.host,
         ip: request.ip, // the client's address as TRUST_PROXY defines it (the limits count the same one)
         statusCode: reply.statusCode,

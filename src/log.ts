@@ -25,7 +25,18 @@ export const logRedactPaths = [
 
 /** An API key (`tk_…`) anywhere in a string: shown as its 3-character marker only. */
 const API_KEY_IN_TEXT = /tk_[A-Za-z0-9_-]+/g
-export const scrubApiKeys = (text: string) => text.replace(API_KEY_IN_TEXT, 'tk_[redacted]')
+// A query parameter whose value is a credential: the emailed links' single-use tokens
+// (/accept-invitation?token=…, /reset-password?token=…) and what clients name tokens and passwords.
+const SECRET_QUERY_VALUE = /([?&](?:token|access_token|refresh_token|password|secret)=)[^&#]*/gi
+
+/**
+ * A request URL as the logs may hold it: an API key (`tk_…`) anywhere is `tk_[redacted]`, and the
+ * value of a query parameter named like a credential (`token`, `access_token`, `refresh_token`,
+ * `password`, `secret`; any case) is `[redacted]`. The invitation and password-reset links carry
+ * their single-use token in the URL, and whoever reads a log must not be able to use one (OWASP
+ * Logging Cheat Sheet: never record access tokens, session ids or passwords).
+ */
+export const scrubUrl = (url: string) => url.replace(API_KEY_IN_TEXT, 'tk_[redacted]').replace(SECRET_QUERY_VALUE, '$1[redacted]')
 
 interface LoggedRequest {
   method: string
@@ -37,15 +48,15 @@ interface LoggedRequest {
 }
 
 /**
- * Fastify's default request serializer, except that an API key a client put in the URL (where it
- * does not belong and is refused) is not written to the log: redaction by path cannot reach inside
- * the URL string.
+ * Fastify's default request serializer, except that the URL is scrubbed (scrubUrl): an API key a
+ * client put in it (where it does not belong and is refused) and a link's token are not written to
+ * the log — redaction by path cannot reach inside the URL string.
  */
 export const logSerializers = {
   req (request: LoggedRequest) {
     return {
       method: request.method,
-      url: scrubApiKeys(request.url),
+      url: scrubUrl(request.url),
       version: request.headers?.['accept-version'] as string | undefined,
       host: request.host,
       remoteAddress: request.ip,

@@ -1,4 +1,4 @@
-// API keys never reach the logs: the real server process (src/server.ts, its own logger
+// API keys and the emailed links' tokens never reach the logs: the real server process (src/server.ts, its own logger
 // configuration, at trace level) is driven over HTTP while its stdout is captured.
 import { spawn } from 'node:child_process'
 import http from 'node:http'
@@ -23,7 +23,7 @@ function request (port: number, host: string, method: string, path: string, head
   })
 }
 
-t.test('the server logs every request at trace level without any API key in them', async (t) => {
+t.test('the server logs every request at trace level without any API key or link token in them', async (t) => {
   const url = await createTestDatabase(t)
   const tenantId = await insertTenant(url, 'acme')
   await createUser(url, tenantId, { email: 'owner@acme.example', password: PASSWORD, role: 'owner' })
@@ -57,6 +57,10 @@ t.test('the server logs every request at trace level without any API key in them
   t.equal((await request(port, host, 'GET', `/v1/projects?api_key=${key}`, {})).status, 401)
   t.equal((await request(port, host, 'POST', '/v1/projects', { authorization: `Bearer ${key}` }, { name: key })).status, 403)
   t.equal((await request(port, host, 'DELETE', `/v1/api-keys/${id}`, bearer)).status, 204)
+  // The invitation and reset emails' links carry a single-use token in the URL of the page they open.
+  const linkTokens = ['Ab3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dF3hJ5kM7nP9q', 'Zy8xW6vU4tS2rQ0pO8nM6lK4jI2hG0fE8dC6bA4zY2x']
+  t.equal((await request(port, host, 'GET', `/accept-invitation?token=${linkTokens[0]}`)).status, 200)
+  t.equal((await request(port, host, 'GET', `/reset-password?lang=en&Token=${linkTokens[1]}`)).status, 200)
   await new Promise((resolve) => setTimeout(resolve, 300)) // let the last lines reach the pipe
 
   t.ok((logged.match(/"statusCode":/g) ?? []).length >= 8, 'the requests were logged')
@@ -64,4 +68,7 @@ t.test('the server logs every request at trace level without any API key in them
   t.notOk(logged.includes(secret), 'the key is not in the logs')
   t.notOk(logged.includes(nearMiss.slice(21)), 'nor a near miss of it')
   t.notOk(logged.includes(key.slice(0, 30)), 'nor any part of it beyond its prefix')
+  t.match(logged, /"url":"\/accept-invitation\?token=\[redacted\]"/, "the invitation link's token was redacted")
+  t.match(logged, /"url":"\/reset-password\?lang=en&Token=\[redacted\]/, "the reset link's token was redacted, the rest of the URL kept")
+  for (const token of linkTokens) t.notOk(logged.includes(token.slice(0, 12)), 'no link token in the logs')
 })

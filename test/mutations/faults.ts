@@ -296,8 +296,16 @@ export const FAULTS: Fault[] = [
     name: 'log-url-api-key-unscrubbed',
     breaks: 'an API key sent in a query string is written to the request log line',
     file: 'plugins/error-handler.ts',
-    find: 'url: scrubApiKeys(request.url),',
+    find: 'url: scrubUrl(request.url),',
     replace: 'url: request.url,',
+    tests: ['test/api-keys-logs.test.ts'],
+  },
+  {
+    name: 'log-url-link-token-unscrubbed',
+    breaks: "an invitation or password-reset link's single-use token is written to the request log line (anyone reading the log could use it)",
+    file: 'src/log.ts',
+    find: ".replace(SECRET_QUERY_VALUE, '$1[redacted]')",
+    replace: '',
     tests: ['test/api-keys-logs.test.ts'],
   },
   {
