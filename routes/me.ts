@@ -8,6 +8,7 @@ import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-u
 import { NoContent, PersonName, responses, signedIn } from '../src/api/schemas.ts'
 import { AppError, unauthorized } from '../src/errors.ts'
 import { rateLimited } from '../plugins/limits.ts'
+import { endResetLinks } from '../src/people/reset-links.ts'
 
 const PatchMe = Type.Object({ name: PersonName }, { additionalProperties: false })
 const ChangePassword = Type.Object({
@@ -68,10 +69,11 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
       throw new AppError('FORBIDDEN', 'The current password is wrong')
     }
     const newHash = await app.passwords.hash(request.body.newPassword, 'newPassword')
-    // The new hash, the other sessions' end and the event commit together.
+    // The new hash, the other sessions' end, the reset links' end and the event commit together.
     await audited(request, async (tx) => {
       await tx.user.update({ where: { id: userId }, data: { passwordHash: newHash, authVersion: { increment: 1 } }, select: { id: true } })
       await app.auth.endOtherSessions(tx as never, tenantId, userId, sessionId)
+      await endResetLinks(tx, userId)
     }, () => ({ action: 'user.password_changed', target: { type: 'user', id: userId } }))
     app.auth.userChanged(tenantId, userId) // again after the commit: no cached state from before it
     return reply.code(204).send(null)

@@ -12,6 +12,7 @@ import { linkAttemptsPerAddress, LinkToken, presentedTokenHash, unusableToken } 
 import { Email } from '../src/api/schemas.ts'
 import { auditContext, recordAuditEvent } from '../src/audit/audit-log.ts'
 import { tenantTransaction } from '../src/jobs/tenant-transaction.ts'
+import { endResetLinks } from '../src/people/reset-links.ts'
 
 const tags = ['auth']
 
@@ -69,7 +70,7 @@ const passwordResetRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const changed = await tx.user.updateMany({ where: { id: found.userId, active: true }, data: { passwordHash, authVersion: { increment: 1 } } })
       if (changed.count !== 1) throw unusableToken()
       // Every other outstanding link of the user stops working too.
-      await tx.passwordResetToken.updateMany({ where: { userId: found.userId, usedAt: null }, data: { usedAt: new Date() } })
+      await endResetLinks(tx, found.userId)
       await tx.session.updateMany({ where: { userId: found.userId, revokedAt: null }, data: { revokedAt: new Date() } })
       const user = { type: 'user' as const, id: found.userId }
       await recordAuditEvent(tx, { ...auditContext(request, user), action: 'password_reset.completed', target: user })

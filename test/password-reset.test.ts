@@ -88,6 +88,22 @@ t.test('expired, other-tenant and wrong tokens are one 400', async (t) => {
   }
 })
 
+t.test('a password change ends the reset links mailed before it', async (t) => {
+  const { app, smtp, post } = await setup(t)
+  t.equal((await post('/v1/auth/password-reset', { email: 'alice@example.com' })).statusCode, 202)
+  const mailed = tokenOf(await smtp.waitFor('alice@example.com'))
+  // Alice remembers her password after all and changes it while signed in.
+  const session = await signIn(app, 'acme.localhost', 'alice@example.com', PASSWORD)
+  const changed = await app.inject({ method: 'POST', url: '/v1/me/password', headers: { host: 'acme.localhost', authorization: `Bearer ${session.accessToken}` }, payload: { currentPassword: PASSWORD, newPassword: NEW_PASSWORD } })
+  t.equal(changed.statusCode, 204, changed.body)
+  const late = await post('/v1/auth/password-reset/confirm', { token: mailed, password: 'someone else chose this one' })
+  t.equal(late.statusCode, 400, 'the older link no longer sets the password')
+  t.equal(late.json().error.code, 'BAD_REQUEST')
+  const me = await app.inject({ method: 'GET', url: '/v1/me', headers: { host: 'acme.localhost', authorization: `Bearer ${session.accessToken}` } })
+  t.equal(me.statusCode, 200, 'and signs nobody out')
+  await signIn(app, 'acme.localhost', 'alice@example.com', NEW_PASSWORD)
+})
+
 t.test('rate limits: per tenant + email, and per address', async (t) => {
   const { post } = await setup(t, { PASSWORD_RESET_MAX: '2', PASSWORD_RESET_PER_IP_PER_MIN: '5' })
   const codes = []

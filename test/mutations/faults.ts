@@ -681,6 +681,15 @@ export const FAULTS: Fault[] = [
   },
   // ── People: jobs, invitations, password reset ───────────────────────────────────────────────
   {
+    name: 'reset-link-outlives-password-change',
+    breaks: 'a reset link mailed before POST /v1/me/password still sets the password afterwards (and signs the user out everywhere)',
+    file: 'routes/me.ts',
+    find: '      await endResetLinks(tx, userId)\n',
+    replace: '',
+    tests: ['test/password-reset.test.ts'],
+    grep: ['password change ends'],
+  },
+  {
     name: 'people-job-tenant-context-dropped',
     breaks: 'a job runs without its tenant set for the database: its raw SQL no longer sees its tenant (or, as the owner, sees every tenant)',
     file: 'src/jobs/runner.ts',
