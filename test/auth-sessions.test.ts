@@ -44,6 +44,28 @@ t.test('refresh rotates the token; reusing a rotated one revokes the whole famil
   for (const garbage of ['nope', `${other.refreshToken.split('.')[0]}`, 'x'.repeat(200)]) t.equal((await refresh(app, garbage)).statusCode, 401, 'garbage refresh token')
 })
 
+// The session id is no secret (the access token's `sid`, auth.login events that admins read): a
+// refresh secret made up for it, or another session's secret put under it, must not sign anyone out.
+t.test('a refresh secret the server never issued is a 401 that revokes nothing', async (t) => {
+  const { app, ownerUrl } = await setUp(t)
+  const session = await signIn(app, HOST, 'ann@example.com', PASSWORD)
+  const other = await signIn(app, HOST, 'ann@example.com', PASSWORD)
+  const sessionId = session.refreshToken.split('.')[0]
+  const forged = [`${sessionId}.${'A'.repeat(43)}`, `${sessionId}.${other.refreshToken.split('.')[1]}`]
+  for (const token of forged) {
+    const res = await refresh(app, token)
+    t.equal(res.statusCode, 401, 'refused')
+    t.equal(res.json().error.code, 'UNAUTHORIZED')
+  }
+  t.equal((await me(app, session)).statusCode, 200, 'the session still works')
+  const { rows } = await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM audit_events WHERE action = 'auth.refresh_reused'")
+  t.same(rows, [{ n: 0 }], 'no refresh_reused event names Ann')
+  const rotated = await refresh(app, session.refreshToken)
+  t.equal(rotated.statusCode, 200, 'and its own refresh token still rotates')
+  t.equal((await refresh(app, session.refreshToken)).statusCode, 401, 'after which the rotated secret, one the server issued, is a replay')
+  t.equal((await me(app, { ...session, accessToken: rotated.json().accessToken })).statusCode, 401, 'which revokes the session')
+})
+
 // Two refreshes with the same token at once: both read the current secret, one swaps it, and the
 // loser of the compare-and-set must revoke the session (presenting a rotated token revokes the
 // family). Three sessions race, so that the loser meets the swapped row at least once.

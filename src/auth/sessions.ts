@@ -1,9 +1,12 @@
 // Sessions and the tokens they hand out. A session row is one sign-in: a refresh-token family.
 // Refresh tokens read `<session id>.<secret>`; only the SHA-256 of the current secret is stored (the
-// secret is 256 random bits, so a fast hash is enough). Each refresh swaps the secret with a
-// compare-and-set; presenting any other secret of a live session (an already-rotated one, i.e. a
-// replay, or the loser of a race) revokes the whole session. Sessions end at an absolute
-// expiresAt (SESSION_MAX_AGE_S) that rotation never extends.
+// secret holds 128 random bits, so a fast hash is enough). Each refresh swaps the secret with a
+// compare-and-set; presenting another secret this server issued for a live session (an
+// already-rotated one, i.e. a replay, or the loser of a race) revokes the whole session. A secret it
+// never issued — a guess by someone who knows only the session id, which the access token's `sid`
+// and the auth.login event show — is a plain 401 that signs no one out: each secret carries an HMAC
+// tag of its random part (newSecret). Sessions end at an absolute expiresAt (SESSION_MAX_AGE_S)
+// that rotation never extends.
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
 import type { Config } from '../config.ts'
 import { AppError, unauthorized } from '../errors.ts'
@@ -56,10 +59,11 @@ export class AuthService {
    * and its `auth.login` audit event (with `audit`'s context) commit together.
    */
   async startSession (db: ScopedClient, tenantId: string, user: TokenUser & { authVersion: number }, audit: AuditContext): Promise<IssuedTokens> {
-    const secret = randomBytes(32).toString('base64url')
+    const sessionId = randomUUID() // chosen here: the secret's tag names it
+    const secret = this.newSecret(sessionId)
     const expiresAt = new Date(Date.now() + this.config.SESSION_MAX_AGE_S * 1000)
     const session = await db.$transaction(async (tx) => {
-      const created = await tx.session.create({ data: { userId: user.id, refreshTokenHash: sha256(secret), expiresAt } as never, select: { id: true } })
+      const created = await tx.session.create({ data: { id: sessionId, userId: user.id, refreshTokenHash: sha256(secret), expiresAt } as never, select: { id: true } })
       // The password was checked against a row read before bcrypt ran: if the password changed or the
       // user was deactivated meanwhile, this session must not exist (the transaction rolls back).
       const now = await tx.user.findFirst({ where: { id: user.id }, select: { active: true, authVersion: true } })
@@ -90,8 +94,11 @@ export class AuthService {
       })
       return revoked()
     }
-    if (!sameText(oldHash, session.refreshTokenHash)) throw await replayed() // an older secret of the family
-    const next = randomBytes(32).toString('base64url')
+    if (!sameText(oldHash, session.refreshTokenHash)) {
+      if (!this.issuedHere(sessionId, secret)) throw revoked() // never issued: a guess signs no one out
+      throw await replayed() // an older secret of the family
+    }
+    const next = this.newSecret(sessionId)
     const swapped = await db.session.updateMany({ where: { id: sessionId, refreshTokenHash: oldHash, revokedAt: null }, data: { refreshTokenHash: sha256(next) } })
     if (swapped.count !== 1) throw await replayed() // the same secret used twice at once
     return { tokens: this.issue(tenantId, session.user, sessionId, next, session.expiresAt), user: session.user }
@@ -145,6 +152,29 @@ export class AuthService {
   csrfValid (tenantId: string, sessionId: string, header: string | undefined, cookie: string | undefined): boolean {
     if (!header || !cookie) return false
     return sameText(header, cookie) && sameText(header, this.csrfToken(tenantId, sessionId))
+  }
+
+  /**
+   * A new refresh secret of session `sessionId`: 16 random bytes, then the first 16 bytes of
+   * HMAC-SHA-256(CSRF_SECRET, "refresh", session id, those random bytes) — 43 base64url characters.
+   */
+  private newSecret (sessionId: string): string {
+    const nonce = randomBytes(16)
+    return Buffer.concat([nonce, this.secretTag(sessionId, nonce)]).toString('base64url')
+  }
+
+  /**
+   * Whether `secret` is one this server issued for `sessionId` (its tag checks), current or not.
+   * Secrets issued before tags existed, or under a CSRF_SECRET since replaced, do not: presented
+   * after their rotation they are refused without revoking the session.
+   */
+  private issuedHere (sessionId: string, secret: string): boolean {
+    const bytes = Buffer.from(secret, 'base64url')
+    return bytes.length === 32 && timingSafeEqual(bytes.subarray(16), this.secretTag(sessionId, bytes.subarray(0, 16)))
+  }
+
+  private secretTag (sessionId: string, nonce: Buffer): Buffer {
+    return createHmac('sha256', this.csrfSecret).update(`refresh\0${sessionId}\0`).update(nonce).digest().subarray(0, 16)
   }
 
   private issue (tenantId: string, user: TokenUser, sessionId: string, secret: string, sessionExpiresAt: Date): IssuedTokens {
