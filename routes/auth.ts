@@ -109,6 +109,7 @@ export const signOutRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const { sessionId } = request.principal
     await audited(request, (tx) => auth.endSession(tx as never, request.tenantId, sessionId),
       () => ({ action: 'auth.logout', target: { type: 'session', id: sessionId } }))
+    auth.sessionEnded(request.tenantId, sessionId) // again after the commit: no cached state from before it
     cookies.clear(reply)
     return reply.code(204).send(null)
   })

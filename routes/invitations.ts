@@ -110,8 +110,14 @@ const invitationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (!invitation) throw notFound('Invitation')
     if (invitation.role === 'owner') assertCan(request.principal.role, 'users.manageOwners')
     if (invitation.acceptedAt) throw conflict('The invitation was already accepted')
-    // Revoking a revoked invitation is still a 204, with no new event.
-    await request.db.$transaction((tx) => revokeInvitation(tx, request, id))
+    await request.db.$transaction(async (tx) => {
+      if (await revokeInvitation(tx, request, id)) return
+      // Nothing to revoke: revoked already (still a 204, with no new event) or accepted since the
+      // check above (its accept committed while this waited on the row): 409, not a 204 for a link
+      // that was used.
+      const now = await tx.invitation.findFirst({ where: { id }, select: { acceptedAt: true } })
+      if (now?.acceptedAt) throw conflict('The invitation was already accepted')
+    })
     return reply.code(204).send(null)
   })
 }

@@ -1,6 +1,7 @@
 // Sessions: refresh rotation and replay, logout, password change, deactivation, expiry, revocation
 // across instances, CSRF, and the /v1/me routes.
 import { setTimeout as sleep } from 'node:timers/promises'
+import pg from 'pg'
 import t from 'tap'
 import { createUser, signIn, type SignedIn } from './auth-helper.ts'
 import { adminQuery, build, insertTenant } from './helper.ts'
@@ -119,6 +120,27 @@ t.test('logout revokes the session: access and refresh tokens stop working', asy
   t.equal((await refresh(app, session.refreshToken)).statusCode, 401)
   t.equal((await me(app, other)).statusCode, 200, 'another session of the same user stays')
   t.equal((await app.inject({ method: 'POST', url: '/v1/auth/logout', headers: { host: HOST } })).statusCode, 401, 'logout needs a session')
+})
+
+// The logout's audit event waits on the tenant's chain (a row lock) after the session was revoked in
+// its transaction but before the commit. A request of the session in that gap reloads its state —
+// still usable, the revocation is not committed — and must not keep it cached past the 204.
+t.test('logout holds at once even for a request made while it waited to commit', async (t) => {
+  const { app, ownerUrl, tenantId } = await setUp(t)
+  const session = await signIn(app, HOST, 'ann@example.com', PASSWORD)
+  const locker = new pg.Client({ connectionString: ownerUrl })
+  await locker.connect()
+  t.teardown(() => locker.end())
+  await locker.query('BEGIN')
+  await locker.query('SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE', [tenantId]) // the audit chain's lock
+  const loggingOut = app.inject({ method: 'POST', url: '/v1/auth/logout', headers: { host: HOST, authorization: `Bearer ${session.accessToken}` } })
+  const waiting = async () => (await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%audit_events%'")).rows[0]!.n
+  for (let i = 0; i < 200 && await waiting() < 1; i++) await sleep(25)
+  t.equal(await waiting(), 1, "the logout's event waits on the chain")
+  t.equal((await me(app, session)).statusCode, 200, 'before the commit the session still counts (and its state is reloaded)')
+  await locker.query('COMMIT')
+  t.equal((await loggingOut).statusCode, 204)
+  t.equal((await me(app, session)).statusCode, 401, 'after the 204 it does not')
 })
 
 t.test('cookie-authenticated unsafe requests need the CSRF token; Bearer ones do not', async (t) => {

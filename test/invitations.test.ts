@@ -127,6 +127,44 @@ t.test('creating a user for an invited address revokes the pending invitation, w
   t.same([accept.statusCode, accept.json().error.code], [400, 'BAD_REQUEST'], 'its link now answers as every unusable link')
 })
 
+t.test("an admin cannot create a user for an address an owner invited as owner: it would revoke the owner's invitation", async (t) => {
+  const { as, owner, admin, ownerUrl } = await setup(t)
+  const invited = await as(owner, 'POST', '/v1/invitations', { email: 'chief@example.com', role: 'owner' })
+  t.equal(invited.statusCode, 201)
+  const refused = await as(admin, 'POST', '/v1/users', { email: 'Chief@example.com', name: 'Chief', role: 'member', password: PASSWORD })
+  t.equal(refused.statusCode, 403, 'refused')
+  t.equal(refused.json().error?.code, 'FORBIDDEN')
+  t.same((await as(owner, 'GET', '/v1/invitations')).json().data.map((i: { id: string }) => i.id), [invited.json().id], 'the invitation is still pending')
+  const { rows } = await adminQuery(ownerUrl, "SELECT count(*)::int AS n FROM users WHERE email = 'chief@example.com'")
+  t.equal(rows[0]!.n, 0, 'and no user was created')
+  const byOwner = await as(owner, 'POST', '/v1/users', { email: 'chief@example.com', name: 'Chief', role: 'member', password: PASSWORD })
+  t.equal(byOwner.statusCode, 201, 'an owner may')
+  t.same((await as(owner, 'GET', '/v1/invitations')).json().data, [], 'which revokes it')
+})
+
+// DELETE checks that the invitation is not accepted, then revokes it; an accept committing in
+// between must make the DELETE a 409, not a 204 for a link that was used.
+t.test('revoking an invitation whose accept commits meanwhile is a 409', async (t) => {
+  const { as, owner, ownerUrl } = await setup(t)
+  const invited = await as(owner, 'POST', '/v1/invitations', { email: 'racer@example.com', role: 'member' })
+  const id = invited.json().id as string
+  const locker = new pg.Client({ connectionString: ownerUrl })
+  await locker.connect()
+  t.teardown(() => locker.end())
+  await locker.query('BEGIN')
+  await locker.query('UPDATE invitations SET accepted_at = now() WHERE id = $1', [id]) // the accept, not yet committed
+  const revoking = as(owner, 'DELETE', `/v1/invitations/${id}`)
+  const waiting = async () => (await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE%invitations%'")).rows[0]!.n
+  for (let i = 0; i < 200 && await waiting() < 1; i++) await new Promise((resolve) => setTimeout(resolve, 25))
+  t.equal(await waiting(), 1, 'the revocation passed its check and waits on the row')
+  await locker.query('COMMIT')
+  const res = await revoking
+  t.equal(res.statusCode, 409, 'a conflict, not a 204')
+  t.equal(res.statusCode === 409 && res.json().error.code, 'CONFLICT')
+  const { rows } = await adminQuery(ownerUrl, "SELECT count(*)::int AS n FROM audit_events WHERE action = 'invitation.revoked'")
+  t.equal(rows[0]!.n, 0, 'and no revocation was recorded')
+})
+
 t.test('unusable tokens: unknown, revoked, expired, other tenant, wrong purpose — one 400', async (t) => {
   const { as, owner, globexOwner, smtp, ownerUrl, app } = await setup(t)
   const invite = async (email: string, who = owner, host = 'acme.localhost') => {

@@ -92,6 +92,7 @@ export class AuthService {
         await this.endSession(tx as never, tenantId, sessionId)
         await recordAuditEvent(tx, { ...audit, actor: { type: 'user', id: session.user.id }, action: 'auth.refresh_reused', target: { type: 'session', id: sessionId } })
       })
+      this.sessionEnded(tenantId, sessionId)
       return revoked()
     }
     if (!sameText(oldHash, session.refreshTokenHash)) {
@@ -107,6 +108,16 @@ export class AuthService {
   /** Revokes one session: its refresh token and, at once here and within the cache TTL elsewhere, its access tokens. */
   async endSession (db: ScopedClient, tenantId: string, sessionId: string): Promise<void> {
     await db.session.updateMany({ where: { id: sessionId, revokedAt: null }, data: { revokedAt: new Date() } })
+    this.states.dropSession(tenantId, sessionId)
+  }
+
+  /**
+   * Call once the transaction that ended session `sessionId` (endSession) has committed: a request
+   * of that session between the revocation and the commit (the audit event's insert waits on the
+   * tenant's chain) reloaded its state before the change was visible and cached it as usable. This
+   * drops it here at once and tells the other instances, as endSession did.
+   */
+  sessionEnded (tenantId: string, sessionId: string): void {
     this.states.dropSession(tenantId, sessionId)
   }
 
