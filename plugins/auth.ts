@@ -137,14 +137,15 @@ export default fp(
         throw error
       }
       if (claims.tid !== tenant.id) throw invalidToken()
+      // The session before CSRF: a revoked session is the contract's 401 whatever the method.
+      const state = await auth.usableSession(tenant.id, claims.sid)
+      if (!state || state.userId !== claims.sub) throw unauthorized('Session expired or revoked')
       if (method === 'cookie' && UNSAFE_METHODS.has(request.method)) {
         const header = request.headers['x-csrf-token']
         if (!auth.csrfValid(tenant.id, claims.sid, typeof header === 'string' ? header : undefined, request.cookies[cookies.names.csrf])) {
           throw new AppError('CSRF_FAILED', 'Missing or invalid X-CSRF-Token header')
         }
       }
-      const state = await auth.usableSession(tenant.id, claims.sid)
-      if (!state || state.userId !== claims.sub) throw unauthorized('Session expired or revoked')
       request.user = { id: claims.sub, role: state.role, sessionId: claims.sid, scopes: null, kind: 'user' }
       request.authMethod = method
       await app.requestLimits.countSignedIn(request, reply)

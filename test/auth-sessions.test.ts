@@ -117,6 +117,8 @@ t.test('logout revokes the session: access and refresh tokens stop working', asy
   t.equal(out.body, '')
   t.equal((await me(app, session)).statusCode, 401)
   t.equal((await app.inject({ url: '/v1/me', headers: { host: HOST }, cookies: session.cookies })).statusCode, 401, 'the cookie too')
+  const unsafe = await app.inject({ method: 'POST', url: '/v1/projects', headers: { host: HOST }, cookies: session.cookies, payload: { name: 'after logout' } })
+  t.same([unsafe.statusCode, unsafe.json().error.code], [401, 'UNAUTHORIZED'], 'an unsafe cookie request without CSRF token: the revoked session first, not 403 CSRF_FAILED')
   t.equal((await refresh(app, session.refreshToken)).statusCode, 401)
   t.equal((await me(app, other)).statusCode, 200, 'another session of the same user stays')
   t.equal((await app.inject({ method: 'POST', url: '/v1/auth/logout', headers: { host: HOST } })).statusCode, 401, 'logout needs a session')

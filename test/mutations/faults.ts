@@ -74,6 +74,15 @@ export const FAULTS: Fault[] = [
     grep: ['tenant A'],
   },
   {
+    name: 'auth-csrf-before-session',
+    breaks: 'an unsafe cookie request of a revoked session without a CSRF token answers 403 CSRF_FAILED instead of the contract\'s 401',
+    file: 'plugins/auth.ts',
+    find: "      const state = await auth.usableSession(tenant.id, claims.sid)\n      if (!state || state.userId !== claims.sub) throw unauthorized('Session expired or revoked')\n      if (method === 'cookie' && UNSAFE_METHODS.has(request.method)) {\n        const header = request.headers['x-csrf-token']\n        if (!auth.csrfValid(tenant.id, claims.sid, typeof header === 'string' ? header : undefined, request.cookies[cookies.names.csrf])) {\n          throw new AppError('CSRF_FAILED', 'Missing or invalid X-CSRF-Token header')\n        }\n      }\n",
+    replace: "      if (method === 'cookie' && UNSAFE_METHODS.has(request.method)) {\n        const header = request.headers['x-csrf-token']\n        if (!auth.csrfValid(tenant.id, claims.sid, typeof header === 'string' ? header : undefined, request.cookies[cookies.names.csrf])) {\n          throw new AppError('CSRF_FAILED', 'Missing or invalid X-CSRF-Token header')\n        }\n      }\n      const state = await auth.usableSession(tenant.id, claims.sid)\n      if (!state || state.userId !== claims.sub) throw unauthorized('Session expired or revoked')\n",
+    tests: ['test/auth-sessions.test.ts'],
+    grep: ['logout revokes the session'],
+  },
+  {
     name: 'auth-csrf-check-skipped',
     breaks: 'a cookie-authenticated PATCH without X-CSRF-Token is accepted',
     file: 'plugins/auth.ts',
