@@ -46,8 +46,8 @@ const withScopes = <T extends { scopes: string[] }>(row: T) => ({ ...row, scopes
 const tags = ['api keys']
 const security = signedIn
 
+// Registered in the authenticated scope of routes/index.ts, whose hook identifies the caller once.
 const apiKeyRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  app.addHook('onRequest', app.authenticate)
   const canManage = requirePermission('apiKeys.manage')
 
   app.get('/v1/api-keys', {

@@ -8,12 +8,15 @@ const signup = (slug: string, email = 'Founder@Example.com') => ({ slug, name: `
 
 t.test('signup creates a tenant and its owner, who can then sign in on the new host', async (t) => {
   const { app } = await build(t)
+  // A visit before the signup finds no tenant (and that answer is cached)…
+  assertError(t, await app.inject({ url: '/v1/tenant', headers: { host: 'initech.localhost' } }), 404, 'TENANT_NOT_FOUND')
   const res = await app.inject({ method: 'POST', url: '/v1/tenants', headers: { host: 'localhost' }, payload: signup('initech') })
   t.equal(res.statusCode, 201, res.body)
   const body = res.json()
   t.match(body.tenant, { slug: 'initech', name: 'initech Ltd', domain: null, settings: {} })
   t.match(body.owner, { email: 'founder@example.com', name: 'Founder', role: 'owner', active: true })
   t.notOk('passwordHash' in body.owner)
+  // …yet the owner signs in on the new host at once, not after the cache's TTL.
   const session = await signIn(app, 'initech.localhost', 'founder@example.com', PASSWORD)
   const tenant = await app.inject({ url: '/v1/tenant', headers: { host: 'initech.localhost', authorization: `Bearer ${session.accessToken}` } })
   t.equal(tenant.json().id, body.tenant.id)

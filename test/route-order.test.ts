@@ -73,6 +73,26 @@ t.test('every route: 401 before 403 before 400, and its errors are documented', 
   }
 })
 
+// One request, one unit of the tenant's budget, on every signed-in route (review: the API-key
+// routes ran the authentication hook twice and spent two). Bad input on purpose: nothing is written,
+// and the count happens before validation.
+t.test("every signed-in route spends exactly one unit of the tenant's request budget", async (t) => {
+  const api = await buildApi(t, { TENANT_RATE_LIMIT: '1000', RATE_LIMIT_WINDOW_S: '600' })
+  let remaining: number | undefined
+  let probed = 0
+  for (const [route, method, path] of await documentedRoutes(api)) {
+    if (!MEMBER_ALLOWED.includes(route) && !MEMBER_FORBIDDEN.includes(route)) continue
+    if (route === 'POST /v1/auth/logout') continue // would end the owner's session
+    const url = `${path.replace(/\{[^}]+\}/g, 'not-a-uuid')}?unexpected=1`
+    const res = await api.acme.call('owner', { method: method as 'GET', url, ...(HAS_BODY.has(method) ? { payload: { unexpected: true } } : {}) })
+    const now = Number(res.headers['ratelimit-remaining'])
+    if (remaining !== undefined) t.equal(now, remaining - 1, `${route}: one unit (${res.statusCode})`)
+    remaining = now
+    probed++
+  }
+  t.ok(probed >= 25, `${probed} routes probed`)
+})
+
 // Query strings are strict on every route, not only on the lists (review: `GET
 // /v1/audit-events/export?action=…` answered the whole log as if it had filtered), and a PATCH must
 // name at least one field (an empty one wrote an event of a change that did not happen). Walked

@@ -56,6 +56,10 @@ const signupRoutes: FastifyPluginAsyncTypebox = async (app) => {
         })
         return { tenant, owner: toPublicUser(user) }
       })
+      // A lookup of the slug that found nothing before the signup must not answer 404 for the new
+      // host (the change feed records changes, not new tenants): this instance forgets it at once,
+      // the others are told.
+      app.tenants.invalidate({ id: created.tenant.id, slug })
       return reply.code(201).send(created)
     } catch (error) {
       if (isUniqueViolation(error)) throw conflict('This slug is taken')

@@ -302,6 +302,15 @@ export const FAULTS: Fault[] = [
     grep: ['refuses a parameter'],
   },
   {
+    name: 'api-keys-authenticated-twice',
+    breaks: "GET /v1/api-keys spends two units of the tenant's request budget (the authentication hook runs twice)",
+    file: 'routes/api-keys.ts',
+    find: 'const apiKeyRoutes: FastifyPluginAsyncTypebox = async (app) => {\n',
+    replace: "const apiKeyRoutes: FastifyPluginAsyncTypebox = async (app) => {\n  app.addHook('onRequest', app.authenticate)\n",
+    tests: ['test/route-order.test.ts'],
+    grep: ['exactly one unit'],
+  },
+  {
     name: 'query-number-coerced',
     breaks: 'GET /v1/projects?limit=1.5 answers one project (and limit=0x10 sixteen) instead of 400 VALIDATION_FAILED',
     file: 'src/api/validator.ts',
@@ -481,6 +490,15 @@ export const FAULTS: Fault[] = [
     replace: 'FROM public.tenants t WHERE t.domain = p_domain $$;',
     tests: ['test/tenant-host.test.ts'],
     grep: ['custom domain'],
+  },
+  {
+    name: 'signup-keeps-cached-not-found',
+    breaks: 'a host visited just before its signup answers 404 TENANT_NOT_FOUND for the cache TTL after the 201',
+    file: 'routes/platform/signup.ts',
+    find: '      app.tenants.invalidate({ id: created.tenant.id, slug })\n',
+    replace: '',
+    tests: ['test/platform.test.ts'],
+    grep: ['signup creates a tenant'],
   },
   {
     name: 'slug-idn-lookalike-accepted',
