@@ -109,6 +109,18 @@ t.test('verify: an intact chain is ok; a changed, removed or truncated event is 
   const he = await acmeEvents(h)
   await tamper(h, `DELETE FROM audit_events WHERE id = '${he.at(-1)!.id}'`)
   t.same(await verify(h), { ok: false, checked: he.length - 1, firstBadId: null }, 'a removed last event: the chain no longer reaches its head')
+
+  // The newest events rewritten, each hash recomputed in chain order: every link holds, and only the
+  // head recorded on the tenant (which the API role cannot write) tells.
+  const k = await buildApi(t)
+  await createProjects(k, 4)
+  const ke = await acmeEvents(k)
+  await tamper(k, `UPDATE audit_events SET data = '{"name":"forged"}' WHERE id = '${ke.at(-1)!.id}'; UPDATE audit_events e SET hash = audit_event_hash(e) WHERE id = '${ke.at(-1)!.id}'`)
+  t.same(await verify(k), { ok: false, checked: ke.length, firstBadId: ke.at(-1)!.id }, 'the newest event changed and rehashed: reported')
+  for (const e of ke.slice(-2)) {
+    await tamper(k, `UPDATE audit_events SET data = '{"name":"forged"}', prev_hash = (SELECT p.hash FROM audit_events p WHERE p.tenant_id = '${k.acme.id}' AND p.seq = ${e.n - 1}) WHERE id = '${e.id}'; UPDATE audit_events x SET hash = audit_event_hash(x) WHERE id = '${e.id}'`)
+  }
+  t.same(await verify(k), { ok: false, checked: ke.length, firstBadId: ke.at(-1)!.id }, 'the two newest rewritten as a consistent chain: still reported')
 })
 
 t.test('50 concurrent creates leave one unbroken chain', async (t) => {

@@ -42,8 +42,21 @@ const MIGRATION_INVARIANTS = 'prisma/migrations/20261130000000_tenancy_invariant
 const MIGRATION_API_KEYS = 'prisma/migrations/20261201000000_api_keys/migration.sql'
 // The audit log: app_make_append_only(), the chain trigger.
 const MIGRATION_AUDIT = 'prisma/migrations/20261202000000_audit_events/migration.sql'
+// audit_verify as it stands (the chain's end checked against the head's hash).
+const MIGRATION_AUDIT_VERIFY = 'prisma/migrations/20261208000000_audit_verify_head_hash/migration.sql'
 
 export const FAULTS: Fault[] = [
+  // ── The audit chain's verification ───────────────────────────────────────────────────────────
+  {
+    name: 'audit-verify-ignores-head-hash',
+    breaks: "the newest audit event, changed and rehashed by someone with the owner's password, verifies as ok",
+    file: MIGRATION_AUDIT_VERIFY,
+    find: '        (SELECT n.id FROM newest n, anchor a WHERE n.seq = a.audit_seq AND n.hash <> a.audit_head_hash)),\n',
+    replace: '        NULL::uuid),\n',
+    also: [{ file: MIGRATION_AUDIT_VERIFY, find: ' AND coalesce(n.hash, a.audit_pruned_hash) = a.audit_head_hash', replace: '' }],
+    tests: ['test/audit-chain.test.ts'],
+    grep: ['verify: an intact chain'],
+  },
   // ── Token → tenant (plugins/auth.ts, src/auth/*) ─────────────────────────────────────────────
   {
     name: 'auth-tenant-claim-check-deleted',
