@@ -26,7 +26,10 @@ export default fp(
     let running: Promise<Violation[]> | undefined
     const violations = () => {
       if (known) return Promise.resolve(known)
-      running ??= checkTenancyInvariants(app.database.ownerUrl).then(
+      // Bounded like the request path's own connections: requests wait on this check until it has
+      // succeeded once, and a database that drops packets must not hold them for minutes.
+      const bounds = { connectTimeoutMs: app.config.DB_CONNECT_TIMEOUT_MS, queryTimeoutMs: app.config.DB_QUERY_TIMEOUT_MS }
+      running ??= checkTenancyInvariants(app.database.ownerUrl, bounds).then(
         (found) => {
           known = found
           if (found.length === 0) return found

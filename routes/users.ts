@@ -104,9 +104,11 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const created = await tx.user.create({ data, select: userFields })
         // The address has an account now: its pending invitation could only answer 409 and would stay
         // listed as pending until it expired. It is revoked with the user's creation, with its event.
-        const pending = await tx.invitation.findMany({ where: { email: created.email, acceptedAt: null, revokedAt: null }, select: { id: true, role: true } })
-        // Revoking an owner's invitation is an owner's act, here as through DELETE (403, nothing created).
-        if (pending.some((invitation) => invitation.role === 'owner')) assertCan(request.principal.role, 'users.manageOwners')
+        const pending = await tx.invitation.findMany({ where: { email: created.email, acceptedAt: null, revokedAt: null }, select: { id: true, role: true, expiresAt: true } })
+        // Revoking an owner's working invitation is an owner's act, here as through DELETE (403,
+        // nothing created); an expired one works for nobody and is only tidied up.
+        const now = Date.now()
+        if (pending.some((invitation) => invitation.role === 'owner' && invitation.expiresAt.getTime() > now)) assertCan(request.principal.role, 'users.manageOwners')
         for (const { id } of pending) await revokeInvitation(tx, request, id, { reason: 'user_created', userId: created.id })
         return created
       }, (created) => ({ action: 'user.created', target: { type: 'user', id: created.id }, data: { email: created.email, name, role } }))

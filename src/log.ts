@@ -25,18 +25,32 @@ export const logRedactPaths = [
 
 /** An API key (`tk_…`) anywhere in a string: shown as its 3-character marker only. */
 const API_KEY_IN_TEXT = /tk_[A-Za-z0-9_-]+/g
-// A query parameter whose value is a credential: the emailed links' single-use tokens
+// Query parameters whose values are credentials: the emailed links' single-use tokens
 // (/accept-invitation?token=…, /reset-password?token=…) and what clients name tokens and passwords.
-const SECRET_QUERY_VALUE = /([?&](?:token|access_token|refresh_token|password|secret)=)[^&#]*/gi
+const SECRET_PARAMETER = /^(?:token|access_token|refresh_token|password|secret)$/i
+const QUERY_PARAMETER = /([?&;])([^=&#;]*)=([^&#;]*)/g
 
 /**
  * A request URL as the logs may hold it: an API key (`tk_…`) anywhere is `tk_[redacted]`, and the
  * value of a query parameter named like a credential (`token`, `access_token`, `refresh_token`,
- * `password`, `secret`; any case) is `[redacted]`. The invitation and password-reset links carry
- * their single-use token in the URL, and whoever reads a log must not be able to use one (OWASP
- * Logging Cheat Sheet: never record access tokens, session ids or passwords).
+ * `password`, `secret`; any case, percent-encoded or not: `%74oken` is what a browser reads as
+ * `token`) is `[redacted]`. The invitation and password-reset links carry their single-use token in
+ * the URL, and whoever reads a log must not be able to use one (OWASP Logging Cheat Sheet: never
+ * record access tokens, session ids or passwords).
  */
-export const scrubUrl = (url: string) => url.replace(API_KEY_IN_TEXT, 'tk_[redacted]').replace(SECRET_QUERY_VALUE, '$1[redacted]')
+export const scrubUrl = (url: string) => url.replace(API_KEY_IN_TEXT, 'tk_[redacted]').replace(QUERY_PARAMETER, redactSecretParameter)
+
+function redactSecretParameter (parameter: string, separator: string, name: string): string {
+  return SECRET_PARAMETER.test(decodedName(name)) ? `${separator}${name}=[redacted]` : parameter
+}
+
+function decodedName (name: string): string {
+  try {
+    return decodeURIComponent(name.replaceAll('+', ' '))
+  } catch {
+    return name // not valid percent-encoding: the name as written
+  }
+}
 
 interface LoggedRequest {
   method: string

@@ -58,9 +58,11 @@ t.test('the server logs every request at trace level without any API key or link
   t.equal((await request(port, host, 'POST', '/v1/projects', { authorization: `Bearer ${key}` }, { name: key })).status, 403)
   t.equal((await request(port, host, 'DELETE', `/v1/api-keys/${id}`, bearer)).status, 204)
   // The invitation and reset emails' links carry a single-use token in the URL of the page they open.
-  const linkTokens = ['Ab3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dF3hJ5kM7nP9q', 'Zy8xW6vU4tS2rQ0pO8nM6lK4jI2hG0fE8dC6bA4zY2x']
+  const linkTokens = ['Ab3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dF3hJ5kM7nP9q', 'Zy8xW6vU4tS2rQ0pO8nM6lK4jI2hG0fE8dC6bA4zY2x', 'Qw3eR5tY7uI9oP1aS3dF5gH7jK9lZ1xC3vB5nM7qW9']
   t.equal((await request(port, host, 'GET', `/accept-invitation?token=${linkTokens[0]}`)).status, 200)
   t.equal((await request(port, host, 'GET', `/reset-password?lang=en&Token=${linkTokens[1]}`)).status, 200)
+  // Percent-encoded, the name is still `token` to the page's URLSearchParams.
+  t.equal((await request(port, host, 'GET', `/accept-invitation?%74oken=${linkTokens[2]}`)).status, 200)
   await new Promise((resolve) => setTimeout(resolve, 300)) // let the last lines reach the pipe
 
   t.ok((logged.match(/"statusCode":/g) ?? []).length >= 8, 'the requests were logged')
@@ -70,5 +72,6 @@ t.test('the server logs every request at trace level without any API key or link
   t.notOk(logged.includes(key.slice(0, 30)), 'nor any part of it beyond its prefix')
   t.match(logged, /"url":"\/accept-invitation\?token=\[redacted\]"/, "the invitation link's token was redacted")
   t.match(logged, /"url":"\/reset-password\?lang=en&Token=\[redacted\]/, "the reset link's token was redacted, the rest of the URL kept")
+  t.match(logged, /"url":"\/accept-invitation\?%74oken=\[redacted\]"/, 'a percent-encoded name too')
   for (const token of linkTokens) t.notOk(logged.includes(token.slice(0, 12)), 'no link token in the logs')
 })

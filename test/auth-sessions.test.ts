@@ -65,6 +65,15 @@ t.test('a refresh secret the server never issued is a 401 that revokes nothing',
   t.equal(rotated.statusCode, 200, 'and its own refresh token still rotates')
   t.equal((await refresh(app, session.refreshToken)).statusCode, 401, 'after which the rotated secret, one the server issued, is a replay')
   t.equal((await me(app, { ...session, accessToken: rotated.json().accessToken })).statusCode, 401, 'which revokes the session')
+
+  // A session opened before the tags existed holds untagged secrets: a wrong one of its own may be
+  // a replay of one it issued, so the contract's rule stands for it until it ends.
+  const older = await signIn(app, HOST, 'ann@example.com', PASSWORD)
+  const olderId = older.refreshToken.split('.')[0]
+  await adminQuery(ownerUrl, 'UPDATE sessions SET refresh_tagged = false WHERE id = $1', [olderId])
+  t.equal((await refresh(app, `${olderId}.${'A'.repeat(43)}`)).statusCode, 401)
+  t.equal((await me(app, older)).statusCode, 401, 'an untagged wrong secret of an untagged session revokes it, as before')
+  t.equal((await me(app, other)).statusCode, 200, 'and nothing else')
 })
 
 // Two refreshes with the same token at once: both read the current secret, one swaps it, and the

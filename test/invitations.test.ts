@@ -140,6 +140,11 @@ t.test("an admin cannot create a user for an address an owner invited as owner: 
   const byOwner = await as(owner, 'POST', '/v1/users', { email: 'chief@example.com', name: 'Chief', role: 'member', password: PASSWORD })
   t.equal(byOwner.statusCode, 201, 'an owner may')
   t.same((await as(owner, 'GET', '/v1/invitations')).json().data, [], 'which revokes it')
+  // An expired owner's invitation (listed to nobody, working for nobody) does not stop an admin.
+  t.equal((await as(owner, 'POST', '/v1/invitations', { email: 'former@example.com', role: 'owner' })).statusCode, 201)
+  await adminQuery(ownerUrl, "UPDATE invitations SET expires_at = now() - interval '1 second' WHERE email = 'former@example.com'")
+  const afterExpiry = await as(admin, 'POST', '/v1/users', { email: 'former@example.com', name: 'Former', role: 'member', password: PASSWORD })
+  t.equal(afterExpiry.statusCode, 201, `an admin may once it expired (${afterExpiry.body.slice(0, 80)})`)
 })
 
 // DELETE checks that the invitation is not accepted, then revokes it; an accept committing in

@@ -8,6 +8,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
+import net from 'node:net'
 import path from 'node:path'
 import t from 'tap'
 import { checkTenancyInvariants } from '../src/db/tenancy-invariants.ts'
@@ -96,6 +97,28 @@ t.test('the migrated schema follows every tenancy rule', async (t) => {
   const check = await tenancyCheck(url)
   t.equal(check.code, 0, 'npm run tenancy:check exits 0')
   t.match(check.output, /tenancy check passed: \d+ tenant-owned tables \(.*projects, sessions, tasks, users\) and tenants follow every rule/)
+})
+
+// Every request of a production server waits on this check until it has succeeded once
+// (plugins/tenancy-invariants.ts): against a database that accepts connections and never answers, it
+// must give up within its bounds, not after the operating system's minutes.
+t.test('the check gives up within its bounds on a database that never answers', async (t) => {
+  const sockets: net.Socket[] = []
+  const silent = net.createServer((socket) => { sockets.push(socket) }) // accepts, never writes
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  const url = `postgres://saas_api:x@127.0.0.1:${(silent.address() as net.AddressInfo).port}/app`
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy()
+    silent.close()
+  })
+  const started = Date.now()
+  const outcome = await Promise.race([
+    checkTenancyInvariants(url, { connectTimeoutMs: 500, queryTimeoutMs: 500 }).then(() => 'answered', () => 'refused'),
+    new Promise((resolve) => setTimeout(resolve, 5000, 'still waiting after 5 s')),
+  ])
+  t.equal(outcome, 'refused', 'the database cannot be read: refused')
+  const ms = Date.now() - started
+  t.ok(ms < 3000, `gave up after ${ms} ms (connect bound 500 ms)`)
 })
 
 t.test('an append-only table: SELECT and INSERT only for the API role, and its guard trigger on', async (t) => {

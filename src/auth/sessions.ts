@@ -63,7 +63,7 @@ export class AuthService {
     const secret = this.newSecret(sessionId)
     const expiresAt = new Date(Date.now() + this.config.SESSION_MAX_AGE_S * 1000)
     const session = await db.$transaction(async (tx) => {
-      const created = await tx.session.create({ data: { id: sessionId, userId: user.id, refreshTokenHash: sha256(secret), expiresAt } as never, select: { id: true } })
+      const created = await tx.session.create({ data: { id: sessionId, userId: user.id, refreshTokenHash: sha256(secret), refreshTagged: true, expiresAt } as never, select: { id: true } })
       // The password was checked against a row read before bcrypt ran: if the password changed or the
       // user was deactivated meanwhile, this session must not exist (the transaction rolls back).
       const now = await tx.user.findFirst({ where: { id: user.id }, select: { active: true, authVersion: true } })
@@ -83,7 +83,7 @@ export class AuthService {
     if (!sessionId || !secret) throw revoked()
     const session = await db.session.findFirst({
       where: { id: sessionId },
-      select: { refreshTokenHash: true, revokedAt: true, expiresAt: true, user: { select: { ...publicUserSelect } } },
+      select: { refreshTokenHash: true, refreshTagged: true, revokedAt: true, expiresAt: true, user: { select: { ...publicUserSelect } } },
     })
     if (!session || session.revokedAt || session.expiresAt.getTime() <= Date.now() || !session.user.active) throw revoked()
     const oldHash = sha256(secret)
@@ -96,7 +96,8 @@ export class AuthService {
       return revoked()
     }
     if (!sameText(oldHash, session.refreshTokenHash)) {
-      if (!this.issuedHere(sessionId, secret)) throw revoked() // never issued: a guess signs no one out
+      // Never issued (a tagged session's secret without its tag): a guess signs no one out.
+      if (session.refreshTagged && !this.issuedHere(sessionId, secret)) throw revoked()
       throw await replayed() // an older secret of the family
     }
     const next = this.newSecret(sessionId)
@@ -176,8 +177,9 @@ export class AuthService {
 
   /**
    * Whether `secret` is one this server issued for `sessionId` (its tag checks), current or not.
-   * Secrets issued before tags existed, or under a CSRF_SECRET since replaced, do not: presented
-   * after their rotation they are refused without revoking the session.
+   * Asked only of sessions opened with tagged secrets (refreshTagged): an older session's untagged
+   * wrong secret may be a replay and still revokes it. Secrets issued under a CSRF_SECRET since
+   * replaced fail it: presented after their rotation they are refused without revoking the session.
    */
   private issuedHere (sessionId: string, secret: string): boolean {
     const bytes = Buffer.from(secret, 'base64url')

@@ -64,12 +64,13 @@ export async function tenantOwnedTables (db: Queryable): Promise<TenantTable[]> 
 
 /**
  * Every violation of the tenancy rules in the connected database ([] when all hold).
- * `target` is a connected pg client/pool, or a connection URL (a client is opened and closed).
- * Throws only when the database cannot be queried.
+ * `target` is a connected pg client/pool, or a connection URL (a client is opened and closed,
+ * its connect and each query bounded by `bounds`, ms; unbounded when absent).
+ * Throws only when the database cannot be queried (or a bound ran out).
  */
-export async function checkTenancyInvariants (target: Queryable | string): Promise<Violation[]> {
+export async function checkTenancyInvariants (target: Queryable | string, bounds: { connectTimeoutMs?: number, queryTimeoutMs?: number } = {}): Promise<Violation[]> {
   if (typeof target !== 'string') return collect(target)
-  return await withShortLivedClient(target, collect)
+  return await withShortLivedClient(target, collect, bounds.connectTimeoutMs, bounds.queryTimeoutMs)
 }
 
 async function collect (db: Queryable): Promise<Violation[]> {
