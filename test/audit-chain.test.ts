@@ -4,7 +4,7 @@
 import t from 'tap'
 import pg from 'pg'
 import { ACTOR_TYPES } from '../src/audit/actions.ts'
-import { pruneAuditEvents } from '../src/audit/audit-store.ts'
+import { pruneAuditEvents, VERIFY_RANGE } from '../src/audit/audit-store.ts'
 import { APP_ROLE } from '../src/db/database.ts'
 import { assertError, buildApi, type ApiFixture } from './api-helper.ts'
 import { adminQuery, build, productionDatabaseEnv } from './helper.ts'
@@ -121,6 +121,33 @@ t.test('verify: an intact chain is ok; a changed, removed or truncated event is 
     await tamper(k, `UPDATE audit_events SET data = '{"name":"forged"}', prev_hash = (SELECT p.hash FROM audit_events p WHERE p.tenant_id = '${k.acme.id}' AND p.seq = ${e.n - 1}) WHERE id = '${e.id}'; UPDATE audit_events x SET hash = audit_event_hash(x) WHERE id = '${e.id}'`)
   }
   t.same(await verify(k), { ok: false, checked: ke.length, firstBadId: ke.at(-1)!.id }, 'the two newest rewritten as a consistent chain: still reported')
+})
+
+// A large log is walked by ranges of VERIFY_RANGE events, one statement each (review: one statement
+// over the whole chain outran the statement timeout near 140,000 events, and verify was a 503 for
+// ever). The chain must check out across the ranges' boundaries, and a fault at a boundary must show.
+t.test('verify walks a log larger than one range, and finds faults at and across range boundaries', async (t) => {
+  const f = await buildApi(t)
+  const extra = VERIFY_RANGE * 2 + 500
+  await adminQuery(f.ownerUrl, `BEGIN; SELECT set_config('app.tenant_id', '${f.acme.id}', true);
+    INSERT INTO audit_events (tenant_id, action, actor_type, data) SELECT '${f.acme.id}', 'project.created', 'system', jsonb_build_object('n', i) FROM generate_series(1, ${extra}) i; COMMIT`)
+  const total = (await acmeEvents(f)).length
+  t.ok(total > extra, `${total} events`)
+  t.same(await verify(f), { ok: true, checked: total, firstBadId: null }, 'intact across ranges')
+  const at = async (seq: number) => (await adminQuery<{ id: string }>(f.ownerUrl, 'SELECT id FROM audit_events WHERE tenant_id = $1 AND seq = $2', [f.acme.id, seq])).rows[0]!.id
+  // The first event of the second range (seq VERIFY_RANGE + 1) changed and rehashed: its link holds,
+  // the next one's breaks, across the boundary the other way round.
+  const boundary = await at(VERIFY_RANGE)
+  await tamper(f, `UPDATE audit_events SET data = '{"n":"forged"}' WHERE id = '${boundary}'; UPDATE audit_events e SET hash = audit_event_hash(e) WHERE id = '${boundary}'`)
+  t.same(await verify(f), { ok: false, checked: total, firstBadId: await at(VERIFY_RANGE + 1) }, 'the last event of a range rehashed: the first of the next range is reported')
+  const g = await buildApi(t)
+  await adminQuery(g.ownerUrl, `BEGIN; SELECT set_config('app.tenant_id', '${g.acme.id}', true);
+    INSERT INTO audit_events (tenant_id, action, actor_type) SELECT '${g.acme.id}', 'project.created', 'system' FROM generate_series(1, ${VERIFY_RANGE + 10}) i; COMMIT`)
+  const gTotal = (await acmeEvents(g)).length
+  const removed = (await adminQuery<{ id: string }>(g.ownerUrl, 'SELECT id FROM audit_events WHERE tenant_id = $1 AND seq = $2', [g.acme.id, VERIFY_RANGE + 1])).rows[0]!.id
+  const after = (await adminQuery<{ id: string }>(g.ownerUrl, 'SELECT id FROM audit_events WHERE tenant_id = $1 AND seq = $2', [g.acme.id, VERIFY_RANGE + 2])).rows[0]!.id
+  await tamper(g, `DELETE FROM audit_events WHERE id = '${removed}'`)
+  t.same(await verify(g), { ok: false, checked: gTotal - 1, firstBadId: after }, 'the first event of a range removed: the one after it is reported')
 })
 
 t.test('50 concurrent creates leave one unbroken chain', async (t) => {

@@ -88,15 +88,49 @@ export interface VerifyResult {
   firstBadId: string | null
 }
 
+/** Events one statement of the chain's walk covers (a range of seq): about 0.35 s of the database's time (3 s per 86,000 measured). */
+export const VERIFY_RANGE = 10_000
+
+type ChainEnds = { pruned_seq: bigint; pruned_hash: string; head_seq: bigint; head_hash: string }
+type RangeResult = { checked: bigint; first_bad_id: string | null; last_id: string | null; last_seq: bigint; last_hash: string }
+
 /**
- * Walks the tenant's hash chain in the database (SQL function audit_verify, one pass in seq order)
- * as the API role, under row-level security for `tenantId`.
+ * Walks the tenant's hash chain in the database as the API role, under row-level security for
+ * `tenantId`: from the pruned head up to the head read at the start, VERIFY_RANGE events per
+ * statement (SQL function audit_verify_range), so no statement of a large log outruns
+ * DB_STATEMENT_TIMEOUT_MS; then the last event must be the head (its seq and hash, recorded on the
+ * tenant by the insert trigger). Events appended meanwhile are beyond the head read and not walked;
+ * a retention run that prunes meanwhile makes the walk start again once from the new pruned head.
+ * Throws what the queries throw (database unreachable: the route's 503).
  */
 export async function verifyChain (platformDb: PrismaClient, tenantId: string): Promise<VerifyResult> {
-  const [row] = await runAsTenant(tenantId, () =>
-    platformDb.$queryRaw<{ checked: bigint; first_bad_id: string | null; reaches_head: boolean | null }[]>`SELECT * FROM audit_verify(${tenantId}::uuid)`)
-  const firstBadId = row?.first_bad_id ?? null
-  return { ok: firstBadId === null && row?.reaches_head === true, checked: Number(row?.checked ?? 0), firstBadId }
+  const ends = () => runAsTenant(tenantId, async () => (await platformDb.$queryRaw<ChainEnds[]>`
+    SELECT audit_pruned_seq AS pruned_seq, audit_pruned_hash AS pruned_hash, audit_seq AS head_seq, audit_head_hash AS head_hash
+    FROM tenants WHERE id = ${tenantId}::uuid`)[0])
+  const first = await ends()
+  if (!first) return { ok: false, checked: 0, firstBadId: null }
+  const result = await walkChain(platformDb, tenantId, first)
+  if (result.ok) return result
+  const now = await ends()
+  return now && now.pruned_seq !== first.pruned_seq ? await walkChain(platformDb, tenantId, now) : result
+}
+
+async function walkChain (platformDb: PrismaClient, tenantId: string, ends: ChainEnds): Promise<VerifyResult> {
+  let checked = 0
+  let firstBadId: string | null = null
+  let last = { id: null as string | null, seq: ends.pruned_seq, hash: ends.pruned_hash }
+  for (let from = ends.pruned_seq; from < ends.head_seq; from += BigInt(VERIFY_RANGE)) {
+    const through = from + BigInt(VERIFY_RANGE) < ends.head_seq ? from + BigInt(VERIFY_RANGE) : ends.head_seq
+    const [range] = await runAsTenant(tenantId, () => platformDb.$queryRaw<RangeResult[]>`
+      SELECT * FROM audit_verify_range(${tenantId}::uuid, ${last.seq}::bigint, ${last.hash}, ${through}::bigint)`)
+    checked += Number(range!.checked)
+    firstBadId ??= range!.first_bad_id
+    if (range!.last_id) last = { id: range!.last_id, seq: range!.last_seq, hash: range!.last_hash }
+  }
+  const reachesHead = last.seq === ends.head_seq
+  // The newest events rewritten with their hashes recomputed link to each other; only the head tells.
+  if (!firstBadId && reachesHead && last.hash !== ends.head_hash) firstBadId = last.id
+  return { ok: firstBadId === null && reachesHead, checked, firstBadId }
 }
 
 /** Most events one retention transaction removes: it holds the tenant's chain head meanwhile. */

@@ -42,18 +42,26 @@ const MIGRATION_INVARIANTS = 'prisma/migrations/20261130000000_tenancy_invariant
 const MIGRATION_API_KEYS = 'prisma/migrations/20261201000000_api_keys/migration.sql'
 // The audit log: app_make_append_only(), the chain trigger.
 const MIGRATION_AUDIT = 'prisma/migrations/20261202000000_audit_events/migration.sql'
-// audit_verify as it stands (the chain's end checked against the head's hash).
-const MIGRATION_AUDIT_VERIFY = 'prisma/migrations/20261208000000_audit_verify_head_hash/migration.sql'
 
 export const FAULTS: Fault[] = [
   // ── The audit chain's verification ───────────────────────────────────────────────────────────
   {
+    name: 'audit-verify-range-loses-its-link',
+    breaks: 'a log larger than one range of the walk fails verify although intact: each range is linked to the pruned head instead of the last event checked',
+    file: 'src/audit/audit-store.ts',
+    // eslint-disable-next-line no-template-curly-in-string -- the source's template literal, as text
+    find: '${last.seq}::bigint, ${last.hash}, ${through}::bigint',
+    // eslint-disable-next-line no-template-curly-in-string
+    replace: '${last.seq}::bigint, ${ends.pruned_hash}, ${through}::bigint',
+    tests: ['test/audit-chain.test.ts'],
+    grep: ['larger than one range'],
+  },
+  {
     name: 'audit-verify-ignores-head-hash',
     breaks: "the newest audit event, changed and rehashed by someone with the owner's password, verifies as ok",
-    file: MIGRATION_AUDIT_VERIFY,
-    find: '        (SELECT n.id FROM newest n, anchor a WHERE n.seq = a.audit_seq AND n.hash <> a.audit_head_hash)),\n',
-    replace: '        NULL::uuid),\n',
-    also: [{ file: MIGRATION_AUDIT_VERIFY, find: ' AND coalesce(n.hash, a.audit_pruned_hash) = a.audit_head_hash', replace: '' }],
+    file: 'src/audit/audit-store.ts',
+    find: '  if (!firstBadId && reachesHead && last.hash !== ends.head_hash) firstBadId = last.id\n',
+    replace: '',
     tests: ['test/audit-chain.test.ts'],
     grep: ['verify: an intact chain'],
   },
