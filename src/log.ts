@@ -28,7 +28,9 @@ const API_KEY_IN_TEXT = /tk_[A-Za-z0-9_-]+/g
 // Query parameters whose values are credentials: the emailed links' single-use tokens
 // (/accept-invitation?token=…, /reset-password?token=…) and what clients name tokens and passwords.
 const SECRET_PARAMETER = /^(?:token|access_token|refresh_token|password|secret)$/i
-const QUERY_PARAMETER = /([?&;])([^=&#;]*)=([^&#;]*)/g
+// Linear whatever the URL: a name holds no separator (a `?` allowed in names made `??…?` quadratic),
+// and a value runs to the next `&` as Fastify's query parser reads it (`;` is part of it).
+const QUERY_PARAMETER = /([?&])([^=&#?]*)=([^&#]*)/g
 
 /**
  * A request URL as the logs may hold it: an API key (`tk_…`) anywhere is `tk_[redacted]`, and the

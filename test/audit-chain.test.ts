@@ -148,6 +148,16 @@ t.test('verify walks a log larger than one range, and finds faults at and across
   const after = (await adminQuery<{ id: string }>(g.ownerUrl, 'SELECT id FROM audit_events WHERE tenant_id = $1 AND seq = $2', [g.acme.id, VERIFY_RANGE + 2])).rows[0]!.id
   await tamper(g, `DELETE FROM audit_events WHERE id = '${removed}'`)
   t.same(await verify(g), { ok: false, checked: gTotal - 1, firstBadId: after }, 'the first event of a range removed: the one after it is reported')
+
+  // An event written behind the link trigger, beyond the head: served by the list and the export,
+  // so verify must not call the chain intact.
+  const h = await buildApi(t)
+  await createProjects(h, 2)
+  const stray = (await adminQuery<{ id: string }>(h.ownerUrl, `BEGIN; ALTER TABLE audit_events DISABLE TRIGGER USER;
+    INSERT INTO audit_events (tenant_id, seq, action, actor_type) VALUES ('${h.acme.id}', 1000000000, 'project.created', 'system') RETURNING id;
+    ALTER TABLE audit_events ENABLE TRIGGER USER; COMMIT`)) as unknown as Array<{ rows: Array<{ id: string }> }>
+  const strayId = stray.find((r) => r.rows?.length)!.rows[0]!.id
+  t.same(await verify(h), { ok: false, checked: (await acmeEvents(h)).length - 1, firstBadId: strayId }, 'an event beyond the head is reported, quickly')
 })
 
 t.test('50 concurrent creates leave one unbroken chain', async (t) => {

@@ -93,44 +93,63 @@ export const VERIFY_RANGE = 10_000
 
 type ChainEnds = { pruned_seq: bigint; pruned_hash: string; head_seq: bigint; head_hash: string }
 type RangeResult = { checked: bigint; first_bad_id: string | null; last_id: string | null; last_seq: bigint; last_hash: string }
+type Reader = Pick<PrismaClient, '$queryRaw'>
+
+/** Longest a walk may take (ms): a million events are about 35 s of the database's time. */
+const VERIFY_TIMEOUT_MS = 10 * 60_000
 
 /**
  * Walks the tenant's hash chain in the database as the API role, under row-level security for
- * `tenantId`: from the pruned head up to the head read at the start, VERIFY_RANGE events per
- * statement (SQL function audit_verify_range), so no statement of a large log outruns
+ * `tenantId`, in one read-only REPEATABLE READ transaction (one snapshot: a retention run or a
+ * writer meanwhile changes nothing it sees): from the pruned head up to the head, VERIFY_RANGE seq
+ * per statement (SQL function audit_verify_range), so no statement of a large log outruns
  * DB_STATEMENT_TIMEOUT_MS; then the last event must be the head (its seq and hash, recorded on the
- * tenant by the insert trigger). Events appended meanwhile are beyond the head read and not walked;
- * a retention run that prunes meanwhile makes the walk start again once from the new pruned head.
+ * tenant by the insert trigger), and no event may lie outside (pruned seq, head seq].
  * Throws what the queries throw (database unreachable: the route's 503).
  */
 export async function verifyChain (platformDb: PrismaClient, tenantId: string): Promise<VerifyResult> {
-  const ends = () => runAsTenant(tenantId, async () => (await platformDb.$queryRaw<ChainEnds[]>`
-    SELECT audit_pruned_seq AS pruned_seq, audit_pruned_hash AS pruned_hash, audit_seq AS head_seq, audit_head_hash AS head_hash
-    FROM tenants WHERE id = ${tenantId}::uuid`)[0])
-  const first = await ends()
-  if (!first) return { ok: false, checked: 0, firstBadId: null }
-  const result = await walkChain(platformDb, tenantId, first)
-  if (result.ok) return result
-  const now = await ends()
-  return now && now.pruned_seq !== first.pruned_seq ? await walkChain(platformDb, tenantId, now) : result
+  return await runAsTenant(tenantId, () => platformDb.$transaction(async (tx) => {
+    await tx.$executeRaw`SET TRANSACTION READ ONLY`
+    const [ends] = await tx.$queryRaw<ChainEnds[]>`
+      SELECT audit_pruned_seq AS pruned_seq, audit_pruned_hash AS pruned_hash, audit_seq AS head_seq, audit_head_hash AS head_hash
+      FROM tenants WHERE id = ${tenantId}::uuid`
+    if (!ends) return { ok: false, checked: 0, firstBadId: null }
+    return await walkChain(tx, tenantId, ends)
+  }, { isolationLevel: 'RepeatableRead', timeout: VERIFY_TIMEOUT_MS }))
 }
 
-async function walkChain (platformDb: PrismaClient, tenantId: string, ends: ChainEnds): Promise<VerifyResult> {
+async function walkChain (db: Reader, tenantId: string, ends: ChainEnds): Promise<VerifyResult> {
   let checked = 0
   let firstBadId: string | null = null
   let last = { id: null as string | null, seq: ends.pruned_seq, hash: ends.pruned_hash }
-  for (let from = ends.pruned_seq; from < ends.head_seq; from += BigInt(VERIFY_RANGE)) {
-    const through = from + BigInt(VERIFY_RANGE) < ends.head_seq ? from + BigInt(VERIFY_RANGE) : ends.head_seq
-    const [range] = await runAsTenant(tenantId, () => platformDb.$queryRaw<RangeResult[]>`
-      SELECT * FROM audit_verify_range(${tenantId}::uuid, ${last.seq}::bigint, ${last.hash}, ${through}::bigint)`)
-    checked += Number(range!.checked)
-    firstBadId ??= range!.first_bad_id
-    if (range!.last_id) last = { id: range!.last_id, seq: range!.last_seq, hash: range!.last_hash }
+  const range = BigInt(VERIFY_RANGE)
+  let from: bigint | null = ends.pruned_seq
+  while (from !== null && from < ends.head_seq) {
+    const through: bigint = from + range < ends.head_seq ? from + range : ends.head_seq
+    const [walked]: RangeResult[] = await db.$queryRaw<RangeResult[]>`
+      SELECT * FROM audit_verify_range(${tenantId}::uuid, ${last.seq}::bigint, ${last.hash}, ${through}::bigint)`
+    checked += Number(walked!.checked)
+    firstBadId ??= walked!.first_bad_id
+    if (walked!.last_id) last = { id: walked!.last_id, seq: walked!.last_seq, hash: walked!.last_hash }
+    // An empty range skips to the next event there is (a gap of any width costs one probe).
+    from = walked!.checked > 0n ? through : await nextSeqBefore(db, tenantId, through, ends.head_seq)
   }
+  // An event outside (pruned seq, head seq] is none the chain holds (written behind the trigger).
+  const [stray] = await db.$queryRaw<Array<{ id: string }>>`
+    SELECT id FROM audit_events WHERE tenant_id = ${tenantId}::uuid AND (seq <= ${ends.pruned_seq}::bigint OR seq > ${ends.head_seq}::bigint)
+    ORDER BY seq LIMIT 1`
+  firstBadId ??= stray?.id ?? null
   const reachesHead = last.seq === ends.head_seq
   // The newest events rewritten with their hashes recomputed link to each other; only the head tells.
   if (!firstBadId && reachesHead && last.hash !== ends.head_hash) firstBadId = last.id
   return { ok: firstBadId === null && reachesHead, checked, firstBadId }
+}
+
+/** The seq just before the tenant's next event after `after` (at most `head`), or null when there is none. */
+async function nextSeqBefore (db: Reader, tenantId: string, after: bigint, head: bigint): Promise<bigint | null> {
+  const [next] = await db.$queryRaw<Array<{ seq: bigint | null }>>`
+    SELECT min(seq) AS seq FROM audit_events WHERE tenant_id = ${tenantId}::uuid AND seq > ${after}::bigint AND seq <= ${head}::bigint`
+  return next?.seq == null ? null : next.seq - 1n
 }
 
 /** Most events one retention transaction removes: it holds the tenant's chain head meanwhile. */

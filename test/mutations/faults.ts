@@ -57,6 +57,15 @@ export const FAULTS: Fault[] = [
     grep: ['larger than one range'],
   },
   {
+    name: 'audit-verify-ignores-strays',
+    breaks: 'an audit event written behind the link trigger beyond the head (served by the list and export) leaves verify ok',
+    file: 'src/audit/audit-store.ts',
+    find: '  firstBadId ??= stray?.id ?? null\n',
+    replace: '',
+    tests: ['test/audit-chain.test.ts'],
+    grep: ['larger than one range'],
+  },
+  {
     name: 'audit-verify-ignores-head-hash',
     breaks: "the newest audit event, changed and rehashed by someone with the owner's password, verifies as ok",
     file: 'src/audit/audit-store.ts',
