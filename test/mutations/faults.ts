@@ -813,7 +813,7 @@ export const FAULTS: Fault[] = [
     name: 'people-user-created-revokes-owner-invitation',
     breaks: "an admin's POST /v1/users for an address an owner invited as owner revokes that owner's invitation",
     file: 'routes/users.ts',
-    find: "        if (pending.some((invitation) => invitation.role === 'owner')) assertCan(request.principal.role, 'users.manageOwners')\n",
+    find: "        if (pending.some((invitation) => invitation.role === 'owner' && invitation.expiresAt.getTime() > now)) assertCan(request.principal.role, 'users.manageOwners')\n",
     replace: '',
     tests: ['test/invitations.test.ts'],
     grep: ['invited as owner'],

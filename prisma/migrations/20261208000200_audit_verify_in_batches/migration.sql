@@ -5,7 +5,9 @@
 -- the last event checked (or the pruned head); through_seq ends the range. Each range checks every event's own hash, its link
 -- to the one before (the carried hash for the first) and the sequence (no gap); src/audit/
 -- audit-store.ts verifyChain loops over ranges up to the head read at the start, then compares the
--- last event with that head (seq and hash). audit_verify stays for whoever calls it by hand.
+-- last event with that head (seq and its hash: the one-statement walk compared the seq only, so the
+-- newest events rewritten with recomputed hashes verified as ok). audit_verify is dropped: nothing
+-- calls it any more, and a second copy of the walk would drift from this one.
 CREATE FUNCTION audit_verify_range(tenant uuid, after_seq bigint, after_hash text, through_seq bigint)
   RETURNS TABLE (checked bigint, first_bad_id uuid, last_id uuid, last_seq bigint, last_hash text)
   LANGUAGE sql STABLE
@@ -30,3 +32,5 @@ CREATE FUNCTION audit_verify_range(tenant uuid, after_seq bigint, after_hash tex
       coalesce((SELECT n.hash FROM newest n), after_hash)
   $$;
 GRANT EXECUTE ON FUNCTION audit_verify_range(uuid, bigint, text, bigint) TO saas_app;
+
+DROP FUNCTION audit_verify(uuid);
