@@ -71,7 +71,7 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const newHash = await app.passwords.hash(request.body.newPassword, 'newPassword')
     // The new hash, the other sessions' end, the reset links' end and the event commit together.
     await audited(request, async (tx) => {
-      await tx.user.update({ where: { id: userId }, data: { passwordHash: newHash, authVersion: { increment: 1 } }, select: { id: true } })
+      await tx.user.update({ where: { id: userId }, data: { passwordHash: newHash, authVersion: { increment: 1 }, passwordChangedAt: new Date() }, select: { id: true } })
       await app.auth.endOtherSessions(tx as never, tenantId, userId, sessionId)
       await endResetLinks(tx, userId)
     }, () => ({ action: 'user.password_changed', target: { type: 'user', id: userId } }))

@@ -46,7 +46,7 @@ const passwordResetRoutes: FastifyPluginAsyncTypebox = async (app) => {
     // not (the route must not branch on it: same work, same timing); actor system, no target, so the
     // log does not reveal whether the account exists either.
     await tenantTransaction(app.database, app.jobs, tenantId, async (tx, jobs) => {
-      await jobs.send(PASSWORD_RESET_JOB, { email })
+      await jobs.send(PASSWORD_RESET_JOB, { email, requestedAt: Date.now() })
       await recordAuditEvent(tx, { ...auditContext(request, { type: 'system', id: null }), action: 'password_reset.requested', target: null, data: { email } })
     })
     return reply.code(202).send(undefined as never) // no body at all (null would serialize as "null")
@@ -67,7 +67,7 @@ const passwordResetRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const consumed = await tx.passwordResetToken.updateMany({ where: { id: found.id, ...usable() }, data: { usedAt: new Date() } })
       if (consumed.count !== 1) throw unusableToken()
       // An inactive (or deleted) user cannot come back through a reset.
-      const changed = await tx.user.updateMany({ where: { id: found.userId, active: true }, data: { passwordHash, authVersion: { increment: 1 } } })
+      const changed = await tx.user.updateMany({ where: { id: found.userId, active: true }, data: { passwordHash, authVersion: { increment: 1 }, passwordChangedAt: new Date() } })
       if (changed.count !== 1) throw unusableToken()
       // Every other outstanding link of the user stops working too.
       await endResetLinks(tx, found.userId)

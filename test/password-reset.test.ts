@@ -104,6 +104,30 @@ t.test('a password change ends the reset links mailed before it', async (t) => {
   await signIn(app, 'acme.localhost', 'alice@example.com', NEW_PASSWORD)
 })
 
+t.test('a reset asked for before a password change mails no link when its job runs after the change', async (t) => {
+  // The worker is off while Alice asks, changes her password, then asks again: both jobs run late.
+  const { app, smtp, post, ownerUrl } = await setup(t, { JOBS_WORKER: 'false' })
+  t.equal((await post('/v1/auth/password-reset', { email: 'alice@example.com' })).statusCode, 202)
+  await new Promise((resolve) => setTimeout(resolve, 5)) // the change is later than the request, by the clock too
+  const session = await signIn(app, 'acme.localhost', 'alice@example.com', PASSWORD)
+  const changed = await app.inject({ method: 'POST', url: '/v1/me/password', headers: { host: 'acme.localhost', authorization: `Bearer ${session.accessToken}` }, payload: { currentPassword: PASSWORD, newPassword: NEW_PASSWORD } })
+  t.equal(changed.statusCode, 204, changed.body)
+  await new Promise((resolve) => setTimeout(resolve, 5))
+  t.equal((await post('/v1/auth/password-reset', { email: 'alice@example.com' })).statusCode, 202, 'asked again after the change')
+  await app.jobs.work()
+  const mail = await smtp.waitFor('alice@example.com')
+  for (let i = 0; i < 100; i++) {
+    const { rows } = await adminQuery(ownerUrl, "SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'email-password-reset' AND state <> 'completed'")
+    if (rows[0]!.n === 0) break
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  t.equal(smtp.messages.length, 1, 'one email: the request made after the change')
+  const { rows } = await adminQuery(ownerUrl, 'SELECT count(*)::int AS n FROM password_reset_tokens')
+  t.equal(rows[0]!.n, 1, 'and one link minted')
+  const done = await post('/v1/auth/password-reset/confirm', { token: tokenOf(mail), password: 'the reset after the change' })
+  t.equal(done.statusCode, 204, 'the later link works')
+})
+
 t.test('rate limits: per tenant + email, and per address', async (t) => {
   const { post } = await setup(t, { PASSWORD_RESET_MAX: '2', PASSWORD_RESET_PER_IP_PER_MIN: '5' })
   const codes = []

@@ -39,9 +39,16 @@ export function definePeopleJobs (runner: JobRunner, config: PeopleJobsConfig, m
 
   // The reset request answered 202 without looking anything up: this job does the work. Unknown
   // and inactive users get nothing. The row's id is the job's id: a second run finds it.
-  runner.defineTenantJob<{ email: string }>(PASSWORD_RESET_JOB, async ({ tenant, db, jobId, log }, { email }) => {
-    const user = await db.user.findFirst({ where: { email: email.toLowerCase(), active: true }, select: { id: true, email: true } })
+  // `requestedAt` (epoch ms, the API instance's clock; absent in jobs queued before this field existed): a
+  // password changed since the request ended the links of that time (src/people/reset-links.ts),
+  // and a job that runs later (a queue that was down, a retry) must not mint one after it.
+  runner.defineTenantJob<{ email: string, requestedAt?: number }>(PASSWORD_RESET_JOB, async ({ tenant, db, jobId, log }, { email, requestedAt }) => {
+    const user = await db.user.findFirst({ where: { email: email.toLowerCase(), active: true }, select: { id: true, email: true, passwordChangedAt: true } })
     if (!user) return
+    if (typeof requestedAt === 'number' && user.passwordChangedAt && user.passwordChangedAt.getTime() >= requestedAt) {
+      log.info({ userId: user.id }, 'password-reset email not needed (the password changed after the request)')
+      return
+    }
     const token = tokens.token('password-reset', tenant.id, jobId)
     let reset = await db.passwordResetToken.findFirst({ where: { id: jobId } })
     if (!reset) {

@@ -819,6 +819,15 @@ export const FAULTS: Fault[] = [
     grep: ['invited as owner'],
   },
   {
+    name: 'people-reset-job-ignores-password-change',
+    breaks: 'a password-reset job that runs after the password changed mails a working link for a request made before the change',
+    file: 'src/people/jobs.ts',
+    find: 'user.passwordChangedAt.getTime() >= requestedAt',
+    replace: 'user.passwordChangedAt.getTime() < 0',
+    tests: ['test/password-reset.test.ts'],
+    grep: ['before a password change'],
+  },
+  {
     name: 'people-expired-owner-invitation-blocks-admins',
     breaks: "an owner's invitation that expired makes every admin's POST /v1/users for that address a 403, for good",
     file: 'routes/users.ts',
