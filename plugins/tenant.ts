@@ -3,10 +3,12 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { AppError, MissingRequestContextError } from '../src/errors.ts'
+import { clientAddress } from './limits.ts'
 import { trustFunction, type TrustFunction } from '../src/net/trusted-proxies.ts'
 import { parseHost } from '../src/tenancy/host.ts'
 import type { ScopedClient } from '../src/tenancy/scoped-client.ts'
 import { TenantRegistry, type ActiveTenant } from '../src/tenancy/tenant-registry.ts'
+import { UnknownHostLimit } from '../src/tenancy/unknown-host-limit.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -56,6 +58,7 @@ export default fp(
     const trust = trustFunction(app.config.trustProxy)
     const tenants = new TenantRegistry(app.platformDb, TENANT_CACHE_TTL_MS, app.config.CHANGE_FEED_CACHE_TTL_MS)
     app.decorate('tenants', tenants)
+    const unknownHosts = new UnknownHostLimit(app.config.TENANT_MISSES_PER_IP_PER_MIN)
     app.decorateRequest('tenant', null)
     // Throwing getters instead of `request.tenant!`: used where no tenant was resolved (a route
     // outside the tenant-host scope), they fail loudly with a 500 instead of reading `undefined`.
@@ -80,8 +83,13 @@ export default fp(
       // Health and key-publication routes answer on every host, tenant or not.
       if (target.kind === 'platform' || request.routeOptions.config.anyHost) return
       if (target.kind === 'unknown') throw tenantNotFound()
-      const tenant = target.kind === 'slug' ? await tenants.bySlug(target.slug) : await tenants.byDomain(target.domain)
-      if (!tenant) throw tenantNotFound()
+      // An address that got too many "no such tenant" answers lately is refused before a lookup.
+      const beforeLookup = () => unknownHosts.assertUnder(clientAddress(request))
+      const tenant = target.kind === 'slug' ? await tenants.bySlug(target.slug, beforeLookup) : await tenants.byDomain(target.domain, beforeLookup)
+      if (!tenant) {
+        unknownHosts.count(clientAddress(request))
+        throw tenantNotFound()
+      }
       request.tenant = tenant
     })
   },

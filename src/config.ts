@@ -97,6 +97,7 @@ export const ConfigSchema = Type.Object({
   PASSWORD_RESET_TTL_S: Type.Integer({ minimum: 60, default: 30 * 60, description: 'how long a password-reset link works (seconds)' }),
   PASSWORD_RESET_MAX: Type.Integer({ minimum: 1, default: 3, description: 'reset requests per tenant + email per PASSWORD_RESET_WINDOW_S' }),
   PASSWORD_RESET_WINDOW_S: Type.Integer({ minimum: 1, default: 3600 }),
+  TENANT_MISSES_PER_IP_PER_MIN: Type.Integer({ minimum: 1, default: 600, description: '"no such tenant" answers per client address per minute (per instance) before its uncached tenant lookups are refused with 429' }),
   PASSWORD_RESET_PER_IP_PER_MIN: Type.Integer({ minimum: 1, default: 20, description: 'reset requests, confirmations and invitation accepts per client address per minute' }),
   INVITATIONS_PER_TENANT_MAX: Type.Integer({ minimum: 1, default: 100, description: 'invitations a tenant may send per INVITATIONS_WINDOW_S' }),
   INVITATIONS_WINDOW_S: Type.Integer({ minimum: 1, default: 3600 }),

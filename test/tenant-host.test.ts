@@ -49,6 +49,26 @@ t.test('the Host header decides the tenant', async (t) => {
   t.same({ ...unknown.body.error, requestId: 0 }, { ...suspended.body.error, requestId: 0 }, 'suspended and unknown answer identically')
 })
 
+t.test('made-up hosts: past TENANT_MISSES_PER_IP_PER_MIN an address is refused before any lookup, cached hosts still answer', async (t) => {
+  const { app, ownerUrl } = await build(t, { env: { TENANT_MISSES_PER_IP_PER_MIN: '3' } })
+  await insertTenant(ownerUrl, 'acme')
+  t.equal((await probe(app, 'acme.localhost')).code, 'NOT_FOUND', 'acme is resolved (and cached)')
+  const answers = []
+  for (const slug of ['made-up-1', 'made-up-2', 'made-up-3', 'made-up-4']) answers.push((await probe(app, `${slug}.localhost`)).code)
+  t.same(answers, ['TENANT_NOT_FOUND', 'TENANT_NOT_FOUND', 'TENANT_NOT_FOUND', 'RATE_LIMITED'], 'the fourth unknown name is not looked up')
+  const refused = await app.inject({ url: '/no-such-route', headers: { host: 'made-up-5.localhost' } })
+  t.equal(refused.statusCode, 429)
+  t.ok(Number(refused.headers['retry-after']) >= 1 && Number(refused.headers['retry-after']) <= 60, `Retry-After ${refused.headers['retry-after']}`)
+  // A tenant created meanwhile is not in the cache: the flooding address waits like for any other name.
+  await insertTenant(ownerUrl, 'globex')
+  t.equal((await probe(app, 'globex.localhost')).code, 'RATE_LIMITED', 'an uncached real tenant too: the budget is counted before the name is known')
+  t.equal((await probe(app, 'acme.localhost')).code, 'NOT_FOUND', 'a cached tenant still answers the same address')
+  const elsewhere = await app.inject({ url: '/no-such-route', headers: { host: 'globex.localhost' }, remoteAddress: '203.0.113.9' })
+  t.equal(elsewhere.json().error.code, 'NOT_FOUND', 'another address is not limited (and finds globex)')
+  const other = await app.inject({ url: '/no-such-route', headers: { host: 'made-up-6.localhost' }, remoteAddress: '203.0.113.9' })
+  t.equal(other.json().error.code, 'TENANT_NOT_FOUND')
+})
+
 t.test('X-Forwarded-Host counts only behind a trusted proxy', async (t) => {
   const untrusted = await build(t)
   await insertTenant(untrusted.ownerUrl, 'acme')

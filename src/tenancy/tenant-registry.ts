@@ -67,14 +67,17 @@ export class TenantRegistry {
     this.entries.deleteTagged('unknown')
   }
 
-  /** The active tenant with this slug, or null (unknown and suspended look the same). */
-  bySlug (slug: string): Promise<ActiveTenant | null> {
-    return this.cached(`slug:${slug}`, () => tenantDirectory.activeBySlug(this.platformDb, slug))
+  /**
+   * The active tenant with this slug, or null (unknown and suspended look the same). `beforeLookup`
+   * runs when the name is not cached, before the database is asked; what it throws rejects the call.
+   */
+  bySlug (slug: string, beforeLookup?: () => void): Promise<ActiveTenant | null> {
+    return this.cached(`slug:${slug}`, () => tenantDirectory.activeBySlug(this.platformDb, slug), beforeLookup)
   }
 
-  /** The active tenant whose verified custom domain this is, or null. */
-  byDomain (domain: string): Promise<ActiveTenant | null> {
-    return this.cached(`domain:${domain}`, () => tenantDirectory.activeByDomain(this.platformDb, domain))
+  /** The active tenant whose verified custom domain this is, or null; `beforeLookup` as for bySlug. */
+  byDomain (domain: string, beforeLookup?: () => void): Promise<ActiveTenant | null> {
+    return this.cached(`domain:${domain}`, () => tenantDirectory.activeByDomain(this.platformDb, domain), beforeLookup)
   }
 
   /** Forgets what is cached for a tenant after this process changed it. */
@@ -95,9 +98,14 @@ export class TenantRegistry {
     this.entries.clear()
   }
 
-  private cached (key: string, load: () => Promise<ActiveTenant | null>): Promise<ActiveTenant | null> {
+  private cached (key: string, load: () => Promise<ActiveTenant | null>, beforeLookup?: () => void): Promise<ActiveTenant | null> {
     const hit = this.entries.get(key)
     if (hit) return hit.tenant
+    try {
+      beforeLookup?.()
+    } catch (error) {
+      return Promise.reject(error)
+    }
     // The promise itself is cached: concurrent misses share one query. A failed query is not kept.
     const started = this.entries.loadStarts()
     const tenant = load()

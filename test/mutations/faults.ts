@@ -828,6 +828,15 @@ export const FAULTS: Fault[] = [
     grep: ['before a password change'],
   },
   {
+    name: 'tenant-made-up-hosts-unlimited',
+    breaks: 'an address sending made-up tenant hosts gets a database lookup for each, however many (and fills the tenant cache with misses)',
+    file: 'plugins/tenant.ts',
+    find: 'const beforeLookup = () => unknownHosts.assertUnder(clientAddress(request))',
+    replace: 'const beforeLookup = () => {}',
+    tests: ['test/tenant-host.test.ts'],
+    grep: ['made-up hosts'],
+  },
+  {
     name: 'people-expired-owner-invitation-blocks-admins',
     breaks: "an owner's invitation that expired makes every admin's POST /v1/users for that address a 403, for good",
     file: 'routes/users.ts',
