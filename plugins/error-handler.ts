@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { isWriteConflict } from '../src/db/conflicts.ts'
 import { DatabaseTimeoutError } from '../src/db/tenant-aware-pool.ts'
 import { Prisma } from '../src/generated/prisma/client.ts'
 import { scrubUrl } from '../src/log.ts'
@@ -49,11 +50,12 @@ export function classifyError (error: unknown): Classified {
   if (error instanceof AppError) return { code: error.code, message: error.message, headers: error.headers }
   if (isDatabaseUnavailable(error)) return { code: 'SERVICE_UNAVAILABLE', message: GENERIC_MESSAGES.SERVICE_UNAVAILABLE, headers: { 'retry-after': RETRY_AFTER_SECONDS } }
   if (isRefusedValue(error)) return { code: 'VALIDATION_FAILED', message: 'A value cannot be stored (out of range, or a NUL character)' }
+  // A serialization failure or a deadlock (40001, 40P01) that the route did not retry: all was
+  // rolled back, and the client may simply retry.
+  if (isWriteConflict(error)) return { code: 'CONFLICT', message: 'A concurrent change conflicted with this one, retry' }
   if (error instanceof Prisma.PrismaClientKnownRequestError) {
     if (error.code === 'P2002') return { code: 'CONFLICT', message: 'A record with these values already exists' }
     if (error.code === 'P2025' || error.code === 'P2003') return { code: 'NOT_FOUND', message: 'Not found' }
-    // A serializable transaction lost to a concurrent one: the client may simply retry.
-    if (error.code === 'P2034') return { code: 'CONFLICT', message: 'A concurrent change conflicted with this one, retry' }
     // The same refusals from a raw statement (one-statement audited writes, src/audit/audit-log.ts):
     // Prisma reports them as P2010 with the SQLSTATE in the driver's error.
     const state = driverSqlState(error)

@@ -9,6 +9,7 @@ import { Email, IdParams, NoContent, PersonName, responses, RoleSchema, signedIn
 import { audited, auditContext, recordAuditEvent } from '../src/audit/audit-log.ts'
 import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
 import { assertCan, requirePermission, type Role } from '../src/auth/permissions.ts'
+import { isWriteConflict } from '../src/db/conflicts.ts'
 import { conflict, notFound } from '../src/errors.ts'
 import { revokeInvitation } from '../src/people/invitations.ts'
 import { Prisma } from '../src/generated/prisma/client.ts'
@@ -48,17 +49,10 @@ async function serializable<T> (db: ScopedClient, fn: (tx: Tx) => Promise<T>): P
     try {
       return await db.$transaction(fn, { isolationLevel: Prisma.TransactionIsolationLevel.Serializable })
     } catch (error) {
-      if (!isSerializationFailure(error)) throw error
+      if (!isWriteConflict(error)) throw error
       if (attempt >= SERIALIZATION_RETRIES) throw conflict('A concurrent change conflicted with this one, retry')
     }
   }
-}
-
-/** PostgreSQL's 40001: Prisma's P2034, or the adapter's own error when it fails at COMMIT. */
-function isSerializationFailure (error: unknown): boolean {
-  if (error instanceof Prisma.PrismaClientKnownRequestError) return error.code === 'P2034'
-  return (error as { name?: string; cause?: { kind?: string } })?.name === 'DriverAdapterError' &&
-    (error as { cause?: { kind?: string } }).cause?.kind === 'TransactionWriteConflict'
 }
 
 /** The user `id` of this tenant (404 otherwise), read inside the transaction. */

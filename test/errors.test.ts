@@ -70,3 +70,16 @@ t.test('an unexpected error is a 500 INTERNAL with a generic message', async (t)
   const classified = classifyError(new TypeError("Cannot read properties of undefined (reading 'id') at routes/x.ts:12"))
   t.same(classified, { code: 'INTERNAL', message: 'Internal server error' })
 })
+
+t.test('a write conflict (deadlock, serialization failure) that reaches the handler is a retryable 409, from a raw statement too', async (t) => {
+  const { app } = await build(t)
+  // PostgreSQL's own errors through Prisma's real paths: a raw statement and an interactive transaction.
+  const raise = (sqlstate: string) => `DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '${sqlstate}'; END $$`
+  for (const sqlstate of ['40P01', '40001']) {
+    const raw = await app.platformDb.$executeRawUnsafe(raise(sqlstate)).catch((error: unknown) => error)
+    t.same(classifyError(raw), { code: 'CONFLICT', message: 'A concurrent change conflicted with this one, retry' }, `${sqlstate} from a raw statement`)
+    const inTransaction = await app.platformDb.$transaction((tx) => tx.$executeRawUnsafe(raise(sqlstate))).catch((error: unknown) => error)
+    t.same(classifyError(inTransaction), { code: 'CONFLICT', message: 'A concurrent change conflicted with this one, retry' }, `${sqlstate} in a transaction`)
+  }
+  t.same(classifyError(await app.platformDb.$executeRawUnsafe(raise('XX000')).catch((error: unknown) => error)).code, 'INTERNAL', 'another database error is still a 500')
+})

@@ -1,4 +1,6 @@
 import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import pg from 'pg'
 import { adminQuery } from './helper.ts'
 import { assertError, buildApi, RANDOM_UUID, ROLES } from './api-helper.ts'
 
@@ -69,4 +71,41 @@ t.test('task bodies are validated strictly', async (t) => {
   }
   assertError(t, await acme.call('owner', { url: '/v1/projects/nope/tasks' }), 400, 'VALIDATION_FAILED')
   assertError(t, await acme.call('owner', { url: `${url}/nope` }), 400, 'VALIDATION_FAILED')
+})
+
+// A project's DELETE locks the project, then its event waits for the tenant's audit chain; its
+// cascade to the tasks runs at the end of its statement. A task's PATCH locks the task, then waits
+// for the chain too. Whichever gets the chain first then waits for the other's row: PostgreSQL
+// breaks the deadlock by rolling one statement back, which is run again (src/audit/audit-log.ts).
+t.test('a project DELETE racing a write to one of its tasks: each answers as if they came one after the other', async (t) => {
+  const { acme, ownerUrl } = await buildApi(t, { LOG_LEVEL: 'error' })
+  const waitingOnLocks = async () => (await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0]!.n
+  for (const write of ['PATCH', 'POST', 'DELETE'] as const) {
+    const project = (await acme.call('member', { method: 'POST', url: '/v1/projects', payload: { name: `P ${write}` } })).json()
+    const task = (await acme.call('member', { method: 'POST', url: `/v1/projects/${project.id}/tasks`, payload: { title: 'T' } })).json()
+    // Another audited write of the tenant in flight: both requests below queue behind it.
+    const locker = new pg.Client({ connectionString: ownerUrl })
+    await locker.connect()
+    t.teardown(() => locker.end())
+    await locker.query('BEGIN')
+    await locker.query('SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE', [acme.id])
+    const first = write === 'POST' ? 'task' : 'project'
+    const projectDelete = () => acme.call('member', { method: 'DELETE', url: `/v1/projects/${project.id}` })
+    const taskWrite = () => write === 'POST'
+      ? acme.call('member', { method: 'POST', url: `/v1/projects/${project.id}/tasks`, payload: { title: 'T2' } })
+      : acme.call('member', { method: write, url: `/v1/projects/${project.id}/tasks/${task.id}`, ...(write === 'PATCH' ? { payload: { title: 'T2' } } : {}) })
+    const started = first === 'project' ? [projectDelete()] : [taskWrite()]
+    for (let i = 0; i < 200 && await waitingOnLocks() < 1; i++) await sleep(25)
+    started.push(first === 'project' ? taskWrite() : projectDelete())
+    for (let i = 0; i < 200 && await waitingOnLocks() < 2; i++) await sleep(25)
+    t.equal(await waitingOnLocks(), 2, `${write}: both wait on the chain`)
+    await locker.query('COMMIT')
+    const [a, b] = await Promise.all(started)
+    const [deleted, written] = first === 'project' ? [a!, b!] : [b!, a!]
+    t.equal(deleted.statusCode, 204, `${write}: the project is deleted (${deleted.body})`)
+    t.ok([200, 201, 204, 404].includes(written.statusCode), `${write} of the task: ${written.statusCode} ${written.body}`)
+    t.equal((await acme.call('member', { url: `/v1/projects/${project.id}/tasks/${task.id}` })).statusCode, 404, `${write}: no task outlives its project`)
+    const { rows } = await adminQuery<{ n: number }>(ownerUrl, 'SELECT count(*)::int AS n FROM tasks WHERE project_id = $1', [project.id])
+    t.equal(rows[0]!.n, 0)
+  }
 })
