@@ -157,6 +157,8 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   const embeddedDatabase = raw.DATABASE_URL === undefined
   const config: Config = {
     ...raw,
+    // Read as parseHost reads a Host header (case-insensitive, one trailing dot ignored).
+    BASE_DOMAIN: raw.BASE_DOMAIN.toLowerCase().replace(/\.$/, ''),
     isProduction: raw.NODE_ENV === 'production',
     isDevelopment: raw.NODE_ENV === 'development',
     embeddedDatabase,

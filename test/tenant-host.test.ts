@@ -169,3 +169,16 @@ t.test('a non-default BASE_DOMAIN decides the platform and the tenant hosts', as
   t.equal(login.statusCode, 200, 'the new tenant signs in on <slug>.<BASE_DOMAIN>')
   t.equal((await app.inject({ method: 'POST', url: '/v1/auth/login', headers: { host: 'globex.localhost' }, payload: { email: 'o@globex.example', password: 'globex owner password' } })).json().error.code, 'TENANT_NOT_FOUND', 'not under the default domain')
 })
+
+// parseHost reads Hosts in lower case without a trailing dot; a domain or BASE_DOMAIN written
+// otherwise could never match one, and nothing said so.
+t.test('custom domains are stored as Hosts are read, and BASE_DOMAIN is read like a Host', async (t) => {
+  const { app, ownerUrl } = await build(t, { env: { BASE_DOMAIN: 'Saas.Example.NET.' } })
+  for (const domain of ['API.Acme-Corp.test', 'api.acme-corp.test.', 'api.acme-corp.test:443']) {
+    await t.rejects(insertTenant(ownerUrl, `acme-${domain.length}`, { domain }), /tenants_domain_normalized/, `${domain} is refused`)
+  }
+  await insertTenant(ownerUrl, 'acme', { domain: 'api.acme-corp.test' })
+  t.equal((await probe(app, 'API.Acme-Corp.test.')).code, 'NOT_FOUND', 'the stored form is served, whatever the Host\'s case')
+  t.equal((await probe(app, 'acme.saas.example.net')).code, 'NOT_FOUND', 'a tenant under the BASE_DOMAIN as configured')
+  t.equal((await probe(app, 'saas.example.net')).code, 'NOT_FOUND', 'the platform host')
+})
