@@ -11,7 +11,6 @@ import closeWithGrace from 'close-with-grace'
 import { buildApp, type App } from './app.ts'
 import { ConfigError, loadConfig } from './config.ts'
 import { openDatabase, type Database } from './db/database.ts'
-import { enforceSafeDatabaseRole } from './db/role-check.ts'
 import { seedDemoOnce } from '../prisma/seed-data.ts'
 import { loadEnvFileIfPresent } from './env-file.ts'
 
@@ -24,8 +23,6 @@ async function main () {
   const database = await openDatabase(config, { log: (message) => console.log(`[database] ${message}`) })
   let app: App | undefined
   try {
-    // Fail closed: RLS must bind the role the pool's queries really run as (refused in production).
-    await enforceSafeDatabaseRole(config, (sql) => database.platformDb.$queryRawUnsafe(sql), console.error)
     // Development convenience: the embedded database starts with the demo tenants (acme, globex).
     if (config.embeddedDatabase && !config.isProduction) await seedDemoOnce(database.ownerUrl, config.BCRYPT_COST, config.BASE_DOMAIN, console.log)
     // Native HTTPS when both files are given (src/config.ts refuses one without the other).

@@ -5,7 +5,7 @@
 import { once } from 'node:events'
 import net from 'node:net'
 import t from 'tap'
-import { freePort } from './helper.ts'
+import { freePort, withApiLogin } from './helper.ts'
 import {
   isContract503, OwnPostgres, prepareDatabase, request, serverEnv, signIn, sleep, slowUpload, startServer,
   type Answer, type ServerProcess,
@@ -159,4 +159,28 @@ t.test('SIGTERM: in-flight requests finish, later ones get the contract\'s 503, 
   t.ok(tookMs < 2000 + 4000, `exited ${tookMs} ms after SIGTERM (grace 2000 ms)`)
   t.match(server.output(), /grace period expired/, 'the log says why')
   t.match(server.output(), /database closed/, 'and that the database was closed')
+})
+
+t.test('a server started while its database is down stays up, answers 503, and serves once the database is back', async (t) => {
+  // The API's login is made while the database is up; then it goes away and a second server starts.
+  const env = await withApiLogin(serverEnv(await freePort(), db.embedded.url, BOUNDS))
+  await db.stop()
+  const late = await startServer(env)
+  t.teardown(() => { if (late.child.exitCode === null) late.child.kill('SIGKILL') })
+  t.equal(late.child.exitCode, null, `the process is up and answers /healthz\n${late.child.exitCode === null ? '' : late.output()}`)
+  const ready = await request(late.port, { path: '/readyz', host: 'localhost' })
+  t.equal(ready.status, 503, 'not ready while the database is down')
+  const refused = await request(late.port, { path: '/v1/projects', host: 'acme.localhost' })
+  t.ok(isContract503(refused), `a tenant request: the contract's 503 (${refused.status} ${refused.body})`)
+  await db.start()
+  let ready2: Answer | undefined
+  for (let i = 0; i < 100 && ready2?.status !== 200; i++) {
+    await sleep(200)
+    ready2 = await request(late.port, { path: '/readyz', host: 'localhost' }).catch(() => undefined)
+  }
+  t.equal(ready2?.status, 200, `ready once the database is back, without a restart\n${ready2?.status === 200 ? '' : late.output().slice(-3000)}`)
+  // Its own keys: a token of the first server means nothing here.
+  const served = await request(late.port, { path: '/v1/projects', token: await signIn(late.port) })
+  t.equal(served.status, 200, `signs in and serves (${served.body.slice(0, 200)})`)
+  t.equal(late.child.exitCode, null, 'the process never exited')
 })

@@ -873,6 +873,15 @@ export const FAULTS: Fault[] = [
     grep: ['stored as Hosts are read'],
   },
   {
+    name: 'start-fails-while-database-down',
+    breaks: 'a production server started while its database is down exits 1 instead of coming up when the database does',
+    file: 'plugins/tenancy-invariants.ts',
+    find: '        if (err instanceof UnsafeDatabaseRoleError) throw err // production only: refuse to start\n',
+    replace: '        throw err\n',
+    tests: ['test/resilience.test.ts'],
+    grep: ['started while its database is down'],
+  },
+  {
     name: 'people-expired-owner-invitation-blocks-admins',
     breaks: "an owner's invitation that expired makes every admin's POST /v1/users for that address a 403, for good",
     file: 'routes/users.ts',
