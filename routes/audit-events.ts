@@ -6,6 +6,7 @@ import Type from 'typebox'
 import { decodeCursor, DEFAULT_LIMIT, encodeCursor, MAX_LIMIT, Page } from '../src/api/pagination.ts'
 import { isStorableDate, Nullable, Timestamp, TimestampInput, Uuid, responses, signedIn } from '../src/api/schemas.ts'
 import { ACTOR_TYPES, AUDIT_ACTION_NAMES } from '../src/audit/actions.ts'
+import { RunningSlots } from '../src/limits/running-slots.ts'
 import { auditEventFields, eventsOldestFirst, toAuditEventView, toExportLine, verifyChain } from '../src/audit/audit-store.ts'
 import { requirePermission } from '../src/auth/permissions.ts'
 import { AppError } from '../src/errors.ts'
@@ -52,6 +53,8 @@ function instant (text: string | undefined, name: string): Date | undefined {
 
 const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Authenticated by the one signed-in scope of routes/index.ts.
+  // A walk holds a pooled connection until it ends: a few at once per instance, one per tenant.
+  const verifications = new RunningSlots(app.config.AUDIT_VERIFY_CONCURRENCY, 'A verification of the audit log is already running, retry later')
   app.get('/v1/audit-events', {
     onRequest: requirePermission('audit.read'),
     schema: { tags, security, summary: 'The audit log, newest first', querystring: AuditQuery, response: responses({ 200: Page(AuditEventView) }) },
@@ -104,7 +107,7 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/v1/audit-events/verify', {
     onRequest: requirePermission('audit.verify'),
     schema: { tags, security, summary: 'Check the tenant\'s hash chain', response: responses({ 200: Verified }) },
-  }, async (request) => verifyChain(app.platformDb, request.tenantId))
+  }, async (request) => verifications.run(request.tenantId, () => verifyChain(app.platformDb, request.tenantId)))
 }
 
 export default auditRoutes

@@ -22,6 +22,7 @@ export const ConfigSchema = Type.Object({
   MIGRATE_ON_START: Type.Optional(Type.Boolean()),
   RLS: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 1000, default: 20 }),
+  AUDIT_VERIFY_CONCURRENCY: Type.Integer({ minimum: 1, default: 2, description: 'audit chain verifications running at once per instance (one per tenant); each holds a pooled connection while it walks' }),
   DB_PREPARED_STATEMENTS: Type.Union([Type.Literal('auto'), Type.Literal('on'), Type.Literal('off')], {
     default: 'auto',
     description: 'named prepared statements (parsed and planned once per connection): auto = on only when the API\'s login leads straight to PostgreSQL (a transaction pooler such as PgBouncer before 1.21 loses them between transactions); on for PgBouncer >= 1.21 with max_prepared_statements > 0',

@@ -24,7 +24,7 @@ export interface ApiFixture extends Built {
   globex: TenantFixture
 }
 
-async function arrangeTenant (built: Built, slug: string): Promise<TenantFixture> {
+export async function arrangeTenant (built: Built, slug: string): Promise<TenantFixture> {
   const id = await insertTenant(built.ownerUrl, slug)
   const host = `${slug}.localhost`
   const users = {} as Record<Role, SignedIn>

@@ -6,7 +6,7 @@ import pg from 'pg'
 import { ACTOR_TYPES } from '../src/audit/actions.ts'
 import { pruneAuditEvents, VERIFY_RANGE } from '../src/audit/audit-store.ts'
 import { APP_ROLE } from '../src/db/database.ts'
-import { assertError, buildApi, type ApiFixture } from './api-helper.ts'
+import { arrangeTenant, assertError, buildApi, type ApiFixture } from './api-helper.ts'
 import { adminQuery, build, productionDatabaseEnv } from './helper.ts'
 
 // Several apps and databases per file: more than the suite's default 120 s on a busy shared machine.
@@ -158,6 +158,33 @@ t.test('verify walks a log larger than one range, and finds faults at and across
     ALTER TABLE audit_events ENABLE TRIGGER USER; COMMIT`)) as unknown as Array<{ rows: Array<{ id: string }> }>
   const strayId = stray.find((r) => r.rows?.length)!.rows[0]!.id
   t.same(await verify(h), { ok: false, checked: (await acmeEvents(h)).length - 1, firstBadId: strayId }, 'an event beyond the head is reported, quickly')
+})
+
+// A walk holds one pooled connection until it ends (one transaction, up to minutes on a large log):
+// an owner sending many at once must not take every connection of the instance.
+t.test('verify: one walk per tenant and AUDIT_VERIFY_CONCURRENCY per instance; more are 429 at once, not queued on the pool', async (t) => {
+  const f = await buildApi(t, { AUDIT_VERIFY_CONCURRENCY: '2' })
+  await createProjects(f, 1)
+  const initech = await arrangeTenant(f, 'initech') // signed in before the lock below (a sign-in writes an event)
+  const waitingOnLocks = async () => (await adminQuery<{ n: number }>(f.ownerUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0]!.n
+  // The table's lock makes every walk wait in the database, as a long one would.
+  const locker = new pg.Client({ connectionString: f.ownerUrl })
+  await locker.connect()
+  t.teardown(() => locker.end())
+  await locker.query('BEGIN; LOCK TABLE audit_events IN ACCESS EXCLUSIVE MODE')
+  const acmeWalk = f.acme.call('owner', { url: '/v1/audit-events/verify' })
+  for (let i = 0; i < 200 && await waitingOnLocks() < 1; i++) await new Promise((resolve) => setTimeout(resolve, 25))
+  const again = await f.acme.call('owner', { url: '/v1/audit-events/verify' })
+  assertError(t, again, 429, 'RATE_LIMITED')
+  t.equal(again.headers['retry-after'], '5', 'Retry-After')
+  const globexWalk = f.globex.call('owner', { url: '/v1/audit-events/verify' })
+  for (let i = 0; i < 200 && await waitingOnLocks() < 2; i++) await new Promise((resolve) => setTimeout(resolve, 25))
+  t.equal(await waitingOnLocks(), 2, 'another tenant walks meanwhile')
+  assertError(t, await initech.call('owner', { url: '/v1/audit-events/verify' }), 429, 'RATE_LIMITED')
+  t.pass('a third tenant\'s walk is refused while two run on this instance')
+  await locker.query('COMMIT')
+  t.same([(await acmeWalk).json(), (await globexWalk).json()].map((v) => v.ok), [true, true], 'both walks end ok')
+  t.equal((await f.acme.call('owner', { url: '/v1/audit-events/verify' })).statusCode, 200, 'and the slot is free again')
 })
 
 t.test('50 concurrent creates leave one unbroken chain', async (t) => {
