@@ -107,8 +107,9 @@ export const signOutRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { tags: ['auth'], security: signedIn, summary: 'Sign out: revoke this session and expire the cookies', response: responses({ 204: NoContent }) },
   }, async (request, reply) => {
     const { sessionId } = request.principal
+    // Two logouts of one session at once: both 204 (it is signed out), one event.
     await audited(request, (tx) => auth.endSession(tx as never, request.tenantId, sessionId),
-      () => ({ action: 'auth.logout', target: { type: 'session', id: sessionId } }))
+      (ended) => ended ? { action: 'auth.logout', target: { type: 'session', id: sessionId } } : null)
     auth.sessionEnded(request.tenantId, sessionId) // again after the commit: no cached state from before it
     cookies.clear(reply)
     return reply.code(204).send(null)

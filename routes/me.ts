@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
 import { MAX_PASSWORD_BYTES } from '../src/auth/passwords.ts'
-import { audited } from '../src/audit/audit-log.ts'
+import { audited, auditContext, recordAuditEvent } from '../src/audit/audit-log.ts'
 import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
 import { NoContent, PersonName, responses, signedIn } from '../src/api/schemas.ts'
 import { AppError, unauthorized } from '../src/errors.ts'
@@ -59,19 +59,27 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
     // The new password's policy first (400, not counted), then the limits (429), then bcrypt.
     app.passwords.assertAcceptable(request.body.newPassword, 'newPassword')
     await passwordChanges.enforce(request)
-    const user = await request.db.user.findFirst({ where: { id: userId }, select: { passwordHash: true, email: true } })
+    const user = await request.db.user.findFirst({ where: { id: userId }, select: { passwordHash: true, email: true, authVersion: true } })
     if (!user) throw unauthorized('Session expired or revoked')
     emailOf.set(request, user.email)
     const logins = await loginFailures.peek(request)
     if (logins.remaining <= 0) throw rateLimited(logins.retryAfterS)
     if (!(await app.passwords.verify(request.body.currentPassword, user.passwordHash))) {
       await loginFailures.hit(request)
+      // A wrong password is a failed password check whichever route asked (a stolen session guessing
+      // the password to take the account over): the incident responder finds it with the logins'.
+      await recordAuditEvent(request.db, { ...auditContext(request), action: 'auth.login_failed', target: { type: 'user', id: userId }, data: { email: user.email, route: 'password_change' } })
       throw new AppError('FORBIDDEN', 'The current password is wrong')
     }
     const newHash = await app.passwords.hash(request.body.newPassword, 'newPassword')
     // The new hash, the other sessions' end, the reset links' end and the event commit together.
     await audited(request, async (tx) => {
-      await tx.user.update({ where: { id: userId }, data: { passwordHash: newHash, authVersion: { increment: 1 }, passwordChangedAt: new Date() }, select: { id: true } })
+      // Only over the password that was checked, from a session still signed in: a reset confirm or
+      // another tab's change meanwhile moved authVersion and revoked this session (two changes racing
+      // would otherwise both answer 204, each signing the other out, the last hash winning).
+      const stillSignedIn = await tx.session.findFirst({ where: { id: sessionId, revokedAt: null }, select: { id: true } })
+      const changed = stillSignedIn && await tx.user.updateMany({ where: { id: userId, authVersion: user.authVersion }, data: { passwordHash: newHash, authVersion: { increment: 1 }, passwordChangedAt: new Date() } })
+      if (!changed || changed.count !== 1) throw unauthorized('Session expired or revoked')
       await app.auth.endOtherSessions(tx as never, tenantId, userId, sessionId)
       await endResetLinks(tx, userId)
     }, () => ({ action: 'user.password_changed', target: { type: 'user', id: userId } }))

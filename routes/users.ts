@@ -137,13 +137,15 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // A deactivation moves authVersion (a login racing with it fails: src/auth/sessions.ts).
       const data = { ...change, ...(deactivated ? { authVersion: { increment: 1 } } : {}) }
       const updated = await tx.user.update({ where: { id }, data, select: userFields })
+      // A deactivated user is signed out for good, in the same commit: reactivating restores the
+      // account, not its old sessions.
+      if (change.active === false) await app.auth.endAllSessions(tx as never, request.tenantId, id)
       await recordAuditEvent(tx, { ...auditContext(request), action: 'user.updated', target: { type: 'user', id }, data: change })
       return updated
     })
-    // A deactivated user is signed out for good: reactivating restores the account, not its old
-    // sessions. Role and active state are cached per session: this instance sees either at once.
-    if (change.active === false) await app.auth.endAllSessions(request.db, request.tenantId, id)
-    else if (change.role !== undefined || change.active !== undefined) app.auth.userChanged(request.tenantId, id)
+    // Role and active state are cached per session: dropped after the commit, so this instance sees
+    // either at once (a request meanwhile may have cached what was there before).
+    if (change.role !== undefined || change.active !== undefined) app.auth.userChanged(request.tenantId, id)
     return toPublicUser(user)
   })
 

@@ -177,7 +177,7 @@ t.test('cookie-authenticated unsafe requests need the CSRF token; Bearer ones do
 })
 
 t.test('password change: the calling session stays, every other one is revoked', async (t) => {
-  const { app } = await setUp(t)
+  const { app, ownerUrl, ann } = await setUp(t)
   const caller = await signIn(app, HOST, 'ann@example.com', PASSWORD)
   const other = await signIn(app, HOST, 'ann@example.com', PASSWORD)
   t.equal((await me(app, other)).statusCode, 200, 'cached as valid first')
@@ -190,6 +190,8 @@ t.test('password change: the calling session stays, every other one is revoked',
   const wrong = await change('not my password at all')
   t.equal(wrong.statusCode, 403)
   t.equal(wrong.json().error.code, 'FORBIDDEN')
+  const failed = await adminQuery(ownerUrl, "SELECT actor_type, actor_id, target_id, data FROM audit_events WHERE action = 'auth.login_failed'")
+  t.same(failed.rows, [{ actor_type: 'user', actor_id: ann.id, target_id: ann.id, data: { email: 'ann@example.com', route: 'password_change' } }], 'a wrong current password is recorded as a failed password check')
   t.equal((await change(PASSWORD)).statusCode, 204)
   t.equal((await me(app, caller)).statusCode, 200, 'the calling session is still signed in')
   t.equal((await refresh(app, caller.refreshToken)).statusCode, 200, 'and can refresh')
@@ -254,4 +256,94 @@ t.test('GET and PATCH /v1/me', async (t) => {
   t.equal((await patch({ name: 42 })).statusCode, 400, 'no coercion')
   t.equal((await patch({ name: '' })).statusCode, 400)
   t.equal((await app.inject({ url: '/v1/me', headers: { host: HOST } })).statusCode, 401)
+})
+
+// The tenant's chain lock (taken by every audit event's insert) holds each change below inside its
+// transaction, after its first statements: the racing requests then meet on the rows they change.
+async function holdChainLock (t: { teardown(fn: () => unknown): void }, ownerUrl: string, tenantId: string) {
+  const locker = new pg.Client({ connectionString: ownerUrl })
+  await locker.connect()
+  t.teardown(() => locker.end())
+  await locker.query('BEGIN')
+  await locker.query('SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE', [tenantId])
+  const waiting = async () => (await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0]!.n
+  return {
+    /** Resolves once `n` statements wait on a lock (5 s at most). */
+    async untilWaiting (n: number) {
+      for (let i = 0; i < 200 && await waiting() < n; i++) await sleep(25)
+      return await waiting()
+    },
+    release: () => locker.query('COMMIT'),
+  }
+}
+
+const eventCount = async (ownerUrl: string, action: string) =>
+  (await adminQuery<{ n: number }>(ownerUrl, 'SELECT count(*)::int AS n FROM audit_events WHERE action = $1', [action])).rows[0]!.n
+
+t.test('two password changes at once (two tabs): one wins, the other is refused and changes nothing', async (t) => {
+  const { app, ownerUrl, tenantId } = await setUp(t)
+  const tabs = [await signIn(app, HOST, 'ann@example.com', PASSWORD), await signIn(app, HOST, 'ann@example.com', PASSWORD)]
+  const lock = await holdChainLock(t, ownerUrl, tenantId)
+  const newPasswords = ['the first tab new passphrase', 'the second tab new passphrase']
+  const changes = tabs.map((tab, i) => app.inject({
+    method: 'POST',
+    url: '/v1/me/password',
+    headers: { host: HOST, authorization: `Bearer ${tab.accessToken}` },
+    payload: { currentPassword: PASSWORD, newPassword: newPasswords[i] },
+  }))
+  t.equal(await lock.untilWaiting(2), 2, 'one waits on the chain, the other on the user row')
+  await lock.release()
+  const statuses = (await Promise.all(changes)).map((res) => res.statusCode)
+  t.same([...statuses].sort(), [204, 401], `one 204, one 401 (${statuses.join(', ')})`)
+  const winner = statuses.indexOf(204)
+  const loser = 1 - winner
+  t.equal((await me(app, tabs[winner]!)).statusCode, 200, "the winner's session stays signed in")
+  t.equal((await me(app, tabs[loser]!)).statusCode, 401, "the other tab's session was ended by the winner's change")
+  const login = (password: string) => app.inject({ method: 'POST', url: '/v1/auth/login', headers: { host: HOST }, payload: { email: 'ann@example.com', password } })
+  t.equal((await login(newPasswords[winner]!)).statusCode, 200, "the winner's password is the one set")
+  t.equal((await login(newPasswords[loser]!)).statusCode, 401, "the refused change's password is not")
+  t.equal(await eventCount(ownerUrl, 'user.password_changed'), 1, 'one user.password_changed event')
+})
+
+t.test('a logout racing another logout and a refresh of its session: one auth.logout event, no false refresh_reused', async (t) => {
+  const { app, ownerUrl, tenantId } = await setUp(t)
+  const session = await signIn(app, HOST, 'ann@example.com', PASSWORD)
+  const lock = await holdChainLock(t, ownerUrl, tenantId)
+  const logout = () => app.inject({ method: 'POST', url: '/v1/auth/logout', headers: { host: HOST, authorization: `Bearer ${session.accessToken}` } })
+  const first = logout()
+  t.equal(await lock.untilWaiting(1), 1, "the first logout's event waits on the chain")
+  const second = logout()
+  const refreshing = refresh(app, session.refreshToken)
+  t.equal(await lock.untilWaiting(3), 3, 'the second logout and the refresh wait on the session row')
+  await lock.release()
+  t.same([(await first).statusCode, (await second).statusCode], [204, 204], 'both logouts: the session is signed out')
+  const refreshed = await refreshing
+  t.same([refreshed.statusCode, refreshed.json().error.code], [401, 'UNAUTHORIZED'], 'the refresh of a session signed out meanwhile')
+  t.equal(await eventCount(ownerUrl, 'auth.logout'), 1, 'one auth.logout: one session ended once')
+  t.equal(await eventCount(ownerUrl, 'auth.refresh_reused'), 0, 'a refresh that lost to a logout is no token reuse')
+})
+
+t.test('a deactivation and the end of the user sessions commit together', async (t) => {
+  const { app, ownerUrl, tenantId } = await setUp(t)
+  const bob = await createUser(ownerUrl, tenantId, { email: 'bob@example.com', password: PASSWORD, role: 'member', name: 'Bob' })
+  const ann = await signIn(app, HOST, 'ann@example.com', PASSWORD)
+  const bobSession = await signIn(app, HOST, 'bob@example.com', PASSWORD)
+  // Bob's session rows are locked: the deactivation waits when it revokes them.
+  const locker = new pg.Client({ connectionString: ownerUrl })
+  await locker.connect()
+  t.teardown(() => locker.end())
+  await locker.query('BEGIN')
+  await locker.query("SELECT set_config('app.tenant_id', $1, true)", [tenantId])
+  await locker.query('SELECT 1 FROM sessions WHERE user_id = $1 FOR UPDATE', [bob.id])
+  const deactivating = app.inject({ method: 'PATCH', url: `/v1/users/${bob.id}`, headers: { host: HOST, authorization: `Bearer ${ann.accessToken}` }, payload: { active: false } })
+  const waiting = async () => (await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%sessions%'")).rows[0]!.n
+  for (let i = 0; i < 200 && await waiting() < 1; i++) await sleep(25)
+  t.equal(await waiting(), 1, 'the deactivation waits to revoke the sessions')
+  const { rows } = await adminQuery<{ active: boolean }>(ownerUrl, 'SELECT active FROM users WHERE id = $1', [bob.id])
+  t.same(rows, [{ active: true }], 'meanwhile the user is not deactivated either: no committed deactivation with live sessions')
+  await locker.query('COMMIT')
+  t.equal((await deactivating).statusCode, 200)
+  t.equal((await me(app, bobSession)).statusCode, 401)
+  const live = await adminQuery<{ n: number }>(ownerUrl, 'SELECT count(*)::int AS n FROM sessions WHERE user_id = $1 AND revoked_at IS NULL', [bob.id])
+  t.same(live.rows, [{ n: 0 }], 'every session revoked')
 })

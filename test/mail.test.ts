@@ -70,3 +70,12 @@ t.test('SMTP round trip: from, to, subject, text and HTML arrive', async (t) => 
   smtp.failTemporarily(true)
   await t.rejects(mailer.send({ to: 'bob@example.com', ...mail, messageId: '<m3@acme.example.com>' }))
 })
+
+t.test('the invitation names the role with its article', async (t) => {
+  const intro = (role: string) => invitationMail({ tenantName: 'Acme', role, link: 'https://acme.example.com/accept-invitation?token=t', expiresAt: new Date('2030-01-01T00:00:00Z') }).text.split('\n')[0]
+  t.same(['owner', 'admin', 'member'].map(intro), [
+    'You have been invited to join Acme as an owner.',
+    'You have been invited to join Acme as an admin.',
+    'You have been invited to join Acme as a member.',
+  ])
+})

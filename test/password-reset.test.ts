@@ -128,6 +128,21 @@ t.test('a reset asked for before a password change mails no link when its job ru
   t.equal(done.statusCode, 204, 'the later link works')
 })
 
+t.test('a reset email sent late by a retry states what is left of the link, not the full TTL', async (t) => {
+  const { app, smtp, post, ownerUrl } = await setup(t, { JOBS_WORKER: 'false', JOB_RETRY_DELAY_S: '1' })
+  smtp.failTemporarily(true) // the first send fails: the job is retried
+  t.equal((await post('/v1/auth/password-reset', { email: 'alice@example.com' })).statusCode, 202)
+  await app.jobs.work()
+  const jobState = async () => (await adminQuery<{ state: string }>(ownerUrl, "SELECT state::text FROM pgboss.job WHERE name = 'email-password-reset'")).rows[0]?.state
+  for (let i = 0; i < 200 && await jobState() !== 'retry'; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(await jobState(), 'retry', 'the first send failed')
+  // As if the retry ran 22.5 minutes into the link's 30.
+  await adminQuery(ownerUrl, "UPDATE password_reset_tokens SET expires_at = now() + interval '450 seconds'")
+  smtp.failTemporarily(false)
+  const mail = await smtp.waitFor('alice@example.com')
+  t.match(mail.text, /The link works once, for 8 minutes\./, 'what is left, rounded up')
+})
+
 t.test('rate limits: per tenant + email, and per address', async (t) => {
   const { post } = await setup(t, { PASSWORD_RESET_MAX: '2', PASSWORD_RESET_PER_IP_PER_MIN: '5' })
   const codes = []

@@ -103,12 +103,15 @@ type Tx = Parameters<Parameters<ScopedClient['$transaction']>[0]>[0]
  * request's tenant, for changes that need several statements. With AUDIT=off (benchmark comparison
  * only) the change still runs in its transaction, without the event: its statements stay all or
  * nothing (a check that throws after the first one, as POST /v1/users's, leaves nothing behind).
+ * `eventOf` answers null when the change found nothing to change (a second logout of a session
+ * racing the first): no event then, as no change.
  */
-export async function audited<T> (request: FastifyRequest, change: (tx: Tx) => Promise<T>, eventOf: (result: T) => AuditEventFields): Promise<T> {
+export async function audited<T> (request: FastifyRequest, change: (tx: Tx) => Promise<T>, eventOf: (result: T) => AuditEventFields | null): Promise<T> {
   const context = auditContext(request)
   return await request.db.$transaction(async (tx) => {
     const result = await change(tx)
-    await recordAuditEvent(tx, { ...context, ...eventOf(result) })
+    const event = eventOf(result)
+    if (event) await recordAuditEvent(tx, { ...context, ...event })
     return result
   })
 }

@@ -89,8 +89,11 @@ export class AuthService {
     const oldHash = sha256(secret)
     const replayed = async () => {
       await db.$transaction(async (tx) => {
-        await this.endSession(tx as never, tenantId, sessionId)
-        await recordAuditEvent(tx, { ...audit, actor: { type: 'user', id: session.user.id }, action: 'auth.refresh_reused', target: { type: 'session', id: sessionId } })
+        // Only the request that revokes records the reuse: a session that a logout, a password
+        // change or the other half of a double refresh revoked meanwhile is a plain 401.
+        if (await this.endSession(tx as never, tenantId, sessionId)) {
+          await recordAuditEvent(tx, { ...audit, actor: { type: 'user', id: session.user.id }, action: 'auth.refresh_reused', target: { type: 'session', id: sessionId } })
+        }
       })
       this.sessionEnded(tenantId, sessionId)
       return revoked()
@@ -106,10 +109,14 @@ export class AuthService {
     return { tokens: this.issue(tenantId, session.user, sessionId, next, session.expiresAt), user: session.user }
   }
 
-  /** Revokes one session: its refresh token and, at once here and within the cache TTL elsewhere, its access tokens. */
-  async endSession (db: ScopedClient, tenantId: string, sessionId: string): Promise<void> {
-    await db.session.updateMany({ where: { id: sessionId, revokedAt: null }, data: { revokedAt: new Date() } })
+  /**
+   * Revokes one session: its refresh token and, at once here and within the cache TTL elsewhere, its
+   * access tokens. Answers whether this call revoked it (false: it was revoked already).
+   */
+  async endSession (db: ScopedClient, tenantId: string, sessionId: string): Promise<boolean> {
+    const ended = await db.session.updateMany({ where: { id: sessionId, revokedAt: null }, data: { revokedAt: new Date() } })
     this.states.dropSession(tenantId, sessionId)
+    return ended.count === 1
   }
 
   /**

@@ -23,7 +23,7 @@ function layout (paragraphs: string[], link: string, action: string, footer: str
 
 /** The invitation email. `expiresAt` is shown in UTC. */
 export function invitationMail (input: { tenantName: string; role: string; link: string; expiresAt: Date }): LinkMail {
-  const intro = `You have been invited to join ${input.tenantName} as ${input.role === 'admin' ? 'an admin' : `a ${input.role}`}.`
+  const intro = `You have been invited to join ${input.tenantName} as ${/^[aeiou]/.test(input.role) ? 'an' : 'a'} ${input.role}.`
   const footer = `The link works once and expires on ${input.expiresAt.toISOString().replace('T', ' ').slice(0, 16)} UTC. If you did not expect this invitation, ignore this email.`
   return {
     subject: `You are invited to ${input.tenantName}`,

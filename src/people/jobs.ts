@@ -63,7 +63,8 @@ export function definePeopleJobs (runner: JobRunner, config: PeopleJobsConfig, m
     const link = tenantLink(config, tenant, '/reset-password', token)
     await mailer.send({
       to: user.email,
-      ...passwordResetMail({ tenantName: tenant.name, link, ttlMinutes: Math.round(config.PASSWORD_RESET_TTL_S / 60) }),
+      // What is left of the link's life: a retried send (SMTP down a while) states less than the TTL.
+      ...passwordResetMail({ tenantName: tenant.name, link, ttlMinutes: Math.ceil((reset.expiresAt.getTime() - Date.now()) / 60_000) }),
       messageId: `<password-reset.${reset.id}@${tenantHost(config, tenant)}>`,
     })
     await db.passwordResetToken.updateMany({ where: { id: reset.id, emailSentAt: null }, data: { emailSentAt: new Date() } })
