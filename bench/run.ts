@@ -15,7 +15,8 @@
 //                           functions with the most self time (profile in bench/results/prof)
 //   BENCH_DATA_DIR=.data/bench  BENCH_PG_PORT=54331  BENCH_PORT=4301 (first of 6 ports)
 //   BENCH_LOG_LEVEL=warn    LOG_LEVEL of the API servers       DB_POOL_MAX=20
-//   BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=bench/results/prof"  extra node flags for the servers
+//   BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=bench/results/prof"  extra node flags for the servers;
+//                           "--import=./bench/event-loop-probe.mjs" logs each server's event-loop stalls and GCs
 //   BENCH_ONLY=healthz,baseline,…  run only these scenarios (names as in the table; create,create-audit-off
 //                           for the audit cost; instructions for BENCH_INSTRUCTIONS' counts)
 //   BENCH_FAIR_LIMIT=50     per-tenant limit (req/s) of the fairness run; BENCH_FAIR_B_RATE=25  tenant B's req/s
