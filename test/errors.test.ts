@@ -1,5 +1,6 @@
 // Every kind of bad input answers in the one error shape, with the contract's code and status, and
 // no answer carries a stack, SQL or a Prisma message.
+import { gzipSync } from 'node:zlib'
 import t from 'tap'
 import { classifyError } from '../plugins/error-handler.ts'
 import { build } from './helper.ts'
@@ -48,6 +49,34 @@ t.test('bad input of every kind, on a tenant host with a valid token', async (t)
   assertError(t, unknown, 404, 'NOT_FOUND')
   const unknownMethod = await acme.call(null, { method: 'PUT', url: '/v1/projects' })
   assertError(t, unknownMethod, 404, 'NOT_FOUND')
+})
+
+t.test('JSON bodies are UTF-8: a body this API would misread is refused and changes nothing, never stored altered', async (t) => {
+  const { acme } = await buildApi(t)
+  const names = async () => (await acme.call('owner', { url: '/v1/projects?limit=100' })).json().data.map((p: { name: string }) => p.name).sort()
+  const before = await names()
+  const refused: Array<[string, Record<string, string>, string | Buffer, number, string, RegExp]> = [
+    // What a Latin-1 client sends for "café": byte 0xE9, no UTF-8. Decoded leniently it was stored as "caf\uFFFD".
+    ['bytes that are not UTF-8', { 'content-type': 'application/json' }, Buffer.from('{"name":"caf\u00e9 latin1"}', 'latin1'), 400, 'VALIDATION_FAILED', /not valid UTF-8/],
+    ['a charset other than UTF-8', { 'content-type': 'application/json; charset=iso-8859-1' }, '{"name":"latin1 label"}', 415, 'UNSUPPORTED_MEDIA_TYPE', /charset=iso-8859-1 is not accepted/],
+    ['a content coding (gzip)', { 'content-type': 'application/json', 'content-encoding': 'gzip' }, gzipSync('{"name":"gzipped"}'), 415, 'UNSUPPORTED_MEDIA_TYPE', /Content-Encoding gzip is not accepted/],
+  ]
+  for (const [what, headers, payload, status, code, message] of refused) {
+    const res = await acme.call('owner', { method: 'POST', url: '/v1/projects', headers, payload })
+    t.match(assertError(t, res, status, code).error.message, message, what)
+  }
+  t.same(await names(), before, 'no project was created by a refused body')
+  // What is UTF-8 goes through: the charset named in any case or quoted, `identity` coding, a byte order mark.
+  const accepted: Array<[string, Record<string, string>, string | Buffer, string]> = [
+    ['charset="UTF-8"', { 'content-type': 'application/json; charset="UTF-8"' }, '{"name":"café ☕"}', 'café ☕'],
+    ['Content-Encoding: identity', { 'content-type': 'application/json', 'content-encoding': 'identity' }, '{"name":"identity"}', 'identity'],
+    ['a UTF-8 byte order mark', { 'content-type': 'application/json' }, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"name":"with BOM"}')]), 'with BOM'],
+  ]
+  for (const [what, headers, payload, name] of accepted) {
+    const res = await acme.call('owner', { method: 'POST', url: '/v1/projects', headers, payload })
+    t.equal(res.statusCode, 201, `${what}: 201 (${res.body})`)
+    t.equal(res.json().name, name, `${what}: stored as sent`)
+  }
 })
 
 t.test('database down: 503 SERVICE_UNAVAILABLE with Retry-After, no driver message', async (t) => {
