@@ -952,7 +952,7 @@ export const FAULTS: Fault[] = [
   {
     name: 'json-body-decoded-leniently',
     breaks: 'a JSON body that is not UTF-8 (a Latin-1 client\'s "café") is stored altered ("caf\uFFFD") with a 201 instead of refused with a 400',
-    file: 'routes/index.ts',
+    file: 'src/api/json-body.ts',
     find: "new TextDecoder('utf-8', { fatal: true })",
     replace: "new TextDecoder('utf-8')",
     tests: ['test/errors.test.ts'],
@@ -961,7 +961,7 @@ export const FAULTS: Fault[] = [
   {
     name: 'json-body-charset-and-coding-ignored',
     breaks: 'a JSON body labelled charset=iso-8859-1 or gzip-encoded is read as plain UTF-8 (stored altered, or a misleading 400 "Malformed JSON") instead of a 415',
-    file: 'routes/index.ts',
+    file: 'src/api/json-body.ts',
     find: '    if (refusal) return done(refusal, undefined)',
     replace: '    if (refusal && Date.now() < 0) return done(refusal, undefined)',
     tests: ['test/errors.test.ts'],
