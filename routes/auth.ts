@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import Type from 'typebox'
 import { rateLimited } from '../plugins/auth.ts'
-import { MAX_PASSWORD_BYTES } from '../src/auth/passwords.ts'
+import { assertOfferedPasswordFits } from '../src/auth/passwords.ts'
 import { signedInAnswer, Tokens } from '../src/auth/login-answer.ts'
 import { publicUserSelect } from '../src/auth/public-user.ts'
 import { invalidCredentials, type IssuedTokens } from '../src/auth/sessions.ts'
@@ -46,7 +46,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { tags: ['auth'], summary: 'Sign in with email and password', body: LoginBody, response: responses({ 200: Tokens }) },
   }, async (request, reply) => {
     const { password } = request.body
-    if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) throw new AppError('VALIDATION_FAILED', `body/password must be at most ${MAX_PASSWORD_BYTES} bytes of UTF-8`)
+    assertOfferedPasswordFits(password, 'password')
     const key = failureKey(request)
     const seen = await failures.peek(request)
     const pending = checking.get(key) ?? 0

@@ -2,7 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
-import { MAX_PASSWORD_BYTES } from '../src/auth/passwords.ts'
+import { assertOfferedPasswordFits } from '../src/auth/passwords.ts'
 import { audited, auditContext, recordAuditEvent } from '../src/audit/audit-log.ts'
 import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
 import { NoContent, PersonName, responses, signedIn } from '../src/api/schemas.ts'
@@ -53,9 +53,7 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const { id: userId, sessionId } = request.principal
     const tenantId = request.tenantId
     // Like login: a password over 72 bytes is a 400, never compared (bcrypt would read only 72 bytes).
-    if (Buffer.byteLength(request.body.currentPassword, 'utf8') > MAX_PASSWORD_BYTES) {
-      throw new AppError('VALIDATION_FAILED', `body/currentPassword must be at most ${MAX_PASSWORD_BYTES} bytes of UTF-8`)
-    }
+    assertOfferedPasswordFits(request.body.currentPassword, 'currentPassword')
     // The new password's policy first (400, not counted), then the limits (429), then bcrypt.
     app.passwords.assertAcceptable(request.body.newPassword, 'newPassword')
     await passwordChanges.enforce(request)

@@ -107,6 +107,37 @@ t.test('passwords over 72 bytes are refused on every input, never truncated', as
   t.same((await adminQuery(ownerUrl, "SELECT count(*)::int AS n FROM tenants WHERE slug = 'initech'")).rows, [{ n: 0 }], 'no tenant was created')
 })
 
+// NIST SP 800-63B-4 §3.1.1.2: Unicode in passwords is compared after normalization (NFKC here), since
+// the same text reaches the server as different code points from different keyboards and platforms.
+t.test('passwords are compared in Unicode NFKC: the same text typed as other code points signs in; older hashes still match as typed', async (t) => {
+  const { app, ownerUrl } = await build(t, { env: { BCRYPT_COST: '5' } })
+  const acme = await insertTenant(ownerUrl, 'acme')
+  const composed = 'Crème brûlée à la carte, s’il vous plaît'.normalize('NFC')
+  const decomposed = composed.normalize('NFD')
+  t.not(composed, decomposed, 'the two forms differ in code points')
+  const signup = await app.inject({ method: 'POST', url: '/v1/tenants', headers: { host: 'localhost' }, payload: { slug: 'initech', name: 'Initech', owner: { email: 'ann@example.com', name: 'Ann', password: decomposed } } })
+  t.equal(signup.statusCode, 201, `signup with the decomposed form (${signup.body.slice(0, 120)})`)
+  t.equal((await login(app, 'initech.localhost', 'ann@example.com', composed)).statusCode, 200, 'the composed form signs in')
+  t.equal((await login(app, 'initech.localhost', 'ann@example.com', decomposed)).statusCode, 200, 'the decomposed form too')
+  t.equal((await login(app, 'initech.localhost', 'ann@example.com', 'Creme brulee a la carte, s’il vous plait')).statusCode, 401, 'without its accents it is another password')
+  // NFKC also folds compatibility characters: full-width letters are their ASCII letters.
+  const fullWidth = await app.inject({ method: 'POST', url: '/v1/tenants', headers: { host: 'localhost' }, payload: { slug: 'globex', name: 'Globex', owner: { email: 'bob@example.com', name: 'Bob', password: 'ｃｏｒｒｅｃｔ horse battery staple' } } })
+  t.equal(fullWidth.statusCode, 201)
+  t.equal((await login(app, 'globex.localhost', 'bob@example.com', 'correct horse battery staple')).statusCode, 200, 'full-width letters typed as ASCII sign in')
+
+  // A hash made before passwords were normalized holds the form that was typed (here decomposed).
+  await createUser(ownerUrl, acme, { email: 'old@example.com', password: decomposed, role: 'member', cost: 5 })
+  t.equal((await login(app, 'acme.localhost', 'old@example.com', decomposed)).statusCode, 200, 'an older hash still matches the form typed')
+  // The same work for a wrong password and an unknown email: one comparison per form a hash may
+  // hold (normalized, and as typed when it differs), two here.
+  for (const [what, email] of [['known user, wrong password', 'old@example.com'], ['unknown email', 'nobody@example.com']] as const) {
+    const before = app.passwords.comparisons[5] ?? 0
+    const res = await login(app, 'acme.localhost', email, `${decomposed} and more`)
+    t.equal(res.statusCode, 401, what)
+    t.equal((app.passwords.comparisons[5] ?? 0) - before, 2, `${what}: two bcrypt comparisons at cost 5`)
+  }
+})
+
 t.test('failed logins per tenant+email are limited: 429 with Retry-After', async (t) => {
   const { app, ownerUrl } = await build(t, { env: { LOGIN_FAILURES_MAX: '3' } })
   const acme = await insertTenant(ownerUrl, 'acme')

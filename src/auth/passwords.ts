@@ -11,10 +11,41 @@ import { AppError } from '../errors.ts'
 /** bcrypt reads at most 72 bytes; longer passwords are refused, never silently truncated. */
 export const MAX_PASSWORD_BYTES = 72
 
-/** Why `plain` is not acceptable as a new password, or null. Length counts Unicode characters. */
+/**
+ * A password as it is hashed and compared: Unicode NFKC (NIST SP 800-63B-4 §3.1.1.2, with RFC 8265
+ * §4.1's normalization), so that a character typed as one code point or as a letter and a combining
+ * mark (keyboards and platforms differ) is the same password.
+ */
+export const normalizePassword = (plain: string): string => plain.normalize('NFKC')
+
+const fitsBcrypt = (text: string): boolean => Buffer.byteLength(text, 'utf8') <= MAX_PASSWORD_BYTES
+
+/**
+ * The forms of an offered password that a stored hash may hold, in the order they are compared:
+ * the normalized form, then, when it differs, the form as typed (hashes made before 2026-12-04
+ * hold that); each only when it fits bcrypt's 72 bytes.
+ */
+function comparedForms (plain: string): string[] {
+  const normalized = normalizePassword(plain)
+  return [normalized, ...(normalized === plain ? [] : [plain])].filter(fitsBcrypt)
+}
+
+/**
+ * Whether a password offered for verification (login, currentPassword) is over 72 bytes of UTF-8 in
+ * every form a hash may hold (comparedForms): such a password is a 400, never compared.
+ */
+export const isPasswordTooLong = (plain: string): boolean => comparedForms(plain).length === 0
+
+/** Throws 400 VALIDATION_FAILED naming `field` (login's `password`, `currentPassword`) when isPasswordTooLong. */
+export function assertOfferedPasswordFits (plain: string, field: string): void {
+  if (isPasswordTooLong(plain)) throw new AppError('VALIDATION_FAILED', `body/${field} must be at most ${MAX_PASSWORD_BYTES} bytes of UTF-8`)
+}
+
+/** Why `plain` is not acceptable as a new password, or null. Counted on its normalized form: length in Unicode characters, size in bytes. */
 export function passwordProblem (plain: string, minLength: number): string | null {
-  if ([...plain].length < minLength) return `must be at least ${minLength} characters`
-  if (Buffer.byteLength(plain, 'utf8') > MAX_PASSWORD_BYTES) return `must be at most ${MAX_PASSWORD_BYTES} bytes of UTF-8`
+  const normalized = normalizePassword(plain)
+  if ([...normalized].length < minLength) return `must be at least ${minLength} characters`
+  if (!fitsBcrypt(normalized)) return `must be at most ${MAX_PASSWORD_BYTES} bytes of UTF-8`
   return null
 }
 
@@ -79,24 +110,32 @@ export class PasswordHasher {
     assertAcceptablePassword(plain, this.options.minLength, field)
   }
 
-  /** The bcrypt hash of a new password; 400 VALIDATION_FAILED when the policy refuses it. */
+  /** The bcrypt hash of a new password, normalized (normalizePassword); 400 VALIDATION_FAILED when the policy refuses it. */
   async hash (plain: string, field = 'password'): Promise<string> {
     this.assertAcceptable(plain, field)
-    return this.run<string>({ op: 'hash', args: [plain, this.options.cost] })
-  }
-
-  /** True when `plain` matches `hash`. A password over 72 bytes never matches (bcrypt would truncate it). */
-  async verify (plain: string, hash: string): Promise<boolean> {
-    const matches = await this.run<boolean>({ op: 'compare', args: [plain, hash] })
-    return matches && Buffer.byteLength(plain, 'utf8') <= MAX_PASSWORD_BYTES
+    return this.run<string>({ op: 'hash', args: [normalizePassword(plain), this.options.cost] })
   }
 
   /**
-   * Spends the time of a real comparison against a hash of the same cost and answers false: used
-   * for unknown and inactive users, so that they cannot be told from a wrong password by timing.
+   * True when `plain` matches `hash`, normalized or, for a hash made before normalization, as typed
+   * (comparedForms: one bcrypt comparison each until one matches). A form over 72 bytes is never
+   * compared (bcrypt would truncate it).
+   */
+  async verify (plain: string, hash: string): Promise<boolean> {
+    for (const form of comparedForms(plain)) {
+      if (await this.run<boolean>({ op: 'compare', args: [form, hash] })) return true
+    }
+    return false
+  }
+
+  /**
+   * Spends the time of the comparisons a wrong password would cost (one per compared form) against a
+   * hash of the same cost and answers false: used for unknown and inactive users, so that they cannot
+   * be told from a wrong password by timing.
    */
   async verifyDummy (plain: string): Promise<false> {
-    await this.run<boolean>({ op: 'compare', args: [plain, await this.dummyHash()] })
+    const dummy = await this.dummyHash()
+    for (const form of comparedForms(plain)) await this.run<boolean>({ op: 'compare', args: [form, dummy] })
     return false
   }
 
