@@ -28,6 +28,11 @@ t.test('tasks: create, read, update, delete as every role', async (t) => {
   }
   const full = await acme.call('member', { method: 'POST', url: base, payload: { title: 'All', description: 'x', status: 'done', dueAt: '2030-01-01T00:00:00Z' } })
   t.match(full.json(), { status: 'done', dueAt: '2030-01-01T00:00:00.000Z' })
+  // Timestamps are kept to the millisecond: the microseconds a Python client's isoformat() sends are
+  // cut off (not refused), and the offset becomes UTC; what is answered is what a read gives back.
+  const fine = await acme.call('member', { method: 'POST', url: base, payload: { title: 'Fine', dueAt: '2030-01-01T02:00:00.123987+02:00' } })
+  t.equal(fine.json().dueAt, '2030-01-01T00:00:00.123Z', 'microseconds cut to the millisecond, in UTC')
+  t.equal((await acme.call('member', { url: `${base}/${fine.json().id}` })).json().dueAt, '2030-01-01T00:00:00.123Z', 'and read back so')
 })
 
 t.test('task routes 404 when the project is missing or another tenant\'s', async (t) => {
