@@ -34,7 +34,7 @@ function comparedForms (plain: string): string[] {
  * Whether a password offered for verification (login, currentPassword) is over 72 bytes of UTF-8 in
  * every form a hash may hold (comparedForms): such a password is a 400, never compared.
  */
-export const isPasswordTooLong = (plain: string): boolean => comparedForms(plain).length === 0
+const isPasswordTooLong = (plain: string): boolean => comparedForms(plain).length === 0
 
 /** Throws 400 VALIDATION_FAILED naming `field` (login's `password`, `currentPassword`) when isPasswordTooLong. */
 export function assertOfferedPasswordFits (plain: string, field: string): void {
