@@ -1,6 +1,28 @@
 // Lint rules: neostandard, the Fastify ecosystem's style (standard, no semicolons), with TypeScript.
 import neostandard from 'neostandard'
 
+// String-built SQL: `$queryRawUnsafe`, `$executeRawUnsafe` and `Prisma.raw` take a string, so a
+// value spliced into it is SQL injection (OWASP Top 10 A03); the tagged `$queryRaw`/`$executeRaw` and
+// `Prisma.sql` bind every value as a parameter. The few calls that run a constant statement, SQL
+// written by a library with its values bound, or a checked identifier, say why on the line
+// (eslint-disable-next-line … -- reason).
+const UNSAFE_RAW_SQL = [
+  ...['$queryRawUnsafe', '$executeRawUnsafe'].map((property) => ({ property })),
+  { object: 'Prisma', property: 'raw' },
+].map((restriction) => ({
+  ...restriction,
+  message: 'String-built SQL: use the tagged templates $queryRaw / $executeRaw / Prisma.sql, which bind each interpolated value as a parameter.',
+}))
+/** The application's code, in every language it is written in. */
+const APPLICATION = ['src', 'routes', 'plugins', 'scripts', 'prisma'].map((dir) => `${dir}/**/*.{ts,mts,cts,js,mjs,cjs}`)
+// Tenant routes read and write through request.db, the tenant's scoped client. The unscoped client
+// skips the scoped client's filter, and under row-level security it sees nothing without a tenant:
+// platform routes (routes/platform/) use it; a tenant route that must, says why on the line.
+const PLATFORM_CLIENT = {
+  property: 'platformDb',
+  message: 'Tenant routes use request.db (the scoped client); the unscoped platformDb is for platform code.',
+}
+
 export default [
   ...neostandard({
     ts: true,
@@ -22,6 +44,15 @@ export default [
     // assertion would hide a route registered without its hook. Routes and plugins use none at all.
     files: ['routes/**/*.ts', 'plugins/**/*.ts'],
     rules: { '@typescript-eslint/no-non-null-assertion': 'error' },
+  },
+  {
+    files: APPLICATION,
+    rules: { 'no-restricted-properties': ['error', ...UNSAFE_RAW_SQL] },
+  },
+  {
+    files: ['routes/**/*.{ts,mts,cts,js,mjs,cjs}'],
+    ignores: ['routes/platform/**'],
+    rules: { 'no-restricted-properties': ['error', ...UNSAFE_RAW_SQL, PLATFORM_CLIENT] },
   },
   {
     files: ['src/**/*.ts'],

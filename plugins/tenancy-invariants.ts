@@ -34,6 +34,7 @@ export default fp(
       // succeeded once, and a database that drops packets must not hold them for minutes.
       const bounds = { connectTimeoutMs: app.config.DB_CONNECT_TIMEOUT_MS, queryTimeoutMs: app.config.DB_QUERY_TIMEOUT_MS }
       // Fail closed: RLS must bind the role the pool's queries really run as (refused in production).
+      // eslint-disable-next-line no-restricted-properties -- ROLE_QUERY, a constant statement (src/db/role-check.ts)
       const roleChecked = () => enforceSafeDatabaseRole(app.config, (sql) => app.platformDb.$queryRawUnsafe(sql), (message) => app.log.warn(message))
       running ??= Promise.all([checkTenancyInvariants(app.database.ownerUrl, bounds), roleChecked()]).then(
         ([found]) => {

@@ -30,6 +30,7 @@ async function main () {
   const log = jsonLog(config.LOG_LEVEL)
   const database = await openDatabase(config, { log: (message) => log.info({}, `[database] ${message}`) })
   // As the server does: RLS must bind the role the handlers' queries run as (refused in production).
+  // eslint-disable-next-line no-restricted-properties -- ROLE_QUERY, a constant statement (src/db/role-check.ts)
   await enforceSafeDatabaseRole(config, (sql) => database.platformDb.$queryRawUnsafe(sql), console.error).catch(async (error: unknown) => {
     await database.close() // an embedded PostgreSQL it started must not outlive the refusal
     throw error

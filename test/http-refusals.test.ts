@@ -98,3 +98,29 @@ t.test('an over-long cursor is an undecodable cursor: 400 BAD_REQUEST', async (t
   const short = await api.acme.call('member', { method: 'GET', url: '/v1/projects?cursor=AAAA' })
   assertError(t, short, 400, 'BAD_REQUEST')
 })
+
+// README "API decisions": a client that half-closes its socket after the request (FIN, as `nc -N`
+// does) is treated as gone, Node's default: the server closes the socket, the process goes on, and
+// the request, like any abandoned one, either took effect with its audit event or not at all.
+t.test('a half-closed socket is closed by the server; no change without its event', async (t) => {
+  const name = `half-closed ${Date.now()}`
+  const body = JSON.stringify({ name })
+  const socket = net.connect(port, '127.0.0.1')
+  await once(socket, 'connect')
+  socket.on('error', () => {})
+  socket.on('data', () => {})
+  const closed = new Promise<boolean>((resolve) => {
+    socket.on('close', () => resolve(true))
+    setTimeout(() => resolve(false), 5000)
+  })
+  socket.end(`POST /v1/projects HTTP/1.1\r\nHost: acme.localhost\r\nAuthorization: Bearer ${api.acme.users.owner.accessToken}\r\n` +
+    `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+  t.ok(await closed, 'the server closed the socket')
+  await new Promise((resolve) => setTimeout(resolve, 500)) // a request that runs on would have committed by now
+  const projects = (await api.acme.call('owner', { url: '/v1/projects?limit=100' })).json().data.filter((p: { name: string }) => p.name === name)
+  const events = (await api.acme.call('owner', { url: '/v1/audit-events?action=project.created&limit=100' })).json().data
+  const recorded = projects.filter((p: { id: string }) => events.some((e: { target: { id: string } | null }) => e.target?.id === p.id))
+  t.ok(projects.length <= 1, `at most one project (${projects.length})`)
+  t.equal(recorded.length, projects.length, 'and a created one has its audit event')
+  t.equal((await api.acme.call('owner', { url: '/v1/me' })).statusCode, 200, 'the next request is served')
+})

@@ -5,6 +5,21 @@ import { createUser, signIn } from './auth-helper.ts'
 import { adminQuery, build } from './helper.ts'
 import { buildWithMail, NEW_PASSWORD, PASSWORD, tokenOf } from './mail-helper.ts'
 
+/**
+ * The routes' `UPDATE … invitations` statements waiting on a row lock, polled every 25 ms for up
+ * to 10 s until there are `expected`; answers the last count. The invitation's email job marks the
+ * row sent (`email_sent_at`) and may wait on the same lock: only the routes' statements count.
+ */
+async function routeUpdatesWaiting (ownerUrl: string, expected: number): Promise<number> {
+  const count = async () => (await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE%invitations%' AND query NOT LIKE '%email_sent_at%'")).rows[0]!.n
+  let n = await count()
+  for (let i = 0; i < 400 && n < expected; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 25))
+    n = await count()
+  }
+  return n
+}
+
 async function setup (t: Parameters<typeof build>[0], env: Record<string, string> = {}) {
   const built = await buildWithMail(t, env)
   const { smtp, acmeId, globexId } = built
@@ -159,11 +174,7 @@ t.test('revoking an invitation whose accept commits meanwhile is a 409', async (
   await locker.query('BEGIN')
   await locker.query('UPDATE invitations SET accepted_at = now() WHERE id = $1', [id]) // the accept, not yet committed
   const revoking = as(owner, 'DELETE', `/v1/invitations/${id}`)
-  // The invitation's email job marks the row sent (`email_sent_at`) and may wait on the same lock:
-  // only the route's own statements are counted.
-  const waiting = async () => (await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE%invitations%' AND query NOT LIKE '%email_sent_at%'")).rows[0]!.n
-  for (let i = 0; i < 200 && await waiting() < 1; i++) await new Promise((resolve) => setTimeout(resolve, 25))
-  t.equal(await waiting(), 1, 'the revocation passed its check and waits on the row')
+  t.equal(await routeUpdatesWaiting(ownerUrl, 1), 1, 'the revocation passed its check and waits on the row')
   await locker.query('COMMIT')
   const res = await revoking
   t.equal(res.statusCode, 409, 'a conflict, not a 204')
@@ -239,9 +250,7 @@ t.test('two concurrent accepts of one invitation: one wins, the other is 400', a
   await locker.query('BEGIN')
   await locker.query("SELECT 1 FROM invitations WHERE email = 'race@example.com' FOR UPDATE")
   const racing = Promise.all(Array.from({ length: 6 }, (_, i) => as(null, 'POST', '/v1/invitations/accept', { token, name: `Racer ${i}`, password: NEW_PASSWORD })))
-  const waiting = async () => (await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE%invitations%' AND query NOT LIKE '%email_sent_at%'")).rows[0]!.n
-  for (let i = 0; i < 200 && await waiting() < 6; i++) await new Promise((resolve) => setTimeout(resolve, 50))
-  t.equal(await waiting(), 6, 'the six accepts all passed their first check and wait on the invitation')
+  t.equal(await routeUpdatesWaiting(ownerUrl, 6), 6, 'the six accepts all passed their first check and wait on the invitation')
   await locker.query('COMMIT')
   const codes = (await racing).map((r) => r.statusCode).sort()
   t.same(codes, [201, 400, 400, 400, 400, 400], codes.join(','))

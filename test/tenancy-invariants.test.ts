@@ -27,9 +27,24 @@ function readmeBlock (name: string): string {
   if (!match) throw new Error(`README has no tenant-resource:${name} block`)
   return match[1]!
 }
-const readmeModel = readmeBlock('model')
-const readmeMigration = readmeBlock('migration')
-const ONE_LINE = "SELECT app_make_tenant_owned('comments');"
+/**
+ * The README's example renamed (`Comment` → `GuideComment`, table `guide_comments`), everything else
+ * as written: a team that follows the guide literally adds `Comment` and `comments` to the real
+ * schema, and this test, which replays the guide on top of it, must not collide with theirs.
+ */
+const asGuide = (text: string) => text.replace(/\bComment\b/g, 'GuideComment').replace(/(?<![A-Za-z_])comments/g, 'guide_comments')
+const readmeModel = asGuide(readmeBlock('model'))
+const readmeMigration = asGuide(readmeBlock('migration'))
+const ONE_LINE = "SELECT app_make_tenant_owned('guide_comments');"
+
+/** A model that is neither tenant-owned nor platform data: what `model-without-tenant` reports. */
+const UNTENANTED_MODEL = `model GuideNote {
+  id   String @id @default(dbgenerated("gen_random_uuid()")) @db.Uuid
+  body String
+
+  @@map("guide_notes")
+}
+`
 
 interface Run { code: number | null; output: string }
 function run (command: string, args: string[], env: Record<string, string>): Promise<Run> {
@@ -121,6 +136,40 @@ t.test('the check gives up within its bounds on a database that never answers', 
   t.ok(ms < 3000, `gave up after ${ms} ms (connect bound 500 ms)`)
 })
 
+t.test('a table without tenant_id that the API role may read or change is reported', async (t) => {
+  const url = await createTestDatabase(t)
+  const rules = async () => (await checkTenancyInvariants(url)).map((v) => `${v.table}: ${v.rule}`)
+  await adminQuery(url, "CREATE TABLE notes (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), body text); INSERT INTO notes (body) VALUES ('of some tenant')")
+  t.same(await rules(), [], 'without grants the API role cannot touch it: nothing to report')
+  await adminQuery(url, 'GRANT SELECT ON notes TO saas_app')
+  // Why: nothing confines the rows, so the API role reads them with no tenant set.
+  const seen = await adminQuery(url, 'SET ROLE saas_app; SELECT body FROM notes') as unknown as Array<{ rows: unknown[] }>
+  t.equal(seen[1]!.rows.length, 1, 'the API role reads the row with no tenant set')
+  t.same(await rules(), ['notes: unscoped-table'], 'SELECT is reported')
+  const check = await tenancyCheck(url)
+  t.equal(check.code, 1, 'npm run tenancy:check exits 1')
+  t.match(check.output, /notes: unscoped-table — \(SELECT granted\)/, `naming the table, the rule and the grant\n${check.output}`)
+  await adminQuery(url, 'REVOKE SELECT ON notes FROM saas_app; GRANT INSERT, UPDATE ON notes TO saas_app')
+  t.same(await rules(), ['notes: unscoped-table'], 'UPDATE is reported')
+  await adminQuery(url, 'REVOKE UPDATE ON notes FROM saas_app; GRANT SELECT (id), UPDATE (body) ON notes TO saas_app')
+  t.match(await checkTenancyInvariants(url), [{ table: 'notes', rule: 'unscoped-table', detail: /^\(SELECT \(id\), UPDATE \(body\) granted\)/ }], 'privileges on some columns are reported, naming them')
+  await adminQuery(url, 'REVOKE SELECT (id), UPDATE (body) ON notes FROM saas_app; CREATE VIEW note_bodies AS SELECT body FROM notes; GRANT SELECT ON note_bodies TO saas_app')
+  t.same(await rules(), ['note_bodies: unscoped-table'], 'a view that reads them with its owner\'s rights is reported')
+  await adminQuery(url, 'ALTER VIEW note_bodies SET (security_invoker = true)')
+  t.same(await rules(), [], 'a security_invoker view reads with the API role\'s rights, and INSERT alone reads nothing (the API enqueues jobs so)')
+  // The one listed exception (SHARED_READABLE_TABLES): pg-boss's queue definitions, read, never changed.
+  await adminQuery(url, 'CREATE SCHEMA IF NOT EXISTS pgboss; CREATE TABLE IF NOT EXISTS pgboss.queue (name text PRIMARY KEY); GRANT USAGE ON SCHEMA pgboss TO saas_app; GRANT SELECT ON pgboss.queue TO saas_app')
+  t.same(await rules(), [], 'SELECT on pgboss.queue is allowed')
+  // What the job runner grants at start (src/jobs/runner.ts grantEnqueue), where pg-boss's schema exists.
+  await adminQuery(url, "DO $$ BEGIN IF to_regclass('pgboss.job') IS NULL THEN CREATE TABLE pgboss.job (id uuid PRIMARY KEY, data jsonb); END IF; END $$; GRANT INSERT, SELECT (id) ON pgboss.job TO saas_app")
+  t.same(await rules(), [], 'as is INSERT into pgboss.job with SELECT of its id alone')
+  await adminQuery(url, 'GRANT SELECT (data) ON pgboss.job TO saas_app')
+  t.same(await rules(), ['pgboss.job: unscoped-table'], 'its jobs\' data is not')
+  await adminQuery(url, 'REVOKE SELECT (data) ON pgboss.job FROM saas_app')
+  await adminQuery(url, 'GRANT DELETE ON pgboss.queue TO saas_app')
+  t.same(await rules(), ['pgboss.queue: unscoped-table'], 'DELETE on it is not')
+})
+
 t.test('an append-only table: SELECT and INSERT only for the API role, and its guard trigger on', async (t) => {
   const url = await createTestDatabase(t)
   const rules = async () => (await checkTenancyInvariants(url)).map((v) => `${v.table}: ${v.rule}`)
@@ -155,8 +204,8 @@ t.test('README "Add a tenant-owned resource", followed on a scratch database, pr
   t.teardown(() => rm(work, { recursive: true, force: true }))
   const schema = (await readFile(path.join(repoRoot, 'prisma/schema.prisma'), 'utf8'))
     .replace('output   = "../src/generated/prisma"', `output   = "${path.join(work, 'client')}"`)
-    .replace('model Tenant {\n', 'model Tenant {\n  comments Comment[]\n')
-    .replace('model Task {\n', 'model Task {\n  comments Comment[]\n') +
+    .replace('model Tenant {\n', 'model Tenant {\n  guideComments GuideComment[]\n')
+    .replace('model Task {\n', 'model Task {\n  guideComments GuideComment[]\n') +
     `\n${readmeModel}`
   await writeFile(path.join(work, 'schema.prisma'), schema)
   // Step 2: the README's migration is what `prisma migrate dev --create-only` writes for that model, plus one line.
@@ -169,25 +218,30 @@ t.test('README "Add a tenant-owned resource", followed on a scratch database, pr
   const scratch = await databaseWith(t, [readmeMigration])
   // Step 4: the check passes.
   t.same(await checkTenancyInvariants(scratch), [], 'the README\'s resource follows every rule')
-  // Step 3 forgotten: the generated client does not know comments yet.
+  // Step 3 forgotten: the generated client does not know guide_comments yet.
   const stale = await tenancyCheck(scratch)
   t.equal(stale.code, 1, 'before `npx prisma generate`, npm run tenancy:check fails')
-  t.match(stale.output, /comments: prisma-client-stale/, 'naming the table and the rule')
+  t.match(stale.output, /guide_comments: prisma-client-stale/, 'naming the table and the rule')
 
-  // Step 3: generate, then use the new model through the scoped client as a route would.
+  // Step 3: generate, then use the new model through the scoped client as a route would. The client
+  // also gets a model the guide warns against, one without tenantId (never migrated: the check of
+  // models reads the client alone).
+  await writeFile(path.join(work, 'schema.prisma'), `${schema}\n${UNTENANTED_MODEL}`)
   const generate = await run('npx', ['prisma', 'generate', '--schema', path.join(work, 'schema.prisma')], { DATABASE_URL: scratch })
   t.equal(generate.code, 0, `prisma generate ran\n${generate.output.slice(-2000)}`)
   const { PrismaClient } = await import(path.join(work, 'client', 'client.ts'))
   const { PrismaPg } = await import('@prisma/adapter-pg')
   const { TenantAwarePool } = await import('../src/db/tenant-aware-pool.ts')
-  const { scopedClient, modelTables, tenantOwnedModels } = await import('../src/tenancy/scoped-client.ts')
+  const { scopedClient, modelTables, tenantOwnedModels, modelsOutsideTenancy, TenantScopeError } = await import('../src/tenancy/scoped-client.ts')
   const pool = new TenantAwarePool({ connectionString: scratch, options: '-c role=saas_app', max: 2, statementTimeoutMs: 0, queryTimeoutMs: 0 })
   const client = new PrismaClient({ adapter: new PrismaPg(pool) })
   t.teardown(async () => {
     await client.$disconnect()
     await pool.end()
   })
-  t.ok(tenantOwnedModels(client).includes('Comment') && modelTables(client).Comment === 'comments', 'the regenerated client knows the tenant-owned model')
+  t.ok(tenantOwnedModels(client).includes('GuideComment') && modelTables(client).GuideComment === 'guide_comments', 'the regenerated client knows the tenant-owned model')
+  // A model without tenantId: request.db refuses it (a 500 on any route using it), and the check of models names it.
+  t.same(modelsOutsideTenancy(client), [{ model: 'GuideNote', table: 'guide_notes' }], 'the model without tenantId is reported (rule model-without-tenant)')
   const a = await insertTenant(scratch, 'alpha')
   const b = await insertTenant(scratch, 'bravo')
   const task = async (tenantId: string) => {
@@ -196,12 +250,13 @@ t.test('README "Add a tenant-owned resource", followed on a scratch database, pr
   }
   const [taskA, taskB] = [await task(a), await task(b)]
   // The scratch client's types exist only at run time (generated by this test): no static types here.
-  type Comments = { comment: Record<string, (args?: unknown) => Promise<any>> }
-  const dbA = scopedClient(client, a) as unknown as Comments
-  const comment = await dbA.comment.create!({ data: { taskId: taskA, body: 'first' } })
+  type Models = Record<'guideComment' | 'guideNote', Record<string, (args?: unknown) => Promise<any>>>
+  const dbA = scopedClient(client, a) as unknown as Models
+  const comment = await dbA.guideComment.create!({ data: { taskId: taskA, body: 'first' } })
   t.equal(comment.tenantId, a, 'a comment created without tenantId belongs to the tenant')
-  await t.rejects(dbA.comment.create!({ data: { taskId: taskB, body: 'on B\'s task' } }), 'a comment on another tenant\'s task is refused by the composite foreign key')
-  t.same((await (scopedClient(client, b) as unknown as Comments).comment.findMany!()).length, 0, 'the other tenant sees no comment')
+  await t.rejects(dbA.guideComment.create!({ data: { taskId: taskB, body: 'on B\'s task' } }), 'a comment on another tenant\'s task is refused by the composite foreign key')
+  t.same((await (scopedClient(client, b) as unknown as Models).guideComment.findMany!()).length, 0, 'the other tenant sees no comment')
+  await t.rejects(dbA.guideNote.findMany!(), TenantScopeError, 'the scoped client refuses the model without tenantId')
   const passed = await tenancyCheck(scratch)
   t.equal(passed.code, 1, 'npm run tenancy:check still uses the repository\'s own client')
   t.notMatch(passed.output, /rls|policy|grants|fk-|unique|index/, 'and finds nothing but the stale client')
@@ -210,7 +265,7 @@ t.test('README "Add a tenant-owned resource", followed on a scratch database, pr
 // The four mistakes of the issue, as temporary migrations after the README's.
 const brokenVariants: Array<{ name: string; rule: string; sql: string[] }> = [
   { name: '(a) a table with tenant_id and no row-level security', rule: 'rls-enabled', sql: [readmeMigration.replace(ONE_LINE, '')] },
-  { name: '(b) row-level security not forced', rule: 'rls-forced', sql: [readmeMigration, 'ALTER TABLE "comments" NO FORCE ROW LEVEL SECURITY;'] },
+  { name: '(b) row-level security not forced', rule: 'rls-forced', sql: [readmeMigration, 'ALTER TABLE "guide_comments" NO FORCE ROW LEVEL SECURITY;'] },
   {
     name: '(c) a foreign key to a tenant table without tenant_id',
     rule: 'fk-includes-tenant',
@@ -219,7 +274,7 @@ const brokenVariants: Array<{ name: string; rule: string; sql: string[] }> = [
   {
     name: '(d) a policy without WITH CHECK',
     rule: 'policy-with-check',
-    sql: [readmeMigration, 'DROP POLICY tenant_isolation ON "comments";\nCREATE POLICY tenant_isolation ON "comments" TO saas_app USING (tenant_id = app_current_tenant());'],
+    sql: [readmeMigration, 'DROP POLICY tenant_isolation ON "guide_comments";\nCREATE POLICY tenant_isolation ON "guide_comments" TO saas_app USING (tenant_id = app_current_tenant());'],
   },
 ]
 
@@ -227,24 +282,24 @@ for (const variant of brokenVariants) {
   t.test(variant.name, async (t) => {
     const url = await databaseWith(t, variant.sql)
     const violations = await checkTenancyInvariants(url)
-    t.ok(violations.some((v) => v.table === 'comments' && v.rule === variant.rule), `the check reports comments: ${variant.rule}`)
-    t.ok(violations.every((v) => v.table === 'comments'), 'and nothing about the other tables')
+    t.ok(violations.some((v) => v.table === 'guide_comments' && v.rule === variant.rule), `the check reports guide_comments: ${variant.rule}`)
+    t.ok(violations.every((v) => v.table === 'guide_comments'), 'and nothing about the other tables')
     const check = await tenancyCheck(url)
     t.equal(check.code, 1, 'npm run tenancy:check exits 1')
-    t.match(check.output, new RegExp(`comments: ${variant.rule} — `), `naming the table and the rule\n${check.output}`)
+    t.match(check.output, new RegExp(`guide_comments: ${variant.rule} — `), `naming the table and the rule\n${check.output}`)
     if (variant.rule === 'fk-includes-tenant') {
       // Why the rule exists: with this key, tenant A's comment can sit on tenant B's task.
       const [a, b] = [await insertTenant(url, 'alpha'), await insertTenant(url, 'bravo')]
       const project = await adminQuery<{ id: string }>(url, 'INSERT INTO projects (tenant_id, name) VALUES ($1, \'P\') RETURNING id', [b])
       const taskB = await adminQuery<{ id: string }>(url, 'INSERT INTO tasks (tenant_id, project_id, title) VALUES ($1, $2, \'T\') RETURNING id', [b, project.rows[0]!.id])
-      const inserted = await adminQuery(url, 'INSERT INTO comments (tenant_id, task_id, body) VALUES ($1, $2, \'cross-tenant\')', [a, taskB.rows[0]!.id])
+      const inserted = await adminQuery(url, 'INSERT INTO guide_comments (tenant_id, task_id, body) VALUES ($1, $2, \'cross-tenant\')', [a, taskB.rows[0]!.id])
       t.equal(inserted.rowCount, 1, 'the broken key lets tenant A\'s comment point at tenant B\'s task')
     }
     const server = await productionServer(t, url)
     t.equal(server.status, 503, `a production server is not ready (${server.body})`)
     t.match(server.body, /tenancy rules/, 'and says why')
     t.equal(server.health, 200, 'while /healthz says the process is alive')
-    t.match(server.log(), new RegExp(`tenancy invariants violated.*comments: ${variant.rule}`), 'one log line names the violation')
+    t.match(server.log(), new RegExp(`tenancy invariants violated.*guide_comments: ${variant.rule}`), 'one log line names the violation')
   })
 }
 

@@ -35,6 +35,10 @@ t.test('the Host header decides the tenant', async (t) => {
     ['-acme.localhost', 'BAD_REQUEST'],
     ['acme .localhost', 'BAD_REQUEST'],
     ['acme.localhost:99999999', 'BAD_REQUEST'],
+    ['acme.localhost:65535', 'NOT_FOUND'],
+    ['acme.localhost:65536', 'BAD_REQUEST'],
+    ['acme.localhost:99999', 'BAD_REQUEST'],
+    ['[::1]:99999', 'BAD_REQUEST'],
     ['[::1]:3000', 'TENANT_NOT_FOUND'],
     ['127.0.0.1:3000', 'TENANT_NOT_FOUND'],
   ]

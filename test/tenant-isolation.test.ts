@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { tablesUnknownToClient, tenantOwnedTables } from '../src/db/tenancy-invariants.ts'
-import { TenantScopeError, modelTables, tenantOwnedModels, tenantScope } from '../src/tenancy/scoped-client.ts'
+import { TenantScopeError, modelsOutsideTenancy, modelTables, tenantOwnedModels, tenantScope } from '../src/tenancy/scoped-client.ts'
 import { runAsTenant } from '../src/tenancy/tenant-context.ts'
 import { adminQuery, insertTenant, openTestDatabase } from './helper.ts'
 import pg from 'pg'
@@ -81,6 +81,7 @@ for (const layer of ['extension only (RLS off)', 'row-level security only (exten
     // A forgotten `npx prisma generate` after a migration: the catalog knows a table the client does not.
     t.same(tablesUnknownToClient(tables.map((table) => ({ table, oid: 0 })), Object.values(tableOf)), [], 'the generated client knows every tenant-owned table of the catalog')
     t.same(models.map((m) => tableOf[m]).sort(), [...tables].sort(), 'the client\'s tenant-owned models are exactly the catalog\'s tenant-owned tables')
+    t.same(modelsOutsideTenancy(base), [], 'every model is tenant-owned or platform data (PLATFORM_MODELS): request.db can use each tenant model')
     const missing = models.filter((m) => !FIXTURES[m])
     t.same(missing, [], 'every tenant-owned model has an isolation fixture (add one line to FIXTURES)')
     const order = parentsFirst(models.filter((m) => FIXTURES[m]), tableOf, edges)

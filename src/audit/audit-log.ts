@@ -202,6 +202,7 @@ const MAX_STRING = 2_000
  */
 function sanitizedColumn (name: string): Prisma.Sql {
   if (SECRET_NAME.test(name)) return Prisma.sql`${REDACTED}::text`
+  // eslint-disable-next-line no-restricted-properties -- a column name, checked against COLUMN by auditedChange
   const value = Prisma.sql`changed.${Prisma.raw(name)}::text`
   return Prisma.sql`CASE WHEN ${value} ~* ${SECRET_VALUE.source} THEN ${REDACTED}::text ELSE ${value} END`
 }

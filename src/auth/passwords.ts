@@ -16,7 +16,7 @@ export const MAX_PASSWORD_BYTES = 72
  * §4.1's normalization), so that a character typed as one code point or as a letter and a combining
  * mark (keyboards and platforms differ) is the same password.
  */
-export const normalizePassword = (plain: string): string => plain.normalize('NFKC')
+const normalizePassword = (plain: string): string => plain.normalize('NFKC')
 
 const fitsBcrypt = (text: string): boolean => Buffer.byteLength(text, 'utf8') <= MAX_PASSWORD_BYTES
 
@@ -31,28 +31,26 @@ function comparedForms (plain: string): string[] {
 }
 
 /**
- * Whether a password offered for verification (login, currentPassword) is over 72 bytes of UTF-8 in
- * every form a hash may hold (comparedForms): such a password is a 400, never compared.
+ * Throws 400 VALIDATION_FAILED naming `field` (login's `password`, `currentPassword`) when a
+ * password offered for verification is over 72 bytes of UTF-8 in every form a hash may hold
+ * (comparedForms): such a password is refused, never compared.
  */
-const isPasswordTooLong = (plain: string): boolean => comparedForms(plain).length === 0
-
-/** Throws 400 VALIDATION_FAILED naming `field` (login's `password`, `currentPassword`) when isPasswordTooLong. */
 export function assertOfferedPasswordFits (plain: string, field: string): void {
-  if (isPasswordTooLong(plain)) throw new AppError('VALIDATION_FAILED', `body/${field} must be at most ${MAX_PASSWORD_BYTES} bytes of UTF-8`)
+  if (comparedForms(plain).length === 0) throw new AppError('VALIDATION_FAILED', `body/${field} must be at most ${MAX_PASSWORD_BYTES} bytes of UTF-8`)
 }
 
-/** Why `plain` is not acceptable as a new password, or null. Counted on its normalized form: length in Unicode characters, size in bytes. */
-export function passwordProblem (plain: string, minLength: number): string | null {
+/**
+ * A new password as it is hashed (normalized, normalizePassword), after the policy, counted on that
+ * form: at least `minLength` Unicode characters and at most 72 bytes of UTF-8. Throws 400
+ * VALIDATION_FAILED naming `field` when the policy refuses it.
+ */
+function acceptablePassword (plain: string, minLength: number, field: string): string {
   const normalized = normalizePassword(plain)
-  if ([...normalized].length < minLength) return `must be at least ${minLength} characters`
-  if (!fitsBcrypt(normalized)) return `must be at most ${MAX_PASSWORD_BYTES} bytes of UTF-8`
-  return null
-}
-
-/** Throws 400 VALIDATION_FAILED naming `field` when `plain` breaks the policy. */
-export function assertAcceptablePassword (plain: string, minLength: number, field = 'password'): void {
-  const problem = passwordProblem(plain, minLength)
+  const problem = [...normalized].length < minLength
+    ? `must be at least ${minLength} characters`
+    : !fitsBcrypt(normalized) ? `must be at most ${MAX_PASSWORD_BYTES} bytes of UTF-8` : null
   if (problem) throw new AppError('VALIDATION_FAILED', `body/${field} ${problem}`)
+  return normalized
 }
 
 export interface PasswordHasherOptions {
@@ -107,13 +105,13 @@ export class PasswordHasher {
 
   /** Throws 400 VALIDATION_FAILED (naming `field`) when the policy refuses `plain` as a new password; hash() checks it too. */
   assertAcceptable (plain: string, field = 'password'): void {
-    assertAcceptablePassword(plain, this.options.minLength, field)
+    acceptablePassword(plain, this.options.minLength, field)
   }
 
   /** The bcrypt hash of a new password, normalized (normalizePassword); 400 VALIDATION_FAILED when the policy refuses it. */
   async hash (plain: string, field = 'password'): Promise<string> {
-    this.assertAcceptable(plain, field)
-    return this.run<string>({ op: 'hash', args: [normalizePassword(plain), this.options.cost] })
+    const normalized = acceptablePassword(plain, this.options.minLength, field)
+    return this.run<string>({ op: 'hash', args: [normalized, this.options.cost] })
   }
 
   /**

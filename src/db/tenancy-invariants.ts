@@ -1,7 +1,8 @@
 // The database checks its own tenancy rules. Everything here is derived from the PostgreSQL
-// catalog — never from a hand-written list of tables — so a table added by any migration is checked
-// the day it appears. Used by `npm run tenancy:check`, by the test suite, and at start by
-// plugins/tenancy-invariants.ts (in production a violation keeps the server from becoming ready).
+// catalog — never from a hand-written list of tables (SHARED_READABLE_TABLES lists exceptions only)
+// — so a table added by any migration is checked the day it appears. Used by `npm run
+// tenancy:check`, by the test suite, and at start by plugins/tenancy-invariants.ts (in production a
+// violation keeps the server from becoming ready).
 //
 // A table is tenant-owned when it has a column `tenant_id`. The rules (README "Add a
 // tenant-owned resource" says how to satisfy them; `SELECT app_make_tenant_owned('t')` does the first five):
@@ -25,6 +26,8 @@ export const TENANCY_RULES = {
   'index-leading-tenant': 'an index does not lead with tenant_id (only the primary key may)',
   'fk-includes-tenant': 'a foreign key to a tenant-owned table does not include tenant_id = tenant_id: it could point at another tenant\'s row',
   'view-bypasses-rls': `${APP_ROLE} may read a view of a tenant-owned table that runs with its owner's rights (not security_invoker) or a materialized view: row-level security does not apply to it`,
+  'unscoped-table': `${APP_ROLE} may read, change or delete the rows of this table, which has no tenant_id: nothing confines them to a tenant. Make it tenant-owned (app_make_tenant_owned), or, for platform data holding nothing of any tenant, list it in SHARED_READABLE_TABLES (src/db/tenancy-invariants.ts) with the reason`,
+  'model-without-tenant': 'the Prisma model of this table has no tenantId, so request.db refuses it (a 500 on every route using it): add tenantId (README "Add a tenant-owned resource"), or, for platform data only platform code touches, add the model to PLATFORM_MODELS (src/tenancy/scoped-client.ts)',
   'app-role': `the role ${APP_ROLE} does not exist`,
   'prisma-client-stale': 'the generated Prisma client has no model for this tenant-owned table: run `npx prisma generate`',
 } as const
@@ -43,6 +46,18 @@ export interface TenantTable {
   /** schema-qualified unless in `public` */
   table: string
   oid: number
+}
+
+/**
+ * Tables without tenant_id that the API's role may read, with exactly the privileges it may hold
+ * (`SELECT` on the whole table, or on named columns: `SELECT (id)`) and why that is safe. The
+ * tenants registry is not here: it has its own rules (forced RLS, the policy on `id`). Any other
+ * privilege to SELECT, UPDATE, DELETE or TRUNCATE a relation without tenant_id breaks rule
+ * `unscoped-table`; INSERT alone reads nothing.
+ */
+export const SHARED_READABLE_TABLES: Readonly<Record<string, { privileges: readonly string[], why: string }>> = {
+  'pgboss.queue': { privileges: ['SELECT'], why: "pg-boss's queue definitions (names and options, no tenant data): a transactional enqueue reads them (src/jobs/runner.ts grantEnqueue)" },
+  'pgboss.job': { privileges: ['SELECT (id)'], why: 'the enqueue inserts a job and reads back its id only (INSERT … RETURNING id); job data stays unreadable' },
 }
 
 const TENANT_EXPR = '(tenant_id = app_current_tenant())'
@@ -181,6 +196,31 @@ async function collect (db: Queryable): Promise<Violation[]> {
     ORDER BY 1`, [[...owned, ...(await tenantsOid(db))], APP_ROLE])
   for (const view of views) {
     if (view.kind === 'm' || !view.invoker) add(view.view, 'view-bypasses-rls', `${view.kind === 'm' ? 'materialized view' : 'view'} ${view.view} over tenant data is readable by ${APP_ROLE}${view.kind === 'm' ? '' : ' and runs with its owner\'s rights (set security_invoker = true)'}`)
+  }
+  // Relations without tenant_id that the API's role may read or change: nothing confines them to a
+  // tenant. Tables, foreign tables, materialized views, and views that run with their owner's
+  // rights (a security_invoker view is as confined as what it reads, which is checked itself; one
+  // over tenant data is reported above). A privilege on some columns only is named with them:
+  // `SELECT (id)`.
+  const reported = new Set(views.map((v) => v.view))
+  const { rows: unscoped } = await db.query<{ table: string; privileges: string[] }>(`
+    SELECT CASE WHEN n.nspname = 'public' THEN c.relname ELSE n.nspname || '.' || c.relname END AS table,
+      ARRAY(SELECT CASE WHEN has_table_privilege($1, c.oid, p) THEN p
+               ELSE p || ' (' || array_to_string(ARRAY(SELECT a.attname FROM pg_attribute a
+                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND has_column_privilege($1, c.oid, a.attnum, p)
+                 ORDER BY a.attnum), ', ') || ')' END
+            FROM unnest(ARRAY['SELECT', 'UPDATE', 'DELETE', 'TRUNCATE']) p
+            WHERE has_table_privilege($1, c.oid, p) OR (p IN ('SELECT', 'UPDATE') AND has_any_column_privilege($1, c.oid, p)))::text[] AS privileges
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p', 'f', 'm', 'v') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+      AND NOT (c.oid = ANY($2::oid[]))
+      AND NOT (c.relkind = 'v' AND coalesce(array_to_string(c.reloptions, ',') ~ '(^|,)security_invoker=(true|on|1|yes)(,|$)', false))
+      -- An extension's own relations (pg_stat_statements' view, granted to PUBLIC) are the extension's.
+      AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass AND e.objid = c.oid AND e.deptype = 'e')
+    ORDER BY 1`, [APP_ROLE, [...owned, ...(await tenantsOid(db))]])
+  for (const { table, privileges } of unscoped) {
+    const beyond = privileges.filter((p) => !(SHARED_READABLE_TABLES[table]?.privileges ?? []).includes(p))
+    if (beyond.length && !reported.has(table)) add(table, 'unscoped-table', `(${beyond.join(', ')} granted) ${TENANCY_RULES['unscoped-table']}`)
   }
   // The registry of tenants is keyed by id, and under the same kind of policy.
   const [tenants] = await db.query<{ oid: number; enabled: boolean; forced: boolean }>(

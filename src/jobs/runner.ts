@@ -310,6 +310,7 @@ export class JobRunner {
       // pg-boss passes undefined for options not given and plain objects for JSON: Prisma's raw
       // query binds neither, so they become NULL and JSON text (the SQL casts them).
       executeSql: async (text, values) => ({
+        // eslint-disable-next-line no-restricted-properties -- pg-boss's own SQL, its values bound as parameters
         rows: await tx.$queryRawUnsafe<unknown[]>(text, ...values.map((v) => (v === undefined ? null : typeof v === 'object' && v !== null && !(v instanceof Date) ? JSON.stringify(v) : v))),
       }),
     }

@@ -29,13 +29,21 @@ export function isValidSlug (slug: string): boolean {
   return SLUG.test(slug) && !RESERVED_LABELS.has(slug) && slug.slice(2, 4) !== '--'
 }
 
-const IPV6_LITERAL = /^\[[0-9a-f:.]+\](?::\d{1,5})?$/
+const IPV6_LITERAL = /^\[[0-9a-f:.]+\](?::(?<port>\d{1,5}))?$/
+/** A TCP port is 0–65535 (RFC 793); a longer or larger number makes the Host invalid, not ignored. */
+const MAX_PORT = 65_535
 
+/**
+ * What a Host header names, for BASE_DOMAIN `baseDomain` (lower case, no trailing dot): the
+ * platform, a tenant slug, a custom domain, nothing of ours (an IP address, a name that cannot be
+ * a slug) or an invalid header (bad syntax, over 260 characters, a port above 65535). Never throws.
+ */
 export function parseHost (host: string | undefined, baseDomain: string): HostTarget {
   if (!host || host.length > 260) return { kind: 'invalid' }
-  if (IPV6_LITERAL.test(host.toLowerCase())) return { kind: 'unknown' } // an address names no tenant
-  const match = HOST_SYNTAX.exec(host.toLowerCase())
-  if (!match?.groups) return { kind: 'invalid' }
+  const lower = host.toLowerCase()
+  const match = IPV6_LITERAL.exec(lower) ?? HOST_SYNTAX.exec(lower)
+  if (!match?.groups || Number(match.groups.port ?? 0) > MAX_PORT) return { kind: 'invalid' }
+  if (lower.startsWith('[')) return { kind: 'unknown' } // an address names no tenant
   const name = match.groups.name!.replace(/\.$/, '')
   if (name === baseDomain) return { kind: 'platform' }
   if (name.endsWith(`.${baseDomain}`)) {

@@ -32,6 +32,25 @@ export function tenantOwnedModels (client: PrismaClient): string[] {
     .map(([name]) => name)
 }
 
+/**
+ * Models of platform data, without `tenantId`: platform code reaches them through the unscoped
+ * client, and a scoped client refuses them (TenantScopeError) but for `Tenant`, the registry itself,
+ * of which it reads only its own tenant's row (by `id`). `ChangeFeed` holds ids only
+ * (src/cluster/change-feed.ts).
+ */
+export const PLATFORM_MODELS: ReadonlySet<string> = new Set(['Tenant', 'ChangeFeed'])
+
+/**
+ * Models that are neither tenant-owned (no `tenantId`) nor in PLATFORM_MODELS, with their tables:
+ * `request.db` refuses them, so a route using one fails (500) however its table is set up.
+ * `npm run tenancy:check` reports each (rule `model-without-tenant`).
+ */
+export function modelsOutsideTenancy (client: PrismaClient): Array<{ model: string, table: string }> {
+  const owned = new Set(tenantOwnedModels(client))
+  const tables = modelTables(client)
+  return Object.keys(tables).filter((model) => !owned.has(model) && !PLATFORM_MODELS.has(model)).map((model) => ({ model, table: tables[model]! }))
+}
+
 /** Each model's table name (`@@map`, else the model name), read from the generated client's data model. */
 export function modelTables (client: PrismaClient): Record<string, string> {
   return Object.fromEntries(Object.entries(dataModelOf(client).models).map(([name, model]) => [name, model.dbName ?? name]))
