@@ -16,12 +16,15 @@ const UNSAFE_RAW_SQL = [
 /** The application's code, in every language it is written in. */
 const APPLICATION = ['src', 'routes', 'plugins', 'scripts', 'prisma'].map((dir) => `${dir}/**/*.{ts,mts,cts,js,mjs,cjs}`)
 // Tenant routes read and write through request.db, the tenant's scoped client. The unscoped client
-// skips the scoped client's filter, and under row-level security it sees nothing without a tenant:
-// platform routes (routes/platform/) use it; a tenant route that must, says why on the line.
-const PLATFORM_CLIENT = {
-  property: 'platformDb',
-  message: 'Tenant routes use request.db (the scoped client); the unscoped platformDb is for platform code.',
-}
+// skips the scoped client's filter, and under row-level security it sees nothing without a tenant;
+// a client of another tenant id (`database.forTenant`) or the tables' owner's connection
+// (`database.ownerUrl`, `pg`) would step around the Host's tenant: platform routes
+// (routes/platform/) may; a tenant route that must, says why on the line.
+const PLATFORM_CLIENTS = [
+  { property: 'platformDb', message: 'Tenant routes use request.db (the scoped client); the unscoped platformDb is for platform code.' },
+  { property: 'forTenant', message: 'Tenant routes use request.db, the client of the tenant of the Host: never a client of a tenant id the route picks.' },
+  { property: 'ownerUrl', message: "Tenant routes use request.db: the tables' owner's connection is for migrations and checks." },
+]
 
 export default [
   ...neostandard({
@@ -52,7 +55,10 @@ export default [
   {
     files: ['routes/**/*.{ts,mts,cts,js,mjs,cjs}'],
     ignores: ['routes/platform/**'],
-    rules: { 'no-restricted-properties': ['error', ...UNSAFE_RAW_SQL, PLATFORM_CLIENT] },
+    rules: {
+      'no-restricted-properties': ['error', ...UNSAFE_RAW_SQL, ...PLATFORM_CLIENTS],
+      'no-restricted-imports': ['error', { paths: [{ name: 'pg', message: 'Tenant routes use request.db, never a connection of their own.' }] }],
+    },
   },
   {
     files: ['src/**/*.ts'],

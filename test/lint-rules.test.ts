@@ -10,11 +10,11 @@ const eslint = new ESLint({ cwd: repoRoot })
 
 /**
  * What `npm run lint` reports for `code` saved as `file` (a path inside the repository): the rule
- * under test (`no-restricted-properties`) and any parse error; style rules are not asked here.
+ * under test (`no-restricted-properties`, `no-restricted-imports`) and any parse error; style rules are not asked here.
  */
 async function lintAs (file: string, code: string): Promise<string[]> {
   const [result] = await eslint.lintText(code, { filePath: path.join(repoRoot, file) })
-  return result!.messages.filter((m) => m.fatal || m.ruleId === 'no-restricted-properties').map((m) => m.ruleId ?? m.message)
+  return result!.messages.filter((m) => m.fatal || m.ruleId?.startsWith('no-restricted-')).map((m) => m.ruleId ?? m.message)
 }
 
 const TENANT_ROUTE = `import type { FastifyInstance } from 'fastify'
@@ -31,6 +31,8 @@ t.test('a tenant route may not use the unscoped client; platform routes may', as
   t.same(await lintAs('routes/comments.ts', withClient('request.db')), [], 'request.db passes')
   t.same(await lintAs('routes/comments.ts', withClient('app.platformDb')), ['no-restricted-properties'], 'app.platformDb in a tenant route fails')
   t.same(await lintAs('routes/comments.ts', withClient('request.server.platformDb')), ['no-restricted-properties'], 'reached through request.server too')
+  t.same(await lintAs('routes/comments.ts', withClient("app.database.forTenant(String(request.headers['x-tenant']))")), ['no-restricted-properties'], 'a client of a tenant id the route picks fails')
+  t.same(await lintAs('routes/comments.ts', 'import pg from \'pg\'\nexport const owner = (app: any) => new pg.Client({ connectionString: app.database.ownerUrl })\n'), ['no-restricted-imports', 'no-restricted-properties'], "the tables' owner's connection fails")
   t.same(await lintAs('routes/platform/comments.ts', withClient('app.platformDb')), [], 'a platform route may')
   t.same(await lintAs('routes/comments.js', withClient('app.platformDb').replace("import type { FastifyInstance } from 'fastify'\n", '').replace('(app: FastifyInstance)', '(app)')), ['no-restricted-properties'], 'in JavaScript too')
 })
