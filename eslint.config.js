@@ -13,8 +13,10 @@ const UNSAFE_RAW_SQL = [
   ...restriction,
   message: 'String-built SQL: use the tagged templates $queryRaw / $executeRaw / Prisma.sql, which bind each interpolated value as a parameter.',
 }))
-/** The application's code, in every language it is written in. */
-const APPLICATION = ['src', 'routes', 'plugins', 'scripts', 'prisma'].map((dir) => `${dir}/**/*.{ts,mts,cts,js,mjs,cjs}`)
+/** Files of code, TypeScript or JavaScript, under `dir`. */
+const codeIn = (dir) => `${dir}/**/*.{ts,mts,cts,js,mjs,cjs}`
+/** The application's code. */
+const APPLICATION = ['src', 'routes', 'plugins', 'scripts', 'prisma'].map(codeIn)
 // Tenant routes read and write through request.db, the tenant's scoped client. The unscoped client
 // skips the scoped client's filter, and under row-level security it sees nothing without a tenant;
 // a client of another tenant id (`database.forTenant`) or the tables' owner's connection
@@ -53,7 +55,7 @@ export default [
     rules: { 'no-restricted-properties': ['error', ...UNSAFE_RAW_SQL] },
   },
   {
-    files: ['routes/**/*.{ts,mts,cts,js,mjs,cjs}'],
+    files: [codeIn('routes')],
     ignores: ['routes/platform/**'],
     rules: {
       'no-restricted-properties': ['error', ...UNSAFE_RAW_SQL, ...PLATFORM_CLIENTS],

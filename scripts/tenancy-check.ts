@@ -1,8 +1,8 @@
 // `npm run tenancy:check`: checks the tenancy rules (src/db/tenancy-invariants.ts) on the database
 // of DATABASE_URL (or this checkout's embedded PostgreSQL, as the Prisma CLI does), and that the
 // generated Prisma client knows every tenant-owned table and has no model outside tenancy (neither
-// tenant-owned nor platform data). Exit 0 when every rule holds; exit 1 with
-// one line per violation, naming the table and the rule; exit 2 when the database cannot be read.
+// tenant-owned nor platform data). Exit 0 when every rule holds; exit 1 with one line per
+// violation, naming the table and the rule; exit 2 when the database cannot be read.
 import { PrismaPg } from '@prisma/adapter-pg'
 import pg from 'pg'
 import { PrismaClient } from '../src/generated/prisma/client.ts'

@@ -1,7 +1,7 @@
 // Audit coverage that cannot rot: every mutating route of the app (Fastify's route table, hidden
-// routes included: test/route-table.ts) must have a case here, and each case must write exactly one event with the right action, actor and target, whose
-// data holds none of the secrets the request carried. A new route without a case fails the first
-// test. Also: failed changes write nothing, and no change commits without its event.
+// routes included: test/route-table.ts) must have a case here, and each case must write exactly
+// one event with the right action, actor and target, whose data holds none of the secrets the
+// request carried. A new route without a case fails the first test. Also: failed changes write nothing, and no change commits without its event.
 import t from 'tap'
 import type { InjectOptions } from 'fastify'
 import { AUDIT_ACTION_NAMES, type ActorType, type AuditAction } from '../src/audit/actions.ts'

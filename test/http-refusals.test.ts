@@ -18,8 +18,11 @@ interface RawAnswer {
   closed: boolean
 }
 
-/** Writes `raw` (string chunks, `pauseMs` apart), reads until the server closes (or 5 s pass). */
-async function rawRequest (chunks: string[], pauseMs = 0): Promise<RawAnswer> {
+/**
+ * Writes `raw` (string chunks, `pauseMs` apart), reads until the server closes (or 5 s pass).
+ * `halfClose`: the last chunk is sent with FIN (the client's side of the socket ends).
+ */
+async function rawRequest (chunks: string[], pauseMs = 0, halfClose = false): Promise<RawAnswer> {
   const socket = net.connect(port, '127.0.0.1')
   await once(socket, 'connect')
   let received = ''
@@ -29,8 +32,9 @@ async function rawRequest (chunks: string[], pauseMs = 0): Promise<RawAnswer> {
     socket.on('close', () => resolve(true))
     setTimeout(() => resolve(false), 5000)
   })
-  for (const chunk of chunks) {
-    if (socket.writable) socket.write(chunk)
+  for (const [i, chunk] of chunks.entries()) {
+    if (halfClose && i === chunks.length - 1) socket.end(chunk)
+    else if (socket.writable) socket.write(chunk)
     if (pauseMs) await new Promise((resolve) => setTimeout(resolve, pauseMs))
   }
   const wasClosed = await closed
@@ -105,17 +109,9 @@ t.test('an over-long cursor is an undecodable cursor: 400 BAD_REQUEST', async (t
 t.test('a half-closed socket is closed by the server; no change without its event', async (t) => {
   const name = `half-closed ${Date.now()}`
   const body = JSON.stringify({ name })
-  const socket = net.connect(port, '127.0.0.1')
-  await once(socket, 'connect')
-  socket.on('error', () => {})
-  socket.on('data', () => {})
-  const closed = new Promise<boolean>((resolve) => {
-    socket.on('close', () => resolve(true))
-    setTimeout(() => resolve(false), 5000)
-  })
-  socket.end(`POST /v1/projects HTTP/1.1\r\nHost: acme.localhost\r\nAuthorization: Bearer ${api.acme.users.owner.accessToken}\r\n` +
-    `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
-  t.ok(await closed, 'the server closed the socket')
+  const answer = await rawRequest([`POST /v1/projects HTTP/1.1\r\nHost: acme.localhost\r\nAuthorization: Bearer ${api.acme.users.owner.accessToken}\r\n` +
+    `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`], 0, true)
+  t.ok(answer.closed, 'the server closed the socket')
   await new Promise((resolve) => setTimeout(resolve, 500)) // a request that runs on would have committed by now
   const projects = (await api.acme.call('owner', { url: '/v1/projects?limit=100' })).json().data.filter((p: { name: string }) => p.name === name)
   const events = (await api.acme.call('owner', { url: '/v1/audit-events?action=project.created&limit=100' })).json().data

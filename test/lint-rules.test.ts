@@ -9,8 +9,9 @@ const repoRoot = path.resolve(import.meta.dirname, '..')
 const eslint = new ESLint({ cwd: repoRoot })
 
 /**
- * What `npm run lint` reports for `code` saved as `file` (a path inside the repository): the rule
- * under test (`no-restricted-properties`, `no-restricted-imports`) and any parse error; style rules are not asked here.
+ * What `npm run lint` reports for `code` saved as `file` (a path inside the repository): the rules
+ * under test (`no-restricted-properties`, `no-restricted-imports`) and any parse error; style rules
+ * are not asked here.
  */
 async function lintAs (file: string, code: string): Promise<string[]> {
   const [result] = await eslint.lintText(code, { filePath: path.join(repoRoot, file) })

@@ -37,6 +37,9 @@ const readmeModel = asGuide(readmeBlock('model'))
 const readmeMigration = asGuide(readmeBlock('migration'))
 const ONE_LINE = "SELECT app_make_tenant_owned('guide_comments');"
 
+/** The check's violations on `url`, as `<table>: <rule>`. */
+const ruleNames = async (url: string) => (await checkTenancyInvariants(url)).map((v) => `${v.table}: ${v.rule}`)
+
 /** A model that is neither tenant-owned nor platform data: what `model-without-tenant` reports. */
 const UNTENANTED_MODEL = `model GuideNote {
   id   String @id @default(dbgenerated("gen_random_uuid()")) @db.Uuid
@@ -138,51 +141,49 @@ t.test('the check gives up within its bounds on a database that never answers', 
 
 t.test('a table without tenant_id that the API role may read or change is reported', async (t) => {
   const url = await createTestDatabase(t)
-  const rules = async () => (await checkTenancyInvariants(url)).map((v) => `${v.table}: ${v.rule}`)
   await adminQuery(url, "CREATE TABLE notes (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), body text); INSERT INTO notes (body) VALUES ('of some tenant')")
-  t.same(await rules(), [], 'without grants the API role cannot touch it: nothing to report')
+  t.same(await ruleNames(url), [], 'without grants the API role cannot touch it: nothing to report')
   await adminQuery(url, 'GRANT SELECT ON notes TO saas_app')
   // Why: nothing confines the rows, so the API role reads them with no tenant set.
   const seen = await adminQuery(url, 'SET ROLE saas_app; SELECT body FROM notes') as unknown as Array<{ rows: unknown[] }>
   t.equal(seen[1]!.rows.length, 1, 'the API role reads the row with no tenant set')
-  t.same(await rules(), ['notes: unscoped-table'], 'SELECT is reported')
+  t.same(await ruleNames(url), ['notes: unscoped-table'], 'SELECT is reported')
   const check = await tenancyCheck(url)
   t.equal(check.code, 1, 'npm run tenancy:check exits 1')
   t.match(check.output, /notes: unscoped-table — \(SELECT granted\)/, `naming the table, the rule and the grant\n${check.output}`)
   await adminQuery(url, 'REVOKE SELECT ON notes FROM saas_app; GRANT INSERT, UPDATE ON notes TO saas_app')
-  t.same(await rules(), ['notes: unscoped-table'], 'UPDATE is reported')
+  t.same(await ruleNames(url), ['notes: unscoped-table'], 'UPDATE is reported')
   await adminQuery(url, 'REVOKE UPDATE ON notes FROM saas_app; GRANT SELECT (id), UPDATE (body) ON notes TO saas_app')
   t.match(await checkTenancyInvariants(url), [{ table: 'notes', rule: 'unscoped-table', detail: /^\(SELECT \(id\), UPDATE \(body\) granted\)/ }], 'privileges on some columns are reported, naming them')
   await adminQuery(url, 'REVOKE SELECT (id), UPDATE (body) ON notes FROM saas_app; CREATE VIEW note_bodies AS SELECT body FROM notes; GRANT SELECT ON note_bodies TO saas_app')
-  t.same(await rules(), ['note_bodies: unscoped-table'], 'a view that reads them with its owner\'s rights is reported')
+  t.same(await ruleNames(url), ['note_bodies: unscoped-table'], 'a view that reads them with its owner\'s rights is reported')
   await adminQuery(url, 'ALTER VIEW note_bodies SET (security_invoker = true)')
-  t.same(await rules(), [], 'a security_invoker view reads with the API role\'s rights, and INSERT alone reads nothing (the API enqueues jobs so)')
-  // The one listed exception (SHARED_READABLE_TABLES): pg-boss's queue definitions, read, never changed.
+  t.same(await ruleNames(url), [], 'a security_invoker view reads with the API role\'s rights, and INSERT alone reads nothing (the API enqueues jobs so)')
+  // The listed exceptions (SHARED_READABLE_TABLES): pg-boss's queue definitions, and a job's id, read, never changed.
   await adminQuery(url, 'CREATE SCHEMA IF NOT EXISTS pgboss; CREATE TABLE IF NOT EXISTS pgboss.queue (name text PRIMARY KEY); GRANT USAGE ON SCHEMA pgboss TO saas_app; GRANT SELECT ON pgboss.queue TO saas_app')
-  t.same(await rules(), [], 'SELECT on pgboss.queue is allowed')
+  t.same(await ruleNames(url), [], 'SELECT on pgboss.queue is allowed')
   // What the job runner grants at start (src/jobs/runner.ts grantEnqueue), where pg-boss's schema exists.
   await adminQuery(url, "DO $$ BEGIN IF to_regclass('pgboss.job') IS NULL THEN CREATE TABLE pgboss.job (id uuid PRIMARY KEY, data jsonb); END IF; END $$; GRANT INSERT, SELECT (id) ON pgboss.job TO saas_app")
-  t.same(await rules(), [], 'as is INSERT into pgboss.job with SELECT of its id alone')
+  t.same(await ruleNames(url), [], 'as is INSERT into pgboss.job with SELECT of its id alone')
   await adminQuery(url, 'GRANT SELECT (data) ON pgboss.job TO saas_app')
-  t.same(await rules(), ['pgboss.job: unscoped-table'], 'its jobs\' data is not')
+  t.same(await ruleNames(url), ['pgboss.job: unscoped-table'], 'its jobs\' data is not')
   await adminQuery(url, 'REVOKE SELECT (data) ON pgboss.job FROM saas_app')
   await adminQuery(url, 'GRANT DELETE ON pgboss.queue TO saas_app')
-  t.same(await rules(), ['pgboss.queue: unscoped-table'], 'DELETE on it is not')
+  t.same(await ruleNames(url), ['pgboss.queue: unscoped-table'], 'DELETE on it is not')
 })
 
 t.test('an append-only table: SELECT and INSERT only for the API role, and its guard trigger on', async (t) => {
   const url = await createTestDatabase(t)
-  const rules = async () => (await checkTenancyInvariants(url)).map((v) => `${v.table}: ${v.rule}`)
   await adminQuery(url, 'ALTER TABLE audit_events DISABLE TRIGGER app_append_only')
-  t.same(await rules(), ['audit_events: append-only'], 'a disabled guard is reported')
+  t.same(await ruleNames(url), ['audit_events: append-only'], 'a disabled guard is reported')
   await adminQuery(url, 'ALTER TABLE audit_events ENABLE TRIGGER app_append_only; GRANT DELETE ON audit_events TO saas_app')
-  t.same(await rules(), ['audit_events: append-only'], 'DELETE granted back to the API role is reported')
+  t.same(await ruleNames(url), ['audit_events: append-only'], 'DELETE granted back to the API role is reported')
   await adminQuery(url, 'REVOKE DELETE ON audit_events FROM saas_app; DROP TRIGGER app_append_only ON audit_events')
-  t.same(await rules(), ['audit_events: grants'], 'without its guard it is an ordinary table lacking UPDATE and DELETE')
+  t.same(await ruleNames(url), ['audit_events: grants'], 'without its guard it is an ordinary table lacking UPDATE and DELETE')
   await adminQuery(url, 'REVOKE INSERT ON audit_events FROM saas_app; SELECT app_make_append_only(\'audit_events\')')
-  t.same(await rules(), ['audit_events: grants'], 'an append-only table the API role cannot insert into is reported')
+  t.same(await ruleNames(url), ['audit_events: grants'], 'an append-only table the API role cannot insert into is reported')
   await adminQuery(url, 'GRANT INSERT ON audit_events TO saas_app')
-  t.same(await rules(), [], 'app_make_append_only and the INSERT grant restore it')
+  t.same(await ruleNames(url), [], 'app_make_append_only and the INSERT grant restore it')
 })
 
 t.test('a view over tenant data must not bypass row-level security', async (t) => {

@@ -66,13 +66,21 @@ const TENANTS_EXPR = '(id = app_current_tenant())'
 
 type Queryable = Pick<pg.ClientBase, 'query'>
 
+/** SQL: the name of relation `alias` (a pg_class row; `n` its pg_namespace row), schema-qualified unless in public. */
+const relationName = (alias: string) => `CASE WHEN n.nspname = 'public' THEN ${alias}.relname ELSE n.nspname || '.' || ${alias}.relname END`
+/** SQL: the namespace `n` is not one of PostgreSQL's own. */
+const OUTSIDE_SYSTEM_SCHEMAS = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'"
+/** SQL: whether the view `alias` (a pg_class row) has security_invoker set (PostgreSQL ≥ 15). */
+const securityInvoker = (alias: string) =>
+  `coalesce(array_to_string(${alias}.reloptions, ',') ~ '(^|,)security_invoker=(true|on|1|yes)(,|$)', false)`
+
 /** Tables (and partitioned tables) with a `tenant_id` column, outside the system schemas. */
 export async function tenantOwnedTables (db: Queryable): Promise<TenantTable[]> {
   const { rows } = await db.query<{ table: string; oid: number }>(`
-    SELECT CASE WHEN n.nspname = 'public' THEN c.relname ELSE n.nspname || '.' || c.relname END AS table, c.oid::int AS oid
+    SELECT ${relationName('c')} AS table, c.oid::int AS oid
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
-    WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+    WHERE c.relkind IN ('r', 'p') AND ${OUTSIDE_SYSTEM_SCHEMAS}
     ORDER BY 1`)
   return rows
 }
@@ -99,6 +107,8 @@ async function collect (db: Queryable): Promise<Violation[]> {
   }
   const tables = await tenantOwnedTables(db)
   const owned = new Set(tables.map((t) => t.oid))
+  // The tenant-owned tables and the tenants registry: what the policies and views are checked against.
+  const ruled = [...owned, ...(await tenantsOid(db))]
 
   // Tables: RLS flags, grants, tenant_id's default and nullability.
   const { rows: facts } = await db.query<{
@@ -136,7 +146,7 @@ async function collect (db: Queryable): Promise<Violation[]> {
     FROM pg_policy p
     WHERE p.polrelid = ANY($2::oid[])
       AND (0 = ANY(p.polroles) OR EXISTS (SELECT 1 FROM unnest(p.polroles) r WHERE r <> 0 AND pg_has_role($1, r, 'MEMBER')))`,
-  [APP_ROLE, [...owned, ...(await tenantsOid(db))]])
+  [APP_ROLE, ruled])
   // Unique keys and indexes, as column-name arrays.
   const { rows: indexes } = await db.query<{ oid: number; name: string; columns: string[]; is_unique: boolean; is_primary: boolean; partial: boolean }>(`
     SELECT i.indrelid::int AS oid, ic.relname AS name, i.indisunique AS is_unique, i.indisprimary AS is_primary,
@@ -148,7 +158,7 @@ async function collect (db: Queryable): Promise<Violation[]> {
   // Every foreign key whose referenced table is tenant-owned, from any table.
   const { rows: foreignKeys } = await db.query<{ name: string; from_table: string; pairs: string[] }>(`
     SELECT con.conname AS name,
-      CASE WHEN n.nspname = 'public' THEN c.relname ELSE n.nspname || '.' || c.relname END AS from_table,
+      ${relationName('c')} AS from_table,
       ARRAY(SELECT fa.attname || '=' || ta.attname
             FROM unnest(con.conkey, con.confkey) AS k(from_attnum, to_attnum)
             JOIN pg_attribute fa ON fa.attrelid = con.conrelid AND fa.attnum = k.from_attnum
@@ -186,14 +196,14 @@ async function collect (db: Queryable): Promise<Violation[]> {
   // (PostgreSQL ≥ 15), and materialized views have no row-level security at all: either one,
   // readable by the app role, would show every tenant's rows.
   const { rows: views } = await db.query<{ view: string; kind: string; invoker: boolean }>(`
-    SELECT DISTINCT CASE WHEN n.nspname = 'public' THEN v.relname ELSE n.nspname || '.' || v.relname END AS view, v.relkind::text AS kind,
-      coalesce(array_to_string(v.reloptions, ',') ~ '(^|,)security_invoker=(true|on|1|yes)(,|$)', false) AS invoker
+    SELECT DISTINCT ${relationName('v')} AS view, v.relkind::text AS kind,
+      ${securityInvoker('v')} AS invoker
     FROM pg_depend d
     JOIN pg_rewrite r ON r.oid = d.objid AND d.classid = 'pg_rewrite'::regclass
     JOIN pg_class v ON v.oid = r.ev_class JOIN pg_namespace n ON n.oid = v.relnamespace
     WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = ANY($1::oid[]) AND v.oid <> d.refobjid
       AND v.relkind IN ('v', 'm') AND has_table_privilege($2, v.oid, 'SELECT')
-    ORDER BY 1`, [[...owned, ...(await tenantsOid(db))], APP_ROLE])
+    ORDER BY 1`, [ruled, APP_ROLE])
   for (const view of views) {
     if (view.kind === 'm' || !view.invoker) add(view.view, 'view-bypasses-rls', `${view.kind === 'm' ? 'materialized view' : 'view'} ${view.view} over tenant data is readable by ${APP_ROLE}${view.kind === 'm' ? '' : ' and runs with its owner\'s rights (set security_invoker = true)'}`)
   }
@@ -202,9 +212,9 @@ async function collect (db: Queryable): Promise<Violation[]> {
   // rights (a security_invoker view is as confined as what it reads, which is checked itself; one
   // over tenant data is reported above). A privilege on some columns only is named with them:
   // `SELECT (id)`.
-  const reported = new Set(views.map((v) => v.view))
+  const overTenantData = new Set(views.map((v) => v.view))
   const { rows: unscoped } = await db.query<{ table: string; privileges: string[] }>(`
-    SELECT CASE WHEN n.nspname = 'public' THEN c.relname ELSE n.nspname || '.' || c.relname END AS table,
+    SELECT ${relationName('c')} AS table,
       ARRAY(SELECT CASE WHEN has_table_privilege($1, c.oid, p) THEN p
                ELSE p || ' (' || array_to_string(ARRAY(SELECT a.attname FROM pg_attribute a
                  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND has_column_privilege($1, c.oid, a.attnum, p)
@@ -212,15 +222,15 @@ async function collect (db: Queryable): Promise<Violation[]> {
             FROM unnest(ARRAY['SELECT', 'UPDATE', 'DELETE', 'TRUNCATE']) p
             WHERE has_table_privilege($1, c.oid, p) OR (p IN ('SELECT', 'UPDATE') AND has_any_column_privilege($1, c.oid, p)))::text[] AS privileges
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p', 'f', 'm', 'v') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+    WHERE c.relkind IN ('r', 'p', 'f', 'm', 'v') AND ${OUTSIDE_SYSTEM_SCHEMAS}
       AND NOT (c.oid = ANY($2::oid[]))
-      AND NOT (c.relkind = 'v' AND coalesce(array_to_string(c.reloptions, ',') ~ '(^|,)security_invoker=(true|on|1|yes)(,|$)', false))
+      AND NOT (c.relkind = 'v' AND ${securityInvoker('c')})
       -- An extension's own relations (pg_stat_statements' view, granted to PUBLIC) are the extension's.
       AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass AND e.objid = c.oid AND e.deptype = 'e')
-    ORDER BY 1`, [APP_ROLE, [...owned, ...(await tenantsOid(db))]])
+    ORDER BY 1`, [APP_ROLE, ruled])
   for (const { table, privileges } of unscoped) {
     const beyond = privileges.filter((p) => !(SHARED_READABLE_TABLES[table]?.privileges ?? []).includes(p))
-    if (beyond.length && !reported.has(table)) add(table, 'unscoped-table', `(${beyond.join(', ')} granted) ${TENANCY_RULES['unscoped-table']}`)
+    if (beyond.length && !overTenantData.has(table)) add(table, 'unscoped-table', `(${beyond.join(', ')} granted) ${TENANCY_RULES['unscoped-table']}`)
   }
   // The registry of tenants is keyed by id, and under the same kind of policy.
   const [tenants] = await db.query<{ oid: number; enabled: boolean; forced: boolean }>(
