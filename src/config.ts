@@ -20,6 +20,7 @@ export const ConfigSchema = Type.Object({
   DATA_DIR: Type.String({ default: '.data' }),
   EMBEDDED_PG_PORT: Type.Integer({ minimum: 1, maximum: 65535, default: 54329 }),
   MIGRATE_ON_START: Type.Optional(Type.Boolean()),
+  MIGRATE_OUT_OF_ORDER: Type.Boolean({ default: false, description: 'apply a pending migration whose folder sorts before one the database has applied (refused by default)' }),
   RLS: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 1000, default: 20 }),
   AUDIT_VERIFY_CONCURRENCY: Type.Integer({ minimum: 1, default: 2, description: 'audit chain verifications running at once per instance (one per tenant); each holds a pooled connection while it walks' }),

@@ -73,8 +73,11 @@ function drainOnSignal (app: App, database: Database, graceMs: number) {
   })
 }
 
+// Errors whose message says what to fix: printed without their stack.
+const OPERATOR_ERRORS = new Set(['StartupError', 'PooledMigrationUrlError', 'OutOfOrderMigrationError'])
+
 main().catch((error: unknown) => {
   if (error instanceof ConfigError) console.error(error.message)
-  else console.error('could not start:', error instanceof Error && error.name === 'StartupError' ? error.message : error)
+  else console.error('could not start:', error instanceof Error && OPERATOR_ERRORS.has(error.name) ? error.message : error)
   process.exit(1)
 })

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import t from 'tap'
 import { applyMigrations } from '../src/db/migrate.ts'
+import { OutOfOrderMigrationError } from '../src/db/migration-order.ts'
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url))
 const serverUrl = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres'
@@ -117,4 +118,79 @@ t.test('two concurrent applyMigrations apply each migration exactly once', async
     'SELECT migration_name, count(*) AS count FROM _prisma_migrations GROUP BY migration_name ORDER BY migration_name'
   )
   t.same(rows, (await repoMigrationNames()).map((name) => ({ migration_name: name, count: '1' })), 'one row per migration')
+})
+
+/** A migrations folder in a temporary directory, holding `migrations` (folder name → SQL). */
+async function migrationsFolder (t: { teardown(fn: () => unknown): void }, migrations: Record<string, string>): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'migrations-order-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  await writeFile(path.join(dir, 'migration_lock.toml'), 'provider = "postgresql"\n')
+  for (const [name, sql] of Object.entries(migrations)) {
+    await mkdir(path.join(dir, name))
+    await writeFile(path.join(dir, name, 'migration.sql'), sql)
+  }
+  return dir
+}
+
+const appliedNames = async (databaseUrl: string) =>
+  (await query<{ migration_name: string }>(databaseUrl, 'SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL ORDER BY migration_name'))
+    .map((row) => row.migration_name)
+
+// A team's migration created before a newer one landed (or, here, before this repository's
+// future-dated ones): it would run last on existing databases but in the middle on a fresh one.
+t.test('a pending migration that sorts before an applied one is refused, unless MIGRATE_OUT_OF_ORDER', async (t) => {
+  const databaseUrl = await freshDatabase(t)
+  const migrationsDir = await migrationsFolder(t, {
+    '20260101000000_first': 'CREATE TABLE "first_table" ("id" INTEGER);',
+    '20260101000200_third': 'CREATE TABLE "third_table" ("id" INTEGER);',
+  })
+  t.same(await applyMigrations(databaseUrl, undefined, { migrationsDir }), ['20260101000000_first', '20260101000200_third'])
+  await mkdir(path.join(migrationsDir, '20260101000100_second'))
+  await writeFile(path.join(migrationsDir, '20260101000100_second', 'migration.sql'), 'CREATE TABLE "second_table" ("id" INTEGER);')
+
+  const error = await applyMigrations(databaseUrl, undefined, { migrationsDir }).then(() => undefined, (e: Error) => e)
+  t.ok(error instanceof OutOfOrderMigrationError, 'refused')
+  t.match(error?.message, /Refusing to apply migration 20260101000100_second: it sorts before 20260101000200_third/)
+  t.match(error?.message, /rename its folder to sort last \(e\.g\. 20260101000201_second\)/, 'names a folder that sorts last')
+  t.match(error?.message, /MIGRATE_OUT_OF_ORDER=true/, 'and the way to apply it anyway')
+  t.notOk((await tableNames(databaseUrl)).includes('second_table'), 'nothing of it applied')
+  t.same(await appliedNames(databaseUrl), ['20260101000000_first', '20260101000200_third'], 'nor recorded')
+
+  t.same(await applyMigrations(databaseUrl, undefined, { migrationsDir, allowOutOfOrder: true }), ['20260101000100_second'], 'applied when allowed')
+  t.ok((await tableNames(databaseUrl)).includes('second_table'))
+  t.same(await applyMigrations(databaseUrl, undefined, { migrationsDir }), [], 'once applied, the history is in order again')
+
+  // On a fresh database every migration is pending: nothing is out of order.
+  const fresh = await freshDatabase(t)
+  t.same(await applyMigrations(fresh, undefined, { migrationsDir }), ['20260101000000_first', '20260101000100_second', '20260101000200_third'])
+})
+
+t.test('prisma migrate deploy refuses an out-of-order migration the same way (real CLI, WebAssembly engine)', async (t) => {
+  const databaseUrl = await freshDatabase(t)
+  const migrationsDir = await migrationsFolder(t, {
+    '20260101000000_first': 'CREATE TABLE "first_table" ("id" INTEGER);',
+    '20260101000200_third': 'CREATE TABLE "third_table" ("id" INTEGER);',
+  })
+  await applyMigrations(databaseUrl, undefined, { migrationsDir })
+  await mkdir(path.join(migrationsDir, '20260101000100_second'))
+  await writeFile(path.join(migrationsDir, '20260101000100_second', 'migration.sql'), 'CREATE TABLE "second_table" ("id" INTEGER);')
+  // A config of the test's own (the repository's names prisma/migrations); the engine is ours.
+  const configFile = path.join(migrationsDir, 'prisma.config.ts')
+  await writeFile(configFile, `export default ${JSON.stringify({ schema: path.join(repoRoot, 'prisma/schema.prisma'), migrations: { path: migrationsDir }, datasource: { url: databaseUrl } })}\n`)
+  const deploy = (extraEnv: NodeJS.ProcessEnv) => new Promise<{ code: number | null; output: string }>((resolve) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, PRISMA_SCHEMA_ENGINE_BINARY: path.join(repoRoot, 'src/db/schema-engine/cli-shim.mjs') }
+    delete env.MIGRATE_OUT_OF_ORDER
+    Object.assign(env, extraEnv)
+    const child = execFile('npx', ['prisma', 'migrate', 'deploy', '--config', configFile], { cwd: repoRoot, env }, (_error, stdout, stderr) =>
+      resolve({ code: child.exitCode, output: `${stdout}\n${stderr}` }))
+  })
+
+  const refused = await deploy({})
+  t.not(refused.code, 0, 'exits non-zero')
+  t.match(refused.output, /Refusing to apply migration 20260101000100_second: it sorts before 20260101000200_third/, 'names the migration and the applied one it sorts before')
+  t.notOk((await tableNames(databaseUrl)).includes('second_table'), 'nothing of it applied')
+
+  const allowed = await deploy({ MIGRATE_OUT_OF_ORDER: 'true' })
+  t.equal(allowed.code, 0, `applied with MIGRATE_OUT_OF_ORDER=true\n${allowed.output}`)
+  t.same(await appliedNames(databaseUrl), ['20260101000000_first', '20260101000100_second', '20260101000200_third'])
 })

@@ -63,7 +63,7 @@ export async function openDatabase (config: Config, options: OpenDatabaseOptions
   const ownerUrl = config.DATABASE_URL ?? embedded!.url
   try {
     if (config.migrateOnStart) {
-      const applied = await applyMigrations(ownerUrl, log)
+      const applied = await applyMigrations(ownerUrl, log, { allowOutOfOrder: config.MIGRATE_OUT_OF_ORDER })
       log(applied.length ? `applied migrations: ${applied.join(', ')}` : 'database schema is up to date')
     }
     // The embedded database gets the API's own login (member of saas_app), as production has.

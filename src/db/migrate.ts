@@ -1,6 +1,7 @@
 // Applies prisma/migrations in-process, as `prisma migrate deploy` does (same engine, same
 // `_prisma_migrations` rows and checksums), e.g. at server start-up or in tests.
 import { fileURLToPath } from 'node:url'
+import { assertMigrationOrder } from './migration-order.ts'
 import { pgMigrationAdapterFactory } from './schema-engine/pg-adapter-factory.ts'
 import { createSchemaEngine, loadMigrationsDirectory, noFilter, withPanicMessage } from './schema-engine/wasm-engine.ts'
 
@@ -9,6 +10,8 @@ const defaultMigrationsDir = fileURLToPath(new URL('../../prisma/migrations', im
 export interface ApplyMigrationsOptions {
   /** Defaults to the repository's prisma/migrations. */
   migrationsDir?: string
+  /** Apply a pending migration that sorts before an applied one (MIGRATE_OUT_OF_ORDER). Default false. */
+  allowOutOfOrder?: boolean
 }
 
 /**
@@ -17,6 +20,8 @@ export interface ApplyMigrationsOptions {
  * closing it at the end releases the lock even when a migration failed).
  * @throws PooledMigrationUrlError when `databaseUrl` leads to a transaction pooler (PgBouncer):
  *   migrations need a direct connection, or the session advisory lock would stay held.
+ * @throws OutOfOrderMigrationError (src/db/migration-order.ts) when a pending migration sorts before
+ *   one the database has applied, unless `allowOutOfOrder`; nothing is applied then.
  * A failing migration rejects with an Error naming it; its script runs in one implicit transaction,
  * so none of it stays applied (it is recorded as failed, like `prisma migrate deploy` does).
  */
@@ -30,6 +35,7 @@ export async function applyMigrations (
   const factory = pgMigrationAdapterFactory(databaseUrl)
   // Before the engine: through a transaction pooler its advisory lock would be left behind.
   await factory.assertDirect()
+  if (!options.allowOutOfOrder) await assertMigrationOrder(databaseUrl, migrationsList.migrationDirectories.map((folder) => folder.path))
   try {
     // No schema files: applying migrations only needs the adapter's connection.
     const engine = await createSchemaEngine(factory, [])

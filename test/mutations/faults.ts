@@ -1022,6 +1022,15 @@ export const FAULTS: Fault[] = [
     grep: ['followed on a scratch database'],
   },
   {
+    name: 'migration-order-unchecked',
+    breaks: 'a migration whose folder sorts before an applied one is applied silently: it runs last on existing databases and in the middle on fresh ones',
+    file: 'src/db/migration-order.ts',
+    find: 'name.localeCompare(newestApplied) < 0)',
+    replace: 'name.localeCompare(newestApplied) < 0 && false)',
+    tests: ['test/migrations.test.ts'],
+    grep: ['out-of-order|sorts before an applied one'],
+  },
+  {
     name: 'people-expired-owner-invitation-blocks-admins',
     breaks: "an owner's invitation that expired makes every admin's POST /v1/users for that address a 403, for good",
     file: 'routes/users.ts',
