@@ -83,7 +83,9 @@ export default fp(
     }
     // The decorators below are this plugin's only interface; global: false keeps routes unlimited
     // unless they use a limiter.
-    await app.register(rateLimit, { global: false, store: fallbackStoreClass(redis, `${config.REDIS_KEY_PREFIX}limit:`, onRedisError) })
+    const store = fallbackStoreClass(redis, `${config.REDIS_KEY_PREFIX}limit:`, onRedisError)
+    app.addHook('onClose', async () => store.close())
+    await app.register(rateLimit, { global: false, store })
 
     // One counting function per limit name (its counters: the in-memory store keeps one set per
     // function, Redis one per key); each limiter of that name says which key it counts under.

@@ -1,15 +1,17 @@
 // User management (tenant hosts, admins and owners): shared/API.md "Resources". The role rules live
 // in src/auth/permissions.ts; the one rule that needs the data — a tenant always keeps an active
-// owner — is checked here, inside a serializable transaction, so two owners demoting each other at
-// the same time cannot both succeed.
+// owner — is checked here, inside a transaction that first takes the tenant's audit chain lock
+// (auditedTransaction): every change that can remove an owner queues there, so two owners demoting
+// each other at the same time cannot both succeed. (A SERIALIZABLE transaction did this before
+// 2026-12-04, and failed with 409 whenever any other audited write of the tenant ran meanwhile:
+// each moves the chain head on the tenant row.)
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { ListQuery, Page, page, pageArgs } from '../src/api/pagination.ts'
 import { Email, IdParams, NoContent, PersonName, responses, RoleSchema, signedIn } from '../src/api/schemas.ts'
-import { audited, auditContext, recordAuditEvent } from '../src/audit/audit-log.ts'
+import { audited, auditContext, auditedTransaction, recordAuditEvent } from '../src/audit/audit-log.ts'
 import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
 import { assertCan, requirePermission, type Role } from '../src/auth/permissions.ts'
-import { isWriteConflict } from '../src/db/conflicts.ts'
 import { conflict, notFound } from '../src/errors.ts'
 import { revokeInvitation } from '../src/people/invitations.ts'
 import { Prisma } from '../src/generated/prisma/client.ts'
@@ -37,23 +39,6 @@ const security = signedIn
 
 type Tx = Parameters<Parameters<ScopedClient['$transaction']>[0]>[0]
 type Target = { id: string; role: Role; active: boolean }
-
-const SERIALIZATION_RETRIES = 3
-
-/**
- * Runs `fn` in a SERIALIZABLE transaction of the tenant, retried when PostgreSQL aborts it for a
- * concurrent conflicting one (P2034); still conflicting after the retries, it is a 409.
- */
-async function serializable<T> (db: ScopedClient, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await db.$transaction(fn, { isolationLevel: Prisma.TransactionIsolationLevel.Serializable })
-    } catch (error) {
-      if (!isWriteConflict(error)) throw error
-      if (attempt >= SERIALIZATION_RETRIES) throw conflict('A concurrent change conflicted with this one, retry')
-    }
-  }
-}
 
 /** The user `id` of this tenant (404 otherwise), read inside the transaction. */
 async function findTarget (tx: Tx, id: string): Promise<Target> {
@@ -128,7 +113,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request) => {
     const { id } = request.params
     const change = request.body
-    const user = await serializable(request.db, async (tx) => {
+    const user = await auditedTransaction(request, async (tx) => {
       const target = await findTarget(tx, id)
       if (target.role === 'owner' || change.role === 'owner') assertCan(request.principal.role, 'users.manageOwners')
       const roleChanged = change.role !== undefined && change.role !== target.role
@@ -154,7 +139,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { tags, security, summary: 'Delete a user (and their sessions)', params: IdParams, response: responses({ 204: NoContent }) },
   }, async (request, reply) => {
     const { id } = request.params
-    await serializable(request.db, async (tx) => {
+    await auditedTransaction(request, async (tx) => {
       const target = await findTarget(tx, id)
       if (target.role === 'owner') assertCan(request.principal.role, 'users.manageOwners')
       if (isActiveOwner(target)) await assertAnotherActiveOwner(tx, target)

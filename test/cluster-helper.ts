@@ -143,7 +143,18 @@ export class TestRedis {
     await waitForPort(this.port)
   }
 
+  /** SIGSTOP: the server keeps its connections open but answers nothing (a stalled host, a partition dropping packets). */
+  freeze (): void {
+    this.child?.kill('SIGSTOP')
+  }
+
+  /** SIGCONT after freeze(). */
+  thaw (): void {
+    this.child?.kill('SIGCONT')
+  }
+
   async stop (): Promise<void> {
+    this.thaw() // a stopped process would not act on SIGTERM
     if (this.child) await stop(this.child)
     this.child = null
   }

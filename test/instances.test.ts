@@ -62,6 +62,19 @@ t.test('two instances with Redis: shared limits, instant invalidation, Redis dow
   t.comment(`reactivation: accepted on B ${back} ms after A's answer`)
   t.ok(back < BOUND_MS, 'reactivation holds on B within 1 s')
 
+  // Redis frozen (connections open, no answer): one command waits out the client's 500 ms timeout,
+  // then the limits count in memory for 2 s (src/limits/fallback-store.ts), so requests stop waiting.
+  redis.freeze()
+  const waits: number[] = []
+  for (let i = 0; i < 10; i++) {
+    const sent = performance.now()
+    t.equal((await me(a, carol)).status, 200, `Redis frozen: request ${i + 1} on A answered`)
+    waits.push(Math.round(performance.now() - sent))
+  }
+  redis.thaw()
+  t.comment(`Redis frozen: 10 requests on A took ${waits.join(', ')} ms`)
+  t.ok(waits.filter((ms) => ms >= 450).length <= 2, 'at most one or two waited out the Redis timeout, not each')
+
   // Redis stops: every limit counts in each instance's memory; nothing fails for clients.
   await redis.stop()
   t.equal((await call(a.port, { path: '/healthz', headers: { host: 'localhost' } })).status, 200, 'A is up')

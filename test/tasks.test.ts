@@ -78,10 +78,11 @@ t.test('task bodies are validated strictly', async (t) => {
   assertError(t, await acme.call('owner', { url: `${url}/nope` }), 400, 'VALIDATION_FAILED')
 })
 
-// A project's DELETE locks the project, then its event waits for the tenant's audit chain; its
-// cascade to the tasks runs at the end of its statement. A task's PATCH locks the task, then waits
-// for the chain too. Whichever gets the chain first then waits for the other's row: PostgreSQL
-// breaks the deadlock by rolling one statement back, which is run again (src/audit/audit-log.ts).
+// A project's DELETE locks the project and, by its cascade, the tasks; a task's write locks the
+// task (or, for a new one, the project's key). Each audited statement takes the tenant's audit
+// chain lock before any of those (src/audit/audit-log.ts auditedChange), so they queue on the chain
+// holding nothing: no deadlock. (Taking the chain last, as before 2026-12-04, deadlocked them; each
+// cycle stalled the tenant's writers for deadlock_timeout.)
 t.test('a project DELETE racing a write to one of its tasks: each answers as if they came one after the other', async (t) => {
   const { acme, ownerUrl } = await buildApi(t, { LOG_LEVEL: 'error' })
   const waitingOnLocks = async () => (await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0]!.n
@@ -104,6 +105,17 @@ t.test('a project DELETE racing a write to one of its tasks: each answers as if 
     started.push(first === 'project' ? taskWrite() : projectDelete())
     for (let i = 0; i < 200 && await waitingOnLocks() < 2; i++) await sleep(25)
     t.equal(await waitingOnLocks(), 2, `${write}: both wait on the chain`)
+    // Queued on the chain, neither holds the project's or the task's row.
+    const probe = new pg.Client({ connectionString: ownerUrl })
+    await probe.connect()
+    await probe.query('BEGIN')
+    const lockable = async (table: string, id: string) =>
+      probe.query(`SELECT 1 FROM ${table} WHERE id = $1 FOR UPDATE NOWAIT`, [id]).then(() => true, () => false)
+    t.ok(await lockable('projects', project.id), `${write}: the project's row is free while both wait`)
+    await probe.query('ROLLBACK; BEGIN')
+    t.ok(await lockable('tasks', task.id), `${write}: the task's row is free while both wait`)
+    await probe.query('ROLLBACK')
+    await probe.end()
     await locker.query('COMMIT')
     const [a, b] = await Promise.all(started)
     const [deleted, written] = first === 'project' ? [a!, b!] : [b!, a!]
@@ -113,4 +125,35 @@ t.test('a project DELETE racing a write to one of its tasks: each answers as if 
     const { rows } = await adminQuery<{ n: number }>(ownerUrl, 'SELECT count(*)::int AS n FROM tasks WHERE project_id = $1', [project.id])
     t.equal(rows[0]!.n, 0)
   }
+})
+
+// One project's DELETE among writes to its tasks and another project's creation, all at once: the
+// tenant's writes queue on its audit chain one after the other; none answers 503 (a statement that
+// waited out statement_timeout) or 409 (a deadlock that was still one after its retries).
+t.test('a project DELETE among concurrent writes to its tasks: every request answers, none 409 or 503', async (t) => {
+  const { acme } = await buildApi(t, { LOG_LEVEL: 'error' })
+  const answers: Record<string, number> = {}
+  for (let round = 0; round < 8; round++) {
+    const project = (await acme.call('member', { method: 'POST', url: '/v1/projects', payload: { name: `P ${round}` } })).json()
+    const tasks = `/v1/projects/${project.id}/tasks`
+    const task = (await acme.call('member', { method: 'POST', url: tasks, payload: { title: 'T' } })).json()
+    const taskWrites = (n: number) => [
+      ['POST task', acme.call('member', { method: 'POST', url: tasks, payload: { title: `T${n}` } })],
+      ['PATCH task', acme.call('member', { method: 'PATCH', url: `${tasks}/${task.id}`, payload: { title: `T${n}` } })],
+    ] as const
+    const requests = [
+      ...taskWrites(1), ...taskWrites(2),
+      ['DELETE project', acme.call('owner', { method: 'DELETE', url: `/v1/projects/${project.id}` })],
+      ...taskWrites(3), ...taskWrites(4),
+      ['POST other project', acme.call('member', { method: 'POST', url: '/v1/projects', payload: { name: `other ${round}` } })],
+    ] as const
+    for (const [what, answer] of requests) {
+      const { statusCode } = await answer
+      answers[`${what} ${statusCode}`] = (answers[`${what} ${statusCode}`] ?? 0) + 1
+    }
+  }
+  t.comment(JSON.stringify(answers))
+  t.equal(answers['DELETE project 204'], 8, 'every project is deleted')
+  t.equal(answers['POST other project 201'], 8, 'the other project is created every time')
+  t.same(Object.keys(answers).filter((key) => !/ (200|201|204|404)$/.test(key)), [], 'no other answer than 200, 201, 204 or 404 (the task gone with its project)')
 })

@@ -88,6 +88,25 @@ t.test('two owners demoting each other at once: one of them stays owner', async 
   }
 })
 
+// Every audited write moves the tenant's chain head. The users routes once ran SERIALIZABLE, so a
+// rename or a deactivation failed with 409 whenever another write of the tenant ran meanwhile.
+t.test('user changes made while the tenant is busy writing elsewhere all succeed', async (t) => {
+  const { acme, ownerUrl } = await buildApi(t, { LOG_LEVEL: 'error' })
+  const members = await Promise.all([0, 1, 2, 3].map((i) => createUser(ownerUrl, acme.id, { email: `busy${i}@acme.example`, password: PASSWORD, role: 'member' })))
+  const statuses: Record<string, number> = {}
+  for (let round = 0; round < 6; round++) {
+    const writes = [
+      ...Array.from({ length: 8 }, (_, i) => ['POST project', acme.call('member', { method: 'POST', url: '/v1/projects', payload: { name: `busy ${round}.${i}` } })] as const),
+      ...members.map((member, i) => ['PATCH user', acme.call('owner', { method: 'PATCH', url: `/v1/users/${member.id}`, payload: i % 2 ? { active: round % 2 === 0 } : { name: `Renamed ${round}` } })] as const),
+    ]
+    for (const [what, answer] of writes) {
+      const key = `${what} ${(await answer).statusCode}`
+      statuses[key] = (statuses[key] ?? 0) + 1
+    }
+  }
+  t.same(statuses, { 'POST project 201': 48, 'PATCH user 200': 24 }, 'every project created, every user change made')
+})
+
 t.test('an email already in the tenant, in any case, is a 409; other tenants may reuse it', async (t) => {
   const { acme, globex } = await buildApi(t)
   const payload = { email: 'Dup@Acme.example', name: 'D', role: 'member', password: PASSWORD }

@@ -8,7 +8,10 @@
 //       and one implicit transaction — the cheap path, used by the hot routes (projects, tasks).
 //   recordAuditEvent(tx, event)  inside a transaction the route already has (users, signup, …).
 //   audited(request, change, eventOf)  opens that transaction for a route that needs several
-//       statements (Prisma's interactive transaction: 4+ round trips, so only for rare writes).
+//       statements (Prisma's interactive transaction: 4+ round trips, so only for rare writes);
+//       auditedTransaction(request, fn) opens it for one that records its events itself.
+//   Both take the tenant's chain lock first, as auditedChange's statement does, so no two audited
+//   writes of a tenant deadlock (migration 20261209000200_audit_chain_lock_first).
 //
 // The chain fields (seq, at, prev_hash, hash) are set by the database's insert trigger under a
 // per-tenant row lock (prisma/migrations/20261202000000_audit_events), so no caller can fork the chain.
@@ -16,7 +19,7 @@ import type { FastifyRequest } from 'fastify'
 import { Prisma } from '../generated/prisma/client.ts'
 import type { ScopedClient } from '../tenancy/scoped-client.ts'
 import { isWriteConflict } from '../db/conflicts.ts'
-import { runAsTenant } from '../tenancy/tenant-context.ts'
+import { runAsTenant, withAuditChainLock } from '../tenancy/tenant-context.ts'
 import type { ActorType, AuditAction, TargetType } from './actions.ts'
 
 export interface AuditActor {
@@ -108,12 +111,24 @@ type Tx = Parameters<Parameters<ScopedClient['$transaction']>[0]>[0]
  */
 export async function audited<T> (request: FastifyRequest, change: (tx: Tx) => Promise<T>, eventOf: (result: T) => AuditEventFields | null): Promise<T> {
   const context = auditContext(request)
-  return await request.db.$transaction(async (tx) => {
+  return await auditedTransaction(request, async (tx) => {
     const result = await change(tx)
     const event = eventOf(result)
     if (event) await recordAuditEvent(tx, { ...context, ...event })
     return result
   })
+}
+
+/**
+ * Runs `fn` in one interactive transaction (READ COMMITTED) of the request's tenant whose first
+ * statement takes the tenant's audit chain lock, before any row lock of the transaction's own
+ * (withAuditChainLock). Every audited write of a tenant takes its locks in that order, so no two
+ * deadlock; they queue on the chain one after the other, and each statement after the lock sees
+ * every audited change committed before it (the users routes' last-owner check relies on this).
+ * For writes that record their events with recordAuditEvent themselves.
+ */
+export async function auditedTransaction<T> (request: FastifyRequest, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  return await withAuditChainLock(request.tenantId, () => request.db.$transaction(fn))
 }
 
 /** The event of an auditedChange: its target is each changed row (its `id` column). */
@@ -154,12 +169,15 @@ export async function auditedChange<Row extends { id: string }> (request: Fastif
   })
   const data = boundedAuditData(event.data ?? {}).json
   const rowData = fields.length ? Prisma.sql` || jsonb_build_object(${Prisma.join(fields)})` : Prisma.empty
+  // The WHERE is a one-time filter, evaluated before the main query reads `changed` (which runs
+  // the change): the tenant's chain lock comes before the change's row locks, in every audited
+  // statement, so no two of them can deadlock (migration 20261209000200_audit_chain_lock_first).
   const statement = Prisma.sql`WITH changed AS (${change}), logged AS (
     INSERT INTO audit_events (tenant_id, action, actor_type, actor_id, target_type, target_id, request_id, ip, user_agent, data)
     SELECT ${tenantId}::uuid, ${event.action}, ${context.actor.type}, ${context.actor.id}::uuid, ${event.targetType}, changed.id,
       ${context.requestId}, ${context.ip}, ${context.userAgent}, ${data}::jsonb${rowData}
     FROM changed RETURNING 1
-  ) SELECT * FROM changed`
+  ) SELECT * FROM changed WHERE (SELECT app_lock_audit_chain(${tenantId}::uuid))`
   return await retryingConflicts(() => runAsTenant(tenantId, () => db.$queryRaw<Row[]>(statement)))
 }
 

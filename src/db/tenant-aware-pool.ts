@@ -29,7 +29,7 @@
 // each transaction another server session, where the name is unknown: there they must stay off.
 import { createHash } from 'node:crypto'
 import pg from 'pg'
-import { currentTenantId } from '../tenancy/tenant-context.ts'
+import { auditChainLockTenant, currentTenantId } from '../tenancy/tenant-context.ts'
 
 type Query = (...args: unknown[]) => Promise<pg.QueryResult>
 type Connection = {
@@ -146,6 +146,8 @@ export interface ResilientPoolOptions extends pg.PoolConfig {
 interface Prelude {
   statementTimeoutMs: number
   tenantId: string | undefined
+  /** The tenant whose audit chain lock the transaction takes first (withAuditChainLock). */
+  auditChainOf?: string | undefined
 }
 
 interface PreludeSql {
@@ -155,7 +157,7 @@ interface PreludeSql {
   name?: string
 }
 
-/** One name per prelude text (there are four at most: with or without each setting). */
+/** One name per prelude text (eight at most: with or without each setting and the chain lock). */
 const preludeNames = new Map<string, string>()
 const preludeName = (text: string) => {
   let name = preludeNames.get(text)
@@ -192,6 +194,11 @@ function preludeSql (prelude: Prelude, named: boolean): PreludeSql | undefined {
   if (prelude.tenantId !== undefined) {
     values.push(prelude.tenantId)
     calls.push(`set_config('app.tenant_id', $${values.length}, true)`)
+  }
+  if (prelude.auditChainOf !== undefined) {
+    // After the tenant's setting (a SELECT list is evaluated in order): the function checks it.
+    values.push(prelude.auditChainOf)
+    calls.push(`app_lock_audit_chain($${values.length}::uuid)`)
   }
   if (!calls.length) return undefined
   const text = `SELECT ${calls.join(', ')}`
@@ -426,6 +433,7 @@ export class ResilientPool extends pg.Pool {
     const release = client.release
     let preludePending = false
     let tenantOfTransaction: string | undefined
+    let auditChainOf: string | undefined
     const send = (...args: unknown[]) => this.watch(client, query.apply(client, args))
 
     client.query = ((...args: unknown[]) => {
@@ -439,13 +447,14 @@ export class ResilientPool extends pg.Pool {
       if (/^BEGIN\b/i.test(text)) {
         preludePending = true
         tenantOfTransaction = tenantId
+        auditChainOf = auditChainLockTenant()
         return send(...args)
       }
       if (/^(SET TRANSACTION|COMMIT|ROLLBACK|END|SAVEPOINT|RELEASE|ROLLBACK TO)\b/i.test(text)) return send(...args)
       if (preludePending) {
         preludePending = false
         tenantOfTransaction = tenantId
-        return this.bounded(client, { statementTimeoutMs: this.statementTimeoutMs, tenantId }, config)
+        return this.bounded(client, { statementTimeoutMs: this.statementTimeoutMs, tenantId, auditChainOf }, config)
       }
       if (tenantId !== undefined && tenantId !== tenantOfTransaction) {
         // The tenant changed inside one transaction (nested runAsTenant): the new one applies from here.

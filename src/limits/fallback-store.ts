@@ -4,8 +4,14 @@
 // (skipOnError: no limit at all while Redis is down) or "fail" (every limited request errors);
 // falling back to per-instance counters keeps every limit in force — N instances admit at most N ×
 // the limit during an outage — and keeps the API up.
+// A Redis that refuses connections fails each command at once, but a frozen one or a partition that
+// drops packets fails it only after the client's command timeout (500 ms: src/cluster/redis.ts),
+// which every request would wait out. So the Redis side sits behind a circuit breaker (opossum):
+// after one failed command, counting stays in memory for REDIS_RETRY_AFTER_MS, then one command tries
+// Redis again (half-open) while the others still count in memory.
 import { createRequire } from 'node:module'
 import type { Redis } from 'ioredis'
+import CircuitBreaker from 'opossum'
 
 const require = createRequire(import.meta.url)
 
@@ -25,11 +31,23 @@ const LocalStore = require('@fastify/rate-limit/store/LocalStore.js') as LocalSt
 /** Counters kept in memory per limiter when Redis is unset or down (an LRU: least recent evicted first). */
 export const LOCAL_COUNTERS = 100_000
 
+/** After a failed Redis command, how long (ms) every limit counts in memory before Redis is tried again. */
+export const REDIS_RETRY_AFTER_MS = 2_000
+
+type Method = 'incr' | 'read'
+type Counter = (local: Store, method: Method, key: string, timeWindow: number, max: number) => Promise<Result>
+
+/** Promise form of a store's callback method. */
+const counted = (store: Store, method: Method, key: string, timeWindow: number, max: number) =>
+  new Promise<Result>((resolve, reject) => {
+    store[method](key, (error, result) => (error ? reject(error) : resolve(result!)), timeWindow, max)
+  })
+
 class FallbackStore implements Store {
   constructor (
-    private readonly redis: Store | null,
-    private readonly local: Store,
-    private readonly onRedisError: (error: Error) => void
+    /** Redis behind its breaker, whose fallback counts in the `local` store it is given; null: memory only. */
+    private readonly shared: CircuitBreaker<Parameters<Counter>, Result> | null,
+    private readonly local: Store
   ) {}
 
   incr (key: string, callback: Callback, timeWindow: number, max: number): void {
@@ -41,28 +59,43 @@ class FallbackStore implements Store {
   }
 
   child (routeOptions: object): Store {
-    return new FallbackStore(this.redis, this.local.child({ ...routeOptions, cache: LOCAL_COUNTERS }), this.onRedisError)
+    return new FallbackStore(this.shared, this.local.child({ ...routeOptions, cache: LOCAL_COUNTERS }))
   }
 
-  private run (method: 'incr' | 'read', key: string, callback: Callback, timeWindow: number, max: number): void {
-    if (!this.redis) return this.local[method](key, callback, timeWindow, max)
-    this.redis[method](key, (error, result) => {
-      if (!error) return callback(null, result)
-      this.onRedisError(error)
-      this.local[method](key, callback, timeWindow, max)
-    }, timeWindow, max)
+  private run (method: Method, key: string, callback: Callback, timeWindow: number, max: number): void {
+    // Shut down when the app closes: requests still draining count in memory.
+    if (!this.shared || this.shared.isShutdown) return this.local[method](key, callback, timeWindow, max)
+    this.shared.fire(this.local, method, key, timeWindow, max).then((result) => callback(null, result), callback)
   }
 }
 
 /**
  * The store class to give @fastify/rate-limit (`store:`): Redis keys are `<prefix><limit name>:<key>`
  * (the limit names keep limiters apart, so the plugin's per-route key suffix is not used).
- * `redis` null: memory only.
+ * `redis` null: memory only. `onRedisError` is called with each failed Redis command (not for the
+ * commands counted in memory while the breaker is open). Call the class's static `close()` when the
+ * app closes: it stops the breaker's timers.
  */
 export function fallbackStoreClass (redis: Redis | null, prefix: string, onRedisError: (error: Error) => void) {
+  let shared: CircuitBreaker<Parameters<Counter>, Result> | null = null
+  if (redis) {
+    const redisStore = new RedisStore(false, false, redis, prefix)
+    const inRedis: Counter = (_local, method, key, timeWindow, max) => counted(redisStore, method, key, timeWindow, max)
+    shared = new CircuitBreaker(inRedis, {
+      timeout: false, // the client's own command timeout bounds each command
+      errorThresholdPercentage: 0, // one failure opens it
+      resetTimeout: REDIS_RETRY_AFTER_MS,
+    })
+    shared.fallback((local: Store, method: Method, key: string, timeWindow: number, max: number) => counted(local, method, key, timeWindow, max))
+    shared.on('failure', onRedisError)
+  }
   return class SharedStore extends FallbackStore {
     constructor () {
-      super(redis ? new RedisStore(false, false, redis, prefix) : null, new LocalStore(false, false, LOCAL_COUNTERS), onRedisError)
+      super(shared, new LocalStore(false, false, LOCAL_COUNTERS))
+    }
+
+    static close (): void {
+      shared?.shutdown()
     }
   }
 }

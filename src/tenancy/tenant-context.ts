@@ -24,3 +24,21 @@ export function runAsTenant<T> (tenantId: string, fn: () => T | PromiseLike<T>):
 export function currentTenantId (): string | undefined {
   return storage.getStore()
 }
+
+const chainLock = new AsyncLocalStorage<string>()
+
+/**
+ * Runs `fn` so that each transaction it begins takes `tenantId`'s audit chain lock with its first
+ * statement (src/db/tenant-aware-pool.ts sends `app_lock_audit_chain` in that statement's prelude),
+ * before any row lock of the transaction's own: the order every audited write takes its locks in,
+ * so none of them deadlock (migration 20261209000200_audit_chain_lock_first). The lock is held
+ * until the transaction ends; writers of the same tenant queue on it.
+ */
+export function withAuditChainLock<T> (tenantId: string, fn: () => T | PromiseLike<T>): Promise<T> {
+  return chainLock.run(assertTenantId(tenantId), async () => await fn())
+}
+
+/** The tenant whose audit chain the calling context's transactions lock first, if any. */
+export function auditChainLockTenant (): string | undefined {
+  return chainLock.getStore()
+}
