@@ -69,11 +69,15 @@ export interface Server {
   stop(): Promise<void>
 }
 
-/** Starts `node --import tsx src/server.ts` with `env` on a free port; resolves once /healthz answers. */
-export async function startServer (t: Tap, env: Record<string, string>, options: { ca?: Buffer } = {}): Promise<Server> {
+/**
+ * Starts `node --import tsx src/server.ts` (or, with `npmScript`, `npm run <npmScript>` as an
+ * operator would) with `env` on a free port; resolves once /healthz answers.
+ */
+export async function startServer (t: Tap, env: Record<string, string>, options: { ca?: Buffer, npmScript?: string } = {}): Promise<Server> {
   const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    env: await withApiLogin({ PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', BCRYPT_COST: '4', BCRYPT_WORKERS: '1', DB_POOL_MAX: '5', ...env }),
+  const [command, args] = options.npmScript ? ['npm', ['run', '-s', options.npmScript]] : [process.execPath, ['--import', 'tsx', 'src/server.ts']]
+  const child = spawn(command, args, {
+    env: await withApiLogin({ PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', BCRYPT_COST: '4', BCRYPT_WORKERS: '1', DB_POOL_MAX: '5', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let output = ''

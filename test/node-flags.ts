@@ -9,5 +9,5 @@ import { readFileSync } from 'node:fs'
  */
 export function productionNodeFlags (): string[] {
   const script = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> }).scripts['start:prod']!
-  return script.split(/\s+/).slice(1, -1)
+  return script.split(/\s+/).filter((word) => word.startsWith('--'))
 }
