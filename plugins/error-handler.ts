@@ -90,8 +90,11 @@ function validationMessage (error: Partial<FastifyError>): string {
 // Connection refused/reset, pool and query timeouts, server shutting down, Prisma's "can't reach" codes.
 const UNAVAILABLE_PATTERNS = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|Connection terminated|timeout exceeded when trying to connect|Connection timeout|\btimeout expired\b|database query timed out|Query read timeout|terminating connection|the database system is (starting up|shutting down|in recovery mode)|Client has encountered a connection error|canceling statement due to statement timeout/i
 // 57014: statement_timeout (DB_STATEMENT_TIMEOUT_MS) fired; 57P0x: shutdown/crash; 53300: too many
-// connections; class 08: connection exception.
-const UNAVAILABLE_SQLSTATES = new Set(['57014', '57P01', '57P02', '57P03', '53300', '08000', '08003', '08006', '08001', '08004'])
+// connections; 25006: a read-only transaction (a failover that landed on a standby or a demoted
+// primary); class 08: connection exception — PgBouncer answers 08P01 for all of its own refusals
+// ("server login has been failing", "pgbouncer cannot connect to server", query_wait_timeout).
+const UNAVAILABLE_SQLSTATES = new Set(['57014', '57P01', '57P02', '57P03', '53300', '25006'])
+const isUnavailableSqlState = (code: string) => UNAVAILABLE_SQLSTATES.has(code) || code.startsWith('08')
 
 function isDatabaseUnavailable (error: unknown): boolean {
   if (error instanceof DatabaseTimeoutError) return true
@@ -99,9 +102,9 @@ function isDatabaseUnavailable (error: unknown): boolean {
   // P2028: an interactive transaction could not start within Prisma's maxWait (no free connection).
   if (error instanceof Prisma.PrismaClientKnownRequestError && ['P1001', 'P1002', 'P1017', 'P2024', 'P2028'].includes(error.code)) return true
   const cause = (error as { meta?: { driverAdapterError?: { cause?: { kind?: string; originalCode?: string } } } })?.meta?.driverAdapterError?.cause
-  if (cause?.kind === 'DatabaseNotReachable' || cause?.kind === 'ConnectionClosed' || (cause?.originalCode && UNAVAILABLE_SQLSTATES.has(cause.originalCode))) return true
+  if (cause?.kind === 'DatabaseNotReachable' || cause?.kind === 'ConnectionClosed' || (cause?.originalCode && isUnavailableSqlState(cause.originalCode))) return true
   const code = (error as { code?: string })?.code
-  if (code && UNAVAILABLE_SQLSTATES.has(code)) return true
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && isUnavailableSqlState(code)) return true
   return UNAVAILABLE_PATTERNS.test(String((error as Error)?.message ?? ''))
 }
 

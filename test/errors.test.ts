@@ -95,6 +95,17 @@ t.test('database down: 503 SERVICE_UNAVAILABLE with Retry-After, no driver messa
   }
 })
 
+// PgBouncer answers its own refusals (PostgreSQL behind it down: "server login has been failing",
+// query_wait_timeout) with 08P01; a failover onto a standby or a demoted primary answers writes with
+// 25006. Both are the database being unavailable, not a bug: 503 with Retry-After, no stack.
+t.test('PgBouncer\'s refusals (08P01) and a read-only database (25006) are 503 SERVICE_UNAVAILABLE', async (t) => {
+  const { app } = await build(t)
+  for (const sqlstate of ['08P01', '25006']) {
+    const raised = await app.platformDb.$executeRawUnsafe(`DO $$ BEGIN RAISE EXCEPTION 'unavailable' USING ERRCODE = '${sqlstate}'; END $$`).catch((error: unknown) => error)
+    t.equal(classifyError(raised).code, 'SERVICE_UNAVAILABLE', sqlstate)
+  }
+})
+
 t.test('an unexpected error is a 500 INTERNAL with a generic message', async (t) => {
   const classified = classifyError(new TypeError("Cannot read properties of undefined (reading 'id') at routes/x.ts:12"))
   t.same(classified, { code: 'INTERNAL', message: 'Internal server error' })

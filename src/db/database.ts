@@ -36,8 +36,9 @@ export interface Database {
   /** URL of the tables' owner (migrations, seeds); contains credentials: never log it. */
   ownerUrl: string
   /**
-   * True when the database answers `SELECT 1` within READY_TIMEOUT_MS, on a connection of its own
-   * (a busy pool never makes a healthy database look down). Concurrent calls share one probe.
+   * True when the database answers within READY_TIMEOUT_MS, on a connection of its own (a busy pool
+   * never makes a healthy database look down), and takes writes: a read-only one (a standby, a
+   * demoted primary) is not ready, and that connection is not reused. Concurrent calls share one probe.
    */
   ping(): Promise<boolean>
   /** The database's availability as the pools see it; `onChange` is called when it goes away or comes back. */
@@ -145,7 +146,17 @@ export function createDatabase (config: Config, ownerUrl: string, embedded?: Emb
     },
     ping () {
       if (probe) return probe
-      const current: Promise<boolean> = readinessPool.query('SELECT 1').then(() => true, () => false).finally(() => { probe = undefined })
+      const current: Promise<boolean> = (async () => {
+        const client = await readinessPool.connect()
+        let writable = false
+        try {
+          const { rows } = await client.query("SELECT current_setting('transaction_read_only') = 'off' AS writable") as pg.QueryResult<{ writable: boolean }>
+          writable = rows[0]!.writable
+        } finally {
+          client.release(!writable) // a read-only session stays read-only: the next probe opens another
+        }
+        return writable
+      })().catch(() => false).finally(() => { probe = undefined })
       probe = current
       return current
     },
@@ -214,7 +225,7 @@ function createReadinessPool (config: Config, ownerUrl: string, appUrl: string |
     ...roleSwitch(config, appUrl),
     max: 1,
     connectionTimeoutMillis: timeout,
-    statementTimeoutMs: 0, // SELECT 1: the client-side bound suffices
+    statementTimeoutMs: 0, // one setting read: the client-side bound suffices
     queryTimeoutMs: timeout,
     keepAlive: true,
     keepAliveInitialDelayMillis: config.DB_KEEPALIVE_DELAY_MS,

@@ -47,13 +47,18 @@ export class DatabaseTimeoutError extends Error {
   }
 }
 
-/** SQLSTATEs after which the server has closed (or is closing) the session. */
-const FATAL_SQLSTATE = /^(08|57P0)/
+/**
+ * SQLSTATEs after which the session is of no further use: the server has closed (or is closing) it,
+ * or it is read-only (25006: opened on a standby or a demoted primary, it stays read-only even once
+ * the database takes writes again).
+ */
+const FATAL_SQLSTATE = /^(08|57P0|25006)/
 
 /**
  * True when `error` means the connection itself is unusable: anything that is not a PostgreSQL
  * error answer (socket errors, "Connection terminated", timeouts), or a FATAL/PANIC answer, or an
- * SQLSTATE of class 08 (connection exception) or 57P01–57P03 (admin shutdown, crash, cannot connect).
+ * SQLSTATE of class 08 (connection exception), 57P01–57P03 (admin shutdown, crash, cannot connect)
+ * or 25006 (read-only transaction).
  */
 export function isBrokenConnectionError (error: unknown): boolean {
   if (error === undefined || error === null) return false
