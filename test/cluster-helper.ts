@@ -6,7 +6,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import http from 'node:http'
 import https from 'node:https'
 import net from 'node:net'
-import { freePort, PRODUCTION_MAIL_ENV, withApiLogin } from './helper.ts'
+import { adminUrl, freePort, PRODUCTION_MAIL_ENV, withApiLogin } from './helper.ts'
 
 type Tap = { teardown(fn: () => unknown): void; comment(...args: unknown[]): void }
 
@@ -37,12 +37,12 @@ export function call (port: number, options: { method?: string; path: string; he
   })
 }
 
-/** Resolves once `port` accepts TCP connections (rejects after `timeoutMs`). */
-export async function waitForPort (port: number, timeoutMs = 20_000): Promise<void> {
+/** Resolves once `port` (on `address`, default 127.0.0.1) accepts TCP connections (rejects after `timeoutMs`). */
+export async function waitForPort (port: number, timeoutMs = 20_000, address = '127.0.0.1'): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const open = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1', () => { socket.destroy(); resolve(true) })
+      const socket = net.connect(port, address, () => { socket.destroy(); resolve(true) })
       socket.on('error', () => resolve(false))
     })
     if (open) return
@@ -230,4 +230,52 @@ ${upstreams.map((p) => `    server 127.0.0.1:${p};`).join('\n')}
   const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`nginx exited (${code}): ${output}`))))
   await Promise.race([waitForPort(port), exited])
   return { port, upstreamLog: async () => (await readFile(path.join(dir, 'access.log'), 'utf8')).split('\n').filter(Boolean) }
+}
+
+/**
+ * PgBouncer (Debian's) as our own process in transaction mode, in front of the test server
+ * (TEST_DATABASE_URL's host, port and login, used for every client: auth_type = any), config, pid
+ * and log in a temporary directory; listening on `address` (127.0.0.1) and `port` (a free one).
+ * `roundRobin`: server_round_robin = 1 (load balancing over the pool). Run as `postgres` when we
+ * are root (PgBouncer refuses root). Resolves once it accepts connections; stopped at teardown.
+ */
+export async function startPgBouncer (t: Tap, options: { address?: string, port?: number, roundRobin?: boolean } = {}): Promise<{ url(database: string): string }> {
+  const { chmod, mkdtemp, rm, writeFile } = await import('node:fs/promises')
+  const { existsSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const path = await import('node:path')
+  const server = new URL(adminUrl)
+  const dir = await mkdtemp(path.join(tmpdir(), 'pgbouncer-test-'))
+  await chmod(dir, 0o777) // written by the postgres user
+  const address = options.address ?? '127.0.0.1'
+  const port = options.port ?? await freePort()
+  const login = [`host=${server.hostname}`, `port=${server.port || 5432}`, `user=${decodeURIComponent(server.username)}`, server.password ? `password=${decodeURIComponent(server.password)}` : ''].join(' ')
+  await writeFile(path.join(dir, 'pgbouncer.ini'), `[databases]
+* = ${login}
+
+[pgbouncer]
+listen_addr = ${address}
+listen_port = ${port}
+unix_socket_dir =
+auth_type = any
+pool_mode = transaction
+server_round_robin = ${options.roundRobin ? 1 : 0}
+logfile = ${dir}/pgbouncer.log
+pidfile = ${dir}/pgbouncer.pid
+`)
+  await chmod(path.join(dir, 'pgbouncer.ini'), 0o644)
+  const binary = existsSync('/usr/sbin/pgbouncer') ? '/usr/sbin/pgbouncer' : 'pgbouncer'
+  const [command, args] = process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', binary, `${dir}/pgbouncer.ini`]] : [binary, [`${dir}/pgbouncer.ini`]]
+  const child = spawn(command, args, { stdio: 'ignore' })
+  orphanGuard(child)
+  t.teardown(async () => {
+    await stop(child)
+    await rm(dir, { recursive: true, force: true })
+  })
+  await waitForPort(port, 10_000, address)
+  return {
+    url (database: string) {
+      return `postgresql://pooled@${address}:${port}/${encodeURIComponent(database)}`
+    },
+  }
 }

@@ -86,11 +86,11 @@ export interface QueryEvent {
 /**
  * Whether the pool names its statements (DB_PREPARED_STATEMENTS): `on`/`off` as configured; `auto`
  * turns them on only when the API's URL leads straight to PostgreSQL: the server listens on the
- * URL's port (a pooler or proxy usually listens on another: PgBouncer on 6432), and two connections
- * one after the other are not served by one PostgreSQL session (a transaction pooler's sign:
- * src/db/direct-connection.ts). Behind a transaction pooler named statements would be looked for
- * on another session than the one that parsed them (PgBouncer < 1.21). Anything unsure — another
- * port, a database that cannot be asked yet — gets them off: the safe side.
+ * URL's port (a pooler or proxy usually listens on another: PgBouncer on 6432), and no transaction
+ * pooler's sign shows (src/db/direct-connection.ts: also a PgBouncer on the PostgreSQL port number
+ * at another address, test/pooler-detection.test.ts). Behind a transaction pooler named statements
+ * would be looked for on another session than the one that parsed them (PgBouncer < 1.21). Anything
+ * unsure — another port, a database that cannot be asked yet — gets them off: the safe side.
  */
 export async function usePreparedStatements (config: Pick<Config, 'DB_PREPARED_STATEMENTS'> & Partial<Pick<Config, 'DB_CONNECT_TIMEOUT_MS'>>, url: string, log: (message: string) => void = () => {}): Promise<boolean> {
   if (config.DB_PREPARED_STATEMENTS !== 'auto') return config.DB_PREPARED_STATEMENTS === 'on'

@@ -9,21 +9,33 @@ import { withShortLivedClient } from './short-lived-client.ts'
 /** The key of the Prisma schema engine's migration lock (pg_advisory_lock(72707369)). */
 export const MIGRATION_LOCK_KEY = 72707369
 
+/** Rounds of isTransactionPooler: in each, a few statements on one connection, then on the other. */
+const PROBE_ROUNDS = 4
+const PROBES_PER_ROUND = 3
+
 /**
- * True when `connectionString` leads to a transaction (or statement) pooler: two client
- * connections, one after the other, are served by the same PostgreSQL backend (same
- * pg_backend_pid). Directly, two open connections never share a backend. A pooler hands an idle
- * server connection to the next client (PgBouncer reuses the most recently used one first).
- * `connectTimeoutMs` bounds each connection attempt (0: pg's default, no bound).
+ * True when `connectionString` leads to a transaction (or statement) pooler. Directly, one client
+ * connection is one PostgreSQL backend (pg_backend_pid) for its whole life, and two open ones never
+ * share one. Two connections, both open, send a few statements each in turn, a few rounds: it is a
+ * pooler when either one's statements ran on more than one backend (a pooler sharing out a busy
+ * pool, or going round robin: server_round_robin = 1), or both ran on a common backend (a pooler
+ * handing its idle server connection to the next client). Both signs are certain (never seen
+ * directly); one round of each alone was seen to miss, under a pool other clients kept busy (5 of
+ * 20 checks) or with round robin. `connectTimeoutMs` bounds each connection attempt (0: none).
  * @throws what pg throws when the server cannot be reached.
  */
 export async function isTransactionPooler (connectionString: string, connectTimeoutMs = 0): Promise<boolean> {
   const pidOf = async (client: pg.Client) => (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid
-  // The first connection stays open while the second one connects.
-  return withShortLivedClient(connectionString, async (first) => {
-    const firstPid = await pidOf(first)
-    return withShortLivedClient(connectionString, async (second) => (await pidOf(second)) === firstPid, connectTimeoutMs)
-  }, connectTimeoutMs)
+  return withShortLivedClient(connectionString, (first) => withShortLivedClient(connectionString, async (second) => {
+    const seen = [new Set<number>(), new Set<number>()] as const
+    for (let round = 0; round < PROBE_ROUNDS; round++) {
+      for (const [index, client] of [first, second].entries()) {
+        for (let i = 0; i < PROBES_PER_ROUND; i++) seen[index]!.add(await pidOf(client))
+      }
+      if (seen[0].size > 1 || seen[1].size > 1 || [...seen[0]].some((pid) => seen[1].has(pid))) return true
+    }
+    return false
+  }, connectTimeoutMs), connectTimeoutMs)
 }
 
 /** The migration URL leads to a pooler: refused before any lock is taken. */

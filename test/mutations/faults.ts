@@ -1076,6 +1076,16 @@ export const FAULTS: Fault[] = [
     grep: ['PgBouncer'],
   },
   {
+    name: 'pooler-check-one-probe',
+    breaks: 'the pooler check sends one statement per connection: PgBouncer with a busy pool or server_round_robin passes for PostgreSQL, so migrations run through it (their lock stays held) and named statements turn on',
+    file: 'src/db/direct-connection.ts',
+    find: 'const PROBE_ROUNDS = 4',
+    replace: 'const PROBE_ROUNDS = 1',
+    also: [{ file: 'src/db/direct-connection.ts', find: 'const PROBES_PER_ROUND = 3', replace: 'const PROBES_PER_ROUND = 1' }],
+    tests: ['test/pooler-detection.test.ts'],
+    grep: ['PgBouncer with'],
+  },
+  {
     name: 'people-expired-owner-invitation-blocks-admins',
     breaks: "an owner's invitation that expired makes every admin's POST /v1/users for that address a 403, for good",
     file: 'routes/users.ts',
