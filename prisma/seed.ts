@@ -8,6 +8,11 @@ import { applyMigrations } from '../src/db/migrate.ts'
 import { seedBench, seedDemo } from './seed-data.ts'
 
 const config = loadConfig()
+// The demo owners' passwords are printed here and in the README: never in a production database.
+if (config.isProduction) {
+  console.error('Refusing to seed with NODE_ENV=production: the demo tenants (acme, globex) have published passwords. Create tenants with POST /v1/tenants or the platform API.')
+  process.exit(1)
+}
 const embedded = config.embeddedDatabase
   ? await startEmbeddedPostgres({ dir: embeddedDirectory(config), port: config.EMBEDDED_PG_PORT, database: EMBEDDED_DATABASE_NAME })
   : undefined

@@ -235,11 +235,12 @@ ${upstreams.map((p) => `    server 127.0.0.1:${p};`).join('\n')}
 /**
  * PgBouncer (Debian's) as our own process in transaction mode, in front of the test server
  * (TEST_DATABASE_URL's host, port and login, used for every client: auth_type = any), config, pid
- * and log in a temporary directory; listening on `address` (127.0.0.1) and `port` (a free one).
+ * and log in a temporary directory; listening on `address` (127.0.0.1) and `port` (a free one);
+ * serving every database, or only `databases`.
  * `roundRobin`: server_round_robin = 1 (load balancing over the pool). Run as `postgres` when we
  * are root (PgBouncer refuses root). Resolves once it accepts connections; stopped at teardown.
  */
-export async function startPgBouncer (t: Tap, options: { address?: string, port?: number, roundRobin?: boolean } = {}): Promise<{ url(database: string): string }> {
+export async function startPgBouncer (t: Tap, options: { address?: string, port?: number, roundRobin?: boolean, databases?: string[] } = {}): Promise<{ url(database: string): string }> {
   const { chmod, mkdtemp, rm, writeFile } = await import('node:fs/promises')
   const { existsSync } = await import('node:fs')
   const { tmpdir } = await import('node:os')
@@ -250,8 +251,10 @@ export async function startPgBouncer (t: Tap, options: { address?: string, port?
   const address = options.address ?? '127.0.0.1'
   const port = options.port ?? await freePort()
   const login = [`host=${server.hostname}`, `port=${server.port || 5432}`, `user=${decodeURIComponent(server.username)}`, server.password ? `password=${decodeURIComponent(server.password)}` : ''].join(' ')
+  // `databases`: only these are served (as a production pgbouncer.ini lists the application's); else any.
+  const databases = options.databases?.map((name) => `${name} = ${login} dbname=${name}`).join('\n') ?? `* = ${login}`
   await writeFile(path.join(dir, 'pgbouncer.ini'), `[databases]
-* = ${login}
+${databases}
 
 [pgbouncer]
 listen_addr = ${address}

@@ -12,6 +12,7 @@ import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { applyMigrations } from '../src/db/migrate.ts'
 import { seedDemo } from '../prisma/seed-data.ts'
 import { adminQuery, createTestDatabase, freePort, insertTenant, testConfig } from './helper.ts'
+import { sharedSecrets } from './cluster-helper.ts'
 
 /** A scratch folder the postgres OS user can traverse (mkdtemp's 0700 folders are not). */
 async function scratchDir (t: Tap.Test) {
@@ -110,17 +111,21 @@ t.test('production refuses to start on missing secrets', async (t) => {
   t.notMatch(server.output(), /nobody@/, 'the database URL is not echoed')
 })
 
-t.test('the seed is idempotent, through the real `prisma db seed`', async (t) => {
+t.test('the seed is idempotent, through the real `prisma db seed`, and refused in production', async (t) => {
   const url = await createTestDatabase(t)
-  const seed = () =>
+  const seed = (env: Record<string, string> = {}) =>
     new Promise<string>((resolve, reject) => {
-      const child = spawn('npx', ['prisma', 'db', 'seed'], { env: { ...process.env, DATABASE_URL: url, BCRYPT_COST: '4' } })
+      const child = spawn('npx', ['prisma', 'db', 'seed'], { env: { ...process.env, DATABASE_URL: url, BCRYPT_COST: '4', ...env } })
       let out = ''
       child.stdout.on('data', (d) => (out += d))
       child.stderr.on('data', (d) => (out += d))
       child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(out))))
     })
   const counts = async () => (await adminQuery(url, 'SELECT (SELECT count(*) FROM tenants) t, (SELECT count(*) FROM users) u, (SELECT count(*) FROM projects) p, (SELECT count(*) FROM tasks) k')).rows[0]
+  // A production configuration (every required secret set): refused, nothing created.
+  const refused = await seed({ NODE_ENV: 'production', ...sharedSecrets(), APP_DATABASE_URL: url }).then(() => '', (error: Error) => error.message)
+  t.match(refused, /Refusing to seed with NODE_ENV=production/, 'refused in production')
+  t.same(await counts(), { t: '0', u: '0', p: '0', k: '0' }, 'and nothing created')
   const out = await seed()
   t.match(out, /demo@example\.com/, 'prints the demo logins')
   t.match(out, /curl .*acme\.localhost/, 'and curl lines to try')

@@ -4,13 +4,14 @@
 // directly (behind PgBouncer < 1.21 they are looked for on another session: about half the requests
 // failed). A reviewer defeated the old check with a pool that other clients kept busy, with
 // server_round_robin = 1, and with PgBouncer on the PostgreSQL port number at another address.
+import { execFile } from 'node:child_process'
 import net from 'node:net'
 import pg from 'pg'
 import t from 'tap'
 import { usePreparedStatements } from '../src/db/database.ts'
 import { isTransactionPooler } from '../src/db/direct-connection.ts'
 import { startPgBouncer } from './cluster-helper.ts'
-import { adminUrl } from './helper.ts'
+import { adminUrl, createTestDatabase } from './helper.ts'
 
 const AUTO = { DB_PREPARED_STATEMENTS: 'auto' as const, DB_CONNECT_TIMEOUT_MS: 5000 }
 
@@ -73,4 +74,20 @@ t.test('PgBouncer on the PostgreSQL port number, at another address: named state
   const url = (await startPgBouncer(t, { address: '127.0.0.2', port })).url('postgres')
   await keepBusy(t, url)
   for (let i = 0; i < 5; i++) t.equal(await usePreparedStatements(AUTO, url), false, `start ${i + 1}: named statements off`)
+})
+
+// As the README's pgbouncer.ini does, PgBouncer serves the application's database only: the CLI
+// used to ask the maintenance database `postgres` first and stopped on "Can't reach database
+// server: no such database: postgres" (and on a server that closes `postgres` to the owner).
+t.test('npx prisma migrate deploy through a PgBouncer that serves only the app\'s database: refused as a pooler', async (t) => {
+  const ownerUrl = await createTestDatabase(t)
+  const database = decodeURIComponent(new URL(ownerUrl).pathname.slice(1))
+  const url = (await startPgBouncer(t, { databases: [database] })).url(database)
+  const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: url }
+  delete env.PRISMA_SCHEMA_ENGINE_BINARY // prisma.config.ts chooses our engine
+  const output = await new Promise<string>((resolve) => {
+    execFile('npx', ['prisma', 'migrate', 'deploy'], { env }, (_error, stdout, stderr) => resolve(`${stdout}\n${stderr}`))
+  })
+  t.match(output, /Refusing to migrate through a connection pooler/, 'the pooler refusal, not a connection failure')
+  t.notMatch(output, /Can't reach database server/)
 })

@@ -45,8 +45,22 @@ async function onServer (run) {
     await client.end()
   }
 }
-const databaseExists = () =>
-  onServer(async (c) => (await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [databaseName])).rowCount > 0)
+// Asked of the target database itself: the maintenance one may be closed to the migrating login
+// (REVOKE CONNECT ON DATABASE postgres FROM PUBLIC, a managed PostgreSQL) or not served at all
+// (PgBouncer listing only the application's database), and `migrate deploy` asks this first.
+async function databaseExists () {
+  const client = new pg.Client({ connectionString: pgConnectionSettings(databaseUrl).connectionString })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    return true
+  } catch (error) {
+    if (error?.code === '3D000') return false // invalid_catalog_name: no such database
+    throw error
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
 const createDatabase = () =>
   onServer((c) => c.query(`CREATE DATABASE "${databaseName.replaceAll('"', '""')}"`))
 
