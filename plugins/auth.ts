@@ -8,6 +8,7 @@ import cookie from '@fastify/cookie'
 import fastifyJwt from '@fastify/jwt'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { bearerToken } from '../src/auth/bearer.ts'
 import { authCookies, type AuthCookies } from '../src/auth/cookies.ts'
 import { readOrCreateSecretFile } from '../src/auth/files.ts'
 import { InvalidTokenError, jwtOptions, type AccessPayload, type Role } from '../src/auth/jwt.ts'
@@ -99,7 +100,7 @@ export default fp(
     function credentials (request: FastifyRequest): { token: string; method: 'bearer' | 'cookie' } {
       const header = request.headers.authorization
       if (header !== undefined) {
-        const token = /^Bearer +(\S+) *$/i.exec(header)?.[1]
+        const token = bearerToken(header)
         if (!token) throw unauthorized('Authorization must be a Bearer token')
         return { token, method: 'bearer' }
       }

@@ -77,7 +77,13 @@ export default fp(
 
     app.addHook('onRequest', async (request) => {
       const host = requestedHost(request, trust)
-      if (host === undefined) throw badHost('Missing Host header')
+      if (host === undefined) {
+        // HTTP/1.0 has no Host requirement (RFC 9112 §3.2 asks it of HTTP/1.1 clients): such a
+        // request names no tenant, but the health routes answer it (load balancers' checks send it).
+        if (request.raw.httpVersion !== '1.0') throw badHost('Missing Host header')
+        if (request.routeOptions.config.anyHost) return
+        throw tenantNotFound()
+      }
       const target = parseHost(host, BASE_DOMAIN)
       if (target.kind === 'invalid') throw badHost('Invalid Host header')
       // Health and key-publication routes answer on every host, tenant or not.

@@ -72,6 +72,20 @@ for (const [name, chunks, status] of cases) {
   })
 }
 
+// HTTP/1.0 does not require Host (RFC 9112 §3.2): load balancers' health checks still send such
+// requests. The health routes answer them; nothing else can, since no tenant is named.
+t.test('HTTP/1.0 without Host: /healthz and /readyz answer, a tenant route is 404; HTTP/1.1 without Host is 400', async (t) => {
+  for (const path of ['/healthz', '/readyz']) {
+    const answer = await rawRequest([`GET ${path} HTTP/1.0\r\n\r\n`])
+    t.match(answer.head, /^HTTP\/1\.1 200 /, `${path}: 200`)
+  }
+  const tenantRoute = await rawRequest(['GET /v1/projects HTTP/1.0\r\n\r\n'])
+  t.match(tenantRoute.head, /^HTTP\/1\.1 404 /, 'a tenant route: 404')
+  t.equal(JSON.parse(tenantRoute.body).error.code, 'TENANT_NOT_FOUND')
+  const noHost11 = await rawRequest(['GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n'])
+  t.equal(noHost11.status, 400, 'HTTP/1.1 without Host: 400')
+})
+
 t.test('headers that do not arrive within HTTP_HEADERS_TIMEOUT_MS: 408 in the error shape', async (t) => {
   const startedAt = Date.now()
   const answer = await rawRequest(['GET /healthz HTTP/1.1\r\n', 'Host: localhost\r\n', 'X-Slow: 1\r\n', 'X-Slow: 2\r\n'], 700)

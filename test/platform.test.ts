@@ -66,6 +66,8 @@ t.test('platform admin: token required, list tenants, suspend and reactivate at 
     assertError(t, await app.inject({ method: 'PATCH', url: '/v1/admin/tenants/acme', headers, payload: { status: 'suspended' } }), 401, 'UNAUTHORIZED')
   }
   assertError(t, await app.inject({ url: '/v1/admin/tenants', headers: { ...admin, host: 'acme.localhost' } }), 404, 'NOT_FOUND')
+  // The scheme name is case-insensitive (RFC 9110 §11.1), as on tenant hosts.
+  t.equal((await app.inject({ url: '/v1/admin/tenants', headers: { host: 'localhost', authorization: `bearer ${ADMIN_TOKEN}` } })).statusCode, 200, 'bearer in lower case')
 
   const list = await app.inject({ url: '/v1/admin/tenants', headers: admin })
   t.equal(list.statusCode, 200)

@@ -6,6 +6,7 @@ import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
 import { DEFAULT_LIMIT, ListQuery, Page, decodeCursor, page } from '../../src/api/pagination.ts'
 import { Nullable, Timestamp, Uuid, responses } from '../../src/api/schemas.ts'
+import { bearerToken } from '../../src/auth/bearer.ts'
 import { notFound, unauthorized } from '../../src/errors.ts'
 import { auditContext, recordAuditEvent } from '../../src/audit/audit-log.ts'
 import { tenantDirectory } from '../../src/tenancy/tenant-directory.ts'
@@ -35,12 +36,11 @@ const security: Array<Record<string, string[]>> = [{ platformAdminToken: [] }]
 
 const digest = (value: string) => createHash('sha256').update(value).digest()
 
-/** A hook accepting only `Authorization: Bearer <token>`; comparing digests takes the same time whatever the input. */
+/** A hook accepting only `Authorization: Bearer <token>` (any case of `Bearer`); comparing digests takes the same time whatever the input. */
 function requireAdminToken (token: string) {
   const expected = digest(token)
   return async function checkAdminToken (request: FastifyRequest) {
-    const header = request.headers.authorization ?? ''
-    const presented = header.startsWith('Bearer ') ? header.slice(7) : ''
+    const presented = bearerToken(request.headers.authorization) ?? ''
     if (!timingSafeEqual(digest(presented), expected)) throw unauthorized('A valid platform admin token is required')
   }
 }
