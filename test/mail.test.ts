@@ -71,6 +71,23 @@ t.test('SMTP round trip: from, to, subject, text and HTML arrive', async (t) => 
   await t.rejects(mailer.send({ to: 'bob@example.com', ...mail, messageId: '<m3@acme.example.com>' }))
 })
 
+// The test's SMTP server offers no STARTTLS, as a misconfigured relay (or a middlebox that strips
+// the offer) would: production does not send one-time links and credentials to it in cleartext.
+t.test('production: an smtp:// server without STARTTLS is refused unless the URL opts out', async (t) => {
+  const smtp = await startSmtp(t)
+  const send = async (url: string, to: string) => {
+    const mailer = new Mailer({ SMTP_URL: url, mailFrom: 'Acme <no-reply@acme.example>', dataDir: tmpdir(), isProduction: true }, { info () {} })
+    try {
+      await mailer.send({ to, subject: 's', text: 'https://acme.example.com/accept-invitation?token=secret', html: '', messageId: `<${to}>` })
+    } finally {
+      mailer.close()
+    }
+  }
+  await t.rejects(send(smtp.url, 'plain@example.com'), /STARTTLS/i, 'refused: no STARTTLS offered')
+  await send(`${smtp.url}?requireTLS=false`, 'relay@example.com')
+  t.equal((await smtp.waitFor('relay@example.com')).to, 'relay@example.com', '?requireTLS=false: sent (a relay on the same host)')
+})
+
 t.test('the invitation names the role with its article', async (t) => {
   const intro = (role: string) => invitationMail({ tenantName: 'Acme', role, link: 'https://acme.example.com/accept-invitation?token=t', expiresAt: new Date('2030-01-01T00:00:00Z') }).text.split('\n')[0]
   t.same(['owner', 'admin', 'member'].map(intro), [

@@ -31,8 +31,18 @@ export class Mailer {
 
   constructor (private readonly config: Pick<Config, 'SMTP_URL' | 'mailFrom' | 'dataDir' | 'isProduction'>, private readonly log: MailLog) {
     if (config.SMTP_URL) {
-      // Short timeouts: a hung SMTP server fails the job (which is retried) instead of holding it.
-      this.transport = nodemailer.createTransport(config.SMTP_URL, { connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 20_000 } as never)
+      this.transport = nodemailer.createTransport({
+        url: config.SMTP_URL, // its query parameters win over the options below
+        // Short timeouts (ms): a hung SMTP server fails the job (which is retried) instead of holding it.
+        connectionTimeout: 10_000,
+        greetingTimeout: 10_000,
+        socketTimeout: 20_000,
+        // Production: an smtp:// connection must upgrade with STARTTLS (the messages carry one-time
+        // links, the URL a password); nodemailer would otherwise go on in cleartext with a server
+        // that offers no STARTTLS, or whose offer a middlebox strips. `?requireTLS=false` in the URL
+        // opts out, e.g. for a relay on the same host.
+        requireTLS: config.isProduction && new URL(config.SMTP_URL).protocol === 'smtp:',
+      })
     } else if (config.isProduction) {
       // Reachable only with invitations and reset disabled (src/config.ts refuses otherwise): a
       // message that still comes is an error for its job, never a file on a production disk.

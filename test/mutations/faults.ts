@@ -1086,6 +1086,15 @@ export const FAULTS: Fault[] = [
     grep: ['PgBouncer with'],
   },
   {
+    name: 'mail-plaintext-in-production',
+    breaks: 'production sends the SMTP password and one-time links in cleartext to an smtp:// server that offers no STARTTLS',
+    file: 'src/mail/mailer.ts',
+    find: "requireTLS: config.isProduction && new URL(config.SMTP_URL).protocol === 'smtp:',",
+    replace: 'requireTLS: false,',
+    tests: ['test/mail.test.ts'],
+    grep: ['without STARTTLS'],
+  },
+  {
     name: 'people-expired-owner-invitation-blocks-admins',
     breaks: "an owner's invitation that expired makes every admin's POST /v1/users for that address a 403, for good",
     file: 'routes/users.ts',
