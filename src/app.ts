@@ -24,7 +24,7 @@ import routes from '../routes/index.ts'
 import { validatorCompiler } from './api/validator.ts'
 import type { Config } from './config.ts'
 import type { Database } from './db/database.ts'
-import { logRedactPaths, logSerializers } from './log.ts'
+import { loggerOptions } from './log.ts'
 import { trustFunction } from './net/trusted-proxies.ts'
 
 export interface BuildAppOptions {
@@ -47,14 +47,7 @@ export async function buildApp ({ config, database, closeDatabase = true, logger
     // Native HTTPS (optional; TLS usually ends at the proxy). Typed as the HTTP server: the app's
     // code never touches the server object's TLS side, and one App type serves both.
     ...(https ? ({ https } as object) : {}),
-    logger: logger ?? {
-      level: config.LOG_LEVEL,
-      redact: { paths: logRedactPaths, censor: '[redacted]' },
-      serializers: logSerializers,
-      ...(logStream ? { stream: logStream } : {}),
-      // Readable lines for a person at a terminal in development; JSON everywhere else (log shippers).
-      ...(config.isDevelopment && process.stdout.isTTY ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } } : {}),
-    },
+    logger: logger ?? { ...loggerOptions(config), ...(logStream ? { stream: logStream } : {}) },
     genReqId: () => randomUUID(),
     bodyLimit: config.BODY_LIMIT,
     // Named proxies or a hop count only (src/net/trusted-proxies.ts): request.ip, which every

@@ -153,6 +153,11 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   } catch (error) {
     throw new ConfigError(`Invalid configuration:\n  TRUST_PROXY=${JSON.stringify(raw.TRUST_PROXY)}: ${(error as Error).message}`)
   }
+  const corsOrigins = raw.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean)
+  // Credentialed CORS needs the caller's own origin echoed back: browsers refuse `*` with credentials.
+  if (corsOrigins.some((origin) => !/^https?:\/\/[^/\s*]+$/i.test(origin))) {
+    throw new ConfigError('Invalid configuration:\n  CORS_ORIGINS: list the origins themselves (e.g. https://app.example.com, comma-separated; no *, no path): they are allowed with credentials')
+  }
   if ((raw.TLS_CERT_FILE === undefined) !== (raw.TLS_KEY_FILE === undefined)) {
     throw new ConfigError('Invalid configuration:\n  TLS_CERT_FILE and TLS_KEY_FILE: set both (HTTPS) or neither (plain HTTP)')
   }
@@ -167,7 +172,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     migrateOnStart: raw.MIGRATE_ON_START ?? embeddedDatabase,
     rlsEnabled: raw.RLS === 'on',
     dataDir: path.resolve(raw.DATA_DIR),
-    corsOrigins: raw.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
+    corsOrigins,
     trustProxy,
     mailFrom: raw.MAIL_FROM ?? `no-reply@${raw.BASE_DOMAIN}`,
     publicUrlScheme: raw.PUBLIC_URL_SCHEME ?? (raw.NODE_ENV === 'development' ? 'http' : 'https'),

@@ -80,3 +80,18 @@ export const logSerializers = {
     }
   },
 }
+
+/**
+ * The pino options the server (Fastify's logger) and the standalone worker share: LOG_LEVEL, the
+ * redactions and serializers above, JSON lines (numeric levels, pid, hostname) everywhere but at a
+ * terminal in development, where pino-pretty writes readable ones. One format for both, so an alert
+ * on `level >= 50` sees the worker's errors too.
+ */
+export function loggerOptions (config: { LOG_LEVEL: string, isDevelopment: boolean }) {
+  return {
+    level: config.LOG_LEVEL,
+    redact: { paths: logRedactPaths, censor: '[redacted]' },
+    serializers: logSerializers,
+    ...(config.isDevelopment && process.stdout.isTTY ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } } : {}),
+  }
+}

@@ -5,29 +5,16 @@
 //
 // `npm run worker -- --dead-letters`: prints the jobs that exhausted their retries (JSON lines) and exits.
 import closeWithGrace from 'close-with-grace'
+import pino from 'pino'
 import { ConfigError, loadConfig } from './config.ts'
 import { openDatabase } from './db/database.ts'
 import { enforceSafeDatabaseRole } from './db/role-check.ts'
 import { createJobSystem } from './jobs/system.ts'
-import type { JobLog } from './jobs/runner.ts'
-
-const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal']
-
-/** JSON-lines log on stdout, like the server's pino output (level, time, msg, fields). */
-function jsonLog (level: string): JobLog {
-  const min = level === 'silent' ? Infinity : LEVELS.indexOf(level)
-  const write = (name: string) => (fields: object, msg: string) => {
-    if (LEVELS.indexOf(name) < min) return
-    const { err, ...rest } = fields as { err?: unknown }
-    const error = err instanceof Error ? { type: err.name, message: err.message } : err
-    console.log(JSON.stringify({ level: name, time: Date.now(), msg, ...rest, ...(error ? { err: error } : {}) }))
-  }
-  return { info: write('info'), warn: write('warn'), error: write('error') }
-}
+import { loggerOptions } from './log.ts'
 
 async function main () {
   const config = loadConfig()
-  const log = jsonLog(config.LOG_LEVEL)
+  const log = pino(loggerOptions(config)).child({ component: 'jobs' }) // the server's format (src/log.ts)
   const database = await openDatabase(config, { log: (message) => log.info({}, `[database] ${message}`) })
   // As the server does: RLS must bind the role the handlers' queries run as (refused in production).
   // eslint-disable-next-line no-restricted-properties -- ROLE_QUERY, a constant statement (src/db/role-check.ts)

@@ -3,6 +3,7 @@ import { Socket } from 'node:net'
 import helmet from 'helmet'
 import t from 'tap'
 import { helmetDefaultHeaders } from '../plugins/response-headers.ts'
+import { loadConfig } from '../src/config.ts'
 import { buildApi } from './api-helper.ts'
 import { build } from './helper.ts'
 
@@ -65,6 +66,13 @@ t.test('X-Request-Id on every answer: the requestId of the error body and of the
   const planted = await acme.call('owner', { url: '/v1/projects', headers: { 'x-request-id': plantedId } })
   t.match(planted.headers['x-request-id'], /^[0-9a-f-]{36}$/)
   t.not(planted.headers['x-request-id'], plantedId, 'the server\'s own id, not one the client sent')
+})
+
+t.test('CORS_ORIGINS must list origins: * (refused by browsers with credentials) or a path stops the start', async (t) => {
+  for (const value of ['*', 'https://app.example, *', 'https://app.example/path', 'app.example']) {
+    t.throws(() => loadConfig({ CORS_ORIGINS: value }), /CORS_ORIGINS: list the origins themselves/, JSON.stringify(value))
+  }
+  t.same(loadConfig({ CORS_ORIGINS: 'https://app.example, http://localhost:5173' }).corsOrigins, ['https://app.example', 'http://localhost:5173'])
 })
 
 t.test('CORS: off unless CORS_ORIGINS, then only those origins, with credentials', async (t) => {
