@@ -1,6 +1,7 @@
 // Refusals that come before anything else looks at a request, in the contract's error shape:
 // - while the server drains (SIGTERM), new requests on open keep-alive connections are 503 with
-//   Retry-After (Fastify's own return503OnClosing writes a body of its own: turned off in app.ts);
+//   Retry-After (Fastify's own return503OnClosing writes a body of its own: turned off in app.ts),
+//   and every answer sent meanwhile closes its connection;
 // - an absolute-form request target (`GET http://b.example.com/x`) whose authority is not the Host
 //   header. RFC 9112 §3.2.2 says the target's authority wins; we serve tenants by Host, so a
 //   mismatch is refused rather than served as one tenant while logged as the other.
@@ -27,6 +28,13 @@ export default fp(
     app.decorate('draining', false)
     app.addHook('preClose', async () => {
       app.draining = true
+    })
+
+    // A response sent while draining closes its connection: the client sends its next request on a
+    // new one (to another instance, or this one's 503 if it got here first) instead of meeting the
+    // 503 below on a connection kept alive.
+    app.addHook('onSend', async (_request, reply) => {
+      if (app.draining) reply.header('connection', 'close')
     })
 
     app.addHook('onRequest', async (request, reply) => {

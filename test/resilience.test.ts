@@ -126,9 +126,16 @@ t.test('a frozen database (SIGSTOP) gives 503 after the bound, and readiness say
   t.equal((await request(server.port, { path: '/readyz', host: 'localhost' })).status, 200, 'and /readyz is 200')
 })
 
-t.test('SIGTERM: in-flight requests finish, later ones get the contract\'s 503, a slow upload cannot hold the exit', async (t) => {
+t.test('SIGTERM: in-flight requests finish and close their connections, later ones get the contract\'s 503, a slow upload cannot hold the exit', async (t) => {
   // A pipelined pair on one connection: the first (a login whose body is still arriving) is in
-  // flight at SIGTERM; the second arrives during the drain.
+  // flight at SIGTERM; the second arrives during the drain. A third connection has sent half of its
+  // request's headers at SIGTERM, the rest during the drain.
+  const late = net.connect(server.port, '127.0.0.1')
+  await once(late, 'connect')
+  let lateReceived = ''
+  late.on('data', (chunk: Buffer) => { lateReceived += chunk.toString() })
+  late.on('error', () => {})
+  late.write('GET /healthz HTTP/1.1\r\nHost: local')
   const pipelined = net.connect(server.port, '127.0.0.1')
   await once(pipelined, 'connect')
   let received = ''
@@ -142,13 +149,17 @@ t.test('SIGTERM: in-flight requests finish, later ones get the contract\'s 503, 
   server.child.kill('SIGTERM')
   await sleep(300)
   pipelined.write(`${login.slice(10)}GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n`)
+  late.write('host\r\n\r\n')
   const code = await server.exited
+  late.destroy()
   const tookMs = Date.now() - signalledAt
   slow.destroy()
   pipelined.destroy()
 
   t.match(received, /^HTTP\/1\.1 401 /, 'the in-flight request finished with its own answer')
-  const second = received.split(/(?=HTTP\/1\.1 )/)[1] ?? ''
+  t.match(received, /\r\nconnection: close\r\n/i, 'which closes its connection: the client sends its next request elsewhere')
+  t.equal(received.split(/(?=HTTP\/1\.1 )/).length, 1, 'so the request pipelined behind it is not answered on it (the client retries it)')
+  const second = lateReceived
   t.match(second, /^HTTP\/1\.1 503 /, 'the request that arrived during the drain: 503')
   t.match(second, /retry-after: 5/i, 'with Retry-After')
   t.match(second, /"error":\{"code":"SERVICE_UNAVAILABLE","message":"[^"]+","requestId":"[^"]+"\}/, 'in the contract\'s shape')

@@ -1095,6 +1095,15 @@ export const FAULTS: Fault[] = [
     grep: ['without STARTTLS'],
   },
   {
+    name: 'drain-keeps-connections-alive',
+    breaks: 'answers sent during the drain keep their connections alive: the client\'s next request on one meets a 503 instead of another instance',
+    file: 'plugins/request-guards.ts',
+    find: "      if (app.draining) reply.header('connection', 'close')\n    })",
+    replace: '    })',
+    tests: ['test/resilience.test.ts'],
+    grep: ['SIGTERM'],
+  },
+  {
     name: 'people-expired-owner-invitation-blocks-admins',
     breaks: "an owner's invitation that expired makes every admin's POST /v1/users for that address a 403, for good",
     file: 'routes/users.ts',
