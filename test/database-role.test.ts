@@ -157,6 +157,16 @@ t.test('the real server refuses to start in production as a role that bypasses R
   t.match(refused.output, /APP_DATABASE_URL to a login of its own that is a member of saas_app/, 'and the fix')
   t.notMatch(refused.output, new URL(bypass.url).password, 'the password is not echoed')
 
+  // A login PostgreSQL turns away for good (no such role here; a wrong password alike): no outage
+  // to wait out, so no start either — and no password in the message.
+  const wrongLogin = new URL(bypass.url)
+  wrongLogin.username = `no_such_role_${randomBytes(4).toString('hex')}`
+  const unknown = await runServer({ ...production, PORT: String(await freePort()), APP_DATABASE_URL: wrongLogin.toString() })
+  t.equal(unknown.code, 1, 'an unknown login: exits with status 1')
+  t.notOk(unknown.ready, 'never answered /readyz')
+  t.match(unknown.output, new RegExp(`PostgreSQL refused the API's login \\(APP_DATABASE_URL\\): .*${wrongLogin.username}`), 'naming the login and the reason')
+  t.notMatch(unknown.output, wrongLogin.password || 'no password', 'the password is not echoed')
+
   const missing = await runServer({ ...production, PORT: String(await freePort()) })
   t.equal(missing.code, 1, 'production without APP_DATABASE_URL is refused')
   t.match(missing.output, /NODE_ENV=production requires: APP_DATABASE_URL/)

@@ -73,6 +73,28 @@ export class UnsafeDatabaseRoleError extends ConfigError {
   override name = 'UnsafeDatabaseRoleError'
 }
 
+/**
+ * The server refuses to start: PostgreSQL turned the API's login away for good — SQLSTATE class 28
+ * (no such role, a wrong password, not allowed to log in) or 3D000 (no such database) — a mistake
+ * in APP_DATABASE_URL that waiting does not mend, unlike an outage.
+ */
+export class DatabaseLoginRefusedError extends ConfigError {
+  override name = 'DatabaseLoginRefusedError'
+}
+
+/**
+ * DatabaseLoginRefusedError when `error` (pg's, or Prisma's wrapping of it) is PostgreSQL refusing
+ * the login for good (see there); undefined for anything else. The message is PostgreSQL's (it
+ * names the role or database, never a password).
+ */
+export function loginRefusal (error: unknown): DatabaseLoginRefusedError | undefined {
+  const cause = (error as { meta?: { driverAdapterError?: { cause?: { originalCode?: unknown, originalMessage?: unknown } } } })?.meta?.driverAdapterError?.cause
+  const code = String(cause?.originalCode ?? (error as { code?: unknown })?.code ?? '')
+  if (!/^(28|3D000$)/.test(code)) return undefined
+  const reason = String(cause?.originalMessage ?? (error as Error)?.message ?? '')
+  return new DatabaseLoginRefusedError(`Refusing to start (NODE_ENV=production): PostgreSQL refused the API's login (APP_DATABASE_URL): ${reason} (SQLSTATE ${code}). Check the login, its password and the database name.`)
+}
+
 /** A readable account of an unsafe role: what is wrong and how to fix it (no URL, no password). */
 export function describeUnsafeRole (report: DatabaseRoleReport): string {
   const who = report.role === report.login ? `"${report.role}"` : `"${report.role}" (login "${report.login}")`
