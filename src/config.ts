@@ -208,3 +208,24 @@ function assertProductionReady (config: Config): void {
   if (config.PUBLIC_URL_SCHEME === 'http') missing.push('PUBLIC_URL_SCHEME=https or unset (emailed links carry one-time tokens: http is refused)')
   if (missing.length) throw new ConfigError(`NODE_ENV=production requires: ${missing.join(', ')}`)
 }
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '::1'])
+
+/**
+ * What a start with this configuration should warn about (one line each; none when all is well):
+ * mistakes that leave the server running but not as its operator meant it.
+ * - Not production, on a non-loopback HOST: a deployment that forgot NODE_ENV=production gets
+ *   secrets generated per instance (DATA_DIR/keys), cookies without Secure, emails in the outbox.
+ * - Production with BASE_DOMAIN=localhost while invitations or reset send email: every link in
+ *   them points at <slug>.localhost.
+ */
+export function startupWarnings (config: Config): string[] {
+  const warnings: string[] = []
+  if (!config.isProduction && !LOOPBACK_HOSTS.has(config.HOST)) {
+    warnings.push(`NODE_ENV=${config.NODE_ENV} on HOST=${config.HOST}: secrets are generated per instance in DATA_DIR/keys, cookies are not Secure and emails go to DATA_DIR/outbox. Set NODE_ENV=production for a deployment (README "Deploying").`)
+  }
+  if (config.isProduction && config.BASE_DOMAIN === 'localhost' && (config.INVITATIONS_ENABLED || config.PASSWORD_RESET_ENABLED)) {
+    warnings.push('BASE_DOMAIN is localhost: links in invitation and password-reset emails point at https://<tenant>.localhost/. Set BASE_DOMAIN to the API\'s domain.')
+  }
+  return warnings
+}

@@ -9,7 +9,7 @@
 import { readFile } from 'node:fs/promises'
 import closeWithGrace from 'close-with-grace'
 import { buildApp, type App } from './app.ts'
-import { ConfigError, loadConfig } from './config.ts'
+import { ConfigError, loadConfig, startupWarnings } from './config.ts'
 import { openDatabase, type Database } from './db/database.ts'
 import { seedDemoOnce } from '../prisma/seed-data.ts'
 import { loadEnvFileIfPresent } from './env-file.ts'
@@ -40,6 +40,7 @@ async function main () {
   }
   drainOnSignal(app, database, config.SHUTDOWN_GRACE_MS)
   app.log.info({ ms: Date.now() - startedAt }, `ready: ${config.TLS_CERT_FILE ? 'https' : 'http'}://${config.BASE_DOMAIN}:${config.PORT}`)
+  for (const warning of startupWarnings(config)) app.log.warn(warning)
 }
 
 /** One line when the database goes away, one when it is back (per-request lines stay short). */

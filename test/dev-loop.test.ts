@@ -7,7 +7,7 @@ import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { envExample } from '../scripts/env-example.ts'
-import { ConfigSchema } from '../src/config.ts'
+import { ConfigSchema, loadConfig, startupWarnings } from '../src/config.ts'
 import { loadEnvFileIfPresent } from '../src/env-file.ts'
 
 t.test('.env.example is up to date with the configuration schema (npm run env:example)', async (t) => {
@@ -26,4 +26,24 @@ t.test('.env fills in unset variables and never overrides the environment', asyn
   t.equal(process.env.DEV_LOOP_TEST_SET, 'from-environment')
   t.equal(process.env.DEV_LOOP_TEST_UNSET, 'from-file')
   t.equal(loadEnvFileIfPresent(path.join(dir, 'missing')), false)
+})
+
+t.test('start-up warnings: development on a public address, production with BASE_DOMAIN=localhost', async (t) => {
+  t.same(startupWarnings(loadConfig({})), [], 'development on localhost: none')
+  const publicDevelopment = startupWarnings(loadConfig({ HOST: '0.0.0.0' }))
+  t.match(publicDevelopment, [/NODE_ENV=development on HOST=0\.0\.0\.0: secrets are generated per instance/], 'NODE_ENV forgotten on a public address')
+  const production = {
+    NODE_ENV: 'production',
+    HOST: '0.0.0.0',
+    DATABASE_URL: 'postgresql://u@127.0.0.1/db',
+    APP_DATABASE_URL: 'postgresql://api@127.0.0.1/db',
+    JWT_PRIVATE_KEYS: 'k',
+    CSRF_SECRET: 'x'.repeat(32),
+    API_KEY_SECRET: 'y'.repeat(32),
+    SMTP_URL: 'smtp://mail.example.com:587',
+    MAIL_FROM: 'Acme <no-reply@acme.example>',
+  }
+  t.match(startupWarnings(loadConfig(production)), [/BASE_DOMAIN is localhost: links in invitation and password-reset emails/], 'emailed links to localhost')
+  t.same(startupWarnings(loadConfig({ ...production, BASE_DOMAIN: 'api.example.com' })), [], 'a production configuration: none')
+  t.same(startupWarnings(loadConfig({ ...production, INVITATIONS_ENABLED: 'false', PASSWORD_RESET_ENABLED: 'false', SMTP_URL: '', MAIL_FROM: '' })), [], 'no email sent: BASE_DOMAIN=localhost is harmless')
 })
