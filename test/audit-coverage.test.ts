@@ -500,3 +500,16 @@ t.test('suspension and reactivation by the platform are recorded in the tenant\'
   t.same((await f.globex.call('owner', { url: '/v1/audit-events?action=tenant.reactivated' })).json().data.length, 1, 'the tenant\'s owners see it')
   t.same((await f.acme.call('owner', { url: '/v1/audit-events?action=tenant.suspended' })).json().data, [], 'other tenants do not')
 })
+
+t.test('a request-limit change by the platform is recorded as tenant.updated; the same limit again is not', async (t) => {
+  const f = await buildApi(t, { PLATFORM_ADMIN_TOKEN: ADMIN_TOKEN })
+  const admin = (payload: object) => f.app.inject({ method: 'PATCH', url: '/v1/admin/tenants/globex', headers: { host: 'localhost', authorization: `Bearer ${ADMIN_TOKEN}` }, payload })
+  const before = await marks(f.ownerUrl)
+  for (const payload of [{ rateLimit: 5 }, { rateLimit: 5 }, { rateLimit: null, status: 'suspended' }]) t.equal((await admin(payload)).statusCode, 200)
+  const events = await eventsSince(f.ownerUrl, before)
+  t.same(events.map((e) => [e.tenant_id, e.action, e.actor_type, e.actor_id, e.target_id, e.data]), [
+    [f.globex.id, 'tenant.updated', 'platform', null, f.globex.id, { rateLimit: 5 }],
+    [f.globex.id, 'tenant.suspended', 'platform', null, f.globex.id, { status: 'suspended' }],
+    [f.globex.id, 'tenant.updated', 'platform', null, f.globex.id, { rateLimit: null }],
+  ])
+})

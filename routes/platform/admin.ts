@@ -62,24 +62,24 @@ const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.patch('/v1/admin/tenants/:slug', {
     schema: { tags, security, summary: 'Suspend or reactivate a tenant, or set its request limit', params: SlugParams, body: UpdateTenant, response: responses({ 200: AdminTenant }) },
   }, async (request) => {
-    // A change of status and its audit event (in the tenant's log, actor: the platform) commit
-    // together; setting the status it already has records nothing. (A request-limit change is no
-    // action of the contract's list: it is not recorded.)
-    const { status } = request.body
+    // A change and its audit event (in the tenant's log, actor: the platform) commit together: a
+    // status change is `tenant.suspended` / `tenant.reactivated`, a request-limit change
+    // `tenant.updated`; setting what is already there records nothing.
+    const { status, rateLimit } = request.body
     const tenant = await app.platformDb.$transaction(async (tx) => {
       // The row as it was, locked until the end of the transaction (an update that changes nothing).
-      const before = status === undefined ? null : await tenantDirectory.adminUpdate(tx, request.params.slug, {})
+      const before = await tenantDirectory.adminUpdate(tx, request.params.slug, {})
       const updated = await tenantDirectory.adminUpdate(tx, request.params.slug, request.body)
-      if (updated && before && before.status !== updated.status) {
-        // Row-level security admits the event only once the transaction names its tenant.
-        await tx.$executeRaw`SELECT set_config('app.tenant_id', ${updated.id}, true)`
-        await recordAuditEvent(tx, {
-          ...auditContext(request, { type: 'platform', id: null }),
-          tenantId: updated.id,
-          action: updated.status === 'suspended' ? 'tenant.suspended' : 'tenant.reactivated',
-          target: { type: 'tenant', id: updated.id },
-          data: { status: updated.status },
-        })
+      if (!before || !updated) return updated
+      const events: { action: 'tenant.suspended' | 'tenant.reactivated' | 'tenant.updated', data: Record<string, unknown> }[] = []
+      if (status !== undefined && before.status !== updated.status) {
+        events.push({ action: updated.status === 'suspended' ? 'tenant.suspended' : 'tenant.reactivated', data: { status: updated.status } })
+      }
+      if (rateLimit !== undefined && before.rateLimit !== updated.rateLimit) events.push({ action: 'tenant.updated', data: { rateLimit: updated.rateLimit } })
+      // Row-level security admits the events only once the transaction names their tenant.
+      if (events.length) await tx.$executeRaw`SELECT set_config('app.tenant_id', ${updated.id}, true)`
+      for (const { action, data } of events) {
+        await recordAuditEvent(tx, { ...auditContext(request, { type: 'platform', id: null }), tenantId: updated.id, action, target: { type: 'tenant', id: updated.id }, data })
       }
       return updated
     })
