@@ -133,21 +133,21 @@ t.test('logout revokes the session: access and refresh tokens stop working', asy
   t.equal((await app.inject({ method: 'POST', url: '/v1/auth/logout', headers: { host: HOST } })).statusCode, 401, 'logout needs a session')
 })
 
-// The logout's audit event waits on the tenant's chain (a row lock) after the session was revoked in
+// The logout's event insert is held (a SHARE lock on audit_events) after the session was revoked in
 // its transaction but before the commit. A request of the session in that gap reloads its state —
 // still usable, the revocation is not committed — and must not keep it cached past the 204.
 t.test('logout holds at once even for a request made while it waited to commit', async (t) => {
-  const { app, ownerUrl, tenantId } = await setUp(t)
+  const { app, ownerUrl } = await setUp(t)
   const session = await signIn(app, HOST, 'ann@example.com', PASSWORD)
   const locker = new pg.Client({ connectionString: ownerUrl })
   await locker.connect()
   t.teardown(() => locker.end())
   await locker.query('BEGIN')
-  await locker.query('SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE', [tenantId]) // the audit chain's lock
+  await locker.query('LOCK TABLE audit_events IN SHARE MODE') // inserts wait; reads do not
   const loggingOut = app.inject({ method: 'POST', url: '/v1/auth/logout', headers: { host: HOST, authorization: `Bearer ${session.accessToken}` } })
   const waiting = async () => (await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%audit_events%'")).rows[0]!.n
   for (let i = 0; i < 200 && await waiting() < 1; i++) await sleep(25)
-  t.equal(await waiting(), 1, "the logout's event waits on the chain")
+  t.equal(await waiting(), 1, "the logout's event waits, its session already revoked in its transaction")
   t.equal((await me(app, session)).statusCode, 200, 'before the commit the session still counts (and its state is reloaded)')
   await locker.query('COMMIT')
   t.equal((await loggingOut).statusCode, 204)
@@ -258,8 +258,8 @@ t.test('GET and PATCH /v1/me', async (t) => {
   t.equal((await app.inject({ url: '/v1/me', headers: { host: HOST } })).statusCode, 401)
 })
 
-// The tenant's chain lock (taken by every audit event's insert) holds each change below inside its
-// transaction, after its first statements: the racing requests then meet on the rows they change.
+// The tenant's chain lock, which every audited write takes first (src/audit/audit-log.ts), holds
+// each change below before it changes anything: released, they run one after the other.
 async function holdChainLock (t: { teardown(fn: () => unknown): void }, ownerUrl: string, tenantId: string) {
   const locker = new pg.Client({ connectionString: ownerUrl })
   await locker.connect()
@@ -291,7 +291,7 @@ t.test('two password changes at once (two tabs): one wins, the other is refused 
     headers: { host: HOST, authorization: `Bearer ${tab.accessToken}` },
     payload: { currentPassword: PASSWORD, newPassword: newPasswords[i] },
   }))
-  t.equal(await lock.untilWaiting(2), 2, 'one waits on the chain, the other on the user row')
+  t.equal(await lock.untilWaiting(2), 2, 'both wait on the chain')
   await lock.release()
   const statuses = (await Promise.all(changes)).map((res) => res.statusCode)
   t.same([...statuses].sort(), [204, 401], `one 204, one 401 (${statuses.join(', ')})`)
@@ -305,17 +305,53 @@ t.test('two password changes at once (two tabs): one wins, the other is refused 
   t.equal(await eventCount(ownerUrl, 'user.password_changed'), 1, 'one user.password_changed event')
 })
 
-t.test('a logout racing another logout and a refresh of its session: one auth.logout event, no false refresh_reused', async (t) => {
+// One tab submitting twice (a double click): both requests checked the current password against the
+// same stored hash before either changed it; queued on the chain, the second finds its session still
+// signed in, but the password it checked is no longer the stored one: refused, nothing changed.
+t.test('one tab submitting a password change twice at once: the first wins, the second changes nothing', async (t) => {
   const { app, ownerUrl, tenantId } = await setUp(t)
-  const session = await signIn(app, HOST, 'ann@example.com', PASSWORD)
+  const tab = await signIn(app, HOST, 'ann@example.com', PASSWORD)
   const lock = await holdChainLock(t, ownerUrl, tenantId)
+  const newPasswords = ['the first submit new passphrase', 'the second submit new passphrase']
+  const changes = newPasswords.map((newPassword) => app.inject({
+    method: 'POST',
+    url: '/v1/me/password',
+    headers: { host: HOST, authorization: `Bearer ${tab.accessToken}` },
+    payload: { currentPassword: PASSWORD, newPassword },
+  }))
+  t.equal(await lock.untilWaiting(2), 2, 'both wait on the chain, each having checked the old password')
+  await lock.release()
+  const statuses = (await Promise.all(changes)).map((res) => res.statusCode)
+  t.same([...statuses].sort(), [204, 401], `one 204, one 401 (${statuses.join(', ')})`)
+  const winner = statuses.indexOf(204)
+  const login = (password: string) => app.inject({ method: 'POST', url: '/v1/auth/login', headers: { host: HOST }, payload: { email: 'ann@example.com', password } })
+  t.equal((await login(newPasswords[winner]!)).statusCode, 200, "the winner's password is the one set")
+  t.equal((await login(newPasswords[1 - winner]!)).statusCode, 401, 'the other one is not')
+  t.equal(await eventCount(ownerUrl, 'user.password_changed'), 1, 'one user.password_changed event')
+})
+
+t.test('a logout racing another logout and a refresh of its session: one auth.logout event, no false refresh_reused', async (t) => {
+  const { app, ownerUrl } = await setUp(t)
+  const session = await signIn(app, HOST, 'ann@example.com', PASSWORD)
+  // The session's row is held: the first logout (which took the chain) and the refresh wait on it,
+  // the second logout on the chain behind the first.
+  const locker = new pg.Client({ connectionString: ownerUrl })
+  await locker.connect()
+  t.teardown(() => locker.end())
+  await locker.query('BEGIN')
+  await locker.query("SELECT 1 FROM sessions WHERE user_id = (SELECT id FROM users WHERE email = 'ann@example.com') AND revoked_at IS NULL FOR UPDATE")
+  const waiting = async () => (await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0]!.n
+  const untilWaiting = async (n: number) => {
+    for (let i = 0; i < 200 && await waiting() < n; i++) await sleep(25)
+    return await waiting()
+  }
   const logout = () => app.inject({ method: 'POST', url: '/v1/auth/logout', headers: { host: HOST, authorization: `Bearer ${session.accessToken}` } })
   const first = logout()
-  t.equal(await lock.untilWaiting(1), 1, "the first logout's event waits on the chain")
+  t.equal(await untilWaiting(1), 1, 'the first logout waits on the session row')
   const second = logout()
   const refreshing = refresh(app, session.refreshToken)
-  t.equal(await lock.untilWaiting(3), 3, 'the second logout and the refresh wait on the session row')
-  await lock.release()
+  t.equal(await untilWaiting(3), 3, 'the second logout waits on the chain, the refresh on the session row')
+  await locker.query('COMMIT')
   t.same([(await first).statusCode, (await second).statusCode], [204, 204], 'both logouts: the session is signed out')
   const refreshed = await refreshing
   t.same([refreshed.statusCode, refreshed.json().error.code], [401, 'UNAUTHORIZED'], 'the refresh of a session signed out meanwhile')

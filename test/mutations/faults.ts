@@ -906,7 +906,7 @@ export const FAULTS: Fault[] = [
     find: 'where: { id: userId, authVersion: user.authVersion }',
     replace: 'where: { id: userId }',
     tests: ['test/auth-sessions.test.ts'],
-    grep: ['two password changes at once'],
+    grep: ['two password changes at once|submitting a password change twice'],
   },
   {
     name: 'session-end-always-reported',
