@@ -139,17 +139,11 @@ t.test('logout revokes the session: access and refresh tokens stop working', asy
 t.test('logout holds at once even for a request made while it waited to commit', async (t) => {
   const { app, ownerUrl } = await setUp(t)
   const session = await signIn(app, HOST, 'ann@example.com', PASSWORD)
-  const locker = new pg.Client({ connectionString: ownerUrl })
-  await locker.connect()
-  t.teardown(() => locker.end())
-  await locker.query('BEGIN')
-  await locker.query('LOCK TABLE audit_events IN SHARE MODE') // inserts wait; reads do not
+  const lock = await holdLock(t, ownerUrl, 'LOCK TABLE audit_events IN SHARE MODE') // inserts wait; reads do not
   const loggingOut = app.inject({ method: 'POST', url: '/v1/auth/logout', headers: { host: HOST, authorization: `Bearer ${session.accessToken}` } })
-  const waiting = async () => (await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%audit_events%'")).rows[0]!.n
-  for (let i = 0; i < 200 && await waiting() < 1; i++) await sleep(25)
-  t.equal(await waiting(), 1, "the logout's event waits, its session already revoked in its transaction")
+  t.equal(await lock.untilWaiting(1), 1, "the logout's event waits, its session already revoked in its transaction")
   t.equal((await me(app, session)).statusCode, 200, 'before the commit the session still counts (and its state is reloaded)')
-  await locker.query('COMMIT')
+  await lock.release()
   t.equal((await loggingOut).statusCode, 204)
   t.equal((await me(app, session)).statusCode, 401, 'after the 204 it does not')
 })
@@ -258,14 +252,13 @@ t.test('GET and PATCH /v1/me', async (t) => {
   t.equal((await app.inject({ url: '/v1/me', headers: { host: HOST } })).statusCode, 401)
 })
 
-// The tenant's chain lock, which every audited write takes first (src/audit/audit-log.ts), holds
-// each change below before it changes anything: released, they run one after the other.
-async function holdChainLock (t: { teardown(fn: () => unknown): void }, ownerUrl: string, tenantId: string) {
+/** Runs `statement` (a lock) in a transaction of the tables' owner, held until `release()`. */
+async function holdLock (t: { teardown(fn: () => unknown): void }, ownerUrl: string, statement: string, values: unknown[] = []) {
   const locker = new pg.Client({ connectionString: ownerUrl })
   await locker.connect()
   t.teardown(() => locker.end())
   await locker.query('BEGIN')
-  await locker.query('SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE', [tenantId])
+  await locker.query(statement, values)
   const waiting = async () => (await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0]!.n
   return {
     /** Resolves once `n` statements wait on a lock (5 s at most). */
@@ -276,6 +269,11 @@ async function holdChainLock (t: { teardown(fn: () => unknown): void }, ownerUrl
     release: () => locker.query('COMMIT'),
   }
 }
+
+// The tenant's chain lock, which every audited write takes first (src/audit/audit-log.ts), holds
+// each change below before it changes anything: released, they run one after the other.
+const holdChainLock = (t: { teardown(fn: () => unknown): void }, ownerUrl: string, tenantId: string) =>
+  holdLock(t, ownerUrl, 'SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE', [tenantId])
 
 const eventCount = async (ownerUrl: string, action: string) =>
   (await adminQuery<{ n: number }>(ownerUrl, 'SELECT count(*)::int AS n FROM audit_events WHERE action = $1', [action])).rows[0]!.n
@@ -335,23 +333,14 @@ t.test('a logout racing another logout and a refresh of its session: one auth.lo
   const session = await signIn(app, HOST, 'ann@example.com', PASSWORD)
   // The session's row is held: the first logout (which took the chain) and the refresh wait on it,
   // the second logout on the chain behind the first.
-  const locker = new pg.Client({ connectionString: ownerUrl })
-  await locker.connect()
-  t.teardown(() => locker.end())
-  await locker.query('BEGIN')
-  await locker.query("SELECT 1 FROM sessions WHERE user_id = (SELECT id FROM users WHERE email = 'ann@example.com') AND revoked_at IS NULL FOR UPDATE")
-  const waiting = async () => (await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0]!.n
-  const untilWaiting = async (n: number) => {
-    for (let i = 0; i < 200 && await waiting() < n; i++) await sleep(25)
-    return await waiting()
-  }
+  const lock = await holdLock(t, ownerUrl, "SELECT 1 FROM sessions WHERE user_id = (SELECT id FROM users WHERE email = 'ann@example.com') AND revoked_at IS NULL FOR UPDATE")
   const logout = () => app.inject({ method: 'POST', url: '/v1/auth/logout', headers: { host: HOST, authorization: `Bearer ${session.accessToken}` } })
   const first = logout()
-  t.equal(await untilWaiting(1), 1, 'the first logout waits on the session row')
+  t.equal(await lock.untilWaiting(1), 1, 'the first logout waits on the session row')
   const second = logout()
   const refreshing = refresh(app, session.refreshToken)
-  t.equal(await untilWaiting(3), 3, 'the second logout waits on the chain, the refresh on the session row')
-  await locker.query('COMMIT')
+  t.equal(await lock.untilWaiting(3), 3, 'the second logout waits on the chain, the refresh on the session row')
+  await lock.release()
   t.same([(await first).statusCode, (await second).statusCode], [204, 204], 'both logouts: the session is signed out')
   const refreshed = await refreshing
   t.same([refreshed.statusCode, refreshed.json().error.code], [401, 'UNAUTHORIZED'], 'the refresh of a session signed out meanwhile')
