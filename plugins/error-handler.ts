@@ -92,8 +92,10 @@ const UNAVAILABLE_PATTERNS = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|
 // 57014: statement_timeout (DB_STATEMENT_TIMEOUT_MS) fired; 57P0x: shutdown/crash; 53300: too many
 // connections; 25006: a read-only transaction (a failover that landed on a standby or a demoted
 // primary); class 08: connection exception — PgBouncer answers 08P01 for all of its own refusals
-// ("server login has been failing", "pgbouncer cannot connect to server", query_wait_timeout).
-const UNAVAILABLE_SQLSTATES = new Set(['57014', '57P01', '57P02', '57P03', '53300', '25006'])
+// ("server login has been failing", "pgbouncer cannot connect to server", query_wait_timeout);
+// 55P03: lock_timeout fired (an audited transaction waited DB_STATEMENT_TIMEOUT_MS for its tenant's
+// audit chain lock, src/db/tenant-aware-pool.ts): the tenant's writes are queued, try again.
+const UNAVAILABLE_SQLSTATES = new Set(['57014', '57P01', '57P02', '57P03', '53300', '25006', '55P03'])
 const isUnavailableSqlState = (code: string) => UNAVAILABLE_SQLSTATES.has(code) || code.startsWith('08')
 
 function isDatabaseUnavailable (error: unknown): boolean {

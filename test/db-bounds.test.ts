@@ -4,7 +4,8 @@
 import t from 'tap'
 import { classifyError } from '../plugins/error-handler.ts'
 import { DatabaseTimeoutError } from '../src/db/tenant-aware-pool.ts'
-import { runAsTenant } from '../src/tenancy/tenant-context.ts'
+import { runAsTenant, withAuditChainLock } from '../src/tenancy/tenant-context.ts'
+import pg from 'pg'
 import { adminQuery, insertTenant, openTestDatabase } from './helper.ts'
 
 const LEVELS = { ReadUncommitted: 'read uncommitted', ReadCommitted: 'read committed', RepeatableRead: 'repeatable read', Serializable: 'serializable' } as const
@@ -40,6 +41,30 @@ t.test('a statement over DB_STATEMENT_TIMEOUT_MS is cancelled by the server: 503
   t.equal(classifyError(error).code, 'SERVICE_UNAVAILABLE', 'answered as 503')
   t.match(classifyError(error).headers, { 'retry-after': /\d+/ }, 'with Retry-After')
   t.same(await database.platformDb.$queryRaw`SELECT 1 AS one`, [{ one: 1 }], 'the next statement runs')
+})
+
+// The chain lock is taken in the prelude that also sets statement_timeout, whose timer arms only
+// from the next statement: lock_timeout bounds that wait instead. Without it the wait ran until the
+// client's bound (DB_QUERY_TIMEOUT_MS) destroyed the connection, and the backend stayed queued.
+t.test('an audited transaction waiting for its tenant\'s chain lock gives up after DB_STATEMENT_TIMEOUT_MS: 503, nothing left waiting', async (t) => {
+  const { ownerUrl, database } = await openTestDatabase(t, { DB_STATEMENT_TIMEOUT_MS: '300', DB_QUERY_TIMEOUT_MS: '4000' })
+  const alpha = await insertTenant(ownerUrl, 'alpha')
+  const locker = new pg.Client({ connectionString: ownerUrl })
+  await locker.connect()
+  t.teardown(() => locker.end())
+  await locker.query('BEGIN')
+  await locker.query('SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE', [alpha])
+  const startedAt = Date.now()
+  const error = await runAsTenant(alpha, () => withAuditChainLock(alpha, () => database.platformDb.$transaction(async (tx) => tx.project.count())))
+    .then(() => undefined, (e: unknown) => e)
+  const waited = Date.now() - startedAt
+  t.ok(error, 'the transaction failed while the chain was held')
+  t.ok(waited < 2500, `after the statement bound, not the client's (${waited} ms)`)
+  t.equal(classifyError(error).code, 'SERVICE_UNAVAILABLE', 'answered as 503')
+  const waiting = await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
+  t.equal(waiting.rows[0]!.n, 0, 'no backend is left waiting for the lock')
+  await locker.query('COMMIT')
+  t.equal(await runAsTenant(alpha, () => withAuditChainLock(alpha, () => database.platformDb.$transaction(async (tx) => tx.project.count()))), 0, 'once the chain is free, the next one runs')
 })
 
 t.test('a statement over DB_QUERY_TIMEOUT_MS is abandoned by the client: its connection is destroyed', async (t) => {

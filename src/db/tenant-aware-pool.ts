@@ -201,6 +201,10 @@ function preludeSql (prelude: Prelude, named: boolean): PreludeSql | undefined {
     calls.push(`set_config('app.tenant_id', $${values.length}, true)`)
   }
   if (prelude.auditChainOf !== undefined) {
+    // The statement_timeout set above arms only from the next statement (PostgreSQL starts the
+    // timer when a statement begins), so the wait for the chain lock is bounded by lock_timeout,
+    // read when the wait begins: 55P03 after the same bound, a 503 (plugins/error-handler.ts).
+    if (prelude.statementTimeoutMs > 0) calls.push("set_config('lock_timeout', $1, true)")
     // After the tenant's setting (a SELECT list is evaluated in order): the function checks it.
     values.push(prelude.auditChainOf)
     calls.push(`app_lock_audit_chain($${values.length}::uuid)`)

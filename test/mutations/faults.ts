@@ -1104,6 +1104,15 @@ export const FAULTS: Fault[] = [
     grep: ['SIGTERM'],
   },
   {
+    name: 'audit-chain-wait-unbounded',
+    breaks: 'an audited transaction waits for its tenant\'s chain lock until the client gives up and destroys the connection, the backend left queued',
+    file: 'src/db/tenant-aware-pool.ts',
+    find: 'if (prelude.statementTimeoutMs > 0) calls.push("set_config(\'lock_timeout\', $1, true)")',
+    replace: '',
+    tests: ['test/db-bounds.test.ts'],
+    grep: ['chain lock gives up'],
+  },
+  {
     name: 'people-expired-owner-invitation-blocks-admins',
     breaks: "an owner's invitation that expired makes every admin's POST /v1/users for that address a 403, for good",
     file: 'routes/users.ts',
