@@ -79,10 +79,9 @@ t.test('task bodies are validated strictly', async (t) => {
 })
 
 // A project's DELETE locks the project and, by its cascade, the tasks; a task's write locks the
-// task (or, for a new one, the project's key). Each audited UPDATE and DELETE takes the tenant's
-// audit chain lock before any of those (src/audit/audit-log.ts auditedChange); a new task's insert
-// locks the project's key only at its statement's end, after its event. So they queue on the chain
-// holding nothing another waits for: no deadlock. (Taking the chain last, as before 2026-12-04, deadlocked them; each
+// task (or, for a new one, the project's key). Each audited statement takes the tenant's audit
+// chain lock before any of those (src/audit/audit-log.ts auditedChange), so they queue on the chain
+// holding nothing: no deadlock. (Taking the chain last, as before 2026-12-04, deadlocked them; each
 // cycle stalled the tenant's writers for deadlock_timeout.)
 t.test('a project DELETE racing a write to one of its tasks: each answers as if they came one after the other', async (t) => {
   const { acme, ownerUrl } = await buildApi(t, { LOG_LEVEL: 'error' })

@@ -10,7 +10,7 @@
 //   audited(request, change, eventOf)  opens that transaction for a route that needs several
 //       statements (Prisma's interactive transaction: 4+ round trips, so only for rare writes);
 //       auditedTransaction(request, fn) opens it for one that records its events itself.
-//   Both take the tenant's chain lock first, as auditedChange's UPDATE and DELETE do, so no two audited
+//   Both take the tenant's chain lock first, as auditedChange's statement does, so no two audited
 //   writes of a tenant deadlock (migration 20261209000200_audit_chain_lock_first).
 //
 // The chain fields (seq, at, prev_hash, hash) are set by the database's insert trigger under a
@@ -170,30 +170,16 @@ export async function auditedChange<Row extends { id: string }> (request: Fastif
   const data = boundedAuditData(event.data ?? {}).json
   const rowData = fields.length ? Prisma.sql` || jsonb_build_object(${Prisma.join(fields)})` : Prisma.empty
   // The WHERE is a one-time filter, evaluated before the main query reads `changed` (which runs
-  // the change): the tenant's chain lock comes before the change's row locks, so no two audited
-  // writes can deadlock (migration 20261209000200_audit_chain_lock_first). A plain INSERT goes
-  // without it: it locks no row another writer holds or waits for (its new rows are invisible
-  // until it commits; its foreign-key checks run at the statement's end, after its event), so its
-  // chain lock can wait for its event, as it did before — and the lock taken first cost a plain
-  // INSERT about 0.16 ms of PostgreSQL's CPU, which the create route's throughput paid (bench/HISTORY.md,
-  // round sixteen). (An INSERT into a table with a unique key of the user's choosing can wait on
-  // another transaction's insert of the same key; a deadlock that makes is retried below.)
-  const lockFirst = PLAIN_INSERT.test(change.sql) ? Prisma.empty : Prisma.sql` WHERE (SELECT app_lock_audit_chain(${tenantId}::uuid))`
+  // the change): the tenant's chain lock comes before the change's row locks, in every audited
+  // statement, so no two of them can deadlock (migration 20261209000200_audit_chain_lock_first).
   const statement = Prisma.sql`WITH changed AS (${change}), logged AS (
     INSERT INTO audit_events (tenant_id, action, actor_type, actor_id, target_type, target_id, request_id, ip, user_agent, data)
     SELECT ${tenantId}::uuid, ${event.action}, ${context.actor.type}, ${context.actor.id}::uuid, ${event.targetType}, changed.id,
       ${context.requestId}, ${context.ip}, ${context.userAgent}, ${data}::jsonb${rowData}
     FROM changed RETURNING 1
-  ) SELECT * FROM changed${lockFirst}`
+  ) SELECT * FROM changed WHERE (SELECT app_lock_audit_chain(${tenantId}::uuid))`
   return await retryingConflicts(() => runAsTenant(tenantId, () => db.$queryRaw<Row[]>(statement)))
 }
-
-/**
- * A change that is an INSERT without ON CONFLICT (which would lock the existing row it meets):
- * tested on the statement's text, whose values are placeholders, so no input can make an UPDATE
- * look like one.
- */
-const PLAIN_INSERT = /^\s*INSERT\b(?![\s\S]*\bON\s+CONFLICT\b)/i
 
 /** Attempts of one auditedChange statement that meets a concurrent writer (40P01, 40001). */
 const CHANGE_ATTEMPTS = 3
