@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import t from 'tap'
 import { applyMigrations } from '../src/db/migrate.ts'
-import { OutOfOrderMigrationError } from '../src/db/migration-order.ts'
+import { OutOfOrderMigrationError, outOfOrderAllowed } from '../src/db/migration-order.ts'
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url))
 const serverUrl = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres'
@@ -160,6 +160,9 @@ t.test('a pending migration that sorts before an applied one is refused, unless 
   t.ok((await tableNames(databaseUrl)).includes('second_table'))
   t.same(await applyMigrations(databaseUrl, undefined, { migrationsDir }), [], 'once applied, the history is in order again')
 
+  // The CLI's engine reads MIGRATE_OUT_OF_ORDER as the server's configuration reads a boolean.
+  t.same(['true', 'TRUE', '1', 'false', '0', '', undefined].map(outOfOrderAllowed), [true, true, true, false, false, false, false], 'MIGRATE_OUT_OF_ORDER: true, TRUE and 1 allow')
+
   // On a fresh database every migration is pending: nothing is out of order.
   const fresh = await freshDatabase(t)
   t.same(await applyMigrations(fresh, undefined, { migrationsDir }), ['20260101000000_first', '20260101000100_second', '20260101000200_third'])
@@ -190,7 +193,8 @@ t.test('prisma migrate deploy refuses an out-of-order migration the same way (re
   t.match(refused.output, /Refusing to apply migration 20260101000100_second: it sorts before 20260101000200_third/, 'names the migration and the applied one it sorts before')
   t.notOk((await tableNames(databaseUrl)).includes('second_table'), 'nothing of it applied')
 
-  const allowed = await deploy({ MIGRATE_OUT_OF_ORDER: 'true' })
-  t.equal(allowed.code, 0, `applied with MIGRATE_OUT_OF_ORDER=true\n${allowed.output}`)
+  // `1`, as the server's configuration reads a boolean (src/config.ts); before 2026-12-04 the CLI took only `true`.
+  const allowed = await deploy({ MIGRATE_OUT_OF_ORDER: '1' })
+  t.equal(allowed.code, 0, `applied with MIGRATE_OUT_OF_ORDER=1\n${allowed.output}`)
   t.same(await appliedNames(databaseUrl), ['20260101000000_first', '20260101000100_second', '20260101000200_third'])
 })

@@ -5,6 +5,8 @@
 // (`outOfOrder`, default false), and so do we: the server's in-process migrations
 // (src/db/migrate.ts) and the Prisma CLI through our engine (src/db/schema-engine/cli-shim.mjs).
 import pg from 'pg'
+import Type from 'typebox'
+import Value from 'typebox/value'
 import { pgConnectionSettings } from './schema-engine/pg-adapter-factory.ts'
 
 /** A pending migration that sorts before the newest one the database has applied. */
@@ -69,4 +71,15 @@ export async function assertMigrationOrder (databaseUrl: string, folders: readon
   } finally {
     await client.end()
   }
+}
+
+/**
+ * Whether MIGRATE_OUT_OF_ORDER allows out-of-order migrations, read as the server's configuration
+ * reads a boolean (src/config.ts: TypeBox's conversion, so `true`, `TRUE` and `1` allow; unset,
+ * `false` and `0` refuse). For the Prisma CLI's engine (src/db/schema-engine/cli-shim.mjs), which
+ * runs without the server's configuration.
+ * @param value the variable's text (undefined when unset)
+ */
+export function outOfOrderAllowed (value: string | undefined): boolean {
+  return value !== undefined && Value.Convert(Type.Boolean(), value) === true
 }

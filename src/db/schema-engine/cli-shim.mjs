@@ -12,7 +12,7 @@ import { register } from 'tsx/esm/api'
 register({ tsconfig: new URL('../../../tsconfig.json', import.meta.url).pathname })
 const { createSchemaEngine, engineVersion, lastEnginePanic } = await import('./wasm-engine.ts')
 const { pgConnectionSettings, pgMigrationAdapterFactory } = await import('./pg-adapter-factory.ts')
-const { assertMigrationOrder } = await import('../migration-order.ts')
+const { assertMigrationOrder, outOfOrderAllowed } = await import('../migration-order.ts')
 const pg = (await import('pg')).default
 
 const argv = process.argv.slice(2)
@@ -109,7 +109,7 @@ const handlers = {
   // applied one, as the server does (src/db/migration-order.ts), unless MIGRATE_OUT_OF_ORDER=true.
   async applyMigrations (params) {
     const instance = await engine() // the pooler check first
-    if (process.env.MIGRATE_OUT_OF_ORDER !== 'true') {
+    if (!outOfOrderAllowed(process.env.MIGRATE_OUT_OF_ORDER)) {
       await assertMigrationOrder(databaseUrl, params.migrationsList.migrationDirectories.map((folder) => folder.path))
     }
     return instance.applyMigrations(params)
