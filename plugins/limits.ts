@@ -45,6 +45,11 @@ export interface Limiter {
   hit(request: FastifyRequest): Promise<LimitState>
   /** The state without counting. */
   peek(request: FastifyRequest): Promise<LimitState>
+  /**
+   * Forgets the request's key's count (every instance's, when counted in Redis): the next hit starts
+   * a new window. Never throws (a Redis that cannot answer keeps its count until the window ends).
+   */
+  reset(request: FastifyRequest): Promise<void>
 }
 
 export interface Limits {
@@ -114,6 +119,7 @@ export default fp(
           },
           hit: (request) => state(request, true),
           peek: (request) => state(request, false),
+          reset: (request) => store.clear(`${spec.name}:${key(request)}`),
         }
       },
     })

@@ -4,7 +4,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { ListQuery, Page, page, pageArgs } from '../src/api/pagination.ts'
-import { IdParams, isStorableDate, NoContent, Nullable, Timestamp, TimestampInput, Uuid, responses, signedIn } from '../src/api/schemas.ts'
+import { DisplayName, IdParams, isStorableDate, NoContent, Nullable, Timestamp, TimestampInput, Uuid, responses, signedIn } from '../src/api/schemas.ts'
 import { audited, auditedChange } from '../src/audit/audit-log.ts'
 import { generateApiKey } from '../src/auth/api-keys.ts'
 import { canGrant, requirePermission, SCOPE_NAMES, type Scope } from '../src/auth/permissions.ts'
@@ -31,7 +31,7 @@ const CreatedApiKey = Type.Object({
 })
 
 const CreateApiKey = Type.Object({
-  name: Type.String({ minLength: 1, maxLength: 200 }),
+  name: DisplayName,
   scopes: Type.Array(ScopeName, { minItems: 1, maxItems: SCOPE_NAMES.length, uniqueItems: true }),
   expiresAt: Type.Optional(Nullable(TimestampInput)),
 }, { additionalProperties: false })

@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import Type from 'typebox'
 import { rateLimited } from '../plugins/auth.ts'
+import { loginFailuresLimit } from '../src/auth/login-failures.ts'
 import { assertOfferedPasswordFits } from '../src/auth/passwords.ts'
 import { signedInAnswer, Tokens } from '../src/auth/login-answer.ts'
 import { publicUserSelect } from '../src/auth/public-user.ts'
@@ -24,9 +25,11 @@ const RefreshBody = Type.Object({ refreshToken: Type.Optional(Type.String({ minL
 const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config, auth, authCookies: cookies } = app
   // Failed logins per tenant + email: read before checking a password (a locked account is not
-  // tried at all), counted on each failure. Success does not reset it: the window simply expires.
-  const failureKey = (request: FastifyRequest) => `${request.tenantId}:${(request.body as { email: string }).email.toLowerCase()}`
-  const failures = app.limits.create({ name: 'login-failures', max: config.LOGIN_FAILURES_MAX, windowMs: config.LOGIN_FAILURES_WINDOW_S * 1000, key: failureKey })
+  // tried at all), counted on each failure. A successful login does not clear it; a new password
+  // does (src/auth/login-failures.ts).
+  const typedEmail = (request: FastifyRequest) => (request.body as { email: string }).email
+  const failureKey = (request: FastifyRequest) => `${request.tenantId}:${typedEmail(request).toLowerCase()}`
+  const failures = loginFailuresLimit(app, typedEmail)
   // Attempts per client address (request.ip: the first untrusted hop, see TRUST_PROXY).
   const attemptsPerAddress = app.limits.create({ name: 'login-address', max: config.LOGIN_ATTEMPTS_PER_IP_PER_MIN, windowMs: 60_000 })
   // Attempts whose password is being checked right now, per tenant + email. They count against the

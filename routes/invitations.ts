@@ -19,7 +19,7 @@ import { INVITATION_EMAIL_JOB } from '../src/people/jobs.ts'
 import { revokeInvitation } from '../src/people/invitations.ts'
 import { LINK_TOKEN_PATTERN, LinkTokens } from '../src/people/tokens.ts'
 import { isUniqueViolation } from '../src/tenancy/tenant-directory.ts'
-import { Email, PersonName } from '../src/api/schemas.ts'
+import { DisplayName, Email } from '../src/api/schemas.ts'
 import { auditContext, recordAuditEvent } from '../src/audit/audit-log.ts'
 
 const tags = ['invitations']
@@ -42,7 +42,7 @@ const CreateInvitation = Type.Object({ email: Email, role: RoleSchema }, { addit
 export const LinkToken = Type.String({ description: 'the token of the emailed link' })
 const AcceptInvitation = Type.Object({
   token: LinkToken,
-  name: PersonName,
+  name: DisplayName,
   password: Type.String({ description: 'at least PASSWORD_MIN_LENGTH characters, at most 72 bytes of UTF-8' }),
 }, { additionalProperties: false })
 
@@ -145,7 +145,11 @@ export const invitationAcceptRoutes: FastifyPluginAsyncTypebox = async (app) => 
         if (consumed.count !== 1) throw unusableToken()
         const invitation = await tx.invitation.findFirstOrThrow({ where: { id: found.id }, select: { email: true, role: true } })
         const created = await tx.user.create({ data: { email: invitation.email, name, role: invitation.role, passwordHash }, select: { ...publicUserSelect, authVersion: true } })
-        await recordAuditEvent(tx, { ...auditContext(request, { type: 'user', id: created.id }), action: 'invitation.accepted', target: { type: 'invitation', id: found.id }, data: { userId: created.id, email: invitation.email, role: invitation.role } })
+        // Two events, as the new user made two things happen: a user exists (found with the tenant's
+        // other user.created events, whichever way users arrive) and the invitation is spent.
+        const newUser = auditContext(request, { type: 'user', id: created.id })
+        await recordAuditEvent(tx, { ...newUser, action: 'user.created', target: { type: 'user', id: created.id }, data: { email: created.email, name: created.name, role: created.role, invitationId: found.id } })
+        await recordAuditEvent(tx, { ...newUser, action: 'invitation.accepted', target: { type: 'invitation', id: found.id }, data: { userId: created.id, email: invitation.email, role: invitation.role } })
         return created
       })
     } catch (error) {

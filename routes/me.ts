@@ -2,15 +2,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
+import { loginFailuresLimit } from '../src/auth/login-failures.ts'
 import { assertOfferedPasswordFits } from '../src/auth/passwords.ts'
 import { audited, auditContext, recordAuditEvent } from '../src/audit/audit-log.ts'
 import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
-import { NoContent, PersonName, responses, signedIn } from '../src/api/schemas.ts'
+import { DisplayName, NoContent, responses, signedIn } from '../src/api/schemas.ts'
 import { AppError, unauthorized } from '../src/errors.ts'
 import { rateLimited } from '../plugins/limits.ts'
 import { endResetLinks } from '../src/people/reset-links.ts'
 
-const PatchMe = Type.Object({ name: PersonName }, { additionalProperties: false })
+const PatchMe = Type.Object({ name: DisplayName }, { additionalProperties: false })
 const ChangePassword = Type.Object({
   currentPassword: Type.String({ minLength: 1, maxLength: 1024 }),
   newPassword: Type.String({ minLength: 1, maxLength: 1024 }),
@@ -25,12 +26,12 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // - every checked attempt counts per user, right or wrong (LOGIN_FAILURES_MAX per
   //   LOGIN_FAILURES_WINDOW_S), so concurrent guesses cannot all pass a check made before any failed;
   // - a wrong one also counts as a failed login of the user's email, and the login's exhausted
-  //   budget stops the check here: one budget of guesses for both routes. The limiter is the
-  //   login's own (same name, so the same counters as routes/auth.ts), keyed by the user's email.
+  //   budget stops the check here: one budget of guesses for both routes (src/auth/login-failures.ts,
+  //   keyed by the user's email); a successful change clears it.
   const windowMs = config.LOGIN_FAILURES_WINDOW_S * 1000
   const passwordChanges = app.limits.create({ name: 'password-change', max: config.LOGIN_FAILURES_MAX, windowMs, key: (request) => `${request.tenantId}:${request.principal.id}` })
   const emailOf = new WeakMap<FastifyRequest, string>()
-  const loginFailures = app.limits.create({ name: 'login-failures', max: config.LOGIN_FAILURES_MAX, windowMs, key: (request) => `${request.tenantId}:${emailOf.get(request)}` })
+  const loginFailures = loginFailuresLimit(app, (request) => emailOf.get(request) ?? '')
   app.get('/v1/me', {
     schema: { tags, security: signedIn, summary: 'Your profile', response: responses({ 200: PublicUser }) },
   }, async (request) => {
@@ -82,6 +83,7 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
       await endResetLinks(tx, userId)
     }, () => ({ action: 'user.password_changed', target: { type: 'user', id: userId } }))
     app.auth.userChanged(tenantId, userId) // again after the commit: no cached state from before it
+    await loginFailures.reset(request) // the failures counted were guesses at the old password
     return reply.code(204).send(null)
   })
 }

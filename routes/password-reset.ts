@@ -13,6 +13,7 @@ import { Email } from '../src/api/schemas.ts'
 import { auditContext, recordAuditEvent } from '../src/audit/audit-log.ts'
 import { tenantTransaction } from '../src/jobs/tenant-transaction.ts'
 import { endResetLinks } from '../src/people/reset-links.ts'
+import { loginFailuresLimit } from '../src/auth/login-failures.ts'
 
 const tags = ['auth']
 
@@ -34,6 +35,8 @@ const passwordResetRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
   const requestsPerAddress = linkAttemptsPerAddress(app, 'reset-address')
   const confirmsPerAddress = linkAttemptsPerAddress(app, 'reset-confirm-address')
+  const resetFor = new WeakMap<FastifyRequest, string>()
+  const loginFailures = loginFailuresLimit(app, (request) => resetFor.get(request) ?? '')
 
   app.post('/v1/auth/password-reset', {
     onRequest: requestsPerAddress.enforce,
@@ -59,7 +62,7 @@ const passwordResetRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const { token, password } = request.body
     const tokenHash = presentedTokenHash(token)
     const usable = () => ({ tokenHash, usedAt: null, expiresAt: { gt: new Date() } })
-    const found = await request.db.passwordResetToken.findFirst({ where: usable(), select: { id: true, userId: true } })
+    const found = await request.db.passwordResetToken.findFirst({ where: usable(), select: { id: true, userId: true, user: { select: { email: true } } } })
     if (!found) throw unusableToken()
     const passwordHash = await app.passwords.hash(password)
     const tenantId = request.tenantId
@@ -78,6 +81,10 @@ const passwordResetRoutes: FastifyPluginAsyncTypebox = async (app) => {
     // Sessions revoked in the transaction; this instance forgets cached state at once and every
     // other instance is told (plugins/invalidation.ts), and authVersion moved, so a racing login fails too.
     app.auth.userChanged(tenantId, found.userId)
+    // The login lockout ends with the old password: someone spending the email's failures must not
+    // keep its owner out after the reset (src/auth/login-failures.ts).
+    resetFor.set(request, found.user.email)
+    await loginFailures.reset(request)
     return reply.code(204).send(null)
   })
 }

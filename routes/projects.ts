@@ -2,13 +2,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { ListQuery, Page, page, pageArgs } from '../src/api/pagination.ts'
-import { IdParams, NoContent, Nullable, Timestamp, Uuid, responses, signedIn } from '../src/api/schemas.ts'
+import { DisplayName, IdParams, NoContent, Nullable, Timestamp, Uuid, responses, signedIn } from '../src/api/schemas.ts'
 import { auditedChange } from '../src/audit/audit-log.ts'
 import { requirePermission } from '../src/auth/permissions.ts'
 import { notFound } from '../src/errors.ts'
 import { Prisma } from '../src/generated/prisma/client.ts'
 
-const Name = Type.String({ minLength: 1, maxLength: 200 })
+const Name = DisplayName
 const Description = Nullable(Type.String({ maxLength: 10_000 }))
 
 export const Project = Type.Object({

@@ -1,7 +1,7 @@
 // The tenant of the Host, as its users see it: read by anyone, changed by an owner.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import { Nullable, Timestamp, Uuid, responses, signedIn } from '../src/api/schemas.ts'
+import { DisplayName, Nullable, Timestamp, Uuid, responses, signedIn } from '../src/api/schemas.ts'
 import { audited } from '../src/audit/audit-log.ts'
 import { requirePermission } from '../src/auth/permissions.ts'
 import { AppError } from '../src/errors.ts'
@@ -21,7 +21,7 @@ export const TenantView = Type.Object({
 })
 
 const UpdateTenant = Type.Object({
-  name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  name: Type.Optional(DisplayName),
   settings: Type.Optional(Settings),
 }, { additionalProperties: false, minProperties: 1 })
 

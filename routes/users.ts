@@ -8,12 +8,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { ListQuery, Page, page, pageArgs } from '../src/api/pagination.ts'
-import { Email, IdParams, NoContent, PersonName, responses, RoleSchema, signedIn } from '../src/api/schemas.ts'
+import { DisplayName, Email, IdParams, NoContent, responses, RoleSchema, signedIn } from '../src/api/schemas.ts'
 import { audited, auditContext, auditedTransaction, recordAuditEvent } from '../src/audit/audit-log.ts'
 import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
 import { assertCan, requirePermission, type Role } from '../src/auth/permissions.ts'
 import { conflict, notFound } from '../src/errors.ts'
 import { revokeInvitation } from '../src/people/invitations.ts'
+import { endResetLinks } from '../src/people/reset-links.ts'
 import { Prisma } from '../src/generated/prisma/client.ts'
 import type { ScopedClient } from '../src/tenancy/scoped-client.ts'
 
@@ -23,13 +24,13 @@ export const userFields = publicUserSelect
 
 const CreateUser = Type.Object({
   email: Email,
-  name: PersonName,
+  name: DisplayName,
   role: RoleSchema,
   password: Type.String({ description: 'at least PASSWORD_MIN_LENGTH characters, at most 72 bytes of UTF-8' }),
 }, { additionalProperties: false })
 
 const UpdateUser = Type.Object({
-  name: Type.Optional(PersonName),
+  name: Type.Optional(DisplayName),
   role: Type.Optional(RoleSchema),
   active: Type.Optional(Type.Boolean()),
 }, { additionalProperties: false, minProperties: 1 })
@@ -122,9 +123,12 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // A deactivation moves authVersion (a login racing with it fails: src/auth/sessions.ts).
       const data = { ...change, ...(deactivated ? { authVersion: { increment: 1 } } : {}) }
       const updated = await tx.user.update({ where: { id }, data, select: userFields })
-      // A deactivated user is signed out for good, in the same commit: reactivating restores the
-      // account, not its old sessions.
-      if (change.active === false) await app.auth.endAllSessions(tx as never, request.tenantId, id)
+      // A deactivated user is signed out for good, and their reset links end, in the same commit:
+      // reactivating restores the account, not its old sessions nor a link mailed before.
+      if (change.active === false) {
+        await app.auth.endAllSessions(tx as never, request.tenantId, id)
+        await endResetLinks(tx, id)
+      }
       await recordAuditEvent(tx, { ...auditContext(request), action: 'user.updated', target: { type: 'user', id }, data: change })
       return updated
     })

@@ -251,11 +251,11 @@ const CASES: Record<string, Case> = {
     target: idFromUrl,
   },
   'POST /v1/invitations/accept': {
-    // The new user is the actor; accepting also signs them in (auth.login).
+    // The new user is the actor; accepting creates them (user.created) and signs them in (auth.login).
     host: 'tenant',
     action: 'invitation.accepted',
     actor: 'user',
-    alsoWrites: ['auth.login'],
+    alsoWrites: ['auth.login', 'user.created'],
     secrets: [PASSWORD],
     request: async (f) => {
       const { id, token } = await invitation(f)

@@ -193,6 +193,14 @@ t.test('a wrong current password spends the login\'s budget of failures, and the
   t.ok(Number(limited.headers['retry-after']) > 800, 'Retry-After')
 })
 
+t.test('a password change clears the failures counted against the old password', async (t) => {
+  const { app, ann, change } = await passwordChangeSetup(t)
+  for (let i = 0; i < 2; i++) t.equal((await login(app, 'acme.localhost', 'ann@example.com', 'wrong password here!')).statusCode, 401)
+  t.equal((await change(ann, PASSWORD_A, PASSWORD_B)).statusCode, 204, 'changed, two failures into a budget of three')
+  t.equal((await login(app, 'acme.localhost', 'ann@example.com', 'wrong password again')).statusCode, 401)
+  t.equal((await login(app, 'acme.localhost', 'ann@example.com', PASSWORD_B)).statusCode, 200, 'one failure since the change: not locked')
+})
+
 t.test('login attempts per client address are limited', async (t) => {
   const { app, ownerUrl } = await build(t, { env: { LOGIN_ATTEMPTS_PER_IP_PER_MIN: '4' } })
   const acme = await insertTenant(ownerUrl, 'acme')

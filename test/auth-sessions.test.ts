@@ -1,10 +1,9 @@
 // Sessions: refresh rotation and replay, logout, password change, deactivation, expiry, revocation
 // across instances, CSRF, and the /v1/me routes.
 import { setTimeout as sleep } from 'node:timers/promises'
-import pg from 'pg'
 import t from 'tap'
 import { createUser, signIn, type SignedIn } from './auth-helper.ts'
-import { adminQuery, build, insertTenant } from './helper.ts'
+import { adminQuery, build, holdLock, insertTenant } from './helper.ts'
 
 const PASSWORD = 'correct horse battery staple'
 const NEW_PASSWORD = 'a brand new passphrase for ann'
@@ -252,24 +251,6 @@ t.test('GET and PATCH /v1/me', async (t) => {
   t.equal((await app.inject({ url: '/v1/me', headers: { host: HOST } })).statusCode, 401)
 })
 
-/** Runs `statement` (a lock) in a transaction of the tables' owner, held until `release()`. */
-async function holdLock (t: { teardown(fn: () => unknown): void }, ownerUrl: string, statement: string, values: unknown[] = []) {
-  const locker = new pg.Client({ connectionString: ownerUrl })
-  await locker.connect()
-  t.teardown(() => locker.end())
-  await locker.query('BEGIN')
-  await locker.query(statement, values)
-  const waiting = async () => (await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0]!.n
-  return {
-    /** Resolves once `n` statements wait on a lock (5 s at most). */
-    async untilWaiting (n: number) {
-      for (let i = 0; i < 200 && await waiting() < n; i++) await sleep(25)
-      return await waiting()
-    },
-    release: () => locker.query('COMMIT'),
-  }
-}
-
 // The tenant's chain lock, which every audited write takes first (src/audit/audit-log.ts), holds
 // each change below before it changes anything: released, they run one after the other.
 const holdChainLock = (t: { teardown(fn: () => unknown): void }, ownerUrl: string, tenantId: string) =>
@@ -354,19 +335,12 @@ t.test('a deactivation and the end of the user sessions commit together', async 
   const ann = await signIn(app, HOST, 'ann@example.com', PASSWORD)
   const bobSession = await signIn(app, HOST, 'bob@example.com', PASSWORD)
   // Bob's session rows are locked: the deactivation waits when it revokes them.
-  const locker = new pg.Client({ connectionString: ownerUrl })
-  await locker.connect()
-  t.teardown(() => locker.end())
-  await locker.query('BEGIN')
-  await locker.query("SELECT set_config('app.tenant_id', $1, true)", [tenantId])
-  await locker.query('SELECT 1 FROM sessions WHERE user_id = $1 FOR UPDATE', [bob.id])
+  const lock = await holdLock(t, ownerUrl, 'SELECT 1 FROM sessions WHERE user_id = $1 FOR UPDATE', [bob.id], tenantId)
   const deactivating = app.inject({ method: 'PATCH', url: `/v1/users/${bob.id}`, headers: { host: HOST, authorization: `Bearer ${ann.accessToken}` }, payload: { active: false } })
-  const waiting = async () => (await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%sessions%'")).rows[0]!.n
-  for (let i = 0; i < 200 && await waiting() < 1; i++) await sleep(25)
-  t.equal(await waiting(), 1, 'the deactivation waits to revoke the sessions')
+  t.equal(await lock.untilWaiting(1, '%sessions%'), 1, 'the deactivation waits to revoke the sessions')
   const { rows } = await adminQuery<{ active: boolean }>(ownerUrl, 'SELECT active FROM users WHERE id = $1', [bob.id])
   t.same(rows, [{ active: true }], 'meanwhile the user is not deactivated either: no committed deactivation with live sessions')
-  await locker.query('COMMIT')
+  await lock.release()
   t.equal((await deactivating).statusCode, 200)
   t.equal((await me(app, bobSession)).statusCode, 401)
   const live = await adminQuery<{ n: number }>(ownerUrl, 'SELECT count(*)::int AS n FROM sessions WHERE user_id = $1 AND revoked_at IS NULL', [bob.id])

@@ -7,12 +7,11 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import path from 'node:path'
-import pg from 'pg'
 import type { BrowserContext, Page } from 'playwright-core'
 import t from 'tap'
 import { createUser, signIn } from './auth-helper.ts'
 import { launchChromium } from './browser-helper.ts'
-import { build, insertTenant } from './helper.ts'
+import { build, holdLock, insertTenant } from './helper.ts'
 
 const PASSWORD = 'correct horse battery staple'
 // The README's picture: refreshed with UPDATE_SCREENSHOT=1 npm test -- test/browser.test.ts; otherwise
@@ -245,18 +244,14 @@ t.test('the tenant web page in Chromium', async (t) => {
     // (DB_STATEMENT_TIMEOUT_MS, 5 s) and the API answers 503, as during a database restart. The
     // session is intact: the page says so in words and keeps the board, and once the database
     // answers again a reload carries on with the same session.
-    const locker = new pg.Client({ connectionString: ownerUrl })
-    await locker.connect()
-    t.teardown(() => locker.end())
-    await locker.query('BEGIN')
-    await locker.query("SELECT 1 FROM sessions WHERE user_id = (SELECT id FROM users WHERE email = 'alice@acme.example') FOR UPDATE")
+    const lock = await holdLock(t, ownerUrl, "SELECT 1 FROM sessions WHERE user_id = (SELECT id FROM users WHERE email = 'alice@acme.example') FOR UPDATE")
     await context.clearCookies({ name: '__Host-access' })
     const refresh = page.waitForResponse((r) => r.url().endsWith('/v1/auth/refresh'))
     await page.reload()
     t.equal((await refresh).status(), 503, 'the refresh could not be answered')
     await page.getByRole('alert').filter({ hasText: 'The service is busy or restarting. Please try again in a moment.' }).waitFor()
     t.equal(await page.getByRole('button', { name: 'Sign in' }).isVisible(), false, 'not sent to the sign-in form')
-    await locker.query('ROLLBACK')
+    await lock.release()
 
     const loaded = pageLoaded()
     await page.reload()

@@ -5,8 +5,7 @@ import t from 'tap'
 import { classifyError } from '../plugins/error-handler.ts'
 import { DatabaseTimeoutError } from '../src/db/tenant-aware-pool.ts'
 import { runAsTenant, withAuditChainLock } from '../src/tenancy/tenant-context.ts'
-import pg from 'pg'
-import { adminQuery, insertTenant, openTestDatabase } from './helper.ts'
+import { adminQuery, backendsWaitingOnLocks, holdLock, insertTenant, openTestDatabase } from './helper.ts'
 
 const LEVELS = { ReadUncommitted: 'read uncommitted', ReadCommitted: 'read committed', RepeatableRead: 'repeatable read', Serializable: 'serializable' } as const
 
@@ -49,11 +48,7 @@ t.test('a statement over DB_STATEMENT_TIMEOUT_MS is cancelled by the server: 503
 t.test('an audited transaction waiting for its tenant\'s chain lock gives up after DB_STATEMENT_TIMEOUT_MS: 503, nothing left waiting', async (t) => {
   const { ownerUrl, database } = await openTestDatabase(t, { DB_STATEMENT_TIMEOUT_MS: '300', DB_QUERY_TIMEOUT_MS: '4000' })
   const alpha = await insertTenant(ownerUrl, 'alpha')
-  const locker = new pg.Client({ connectionString: ownerUrl })
-  await locker.connect()
-  t.teardown(() => locker.end())
-  await locker.query('BEGIN')
-  await locker.query('SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE', [alpha])
+  const chain = await holdLock(t, ownerUrl, 'SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE', [alpha])
   const startedAt = Date.now()
   const error = await runAsTenant(alpha, () => withAuditChainLock(alpha, () => database.platformDb.$transaction(async (tx) => tx.project.count())))
     .then(() => undefined, (e: unknown) => e)
@@ -61,9 +56,8 @@ t.test('an audited transaction waiting for its tenant\'s chain lock gives up aft
   t.ok(error, 'the transaction failed while the chain was held')
   t.ok(waited < 2500, `after the statement bound, not the client's (${waited} ms)`)
   t.equal(classifyError(error).code, 'SERVICE_UNAVAILABLE', 'answered as 503')
-  const waiting = await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
-  t.equal(waiting.rows[0]!.n, 0, 'no backend is left waiting for the lock')
-  await locker.query('COMMIT')
+  t.equal(await backendsWaitingOnLocks(ownerUrl), 0, 'no backend is left waiting for the lock')
+  await chain.release()
   t.equal(await runAsTenant(alpha, () => withAuditChainLock(alpha, () => database.platformDb.$transaction(async (tx) => tx.project.count()))), 0, 'once the chain is free, the next one runs')
 })
 

@@ -41,6 +41,27 @@ t.test('GET /docs/json is a valid OpenAPI 3.1 document describing every route', 
   t.same(Object.keys(user.properties).sort(), ['active', 'createdAt', 'email', 'id', 'name', 'role', 'updatedAt'])
 })
 
+// Review: names went into emails and the log with line breaks, control characters or nothing but
+// spaces. Every `name` a request body takes, at any depth, is the one DisplayName (src/api/schemas.ts):
+// a route added with a plain string fails here.
+t.test('every name a request body takes refuses line breaks, control characters and blanks', async (t) => {
+  const { app } = await build(t, { env: { PLATFORM_ADMIN_TOKEN: 'x'.repeat(40) } })
+  const doc = (await app.inject({ url: '/docs/json', headers: { host: 'localhost' } })).json()
+  const names: string[] = []
+  const walk = (schema: any, where: string) => {
+    for (const [key, property] of Object.entries<any>(schema?.properties ?? {})) {
+      if (key === 'name') names.push(`${where}.name: ${property.format ?? 'no format'}`)
+      walk(property, `${where}.${key}`)
+    }
+    for (const branch of schema?.anyOf ?? []) walk(branch, where)
+  }
+  for (const [path, operations] of Object.entries<any>(doc.paths)) {
+    for (const [method, operation] of Object.entries<any>(operations)) walk(operation.requestBody?.content?.['application/json']?.schema, `${method.toUpperCase()} ${path}`)
+  }
+  t.ok(names.length >= 8, `${names.length} names found`)
+  t.same(names.filter((name) => !name.endsWith(': display-name')), [], 'each is a display-name')
+})
+
 t.test('the docs answer on the platform host and on tenant hosts', async (t) => {
   const { app, ownerUrl } = await build(t)
   await insertTenant(ownerUrl, 'acme')

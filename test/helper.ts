@@ -32,6 +32,45 @@ export async function adminQuery<R extends pg.QueryResultRow = pg.QueryResultRow
   }
 }
 
+/**
+ * How many backends of `ownerUrl`'s database wait on a lock now, only those whose statement is
+ * LIKE `like` (SQL LIKE pattern) when given.
+ */
+export async function backendsWaitingOnLocks (ownerUrl: string, like?: string): Promise<number> {
+  const filter = like === undefined ? '' : ' AND query LIKE $1'
+  const { rows } = await adminQuery<{ n: number }>(ownerUrl, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'${filter}`, like === undefined ? [] : [like])
+  return rows[0]!.n
+}
+
+/** A lock a test holds: see holdLock. */
+export interface HeldLock {
+  /** Resolves once `n` backends wait on a lock (those whose statement is LIKE `like`), after 10 s at most; returns how many wait. */
+  untilWaiting(n: number, like?: string): Promise<number>
+  /** Commits the holding transaction: the waiters go on. */
+  release(): Promise<unknown>
+}
+
+/**
+ * Runs `statement` (a lock: `SELECT … FOR UPDATE`, `LOCK TABLE …`) with `values` in a transaction
+ * of `ownerUrl`'s user, after setting app.tenant_id to `tenantId` when given, and holds it until
+ * `release()` or the test's end. The way tests make a request wait inside the database.
+ */
+export async function holdLock (t: { teardown(fn: () => unknown): void }, ownerUrl: string, statement: string, values: unknown[] = [], tenantId?: string): Promise<HeldLock> {
+  const locker = new pg.Client({ connectionString: ownerUrl })
+  await locker.connect()
+  t.teardown(() => locker.end())
+  await locker.query('BEGIN')
+  if (tenantId) await locker.query("SELECT set_config('app.tenant_id', $1, true)", [tenantId])
+  await locker.query(statement, values)
+  return {
+    async untilWaiting (n, like) {
+      for (let i = 0; i < 400 && await backendsWaitingOnLocks(ownerUrl, like) < n; i++) await new Promise((resolve) => setTimeout(resolve, 25))
+      return await backendsWaitingOnLocks(ownerUrl, like)
+    },
+    release: () => locker.query('COMMIT'),
+  }
+}
+
 /** A TCP port free on the loopback interface right now. */
 export function freePort (): Promise<number> {
   return new Promise((resolve) => {

@@ -1,8 +1,7 @@
 // Invitations through the HTTP API, with the email read back from a real SMTP server.
-import pg from 'pg'
 import t from 'tap'
 import { createUser, signIn } from './auth-helper.ts'
-import { adminQuery, build } from './helper.ts'
+import { adminQuery, build, holdLock } from './helper.ts'
 import { buildWithMail, NEW_PASSWORD, PASSWORD, tokenOf } from './mail-helper.ts'
 
 /**
@@ -168,14 +167,10 @@ t.test('revoking an invitation whose accept commits meanwhile is a 409', async (
   const { as, owner, ownerUrl } = await setup(t)
   const invited = await as(owner, 'POST', '/v1/invitations', { email: 'racer@example.com', role: 'member' })
   const id = invited.json().id as string
-  const locker = new pg.Client({ connectionString: ownerUrl })
-  await locker.connect()
-  t.teardown(() => locker.end())
-  await locker.query('BEGIN')
-  await locker.query('UPDATE invitations SET accepted_at = now() WHERE id = $1', [id]) // the accept, not yet committed
+  const accept = await holdLock(t, ownerUrl, 'UPDATE invitations SET accepted_at = now() WHERE id = $1', [id]) // the accept, not yet committed
   const revoking = as(owner, 'DELETE', `/v1/invitations/${id}`)
   t.equal(await routeUpdatesWaiting(ownerUrl, 1), 1, 'the revocation passed its check and waits on the row')
-  await locker.query('COMMIT')
+  await accept.release()
   const res = await revoking
   t.equal(res.statusCode, 409, 'a conflict, not a 204')
   t.equal(res.statusCode === 409 && res.json().error.code, 'CONFLICT')
@@ -244,14 +239,10 @@ t.test('two concurrent accepts of one invitation: one wins, the other is 400', a
   // A true race: the invitation's row is held locked while six accepts pass their first check
   // (the token is pending) and hash their passwords; they then wait on the row together, and it is
   // released only once all six are waiting — each goes on only if its own consume succeeds.
-  const locker = new pg.Client({ connectionString: ownerUrl })
-  await locker.connect()
-  t.teardown(() => locker.end())
-  await locker.query('BEGIN')
-  await locker.query("SELECT 1 FROM invitations WHERE email = 'race@example.com' FOR UPDATE")
+  const lock = await holdLock(t, ownerUrl, "SELECT 1 FROM invitations WHERE email = 'race@example.com' FOR UPDATE")
   const racing = Promise.all(Array.from({ length: 6 }, (_, i) => as(null, 'POST', '/v1/invitations/accept', { token, name: `Racer ${i}`, password: NEW_PASSWORD })))
   t.equal(await routeUpdatesWaiting(ownerUrl, 6), 6, 'the six accepts all passed their first check and wait on the invitation')
-  await locker.query('COMMIT')
+  await lock.release()
   const codes = (await racing).map((r) => r.statusCode).sort()
   t.same(codes, [201, 400, 400, 400, 400, 400], codes.join(','))
   const { rows } = await adminQuery(ownerUrl, "SELECT count(*)::int AS n FROM users WHERE email = 'race@example.com'")

@@ -1,4 +1,5 @@
 // Password reset through the HTTP API, with the email read back from a real SMTP server.
+import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { createUser, signIn } from './auth-helper.ts'
 import { adminQuery, build } from './helper.ts'
@@ -104,6 +105,22 @@ t.test('a password change ends the reset links mailed before it', async (t) => {
   await signIn(app, 'acme.localhost', 'alice@example.com', NEW_PASSWORD)
 })
 
+// Review: a link mailed before a deactivation set the password once the user was reactivated.
+t.test('a deactivation ends the reset links mailed before it, reactivated or not', async (t) => {
+  const { app, smtp, post, ownerUrl, acmeId, alice } = await setup(t)
+  await createUser(ownerUrl, acmeId, { email: 'olga@example.com', password: PASSWORD, role: 'owner' })
+  const olga = await signIn(app, 'acme.localhost', 'olga@example.com', PASSWORD)
+  const setActive = (active: boolean) => app.inject({ method: 'PATCH', url: `/v1/users/${alice.id}`, headers: { host: 'acme.localhost', authorization: `Bearer ${olga.accessToken}` }, payload: { active } })
+  t.equal((await post('/v1/auth/password-reset', { email: 'alice@example.com' })).statusCode, 202)
+  const mailed = tokenOf(await smtp.waitFor('alice@example.com'))
+  t.equal((await setActive(false)).statusCode, 200, 'deactivated')
+  t.equal((await setActive(true)).statusCode, 200, 'reactivated')
+  const late = await post('/v1/auth/password-reset/confirm', { token: mailed, password: NEW_PASSWORD })
+  t.equal(late.statusCode, 400, 'the link mailed before the deactivation no longer works')
+  t.equal(late.json().error.code, 'BAD_REQUEST')
+  await signIn(app, 'acme.localhost', 'alice@example.com', PASSWORD) // the password is the one from before
+})
+
 t.test('a reset asked for before a password change mails no link when its job runs after the change', async (t) => {
   // The worker is off while Alice asks, changes her password, then asks again: both jobs run late.
   const { app, smtp, post, ownerUrl } = await setup(t, { JOBS_WORKER: 'false' })
@@ -142,6 +159,28 @@ t.test('a reset email sent late by a retry states what is left of the link, not 
   const mail = await smtp.waitFor('alice@example.com')
   t.match(mail.text, /The link works once, for 8 minutes\./, 'what is left, rounded up')
 })
+
+// Review: after someone spent the email's failed logins, the owner's new password still answered 429
+// for the rest of the window (900 s), reset or not. The reset ends the lockout, in memory and in the
+// Redis every instance counts in.
+for (const store of ['memory', 'redis'] as const) {
+  t.test(`a completed reset lifts the login lockout (limits counted in ${store})`, async (t) => {
+    const redisEnv: Record<string, string> = store === 'redis' ? { REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', REDIS_KEY_PREFIX: `test-${randomUUID()}:` } : {}
+    const { app, smtp, post } = await setup(t, { LOGIN_FAILURES_MAX: '3', ...redisEnv })
+    for (let i = 0; i < 3; i++) t.equal((await post('/v1/auth/login', { email: 'alice@example.com', password: `a stranger's guess ${i}` })).statusCode, 401)
+    t.equal((await post('/v1/auth/login', { email: 'alice@example.com', password: PASSWORD })).statusCode, 429, 'locked: even the right password waits')
+    t.equal((await post('/v1/auth/password-reset', { email: 'alice@example.com' })).statusCode, 202)
+    const token = tokenOf(await smtp.waitFor('alice@example.com'))
+    t.equal((await post('/v1/auth/password-reset/confirm', { token, password: NEW_PASSWORD })).statusCode, 204)
+    t.equal((await post('/v1/auth/login', { email: 'alice@example.com', password: NEW_PASSWORD })).statusCode, 200, 'the new password signs in at once')
+    for (let i = 0; i < 3; i++) t.equal((await post('/v1/auth/login', { email: 'alice@example.com', password: `another guess ${i}` })).statusCode, 401)
+    t.equal((await post('/v1/auth/login', { email: 'alice@example.com', password: NEW_PASSWORD })).statusCode, 429, 'a fresh budget, not an unlimited one')
+    if (store === 'redis') {
+      const keys = await app.redis!.keys(`${app.config.REDIS_KEY_PREFIX}limit:login-failures:*`)
+      t.equal(keys.length, 1, 'the count lives in Redis')
+    }
+  })
+}
 
 t.test('rate limits: per tenant + email, and per address', async (t) => {
   const { post } = await setup(t, { PASSWORD_RESET_MAX: '2', PASSWORD_RESET_PER_IP_PER_MIN: '5' })

@@ -1,7 +1,6 @@
 import t from 'tap'
-import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
-import { adminQuery } from './helper.ts'
+import { adminQuery, holdLock } from './helper.ts'
 import { assertError, buildApi, RANDOM_UUID, ROLES } from './api-helper.ts'
 
 t.test('tasks: create, read, update, delete as every role', async (t) => {
@@ -85,26 +84,20 @@ t.test('task bodies are validated strictly', async (t) => {
 // cycle stalled the tenant's writers for deadlock_timeout.)
 t.test('a project DELETE racing a write to one of its tasks: each answers as if they came one after the other', async (t) => {
   const { acme, ownerUrl } = await buildApi(t, { LOG_LEVEL: 'error' })
-  const waitingOnLocks = async () => (await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0]!.n
   for (const write of ['PATCH', 'POST', 'DELETE'] as const) {
     const project = (await acme.call('member', { method: 'POST', url: '/v1/projects', payload: { name: `P ${write}` } })).json()
     const task = (await acme.call('member', { method: 'POST', url: `/v1/projects/${project.id}/tasks`, payload: { title: 'T' } })).json()
     // Another audited write of the tenant in flight: both requests below queue behind it.
-    const locker = new pg.Client({ connectionString: ownerUrl })
-    await locker.connect()
-    t.teardown(() => locker.end())
-    await locker.query('BEGIN')
-    await locker.query('SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE', [acme.id])
+    const chain = await holdLock(t, ownerUrl, 'SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE', [acme.id])
     const first = write === 'POST' ? 'task' : 'project'
     const projectDelete = () => acme.call('member', { method: 'DELETE', url: `/v1/projects/${project.id}` })
     const taskWrite = () => write === 'POST'
       ? acme.call('member', { method: 'POST', url: `/v1/projects/${project.id}/tasks`, payload: { title: 'T2' } })
       : acme.call('member', { method: write, url: `/v1/projects/${project.id}/tasks/${task.id}`, ...(write === 'PATCH' ? { payload: { title: 'T2' } } : {}) })
     const started = first === 'project' ? [projectDelete()] : [taskWrite()]
-    for (let i = 0; i < 200 && await waitingOnLocks() < 1; i++) await sleep(25)
+    await chain.untilWaiting(1)
     started.push(first === 'project' ? taskWrite() : projectDelete())
-    for (let i = 0; i < 200 && await waitingOnLocks() < 2; i++) await sleep(25)
-    t.equal(await waitingOnLocks(), 2, `${write}: both wait on the chain`)
+    t.equal(await chain.untilWaiting(2), 2, `${write}: both wait on the chain`)
     // Queued on the chain, neither holds the project's or the task's row.
     const probe = new pg.Client({ connectionString: ownerUrl })
     await probe.connect()
@@ -116,7 +109,7 @@ t.test('a project DELETE racing a write to one of its tasks: each answers as if 
     t.ok(await lockable('tasks', task.id), `${write}: the task's row is free while both wait`)
     await probe.query('ROLLBACK')
     await probe.end()
-    await locker.query('COMMIT')
+    await chain.release()
     const [a, b] = await Promise.all(started)
     const [deleted, written] = first === 'project' ? [a!, b!] : [b!, a!]
     t.equal(deleted.statusCode, 204, `${write}: the project is deleted (${deleted.body})`)

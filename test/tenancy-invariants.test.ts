@@ -186,6 +186,24 @@ t.test('an append-only table: SELECT and INSERT only for the API role, and its g
   t.same(await ruleNames(url), [], 'app_make_append_only and the INSERT grant restore it')
 })
 
+// The same hole through a function: SECURITY DEFINER runs it with its owner's rights (the
+// migrations' role, which bypasses row-level security), and PostgreSQL lets every role call a new
+// function. Reviewer 52 read a tenant's row this way with no tenant set, and the check was silent.
+t.test('a SECURITY DEFINER function the API role may call must be reviewed', async (t) => {
+  const url = await createTestDatabase(t)
+  t.same(await checkTenancyInvariants(url), [], 'the project\'s own definer functions are all reviewed')
+  await adminQuery(url, 'CREATE FUNCTION project_names_of(tenant uuid) RETURNS SETOF text LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$ SELECT name FROM projects WHERE tenant_id = tenant $$')
+  const a = await insertTenant(url, 'alpha')
+  await adminQuery(url, 'INSERT INTO projects (tenant_id, name) VALUES ($1, \'secret\')', [a])
+  const seen = await adminQuery(url, `SET ROLE saas_app; SELECT project_names_of('${a}') AS name`) as unknown as Array<{ rows: unknown[] }>
+  t.same(seen[1]!.rows, [{ name: 'secret' }], 'the app role reads a tenant\'s row through the function with no tenant set')
+  t.match(await checkTenancyInvariants(url), [{ table: 'project_names_of(uuid)', rule: 'definer-function' }], 'the check names the function')
+  await adminQuery(url, 'REVOKE EXECUTE ON FUNCTION project_names_of(uuid) FROM PUBLIC')
+  t.same(await checkTenancyInvariants(url), [], 'one the API role may not call passes')
+  await adminQuery(url, 'GRANT EXECUTE ON FUNCTION project_names_of(uuid) TO saas_app; ALTER FUNCTION project_names_of(uuid) SECURITY INVOKER')
+  t.same(await checkTenancyInvariants(url), [], 'so does one that runs with the caller\'s rights')
+})
+
 t.test('a view over tenant data must not bypass row-level security', async (t) => {
   const url = await createTestDatabase(t)
   await adminQuery(url, 'CREATE VIEW project_names AS SELECT tenant_id, name FROM projects; GRANT SELECT ON project_names TO saas_app')

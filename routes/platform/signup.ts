@@ -2,7 +2,7 @@
 // Off (the route does not exist) when SIGNUP_ENABLED is false.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import { Email, PersonName, responses } from '../../src/api/schemas.ts'
+import { DisplayName, Email, responses } from '../../src/api/schemas.ts'
 import { AppError, conflict } from '../../src/errors.ts'
 import { auditContext, recordAuditEvent } from '../../src/audit/audit-log.ts'
 import { isValidSlug } from '../../src/tenancy/host.ts'
@@ -13,11 +13,11 @@ import { User, userFields } from '../users.ts'
 
 const Signup = Type.Object({
   slug: Type.String({ minLength: 3, maxLength: 63, description: 'a-z 0-9 -, not starting or ending with -, no -- in 3rd and 4th place (xn--…), not reserved; the tenant answers on <slug>.<BASE_DOMAIN>' }),
-  name: Type.String({ minLength: 1, maxLength: 200 }),
+  name: DisplayName,
   owner: Type.Object({
     email: Email,
     password: Type.String({ description: 'at least PASSWORD_MIN_LENGTH characters, at most 72 bytes of UTF-8' }),
-    name: PersonName,
+    name: DisplayName,
   }, { additionalProperties: false }),
 }, { additionalProperties: false })
 

@@ -1,14 +1,26 @@
 // TypeBox schemas shared by every route: they validate requests, serialize responses (which is what
 // stops a field such as passwordHash from ever leaving) and generate the OpenAPI document (/docs).
 import Type, { type TSchema } from 'typebox'
+import { Format } from 'typebox/format'
 import { ERROR_STATUS } from '../errors.ts'
 import { Role, TaskStatus } from '../generated/prisma/enums.ts'
 
 export const Uuid = Type.String({ format: 'uuid' })
 /** An email address (stored lower-cased); 254 characters is the longest a mail server accepts (RFC 5321 §4.5.3.1). */
 export const Email = Type.String({ format: 'email', maxLength: 254 })
-/** A person's display name. */
-export const PersonName = Type.String({ minLength: 1, maxLength: 200 })
+// Names are shown to other people: in lists, in the log and in the text of every email (the tenant's
+// name is in each one's subject). A line break in one would start a line of its own there, and a
+// bidirectional override would show it reversed (Unicode TR #36 §2.2, spoofing); a blank one shows
+// nothing. Joiners (U+200C/U+200D) stay: scripts and emoji sequences need them.
+const REFUSED_IN_NAMES = /[\p{Cc}\u2028\u2029\u202A-\u202E\u2066-\u2069\u200B\uFEFF]/u
+/** Whether `value` is a display name: something besides white space, and no control character, line or paragraph separator, bidirectional control, zero-width space or BOM. */
+export const isDisplayName = (value: string): boolean => /\S/u.test(value) && !REFUSED_IN_NAMES.test(value)
+Format.Set('display-name', isDisplayName)
+/**
+ * A name people read (a person's, a tenant's, an API key's): 1–200 characters, see isDisplayName.
+ * A refused one is a 400 VALIDATION_FAILED "body/name must match format \"display-name\"".
+ */
+export const DisplayName = Type.String({ minLength: 1, maxLength: 200, format: 'display-name', description: '1–200 characters, not blank; no control characters, line breaks or bidirectional controls' })
 // Enumerations come from the Prisma enums (prisma/schema.prisma), their one declaration.
 export const RoleSchema = Type.Enum(Object.values(Role))
 export const TaskStatusSchema = Type.Enum(Object.values(TaskStatus))

@@ -26,6 +26,7 @@ export const TENANCY_RULES = {
   'index-leading-tenant': 'an index does not lead with tenant_id (only the primary key may)',
   'fk-includes-tenant': 'a foreign key to a tenant-owned table does not include tenant_id = tenant_id: it could point at another tenant\'s row',
   'view-bypasses-rls': `${APP_ROLE} may read a view of a tenant-owned table that runs with its owner's rights (not security_invoker) or a materialized view: row-level security does not apply to it`,
+  'definer-function': `${APP_ROLE} may call a SECURITY DEFINER function that is not in REVIEWED_DEFINER_FUNCTIONS (src/db/tenancy-invariants.ts): it runs with its owner's rights, which bypass row-level security when the owner is a superuser or has BYPASSRLS, so it can read or change every tenant's rows. Make it SECURITY INVOKER, or REVOKE EXECUTE ON FUNCTION … FROM PUBLIC, ${APP_ROLE}, or, once reviewed, list it there with the reason`,
   'unscoped-table': `${APP_ROLE} may read, change or delete the rows of this table, which has no tenant_id: nothing confines them to a tenant. Make it tenant-owned (app_make_tenant_owned), or, for platform data holding nothing of any tenant, list it in SHARED_READABLE_TABLES (src/db/tenancy-invariants.ts) with the reason`,
   'model-without-tenant': 'the Prisma model of this table has no tenantId, so request.db refuses it (a 500 on every route using it): add tenantId (README "Add a tenant-owned resource"), or, for platform data only platform code touches, add the model to PLATFORM_MODELS (src/tenancy/scoped-client.ts)',
   'app-role': `the role ${APP_ROLE} does not exist`,
@@ -58,6 +59,23 @@ export interface TenantTable {
 export const SHARED_READABLE_TABLES: Readonly<Record<string, { privileges: readonly string[], why: string }>> = {
   'pgboss.queue': { privileges: ['SELECT'], why: "pg-boss's queue definitions (names and options, no tenant data): a transactional enqueue reads them (src/jobs/runner.ts grantEnqueue)" },
   'pgboss.job': { privileges: ['SELECT (id)'], why: 'the enqueue inserts a job and reads back its id only (INSERT … RETURNING id); job data stays unreadable' },
+}
+
+/**
+ * SECURITY DEFINER functions the API's role may call, each reviewed: what it lets the role do that
+ * row-level security alone would not, and why that is confined. Keyed by the signature as
+ * PostgreSQL prints it (`regprocedure`). Any other definer function callable by the role breaks
+ * rule `definer-function`: like a view with its owner's rights, it bypasses row-level security.
+ */
+export const REVIEWED_DEFINER_FUNCTIONS: Readonly<Record<string, string>> = {
+  'app_tenant_by_slug(text)': 'resolves a Host to its tenant before any tenant is current: one tenant\'s id and status',
+  'app_tenant_by_domain(text)': 'the same for a custom domain',
+  'app_tenant_signup(text,text)': 'creates a tenant (public signup), before any tenant exists',
+  'app_tenant_admin_page(integer,timestamp with time zone,uuid)': 'the platform admin API\'s tenant list (behind the platform token): tenant registry fields only',
+  'app_tenant_admin_update(text,text,boolean,integer)': 'the platform admin API\'s suspension and request-limit changes',
+  'app_lock_audit_chain(uuid)': 'locks the tenant row as the audit chain lock; refuses another tenant than the transaction\'s own',
+  'app_changes_after(pg_snapshot)': 'the change feed the instances read to drop cached entries: kinds and ids, no row data',
+  'app_prune_change_feed()': 'removes change-feed entries older than its retention',
 }
 
 const TENANT_EXPR = '(tenant_id = app_current_tenant())'
@@ -231,6 +249,18 @@ async function collect (db: Queryable): Promise<Violation[]> {
   for (const { table, privileges } of unscoped) {
     const beyond = privileges.filter((p) => !(SHARED_READABLE_TABLES[table]?.privileges ?? []).includes(p))
     if (beyond.length && !overTenantData.has(table)) add(table, 'unscoped-table', `(${beyond.join(', ')} granted) ${TENANCY_RULES['unscoped-table']}`)
+  }
+  // Functions that run with their owner's rights: as a view with its owner's rights, one the API's
+  // role may call reads and writes past row-level security (its owner is the migrations' role).
+  // An extension's own functions are the extension's.
+  const { rows: definers } = await db.query<{ signature: string }>(`
+    SELECT p.oid::regprocedure::text AS signature
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE p.prosecdef AND ${OUTSIDE_SYSTEM_SCHEMAS} AND has_function_privilege($1, p.oid, 'EXECUTE')
+      AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e')
+    ORDER BY 1`, [APP_ROLE])
+  for (const { signature } of definers) {
+    if (REVIEWED_DEFINER_FUNCTIONS[signature] === undefined) add(signature, 'definer-function')
   }
   // The registry of tenants is keyed by id, and under the same kind of policy.
   const [tenants] = await db.query<{ oid: number; enabled: boolean; forced: boolean }>(

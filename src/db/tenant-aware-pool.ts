@@ -192,9 +192,11 @@ export function statementName (query: { sql: string }): string {
 function preludeSql (prelude: Prelude, named: boolean): PreludeSql | undefined {
   const calls: string[] = []
   const values: string[] = []
+  let timeout = '' // the statement timeout's parameter ($n), reused by lock_timeout below
   if (prelude.statementTimeoutMs > 0) {
     values.push(`${prelude.statementTimeoutMs}`)
-    calls.push(`set_config('statement_timeout', $${values.length}, true)`)
+    timeout = `$${values.length}`
+    calls.push(`set_config('statement_timeout', ${timeout}, true)`)
   }
   if (prelude.tenantId !== undefined) {
     values.push(prelude.tenantId)
@@ -204,7 +206,7 @@ function preludeSql (prelude: Prelude, named: boolean): PreludeSql | undefined {
     // The statement_timeout set above arms only from the next statement (PostgreSQL starts the
     // timer when a statement begins), so the wait for the chain lock is bounded by lock_timeout,
     // read when the wait begins: 55P03 after the same bound, a 503 (plugins/error-handler.ts).
-    if (prelude.statementTimeoutMs > 0) calls.push("set_config('lock_timeout', $1, true)")
+    if (timeout) calls.push(`set_config('lock_timeout', ${timeout}, true)`)
     // After the tenant's setting (a SELECT list is evaluated in order): the function checks it.
     values.push(prelude.auditChainOf)
     calls.push(`app_lock_audit_chain($${values.length}::uuid)`)

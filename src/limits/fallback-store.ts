@@ -23,7 +23,10 @@ interface Store {
   child(routeOptions: object): Store
 }
 type RedisStoreCtor = new (continueExceeding: boolean, exponentialBackoff: boolean, redis: Redis, prefix: string) => Store
-type LocalStoreCtor = new (continueExceeding: boolean, exponentialBackoff: boolean, cache?: number) => Store
+// `lru`: the LocalStore's counters (toad-cache's LruMap). The plugin offers no way to forget a key,
+// which clearing a limit (a reset password lifting the login lockout) needs.
+type LocalCounters = Store & { lru: { delete(key: string): void } }
+type LocalStoreCtor = new (continueExceeding: boolean, exponentialBackoff: boolean, cache?: number) => LocalCounters
 
 const RedisStore = require('@fastify/rate-limit/store/RedisStore.js') as RedisStoreCtor
 const LocalStore = require('@fastify/rate-limit/store/LocalStore.js') as LocalStoreCtor
@@ -47,8 +50,12 @@ class FallbackStore implements Store {
   constructor (
     /** Redis behind its breaker, whose fallback counts in the `local` store it is given; null: memory only. */
     private readonly shared: CircuitBreaker<Parameters<Counter>, Result> | null,
-    private readonly local: Store
-  ) {}
+    private readonly local: Store,
+    /** Told of each child store's memory counters (one set per limiter), so that a key can be cleared in all. */
+    private readonly onChild: (local: LocalCounters) => void
+  ) {
+    onChild(local as LocalCounters)
+  }
 
   incr (key: string, callback: Callback, timeWindow: number, max: number): void {
     this.run('incr', key, callback, timeWindow, max)
@@ -59,7 +66,7 @@ class FallbackStore implements Store {
   }
 
   child (routeOptions: object): Store {
-    return new FallbackStore(this.shared, this.local.child({ ...routeOptions, cache: LOCAL_COUNTERS }))
+    return new FallbackStore(this.shared, this.local.child({ ...routeOptions, cache: LOCAL_COUNTERS }), this.onChild)
   }
 
   private run (method: Method, key: string, callback: Callback, timeWindow: number, max: number): void {
@@ -74,7 +81,9 @@ class FallbackStore implements Store {
  * (the limit names keep limiters apart, so the plugin's per-route key suffix is not used).
  * `redis` null: memory only. `onRedisError` is called with each failed Redis command (not for the
  * commands counted in memory while the breaker is open). Call the class's static `close()` when the
- * app closes: it stops the breaker's timers.
+ * app closes: it stops the breaker's timers. Its static `clear(key)` forgets one key's count (`<limit
+ * name>:<key>`) in memory and in Redis; it never throws: a Redis that cannot answer is reported to
+ * `onRedisError` and its count is left to expire with its window.
  */
 export function fallbackStoreClass (redis: Redis | null, prefix: string, onRedisError: (error: Error) => void) {
   let shared: CircuitBreaker<Parameters<Counter>, Result> | null = null
@@ -89,13 +98,22 @@ export function fallbackStoreClass (redis: Redis | null, prefix: string, onRedis
     shared.fallback((local: Store, method: Method, key: string, timeWindow: number, max: number) => counted(local, method, key, timeWindow, max))
     shared.on('failure', onRedisError)
   }
+  const locals = new Set<LocalCounters>()
+  const remember = (local: LocalCounters) => locals.add(local)
   return class SharedStore extends FallbackStore {
     constructor () {
-      super(shared, new LocalStore(false, false, LOCAL_COUNTERS))
+      super(shared, new LocalStore(false, false, LOCAL_COUNTERS), remember)
     }
 
     static close (): void {
       shared?.shutdown()
+    }
+
+    static async clear (key: string): Promise<void> {
+      // Every limiter's memory (a handful of sets; keys carry the limit's name, so one holds it).
+      for (const local of locals) local.lru.delete(key)
+      // Tried even while the breaker is open: the count there would outlive the outage otherwise.
+      await redis?.del(prefix + key).catch(onRedisError)
     }
   }
 }
