@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { DISPLAY_NAME_RULE } from '../src/api/schemas.ts'
 import { isWriteConflict } from '../src/db/conflicts.ts'
 import { DatabaseTimeoutError } from '../src/db/tenant-aware-pool.ts'
 import { Prisma } from '../src/generated/prisma/client.ts'
@@ -83,7 +84,9 @@ function validationMessage (error: Partial<FastifyError>): string {
   if (!first) return 'Invalid request'
   const where = `${error.validationContext ?? 'body'}${first.instancePath ?? ''}`
   // TypeBox words a property that additionalProperties: false refuses as "schema is false".
-  const message = first.message === 'schema is false' ? 'is not a known field' : first.message ?? 'is invalid'
+  const message = first.message === 'schema is false'
+    ? 'is not a known field'
+    : (first.params as { format?: string } | undefined)?.format === 'display-name' ? DISPLAY_NAME_RULE : first.message ?? 'is invalid'
   return `${where} ${message}`.slice(0, 300)
 }
 

@@ -197,11 +197,19 @@ t.test('a SECURITY DEFINER function the API role may call must be reviewed', asy
   await adminQuery(url, 'INSERT INTO projects (tenant_id, name) VALUES ($1, \'secret\')', [a])
   const seen = await adminQuery(url, `SET ROLE saas_app; SELECT project_names_of('${a}') AS name`) as unknown as Array<{ rows: unknown[] }>
   t.same(seen[1]!.rows, [{ name: 'secret' }], 'the app role reads a tenant\'s row through the function with no tenant set')
-  t.match(await checkTenancyInvariants(url), [{ table: 'project_names_of(uuid)', rule: 'definer-function' }], 'the check names the function')
+  t.match(await checkTenancyInvariants(url), [{ table: 'public.project_names_of(uuid)', rule: 'definer-function' }], 'the check names the function')
   await adminQuery(url, 'REVOKE EXECUTE ON FUNCTION project_names_of(uuid) FROM PUBLIC')
   t.same(await checkTenancyInvariants(url), [], 'one the API role may not call passes')
   await adminQuery(url, 'GRANT EXECUTE ON FUNCTION project_names_of(uuid) TO saas_app; ALTER FUNCTION project_names_of(uuid) SECURITY INVOKER')
   t.same(await checkTenancyInvariants(url), [], 'so does one that runs with the caller\'s rights')
+  // A namesake of a reviewed function in another schema is not the reviewed one, whatever the
+  // checking connection's search_path (review: it printed unqualified and passed as reviewed).
+  await adminQuery(url, 'CREATE SCHEMA elsewhere; GRANT USAGE ON SCHEMA elsewhere TO saas_app; CREATE FUNCTION elsewhere.app_tenant_by_slug(slug text) RETURNS SETOF text LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$ SELECT name FROM projects $$')
+  const searchingElsewhere = new URL(url)
+  searchingElsewhere.searchParams.set('options', '-c search_path=elsewhere,public')
+  for (const checkedFrom of [url, searchingElsewhere.toString()]) {
+    t.same((await checkTenancyInvariants(checkedFrom)).map((v) => [v.table, v.rule]), [['elsewhere.app_tenant_by_slug(text)', 'definer-function']], 'only the namesake is named, schema-qualified')
+  }
 })
 
 t.test('a view over tenant data must not bypass row-level security', async (t) => {

@@ -163,8 +163,8 @@ t.test('deactivating or deleting a user, or changing their role, takes effect at
 const escaped = (text: string) => text.replace(/[^ -~]/gu, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`)
 
 t.test('a name with a line break, a control character or a bidirectional override, or a blank one, is a 400 that changes nothing', async (t) => {
-  const { app, acme, ownerUrl } = await buildApi(t)
-  const refused = ['Ann\r\nBcc: victim@example.com', 'Ann\u0007', '   ', '\u00a0', 'Ann\u202eevil', 'Ann\u2028B', '\u200b', 'Ann\u0085']
+  const { app, acme, ownerUrl } = await buildApi(t, { SIGNUP_PER_IP_MAX: '100' }) // each refused signup counts too
+  const refused = ['Ann\r\nBcc: victim@example.com', 'Ann\u0007', '   ', '\u00a0', 'Ann\u202eevil', 'Ann\u200fevil', 'Ann\u2028B', '\u200b', 'Ann\u0085', '\u3164', '\u200d', '\u2800']
   const owner = acme.users.owner.user.id
   for (const name of refused) {
     const label = escaped(name)
@@ -176,14 +176,14 @@ t.test('a name with a line break, a control character or a bidirectional overrid
       ['POST /v1/tenants', await app.inject({ method: 'POST', url: '/v1/tenants', headers: { host: 'localhost' }, payload: { slug: 'initech', name, owner: { email: 'o@initech.example', password: PASSWORD, name: 'Owner' } } })],
     ] as const) {
       const body = assertError(t, res, 400, 'VALIDATION_FAILED')
-      t.match(body.error.message, /name must match format "display-name"/, `${what} ${label}`)
+      t.equal(body.error.message, 'body/name must show something, with no control characters, line breaks or bidirectional controls', `${what} ${label}`)
     }
   }
   t.equal((await acme.call('owner', { url: `/v1/users/${owner}` })).json().name, acme.users.owner.user.name, 'the name is unchanged')
   t.equal((await acme.call('owner', { url: '/v1/users?limit=100' })).json().data.length, 3, 'no user was created')
   t.equal((await adminQuery(ownerUrl, "SELECT count(*)::int AS n FROM tenants WHERE slug = 'initech'")).rows[0]!.n, 0, 'no tenant was created')
   // Names in other scripts, with accents, inner spaces and emoji sequences (which need U+200D) are kept.
-  for (const name of ['Zoë Ünal-Øster', '李小龙', 'نسرین\u200cشاه', '👩\u200d💻 Dev Team', "O'Brien, Jr."]) {
+  for (const name of ['Zoë Ünal-Øster', '李小龙', 'نسرین\u200cشاه', 'क्\u200dष', 'ภาษาไทย', '👩\u200d💻 Dev Team', "O'Brien, Jr."]) {
     const res = await acme.call('owner', { method: 'PATCH', url: '/v1/me', payload: { name } })
     t.equal(res.statusCode, 200, escaped(name))
     t.equal(res.json().name, name)

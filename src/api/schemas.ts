@@ -10,17 +10,27 @@ export const Uuid = Type.String({ format: 'uuid' })
 export const Email = Type.String({ format: 'email', maxLength: 254 })
 // Names are shown to other people: in lists, in the log and in the text of every email (the tenant's
 // name is in each one's subject). A line break in one would start a line of its own there, and a
-// bidirectional override would show it reversed (Unicode TR #36 §2.2, spoofing); a blank one shows
-// nothing. Joiners (U+200C/U+200D) stay: scripts and emoji sequences need them.
-const REFUSED_IN_NAMES = /[\p{Cc}\u2028\u2029\u202A-\u202E\u2066-\u2069\u200B\uFEFF]/u
-/** Whether `value` is a display name: something besides white space, and no control character, line or paragraph separator, bidirectional control, zero-width space or BOM. */
-export const isDisplayName = (value: string): boolean => /\S/u.test(value) && !REFUSED_IN_NAMES.test(value)
+// bidirectional control would reorder what follows (Unicode TR #36 §2.2, spoofing); a name of blanks
+// or of characters that render as nothing (fillers, joiners, U+2800) shows nothing. Joiners
+// (U+200C/U+200D) stay inside a name: scripts and emoji sequences need them.
+const REFUSED_IN_NAMES = /[\p{Cc}\p{Bidi_Control}\u2028\u2029\u200B\uFEFF]/u
+const VISIBLE = /[^\p{White_Space}\p{Default_Ignorable_Code_Point}\u2800\u3164\uFFA0\u115F\u1160]/u
+/**
+ * Whether `value` is a display name: at least one visible character (not white space, not a
+ * default-ignorable code point such as a joiner or filler, not a blank Braille cell), and no
+ * control character, line or paragraph separator, bidirectional control (Unicode Bidi_Control:
+ * the marks RLM/LRM/ALM, embeddings, overrides, isolates), zero-width space or BOM.
+ */
+export const isDisplayName = (value: string): boolean => VISIBLE.test(value) && !REFUSED_IN_NAMES.test(value)
 Format.Set('display-name', isDisplayName)
+/** What a display name must be, as the 400 ("body/name must show…") and the OpenAPI document say it. */
+export const DISPLAY_NAME_RULE = 'must show something, with no control characters, line breaks or bidirectional controls'
 /**
  * A name people read (a person's, a tenant's, an API key's): 1–200 characters, see isDisplayName.
- * A refused one is a 400 VALIDATION_FAILED "body/name must match format \"display-name\"".
+ * A refused one is a 400 VALIDATION_FAILED "body/name must show something, with no control
+ * characters, line breaks or bidirectional controls" (plugins/error-handler.ts).
  */
-export const DisplayName = Type.String({ minLength: 1, maxLength: 200, format: 'display-name', description: '1–200 characters, not blank; no control characters, line breaks or bidirectional controls' })
+export const DisplayName = Type.String({ minLength: 1, maxLength: 200, format: 'display-name', description: `1–200 characters; ${DISPLAY_NAME_RULE}` })
 // Enumerations come from the Prisma enums (prisma/schema.prisma), their one declaration.
 export const RoleSchema = Type.Enum(Object.values(Role))
 export const TaskStatusSchema = Type.Enum(Object.values(TaskStatus))

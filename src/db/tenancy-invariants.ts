@@ -63,19 +63,21 @@ export const SHARED_READABLE_TABLES: Readonly<Record<string, { privileges: reado
 
 /**
  * SECURITY DEFINER functions the API's role may call, each reviewed: what it lets the role do that
- * row-level security alone would not, and why that is confined. Keyed by the signature as
- * PostgreSQL prints it (`regprocedure`). Any other definer function callable by the role breaks
- * rule `definer-function`: like a view with its owner's rights, it bypasses row-level security.
+ * row-level security alone would not, and why that is confined. Keyed by schema, name and argument
+ * types (`public.f(text, integer)`), qualified whatever the connection's search_path: a function of
+ * the same name in another schema is not taken for a reviewed one. Any other definer function
+ * callable by the role breaks rule `definer-function`: like a view with its owner's rights, it
+ * bypasses row-level security.
  */
 export const REVIEWED_DEFINER_FUNCTIONS: Readonly<Record<string, string>> = {
-  'app_tenant_by_slug(text)': 'resolves a Host to its tenant before any tenant is current: one tenant\'s id and status',
-  'app_tenant_by_domain(text)': 'the same for a custom domain',
-  'app_tenant_signup(text,text)': 'creates a tenant (public signup), before any tenant exists',
-  'app_tenant_admin_page(integer,timestamp with time zone,uuid)': 'the platform admin API\'s tenant list (behind the platform token): tenant registry fields only',
-  'app_tenant_admin_update(text,text,boolean,integer)': 'the platform admin API\'s suspension and request-limit changes',
-  'app_lock_audit_chain(uuid)': 'locks the tenant row as the audit chain lock; refuses another tenant than the transaction\'s own',
-  'app_changes_after(pg_snapshot)': 'the change feed the instances read to drop cached entries: kinds and ids, no row data',
-  'app_prune_change_feed()': 'removes change-feed entries older than its retention',
+  'public.app_tenant_by_slug(text)': 'resolves a Host to its tenant before any tenant is current: one tenant\'s id and status',
+  'public.app_tenant_by_domain(text)': 'the same for a custom domain',
+  'public.app_tenant_signup(text, text)': 'creates a tenant (public signup), before any tenant exists',
+  'public.app_tenant_admin_page(integer, timestamp with time zone, uuid)': 'the platform admin API\'s tenant list (behind the platform token): tenant registry fields only',
+  'public.app_tenant_admin_update(text, text, boolean, integer)': 'the platform admin API\'s suspension and request-limit changes',
+  'public.app_lock_audit_chain(uuid)': 'locks the tenant row as the audit chain lock; refuses another tenant than the transaction\'s own',
+  'public.app_changes_after(pg_snapshot)': 'the change feed the instances read to drop cached entries: kinds and ids, no row data',
+  'public.app_prune_change_feed()': 'removes change-feed entries older than its retention',
 }
 
 const TENANT_EXPR = '(tenant_id = app_current_tenant())'
@@ -254,7 +256,7 @@ async function collect (db: Queryable): Promise<Violation[]> {
   // role may call reads and writes past row-level security (its owner is the migrations' role).
   // An extension's own functions are the extension's.
   const { rows: definers } = await db.query<{ signature: string }>(`
-    SELECT p.oid::regprocedure::text AS signature
+    SELECT format('%I.%I(%s)', n.nspname, p.proname, oidvectortypes(p.proargtypes)) AS signature
     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
     WHERE p.prosecdef AND ${OUTSIDE_SYSTEM_SCHEMAS} AND has_function_privilege($1, p.oid, 'EXECUTE')
       AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e')
