@@ -476,7 +476,12 @@ t.test('the action list is the one source of the schema and the README', async (
   const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8')
   const section = readme.split('## Audit log')[1]?.split('\n## ')[0] ?? ''
   const inReadme = [...section.matchAll(/^\| `([a-z_]+\.[a-z_]+)` \|/gm)].map((m) => m[1])
-  t.same(inReadme, AUDIT_ACTION_NAMES, 'the README table lists exactly the actions, in order')
+  // Said as what to do: a team adding an action (comment.created) reads which row is missing.
+  const rowsMissing = AUDIT_ACTION_NAMES.filter((action) => !inReadme.includes(action))
+  const rowsUnknown = inReadme.filter((action) => !AUDIT_ACTION_NAMES.includes(action as AuditAction))
+  t.same(rowsMissing, [], rowsMissing.length ? `README "Audit log": add a row for ${rowsMissing.map((a) => `\`${a}\``).join(', ')} (src/audit/actions.ts has it)` : 'every action has its README row')
+  t.same(rowsUnknown, [], rowsUnknown.length ? `README "Audit log": remove the row for ${rowsUnknown.map((a) => `\`${a}\``).join(', ')} (not in src/audit/actions.ts)` : 'no README row for an unknown action')
+  t.same(inReadme, AUDIT_ACTION_NAMES, 'the README table lists the actions in the order of src/audit/actions.ts')
   // Every contract action is there (shared/API.md "Audit events").
   // An action no route writes is dead weight in the schema and the README (review: the guide's
   // example declared `comment.updated` without a PATCH route, and nothing said so).

@@ -314,6 +314,7 @@ for (const variant of brokenVariants) {
     const check = await tenancyCheck(url)
     t.equal(check.code, 1, 'npm run tenancy:check exits 1')
     t.match(check.output, new RegExp(`guide_comments: ${variant.rule} — `), `naming the table and the rule\n${check.output}`)
+    if (variant.rule === 'rls-enabled') t.ok(check.output.includes(`end the table's migration with ${ONE_LINE}`), 'the forgotten line is named, to copy')
     if (variant.rule === 'fk-includes-tenant') {
       // Why the rule exists: with this key, tenant A's comment can sit on tenant B's task.
       const [a, b] = [await insertTenant(url, 'alpha'), await insertTenant(url, 'bravo')]

@@ -190,7 +190,10 @@ async function collect (db: Queryable): Promise<Violation[]> {
 
   for (const { table, oid } of tables) {
     const fact = facts.find((f) => f.oid === oid)!
-    if (!fact.enabled) add(table, 'rls-enabled')
+    // Neither enabled nor forced, and no policy: the migration's one line was forgotten, which says
+    // more than the five rules it would have met.
+    const forgotten = !fact.enabled && !fact.forced && !policies.some((p) => p.oid === oid)
+    if (!fact.enabled) add(table, 'rls-enabled', forgotten ? `${TENANCY_RULES['rls-enabled']}; nor anything else app_make_tenant_owned does: end the table's migration with SELECT app_make_tenant_owned('${table}');` : undefined)
     if (!fact.forced) add(table, 'rls-forced')
     checkPolicies(table, policies.filter((p) => p.oid === oid), TENANT_EXPR, add)
     if (!fact.reads_and_inserts || (!fact.append_only && !fact.updates_and_deletes)) add(table, 'grants')
