@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import Type from 'typebox'
 import { rateLimited } from '../plugins/auth.ts'
-import { loginFailuresLimit } from '../src/auth/login-failures.ts'
+import { loginFailureKey, loginFailuresLimit } from '../src/auth/login-failures.ts'
 import { assertOfferedPasswordFits } from '../src/auth/passwords.ts'
 import { signedInAnswer, Tokens } from '../src/auth/login-answer.ts'
 import { publicUserSelect } from '../src/auth/public-user.ts'
@@ -28,7 +28,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // tried at all), counted on each failure. A successful login does not clear it; a new password
   // does (src/auth/login-failures.ts).
   const typedEmail = (request: FastifyRequest) => (request.body as { email: string }).email
-  const failureKey = (request: FastifyRequest) => `${request.tenantId}:${typedEmail(request).toLowerCase()}`
+  const failureKey = (request: FastifyRequest) => loginFailureKey(request.tenantId, typedEmail(request))
   const failures = loginFailuresLimit(app, typedEmail)
   // Attempts per client address (request.ip: the first untrusted hop, see TRUST_PROXY).
   const attemptsPerAddress = app.limits.create({ name: 'login-address', max: config.LOGIN_ATTEMPTS_PER_IP_PER_MIN, windowMs: 60_000 })

@@ -8,7 +8,6 @@ import { requirePermission } from '../src/auth/permissions.ts'
 import { notFound } from '../src/errors.ts'
 import { Prisma } from '../src/generated/prisma/client.ts'
 
-const Name = DisplayName
 const Description = Nullable(Type.String({ maxLength: 10_000 }))
 
 export const Project = Type.Object({
@@ -19,8 +18,8 @@ export const Project = Type.Object({
   updatedAt: Timestamp,
 })
 
-const CreateProject = Type.Object({ name: Name, description: Type.Optional(Description) }, { additionalProperties: false })
-const UpdateProject = Type.Object({ name: Type.Optional(Name), description: Type.Optional(Description) }, { additionalProperties: false, minProperties: 1 })
+const CreateProject = Type.Object({ name: DisplayName, description: Type.Optional(Description) }, { additionalProperties: false })
+const UpdateProject = Type.Object({ name: Type.Optional(DisplayName), description: Type.Optional(Description) }, { additionalProperties: false, minProperties: 1 })
 
 /** The columns a project answer shows (the response schema would drop others anyway). */
 export const projectFields = { id: true, name: true, description: true, createdAt: true, updatedAt: true } as const

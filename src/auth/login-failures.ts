@@ -2,6 +2,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Limiter } from '../../plugins/limits.ts'
 
+/** The count's key: tenant + the email lower-cased (`<tenant id>:<email>`), whoever counts or clears it. */
+export const loginFailureKey = (tenantId: string, email: string): string => `${tenantId}:${email.toLowerCase()}`
+
 /**
  * The limiter of failed password checks per tenant + email (OWASP ASVS v4 2.2.1, anti-automation):
  * `LOGIN_FAILURES_MAX` per `LOGIN_FAILURES_WINDOW_S` (s), one budget whichever route counted the
@@ -18,5 +21,5 @@ export const loginFailuresLimit = (app: FastifyInstance, emailOf: (request: Fast
     name: 'login-failures',
     max: app.config.LOGIN_FAILURES_MAX,
     windowMs: app.config.LOGIN_FAILURES_WINDOW_S * 1000,
-    key: (request) => `${request.tenantId}:${emailOf(request).toLowerCase()}`,
+    key: (request) => loginFailureKey(request.tenantId, emailOf(request)),
   })
