@@ -24,7 +24,10 @@ export interface LimitSpec {
   max: number
   /** Window length in milliseconds (a fixed window starting at the key's first hit). */
   windowMs: number
-  /** What is counted; default: the client address (clientAddress). */
+  /**
+   * What is counted; default: the client address (clientAddress). A limiter whose callers always
+   * name the key (`hit(request, key)`, as src/auth/login-failures.ts does) may make it throw.
+   */
   key?: (request: FastifyRequest) => string
 }
 
@@ -41,15 +44,18 @@ export interface LimitState {
 export interface Limiter {
   /** Counts the request; throws 429 RATE_LIMITED with Retry-After beyond `max`. Usable as an onRequest/preHandler hook. */
   enforce(request: FastifyRequest): Promise<void>
-  /** Counts one event (e.g. a failed login) and returns the state after it. */
-  hit(request: FastifyRequest): Promise<LimitState>
-  /** The state without counting. */
-  peek(request: FastifyRequest): Promise<LimitState>
   /**
-   * Forgets the request's key's count (every instance's, when counted in Redis): the next hit starts
-   * a new window. Never throws (a Redis that cannot answer keeps its count until the window ends).
+   * Counts one event (e.g. a failed login) and returns the state after it: under `key` when given
+   * (a string as the spec's `key` would return), else under the spec's key of the request.
    */
-  reset(request: FastifyRequest): Promise<void>
+  hit(request: FastifyRequest, key?: string): Promise<LimitState>
+  /** The state without counting; `key` as for `hit`. */
+  peek(request: FastifyRequest, key?: string): Promise<LimitState>
+  /**
+   * Forgets one key's count (every instance's, when counted in Redis): the next hit starts a new
+   * window. Never throws (a Redis that cannot answer keeps its count until the window ends).
+   */
+  clear(key: string): Promise<void>
 }
 
 export interface Limits {
@@ -106,8 +112,8 @@ export default fp(
           checks.set(spec.name, shared)
         }
         const { keyOf, check } = shared
-        const state = async (request: FastifyRequest, increment: boolean): Promise<LimitState> => {
-          keyOf.set(request, key(request))
+        const state = async (request: FastifyRequest, increment: boolean, counted = key(request)): Promise<LimitState> => {
+          keyOf.set(request, counted)
           const result = await check(request, { increment })
           if (result.isAllowed) return { remaining: Number.POSITIVE_INFINITY, retryAfterS: 0, exceeded: false } // allow-listed (unused)
           return { remaining: result.remaining, retryAfterS: Math.max(1, result.ttlInSeconds), exceeded: result.isExceeded }
@@ -117,9 +123,9 @@ export default fp(
             const after = await state(request, true)
             if (after.exceeded) throw rateLimited(after.retryAfterS)
           },
-          hit: (request) => state(request, true),
-          peek: (request) => state(request, false),
-          reset: (request) => store.clear(`${spec.name}:${key(request)}`),
+          hit: (request, counted) => state(request, true, counted),
+          peek: (request, counted) => state(request, false, counted),
+          clear: (counted) => store.clear(`${spec.name}:${counted}`),
         }
       },
     })

@@ -1,9 +1,9 @@
 // Sign in, refresh, sign out (tenant hosts). The contract: shared/API.md "Authentication".
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply } from 'fastify'
 import Type from 'typebox'
 import { rateLimited } from '../plugins/auth.ts'
-import { loginFailureKey, loginFailuresLimit } from '../src/auth/login-failures.ts'
+import { loginFailureKey, loginFailures } from '../src/auth/login-failures.ts'
 import { assertOfferedPasswordFits } from '../src/auth/passwords.ts'
 import { signedInAnswer, Tokens } from '../src/auth/login-answer.ts'
 import { publicUserSelect } from '../src/auth/public-user.ts'
@@ -27,9 +27,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Failed logins per tenant + email: read before checking a password (a locked account is not
   // tried at all), counted on each failure. A successful login does not clear it; a new password
   // does (src/auth/login-failures.ts).
-  const typedEmail = (request: FastifyRequest) => (request.body as { email: string }).email
-  const failureKey = (request: FastifyRequest) => loginFailureKey(request.tenantId, typedEmail(request))
-  const failures = loginFailuresLimit(app, typedEmail)
+  const failures = loginFailures(app)
   // Attempts per client address (request.ip: the first untrusted hop, see TRUST_PROXY).
   const attemptsPerAddress = app.limits.create({ name: 'login-address', max: config.LOGIN_ATTEMPTS_PER_IP_PER_MIN, windowMs: 60_000 })
   // Attempts whose password is being checked right now, per tenant + email. They count against the
@@ -48,10 +46,10 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     onRequest: attemptsPerAddress.enforce,
     schema: { tags: ['auth'], summary: 'Sign in with email and password', body: LoginBody, response: responses({ 200: Tokens }) },
   }, async (request, reply) => {
-    const { password } = request.body
+    const { email, password } = request.body
     assertOfferedPasswordFits(password, 'password')
-    const key = failureKey(request)
-    const seen = await failures.peek(request)
+    const key = loginFailureKey(request.tenantId, email)
+    const seen = await failures.peek(request, email)
     const pending = checking.get(key) ?? 0
     if (seen.remaining - pending <= 0) throw rateLimited(seen.retryAfterS)
     checking.set(key, pending + 1)
@@ -61,7 +59,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       user = await request.db.user.findFirst({ where: { email: request.body.email.toLowerCase() }, select: { ...publicUserSelect, passwordHash: true, authVersion: true } })
       // Unknown, inactive and wrong password: one answer, one bcrypt comparison of the same cost each.
       ok = user?.active ? await app.passwords.verify(password, user.passwordHash) : await app.passwords.verifyDummy(password)
-      if (!ok || !user) await failures.hit(request)
+      if (!ok || !user) await failures.hit(request, email)
     } finally {
       release(key)
     }

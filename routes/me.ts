@@ -1,8 +1,7 @@
 // The signed-in user's own profile and password (tenant hosts).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
-import { loginFailuresLimit } from '../src/auth/login-failures.ts'
+import { loginFailures } from '../src/auth/login-failures.ts'
 import { assertOfferedPasswordFits } from '../src/auth/passwords.ts'
 import { audited, auditContext, recordAuditEvent } from '../src/audit/audit-log.ts'
 import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
@@ -30,8 +29,7 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
   //   keyed by the user's email); a successful change clears it.
   const windowMs = config.LOGIN_FAILURES_WINDOW_S * 1000
   const passwordChanges = app.limits.create({ name: 'password-change', max: config.LOGIN_FAILURES_MAX, windowMs, key: (request) => `${request.tenantId}:${request.principal.id}` })
-  const emailOf = new WeakMap<FastifyRequest, string>()
-  const loginFailures = loginFailuresLimit(app, (request) => emailOf.get(request) ?? '')
+  const failures = loginFailures(app)
   app.get('/v1/me', {
     schema: { tags, security: signedIn, summary: 'Your profile', response: responses({ 200: PublicUser }) },
   }, async (request) => {
@@ -60,11 +58,10 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
     await passwordChanges.enforce(request)
     const user = await request.db.user.findFirst({ where: { id: userId }, select: { passwordHash: true, email: true, authVersion: true } })
     if (!user) throw unauthorized('Session expired or revoked')
-    emailOf.set(request, user.email)
-    const logins = await loginFailures.peek(request)
+    const logins = await failures.peek(request, user.email)
     if (logins.remaining <= 0) throw rateLimited(logins.retryAfterS)
     if (!(await app.passwords.verify(request.body.currentPassword, user.passwordHash))) {
-      await loginFailures.hit(request)
+      await failures.hit(request, user.email)
       // A wrong password is a failed password check whichever route asked (a stolen session guessing
       // the password to take the account over): the incident responder finds it with the logins'.
       await recordAuditEvent(request.db, { ...auditContext(request), action: 'auth.login_failed', target: { type: 'user', id: userId }, data: { email: user.email, route: 'password_change' } })
@@ -83,7 +80,7 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
       await endResetLinks(tx, userId)
     }, () => ({ action: 'user.password_changed', target: { type: 'user', id: userId } }))
     app.auth.userChanged(tenantId, userId) // again after the commit: no cached state from before it
-    await loginFailures.reset(request) // the failures counted were guesses at the old password
+    await failures.clear(tenantId, user.email) // the failures counted were guesses at the old password
     return reply.code(204).send(null)
   })
 }

@@ -12,8 +12,8 @@ import { linkAttemptsPerAddress, LinkToken, presentedTokenHash, unusableToken } 
 import { Email } from '../src/api/schemas.ts'
 import { auditContext, recordAuditEvent } from '../src/audit/audit-log.ts'
 import { tenantTransaction } from '../src/jobs/tenant-transaction.ts'
-import { endResetLinks } from '../src/people/reset-links.ts'
-import { loginFailuresLimit } from '../src/auth/login-failures.ts'
+import { endResetLinks, liveLinkUser } from '../src/people/reset-links.ts'
+import { loginFailures } from '../src/auth/login-failures.ts'
 
 const tags = ['auth']
 
@@ -35,8 +35,7 @@ const passwordResetRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
   const requestsPerAddress = linkAttemptsPerAddress(app, 'reset-address')
   const confirmsPerAddress = linkAttemptsPerAddress(app, 'reset-confirm-address')
-  const resetFor = new WeakMap<FastifyRequest, string>()
-  const loginFailures = loginFailuresLimit(app, (request) => resetFor.get(request) ?? '')
+  const failures = loginFailures(app)
 
   app.post('/v1/auth/password-reset', {
     onRequest: requestsPerAddress.enforce,
@@ -62,17 +61,18 @@ const passwordResetRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const { token, password } = request.body
     const tokenHash = presentedTokenHash(token)
     const usable = () => ({ tokenHash, usedAt: null, expiresAt: { gt: new Date() } })
-    const found = await request.db.passwordResetToken.findFirst({ where: usable(), select: { id: true, userId: true, user: { select: { email: true } } } })
+    const found = await request.db.passwordResetToken.findFirst({ where: usable(), select: { id: true, userId: true, requestedAt: true, user: { select: { email: true } } } })
     if (!found) throw unusableToken()
     const passwordHash = await app.passwords.hash(password)
     const tenantId = request.tenantId
     await request.db.$transaction(async (tx) => {
       const consumed = await tx.passwordResetToken.updateMany({ where: { id: found.id, ...usable() }, data: { usedAt: new Date() } })
       if (consumed.count !== 1) throw unusableToken()
-      // An inactive (or deleted) user cannot come back through a reset.
-      const changed = await tx.user.updateMany({ where: { id: found.userId, active: true }, data: { passwordHash, authVersion: { increment: 1 }, passwordChangedAt: new Date() } })
+      // An inactive (or deleted) user cannot come back through a reset, nor can a link asked for
+      // before the user's links ended (a password change, a deactivation) set the password.
+      const changed = await tx.user.updateMany({ where: { id: found.userId, ...liveLinkUser(found.requestedAt) }, data: { passwordHash, authVersion: { increment: 1 }, passwordChangedAt: new Date() } })
       if (changed.count !== 1) throw unusableToken()
-      // Every other outstanding link of the user stops working too.
+      // Every other link of the user asked for until now stops working too.
       await endResetLinks(tx, found.userId)
       await tx.session.updateMany({ where: { userId: found.userId, revokedAt: null }, data: { revokedAt: new Date() } })
       const user = { type: 'user' as const, id: found.userId }
@@ -83,8 +83,7 @@ const passwordResetRoutes: FastifyPluginAsyncTypebox = async (app) => {
     app.auth.userChanged(tenantId, found.userId)
     // The login lockout ends with the old password: someone spending the email's failures must not
     // keep its owner out after the reset (src/auth/login-failures.ts).
-    resetFor.set(request, found.user.email)
-    await loginFailures.reset(request)
+    await failures.clear(tenantId, found.user.email)
     return reply.code(204).send(null)
   })
 }

@@ -337,7 +337,7 @@ t.test('a deactivation and the end of the user sessions commit together', async 
   // Bob's session rows are locked: the deactivation waits when it revokes them.
   const lock = await holdLock(t, ownerUrl, 'SELECT 1 FROM sessions WHERE user_id = $1 FOR UPDATE', [bob.id], tenantId)
   const deactivating = app.inject({ method: 'PATCH', url: `/v1/users/${bob.id}`, headers: { host: HOST, authorization: `Bearer ${ann.accessToken}` }, payload: { active: false } })
-  t.equal(await lock.untilWaiting(1, '%sessions%'), 1, 'the deactivation waits to revoke the sessions')
+  t.equal(await lock.untilWaiting(1, { like: '%sessions%' }), 1, 'the deactivation waits to revoke the sessions')
   const { rows } = await adminQuery<{ active: boolean }>(ownerUrl, 'SELECT active FROM users WHERE id = $1', [bob.id])
   t.same(rows, [{ active: true }], 'meanwhile the user is not deactivated either: no committed deactivation with live sessions')
   await lock.release()

@@ -32,20 +32,24 @@ export async function adminQuery<R extends pg.QueryResultRow = pg.QueryResultRow
   }
 }
 
-/**
- * How many backends of `ownerUrl`'s database wait on a lock now, only those whose statement is
- * LIKE `like` (SQL LIKE pattern) when given.
- */
-export async function backendsWaitingOnLocks (ownerUrl: string, like?: string): Promise<number> {
-  const filter = like === undefined ? '' : ' AND query LIKE $1'
-  const { rows } = await adminQuery<{ n: number }>(ownerUrl, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'${filter}`, like === undefined ? [] : [like])
+/** Which backends count: those whose statement is LIKE `like` and NOT LIKE `notLike` (SQL LIKE patterns), each when given. */
+export interface StatementFilter {
+  like?: string
+  notLike?: string
+}
+
+/** How many backends of `ownerUrl`'s database wait on a lock now, of those `filter` keeps. */
+export async function backendsWaitingOnLocks (ownerUrl: string, filter: StatementFilter = {}): Promise<number> {
+  const { rows } = await adminQuery<{ n: number }>(ownerUrl, `SELECT count(*)::int AS n FROM pg_stat_activity
+    WHERE datname = current_database() AND wait_event_type = 'Lock'
+      AND ($1::text IS NULL OR query LIKE $1) AND ($2::text IS NULL OR query NOT LIKE $2)`, [filter.like ?? null, filter.notLike ?? null])
   return rows[0]!.n
 }
 
 /** A lock a test holds: see holdLock. */
 export interface HeldLock {
-  /** Resolves once `n` backends wait on a lock (those whose statement is LIKE `like`), after 10 s at most; returns how many wait. */
-  untilWaiting(n: number, like?: string): Promise<number>
+  /** Resolves once `n` backends wait on a lock (of those `filter` keeps), after 10 s at most; returns how many wait. */
+  untilWaiting(n: number, filter?: StatementFilter): Promise<number>
   /** Commits the holding transaction: the waiters go on. */
   release(): Promise<unknown>
 }
@@ -63,9 +67,9 @@ export async function holdLock (t: { teardown(fn: () => unknown): void }, ownerU
   if (tenantId) await locker.query("SELECT set_config('app.tenant_id', $1, true)", [tenantId])
   await locker.query(statement, values)
   return {
-    async untilWaiting (n, like) {
-      for (let i = 0; i < 400 && await backendsWaitingOnLocks(ownerUrl, like) < n; i++) await new Promise((resolve) => setTimeout(resolve, 25))
-      return await backendsWaitingOnLocks(ownerUrl, like)
+    async untilWaiting (n, filter) {
+      for (let i = 0; i < 400 && await backendsWaitingOnLocks(ownerUrl, filter) < n; i++) await new Promise((resolve) => setTimeout(resolve, 25))
+      return await backendsWaitingOnLocks(ownerUrl, filter)
     },
     release: () => locker.query('COMMIT'),
   }

@@ -5,19 +5,10 @@ import { adminQuery, build, holdLock } from './helper.ts'
 import { buildWithMail, NEW_PASSWORD, PASSWORD, tokenOf } from './mail-helper.ts'
 
 /**
- * The routes' `UPDATE … invitations` statements waiting on a row lock, polled every 25 ms for up
- * to 10 s until there are `expected`; answers the last count. The invitation's email job marks the
- * row sent (`email_sent_at`) and may wait on the same lock: only the routes' statements count.
+ * The routes' `UPDATE … invitations` statements (holdLock's untilWaiting filter). The invitation's
+ * email job marks the row sent (`email_sent_at`) and may wait on the same lock: it does not count.
  */
-async function routeUpdatesWaiting (ownerUrl: string, expected: number): Promise<number> {
-  const count = async () => (await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE%invitations%' AND query NOT LIKE '%email_sent_at%'")).rows[0]!.n
-  let n = await count()
-  for (let i = 0; i < 400 && n < expected; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 25))
-    n = await count()
-  }
-  return n
-}
+const ROUTE_UPDATES = { like: 'UPDATE%invitations%', notLike: '%email_sent_at%' }
 
 async function setup (t: Parameters<typeof build>[0], env: Record<string, string> = {}) {
   const built = await buildWithMail(t, env)
@@ -169,7 +160,7 @@ t.test('revoking an invitation whose accept commits meanwhile is a 409', async (
   const id = invited.json().id as string
   const accept = await holdLock(t, ownerUrl, 'UPDATE invitations SET accepted_at = now() WHERE id = $1', [id]) // the accept, not yet committed
   const revoking = as(owner, 'DELETE', `/v1/invitations/${id}`)
-  t.equal(await routeUpdatesWaiting(ownerUrl, 1), 1, 'the revocation passed its check and waits on the row')
+  t.equal(await accept.untilWaiting(1, ROUTE_UPDATES), 1, 'the revocation passed its check and waits on the row')
   await accept.release()
   const res = await revoking
   t.equal(res.statusCode, 409, 'a conflict, not a 204')
@@ -241,7 +232,7 @@ t.test('two concurrent accepts of one invitation: one wins, the other is 400', a
   // released only once all six are waiting — each goes on only if its own consume succeeds.
   const lock = await holdLock(t, ownerUrl, "SELECT 1 FROM invitations WHERE email = 'race@example.com' FOR UPDATE")
   const racing = Promise.all(Array.from({ length: 6 }, (_, i) => as(null, 'POST', '/v1/invitations/accept', { token, name: `Racer ${i}`, password: NEW_PASSWORD })))
-  t.equal(await routeUpdatesWaiting(ownerUrl, 6), 6, 'the six accepts all passed their first check and wait on the invitation')
+  t.equal(await lock.untilWaiting(6, ROUTE_UPDATES), 6, 'the six accepts all passed their first check and wait on the invitation')
   await lock.release()
   const codes = (await racing).map((r) => r.statusCode).sort()
   t.same(codes, [201, 400, 400, 400, 400, 400], codes.join(','))

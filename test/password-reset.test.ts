@@ -2,8 +2,15 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { createUser, signIn } from './auth-helper.ts'
-import { adminQuery, build } from './helper.ts'
+import { adminQuery, build, holdLock } from './helper.ts'
 import { buildWithMail, NEW_PASSWORD, PASSWORD, tokenOf } from './mail-helper.ts'
+
+/** Polls (100 ms, 10 s at most) until no password-reset job is left to run; answers how many are left. */
+async function resetJobsSettled (ownerUrl: string): Promise<number> {
+  const left = async () => (await adminQuery<{ n: number }>(ownerUrl, "SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'email-password-reset' AND state <> 'completed'")).rows[0]!.n
+  for (let i = 0; i < 100 && await left() > 0; i++) await new Promise((resolve) => setTimeout(resolve, 100))
+  return await left()
+}
 
 async function setup (t: Parameters<typeof build>[0], env: Record<string, string> = {}) {
   const built = await buildWithMail(t, env)
@@ -133,16 +140,41 @@ t.test('a reset asked for before a password change mails no link when its job ru
   t.equal((await post('/v1/auth/password-reset', { email: 'alice@example.com' })).statusCode, 202, 'asked again after the change')
   await app.jobs.work()
   const mail = await smtp.waitFor('alice@example.com')
-  for (let i = 0; i < 100; i++) {
-    const { rows } = await adminQuery(ownerUrl, "SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'email-password-reset' AND state <> 'completed'")
-    if (rows[0]!.n === 0) break
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
+  t.equal(await resetJobsSettled(ownerUrl), 0, 'both jobs ran')
   t.equal(smtp.messages.length, 1, 'one email: the request made after the change')
   const { rows } = await adminQuery(ownerUrl, 'SELECT count(*)::int AS n FROM password_reset_tokens')
   t.equal(rows[0]!.n, 1, 'and one link minted')
   const done = await post('/v1/auth/password-reset/confirm', { token: tokenOf(mail), password: 'the reset after the change' })
   t.equal(done.statusCode, 204, 'the later link works')
+})
+
+t.test('a reset asked for before a deactivation sets no password after the reactivation, however late its job runs', async (t) => {
+  // The worker is off while Alice asks and an owner deactivates then reactivates her: the job runs late.
+  const { app, smtp, post, ownerUrl, acmeId, alice } = await setup(t, { JOBS_WORKER: 'false' })
+  await createUser(ownerUrl, acmeId, { email: 'olga@example.com', password: PASSWORD, role: 'owner' })
+  const olga = await signIn(app, 'acme.localhost', 'olga@example.com', PASSWORD)
+  const setActive = (active: boolean) => app.inject({ method: 'PATCH', url: `/v1/users/${alice.id}`, headers: { host: 'acme.localhost', authorization: `Bearer ${olga.accessToken}` }, payload: { active } })
+  t.equal((await post('/v1/auth/password-reset', { email: 'alice@example.com' })).statusCode, 202)
+  await new Promise((resolve) => setTimeout(resolve, 5)) // the deactivation is later than the request, by the clock too
+  t.equal((await setActive(false)).statusCode, 200, 'deactivated')
+  t.equal((await setActive(true)).statusCode, 200, 'reactivated')
+  await app.jobs.work()
+  t.equal(await resetJobsSettled(ownerUrl), 0, 'the job ran')
+  t.equal(smtp.messages.length, 0, 'no email: the links of that request ended with the deactivation')
+
+  // A job that races a deactivation: it has read the user (active, no end since the request) and
+  // waits, before storing its link, while the deactivation commits; the link it then mails is dead.
+  const storing = await holdLock(t, ownerUrl, 'LOCK TABLE password_reset_tokens IN ACCESS EXCLUSIVE MODE')
+  t.equal((await post('/v1/auth/password-reset', { email: 'alice@example.com' })).statusCode, 202)
+  t.equal(await storing.untilWaiting(1, { like: '%password_reset_tokens%' }), 1, 'the job read the user and waits to store the link')
+  t.equal((await setActive(false)).statusCode, 200, 'deactivated meanwhile')
+  t.equal((await setActive(true)).statusCode, 200, 'and reactivated')
+  await storing.release()
+  const raced = tokenOf(await smtp.waitFor('alice@example.com'))
+  const late = await post('/v1/auth/password-reset/confirm', { token: raced, password: NEW_PASSWORD })
+  t.equal(late.statusCode, 400, 'the confirmation compares the request\'s time, not when the link was stored')
+  t.equal(late.json().error.code, 'BAD_REQUEST')
+  await signIn(app, 'acme.localhost', 'alice@example.com', PASSWORD) // the password is the one from before
 })
 
 t.test('a reset email sent late by a retry states what is left of the link, not the full TTL', async (t) => {

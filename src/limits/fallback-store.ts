@@ -25,7 +25,10 @@ interface Store {
 type RedisStoreCtor = new (continueExceeding: boolean, exponentialBackoff: boolean, redis: Redis, prefix: string) => Store
 // `lru`: the LocalStore's counters (toad-cache's LruMap). The plugin offers no way to forget a key,
 // which clearing a limit (a reset password lifting the login lockout) needs.
-type LocalCounters = Store & { lru: { delete(key: string): void } }
+interface LocalCounters extends Store {
+  lru: { delete(key: string): void }
+  child(routeOptions: object): LocalCounters
+}
 type LocalStoreCtor = new (continueExceeding: boolean, exponentialBackoff: boolean, cache?: number) => LocalCounters
 
 const RedisStore = require('@fastify/rate-limit/store/RedisStore.js') as RedisStoreCtor
@@ -50,11 +53,11 @@ class FallbackStore implements Store {
   constructor (
     /** Redis behind its breaker, whose fallback counts in the `local` store it is given; null: memory only. */
     private readonly shared: CircuitBreaker<Parameters<Counter>, Result> | null,
-    private readonly local: Store,
+    private readonly local: LocalCounters,
     /** Told of each child store's memory counters (one set per limiter), so that a key can be cleared in all. */
     private readonly onChild: (local: LocalCounters) => void
   ) {
-    onChild(local as LocalCounters)
+    onChild(local)
   }
 
   incr (key: string, callback: Callback, timeWindow: number, max: number): void {

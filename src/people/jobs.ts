@@ -13,6 +13,7 @@ import type { JobRunner } from '../jobs/runner.ts'
 import { invitationMail, passwordResetMail } from '../mail/templates.ts'
 import type { Mailer } from '../mail/mailer.ts'
 import { tenantHost, tenantLink, type LinkConfig } from './links.ts'
+import { liveLinkUser } from './reset-links.ts'
 import { LinkTokens } from './tokens.ts'
 
 export const INVITATION_EMAIL_JOB = 'email-invitation'
@@ -39,21 +40,19 @@ export function definePeopleJobs (runner: JobRunner, config: PeopleJobsConfig, m
 
   // The reset request answered 202 without looking anything up: this job does the work. Unknown
   // and inactive users get nothing. The row's id is the job's id: a second run finds it.
-  // `requestedAt` (epoch ms, the API instance's clock; absent in jobs queued before this field existed): a
-  // password changed since the request ended the links of that time (src/people/reset-links.ts),
-  // and a job that runs later (a queue that was down, a retry) must not mint one after it.
+  // `requestedAt` (epoch ms, the API instance's clock; absent in jobs queued before this field
+  // existed, taken as now): a password change or deactivation since the request ended the links
+  // of that time (src/people/reset-links.ts), so a job that runs later (a queue that was down, a
+  // retry) mails nothing; the link keeps the request's time, which the confirmation checks again.
   runner.defineTenantJob<{ email: string, requestedAt?: number }>(PASSWORD_RESET_JOB, async ({ tenant, db, jobId, log }, { email, requestedAt }) => {
-    const user = await db.user.findFirst({ where: { email: email.toLowerCase(), active: true }, select: { id: true, email: true, passwordChangedAt: true } })
-    if (!user) return
-    if (typeof requestedAt === 'number' && user.passwordChangedAt && user.passwordChangedAt.getTime() >= requestedAt) {
-      log.info({ userId: user.id }, 'password-reset email not needed (the password changed after the request)')
-      return
-    }
+    const requested = new Date(requestedAt ?? Date.now())
+    const user = await db.user.findFirst({ where: { email: email.toLowerCase(), ...liveLinkUser(requested) }, select: { id: true, email: true } })
+    if (!user) return // unknown, inactive, or its links ended since the request
     const token = tokens.token('password-reset', tenant.id, jobId)
     let reset = await db.passwordResetToken.findFirst({ where: { id: jobId } })
     if (!reset) {
       reset = await db.passwordResetToken.create({
-        data: { id: jobId, userId: user.id, tokenHash: LinkTokens.hash(token), expiresAt: new Date(Date.now() + config.PASSWORD_RESET_TTL_S * 1000) },
+        data: { id: jobId, userId: user.id, tokenHash: LinkTokens.hash(token), requestedAt: requested, expiresAt: new Date(Date.now() + config.PASSWORD_RESET_TTL_S * 1000) },
       })
     }
     if (reset.emailSentAt || reset.usedAt || reset.expiresAt.getTime() <= Date.now()) {
