@@ -212,6 +212,25 @@ t.test('a SECURITY DEFINER function the API role may call must be reviewed', asy
   }
 })
 
+t.test('a trigger\'s SECURITY DEFINER function and a rule on a table run past row-level security whatever the grants', async (t) => {
+  const url = await createTestDatabase(t)
+  const a = await insertTenant(url, 'alpha')
+  const b = await insertTenant(url, 'beta')
+  await adminQuery(url, 'INSERT INTO projects (tenant_id, name) VALUES ($1, \'beta\'\'s\')', [b])
+  await adminQuery(url, `CREATE FUNCTION rename_everything() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$ BEGIN UPDATE projects SET name = 'pwned' WHERE tenant_id <> NEW.tenant_id; RETURN NEW; END $$;
+    REVOKE EXECUTE ON FUNCTION rename_everything() FROM PUBLIC;
+    CREATE TRIGGER rename_everything AFTER INSERT ON projects FOR EACH ROW EXECUTE FUNCTION rename_everything()`)
+  // Why (review 55): the API role, in tenant A, changes B's rows through the trigger, EXECUTE revoked.
+  await adminQuery(url, `SET ROLE saas_app; BEGIN; SELECT set_config('app.tenant_id', '${a}', true); INSERT INTO projects (name) VALUES ('mine'); COMMIT`)
+  const { rows } = await adminQuery(url, 'SELECT name FROM projects WHERE tenant_id = $1', [b])
+  t.same(rows, [{ name: 'pwned' }], 'the trigger changed another tenant\'s row')
+  t.match(await checkTenancyInvariants(url), [{ table: 'public.rename_everything()', rule: 'definer-function' }], 'the check names the trigger\'s function, though the role may not EXECUTE it')
+  await adminQuery(url, 'ALTER FUNCTION rename_everything() SECURITY INVOKER')
+  t.same(await checkTenancyInvariants(url), [], 'a SECURITY INVOKER trigger function passes')
+  await adminQuery(url, 'CREATE RULE copy_everywhere AS ON INSERT TO projects DO ALSO UPDATE projects SET name = NEW.name WHERE tenant_id <> NEW.tenant_id')
+  t.match(await checkTenancyInvariants(url), [{ table: 'projects', rule: 'table-rule' }], 'the check names the table a rule rewrites')
+})
+
 t.test('a view over tenant data must not bypass row-level security', async (t) => {
   const url = await createTestDatabase(t)
   await adminQuery(url, 'CREATE VIEW project_names AS SELECT tenant_id, name FROM projects; GRANT SELECT ON project_names TO saas_app')

@@ -26,7 +26,8 @@ export const TENANCY_RULES = {
   'index-leading-tenant': 'an index does not lead with tenant_id (only the primary key may)',
   'fk-includes-tenant': 'a foreign key to a tenant-owned table does not include tenant_id = tenant_id: it could point at another tenant\'s row',
   'view-bypasses-rls': `${APP_ROLE} may read a view of a tenant-owned table that runs with its owner's rights (not security_invoker) or a materialized view: row-level security does not apply to it`,
-  'definer-function': `${APP_ROLE} may call a SECURITY DEFINER function that is not in REVIEWED_DEFINER_FUNCTIONS (src/db/tenancy-invariants.ts): it runs with its owner's rights, which bypass row-level security when the owner is a superuser or has BYPASSRLS, so it can read or change every tenant's rows. Make it SECURITY INVOKER, or REVOKE EXECUTE ON FUNCTION … FROM PUBLIC, ${APP_ROLE}, or, once reviewed, list it there with the reason`,
+  'definer-function': `${APP_ROLE} may call a SECURITY DEFINER function that is not in REVIEWED_DEFINER_FUNCTIONS (src/db/tenancy-invariants.ts), or a trigger runs one (a trigger runs its function whoever may EXECUTE it): it runs with its owner's rights, which bypass row-level security when the owner is a superuser or has BYPASSRLS, so it can read or change every tenant's rows. Make it SECURITY INVOKER, or, for a function no trigger runs, REVOKE EXECUTE ON FUNCTION … FROM PUBLIC, ${APP_ROLE}, or, once reviewed, list it there with the reason`,
+  'table-rule': 'a rule (CREATE RULE) rewrites writes to this table: its actions run with the table owner\'s rights, past row-level security. Use a trigger whose function is SECURITY INVOKER instead',
   'unscoped-table': `${APP_ROLE} may read, change or delete the rows of this table, which has no tenant_id: nothing confines them to a tenant. Make it tenant-owned (app_make_tenant_owned), or, for platform data holding nothing of any tenant, list it in SHARED_READABLE_TABLES (src/db/tenancy-invariants.ts) with the reason`,
   'model-without-tenant': 'the Prisma model of this table has no tenantId, so request.db refuses it (a 500 on every route using it): add tenantId (README "Add a tenant-owned resource"), or, for platform data only platform code touches, add the model to PLATFORM_MODELS (src/tenancy/scoped-client.ts)',
   'app-role': `the role ${APP_ROLE} does not exist`,
@@ -78,6 +79,8 @@ export const REVIEWED_DEFINER_FUNCTIONS: Readonly<Record<string, string>> = {
   'public.app_lock_audit_chain(uuid)': 'locks the tenant row as the audit chain lock; refuses another tenant than the transaction\'s own',
   'public.app_changes_after(pg_snapshot)': 'the change feed the instances read to drop cached entries: kinds and ids, no row data',
   'public.app_prune_change_feed()': 'removes change-feed entries older than its retention',
+  'public.audit_events_link()': 'the audit events\' trigger: links each new event into its own tenant\'s chain (the tenant row\'s head, which the role cannot update)',
+  'public.app_record_change()': 'the change feed\'s trigger on tenants, users, sessions and API keys: records the kind and id of the changed row, no row data',
 }
 
 const TENANT_EXPR = '(tenant_id = app_current_tenant())'
@@ -256,17 +259,27 @@ async function collect (db: Queryable): Promise<Violation[]> {
     if (beyond.length && !overTenantData.has(table)) add(table, 'unscoped-table', `(${beyond.join(', ')} granted) ${TENANCY_RULES['unscoped-table']}`)
   }
   // Functions that run with their owner's rights: as a view with its owner's rights, one the API's
-  // role may call reads and writes past row-level security (its owner is the migrations' role).
+  // role may call reads and writes past row-level security (its owner is the migrations' role). A
+  // trigger runs its function whoever may EXECUTE it (PostgreSQL checks that privilege when the
+  // trigger is created, not when it fires), so a trigger's definer function counts, REVOKE or not.
   // An extension's own functions are the extension's.
   const { rows: definers } = await db.query<{ signature: string }>(`
     SELECT format('%I.%I(%s)', n.nspname, p.proname, oidvectortypes(p.proargtypes)) AS signature
     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-    WHERE p.prosecdef AND ${OUTSIDE_SYSTEM_SCHEMAS} AND has_function_privilege($1, p.oid, 'EXECUTE')
+    WHERE p.prosecdef AND ${OUTSIDE_SYSTEM_SCHEMAS}
+      AND (has_function_privilege($1, p.oid, 'EXECUTE') OR EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgfoid = p.oid AND NOT t.tgisinternal))
       AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e')
     ORDER BY 1`, [APP_ROLE])
   for (const { signature } of definers) {
     if (REVIEWED_DEFINER_FUNCTIONS[signature] === undefined) add(signature, 'definer-function')
   }
+  // Rules on tables (not a view's own SELECT rule): their actions run with the table owner's rights.
+  const { rows: rewritten } = await db.query<{ table: string }>(`
+    SELECT DISTINCT ${relationName('c')} AS table
+    FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND ${OUTSIDE_SYSTEM_SCHEMAS}
+    ORDER BY 1`)
+  for (const { table } of rewritten) add(table, 'table-rule')
   // The registry of tenants is keyed by id, and under the same kind of policy.
   const [tenants] = await db.query<{ oid: number; enabled: boolean; forced: boolean }>(
     'SELECT c.oid::int AS oid, c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced FROM pg_class c WHERE c.oid = to_regclass(\'public.tenants\')').then((r) => r.rows)
