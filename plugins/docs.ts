@@ -41,6 +41,7 @@ export default fp(
           { name: 'users', description: 'Tenant hosts; admins and owners' },
           { name: 'projects', description: 'Tenant hosts' },
           { name: 'tasks', description: 'Tenant hosts' },
+          { name: 'invitations', description: 'Tenant hosts; admins and owners (accept: anyone with the link)' },
           { name: 'api keys', description: 'Tenant hosts; admins and owners' },
           { name: 'audit', description: 'Tenant hosts; admins (list) and owners (export, verify)' },
           { name: 'signup', description: 'Platform host' },

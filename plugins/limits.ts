@@ -25,10 +25,11 @@ export interface LimitSpec {
   /** Window length in milliseconds (a fixed window starting at the key's first hit). */
   windowMs: number
   /**
-   * What is counted; default: the client address (clientAddress). A limiter whose callers always
-   * name the key (`hit(request, key)`, as src/auth/login-failures.ts does) may make it throw.
+   * What is counted: a function of the request (default: the client address, clientAddress), or
+   * `'named'` when every caller names the key itself (`hit(request, key)`: src/auth/login-failures.ts
+   * counts under the email its route means); `create` then answers a NamedKeyLimiter.
    */
-  key?: (request: FastifyRequest) => string
+  key?: ((request: FastifyRequest) => string) | 'named'
 }
 
 /** A limiter's state for one key. */
@@ -41,16 +42,18 @@ export interface LimitState {
   exceeded: boolean
 }
 
+/** A limit counted under the request's own key (the spec's `key` function, or the client address). */
 export interface Limiter {
   /** Counts the request; throws 429 RATE_LIMITED with Retry-After beyond `max`. Usable as an onRequest/preHandler hook. */
   enforce(request: FastifyRequest): Promise<void>
-  /**
-   * Counts one event (e.g. a failed login) and returns the state after it: under `key` when given
-   * (a string as the spec's `key` would return), else under the spec's key of the request.
-   */
-  hit(request: FastifyRequest, key?: string): Promise<LimitState>
-  /** The state without counting; `key` as for `hit`. */
-  peek(request: FastifyRequest, key?: string): Promise<LimitState>
+}
+
+/** A limit whose callers name each key (spec `key: 'named'`): it has no `enforce`, since a request alone does not say what to count. */
+export interface NamedKeyLimiter {
+  /** Counts one event (e.g. a failed login) under `key` and returns the state after it. */
+  hit(request: FastifyRequest, key: string): Promise<LimitState>
+  /** The state of `key` without counting. */
+  peek(request: FastifyRequest, key: string): Promise<LimitState>
   /**
    * Forgets one key's count (every instance's, when counted in Redis): the next hit starts a new
    * window. Never throws (a Redis that cannot answer keeps its count until the window ends).
@@ -59,7 +62,10 @@ export interface Limiter {
 }
 
 export interface Limits {
-  create(spec: LimitSpec): Limiter
+  /** A limit counted under keys its callers name; throws (at start) when two limits of one name disagree on `max` or `windowMs`. */
+  create(spec: LimitSpec & { key: 'named' }): NamedKeyLimiter
+  /** A limit counted under the request's key; throws as above. */
+  create(spec: LimitSpec & { key?: (request: FastifyRequest) => string }): Limiter
 }
 
 declare module 'fastify' {
@@ -101,34 +107,39 @@ export default fp(
     // One counting function per limit name (its counters: the in-memory store keeps one set per
     // function, Redis one per key); each limiter of that name says which key it counts under.
     const checks = new Map<string, { spec: LimitSpec, keyOf: WeakMap<FastifyRequest, string>, check: ReturnType<typeof app.createRateLimit> }>()
-    app.decorate('limits', {
-      create (spec: LimitSpec): Limiter {
-        const key = spec.key ?? clientAddress
-        let shared = checks.get(spec.name)
-        if (shared && (shared.spec.max !== spec.max || shared.spec.windowMs !== spec.windowMs)) throw new Error(`two limits named ${spec.name} disagree on max or windowMs`)
-        if (!shared) {
-          const keyOf = new WeakMap<FastifyRequest, string>()
-          shared = { spec, keyOf, check: app.createRateLimit({ max: spec.max, timeWindow: spec.windowMs, keyGenerator: (request) => `${spec.name}:${keyOf.get(request)}` }) }
-          checks.set(spec.name, shared)
-        }
-        const { keyOf, check } = shared
-        const state = async (request: FastifyRequest, increment: boolean, counted = key(request)): Promise<LimitState> => {
-          keyOf.set(request, counted)
-          const result = await check(request, { increment })
-          if (result.isAllowed) return { remaining: Number.POSITIVE_INFINITY, retryAfterS: 0, exceeded: false } // allow-listed (unused)
-          return { remaining: result.remaining, retryAfterS: Math.max(1, result.ttlInSeconds), exceeded: result.isExceeded }
-        }
+    function create (spec: LimitSpec & { key: 'named' }): NamedKeyLimiter
+    function create (spec: LimitSpec & { key?: (request: FastifyRequest) => string }): Limiter
+    function create (spec: LimitSpec): Limiter | NamedKeyLimiter {
+      let shared = checks.get(spec.name)
+      if (shared && (shared.spec.max !== spec.max || shared.spec.windowMs !== spec.windowMs)) throw new Error(`two limits named ${spec.name} disagree on max or windowMs`)
+      if (!shared) {
+        const keyOf = new WeakMap<FastifyRequest, string>()
+        shared = { spec, keyOf, check: app.createRateLimit({ max: spec.max, timeWindow: spec.windowMs, keyGenerator: (request) => `${spec.name}:${keyOf.get(request)}` }) }
+        checks.set(spec.name, shared)
+      }
+      const { keyOf, check } = shared
+      const state = async (request: FastifyRequest, increment: boolean, counted: string): Promise<LimitState> => {
+        keyOf.set(request, counted)
+        const result = await check(request, { increment })
+        if (result.isAllowed) return { remaining: Number.POSITIVE_INFINITY, retryAfterS: 0, exceeded: false } // allow-listed (unused)
+        return { remaining: result.remaining, retryAfterS: Math.max(1, result.ttlInSeconds), exceeded: result.isExceeded }
+      }
+      if (spec.key === 'named') {
         return {
-          async enforce (request) {
-            const after = await state(request, true)
-            if (after.exceeded) throw rateLimited(after.retryAfterS)
-          },
           hit: (request, counted) => state(request, true, counted),
           peek: (request, counted) => state(request, false, counted),
           clear: (counted) => store.clear(`${spec.name}:${counted}`),
         }
-      },
-    })
+      }
+      const key = spec.key ?? clientAddress
+      return {
+        async enforce (request) {
+          const after = await state(request, true, key(request))
+          if (after.exceeded) throw rateLimited(after.retryAfterS)
+        },
+      }
+    }
+    app.decorate('limits', { create })
   },
   { name: 'limits', dependencies: ['config', 'redis'] }
 )

@@ -46,7 +46,8 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     onRequest: attemptsPerAddress.enforce,
     schema: { tags: ['auth'], summary: 'Sign in with email and password', body: LoginBody, response: responses({ 200: Tokens }) },
   }, async (request, reply) => {
-    const { email, password } = request.body
+    const { password } = request.body
+    const email = request.body.email.toLowerCase()
     assertOfferedPasswordFits(password, 'password')
     const key = loginFailureKey(request.tenantId, email)
     const seen = await failures.peek(request, email)
@@ -56,7 +57,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     let ok: boolean
     let user
     try {
-      user = await request.db.user.findFirst({ where: { email: request.body.email.toLowerCase() }, select: { ...publicUserSelect, passwordHash: true, authVersion: true } })
+      user = await request.db.user.findFirst({ where: { email }, select: { ...publicUserSelect, passwordHash: true, authVersion: true } })
       // Unknown, inactive and wrong password: one answer, one bcrypt comparison of the same cost each.
       ok = user?.active ? await app.passwords.verify(password, user.passwordHash) : await app.passwords.verifyDummy(password)
       if (!ok || !user) await failures.hit(request, email)
@@ -66,7 +67,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (!ok || !user) {
       // One statement of its own (nothing else changes): the actor is the user when the email is known.
       const known = user ? { type: 'user' as const, id: user.id } : null
-      await recordAuditEvent(request.db, { ...auditContext(request, known ?? { type: 'system', id: null }), action: 'auth.login_failed', target: known, data: { email: request.body.email.toLowerCase() } })
+      await recordAuditEvent(request.db, { ...auditContext(request, known ?? { type: 'system', id: null }), action: 'auth.login_failed', target: known, data: { email } })
       throw invalidCredentials()
     }
     const { passwordHash: _hash, authVersion, ...shown } = user

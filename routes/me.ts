@@ -8,7 +8,7 @@ import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-u
 import { DisplayName, NoContent, responses, signedIn } from '../src/api/schemas.ts'
 import { AppError, unauthorized } from '../src/errors.ts'
 import { rateLimited } from '../plugins/limits.ts'
-import { endResetLinks } from '../src/people/reset-links.ts'
+import { resetLinksEnded } from '../src/people/reset-links.ts'
 
 const PatchMe = Type.Object({ name: DisplayName }, { additionalProperties: false })
 const ChangePassword = Type.Object({
@@ -74,10 +74,9 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // another tab's change meanwhile moved authVersion and revoked this session (two changes racing
       // would otherwise both answer 204, each signing the other out, the last hash winning).
       const stillSignedIn = await tx.session.findFirst({ where: { id: sessionId, revokedAt: null }, select: { id: true } })
-      const changed = stillSignedIn && await tx.user.updateMany({ where: { id: userId, authVersion: user.authVersion }, data: { passwordHash: newHash, authVersion: { increment: 1 }, passwordChangedAt: new Date() } })
+      const changed = stillSignedIn && await tx.user.updateMany({ where: { id: userId, authVersion: user.authVersion }, data: { passwordHash: newHash, authVersion: { increment: 1 }, passwordChangedAt: new Date(), ...resetLinksEnded() } })
       if (!changed || changed.count !== 1) throw unauthorized('Session expired or revoked')
       await app.auth.endOtherSessions(tx as never, tenantId, userId, sessionId)
-      await endResetLinks(tx, userId)
     }, () => ({ action: 'user.password_changed', target: { type: 'user', id: userId } }))
     app.auth.userChanged(tenantId, userId) // again after the commit: no cached state from before it
     await failures.clear(tenantId, user.email) // the failures counted were guesses at the old password

@@ -12,7 +12,7 @@ import { linkAttemptsPerAddress, LinkToken, presentedTokenHash, unusableToken } 
 import { Email } from '../src/api/schemas.ts'
 import { auditContext, recordAuditEvent } from '../src/audit/audit-log.ts'
 import { tenantTransaction } from '../src/jobs/tenant-transaction.ts'
-import { endResetLinks, liveLinkUser } from '../src/people/reset-links.ts'
+import { liveLinkUser, resetLinksEnded } from '../src/people/reset-links.ts'
 import { loginFailures } from '../src/auth/login-failures.ts'
 
 const tags = ['auth']
@@ -69,11 +69,10 @@ const passwordResetRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const consumed = await tx.passwordResetToken.updateMany({ where: { id: found.id, ...usable() }, data: { usedAt: new Date() } })
       if (consumed.count !== 1) throw unusableToken()
       // An inactive (or deleted) user cannot come back through a reset, nor can a link asked for
-      // before the user's links ended (a password change, a deactivation) set the password.
-      const changed = await tx.user.updateMany({ where: { id: found.userId, ...liveLinkUser(found.requestedAt) }, data: { passwordHash, authVersion: { increment: 1 }, passwordChangedAt: new Date() } })
+      // before the user's links ended (a password change, a deactivation) set the password; every
+      // other link of the user asked for until now stops working too.
+      const changed = await tx.user.updateMany({ where: { id: found.userId, ...liveLinkUser(found.requestedAt) }, data: { passwordHash, authVersion: { increment: 1 }, passwordChangedAt: new Date(), ...resetLinksEnded() } })
       if (changed.count !== 1) throw unusableToken()
-      // Every other link of the user asked for until now stops working too.
-      await endResetLinks(tx, found.userId)
       await tx.session.updateMany({ where: { userId: found.userId, revokedAt: null }, data: { revokedAt: new Date() } })
       const user = { type: 'user' as const, id: found.userId }
       await recordAuditEvent(tx, { ...auditContext(request, user), action: 'password_reset.completed', target: user })

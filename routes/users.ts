@@ -14,7 +14,7 @@ import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-u
 import { assertCan, requirePermission, type Role } from '../src/auth/permissions.ts'
 import { conflict, notFound } from '../src/errors.ts'
 import { revokeInvitation } from '../src/people/invitations.ts'
-import { endResetLinks } from '../src/people/reset-links.ts'
+import { resetLinksEnded } from '../src/people/reset-links.ts'
 import { Prisma } from '../src/generated/prisma/client.ts'
 import type { ScopedClient } from '../src/tenancy/scoped-client.ts'
 
@@ -120,15 +120,16 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const roleChanged = change.role !== undefined && change.role !== target.role
       const deactivated = change.active === false && target.active
       if (isActiveOwner(target) && ((roleChanged && change.role !== 'owner') || deactivated)) await assertAnotherActiveOwner(tx, target)
-      // A deactivation moves authVersion (a login racing with it fails: src/auth/sessions.ts).
-      const data = { ...change, ...(deactivated ? { authVersion: { increment: 1 } } : {}) }
-      const updated = await tx.user.update({ where: { id }, data, select: userFields })
-      // A deactivated user is signed out for good, and their reset links end, in the same commit:
-      // reactivating restores the account, not its old sessions nor a link mailed before.
-      if (change.active === false) {
-        await app.auth.endAllSessions(tx as never, request.tenantId, id)
-        await endResetLinks(tx, id)
+      // A deactivation moves authVersion (a login racing with it fails: src/auth/sessions.ts), ends
+      // the user's reset links and signs them out for good, in the same commit: reactivating
+      // restores the account, not its old sessions nor a link mailed before.
+      const data = {
+        ...change,
+        ...(deactivated ? { authVersion: { increment: 1 } } : {}),
+        ...(change.active === false ? resetLinksEnded() : {}),
       }
+      const updated = await tx.user.update({ where: { id }, data, select: userFields })
+      if (change.active === false) await app.auth.endAllSessions(tx as never, request.tenantId, id)
       await recordAuditEvent(tx, { ...auditContext(request), action: 'user.updated', target: { type: 'user', id }, data: change })
       return updated
     })

@@ -1,6 +1,7 @@
 // The OpenAPI document: valid OpenAPI 3.1, generated from the route schemas, served with its UI on
 // the platform host and on tenant hosts.
 import { Validator } from '@seriousme/openapi-schema-validator'
+import { readFile } from 'node:fs/promises'
 import t from 'tap'
 import { build, insertTenant } from './helper.ts'
 
@@ -78,4 +79,31 @@ t.test('the docs answer on the platform host and on tenant hosts', async (t) => 
   }
   const initializer = await app.inject({ url: '/docs/static/swagger-initializer.js', headers: { host: 'acme.localhost' } })
   t.equal(initializer.statusCode, 200, 'UI assets too')
+})
+
+// Review: a route added by the README guide could leave the document's tags and the README's Routes
+// table behind without any test noticing. Every operation names a tag the document declares, and
+// the README lists it (`METHOD /path` or `GET/POST /path`, parameters as `:name`).
+t.test('every operation has a declared tag and a row in the README\'s Routes table', async (t) => {
+  const { app } = await build(t, { env: { PLATFORM_ADMIN_TOKEN: 'x'.repeat(40) } })
+  const doc = (await app.inject({ url: '/docs/json', headers: { host: 'localhost' } })).json()
+  const declared = new Set(doc.tags.map((tag: { name: string }) => tag.name))
+  const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8')
+  const table = readme.slice(readme.indexOf('\n## Routes\n'), readme.indexOf('\n## ', readme.indexOf('\n## Routes\n') + 1))
+  const listed = new Set<string>()
+  for (const [, methods, path] of table.matchAll(/`([A-Z]+(?:\/[A-Z]+)*) (\/[^`\s]*)`/g)) {
+    for (const method of methods!.split('/')) listed.add(`${method} ${path}`)
+  }
+  const untagged: string[] = []
+  const unlisted: string[] = []
+  for (const [path, operations] of Object.entries<any>(doc.paths)) {
+    for (const [method, operation] of Object.entries<any>(operations)) {
+      const name = `${method.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`
+      if (!operation.tags?.length || !operation.tags.every((tag: string) => declared.has(tag))) untagged.push(`${name} (${operation.tags ?? 'no tag'})`)
+      if (!listed.has(name)) unlisted.push(name)
+    }
+  }
+  t.ok(Object.keys(doc.paths).length >= 20, `${Object.keys(doc.paths).length} paths documented`)
+  t.same(untagged, [], 'each tag is declared in plugins/docs.ts')
+  t.same(unlisted, [], 'each operation is in the README\'s Routes table')
 })

@@ -79,6 +79,20 @@ t.test('JSON bodies are UTF-8: a body this API would misread is refused and chan
   }
 })
 
+t.test('a name given twice in a body: the last one is validated, stored and audited, as JSON.parse reads it', async (t) => {
+  const { acme } = await buildApi(t)
+  const json = { 'content-type': 'application/json' }
+  const refused = await acme.call('owner', { method: 'POST', url: '/v1/projects', headers: json, payload: '{"name":"valid","name":""}' })
+  assertError(t, refused, 400, 'VALIDATION_FAILED')
+  const created = await acme.call('owner', { method: 'POST', url: '/v1/projects', headers: json, payload: '{"name":"","name":"second"}' })
+  t.equal(created.statusCode, 201, created.body)
+  const { id, name } = created.json()
+  t.equal(name, 'second', 'stored: the last one')
+  t.equal((await acme.call('owner', { url: `/v1/projects/${id}` })).json().name, 'second', 'read back: the last one')
+  const events = (await acme.call('owner', { url: `/v1/audit-events?targetId=${id}` })).json().data
+  t.same(events.map((event: { action: string, data: unknown }) => [event.action, event.data]), [['project.created', { name: 'second' }]], 'audited: the same one')
+})
+
 t.test('database down: 503 SERVICE_UNAVAILABLE with Retry-After, no driver message', async (t) => {
   // Nothing listens on port 9: every connection is refused, as when the server is down.
   const { app } = await build(t, { url: 'postgresql://postgres@127.0.0.1:9/gone' })

@@ -67,12 +67,7 @@ t.test('enumeration-safe: unknown, inactive and known emails get the same answer
   t.same(answers[0], answers[2])
   t.same(answers[1], answers[2])
   await smtp.waitFor('alice@example.com')
-  // Every job has run when the jobs table shows none pending.
-  for (let i = 0; i < 100; i++) {
-    const { rows } = await adminQuery(ownerUrl, "SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'email-password-reset' AND state <> 'completed'")
-    if (rows[0]!.n === 0) break
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
+  t.equal(await resetJobsSettled(ownerUrl), 0, 'every job has run')
   t.same(smtp.messages.map((m) => m.to), ['alice@example.com'], 'no email for unknown or inactive users')
 })
 
@@ -109,6 +104,20 @@ t.test('a password change ends the reset links mailed before it', async (t) => {
   t.equal(late.json().error.code, 'BAD_REQUEST')
   const me = await app.inject({ method: 'GET', url: '/v1/me', headers: { host: 'acme.localhost', authorization: `Bearer ${session.accessToken}` } })
   t.equal(me.statusCode, 200, 'and signs nobody out')
+  await signIn(app, 'acme.localhost', 'alice@example.com', NEW_PASSWORD)
+})
+
+t.test('a completed reset ends the other reset links asked for before it', async (t) => {
+  const { app, smtp, post } = await setup(t)
+  t.equal((await post('/v1/auth/password-reset', { email: 'alice@example.com' })).statusCode, 202)
+  const first = tokenOf(await smtp.waitFor('alice@example.com'))
+  t.equal((await post('/v1/auth/password-reset', { email: 'alice@example.com' })).statusCode, 202)
+  const second = tokenOf(await smtp.waitFor('alice@example.com', { after: 1 }))
+  t.not(first, second, 'two links')
+  t.equal((await post('/v1/auth/password-reset/confirm', { token: second, password: NEW_PASSWORD })).statusCode, 204)
+  const older = await post('/v1/auth/password-reset/confirm', { token: first, password: 'someone else chose this one' })
+  t.equal(older.statusCode, 400, 'the other link no longer sets the password')
+  t.equal(older.json().error.code, 'BAD_REQUEST')
   await signIn(app, 'acme.localhost', 'alice@example.com', NEW_PASSWORD)
 })
 
