@@ -8,7 +8,7 @@
 // nothing before), so a server started during an outage comes up when the database does.
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { enforceSafeDatabaseRole, loginRefusal, UnsafeDatabaseRoleError } from '../src/db/role-check.ts'
+import { enforceSafeDatabaseRole, refusalToStart, UnsafeDatabaseRoleError } from '../src/db/role-check.ts'
 import { checkTenancyInvariants, formatViolations, type Violation } from '../src/db/tenancy-invariants.ts'
 import { AppError } from '../src/errors.ts'
 
@@ -59,9 +59,8 @@ export default fp(
     app.addHook('onReady', async () => {
       // A database that is not reachable yet is readiness' business, not a reason to fail start.
       const checked = violations().catch((err: unknown) => {
-        if (err instanceof UnsafeDatabaseRoleError) throw err // production only: refuse to start
-        const refused = app.config.isProduction ? loginRefusal(err) : undefined
-        if (refused) throw refused // a wrong login or database: no outage to wait out
+        const refused = refusalToStart(err, app.config) // an unsafe role, a wrong login or database: no outage to wait out
+        if (refused) throw refused
         app.log.warn({ err }, 'tenancy invariants not checked yet: the database could not be read')
       })
       // Production knows before it listens; elsewhere the warning may follow the start.

@@ -145,6 +145,10 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   // Secrets and URLs (which may embed passwords) are named, never echoed.
   const shown = (key: string) => (/KEY|SECRET|TOKEN|URL/.test(key) ? '' : `=${JSON.stringify(env[key])}`)
   const problems = [...badKeys].map((key) => `${key}${shown(key)}: ${expectation(key)}`)
+  for (const key of known.filter((name) => name.endsWith('_URL') && !badKeys.has(name))) {
+    const problem = urlProblem(input[key])
+    if (problem) problems.push(`${key}: ${problem}`)
+  }
   if (problems.length) throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`)
   const raw = value as RawConfig
   let trustProxy: TrustProxySetting
@@ -182,6 +186,24 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     throw new ConfigError('Invalid configuration:\n  HTTP_HEADERS_TIMEOUT_MS must not exceed HTTP_REQUEST_TIMEOUT_MS')
   }
   return config
+}
+
+/**
+ * Why a `*_URL` value cannot be what its author meant, or null when it can (unset included). A
+ * password with an unencoded `/`, `?` or `#` does not fail the scheme pattern: it either does not
+ * parse or parses into another host (`postgresql://u:Super@Secret#Pw@db/app` is host `Secret`),
+ * which would look like a database outage forever, a part of the password logged as the host it
+ * cannot resolve. A fragment has no meaning in any of these URLs, so a `#` is always such a
+ * mistake (WHATWG URL Standard; RFC 3986 §3.2.1 asks for the user information to be
+ * percent-encoded). The value itself is never echoed: it may hold a password.
+ */
+function urlProblem (value: unknown): string | null {
+  if (typeof value !== 'string') return null
+  const fix = 'percent-encode a /, ?, # or @ in its user name or password (e.g. # as %23)'
+  // Parsed as the database (src/db/schema-engine/pg-adapter-factory.ts), Redis and SMTP clients parse it.
+  if (!URL.canParse(value)) return `not a valid URL: ${fix}`
+  if (value.includes('#')) return `holds a # (a fragment, meaningless here): ${fix}`
+  return null
 }
 
 function expectation (key: string): string {

@@ -1,3 +1,6 @@
+import type { Logger } from 'pino'
+import { ConfigError } from './config.ts'
+
 // What the logs must never contain: credentials in headers, cookies, bodies and replies.
 // `headers`, `body` and `responseHeaders` are the debug records of plugins/request-log.ts.
 export const logRedactPaths = [
@@ -95,3 +98,28 @@ export function loggerOptions (config: { LOG_LEVEL: string, isDevelopment: boole
     ...(config.isDevelopment && process.stdout.isTTY ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } } : {}),
   }
 }
+
+/** Errors whose message says what to fix (and holds no secret): printed as written, without a stack. */
+const OPERATOR_ERRORS = new Set(['StartupError', 'PooledMigrationUrlError', 'OutOfOrderMigrationError'])
+
+/**
+ * Reports a start that failed, just before the process exits 1 (the server, the worker): an
+ * operator's mistake — a ConfigError (a bad variable, an unsafe role, a refused login) or one of
+ * OPERATOR_ERRORS — as its message on stderr, for whoever deploys it; and every failure as one
+ * `fatal` line (level 60) in `log`, the JSON format of every other line, for an alert on
+ * `level >= 50`. Never throws.
+ */
+export function reportFailedStart (log: Logger, error: unknown): void {
+  if (error instanceof ConfigError || (error instanceof Error && OPERATOR_ERRORS.has(error.name))) {
+    console.error(error.message)
+    log.fatal(`could not start: ${error.message}`)
+  } else {
+    log.fatal({ err: error }, 'could not start')
+  }
+}
+
+/** loggerOptions' input when the configuration could not be read: level info, pino-pretty only at a development terminal. */
+export const fallbackLogConfig = (env: Record<string, string | undefined> = process.env) => ({
+  LOG_LEVEL: 'info',
+  isDevelopment: (env.NODE_ENV ?? 'development') === 'development',
+})

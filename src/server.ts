@@ -6,29 +6,37 @@
 //
 // Exit codes: 0 drained cleanly; 1 could not start, or a fatal error; 2 the grace period expired
 // (connections were cut, the database was still closed).
-import { readFile } from 'node:fs/promises'
 import closeWithGrace from 'close-with-grace'
+import pino, { type Logger } from 'pino'
 import { buildApp, type App } from './app.ts'
-import { ConfigError, loadConfig, startupWarnings } from './config.ts'
+import { loadConfig, startupWarnings, type Config } from './config.ts'
 import { openDatabase, type Database } from './db/database.ts'
 import { seedDemoOnce } from '../prisma/seed-data.ts'
 import { loadEnvFileIfPresent } from './env-file.ts'
+import { fallbackLogConfig, loggerOptions, reportFailedStart } from './log.ts'
+import { readTlsFiles } from './net/tls-files.ts'
 
 export const EXIT_GRACE_EXPIRED = 2
+
+/** The log of what happens before the app exists, a failed start included: the app's format (src/log.ts). */
+let startLog: Logger | undefined
 
 async function main () {
   const startedAt = Date.now()
   loadEnvFileIfPresent()
   const config = loadConfig()
-  const database = await openDatabase(config, { log: (message) => console.log(`[database] ${message}`) })
+  startLog = pino(loggerOptions(config))
+  await start(config, startLog, startedAt)
+}
+
+async function start (config: Config, log: Logger, startedAt: number) {
+  const database = await openDatabase(config, { log: (message) => log.info(`[database] ${message}`) })
   let app: App | undefined
   try {
     // Development convenience: the embedded database starts with the demo tenants (acme, globex).
     if (config.embeddedDatabase && !config.isProduction) await seedDemoOnce(database.ownerUrl, config.BCRYPT_COST, config.BASE_DOMAIN, console.log)
     // Native HTTPS when both files are given (src/config.ts refuses one without the other).
-    const https = config.TLS_CERT_FILE && config.TLS_KEY_FILE
-      ? { cert: await readFile(config.TLS_CERT_FILE), key: await readFile(config.TLS_KEY_FILE) }
-      : undefined
+    const https = config.TLS_CERT_FILE && config.TLS_KEY_FILE ? await readTlsFiles(config.TLS_CERT_FILE, config.TLS_KEY_FILE) : undefined
     app = await buildApp({ config, database, https })
     logAvailability(app, database)
     await app.listen({ host: config.HOST, port: config.PORT })
@@ -74,11 +82,8 @@ function drainOnSignal (app: App, database: Database, graceMs: number) {
   })
 }
 
-// Errors whose message says what to fix: printed without their stack.
-const OPERATOR_ERRORS = new Set(['StartupError', 'PooledMigrationUrlError', 'OutOfOrderMigrationError'])
-
 main().catch((error: unknown) => {
-  if (error instanceof ConfigError) console.error(error.message)
-  else console.error('could not start:', error instanceof Error && OPERATOR_ERRORS.has(error.name) ? error.message : error)
+  // An alert rule on level >= 50 sees a server that could not start, even for want of a configuration.
+  reportFailedStart(startLog ?? pino(loggerOptions(fallbackLogConfig())), error)
   process.exit(1)
 })

@@ -1,7 +1,8 @@
 // Access tokens: tenant binding, forged and broken tokens, the published keys, key rotation.
 import { createHmac, createPublicKey, generateKeyPairSync, randomUUID, sign, verify, type KeyObject } from 'node:crypto'
 import t from 'tap'
-import { generatePrivateKeyPem } from '../src/auth/keys.ts'
+import { ConfigError } from '../src/config.ts'
+import { generatePrivateKeyPem, parsePrivateKeys } from '../src/auth/keys.ts'
 import { createUser, signIn } from './auth-helper.ts'
 import { adminQuery, build, insertTenant } from './helper.ts'
 
@@ -182,6 +183,17 @@ t.test('ES256 keys work too', async (t) => {
   const { keys } = (await app.inject({ url: '/.well-known/jwks.json', headers: { host: 'localhost' } })).json()
   const [h, p, s] = session.accessToken.split('.') as [string, string, string]
   t.ok(verify('sha256', Buffer.from(`${h}.${p}`), { key: createPublicKey({ key: keys[0], format: 'jwk' }), dsaEncoding: 'ieee-p1363' }, Buffer.from(s, 'base64url')))
+})
+
+// Review 56: a damaged key stopped the start with an OpenSSL error that did not name the variable.
+t.test('a damaged key in JWT_PRIVATE_KEYS stops the start naming the variable and the key, not its content', async (t) => {
+  const good = generatePrivateKeyPem()
+  const damaged = '-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIXXXSECRETXXX\n-----END PRIVATE KEY-----\n'
+  const error = (() => { try { parsePrivateKeys(good + damaged); return null } catch (caught) { return caught as Error } })()
+  t.ok(error instanceof ConfigError, 'a configuration error: its message alone is printed, no stack')
+  t.match(error?.message, /JWT_PRIVATE_KEYS: key 2 of 2 is not a private key that can be read/)
+  t.notMatch(error?.message, /SECRET|BEGIN/, 'the key is not echoed')
+  t.equal(parsePrivateKeys(good).length, 1, 'the good key alone is read')
 })
 
 t.test('cached verifications still end at exp', async (t) => {

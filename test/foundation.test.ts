@@ -7,6 +7,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import t from 'tap'
 import { buildApp } from '../src/app.ts'
+import { ConfigError, loadConfig } from '../src/config.ts'
 import { createDatabase } from '../src/db/database.ts'
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { applyMigrations } from '../src/db/migrate.ts'
@@ -109,6 +110,34 @@ t.test('production refuses to start on missing secrets', async (t) => {
   t.equal(await exited(server.child), 1)
   t.match(server.output(), /NODE_ENV=production requires: JWT_PRIVATE_KEYS, CSRF_SECRET/)
   t.notMatch(server.output(), /nobody@/, 'the database URL is not echoed')
+  // Review 56: a failed start was plain text only, which an alert on level >= 50 never sees.
+  const fatal = server.output().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as { level: number, msg: string })
+  t.match(fatal, [{ level: 60, msg: /^could not start: NODE_ENV=production requires: JWT_PRIVATE_KEYS/ }], 'and one fatal JSON line says it')
+})
+
+// Review 56: a password with an unencoded /, ? or # passed the scheme check, and the server started
+// "ready" and answered 503 forever, once logging a part of the password as the host it could not find.
+t.test('a URL whose password is not percent-encoded stops the start, naming the variable and not the password', async (t) => {
+  const server = startServer({ NODE_ENV: 'production', DATABASE_URL: 'postgresql://owner:Super@Secret#Pw@127.0.0.1:1/app' })
+  t.equal(await exited(server.child), 1, 'refused at once (exit 1)')
+  t.match(server.output(), /DATABASE_URL: holds a # \(a fragment, meaningless here\): percent-encode/)
+  t.notMatch(server.output(), /Super|Secret|Pw@/, 'no part of the password is echoed')
+  const cases: Array<[string, string, RegExp]> = [
+    ['DATABASE_URL', 'postgresql://owner:Xy7/SECRETPART@127.0.0.1:5432/app', /DATABASE_URL: not a valid URL/],
+    ['APP_DATABASE_URL', 'postgresql://api:ab?SECRETPART@127.0.0.1:5432/app', /APP_DATABASE_URL: not a valid URL/],
+    ['REDIS_URL', 'redis://:pa@SECRETPART#x@127.0.0.1:6379', /REDIS_URL: holds a #/],
+    ['SMTP_URL', 'smtp://user:pa/SECRETPART@mail.example:587', /SMTP_URL: not a valid URL/],
+  ]
+  for (const [key, value, message] of cases) {
+    const error = (() => { try { loadConfig({ [key]: value }); return null } catch (caught) { return caught as Error } })()
+    t.ok(error instanceof ConfigError, `${key}: refused`)
+    t.match(error?.message, message, `${key}: named, with what to do`)
+    t.notMatch(error?.message, /SECRETPART/, `${key}: the value is not echoed`)
+  }
+  // Encoded, the same passwords are accepted; an @ in a password parses as the last @ wins.
+  for (const value of ['postgresql://owner:Super%40Secret%23Pw@127.0.0.1:5432/app', 'postgresql://owner:Xy7%2FS@127.0.0.1:5432/app', 'postgresql://owner:Sup@r@127.0.0.1:5432/app']) {
+    t.equal(loadConfig({ DATABASE_URL: value }).DATABASE_URL, value, `${value.replace(/:[^:@]*@/, ':…@')} accepted`)
+  }
 })
 
 t.test('the seed is idempotent, through the real `prisma db seed`, and refused in production', async (t) => {

@@ -85,6 +85,33 @@ export function freePort (): Promise<number> {
   })
 }
 
+/**
+ * A TCP proxy to PostgreSQL that the test can cut and restore: a real outage for the clients behind
+ * it (cut: every connection reset, the port refused; restore: the same port listens again). Returns
+ * the target URL with the proxy's address in it.
+ */
+export async function cuttableProxy (t: Tap, target: URL) {
+  const port = await freePort()
+  const sockets = new Set<net.Socket>()
+  let server: net.Server | undefined
+  const open = () => new Promise<void>((resolve) => {
+    server = net.createServer((client) => {
+      const upstream = net.connect(Number(target.port), target.hostname)
+      for (const s of [client, upstream]) { sockets.add(s); s.on('error', () => {}); s.on('close', () => sockets.delete(s)) }
+      client.pipe(upstream).pipe(client)
+    }).listen(port, '127.0.0.1', () => resolve())
+  })
+  const cut = () => new Promise<void>((resolve) => {
+    for (const s of sockets) s.destroy()
+    server!.close(() => resolve())
+  })
+  await open()
+  t.teardown(() => cut())
+  const url = new URL(target)
+  url.host = `127.0.0.1:${port}`
+  return { url: url.toString(), cut, restore: open }
+}
+
 export { productionNodeFlags } from './node-flags.ts'
 
 /** A new database with every migration applied, dropped when the test ends. Returns its owner URL. */

@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { createUser } from './auth-helper.ts'
+import { ConfigError } from '../src/config.ts'
+import { readTlsFiles } from '../src/net/tls-files.ts'
 import { call, sharedSecrets, startServer } from './cluster-helper.ts'
 import { createTestDatabase, insertTenant } from './helper.ts'
 
@@ -33,4 +35,34 @@ t.test('HTTPS served directly, with HSTS', async (t) => {
   const me = await call(server.port, { path: '/v1/me', headers: { host: 'acme.localhost', authorization: `Bearer ${login.json().accessToken}` }, ca })
   t.equal(me.json().email, 'ann@acme.test')
   await t.rejects(call(server.port, { path: '/healthz', headers: { host: 'localhost' } }), 'plain HTTP is not served on the TLS port')
+})
+
+// Review 56: swapped files stopped the start with OpenSSL's "no start line", naming no variable.
+t.test('a swapped, foreign or missing TLS file stops the start naming its variable', async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'tls-files-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const pair = (name: string) => {
+    const cert = path.join(dir, `${name}-cert.pem`)
+    const key = path.join(dir, `${name}-key.pem`)
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
+      '-keyout', key, '-out', cert, '-subj', '/CN=localhost'], { stdio: 'ignore' })
+    return { cert, key }
+  }
+  const mine = pair('mine')
+  const other = pair('other')
+  const refusal = (cert: string, key: string) => readTlsFiles(cert, key).then(() => null, (error: Error) => error)
+  const cases: Array<[string, string, string, RegExp]> = [
+    ['swapped', mine.key, mine.cert, /TLS_CERT_FILE: not a PEM certificate \(is it the key file\?/],
+    ['a certificate where the key should be', mine.cert, mine.cert, /TLS_KEY_FILE: not a PEM private key/],
+    ['another certificate\'s key', mine.cert, other.key, /TLS_KEY_FILE: not the private key of the certificate in TLS_CERT_FILE/],
+    ['a missing file', mine.cert, path.join(dir, 'nowhere.pem'), /TLS_KEY_FILE: cannot read the file \(ENOENT\)/],
+  ]
+  for (const [what, cert, key, message] of cases) {
+    const error = await refusal(cert, key)
+    t.ok(error instanceof ConfigError, `${what}: a configuration error (its message alone is printed)`)
+    t.match(error?.message, message, what)
+    t.notMatch(error?.message, /BEGIN|PRIVATE KEY-/, `${what}: no file content echoed`)
+  }
+  const read = await readTlsFiles(mine.cert, mine.key)
+  t.ok(read.cert.length > 0 && read.key.length > 0, 'the right pair is read')
 })

@@ -3,9 +3,9 @@
 // stand-alone worker (`npm run worker`) delivers what API instances that do not work enqueued.
 import { spawn, type ChildProcess } from 'node:child_process'
 import http from 'node:http'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createUser } from './auth-helper.ts'
-import { adminQuery, createTestDatabase, freePort, insertTenant } from './helper.ts'
+import { adminQuery, createTestDatabase, cuttableProxy, freePort, insertTenant } from './helper.ts'
 import { startSmtp, tokenOf } from './mail-helper.ts'
 
 type Tap = Parameters<typeof createTestDatabase>[0]
@@ -118,13 +118,19 @@ t.test('SIGTERM lets a running job finish: the email is delivered once, nothing 
   t.same(rows, [{ state: 'completed' }], 'the job completed: no second email after a restart')
 })
 
-t.test('the stand-alone worker delivers what an API instance with JOBS_WORKER=false enqueued', async (t) => {
+/** An SMTP server and an API instance with JOBS_WORKER=false that has enqueued (only) an invitation to `email`. */
+async function enqueuedByApi (t: Test, email: string) {
   const { url } = await arrange(t)
   const port = await freePort()
   const smtp = await startSmtp(t)
   const api = startServer(t, serverEnv(url, port, smtp.port, { JOBS_WORKER: 'false' }))
   t.ok(await waitReady(port), 'API instance ready')
-  t.equal((await invite(port, 'worker@example.com')).status, 201)
+  t.equal((await invite(port, email)).status, 201, `invitation to ${email} enqueued`)
+  return { url, smtp, api }
+}
+
+t.test('the stand-alone worker delivers what an API instance with JOBS_WORKER=false enqueued', async (t) => {
+  const { url, smtp, api } = await enqueuedByApi(t, 'worker@example.com')
   const { rows } = await adminQuery(url, "SELECT state FROM pgboss.job WHERE name = 'email-invitation'")
   t.same(rows, [{ state: 'created' }], 'the API instance only enqueued')
   const worker = startServer(t, serverEnv(url, await freePort(), smtp.port, { LOG_LEVEL: 'info' }), 'src/worker.ts')
@@ -136,6 +142,44 @@ t.test('the stand-alone worker delivers what an API instance with JOBS_WORKER=fa
   t.ok(lines.every((line) => typeof line.level === 'number' && typeof line.pid === 'number' && typeof line.hostname === 'string'), 'with numeric levels, pid and hostname, as the server\'s')
   worker.child.kill('SIGTERM')
   t.equal(await exited(worker.child), 0, `the worker exits 0 on SIGTERM\n${worker.output()}`)
+  api.child.kill('SIGTERM')
+  t.equal(await exited(api.child), 0)
+})
+
+// Review 56: the stand-alone worker exited 1 (a plain-text stack, no JSON line) when its database was
+// down at its start, where the server waits for it: a worker restarted during a failover was gone.
+t.test('the stand-alone worker started while its database is down waits for it, then delivers', async (t) => {
+  const { url, smtp, api } = await enqueuedByApi(t, 'late-worker@example.com')
+  const proxy = await cuttableProxy(t, new URL(url))
+  await proxy.cut() // the worker's database: connections refused
+  const jsonLines = (output: string) => output.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>)
+  const waitingLine = async (worker: ReturnType<typeof startServer>) => {
+    for (let i = 0; i < 300 && worker.child.exitCode === null; i++) {
+      const line = jsonLines(worker.output()).find((entry) => String(entry.msg).startsWith('worker waiting for the database'))
+      if (line) return line
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    return undefined
+  }
+
+  // Stopped while it waits: a clean exit, at once.
+  const stoppedEarly = startServer(t, serverEnv(proxy.url, await freePort(), smtp.port, { LOG_LEVEL: 'info' }), 'src/worker.ts')
+  t.ok(await waitingLine(stoppedEarly), `it says it waits (JSON)\n${stoppedEarly.output()}`)
+  stoppedEarly.child.kill('SIGTERM')
+  t.equal(await exited(stoppedEarly.child), 0, 'SIGTERM while waiting: exit 0')
+
+  const worker = startServer(t, serverEnv(proxy.url, await freePort(), smtp.port, { LOG_LEVEL: 'info' }), 'src/worker.ts')
+  const waiting = await waitingLine(worker)
+  t.match(waiting, { level: 40, retryInMs: 5000 }, 'a warning, with when it tries again')
+  await new Promise((resolve) => setTimeout(resolve, 6_000)) // past its first retry
+  t.equal(worker.child.exitCode, null, `still running after a retry\n${worker.output()}`)
+  t.same(smtp.messages, [], 'nothing sent meanwhile')
+  await proxy.restore()
+  const mail = await smtp.waitFor('late-worker@example.com', { timeoutMs: 30_000 })
+  t.equal(new URL(mail.link!).pathname, '/accept-invitation', 'the email queued during the outage is delivered once the database is back')
+  t.ok(jsonLines(worker.output()).some((line) => line.msg === 'worker ready'), 'ready once the database answered')
+  worker.child.kill('SIGTERM')
+  t.equal(await exited(worker.child), 0, `exits 0 on SIGTERM\n${worker.output()}`)
   api.child.kill('SIGTERM')
   t.equal(await exited(api.child), 0)
 })

@@ -1,7 +1,6 @@
 // The background job system (src/jobs/*) on a real PostgreSQL: tenant context and isolation,
 // transactional enqueue, retries with backoff into the dead letters, platform jobs, idempotent
 // email jobs, and a database outage.
-import net from 'node:net'
 import t from 'tap'
 import { InvalidJobError, JobRunner, type JobLog } from '../src/jobs/runner.ts'
 import { tenantTransaction } from '../src/jobs/tenant-transaction.ts'
@@ -9,7 +8,7 @@ import { createDatabase } from '../src/db/database.ts'
 import { tenantScope, TenantScopeError } from '../src/tenancy/scoped-client.ts'
 import { createUser } from './auth-helper.ts'
 import { buildApp } from '../src/app.ts'
-import { adminQuery, build, createTestDatabase, freePort, insertTenant, openTestDatabase, testConfig } from './helper.ts'
+import { adminQuery, build, createTestDatabase, cuttableProxy, insertTenant, openTestDatabase, testConfig } from './helper.ts'
 import { startSmtp } from './mail-helper.ts'
 
 type Tap = Parameters<typeof build>[0]
@@ -180,29 +179,6 @@ t.test('email jobs are idempotent: the same job delivered twice sends one email'
   const { rows } = await adminQuery(ownerUrl, 'SELECT count(*)::int AS n FROM password_reset_tokens')
   t.equal(rows[0]!.n, 1, 'one reset link')
 })
-
-/** A TCP proxy to PostgreSQL that the test can cut and restore: a real outage for the clients behind it. */
-async function cuttableProxy (t: Tap, target: URL) {
-  const port = await freePort()
-  const sockets = new Set<net.Socket>()
-  let server: net.Server | undefined
-  const open = () => new Promise<void>((resolve) => {
-    server = net.createServer((client) => {
-      const upstream = net.connect(Number(target.port), target.hostname)
-      for (const s of [client, upstream]) { sockets.add(s); s.on('error', () => {}); s.on('close', () => sockets.delete(s)) }
-      client.pipe(upstream).pipe(client)
-    }).listen(port, '127.0.0.1', () => resolve())
-  })
-  const cut = () => new Promise<void>((resolve) => {
-    for (const s of sockets) s.destroy()
-    server!.close(() => resolve())
-  })
-  await open()
-  t.teardown(() => cut())
-  const url = new URL(target)
-  url.host = `127.0.0.1:${port}`
-  return { url: url.toString(), cut, restore: open }
-}
 
 t.test('database outage: the runner keeps the process alive and resumes when the database is back', async (t) => {
   const { ownerUrl, database: direct } = await openTestDatabase(t, JOB_ENV)

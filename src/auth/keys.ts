@@ -9,7 +9,7 @@
 // without it (src/config.ts).
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto'
 import path from 'node:path'
-import type { Config } from '../config.ts'
+import { ConfigError, type Config } from '../config.ts'
 import { readOrCreateSecretFile } from './files.ts'
 
 export type JwtAlgorithm = 'EdDSA' | 'ES256'
@@ -50,10 +50,24 @@ export class KeyRing {
   }
 }
 
+/**
+ * The signing keys of a JWT_PRIVATE_KEYS bundle, oldest first.
+ * @throws Error when the bundle holds no PEM block; ConfigError naming JWT_PRIVATE_KEYS and the
+ *   block's position when a block is not a private key Node can read (a damaged copy-paste): the
+ *   start stops with that message, never the key.
+ */
 export function parsePrivateKeys (bundle: string): SigningKey[] {
   const blocks = bundle.replace(/\\n/g, '\n').match(PEM_BLOCK) ?? []
   if (!blocks.length) throw new Error('JWT_PRIVATE_KEYS holds no PEM private key')
-  return blocks.map((pem) => signingKey(createPrivateKey(pem)))
+  return blocks.map((pem, index) => {
+    let key: KeyObject
+    try {
+      key = createPrivateKey(pem)
+    } catch (error) {
+      throw new ConfigError(`Invalid configuration:\n  JWT_PRIVATE_KEYS: key ${index + 1} of ${blocks.length} is not a private key that can be read (${(error as Error).message}); check that it was copied whole`)
+    }
+    return signingKey(key)
+  })
 }
 
 export function generatePrivateKeyPem (): string {

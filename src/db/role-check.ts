@@ -95,6 +95,18 @@ export function loginRefusal (error: unknown): DatabaseLoginRefusedError | undef
   return new DatabaseLoginRefusedError(`Refusing to start (NODE_ENV=production): PostgreSQL refused the API's login (APP_DATABASE_URL): ${reason} (SQLSTATE ${code}). Check the login, its password and the database name.`)
 }
 
+/**
+ * The refusal a failed role check means for a process starting with `config`, or undefined when
+ * the database could not be read yet (an outage: wait for it). What waiting cannot mend: an unsafe
+ * role (UnsafeDatabaseRoleError, thrown in production only) and, in production, a login or
+ * database PostgreSQL refuses (DatabaseLoginRefusedError). Shared by the server
+ * (plugins/tenancy-invariants.ts) and the worker (src/worker.ts).
+ */
+export function refusalToStart (error: unknown, config: Pick<Config, 'isProduction'>): ConfigError | undefined {
+  if (error instanceof UnsafeDatabaseRoleError) return error
+  return config.isProduction ? loginRefusal(error) : undefined
+}
+
 /** A readable account of an unsafe role: what is wrong and how to fix it (no URL, no password). */
 export function describeUnsafeRole (report: DatabaseRoleReport): string {
   const who = report.role === report.login ? `"${report.role}"` : `"${report.role}" (login "${report.login}")`
