@@ -40,6 +40,9 @@ async function count (n: number, check: () => Promise<boolean>, answer: boolean)
 t.test('directly: no pooler, and named statements on', async (t) => {
   t.equal(await count(5, () => isTransactionPooler(adminUrl), false), 5, 'never taken for a pooler')
   t.equal(await usePreparedStatements(AUTO, adminUrl), true)
+  const said: string[] = []
+  t.equal(await usePreparedStatements({ ...AUTO, DB_PREPARED_STATEMENTS: 'on' }, adminUrl, (line) => said.push(line)), true)
+  t.same(said, [], 'on, directly: no warning')
 })
 
 t.test('PgBouncer with a pool other clients keep busy: a pooler every time', async (t) => {
@@ -47,6 +50,10 @@ t.test('PgBouncer with a pool other clients keep busy: a pooler every time', asy
   await keepBusy(t, url)
   const n = await count(30, () => isTransactionPooler(url), true); t.equal(n, 30, `${n} of 30 checks`)
   t.equal(await usePreparedStatements(AUTO, url), false, 'named statements off')
+  // Review 57: `on` behind PgBouncer 1.18 started silently, then about half the requests failed.
+  const said: string[] = []
+  t.equal(await usePreparedStatements({ ...AUTO, DB_PREPARED_STATEMENTS: 'on' }, url, (line) => said.push(line)), true, 'on: kept as asked')
+  t.match(said, [/^WARNING: DB_PREPARED_STATEMENTS=on and the API's login leads to a transaction pooler: this needs PgBouncer >= 1\.21/], 'and a warning at start')
 })
 
 t.test('PgBouncer with server_round_robin = 1: a pooler every time, idle or busy', async (t) => {

@@ -91,9 +91,18 @@ export interface QueryEvent {
  * at another address, test/pooler-detection.test.ts). Behind a transaction pooler named statements
  * would be looked for on another session than the one that parsed them (PgBouncer < 1.21). Anything
  * unsure — another port, a database that cannot be asked yet — gets them off: the safe side.
+ * `on` behind a transaction pooler is kept and logged as a warning through `log`.
  */
 export async function usePreparedStatements (config: Pick<Config, 'DB_PREPARED_STATEMENTS'> & Partial<Pick<Config, 'DB_CONNECT_TIMEOUT_MS'>>, url: string, log: (message: string) => void = () => {}): Promise<boolean> {
-  if (config.DB_PREPARED_STATEMENTS !== 'auto') return config.DB_PREPARED_STATEMENTS === 'on'
+  if (config.DB_PREPARED_STATEMENTS === 'off') return false
+  if (config.DB_PREPARED_STATEMENTS === 'on') {
+    // Kept as asked (PgBouncer >= 1.21 prepares them itself), but said at start: no query can tell
+    // an older PgBouncer, behind which about half the requests would fail (review 57: 42 % were 500s).
+    if (await isTransactionPooler(url, config.DB_CONNECT_TIMEOUT_MS ?? 0).catch(() => false)) {
+      log('WARNING: DB_PREPARED_STATEMENTS=on and the API\'s login leads to a transaction pooler: this needs PgBouncer >= 1.21 with max_prepared_statements > 0; behind an older one requests fail ("prepared statement … does not exist"): set auto or off there')
+    }
+    return true
+  }
   const direct = await Promise.all([servesItsOwnPort(url, config.DB_CONNECT_TIMEOUT_MS ?? 0), isTransactionPooler(url, config.DB_CONNECT_TIMEOUT_MS ?? 0)]).then(([ownPort, pooled]) => ownPort && !pooled, () => undefined)
   if (direct === false) log('named prepared statements off: the API\'s login may lead to a pooler (set DB_PREPARED_STATEMENTS=on for PgBouncer >= 1.21 with max_prepared_statements, or for a proxy that keeps sessions)')
   return direct === true

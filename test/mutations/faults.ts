@@ -1258,6 +1258,15 @@ export const FAULTS: Fault[] = [
     grep: ['TLS file stops the start'],
   },
   {
+    name: 'prepared-on-behind-pooler-unsaid',
+    breaks: 'DB_PREPARED_STATEMENTS=on behind a transaction pooler starts without a word, and behind PgBouncer < 1.21 about half the requests then fail',
+    file: 'src/db/database.ts',
+    find: '    if (await isTransactionPooler(url, config.DB_CONNECT_TIMEOUT_MS ?? 0).catch(() => false)) {',
+    replace: '    if (await isTransactionPooler(url, config.DB_CONNECT_TIMEOUT_MS ?? 0).then(() => false, () => false)) {',
+    tests: ['test/pooler-detection.test.ts'],
+    grep: ['a pool other clients keep busy'],
+  },
+  {
     name: 'people-expired-owner-invitation-blocks-admins',
     breaks: "an owner's invitation that expired makes every admin's POST /v1/users for that address a 403, for good",
     file: 'routes/users.ts',
