@@ -2,7 +2,7 @@
 // the stack, SQL and driver messages go to the log (with the request id), never to the client.
 import { randomUUID } from 'node:crypto'
 import type { Socket } from 'node:net'
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { DISPLAY_NAME_RULE } from '../src/api/schemas.ts'
 import { isWriteConflict } from '../src/db/conflicts.ts'
@@ -11,6 +11,44 @@ import { Prisma } from '../src/generated/prisma/client.ts'
 import { scrubUrl } from '../src/log.ts'
 import { AppError, ERROR_STATUS, type ErrorCode } from '../src/errors.ts'
 import { FIXED_HEADER_LINES, setFixedHeaders } from './response-headers.ts'
+
+/**
+ * What a log line says about an error: its message's last non-empty line, at most 200 characters
+ * (Prisma's messages open with an empty line and `Invalid … invocation:`; the cause comes last).
+ */
+const errorReason = (error: unknown): string => (String((error as Error)?.message ?? error).trim().split('\n').at(-1) ?? '').trim().slice(0, 200)
+
+/** The one log line's fields for a request (method, scrubbed URL, host, client address, status, ms). */
+function completionLine (request: FastifyRequest, reply: FastifyReply) {
+  return {
+    method: request.method,
+    url: scrubUrl(request.url), // no API key or link token in a query string reaches the log
+    host: request.host,
+    ip: request.ip, // the client's address as TRUST_PROXY defines it (the limits count the same one)
+    statusCode: reply.statusCode,
+    ms: Math.round(reply.elapsedTime * 10) / 10,
+  }
+}
+
+/**
+ * Fastify's log controller with its own per-request lines off (the onResponse hook below writes
+ * one), except for a response whose stream ended in an error after its headers were sent — an audit
+ * export cut by a database outage, a client that went away mid-download. Fastify destroys the
+ * socket then and no onResponse follows, so this is the request's only line: `warn` with the
+ * error's code and cause (review 57 found such a cut export logged nothing), `info` when the
+ * client closed the connection. The client sees the cut: the body stops before its end.
+ */
+export class RequestLogController extends LogController {
+  constructor () {
+    super({ disableRequestLogging: true })
+  }
+
+  override streamError (error: Error, request: FastifyRequest, reply: FastifyReply): void {
+    const line = { ...completionLine(request, reply), cut: true }
+    if ((error as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE') request.log.info(line, 'response cut: the client closed the connection')
+    else request.log.warn({ ...line, code: classifyError(error).code, reason: errorReason(error) }, 'response cut: its stream failed after the headers were sent')
+  }
+}
 
 /** Seconds a client is asked to wait (Retry-After, RFC 9110 §10.2.3) on a 503: outage or drain. */
 export const RETRY_AFTER_SECONDS = '5'
@@ -184,21 +222,13 @@ export default fp(
       // An unexpected 500 gets its stack; everything else (4xx, and 503s, which come by the
       // thousand during an outage) is described by the one completion line below.
       if (code === 'INTERNAL') request.log.error({ err: error }, 'request failed')
-      request.failure = { code, reason: (String((error as Error)?.message ?? error).split('\n')[0] ?? '').slice(0, 200) }
+      request.failure = { code, reason: errorReason(error) }
       return sendError(reply, code, message, headers)
     })
-    // One line per request (Fastify's own two are off: src/app.ts disableRequestLogging), so an
+    // One line per request (Fastify's own two are off: RequestLogController, above), so an
     // outage under load writes one short line per refused request.
     app.addHook('onResponse', async (request, reply) => {
-      const line = {
-        method: request.method,
-        url: scrubUrl(request.url), // no API key or link token in a query string reaches the log
-        host: request.host,
-        ip: request.ip, // the client's address as TRUST_PROXY defines it (the limits count the same one)
-        statusCode: reply.statusCode,
-        ms: Math.round(reply.elapsedTime * 10) / 10,
-        ...(request.failure ?? {}),
-      }
+      const line = { ...completionLine(request, reply), ...(request.failure ?? {}) }
       if (reply.statusCode >= 500) request.log.warn(line, 'request completed')
       else request.log.info(line, 'request completed')
     })

@@ -2,7 +2,7 @@
 // does not open the database: server.ts and the tests do both, then hand the database in.
 import { randomUUID } from 'node:crypto'
 import { registerAjvFormats, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyServerOptions } from 'fastify'
 import apiKeysPlugin from '../plugins/api-keys.ts'
 import auditRetention from '../plugins/audit-retention.ts'
 import authPlugin from '../plugins/auth.ts'
@@ -10,7 +10,7 @@ import configPlugin from '../plugins/config.ts'
 import databasePlugin from '../plugins/database.ts'
 import docsPlugin from '../plugins/docs.ts'
 import jobsPlugin from '../plugins/jobs.ts'
-import errorHandler, { clientErrorHandler, frameworkError } from '../plugins/error-handler.ts'
+import errorHandler, { clientErrorHandler, frameworkError, RequestLogController } from '../plugins/error-handler.ts'
 import requestGuards from '../plugins/request-guards.ts'
 import responseHeaders from '../plugins/response-headers.ts'
 import securityPlugin from '../plugins/security.ts'
@@ -63,8 +63,8 @@ export async function buildApp ({ config, database, closeDatabase = true, logger
     // The parser's refusals, and the drain-time 503 (plugins/request-guards.ts), in the contract's shape.
     clientErrorHandler,
     return503OnClosing: false,
-    // One log line per request, written by plugins/error-handler.ts when the answer is sent.
-    logController: new LogController({ disableRequestLogging: true }),
+    // One log line per request, written by plugins/error-handler.ts when the answer is sent (or cut).
+    logController: new RequestLogController(),
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
     // The router's own errors (bad percent-encoding, over-long parameter) in the contract's shape.
     frameworkErrors: frameworkError,

@@ -30,7 +30,7 @@ async function main () {
 }
 
 async function start (config: Config, log: Logger, startedAt: number) {
-  const database = await openDatabase(config, { log: (message) => log.info(`[database] ${message}`) })
+  const database = await openDatabase(config, { log: (message, level = 'info') => log[level](`[database] ${message}`) })
   let app: App | undefined
   try {
     // Development convenience: the embedded database starts with the demo tenants (acme, globex).

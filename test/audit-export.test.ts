@@ -4,10 +4,12 @@
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Writable } from 'node:stream'
 import pg from 'pg'
 import t from 'tap'
 import { buildApi } from './api-helper.ts'
-import { adminQuery, freePort, productionNodeFlags } from './helper.ts'
+import { adminQuery, appDatabaseUrl, createTestDatabase, cuttableProxy, freePort, productionNodeFlags } from './helper.ts'
 
 // AUDIT_EXPORT_EVENTS: a smaller log for a quick local run; the committed figure is for 100,000.
 const EVENTS = Number(process.env.AUDIT_EXPORT_EVENTS ?? 100_000)
@@ -98,4 +100,49 @@ t.test(`export of ${EVENTS.toLocaleString('en')} events streams in bounded memor
 
   const verified = await f.acme.call('owner', { url: '/v1/audit-events/verify' })
   t.match(verified.json(), { ok: true, firstBadId: null }, `verify walks ${verified.json().checked} events`)
+})
+
+// Review 57: an export cut by a database outage left no line in the log. Fastify destroys the
+// socket of a stream that fails after its headers, so no onResponse (our one line per request)
+// follows, and its own stream-error line was off with its request lines (plugins/error-handler.ts).
+t.test('an export cut by a database outage: the client sees the cut, the log says why', async (t) => {
+  const ownerUrl = await createTestDatabase(t)
+  const appUrl = appDatabaseUrl(ownerUrl)
+  if (!appUrl) throw new Error('the suite\'s API login is needed (npm test sets it)')
+  const proxy = await cuttableProxy(t, new URL(appUrl)) // the API's queries go through it; the owner's do not
+  let logged = ''
+  const logStream = new Writable({ write (chunk, _encoding, done) { logged += chunk.toString(); done() } })
+  const f = await buildApi(t, { APP_DATABASE_URL: proxy.url, LOG_LEVEL: 'info', DB_CONNECT_TIMEOUT_MS: '2000' }, { url: ownerUrl, logStream })
+  // 3 batches of 8 KB events, 24 MB: more than the sockets' buffers hold, so the export is still
+  // reading the database when the client, which has not read yet, sees the headers.
+  const events = 3 * BATCH
+  await adminQuery(ownerUrl, `INSERT INTO audit_events (tenant_id, action, actor_type, actor_id, target_type, target_id, data)
+    SELECT $1, 'project.created', 'user', $2, 'project', gen_random_uuid(), jsonb_build_object('name', 'Project ' || n, 'description', repeat('x', 8000))
+    FROM generate_series(1, $3::int) AS n`, [f.acme.id, f.acme.users.owner.user.id, events])
+  await f.app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = f.app.server.address() as AddressInfo
+
+  const received = await new Promise<{ status: number; lines: number; ended: boolean }>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path: '/v1/audit-events/export', headers: { host: f.acme.host, authorization: `Bearer ${f.acme.users.owner.accessToken}` } }, (res) => {
+      res.pause()
+      let lines = 0
+      let ended = false
+      res.on('data', (chunk: Buffer) => { for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++ })
+      res.on('end', () => { ended = true })
+      res.on('close', () => resolve({ status: res.statusCode ?? 0, lines, ended }))
+      res.on('error', () => {})
+      void proxy.cut().then(() => res.resume()) // the database goes away mid-export
+    }).on('error', reject)
+  })
+  t.equal(received.status, 200, 'the export had begun')
+  t.ok(received.lines < events, `the client sees the cut: ${received.lines} of ${events} lines`)
+  t.notOk(received.ended, 'the body does not end as a complete one')
+
+  let cut: Record<string, unknown> | undefined
+  for (let i = 0; i < 100 && !cut; i++) {
+    cut = logged.split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>).find((line) => String(line.msg).startsWith('response cut'))
+    if (!cut) await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  t.match(cut, { level: 40, msg: 'response cut: its stream failed after the headers were sent', url: '/v1/audit-events/export', host: f.acme.host, cut: true, code: 'SERVICE_UNAVAILABLE', reason: /\S/ }, 'one warning names the request and why it was cut')
+  t.notMatch(logged, /tk_|Bearer|password/i, 'no credential in the log')
 })

@@ -155,7 +155,7 @@ t.test('the stand-alone worker started while its database is down waits for it, 
   const jsonLines = (output: string) => output.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>)
   const waitingLine = async (worker: ReturnType<typeof startServer>) => {
     for (let i = 0; i < 300 && worker.child.exitCode === null; i++) {
-      const line = jsonLines(worker.output()).find((entry) => String(entry.msg).startsWith('worker waiting for the database'))
+      const line = jsonLines(worker.output()).find((entry) => String(entry.msg).startsWith('background jobs waiting for the database'))
       if (line) return line
       await new Promise((resolve) => setTimeout(resolve, 100))
     }

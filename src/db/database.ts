@@ -47,8 +47,11 @@ export interface Database {
   close(): Promise<void>
 }
 
+/** Where the database's start-up lines go (the server's and the worker's pino, as `[database] …`); `warn` for what an operator should act on. */
+export type DatabaseLog = (message: string, level?: 'info' | 'warn') => void
+
 export interface OpenDatabaseOptions {
-  log?: (message: string) => void
+  log?: DatabaseLog
 }
 
 export function embeddedDirectory (config: Pick<Config, 'dataDir'>): string {
@@ -91,15 +94,15 @@ export interface QueryEvent {
  * at another address, test/pooler-detection.test.ts). Behind a transaction pooler named statements
  * would be looked for on another session than the one that parsed them (PgBouncer < 1.21). Anything
  * unsure — another port, a database that cannot be asked yet — gets them off: the safe side.
- * `on` behind a transaction pooler is kept and logged as a warning through `log`.
+ * `on` behind a transaction pooler is kept, and said through `log` at level `warn`.
  */
-export async function usePreparedStatements (config: Pick<Config, 'DB_PREPARED_STATEMENTS'> & Partial<Pick<Config, 'DB_CONNECT_TIMEOUT_MS'>>, url: string, log: (message: string) => void = () => {}): Promise<boolean> {
+export async function usePreparedStatements (config: Pick<Config, 'DB_PREPARED_STATEMENTS'> & Partial<Pick<Config, 'DB_CONNECT_TIMEOUT_MS'>>, url: string, log: DatabaseLog = () => {}): Promise<boolean> {
   if (config.DB_PREPARED_STATEMENTS === 'off') return false
   if (config.DB_PREPARED_STATEMENTS === 'on') {
     // Kept as asked (PgBouncer >= 1.21 prepares them itself), but said at start: no query can tell
     // an older PgBouncer, behind which about half the requests would fail (review 57: 42 % were 500s).
     if (await isTransactionPooler(url, config.DB_CONNECT_TIMEOUT_MS ?? 0).catch(() => false)) {
-      log('WARNING: DB_PREPARED_STATEMENTS=on and the API\'s login leads to a transaction pooler: this needs PgBouncer >= 1.21 with max_prepared_statements > 0; behind an older one requests fail ("prepared statement … does not exist"): set auto or off there')
+      log('DB_PREPARED_STATEMENTS=on and the API\'s login leads to a transaction pooler: this needs PgBouncer >= 1.21 with max_prepared_statements > 0; behind an older one requests fail ("prepared statement … does not exist"): set auto or off there', 'warn')
     }
     return true
   }

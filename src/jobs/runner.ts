@@ -31,6 +31,17 @@ import { runAsTenant } from '../tenancy/tenant-context.ts'
 export const JOB_SCHEMA = 'pgboss'
 export const DEAD_LETTER_QUEUE = 'dead-letters'
 
+/** How long a start that met an unreachable database waits before the next attempt (ms). */
+const START_RETRY_MS = 5_000
+
+/** What startInBackground runs before each attempt, and which errors end its retries. */
+export interface StartOptions {
+  /** Runs before each attempt; its errors are retried as the database's are (unless refused). */
+  before?: () => Promise<void>
+  /** The Error to end the retries with, for an error waiting cannot mend; undefined to retry it. */
+  refusal?: (error: unknown) => Error | undefined
+}
+
 export interface JobLog {
   info(fields: object, message: string): void
   warn(fields: object, message: string): void
@@ -168,22 +179,28 @@ export class JobRunner {
 
   /**
    * start(), retried every 5 s while the database is unreachable: the server starts during an
-   * outage like it lives through one (requests that need the database are 503 meanwhile).
+   * outage like it lives through one (requests that need the database are 503 meanwhile), and so
+   * does the stand-alone worker. Each attempt runs `options.before` first (the worker's role check);
+   * an error `options.refusal` turns into an Error is one waiting cannot mend: the retries end and
+   * whenStarted() rejects with it. stop() ends the retries too (whenStarted() then resolves).
    * Resolves after the first attempt, whether it succeeded or not.
    */
-  startInBackground (): Promise<void> {
+  startInBackground (options: StartOptions = {}): Promise<void> {
     let firstAttemptDone!: () => void
     const firstAttempt = new Promise<void>((resolve) => { firstAttemptDone = resolve })
     this.starting ??= (async () => {
       while (!this.stopping) {
         try {
+          await options.before?.()
           await this.start()
           return
         } catch (error) {
-          this.reportDatabaseError(error)
+          const refused = options.refusal?.(error)
+          if (refused) throw refused
+          this.reportDatabaseError(error, 'background jobs waiting for the database', { retryInMs: START_RETRY_MS })
           firstAttemptDone()
           await new Promise<void>((resolve) => {
-            this.retryTimer = setTimeout(resolve, 5_000)
+            this.retryTimer = setTimeout(resolve, START_RETRY_MS)
             this.cancelRetry = resolve
           })
         }
@@ -260,11 +277,11 @@ export class JobRunner {
     }
   }
 
-  private reportDatabaseError (error: unknown): void {
+  private reportDatabaseError (error: unknown, message = 'background jobs: database error (will retry)', fields: object = {}): void {
     const now = Date.now()
     if (now - this.lastErrorLog < 5_000) return
     this.lastErrorLog = now
-    this.log.warn({ error: briefError(error) }, 'background jobs: database error (will retry)')
+    this.log.warn({ error: briefError(error), ...fields }, message)
   }
 
   /**
