@@ -117,9 +117,9 @@ t.test('the role check names every role that row-level security does not bind', 
 })
 
 /** Runs src/server.ts with `env`; resolves when it exits or answers /readyz 200 (then stops it). */
-function runServer (env: Record<string, string>): Promise<{ code: number | null; ready: boolean; output: string }> {
+function runServer (env: Record<string, string>, script = 'src/server.ts'): Promise<{ code: number | null; ready: boolean; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, ['--import', 'tsx', script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
     let output = ''
     let ready = false
     child.stdout.on('data', (d) => (output += d))
@@ -156,6 +156,12 @@ t.test('the real server refuses to start in production as a role that bypasses R
   t.match(refused.output, new RegExp(`"${bypass.name}":\\n  - it has BYPASSRLS`), 'names the role and the reason')
   t.match(refused.output, /APP_DATABASE_URL to a login of its own that is a member of saas_app/, 'and the fix')
   t.notMatch(refused.output, new URL(bypass.url).password, 'the password is not echoed')
+  // The stand-alone worker checks the same role before each attempt of its start, which it retries
+  // while the database is down (src/worker.ts): an unsafe role is refused at once, not waited on.
+  const worker = await runServer({ ...production, PORT: String(await freePort()), APP_DATABASE_URL: bypass.url }, 'src/worker.ts')
+  t.equal(worker.code, 1, `the worker exits with status 1 too\n${worker.code === 1 ? '' : worker.output}`)
+  t.match(worker.output, new RegExp(`"${bypass.name}":\\n  - it has BYPASSRLS`), 'naming the role and the reason')
+  t.match(worker.output, /"level":60,.*"msg":"could not start/, 'in a fatal JSON line')
 
   // A login PostgreSQL turns away for good (no such role here; a wrong password alike): no outage
   // to wait out, so no start either — and no password in the message.

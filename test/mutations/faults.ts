@@ -1285,6 +1285,15 @@ export const FAULTS: Fault[] = [
     grep: ['export cut by a database outage'],
   },
   {
+    name: 'worker-waits-on-an-unsafe-role',
+    breaks: 'the stand-alone worker retries its start forever as a role that bypasses row-level security instead of refusing to start, in production',
+    file: 'src/worker.ts',
+    find: ', refusal: (error) => refusalToStart(error, config) })',
+    replace: ' })',
+    tests: ['test/database-role.test.ts'],
+    grep: ['refuses to start in production as a role that bypasses RLS'],
+  },
+  {
     name: 'people-expired-owner-invitation-blocks-admins',
     breaks: "an owner's invitation that expired makes every admin's POST /v1/users for that address a 403, for good",
     file: 'routes/users.ts',
