@@ -14,9 +14,11 @@ import { FIXED_HEADER_LINES, setFixedHeaders } from './response-headers.ts'
 
 /**
  * What a log line says about an error: its message's last non-empty line, at most 200 characters
- * (Prisma's messages open with an empty line and `Invalid … invocation:`; the cause comes last).
+ * (Prisma's messages open with an empty line and `Invalid … invocation:`; the cause comes last),
+ * with whatever PostgreSQL quoted in it ("…") left out: it echoes a value a cast refused there
+ * (`invalid input syntax for type uuid: "…"`, review 60), which the log has no need of.
  */
-const errorReason = (error: unknown): string => (String((error as Error)?.message ?? error).trim().split('\n').at(-1) ?? '').trim().slice(0, 200)
+const errorReason = (error: unknown): string => (String((error as Error)?.message ?? error).trim().split('\n').at(-1) ?? '').trim().replace(/"[^"]*"/g, '"…"').slice(0, 200)
 
 /** The one log line's fields for a request (method, scrubbed URL, host, client address, status, ms). */
 function completionLine (request: FastifyRequest, reply: FastifyReply) {
@@ -46,7 +48,11 @@ export class RequestLogController extends LogController {
   override streamError (error: Error, request: FastifyRequest, reply: FastifyReply): void {
     const line = { ...completionLine(request, reply), cut: true }
     if ((error as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE') request.log.info(line, 'response cut: the client closed the connection')
-    else request.log.warn({ ...line, code: classifyError(error).code, reason: errorReason(error) }, 'response cut: its stream failed after the headers were sent')
+    else {
+      const { code } = classifyError(error)
+      // An unexpected cause (a bug, not an outage) gets its stack, as an unexpected 500 does.
+      request.log.warn({ ...line, code, reason: errorReason(error), ...(code === 'INTERNAL' ? { err: error } : {}) }, 'response cut: its stream failed after the headers were sent')
+    }
   }
 }
 

@@ -49,7 +49,9 @@ async function run (config: Config, log: Logger) {
   // As the server does, a database that is down at the start is waited for, not a reason to exit:
   // a worker restarted during a failover comes up when the database does. What waiting cannot
   // mend (an unsafe role; in production a refused login or database) still stops it.
-  void runner.startInBackground({ before: () => checkRole(config, database, log), refusal: (error) => refusalToStart(error, config) })
+  let roleSafe = false // checked until it passes once: its development warning is said once
+  const checkRoleOnce = async () => { if (!roleSafe) { await checkRole(config, database, log); roleSafe = true } }
+  void runner.startInBackground({ before: checkRoleOnce, refusal: (error) => refusalToStart(error, config) })
   await runner.whenStarted().catch(async (error: unknown) => {
     await database.close() // an embedded PostgreSQL it started must not outlive the refusal
     throw error

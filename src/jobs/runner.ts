@@ -197,6 +197,7 @@ export class JobRunner {
         } catch (error) {
           const refused = options.refusal?.(error)
           if (refused) throw refused
+          if (this.stopping) return // stop() came during the attempt: no wait to cancel (review 60)
           this.reportDatabaseError(error, 'background jobs waiting for the database', { retryInMs: START_RETRY_MS })
           firstAttemptDone()
           await new Promise<void>((resolve) => {
