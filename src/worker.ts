@@ -37,11 +37,11 @@ async function run (config: Config, log: Logger) {
     return
   }
   // Registered first: a SIGTERM while the worker still waits for its database ends the wait.
-  const stopped = new AbortController()
+  let stopping = false
   closeWithGrace({ delay: config.JOB_SHUTDOWN_TIMEOUT_MS + 2_000 }, async ({ signal, err }) => {
     if (err) log.error({ err }, 'closing after a fatal error')
     else log.info({ signal }, 'worker shutting down: finishing running jobs')
-    stopped.abort()
+    stopping = true
     await runner.stop()
     mailer.close()
     await database.close()
@@ -56,7 +56,7 @@ async function run (config: Config, log: Logger) {
     await database.close() // an embedded PostgreSQL it started must not outlive the refusal
     throw error
   })
-  if (stopped.signal.aborted) return
+  if (stopping) return // SIGTERM while waiting: the runner's stop ended the wait
   await runner.work() // whatever JOBS_WORKER says: this process exists to work
   log.info({ mail: mailer.destination }, 'worker ready')
 }

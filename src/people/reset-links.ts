@@ -3,8 +3,8 @@
 /**
  * The user-row data that ends every password-reset link of the user asked for until now, merged
  * into the update that sets the new password or deactivates the user, so it commits with it: it
- * stamps `users.reset_links_ended_at`, which `liveLinkUser` compares with each link's request time (OWASP Forgot Password Cheat Sheet: a reset token is single-use and dies with a
- * successful change). A link mailed before — or read by someone else since — cannot set the
+ * stamps `users.reset_links_ended_at`, which `liveLinkUser` compares with each link's request time
+ * (OWASP Forgot Password Cheat Sheet: a reset token is single-use and dies with a successful change). A link mailed before — or read by someone else since — cannot set the
  * password, nor can one a late job mints for a request made before (a worker that was down, a retry).
  *
  * The times are the API instances' clocks (ms), as the request's `requestedAt` is: instances a few
