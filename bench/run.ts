@@ -883,6 +883,8 @@ async function main () {
     DATABASE_URL: url,
     MIGRATE_ON_START: 'false',
     RLS: rls,
+    // RLS=off and AUDIT=off are this benchmark's comparisons; production refuses them otherwise.
+    ALLOW_BENCHMARK_SWITCHES: 'true',
     ...(rls === 'on' ? { APP_DATABASE_URL: withLogin(url, DEFAULT_API_LOGIN, apiPassword) } : {}),
     DATA_DIR: cfg.dataDir,
     DB_POOL_MAX: String(cfg.poolMax),

@@ -4,7 +4,8 @@
 //   and every answer sent meanwhile closes its connection;
 // - an absolute-form request target (`GET http://b.example.com/x`) whose authority is not the Host
 //   header. RFC 9112 §3.2.2 says the target's authority wins; we serve tenants by Host, so a
-//   mismatch is refused rather than served as one tenant while logged as the other.
+//   mismatch is refused rather than served as one tenant while logged as the other;
+// - the asterisk-form target (`*`) with any method but OPTIONS.
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { RETRY_AFTER_SECONDS, sendError } from './error-handler.ts'
@@ -42,6 +43,9 @@ export default fp(
         reply.header('connection', 'close')
         return sendError(reply, 'SERVICE_UNAVAILABLE', 'The server is restarting, retry later', { 'retry-after': RETRY_AFTER_SECONDS })
       }
+      // The asterisk-form target is for OPTIONS alone (RFC 9112 §3.2.4); the router reads it as `/`,
+      // and `GET *` got the tenant's page (review 59).
+      if (request.raw.url === '*' && request.method !== 'OPTIONS') return sendError(reply, 'BAD_REQUEST', 'The request target * is for OPTIONS only')
       const authority = absoluteFormAuthority(request.raw.url ?? '/')
       if (authority !== undefined && authority !== (request.headers.host ?? '').toLowerCase()) {
         return sendError(reply, 'BAD_REQUEST', 'The request target names another host than the Host header')

@@ -7,9 +7,12 @@ import { PrismaPg } from '@prisma/adapter-pg'
 import pg from 'pg'
 import { PrismaClient } from '../src/generated/prisma/client.ts'
 import { cliDatabaseUrl } from '../src/db/cli-url.ts'
+import { loadEnvFileIfPresent } from '../src/env-file.ts'
 import { TENANCY_RULES, checkTenancyInvariants, formatViolations, tablesUnknownToClient, tenantOwnedTables } from '../src/db/tenancy-invariants.ts'
 import { modelsOutsideTenancy, modelTables } from '../src/tenancy/scoped-client.ts'
 
+// The same .env as npm start and the Prisma CLI (review 58 M3: it checked the default port's database).
+loadEnvFileIfPresent()
 const client = new pg.Client({ connectionString: cliDatabaseUrl() })
 try {
   await client.connect()

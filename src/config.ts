@@ -21,7 +21,7 @@ export const ConfigSchema = Type.Object({
   EMBEDDED_PG_PORT: Type.Integer({ minimum: 1, maximum: 65535, default: 54329 }),
   MIGRATE_ON_START: Type.Optional(Type.Boolean()),
   MIGRATE_OUT_OF_ORDER: Type.Boolean({ default: false, description: 'apply a pending migration whose folder sorts before one the database has applied (refused by default)' }),
-  RLS: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
+  RLS: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on', description: 'off: the Prisma extension alone keeps tenants apart (benchmark comparison only)' }),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 1000, default: 20 }),
   AUDIT_VERIFY_CONCURRENCY: Type.Integer({ minimum: 1, default: 2, description: 'audit chain verifications running at once per instance (one per tenant); each holds a pooled connection while it walks' }),
   DB_PREPARED_STATEMENTS: Type.Union([Type.Literal('auto'), Type.Literal('on'), Type.Literal('off')], {
@@ -87,6 +87,7 @@ export const ConfigSchema = Type.Object({
   ANONYMOUS_RATE_LIMIT: Type.Integer({ minimum: 1, default: 600, description: 'requests without a valid credential per client address per tenant host per RATE_LIMIT_WINDOW_S (never counted against the tenant)' }),
 
   AUDIT: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on', description: 'off: no audit events (benchmark comparison only)' }),
+  ALLOW_BENCHMARK_SWITCHES: Type.Boolean({ default: false, description: 'true lets NODE_ENV=production run with RLS=off or AUDIT=off: the benchmark\'s servers only, never a deployment' }),
   AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 0, default: 0, description: 'audit events older than this are pruned; 0 = kept forever' }),
   AUDIT_PRUNE_INTERVAL_S: Type.Integer({ minimum: 1, maximum: 86400, default: 3600, description: 'how often retention runs, seconds' }),
 
@@ -214,7 +215,8 @@ function expectation (key: string): string {
   return `expected ${String(schema.type ?? 'a value')}${limits.length ? ` (${limits.join(', ')})` : ''}`
 }
 
-// Production never runs on generated or default secrets: each must be given explicitly.
+// Production never runs on generated or default secrets (each must be given explicitly), nor with a
+// benchmark's switch left on.
 function assertProductionReady (config: Config): void {
   const missing: string[] = []
   if (config.embeddedDatabase) missing.push('DATABASE_URL (the embedded PostgreSQL is for development)')
@@ -229,6 +231,17 @@ function assertProductionReady (config: Config): void {
   if (emails && !config.MAIL_FROM) missing.push('MAIL_FROM (the From address of invitation and reset emails)')
   if (config.PUBLIC_URL_SCHEME === 'http') missing.push('PUBLIC_URL_SCHEME=https or unset (emailed links carry one-time tokens: http is refused)')
   if (missing.length) throw new ConfigError(`NODE_ENV=production requires: ${missing.join(', ')}`)
+  const switches = benchmarkSwitches(config)
+  if (switches.length && !config.ALLOW_BENCHMARK_SWITCHES) {
+    throw new ConfigError(`NODE_ENV=production refuses ${switches.join(' and ')}: ${BENCHMARK_SWITCHES_WHY}. They exist for the benchmark's comparisons (its servers set ALLOW_BENCHMARK_SWITCHES=true)`)
+  }
+}
+
+const BENCHMARK_SWITCHES_WHY = 'without row-level security the Prisma extension alone keeps tenants apart (a raw statement that forgets tenant_id crosses them), and without the audit log no change is recorded'
+
+/** The benchmark's comparison switches this configuration sets: `RLS=off`, `AUDIT=off` (none: `[]`). */
+function benchmarkSwitches (config: Config): string[] {
+  return [...(config.rlsEnabled ? [] : ['RLS=off']), ...(config.AUDIT === 'off' ? ['AUDIT=off'] : [])]
 }
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '::1'])
@@ -240,12 +253,16 @@ const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '::1'])
  *   secrets generated per instance (DATA_DIR/keys), cookies without Secure, emails in the outbox.
  * - Production with BASE_DOMAIN=localhost while invitations or reset send email: every link in
  *   them points at <slug>.localhost.
+ * - RLS=off or AUDIT=off, the benchmark's switches (production refuses them unless
+ *   ALLOW_BENCHMARK_SWITCHES=true): one layer of tenant isolation, or the audit log, is off.
  */
 export function startupWarnings (config: Config): string[] {
   const warnings: string[] = []
   if (!config.isProduction && !LOOPBACK_HOSTS.has(config.HOST)) {
     warnings.push(`NODE_ENV=${config.NODE_ENV} on HOST=${config.HOST}: secrets are generated per instance in DATA_DIR/keys, cookies are not Secure and emails go to DATA_DIR/outbox. Set NODE_ENV=production for a deployment (README "Deploying").`)
   }
+  const switches = benchmarkSwitches(config)
+  if (switches.length) warnings.push(`${switches.join(' and ')}: ${BENCHMARK_SWITCHES_WHY}. For benchmarks only (production refuses them without ALLOW_BENCHMARK_SWITCHES=true).`)
   if (config.isProduction && config.BASE_DOMAIN === 'localhost' && (config.INVITATIONS_ENABLED || config.PASSWORD_RESET_ENABLED)) {
     warnings.push('BASE_DOMAIN is localhost: links in invitation and password-reset emails point at https://<tenant>.localhost/. Set BASE_DOMAIN to the API\'s domain.')
   }

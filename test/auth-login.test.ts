@@ -6,7 +6,7 @@ import { threadId } from 'node:worker_threads'
 import t from 'tap'
 import { PasswordHasher } from '../src/auth/passwords.ts'
 import { createUser, signIn } from './auth-helper.ts'
-import { adminQuery, build, insertTenant } from './helper.ts'
+import { adminQuery, build, holdLock, insertTenant } from './helper.ts'
 
 const PASSWORD_A = 'correct horse battery staple A'
 const PASSWORD_B = 'correct horse battery staple B'
@@ -62,6 +62,25 @@ t.test('wrong password, unknown email and inactive user: the same answer after t
     t.equal(res.json().error.message, 'Invalid email or password', what)
     t.equal(res.headers['set-cookie'], undefined, `${what}: no cookie`)
   }
+})
+
+// Review 59 L0: the password was checked against a row read before bcrypt ran; a deletion that
+// commits before the session is stored made that insert a foreign-key refusal, answered 404 — which
+// told the caller the password had been right. The user is gone: the login's one failure answer.
+t.test('a right password whose user is deleted during the login gets the failure answer, not 404', async (t) => {
+  const { app, ownerUrl } = await build(t)
+  const acme = await insertTenant(ownerUrl, 'acme')
+  const ann = await createUser(ownerUrl, acme, { email: 'ann@example.com', password: PASSWORD_A, role: 'owner' })
+  const deletion = await holdLock(t, ownerUrl, 'DELETE FROM users WHERE id = $1', [ann.id], acme)
+  const signingIn = login(app, 'acme.localhost', 'ann@example.com', PASSWORD_A)
+  t.equal(await deletion.untilWaiting(1, { like: '%sessions%' }), 1, 'the login\'s session insert waits on the deletion')
+  await deletion.release()
+  const res = await signingIn
+  t.equal(res.statusCode, 401, 'the same status as a wrong password')
+  t.equal(res.json().error.code, 'INVALID_CREDENTIALS')
+  t.equal(res.headers['set-cookie'], undefined, 'no cookie')
+  const { rows } = await adminQuery(ownerUrl, 'SELECT count(*)::int AS n FROM sessions WHERE tenant_id = $1', [acme])
+  t.same(rows, [{ n: 0 }], 'no session')
 })
 
 // The contract: "at most 72 bytes of UTF-8 — a longer one is a 400, never silently truncated" —

@@ -52,7 +52,11 @@ t.test("a token or cookie of tenant A is refused on tenant B's host, on every me
       const res = await app.inject({ ...probe, ...credentials, headers: { host: 'globex.localhost', ...credentials.headers } })
       const what = `${probe.method} ${probe.url.replace(/[0-9a-f-]{36}/, ':id')} with A's ${how} on B`
       t.equal(res.statusCode, 401, what)
-      if (probe.method !== 'HEAD') t.equal(res.json().error.code, 'UNAUTHORIZED', `${what}: UNAUTHORIZED, not ${res.json().error?.code}`)
+      if (probe.method !== 'HEAD') {
+        t.equal(res.json().error.code, 'UNAUTHORIZED', `${what}: UNAUTHORIZED, not ${res.json().error?.code}`)
+        // Refused by the token's tenant claim, before any session of B is looked up for it.
+        t.equal(res.json().error.message, 'Invalid or expired token', `${what}: named an invalid token, not an ended session`)
+      }
     }
   }
   t.same((await adminQuery(ownerUrl, 'SELECT (SELECT name FROM tenants WHERE id = $1) AS tenant, (SELECT count(*)::int FROM projects WHERE tenant_id = $1) AS projects, (SELECT array_agg(name || password_hash) FROM users WHERE tenant_id = $1) AS users', [globex])).rows, globexBefore.rows, "B's data is unchanged")
@@ -172,6 +176,13 @@ t.test('keys rotate without signing anyone out; only the newest signs', async (t
   t.not(kid(fresh.accessToken), kid(session.accessToken), 'the new key signs')
   t.equal(kid(fresh.accessToken), keys[1].kid)
   t.equal((await before.app.inject({ url: '/v1/me', headers: { host: 'acme.localhost', authorization: `Bearer ${fresh.accessToken}` } })).statusCode, 401, 'an instance without the new key refuses it')
+  // Hence the README's rotation across instances: first the new key *before* the current one.
+  const prepared = await build(t, { url: before.ownerUrl, env: { JWT_PRIVATE_KEYS: `${newKey}${oldKey}` } })
+  const meOn = (app: typeof before.app, token: string) => app.inject({ url: '/v1/me', headers: { host: 'acme.localhost', authorization: `Bearer ${token}` } }).then((r) => r.statusCode)
+  const during = await signIn(prepared.app, 'acme.localhost', 'ann@example.com', PASSWORD)
+  t.equal(kid(during.accessToken), kid(session.accessToken), 'placed first, the new key does not sign yet')
+  t.equal(await meOn(before.app, during.accessToken), 200, 'so an instance not yet deployed accepts its tokens')
+  t.equal(await meOn(prepared.app, fresh.accessToken), 200, 'and it accepts what the new key signs, once an instance moves it last')
 })
 
 t.test('ES256 keys work too', async (t) => {

@@ -28,7 +28,7 @@ t.test('.env fills in unset variables and never overrides the environment', asyn
   t.equal(loadEnvFileIfPresent(path.join(dir, 'missing')), false)
 })
 
-t.test('start-up warnings: development on a public address, production with BASE_DOMAIN=localhost', async (t) => {
+t.test('start-up warnings: development on a public address, production with BASE_DOMAIN=localhost, the benchmark\'s switches (refused in production)', async (t) => {
   t.same(startupWarnings(loadConfig({})), [], 'development on localhost: none')
   const publicDevelopment = startupWarnings(loadConfig({ HOST: '0.0.0.0' }))
   t.match(publicDevelopment, [/NODE_ENV=development on HOST=0\.0\.0\.0: secrets are generated per instance/], 'NODE_ENV forgotten on a public address')
@@ -46,4 +46,13 @@ t.test('start-up warnings: development on a public address, production with BASE
   t.match(startupWarnings(loadConfig(production)), [/BASE_DOMAIN is localhost: links in invitation and password-reset emails/], 'emailed links to localhost')
   t.same(startupWarnings(loadConfig({ ...production, BASE_DOMAIN: 'api.example.com' })), [], 'a production configuration: none')
   t.same(startupWarnings(loadConfig({ ...production, INVITATIONS_ENABLED: 'false', PASSWORD_RESET_ENABLED: 'false', SMTP_URL: '', MAIL_FROM: '' })), [], 'no email sent: BASE_DOMAIN=localhost is harmless')
+
+  // Review 58: with RLS=off a raw statement that forgets tenant_id crosses tenants, and production took it.
+  const deployed = { ...production, BASE_DOMAIN: 'api.example.com' }
+  t.throws(() => loadConfig({ ...deployed, RLS: 'off' }), { name: 'ConfigError', message: /^NODE_ENV=production refuses RLS=off: without row-level security the Prisma extension alone keeps tenants apart/ }, 'production refuses RLS=off')
+  t.throws(() => loadConfig({ ...deployed, AUDIT: 'off' }), { message: /^NODE_ENV=production refuses AUDIT=off: .*its servers set ALLOW_BENCHMARK_SWITCHES=true/ }, 'and AUDIT=off, saying how a benchmark runs them')
+  const benchmark = loadConfig({ ...deployed, RLS: 'off', AUDIT: 'off', ALLOW_BENCHMARK_SWITCHES: 'true' })
+  t.equal(benchmark.rlsEnabled, false, 'a benchmark\'s server sets ALLOW_BENCHMARK_SWITCHES=true')
+  t.match(startupWarnings(benchmark), [/^RLS=off and AUDIT=off: .*For benchmarks only/], 'and is warned at start')
+  t.match(startupWarnings(loadConfig({ RLS: 'off' })), [/^RLS=off: without row-level security the Prisma extension alone/], 'development warns too')
 })

@@ -1,6 +1,7 @@
 // What the HTTP parser refuses before Fastify sees a request, over raw sockets to the real app
 // listening on a port: every answer in the contract's error shape, then the socket closed. Also an
-// absolute-form request target naming another host than Host, and an over-long cursor.
+// absolute-form request target naming another host than Host, the asterisk-form target with
+// another method than OPTIONS, and an over-long cursor.
 import { once } from 'node:events'
 import net from 'node:net'
 import t, { type Test } from 'tap'
@@ -108,6 +109,15 @@ t.test('an absolute-form target naming another host than Host is refused', async
   const same = await rawRequest([`GET http://acme.localhost/v1/tenant HTTP/1.1\r\nHost: acme.localhost\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`])
   t.equal(same.status, 200, 'the same host in both: served')
   t.equal(JSON.parse(same.body).slug, 'acme')
+})
+
+t.test('the asterisk-form target is for OPTIONS only (RFC 9112 §3.2.4)', async (t) => {
+  const page = await rawRequest(['GET * HTTP/1.1\r\nHost: acme.localhost\r\nConnection: close\r\n\r\n'])
+  t.equal(page.status, 400, 'GET * is refused, not answered with the page of /')
+  t.equal(JSON.parse(page.body).error.code, 'BAD_REQUEST')
+  const options = await rawRequest(['OPTIONS * HTTP/1.1\r\nHost: acme.localhost\r\nConnection: close\r\n\r\n'])
+  t.equal(options.status, 404, 'OPTIONS * is no route here: 404 in the contract\'s shape')
+  t.equal(JSON.parse(options.body).error.code, 'NOT_FOUND')
 })
 
 t.test('an over-long cursor is an undecodable cursor: 400 BAD_REQUEST', async (t) => {

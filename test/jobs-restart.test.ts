@@ -3,6 +3,7 @@
 // stand-alone worker (`npm run worker`) delivers what API instances that do not work enqueued.
 import { spawn, type ChildProcess } from 'node:child_process'
 import http from 'node:http'
+import net from 'node:net'
 import t, { type Test } from 'tap'
 import { createUser } from './auth-helper.ts'
 import { adminQuery, createTestDatabase, cuttableProxy, freePort, insertTenant } from './helper.ts'
@@ -182,4 +183,29 @@ t.test('the stand-alone worker started while its database is down waits for it, 
   t.equal(await exited(worker.child), 0, `exits 0 on SIGTERM\n${worker.output()}`)
   api.child.kill('SIGTERM')
   t.equal(await exited(api.child), 0)
+})
+
+// Review 60 M1: a SIGTERM that came while a start attempt was under way set up a fresh 5 s wait
+// after the attempt failed, which outlived the shutdown bound (JOB_SHUTDOWN_TIMEOUT_MS + 2 s): the
+// worker exited 1. A database that accepts connections and never answers makes the attempt last
+// its connect bound (1 s here).
+t.test('a SIGTERM during a start attempt against a database that never answers: exit 0 within the shutdown bound', async (t) => {
+  const sockets: net.Socket[] = []
+  const silent = net.createServer((socket) => { sockets.push(socket) }) // accepts, never writes
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy()
+    silent.close()
+  })
+  const url = `postgresql://saas_api:x@127.0.0.1:${(silent.address() as net.AddressInfo).port}/app`
+  const worker = startServer(t, serverEnv(url, await freePort(), 9, { DB_CONNECT_TIMEOUT_MS: '1000', JOB_SHUTDOWN_TIMEOUT_MS: '1000', LOG_LEVEL: 'info' }), 'src/worker.ts')
+  const until = async (done: () => boolean) => {
+    for (let i = 0; i < 400 && !done() && worker.child.exitCode === null; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+    return done()
+  }
+  t.ok(await until(() => worker.output().includes('background jobs waiting for the database')), `the first attempt gave up after its connect bound\n${worker.output()}`)
+  const before = sockets.length
+  t.ok(await until(() => sockets.length > before), 'a second attempt is connecting, 5 s later')
+  worker.child.kill('SIGTERM')
+  t.equal(await exited(worker.child), 0, `exit 0, not the shutdown bound's exit 1\n${worker.output()}`)
 })

@@ -141,23 +141,23 @@ t.test('the check gives up within its bounds on a database that never answers', 
 
 t.test('a table without tenant_id that the API role may read or change is reported', async (t) => {
   const url = await createTestDatabase(t)
-  await adminQuery(url, "CREATE TABLE notes (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), body text); INSERT INTO notes (body) VALUES ('of some tenant')")
+  await adminQuery(url, "CREATE TABLE scratch_rows (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), body text); INSERT INTO scratch_rows (body) VALUES ('of some tenant')")
   t.same(await ruleNames(url), [], 'without grants the API role cannot touch it: nothing to report')
-  await adminQuery(url, 'GRANT SELECT ON notes TO saas_app')
+  await adminQuery(url, 'GRANT SELECT ON scratch_rows TO saas_app')
   // Why: nothing confines the rows, so the API role reads them with no tenant set.
-  const seen = await adminQuery(url, 'SET ROLE saas_app; SELECT body FROM notes') as unknown as Array<{ rows: unknown[] }>
+  const seen = await adminQuery(url, 'SET ROLE saas_app; SELECT body FROM scratch_rows') as unknown as Array<{ rows: unknown[] }>
   t.equal(seen[1]!.rows.length, 1, 'the API role reads the row with no tenant set')
-  t.same(await ruleNames(url), ['notes: unscoped-table'], 'SELECT is reported')
+  t.same(await ruleNames(url), ['scratch_rows: unscoped-table'], 'SELECT is reported')
   const check = await tenancyCheck(url)
   t.equal(check.code, 1, 'npm run tenancy:check exits 1')
-  t.match(check.output, /notes: unscoped-table — \(SELECT granted\)/, `naming the table, the rule and the grant\n${check.output}`)
-  await adminQuery(url, 'REVOKE SELECT ON notes FROM saas_app; GRANT INSERT, UPDATE ON notes TO saas_app')
-  t.same(await ruleNames(url), ['notes: unscoped-table'], 'UPDATE is reported')
-  await adminQuery(url, 'REVOKE UPDATE ON notes FROM saas_app; GRANT SELECT (id), UPDATE (body) ON notes TO saas_app')
-  t.match(await checkTenancyInvariants(url), [{ table: 'notes', rule: 'unscoped-table', detail: /^\(SELECT \(id\), UPDATE \(body\) granted\)/ }], 'privileges on some columns are reported, naming them')
-  await adminQuery(url, 'REVOKE SELECT (id), UPDATE (body) ON notes FROM saas_app; CREATE VIEW note_bodies AS SELECT body FROM notes; GRANT SELECT ON note_bodies TO saas_app')
-  t.same(await ruleNames(url), ['note_bodies: unscoped-table'], 'a view that reads them with its owner\'s rights is reported')
-  await adminQuery(url, 'ALTER VIEW note_bodies SET (security_invoker = true)')
+  t.match(check.output, /scratch_rows: unscoped-table — \(SELECT granted\)/, `naming the table, the rule and the grant\n${check.output}`)
+  await adminQuery(url, 'REVOKE SELECT ON scratch_rows FROM saas_app; GRANT INSERT, UPDATE ON scratch_rows TO saas_app')
+  t.same(await ruleNames(url), ['scratch_rows: unscoped-table'], 'UPDATE is reported')
+  await adminQuery(url, 'REVOKE UPDATE ON scratch_rows FROM saas_app; GRANT SELECT (id), UPDATE (body) ON scratch_rows TO saas_app')
+  t.match(await checkTenancyInvariants(url), [{ table: 'scratch_rows', rule: 'unscoped-table', detail: /^\(SELECT \(id\), UPDATE \(body\) granted\)/ }], 'privileges on some columns are reported, naming them')
+  await adminQuery(url, 'REVOKE SELECT (id), UPDATE (body) ON scratch_rows FROM saas_app; CREATE VIEW scratch_row_bodies AS SELECT body FROM scratch_rows; GRANT SELECT ON scratch_row_bodies TO saas_app')
+  t.same(await ruleNames(url), ['scratch_row_bodies: unscoped-table'], 'a view that reads them with its owner\'s rights is reported')
+  await adminQuery(url, 'ALTER VIEW scratch_row_bodies SET (security_invoker = true)')
   t.same(await ruleNames(url), [], 'a security_invoker view reads with the API role\'s rights, and INSERT alone reads nothing (the API enqueues jobs so)')
   // The listed exceptions (SHARED_READABLE_TABLES): pg-boss's queue definitions, and a job's id, read, never changed.
   await adminQuery(url, 'CREATE SCHEMA IF NOT EXISTS pgboss; CREATE TABLE IF NOT EXISTS pgboss.queue (name text PRIMARY KEY); GRANT USAGE ON SCHEMA pgboss TO saas_app; GRANT SELECT ON pgboss.queue TO saas_app')
@@ -178,12 +178,39 @@ t.test('an append-only table: SELECT and INSERT only for the API role, and its g
   t.same(await ruleNames(url), ['audit_events: append-only'], 'a disabled guard is reported')
   await adminQuery(url, 'ALTER TABLE audit_events ENABLE TRIGGER app_append_only; GRANT DELETE ON audit_events TO saas_app')
   t.same(await ruleNames(url), ['audit_events: append-only'], 'DELETE granted back to the API role is reported')
-  await adminQuery(url, 'REVOKE DELETE ON audit_events FROM saas_app; DROP TRIGGER app_append_only ON audit_events')
+  await adminQuery(url, 'REVOKE DELETE ON audit_events FROM saas_app; GRANT UPDATE (data) ON audit_events TO saas_app')
+  t.same(await ruleNames(url), ['audit_events: append-only'], 'so is UPDATE on one of its columns')
+  await adminQuery(url, 'REVOKE UPDATE (data) ON audit_events FROM saas_app; GRANT TRUNCATE ON audit_events TO saas_app')
+  t.same(await ruleNames(url), ['audit_events: append-only'], 'and TRUNCATE, named by this rule alone')
+  await adminQuery(url, 'REVOKE TRUNCATE ON audit_events FROM saas_app; DROP TRIGGER app_append_only ON audit_events')
   t.same(await ruleNames(url), ['audit_events: grants'], 'without its guard it is an ordinary table lacking UPDATE and DELETE')
   await adminQuery(url, 'REVOKE INSERT ON audit_events FROM saas_app; SELECT app_make_append_only(\'audit_events\')')
   t.same(await ruleNames(url), ['audit_events: grants'], 'an append-only table the API role cannot insert into is reported')
   await adminQuery(url, 'GRANT INSERT ON audit_events TO saas_app')
   t.same(await ruleNames(url), [], 'app_make_append_only and the INSERT grant restore it')
+})
+
+// TRUNCATE is not a row command: row-level security never sees it (review 58 H2).
+t.test('TRUNCATE on a tenant-owned table or the tenants registry is not the API role\'s', async (t) => {
+  const url = await createTestDatabase(t)
+  const [a, b] = [await insertTenant(url, 'alpha'), await insertTenant(url, 'bravo')]
+  for (const tenant of [a, b]) {
+    const project = await adminQuery<{ id: string }>(url, 'INSERT INTO projects (tenant_id, name) VALUES ($1, \'P\') RETURNING id', [tenant])
+    await adminQuery(url, 'INSERT INTO tasks (tenant_id, project_id, title) VALUES ($1, $2, \'T\')', [tenant, project.rows[0]!.id])
+  }
+  await adminQuery(url, 'GRANT TRUNCATE ON tasks TO saas_app')
+  // Why: from tenant A's transaction, the API role empties B's tasks too.
+  await adminQuery(url, `SET ROLE saas_app; BEGIN; SELECT set_config('app.tenant_id', '${a}', true); TRUNCATE tasks; COMMIT`)
+  const { rows } = await adminQuery(url, 'SELECT count(*)::int AS n FROM tasks WHERE tenant_id = $1', [b])
+  t.same(rows, [{ n: 0 }], 'tenant A\'s TRUNCATE emptied tenant B\'s tasks')
+  t.same(await ruleNames(url), ['tasks: truncate'], 'the grant to the API role is reported')
+  const check = await tenancyCheck(url)
+  t.equal(check.code, 1, 'npm run tenancy:check exits 1')
+  t.match(check.output, /tasks: truncate — saas_app may TRUNCATE/, `naming the table and the rule\n${check.output}`)
+  await adminQuery(url, 'REVOKE TRUNCATE ON tasks FROM saas_app; GRANT TRUNCATE ON projects, tenants TO PUBLIC')
+  t.same(await ruleNames(url), ['projects: truncate', 'tenants: truncate'], 'so is a grant to PUBLIC, on a table and on the registry')
+  await adminQuery(url, 'REVOKE TRUNCATE ON projects, tenants FROM PUBLIC')
+  t.same(await ruleNames(url), [], 'revoked, the schema passes again')
 })
 
 // The same hole through a function: SECURITY DEFINER runs it with its owner's rights (the
@@ -246,6 +273,9 @@ t.test('a view over tenant data must not bypass row-level security', async (t) =
 
 t.test('README "Add a tenant-owned resource", followed on a scratch database, produces a checked resource', async (t) => {
   // Step 1: the README's model in a copy of the schema, with the back-relations it asks for.
+  // Inside the checkout (the generated client resolves its packages from there); .data is absent
+  // in a fresh clone tested against TEST_DATABASE_URL.
+  await mkdir(path.join(repoRoot, '.data'), { recursive: true })
   const work = await mkdtemp(path.join(repoRoot, '.data', 'readme-resource-'))
   t.teardown(() => rm(work, { recursive: true, force: true }))
   const schema = (await readFile(path.join(repoRoot, 'prisma/schema.prisma'), 'utf8'))
@@ -308,6 +338,31 @@ t.test('README "Add a tenant-owned resource", followed on a scratch database, pr
   t.notMatch(passed.output, /rls|policy|grants|fk-|unique|index/, 'and finds nothing but the stale client')
 })
 
+// Review 58 M1: Prisma's `onDelete: SetNull` on a composite key nulls tenant_id too; the README's
+// optional reference names the one column to null.
+t.test('README\'s optional reference: deleting the referenced row keeps the row in its tenant, the reference nulled', async (t) => {
+  const optional = asGuide(readmeBlock('optional-reference'))
+  t.match(optional, /ON DELETE SET NULL \("author_id"\)/, 'the README names the column to null')
+  const seed = async (url: string) => {
+    const a = await insertTenant(url, 'alpha')
+    const user = await adminQuery<{ id: string }>(url, "INSERT INTO users (tenant_id, email, name, role, password_hash) VALUES ($1, 'ann@example.com', 'Ann', 'member', 'x') RETURNING id", [a])
+    const project = await adminQuery<{ id: string }>(url, 'INSERT INTO projects (tenant_id, name) VALUES ($1, \'P\') RETURNING id', [a])
+    const task = await adminQuery<{ id: string }>(url, 'INSERT INTO tasks (tenant_id, project_id, title) VALUES ($1, $2, \'T\') RETURNING id', [a, project.rows[0]!.id])
+    await adminQuery(url, 'INSERT INTO guide_comments (tenant_id, task_id, author_id, body) VALUES ($1, $2, $3, \'hello\')', [a, task.rows[0]!.id, user.rows[0]!.id])
+    return { a, userId: user.rows[0]!.id }
+  }
+  const url = await databaseWith(t, [readmeMigration, optional])
+  t.same(await checkTenancyInvariants(url), [], 'the check passes')
+  const { a, userId } = await seed(url)
+  await adminQuery(url, 'DELETE FROM users WHERE id = $1', [userId])
+  const { rows } = await adminQuery(url, 'SELECT tenant_id, author_id, body FROM guide_comments')
+  t.same(rows, [{ tenant_id: a, author_id: null, body: 'hello' }], 'the comment stays in its tenant, without author')
+
+  const prismaDefault = await databaseWith(t, [readmeMigration, optional.replace('ON DELETE SET NULL ("author_id")', 'ON DELETE SET NULL')])
+  const plain = await seed(prismaDefault)
+  await t.rejects(adminQuery(prismaDefault, 'DELETE FROM users WHERE id = $1', [plain.userId]), { code: '23502' }, 'Prisma\'s plain SET NULL nulls tenant_id as well: the delete is refused')
+})
+
 // The four mistakes of the issue, as temporary migrations after the README's.
 const brokenVariants: Array<{ name: string; rule: string; sql: string[] }> = [
   { name: '(a) a table with tenant_id and no row-level security', rule: 'rls-enabled', sql: [readmeMigration.replace(ONE_LINE, '')] },
@@ -333,7 +388,7 @@ for (const variant of brokenVariants) {
     const check = await tenancyCheck(url)
     t.equal(check.code, 1, 'npm run tenancy:check exits 1')
     t.match(check.output, new RegExp(`guide_comments: ${variant.rule} — `), `naming the table and the rule\n${check.output}`)
-    if (variant.rule === 'rls-enabled') t.ok(check.output.includes(`end the table's migration with ${ONE_LINE}`), 'the forgotten line is named, to copy')
+    if (variant.rule === 'rls-enabled') t.ok(check.output.includes(`end the table's migration with \`${ONE_LINE}\``), 'the forgotten line is named, to copy')
     if (variant.rule === 'fk-includes-tenant') {
       // Why the rule exists: with this key, tenant A's comment can sit on tenant B's task.
       const [a, b] = [await insertTenant(url, 'alpha'), await insertTenant(url, 'bravo')]
@@ -347,6 +402,7 @@ for (const variant of brokenVariants) {
     t.match(server.body, /tenancy rules/, 'and says why')
     t.equal(server.health, 200, 'while /healthz says the process is alive')
     t.match(server.log(), new RegExp(`tenancy invariants violated.*guide_comments: ${variant.rule}`), 'one log line names the violation')
+    if (variant.rule === 'rls-enabled') t.notMatch(server.log(), /;;/, 'and the one log line of all violations stays readable (review 58: `;;`)')
   })
 }
 

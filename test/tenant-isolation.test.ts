@@ -255,7 +255,10 @@ t.test('a scoped client has no raw SQL; the unscoped client sees no tenant rows 
   const { ownerUrl, database } = await openTestDatabase(t)
   const a = await arrange(ownerUrl, 'alpha')
   const scoped = database.forTenant(a.tenantId)
-  t.throws(() => scoped.$queryRaw`SELECT * FROM projects`, TenantScopeError)
+  // Not in the type either (review 58: it compiled, then answered 500): `npm run check` fails if they come back.
+  // @ts-expect-error $queryRaw is not a ScopedClient's
+  t.throws(() => scoped.$queryRaw`SELECT * FROM projects`, TenantScopeError, 'a JavaScript caller still meets the refusal')
+  // @ts-expect-error $executeRawUnsafe is not a ScopedClient's
   t.throws(() => scoped.$executeRawUnsafe('DELETE FROM projects'), TenantScopeError)
   t.equal(await database.platformDb.project.count(), 0, 'with no tenant set, row-level security shows nothing')
   t.equal(await scoped.project.count(), 1, 'the scoped client sees its own row')

@@ -9,6 +9,7 @@
 // that rotation never extends.
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
 import type { Config } from '../config.ts'
+import { Prisma } from '../generated/prisma/client.ts'
 import { AppError, unauthorized } from '../errors.ts'
 import type { ScopedClient } from '../tenancy/scoped-client.ts'
 import { recordAuditEvent, type AuditContext } from '../audit/audit-log.ts'
@@ -56,7 +57,9 @@ export class AuthService {
 
   /**
    * Opens a session for a user whose password was just checked, and issues its tokens. The session
-   * and its `auth.login` audit event (with `audit`'s context) commit together.
+   * and its `auth.login` audit event (with `audit`'s context) commit together. Throws
+   * INVALID_CREDENTIALS (401), the login's one failure answer, when the user was deactivated,
+   * deleted or had its password changed since that check.
    */
   async startSession (db: ScopedClient, tenantId: string, user: TokenUser & { authVersion: number }, audit: AuditContext): Promise<IssuedTokens> {
     const sessionId = randomUUID() // chosen here: the secret's tag names it
@@ -70,6 +73,10 @@ export class AuthService {
       if (!now?.active || now.authVersion !== user.authVersion) throw invalidCredentials()
       await recordAuditEvent(tx, { ...audit, actor: { type: 'user', id: user.id }, action: 'auth.login', target: { type: 'user', id: user.id }, data: { sessionId: created.id } })
       return created
+    }).catch((error: unknown) => {
+      // The user was deleted after that read: the session's foreign key refuses the insert (P2003).
+      // The error handler's 404 would tell the caller the password was right (review 59).
+      throw error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2003' ? invalidCredentials() : error
     })
     return this.issue(tenantId, user, session.id, secret, expiresAt)
   }

@@ -20,6 +20,7 @@ export const TENANCY_RULES = {
   'policy-with-check': 'the tenant policy has no WITH CHECK (tenant_id = app_current_tenant()): writes of another tenant\'s rows would not be refused',
   'extra-policy': `another permissive policy applies to ${APP_ROLE}: it would widen what the tenant policy allows`,
   grants: `${APP_ROLE} lacks SELECT, INSERT, UPDATE or DELETE on the table (SELECT or INSERT on an append-only table)`,
+  truncate: `${APP_ROLE} may TRUNCATE the table (granted to it, to a role it belongs to, or to PUBLIC): TRUNCATE ignores row-level security and empties every tenant's rows at once. REVOKE TRUNCATE ON … FROM PUBLIC, ${APP_ROLE}`,
   'append-only': `an append-only table (trigger app_append_only, see app_make_append_only) is one ${APP_ROLE} may still UPDATE, DELETE or TRUNCATE, or its trigger is disabled`,
   'tenant-id-default': 'tenant_id is nullable or does not default to app_current_tenant()',
   'unique-tenant-id': 'no unique key on exactly (tenant_id, id): other tenant-owned tables cannot reference it with the tenant',
@@ -141,6 +142,7 @@ async function collect (db: Queryable): Promise<Violation[]> {
     reads_and_inserts: boolean;
     updates_and_deletes: boolean;
     may_change: boolean
+    truncates: boolean;
     append_only: boolean;
     append_only_enabled: boolean;
     not_null: boolean;
@@ -149,7 +151,9 @@ async function collect (db: Queryable): Promise<Violation[]> {
     SELECT c.oid::int AS oid, c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced,
       has_table_privilege($1, c.oid, 'SELECT') AND has_table_privilege($1, c.oid, 'INSERT') AS reads_and_inserts,
       has_table_privilege($1, c.oid, 'UPDATE') AND has_table_privilege($1, c.oid, 'DELETE') AS updates_and_deletes,
-      has_table_privilege($1, c.oid, 'UPDATE') OR has_table_privilege($1, c.oid, 'DELETE') OR has_table_privilege($1, c.oid, 'TRUNCATE') AS may_change,
+      -- Column privileges count: GRANT UPDATE (data) is a way to change rows too (review 58).
+      has_any_column_privilege($1, c.oid, 'UPDATE') OR has_table_privilege($1, c.oid, 'DELETE') OR has_table_privilege($1, c.oid, 'TRUNCATE') AS may_change,
+      has_table_privilege($1, c.oid, 'TRUNCATE') AS truncates,
       -- Append-only (app_make_append_only): a row trigger before UPDATE and DELETE calling the guard.
       EXISTS (SELECT 1 FROM pg_trigger tg WHERE tg.tgrelid = c.oid AND tg.tgname = 'app_append_only'
         AND tg.tgfoid = to_regproc('public.app_append_only_guard')) AS append_only,
@@ -196,11 +200,12 @@ async function collect (db: Queryable): Promise<Violation[]> {
     // Neither enabled nor forced, and no policy: the migration's one line was forgotten, which says
     // more than the five rules it would have met.
     const forgotten = !fact.enabled && !fact.forced && !policies.some((p) => p.oid === oid)
-    if (!fact.enabled) add(table, 'rls-enabled', forgotten ? `${TENANCY_RULES['rls-enabled']}; nor anything else app_make_tenant_owned does: end the table's migration with SELECT app_make_tenant_owned('${table}');` : undefined)
+    if (!fact.enabled) add(table, 'rls-enabled', forgotten ? `${TENANCY_RULES['rls-enabled']}; nor anything else app_make_tenant_owned does: end the table's migration with \`SELECT app_make_tenant_owned('${table}');\`` : undefined)
     if (!fact.forced) add(table, 'rls-forced')
     checkPolicies(table, policies.filter((p) => p.oid === oid), TENANT_EXPR, add)
     if (!fact.reads_and_inserts || (!fact.append_only && !fact.updates_and_deletes)) add(table, 'grants')
     if (fact.append_only && (fact.may_change || !fact.append_only_enabled)) add(table, 'append-only')
+    else if (fact.truncates) add(table, 'truncate')
     if (!fact.not_null || fact.default_expr !== 'app_current_tenant()') {
       add(table, 'tenant-id-default', `${TENANCY_RULES['tenant-id-default']} (default: ${fact.default_expr ?? 'none'}${fact.not_null ? '' : ', nullable'})`)
     }
@@ -281,11 +286,14 @@ async function collect (db: Queryable): Promise<Violation[]> {
     ORDER BY 1`)
   for (const { table } of rewritten) add(table, 'table-rule')
   // The registry of tenants is keyed by id, and under the same kind of policy.
-  const [tenants] = await db.query<{ oid: number; enabled: boolean; forced: boolean }>(
-    'SELECT c.oid::int AS oid, c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced FROM pg_class c WHERE c.oid = to_regclass(\'public.tenants\')').then((r) => r.rows)
+  const [tenants] = await db.query<{ oid: number; enabled: boolean; forced: boolean; truncates: boolean }>(`
+    SELECT c.oid::int AS oid, c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced,
+      has_table_privilege($1, c.oid, 'TRUNCATE') AS truncates
+    FROM pg_class c WHERE c.oid = to_regclass('public.tenants')`, [APP_ROLE]).then((r) => r.rows)
   if (tenants) {
     if (!tenants.enabled) add('tenants', 'rls-enabled')
     if (!tenants.forced) add('tenants', 'rls-forced')
+    if (tenants.truncates) add('tenants', 'truncate')
     checkPolicies('tenants', policies.filter((p) => p.oid === tenants.oid), TENANTS_EXPR, add)
   }
   return violations

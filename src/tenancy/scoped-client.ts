@@ -280,11 +280,15 @@ export function tenantScope (base: PrismaClient, tenantId: string, layers: { fil
 }
 
 function refuseRaw (..._args: unknown[]): never {
-  throw new TenantScopeError('raw SQL is not available on a tenant-scoped client; use platformDb with runAsTenant')
+  throw new TenantScopeError('raw SQL is not available on a tenant-scoped client: a route writes raw SQL through auditedChange (src/audit/audit-log.ts); platform code uses platformDb inside runAsTenant')
 }
 
 /** A client whose every model operation is confined to `tenantId`. */
 export function scopedClient (base: PrismaClient, tenantId: string) {
   return base.$extends(tenantScope(base, tenantId))
 }
-export type ScopedClient = ReturnType<typeof scopedClient>
+/**
+ * The scoped client as routes see it (`request.db`): without the raw-SQL methods, which throw at
+ * runtime (refuseRaw), so `request.db.$queryRaw` is a type error rather than a 500 (review 58).
+ */
+export type ScopedClient = Omit<ReturnType<typeof scopedClient>, '$queryRaw' | '$executeRaw' | '$queryRawUnsafe' | '$executeRawUnsafe'>
