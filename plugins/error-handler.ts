@@ -212,6 +212,20 @@ export function clientErrorHandler (this: FastifyInstance, error: Error & { code
   setTimeout(() => socket.destroy(), 1000).unref()
 }
 
+/** The answer for a path no route serves: `404 NOT_FOUND` naming the method and the path. */
+function routeNotFound (request: FastifyRequest): Classified {
+  return { code: 'NOT_FOUND', message: `Route ${request.method} ${request.url.split('?')[0]} not found` }
+}
+
+/**
+ * Whether a path parameter's validation failed on an empty value: a trailing slash
+ * (`/v1/projects/`) matches `/v1/projects/:id` with `id` empty, and its 400 would say an id was
+ * given and malformed where the path names no resource at all (review 59). Runs on errors only.
+ */
+function emptyPathParameter (error: unknown, request: FastifyRequest): boolean {
+  return (error as Partial<FastifyError>).validationContext === 'params' && Object.values(request.params ?? {}).includes('')
+}
+
 export function sendError (reply: FastifyReply, code: ErrorCode, message: string, headers: Record<string, string> = {}): FastifyReply {
   return reply
     .code(ERROR_STATUS[code])
@@ -224,7 +238,7 @@ export default fp(
   async function errorHandler (app: FastifyInstance) {
     app.decorateRequest('failure', null)
     app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
-      const { code, message, headers } = classifyError(error)
+      const { code, message, headers } = emptyPathParameter(error, request) ? routeNotFound(request) : classifyError(error)
       // An unexpected 500 gets its stack; everything else (4xx, and 503s, which come by the
       // thousand during an outage) is described by the one completion line below.
       if (code === 'INTERNAL') request.log.error({ err: error }, 'request failed')
@@ -238,7 +252,10 @@ export default fp(
       if (reply.statusCode >= 500) request.log.warn(line, 'request completed')
       else request.log.info(line, 'request completed')
     })
-    app.setNotFoundHandler((request, reply) => sendError(reply, 'NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`))
+    app.setNotFoundHandler((request, reply) => {
+      const { code, message } = routeNotFound(request)
+      return sendError(reply, code, message)
+    })
   },
   { name: 'error-handler' }
 )

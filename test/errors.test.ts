@@ -25,6 +25,8 @@ t.test('bad input of every kind, on a tenant host with a valid token', async (t)
     ['unsupported content type', { method: 'POST', url: '/v1/projects', headers: { 'content-type': 'text/plain' }, payload: 'name=x' }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
     ['form encoding', { method: 'POST', url: '/v1/projects', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'name=x' }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
     ['body over 1 MiB', { method: 'POST', url: '/v1/projects', headers: json, payload: JSON.stringify({ name: 'x', description: 'a'.repeat(1024 * 1024 + 10) }) }, 413, 'PAYLOAD_TOO_LARGE'],
+    ['a trailing slash: no resource named (review 59: a 400 said an id was malformed)', { url: '/v1/projects/' }, 404, 'NOT_FOUND'],
+    ['a trailing slash on a delete', { method: 'DELETE', url: `/v1/projects/${project.id}/tasks/` }, 404, 'NOT_FOUND'],
     ['id that is not a UUID', { url: '/v1/projects/123' }, 400, 'VALIDATION_FAILED'],
     ['id that is almost a UUID', { method: 'DELETE', url: `/v1/projects/${RANDOM_UUID}x` }, 400, 'VALIDATION_FAILED'],
     ['SQL in an id', { url: `/v1/projects/${encodeURIComponent("1' OR '1'='1")}` }, 400, 'VALIDATION_FAILED'],

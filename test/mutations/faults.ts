@@ -1349,6 +1349,15 @@ export const FAULTS: Fault[] = [
     grep: ['an append-only table'],
   },
   {
+    name: 'trailing-slash-answers-400',
+    breaks: 'GET /v1/projects/ (a trailing slash) answers 400 VALIDATION_FAILED, as if an id had been given and was malformed, instead of 404',
+    file: 'plugins/error-handler.ts',
+    find: 'emptyPathParameter(error, request) ? routeNotFound(request) : classifyError(error)',
+    replace: 'false ? routeNotFound(request) : classifyError(error)',
+    tests: ['test/errors.test.ts'],
+    grep: ['bad input of every kind'],
+  },
+  {
     name: 'people-expired-owner-invitation-blocks-admins',
     breaks: "an owner's invitation that expired makes every admin's POST /v1/users for that address a 403, for good",
     file: 'routes/users.ts',
