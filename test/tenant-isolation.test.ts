@@ -265,6 +265,18 @@ t.test('a scoped client has no raw SQL; the unscoped client sees no tenant rows 
   t.throws(() => database.forTenant('not-a-uuid'), /UUID/, 'a tenant id must be a UUID')
 })
 
+// README "Add a tenant-owned resource", step 7: a create names its parent by id, not by a nested connect.
+t.test('a create links its parent by id; a nested connect in a create is refused by Prisma, an update\'s works', async (t) => {
+  const { ownerUrl, database } = await openTestDatabase(t)
+  const a = await arrange(ownerUrl, 'alpha')
+  const scoped = database.forTenant(a.tenantId)
+  await t.rejects(scoped.task.create({ data: { title: 'nested', project: { connect: { id: a.parents.projectId } } } as never }), /Unknown argument `tenantId`/, 'the scoped client\'s tenantId and a nested connect: Prisma\'s error, as the README says')
+  const task = await scoped.task.create({ data: { title: 'by id', projectId: a.parents.projectId } as never })
+  t.equal((task as { projectId: string }).projectId, a.parents.projectId, 'by id: created')
+  const moved = await scoped.task.update({ where: { id: task.id }, data: { project: { connect: { id: a.parents.projectId } } } })
+  t.equal(moved.id, task.id, 'an update may connect a row of the tenant')
+})
+
 t.test('findUnique inside a transaction reads the transaction\'s own uncommitted rows', async (t) => {
   const { ownerUrl, database } = await openTestDatabase(t)
   const a = await arrange(ownerUrl, 'alpha')
