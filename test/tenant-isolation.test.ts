@@ -265,16 +265,21 @@ t.test('a scoped client has no raw SQL; the unscoped client sees no tenant rows 
   t.throws(() => database.forTenant('not-a-uuid'), /UUID/, 'a tenant id must be a UUID')
 })
 
-// README "Add a tenant-owned resource", step 7: a create names its parent by id, not by a nested connect.
-t.test('a create links its parent by id; a nested connect in a create is refused by Prisma, an update\'s works', async (t) => {
+// Review 58: a create with a nested connect failed with Prisma's `Unknown argument tenantId` (the
+// scoped client's column where Prisma's nested form takes the tenant relation).
+t.test('a create may link its parent by id or by a nested connect, of its own tenant only', async (t) => {
   const { ownerUrl, database } = await openTestDatabase(t)
   const a = await arrange(ownerUrl, 'alpha')
+  const b = await arrange(ownerUrl, 'bravo')
   const scoped = database.forTenant(a.tenantId)
-  await t.rejects(scoped.task.create({ data: { title: 'nested', project: { connect: { id: a.parents.projectId } } } as never }), /Unknown argument `tenantId`/, 'the scoped client\'s tenantId and a nested connect: Prisma\'s error, as the README says')
-  const task = await scoped.task.create({ data: { title: 'by id', projectId: a.parents.projectId } as never })
-  t.equal((task as { projectId: string }).projectId, a.parents.projectId, 'by id: created')
-  const moved = await scoped.task.update({ where: { id: task.id }, data: { project: { connect: { id: a.parents.projectId } } } })
-  t.equal(moved.id, task.id, 'an update may connect a row of the tenant')
+  const nested = await scoped.task.create({ data: { title: 'nested', project: { connect: { id: a.parents.projectId } } } })
+  t.match(nested, { tenantId: a.tenantId, projectId: a.parents.projectId }, 'a nested connect: created in the tenant, under the project')
+  const byId = await scoped.task.create({ data: { title: 'by id', projectId: a.parents.projectId } as never })
+  t.match(byId, { tenantId: a.tenantId, projectId: a.parents.projectId }, 'by id: the same')
+  await t.rejects(scoped.task.create({ data: { title: 'on B\'s project', project: { connect: { id: b.parents.projectId } } } }), { code: 'P2025' }, 'another tenant\'s project is not found')
+  await t.rejects(scoped.task.create({ data: { title: 'planted', tenantId: b.tenantId, project: { connect: { id: a.parents.projectId } } } as never }), TenantScopeError, 'nor may the data name another tenant')
+  const { rows } = await adminQuery(ownerUrl, 'SELECT count(*)::int AS n FROM tasks WHERE tenant_id = $1', [b.tenantId])
+  t.same(rows, [{ n: 0 }], 'B has no task')
 })
 
 t.test('findUnique inside a transaction reads the transaction\'s own uncommitted rows', async (t) => {

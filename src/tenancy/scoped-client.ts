@@ -138,7 +138,15 @@ function scopeWhere (where: Args | undefined, tenantId: string, key: string): Ar
 function assignTenant (scope: Scope, row: Args | undefined): Args {
   const { tenantId, key } = scope
   if (row && key in row && row[key] !== tenantId) throw new TenantScopeError('cannot create a row of another tenant')
-  return { ...scopeNestedWrites(scope.relations, scope.model, row ?? {}, tenantId), [key]: tenantId }
+  const { [key]: _named, ...data } = scopeNestedWrites(scope.relations, scope.model, row ?? {}, tenantId)
+  // A create that writes a relation (`project: { connect: { id } }`) is Prisma's nested form, which
+  // takes the tenant as its relation, not as the tenantId column: that failed with `Unknown
+  // argument tenantId` (review 58). The connected row's where already names the tenant.
+  const relations = scope.relations[scope.model] ?? {}
+  const tenantRelation = Object.keys(data).some((field) => field in relations)
+    ? Object.keys(relations).find((field) => relations[field] === 'Tenant')
+    : undefined
+  return tenantRelation ? { ...data, [tenantRelation]: { connect: { id: tenantId } } } : { ...data, [key]: tenantId }
 }
 
 function keepTenant (scope: Scope, row: Args | undefined): Args {

@@ -1358,6 +1358,15 @@ export const FAULTS: Fault[] = [
     grep: ['bad input of every kind'],
   },
   {
+    name: 'scope-nested-create-keeps-tenant-column',
+    breaks: 'request.db.task.create({ data: { title, project: { connect: { id } } } }) fails with Prisma\'s "Unknown argument tenantId" (a 500) instead of creating the task in the tenant',
+    file: 'src/tenancy/scoped-client.ts',
+    find: 'return tenantRelation ? { ...data, [tenantRelation]: { connect: { id: tenantId } } } : { ...data, [key]: tenantId }',
+    replace: 'return { ...data, [key]: tenantId }',
+    tests: ['test/tenant-isolation.test.ts'],
+    grep: ['nested connect'],
+  },
+  {
     name: 'people-expired-owner-invitation-blocks-admins',
     breaks: "an owner's invitation that expired makes every admin's POST /v1/users for that address a 403, for good",
     file: 'routes/users.ts',
