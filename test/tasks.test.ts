@@ -120,6 +120,24 @@ t.test('a project DELETE racing a write to one of its tasks: each answers as if 
   }
 })
 
+// The chain lock, taken first, makes the race above queue instead of deadlock; auditedChange still
+// runs its statement again when PostgreSQL rolls it back for a deadlock (40P01) it did not foresee.
+// A real one cannot be summoned on demand: a trigger raises it once (a sequence, which no rollback
+// undoes, counts the attempts), through the same driver path as a real one.
+t.test('a change rolled back for a deadlock is run again: one project, one event, 201', async (t) => {
+  const { acme, ownerUrl } = await buildApi(t, { LOG_LEVEL: 'error' })
+  await adminQuery(ownerUrl, `CREATE SEQUENCE deadlock_once; GRANT USAGE ON SEQUENCE deadlock_once TO saas_app;
+    CREATE FUNCTION deadlock_once() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN IF nextval('deadlock_once') = 1 THEN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01'; END IF; RETURN NEW; END $$;
+    CREATE TRIGGER deadlock_once BEFORE INSERT ON projects FOR EACH ROW EXECUTE FUNCTION deadlock_once()`)
+  const created = await acme.call('member', { method: 'POST', url: '/v1/projects', payload: { name: 'after a deadlock' } })
+  t.equal(created.statusCode, 201, `created on the second attempt (${created.body})`)
+  const { rows } = await adminQuery<{ n: number }>(ownerUrl, "SELECT (SELECT count(*)::int FROM projects WHERE name = 'after a deadlock') + (SELECT count(*)::int FROM audit_events WHERE action = 'project.created' AND target_id = $1) AS n", [created.json().id])
+  t.equal(rows[0]!.n, 2, 'one project and its one event')
+  const { rows: [attempts] } = await adminQuery<{ n: string }>(ownerUrl, 'SELECT last_value::text AS n FROM deadlock_once')
+  t.equal(attempts!.n, '2', 'two attempts')
+})
+
 // One project's DELETE among writes to its tasks and another project's creation, all at once: the
 // tenant's writes queue on its audit chain one after the other; none answers 503 (a statement that
 // waited out statement_timeout) or 409 (a deadlock that was still one after its retries).

@@ -185,11 +185,12 @@ export async function auditedChange<Row extends { id: string }> (request: Fastif
 const CHANGE_ATTEMPTS = 3
 
 /**
- * Runs a one-statement change, again when PostgreSQL rolled it back for a concurrent writer: a
- * deadlock between the change's row locks and the tenant's chain lock (a project's DELETE, whose
- * cascade reaches the tasks, racing a write to one of its tasks: each holds what the other waits
- * for). The statement is its own transaction, so nothing of the failed attempt remains; a third
- * failure is thrown (409 CONFLICT, plugins/error-handler.ts).
+ * Runs a one-statement change, again when PostgreSQL rolled it back for a concurrent writer
+ * (40P01, 40001). The statement takes the tenant's chain lock before any row lock, so the race
+ * this was written for (a project's DELETE, whose cascade reaches the tasks, against a write to
+ * one of its tasks) now queues instead of deadlocking (test/tasks.test.ts); this stays for an
+ * ordering not foreseen. The statement is its own transaction, so nothing of the failed attempt
+ * remains; a third failure is thrown (409 CONFLICT, plugins/error-handler.ts).
  */
 async function retryingConflicts<T> (statement: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {

@@ -838,12 +838,12 @@ export const FAULTS: Fault[] = [
   },
   {
     name: 'audited-change-deadlock-not-retried',
-    breaks: "a project's DELETE racing a write to one of its tasks deadlocks on the audit chain and one of them answers 500",
+    breaks: 'an audited change that PostgreSQL rolls back for a deadlock (40P01) answers 409 instead of being run again (the race of a project\'s DELETE and a write to its tasks no longer deadlocks: both queue on the chain lock first)',
     file: 'src/audit/audit-log.ts',
     find: 'const CHANGE_ATTEMPTS = 3',
     replace: 'const CHANGE_ATTEMPTS = 1',
     tests: ['test/tasks.test.ts'],
-    grep: ['racing a write to one of its tasks'],
+    grep: ['rolled back for a deadlock'],
   },
   {
     name: 'write-conflict-answered-500',
