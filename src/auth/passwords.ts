@@ -1,6 +1,6 @@
 // Password policy and hashing. bcryptjs's async API still computes on the main thread (in slices),
 // so under a burst of logins every other request would wait: hashing and comparing run in worker
-// threads (piscina), at the lowest OS priority (bcrypt-worker.mjs). BCRYPT_WORKERS=0 keeps them on
+// threads (piscina), at the lowest OS priority (bcrypt-worker.cjs). BCRYPT_WORKERS=0 keeps them on
 // the main thread, only to measure the difference (npm run bench).
 import { randomBytes } from 'node:crypto'
 import { threadId } from 'node:worker_threads'
@@ -81,7 +81,7 @@ export class PasswordHasher {
     if (options.workers > 0) {
       // Idle threads exit after a while, so a quiet process (or a script) holds none.
       this.pool = new Piscina({
-        filename: new URL('./bcrypt-worker.mjs', import.meta.url).href,
+        filename: new URL('./bcrypt-worker.cjs', import.meta.url).href,
         minThreads: 0,
         maxThreads: options.workers,
         idleTimeout: 30_000,
