@@ -143,7 +143,7 @@ function assignTenant (scope: Scope, row: Args | undefined): Args {
   // takes the tenant as its relation, not as the tenantId column: that failed with `Unknown
   // argument tenantId` (review 58). The connected row's where already names the tenant.
   const relations = scope.relations[scope.model] ?? {}
-  const tenantRelation = Object.keys(data).some((field) => field in relations)
+  const tenantRelation = Object.keys(data).some((field) => Object.hasOwn(relations, field))
     ? Object.keys(relations).find((field) => relations[field] === 'Tenant')
     : undefined
   return tenantRelation ? { ...data, [tenantRelation]: { connect: { id: tenantId } } } : { ...data, [key]: tenantId }
