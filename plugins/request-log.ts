@@ -5,11 +5,12 @@
 // level never writes a secret. test/auth-login.test.ts searches the real app's log for them.
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { writesAt } from '../src/log.ts'
 
 export default fp(
   async function requestLogPlugin (app: FastifyInstance) {
     // Below debug these hooks would only cost time on every request: add them only when they write.
-    if (!(app.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('debug')) return
+    if (!writesAt(app.log, 'debug')) return
     // Headers first, before anything can refuse the request (an unknown tenant, a missing token).
     app.addHook('onRequest', async (request) => {
       request.log.debug({ headers: request.headers }, 'request details')

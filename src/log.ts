@@ -1,4 +1,4 @@
-import type { Logger } from 'pino'
+import { levels, type Level, type Logger } from 'pino'
 import { ConfigError } from './config.ts'
 
 // What the logs must never contain: credentials in headers, cookies, bodies and replies.
@@ -25,6 +25,12 @@ export const logRedactPaths = [
   '*.key', // an API key in a body (the create answer); in headers it is the Authorization above
   '*.keyHash',
 ]
+
+/**
+ * Whether `log` writes lines at `level`: so that a line it would drop is not built. A logger at
+ * `silent`, or without a level pino knows, writes nothing. Throws nothing.
+ */
+export const writesAt = (log: { level: string }, level: Level): boolean => levels.values[level]! >= (levels.values[log.level] ?? Infinity)
 
 /** An API key (`tk_…`) anywhere in a string: shown as its 3-character marker only. */
 const API_KEY_IN_TEXT = /tk_[A-Za-z0-9_-]+/g

@@ -10,12 +10,12 @@ import { createTestDatabase, insertTenant, testConfig } from './helper.ts'
 type Tap = Parameters<typeof createTestDatabase>[0]
 
 /** The real app on a fresh database, its error log collected in `lines`; routes may still be added. */
-async function appWithErrorLog (t: Tap) {
+async function appWithErrorLog (t: Tap, level = 'error') {
   const url = await createTestDatabase(t)
   const config = testConfig(url)
   const lines: string[] = []
   const stream = new Writable({ write (chunk, _enc, done) { lines.push(String(chunk)); done() } })
-  const app = await buildApp({ config, database: createDatabase(config, url), logger: { level: 'error', stream } })
+  const app = await buildApp({ config, database: createDatabase(config, url), logger: { level, stream } })
   t.teardown(() => app.close())
   return { app, url, lines }
 }
@@ -36,6 +36,17 @@ t.test('a handler that throws answers 500 INTERNAL without leaking anything', as
   t.match(logged, body.error.requestId, 'the log names the request id')
   t.match(logged, /SELECT password_hash/, 'and carries the real error for operators')
   t.equal((await app.inject({ url: '/healthz', headers: { host: 'localhost' } })).statusCode, 200, 'the process keeps serving')
+})
+
+t.test('at LOG_LEVEL=warn a failed request still gets its completion line, a served one none', async (t) => {
+  const { app, lines } = await appWithErrorLog(t, 'warn')
+  app.get('/boom', { config: { anyHost: true } }, async () => { throw new Error('boom') })
+  t.equal((await app.inject({ url: '/healthz', headers: { host: 'localhost' } })).statusCode, 200)
+  const failed = await app.inject({ url: '/boom?token=secret-link-token', headers: { host: 'localhost' } })
+  t.equal(failed.statusCode, 500)
+  const completed = lines.map((line) => JSON.parse(line)).filter((entry) => entry.msg === 'request completed')
+  t.equal(completed.length, 1, 'one line: the 500\'s (the 200 is below the level, so not even built)')
+  t.match(completed[0], { level: 40, statusCode: 500, code: 'INTERNAL', url: '/boom?token=[redacted]' }, 'at warn, with its code and the URL scrubbed')
 })
 
 t.test('a request getter read where its hook did not run answers 500 INTERNAL, not a crash or undefined', async (t) => {

@@ -1285,6 +1285,15 @@ export const FAULTS: Fault[] = [
     grep: ['export cut by a database outage'],
   },
   {
+    name: 'failed-request-unlogged-at-warn',
+    breaks: 'at LOG_LEVEL=warn a request answered 5xx leaves no completion line: an outage\'s refused requests and an unexpected 500 go unrecorded',
+    file: 'plugins/error-handler.ts',
+    find: "const level = reply.statusCode >= 500 ? 'warn' : 'info'",
+    replace: "const level = 'info'",
+    tests: ['test/internal-error.test.ts'],
+    grep: ['completion line'],
+  },
+  {
     name: 'worker-waits-on-an-unsafe-role',
     breaks: 'the stand-alone worker retries its start forever as a role that bypasses row-level security instead of refusing to start, in production',
     file: 'src/worker.ts',
