@@ -247,7 +247,7 @@ export default fp(
     })
     // One line per request (Fastify's own two are off: RequestLogController, above), so an
     // outage under load writes one short line per refused request.
-    // Built only when written: at LOG_LEVEL=warn the line of a request that did not fail cost 3–5 %
+    // Built only when written: at LOG_LEVEL=warn the line of a request answered below 500 cost 3–5 %
     // of the list's CPU, its URL scrubbed for nothing (bench/HISTORY.md, round seventeen).
     app.addHook('onResponse', (request, reply, done) => {
       const level = reply.statusCode >= 500 ? 'warn' : 'info'
