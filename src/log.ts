@@ -1,4 +1,4 @@
-import { levels, type Level, type Logger } from 'pino'
+import type { Level, Logger } from 'pino'
 import { ConfigError } from './config.ts'
 
 // What the logs must never contain: credentials in headers, cookies, bodies and replies.
@@ -27,10 +27,11 @@ export const logRedactPaths = [
 ]
 
 /**
- * Whether `log` writes lines at `level`: so that a line it would drop is not built. A logger at
- * `silent`, or without a level pino knows, writes nothing. Throws nothing.
+ * Whether `log` writes lines at `level` — pino's own `isLevelEnabled`, which Fastify's logger type
+ * leaves out — so that a line it would drop is not built. A logger without it (Fastify's when
+ * logging is off) writes nothing. Throws nothing.
  */
-export const writesAt = (log: { level: string }, level: Level): boolean => levels.values[level]! >= (levels.values[log.level] ?? Infinity)
+export const writesAt = (log: object, level: Level): boolean => (log as Partial<Pick<Logger, 'isLevelEnabled'>>).isLevelEnabled?.(level) ?? false
 
 /** An API key (`tk_…`) anywhere in a string: shown as its 3-character marker only. */
 const API_KEY_IN_TEXT = /tk_[A-Za-z0-9_-]+/g
