@@ -237,10 +237,11 @@ ${upstreams.map((p) => `    server 127.0.0.1:${p};`).join('\n')}
  * (TEST_DATABASE_URL's host, port and login, used for every client: auth_type = any), config, pid
  * and log in a temporary directory; listening on `address` (127.0.0.1) and `port` (a free one);
  * serving every database, or only `databases`.
- * `roundRobin`: server_round_robin = 1 (load balancing over the pool). Run as `postgres` when we
+ * `roundRobin`: server_round_robin = 1 (load balancing over the pool); `poolSize`: default_pool_size
+ * (server connections per database and user; PgBouncer's default 20). Run as `postgres` when we
  * are root (PgBouncer refuses root). Resolves once it accepts connections; stopped at teardown.
  */
-export async function startPgBouncer (t: Tap, options: { address?: string, port?: number, roundRobin?: boolean, databases?: string[] } = {}): Promise<{ url(database: string): string }> {
+export async function startPgBouncer (t: Tap, options: { address?: string, port?: number, roundRobin?: boolean, poolSize?: number, databases?: string[] } = {}): Promise<{ url(database: string): string }> {
   const { chmod, mkdtemp, rm, writeFile } = await import('node:fs/promises')
   const { existsSync } = await import('node:fs')
   const { tmpdir } = await import('node:os')
@@ -263,6 +264,7 @@ unix_socket_dir =
 auth_type = any
 pool_mode = transaction
 server_round_robin = ${options.roundRobin ? 1 : 0}
+default_pool_size = ${options.poolSize ?? 20}
 logfile = ${dir}/pgbouncer.log
 pidfile = ${dir}/pgbouncer.pid
 `)

@@ -9,8 +9,8 @@ import net from 'node:net'
 import pg from 'pg'
 import t from 'tap'
 import { usePreparedStatements } from '../src/db/database.ts'
-import { isTransactionPooler } from '../src/db/direct-connection.ts'
-import { startPgBouncer } from './cluster-helper.ts'
+import { isTransactionPooler, poolerKeepsPreparedStatements } from '../src/db/direct-connection.ts'
+import { startPgBouncer, startServer } from './cluster-helper.ts'
 import { adminUrl, createTestDatabase } from './helper.ts'
 
 const AUTO = { DB_PREPARED_STATEMENTS: 'auto' as const, DB_CONNECT_TIMEOUT_MS: 5000 }
@@ -50,7 +50,22 @@ t.test('PgBouncer with a pool other clients keep busy: a pooler every time', asy
   await keepBusy(t, url)
   const n = await count(30, () => isTransactionPooler(url), true); t.equal(n, 30, `${n} of 30 checks`)
   t.equal(await usePreparedStatements(AUTO, url), false, 'named statements off')
-  // Review 57: `on` behind PgBouncer 1.18 started silently, then about half the requests failed.
+  // Review 57: `on` behind PgBouncer 1.18 started (at first silently, later with a warning), then
+  // about half the requests failed. The start-up probe shows that this pooler loses them: refused.
+  t.equal(await poolerKeepsPreparedStatements(url), false, 'the probe: a statement prepared on one server was unknown on the next')
+  await t.rejects(usePreparedStatements({ ...AUTO, DB_PREPARED_STATEMENTS: 'on' }, url), { name: 'ConfigError', message: /DB_PREPARED_STATEMENTS=on: the API's login leads to a transaction pooler that loses named prepared statements .*Set auto or off/s }, 'on: refused')
+})
+
+t.test('DB_PREPARED_STATEMENTS=on through PgBouncer 1.18: the server does not start, and says why', async (t) => {
+  const ownerUrl = await createTestDatabase(t)
+  const database = decodeURIComponent(new URL(ownerUrl).pathname.slice(1))
+  const url = (await startPgBouncer(t, { databases: [database] })).url(database)
+  await t.rejects(startServer(t, { DATABASE_URL: ownerUrl, APP_DATABASE_URL: url, DB_PREPARED_STATEMENTS: 'on', DATA_DIR: '.data/test' }), /exited \(1\)[\s\S]*DB_PREPARED_STATEMENTS=on: the API's login leads to a transaction pooler that loses named prepared statements/)
+})
+
+t.test('PgBouncer with one server connection: the probe cannot tell, so `on` is kept with a warning', async (t) => {
+  const url = (await startPgBouncer(t, { poolSize: 1 })).url('postgres')
+  t.equal(await poolerKeepsPreparedStatements(url), undefined, 'every run had the one server')
   const said: Array<[string, string | undefined]> = []
   t.equal(await usePreparedStatements({ ...AUTO, DB_PREPARED_STATEMENTS: 'on' }, url, (line, level) => said.push([line, level])), true, 'on: kept as asked')
   t.match(said, [[/^DB_PREPARED_STATEMENTS=on and the API's login leads to a transaction pooler: this needs PgBouncer >= 1\.21/, 'warn']], 'and a warning at start, at level warn')
@@ -66,6 +81,8 @@ t.test('PgBouncer with server_round_robin = 1: a pooler every time, idle or busy
     await client.end()
   }))
   t.equal(await count(10, () => isTransactionPooler(url), true), 10, 'idle: 10 of 10 checks')
+  const lost = await count(10, async () => (await poolerKeepsPreparedStatements(url)) === false, true)
+  t.equal(lost, 10, `idle: ${lost} of 10 probes show that prepared statements are lost`)
   await keepBusy(t, url)
   const busy = await count(30, () => isTransactionPooler(url), true); t.equal(busy, 30, `busy: ${busy} of 30 checks`)
 })

@@ -5,12 +5,12 @@ import { PrismaPg } from '@prisma/adapter-pg'
 import { LRUCache } from 'lru-cache'
 import pg from 'pg'
 import { withShortLivedClient } from './short-lived-client.ts'
-import type { Config } from '../config.ts'
+import { ConfigError, type Config } from '../config.ts'
 import { PrismaClient } from '../generated/prisma/client.ts'
 import { scopedClient, type ScopedClient } from '../tenancy/scoped-client.ts'
 import { APP_ROLE, embeddedApiLogin } from './api-login.ts'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.ts'
-import { isTransactionPooler } from './direct-connection.ts'
+import { isTransactionPooler, poolerKeepsPreparedStatements } from './direct-connection.ts'
 import { applyMigrations } from './migrate.ts'
 import { DatabaseAvailability, ResilientPool, statementName, TenantAwarePool } from './tenant-aware-pool.ts'
 
@@ -94,19 +94,24 @@ export interface QueryEvent {
  * at another address, test/pooler-detection.test.ts). Behind a transaction pooler named statements
  * would be looked for on another session than the one that parsed them (PgBouncer < 1.21). Anything
  * unsure — another port, a database that cannot be asked yet — gets them off: the safe side.
- * `on` behind a transaction pooler is kept, and said through `log` at level `warn`.
+ * `on` behind a transaction pooler is checked (poolerKeepsPreparedStatements): refused when the
+ * pooler loses them, kept with a warning through `log` when the probe could not tell.
+ * @throws ConfigError naming DB_PREPARED_STATEMENTS when `on` meets a pooler that loses named statements.
  */
 export async function usePreparedStatements (config: Pick<Config, 'DB_PREPARED_STATEMENTS'> & Partial<Pick<Config, 'DB_CONNECT_TIMEOUT_MS'>>, url: string, log: DatabaseLog = () => {}): Promise<boolean> {
   if (config.DB_PREPARED_STATEMENTS === 'off') return false
+  const connectTimeoutMs = config.DB_CONNECT_TIMEOUT_MS ?? 0
   if (config.DB_PREPARED_STATEMENTS === 'on') {
-    // Kept as asked (PgBouncer >= 1.21 prepares them itself), but said at start: no query can tell
-    // an older PgBouncer, behind which about half the requests would fail (review 57: 42 % were 500s).
-    if (await isTransactionPooler(url, config.DB_CONNECT_TIMEOUT_MS ?? 0).catch(() => false)) {
-      log('DB_PREPARED_STATEMENTS=on and the API\'s login leads to a transaction pooler: this needs PgBouncer >= 1.21 with max_prepared_statements > 0; behind an older one requests fail ("prepared statement … does not exist"): set auto or off there', 'warn')
+    // Review 57: `on` behind PgBouncer 1.18 started, then 42 % of the requests were 500s.
+    if (!(await isTransactionPooler(url, connectTimeoutMs).catch(() => false))) return true
+    const kept = await poolerKeepsPreparedStatements(url, connectTimeoutMs).catch(() => undefined)
+    if (kept === false) {
+      throw new ConfigError('Invalid configuration:\n  DB_PREPARED_STATEMENTS=on: the API\'s login leads to a transaction pooler that loses named prepared statements between transactions (a statement prepared on one server connection was unknown on the next: PgBouncer < 1.21, or max_prepared_statements = 0), where requests would fail. Set auto or off, or max_prepared_statements > 0 on PgBouncer >= 1.21')
     }
+    if (kept === undefined) log('DB_PREPARED_STATEMENTS=on and the API\'s login leads to a transaction pooler: this needs PgBouncer >= 1.21 with max_prepared_statements > 0; behind an older one requests fail ("prepared statement … does not exist"): set auto or off there (the start-up probe could not tell which it is)', 'warn')
     return true
   }
-  const direct = await Promise.all([servesItsOwnPort(url, config.DB_CONNECT_TIMEOUT_MS ?? 0), isTransactionPooler(url, config.DB_CONNECT_TIMEOUT_MS ?? 0)]).then(([ownPort, pooled]) => ownPort && !pooled, () => undefined)
+  const direct = await Promise.all([servesItsOwnPort(url, connectTimeoutMs), isTransactionPooler(url, connectTimeoutMs)]).then(([ownPort, pooled]) => ownPort && !pooled, () => undefined)
   if (direct === false) log('named prepared statements off: the API\'s login may lead to a pooler (set DB_PREPARED_STATEMENTS=on for PgBouncer >= 1.21 with max_prepared_statements, or for a proxy that keeps sessions)')
   return direct === true
 }

@@ -3,6 +3,7 @@
 // behind a transaction pooler (PgBouncer pool_mode = transaction/statement) each statement may run
 // on another server session, so the unlock misses and the lock stays held on a pooled server
 // connection: the next migration waits forever. We detect such a pooler before the engine starts.
+import { randomBytes } from 'node:crypto'
 import type pg from 'pg'
 import { withShortLivedClient } from './short-lived-client.ts'
 
@@ -35,6 +36,48 @@ export async function isTransactionPooler (connectionString: string, connectTime
       if (seen[0].size > 1 || seen[1].size > 1 || [...seen[0]].some((pid) => seen[1].has(pid))) return true
     }
     return false
+  }, connectTimeoutMs), connectTimeoutMs)
+}
+
+/** Rounds of poolerKeepsPreparedStatements; a pooler with two server connections shows in the first. */
+const PREPARED_PROBE_ROUNDS = 3
+/** How long a run may wait for a server connection before the holder lets its own go (ms). */
+const PREPARED_PROBE_WAIT_MS = 500
+
+/**
+ * Whether the transaction pooler at `connectionString` keeps named prepared statements across its
+ * server connections, as PgBouncer >= 1.21 does with max_prepared_statements > 0 (it prepares them on
+ * each server itself); PgBouncer < 1.21, or with max_prepared_statements = 0, passes them through, so
+ * a statement parsed on one server is unknown on the next. The probe parses a named statement on
+ * one client connection, then, while a second client holds a transaction open on the server that
+ * connection just released (poolers hand out the most recently used server first), runs it again:
+ * the pooler must give the run another server. `true`: it ran there; `false`: that server answered
+ * 26000 (invalid_sql_statement_name, "prepared statement … does not exist"); `undefined`: every run
+ * had the parsing server (a pool of one server), which shows nothing. Meant for a URL that
+ * isTransactionPooler found pooled; an old pooler keeps the statement (a random name, one row of
+ * pg_prepared_statements) on its server connection until that closes.
+ * `connectTimeoutMs` bounds each connection attempt (0: none).
+ * @throws what pg throws when the server cannot be reached or a query fails otherwise.
+ */
+export async function poolerKeepsPreparedStatements (connectionString: string, connectTimeoutMs = 0): Promise<boolean | undefined> {
+  const probe = { name: `saas_prepared_probe_${randomBytes(6).toString('hex')}`, text: 'SELECT pg_backend_pid() AS pid' }
+  const pidOf = async (client: pg.Client) => (await client.query<{ pid: number }>(probe)).rows[0]!.pid
+  return withShortLivedClient(connectionString, (runner) => withShortLivedClient(connectionString, async (holder) => {
+    const parsedOn = await pidOf(runner)
+    for (let round = 0; round < PREPARED_PROBE_ROUNDS; round++) {
+      await holder.query('BEGIN') // the pooler gives it a server until COMMIT
+      const run = pidOf(runner).then((pid) => ({ pid }), (error: unknown) => ({ error }))
+      // A pool of one server queues the run behind the holder: let it go after a while.
+      await Promise.race([run, new Promise((resolve) => setTimeout(resolve, PREPARED_PROBE_WAIT_MS).unref())])
+      await holder.query('COMMIT')
+      const outcome = await run
+      if ('error' in outcome) {
+        if ((outcome.error as { code?: unknown } | null)?.code === '26000') return false
+        throw outcome.error
+      }
+      if (outcome.pid !== parsedOn) return true
+    }
+    return undefined
   }, connectTimeoutMs), connectTimeoutMs)
 }
 
