@@ -6,9 +6,9 @@
 //
 // Exit codes: 0 drained cleanly; 1 could not start, or a fatal error; 2 the grace period expired
 // (connections were cut, the database was still closed).
-import closeWithGrace from 'close-with-grace'
 import pino, { type Logger } from 'pino'
 import { buildApp, type App } from './app.ts'
+import { closeOnSignal } from './close-on-signal.ts'
 import { loadConfig, startupWarnings, type Config } from './config.ts'
 import { openDatabase, type Database } from './db/database.ts'
 import { seedDemoOnce } from '../prisma/seed-data.ts'
@@ -62,7 +62,7 @@ function logAvailability (app: App, database: Database) {
 function drainOnSignal (app: App, database: Database, graceMs: number) {
   // close-with-grace's own delay is only a backstop (it cannot wait for async clean-up): the grace
   // period is enforced below, where the database can still be closed after it.
-  closeWithGrace({ delay: graceMs + 10_000, logger: false }, async ({ signal, err }) => {
+  closeOnSignal({ delayMs: graceMs + 10_000, log: app.log }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'closing after a fatal error')
     else app.log.info({ signal, graceMs }, 'shutting down: finishing in-flight requests')
     let timer: NodeJS.Timeout | undefined

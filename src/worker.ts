@@ -4,8 +4,8 @@
 // jobs still running are handed back for a retry), close, exit 0.
 //
 // `npm run worker -- --dead-letters`: prints the jobs that exhausted their retries (JSON lines) and exits.
-import closeWithGrace from 'close-with-grace'
 import pino, { type Logger } from 'pino'
+import { closeOnSignal } from './close-on-signal.ts'
 import { loadConfig, type Config } from './config.ts'
 import { openDatabase, type Database } from './db/database.ts'
 import { enforceSafeDatabaseRole, refusalToStart } from './db/role-check.ts'
@@ -38,7 +38,7 @@ async function run (config: Config, log: Logger) {
   }
   // Registered first: a SIGTERM while the worker still waits for its database ends the wait.
   let stopping = false
-  closeWithGrace({ delay: config.JOB_SHUTDOWN_TIMEOUT_MS + 2_000 }, async ({ signal, err }) => {
+  closeOnSignal({ delayMs: config.JOB_SHUTDOWN_TIMEOUT_MS + 2_000, log }, async ({ signal, err }) => {
     if (err) log.error({ err }, 'closing after a fatal error')
     else log.info({ signal }, 'worker shutting down: finishing running jobs')
     stopping = true

@@ -75,14 +75,17 @@ t.test('limit and cursor are checked: 400, never a 500', async (t) => {
   for (const q of ['limit=0', 'limit=101', 'limit=-1', 'limit=abc', 'limit=', 'unknown=1']) {
     assertError(t, await acme.call('owner', { url: `/v1/projects?${q}` }), 400, 'VALIDATION_FAILED')
   }
-  // A number is read as written, never coerced: TypeBox's conversion alone took these as 1, 16, 1, 1, 2, 1.
-  for (const limit of ['1.5', '0x10', '+1', '%201', '2e0', '01']) {
-    for (const url of ['/v1/projects', '/v1/users', '/v1/audit-events']) {
+  // A number is read as written, never coerced: TypeBox's conversion alone took the first six as 1,
+  // 16, 1, 1, 2, 1. Review 62: one message for every limit that is not decimal digits (`05` was
+  // told it was not decimal; `abc` and an empty value had other wordings).
+  for (const limit of ['1.5', '0x10', '+1', '%201', '2e0', '01', '05', 'abc', '', '-1', '1&limit=2']) {
+    for (const url of ['/v1/projects', '/v1/users', '/v1/audit-events', '/v1/api-keys']) {
       const res = await acme.call('owner', { url: `${url}?limit=${limit}` })
       assertError(t, res, 400, 'VALIDATION_FAILED')
-      t.equal(res.json().error.message, 'querystring/limit must be an integer in decimal digits', `${url}?limit=${limit}`)
+      t.equal(res.json().error.message, 'querystring/limit must be an integer in decimal digits, without sign or leading zero', `${url}?limit=${limit}`)
     }
   }
+  for (const limit of ['0', '101']) t.match((await acme.call('owner', { url: `/v1/projects?limit=${limit}` })).json().error.message, /^querystring\/limit must be [<>]= /, `limit=${limit}: out of range, said so`)
   t.equal((await acme.call('owner', { url: '/v1/projects?limit=7' })).json().data.length, 7, 'a decimal limit is read')
   const garbled = ['abc', '%%%', 'x'.repeat(150), Buffer.from('2026-01-01T00:00:00.000Z|not-a-uuid').toString('base64url'),
     Buffer.from('yesterday|3f1c1a7e-9a4b-4c1e-8d2f-0b6a1e2c3d4e').toString('base64url'), Buffer.from("'; DROP TABLE projects; --").toString('base64url'),

@@ -32,6 +32,13 @@ t.test('tasks: create, read, update, delete as every role', async (t) => {
   const fine = await acme.call('member', { method: 'POST', url: base, payload: { title: 'Fine', dueAt: '2030-01-01T02:00:00.123987+02:00' } })
   t.equal(fine.json().dueAt, '2030-01-01T00:00:00.123Z', 'microseconds cut to the millisecond, in UTC')
   t.equal((await acme.call('member', { url: `${base}/${fine.json().id}` })).json().dueAt, '2030-01-01T00:00:00.123Z', 'and read back so')
+  // Review 62: the audit event held dueAt as sent (offset and microseconds), not as stored.
+  await acme.call('member', { method: 'PATCH', url: `${base}/${fine.json().id}`, payload: { dueAt: '2031-06-01T12:00:00.000999-03:00' } })
+  const events = (await acme.call('owner', { url: `/v1/audit-events?targetId=${fine.json().id}` })).json().data as Array<{ action: string, data: Record<string, unknown> }>
+  t.same(events.map((event) => [event.action, event.data.dueAt]).sort(), [['task.created', '2030-01-01T00:00:00.123Z'], ['task.updated', '2031-06-01T15:00:00.000Z']], 'the events hold dueAt as stored')
+  const untimed = await acme.call('member', { method: 'POST', url: base, payload: { title: 'No due date' } })
+  const [untimedEvent] = (await acme.call('owner', { url: `/v1/audit-events?targetId=${untimed.json().id}` })).json().data
+  t.notOk('dueAt' in untimedEvent.data, 'and none when none was sent')
 })
 
 t.test('task routes 404 when the project is missing or another tenant\'s', async (t) => {

@@ -9,17 +9,28 @@ import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import type { FastifySchemaCompiler, FastifySchemaValidationError } from 'fastify'
 import type { TSchema } from 'typebox'
 
+/** An integer as a query string writes it: decimal digits, no sign, no leading zero. */
+const DECIMAL_INTEGER = /^(0|[1-9][0-9]*)$/
+
 /**
  * Validates a route part (body, params, querystring, headers) against its TypeBox schema; for the
- * querystring, also refuses a parameter converted to a number whose text is not that number in
- * decimal (`limit=1.5`, `limit=0x10`, `limit=+1`): the route answers 400 VALIDATION_FAILED
- * "querystring/<name> must be an integer in decimal digits". Returns what fastify expects of a
- * validator: `{ value }` (converted) or `{ error }` (the first refusal first).
+ * querystring, an integer parameter must be written in decimal digits, else the route answers 400
+ * VALIDATION_FAILED "querystring/<name> must be an integer in decimal digits, without sign or
+ * leading zero" — the one message for `limit=abc`, `limit=`, `limit=1.5`, `limit=0x10`,
+ * `limit=+1` and `limit=05` (review 62: three wordings, one of them wrong for `05`); a number in
+ * range comes next (`must be >= 1`). Any other parameter converted to a number must be that number
+ * as written. Returns what fastify expects of a validator: `{ value }` (converted) or `{ error }`.
  */
 export const validatorCompiler: FastifySchemaCompiler<TSchema> = (route) => {
   const validate = TypeBoxValidatorCompiler(route)
   if (route.httpPart !== 'querystring') return validate
+  const properties = (route.schema as { properties?: Record<string, { type?: unknown }> }).properties ?? {}
+  const integers = Object.keys(properties).filter((name) => properties[name]!.type === 'integer')
   return (input: Record<string, unknown>) => {
+    for (const name of integers) {
+      const text = input[name]
+      if (text !== undefined && (typeof text !== 'string' || !DECIMAL_INTEGER.test(text))) return { error: [notDecimal(name)] }
+    }
     const text = { ...input } // Value.Convert converts in place
     const result = validate(input) as { value?: Record<string, unknown>, error?: FastifySchemaValidationError[] }
     if (result.error || !result.value) return result
@@ -31,5 +42,5 @@ export const validatorCompiler: FastifySchemaCompiler<TSchema> = (route) => {
 }
 
 function notDecimal (name: string): FastifySchemaValidationError {
-  return { keyword: 'type', instancePath: `/${name}`, schemaPath: '#/type', params: {}, message: 'must be an integer in decimal digits' }
+  return { keyword: 'type', instancePath: `/${name}`, schemaPath: '#/type', params: {}, message: 'must be an integer in decimal digits, without sign or leading zero' }
 }
