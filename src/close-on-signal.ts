@@ -24,23 +24,23 @@ export interface CloseEvent {
  * other signals, an uncaught exception or unhandled rejection), then exits: 0 when `close` resolves,
  * 1 after an error or when `delayMs` (ms) passes first (said on `log` at level error). During the
  * close, the same signal again within DUPLICATE_SIGNAL_MS is ignored as a duplicate; any later
- * SIGINT or SIGTERM forces exit 1 at once (a second Ctrl-C), as close-with-grace does.
- * @returns close-with-grace's handle (`close()` runs it by hand, `uninstall()` removes the handlers).
+ * SIGINT or SIGTERM, or one during an error's close, forces exit 1 at once (a second Ctrl-C), as
+ * close-with-grace does. Installed for the life of the process.
  */
-export function closeOnSignal (options: { delayMs: number, log: Pick<Logger, 'error'> }, close: (event: CloseEvent) => Promise<void>): ReturnType<typeof closeWithGrace> {
+export function closeOnSignal (options: { delayMs: number, log: Pick<Logger, 'error'> }, close: (event: CloseEvent) => Promise<void>): void {
   let first: { signal: string, at: number } | undefined
+  let closing = false // by a signal, or by close-with-grace for an error
   const logger = { error: (message: unknown) => options.log.error(message) }
-  const closer = closeWithGrace({ delay: options.delayMs, logger, skip: [...STOP_SIGNALS] }, (event: CloseEvent & { manual?: boolean }) =>
-    close(event.manual ? { signal: first?.signal } : event))
+  const closer = closeWithGrace({ delay: options.delayMs, logger, skip: [...STOP_SIGNALS] }, (event: CloseEvent & { manual?: boolean }) => {
+    closing = true
+    return close(event.manual ? { signal: first?.signal } : event)
+  })
   for (const signal of STOP_SIGNALS) {
     process.on(signal, () => {
-      if (!first) {
-        first = { signal, at: Date.now() }
-        void closer.close()
-      } else if (signal !== first.signal || Date.now() - first.at > DUPLICATE_SIGNAL_MS) {
-        process.exit(1)
-      }
+      if (first && signal === first.signal && Date.now() - first.at <= DUPLICATE_SIGNAL_MS) return // the same stop, twice
+      if (closing) process.exit(1) // a second stop, or a stop during an error's close: forced
+      first = { signal, at: Date.now() }
+      void closer.close()
     })
   }
-  return closer
 }
