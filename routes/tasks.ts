@@ -84,14 +84,15 @@ const taskRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request, reply) => {
     const { projectId } = request.params
     const { title, description = null, status = 'todo' } = request.body
-    const dueAt = dueAtOf(request.body) ?? null
+    const dueAt = dueAtOf(request.body)
     // Inserted only if the project is this tenant's (else no row, no event: 404). A project deleted
     // meanwhile fails the (tenant_id, project_id) foreign key: nothing is written.
-    // The event holds dueAt as stored (UTC, to the ms), as the row and the answer do, not as sent.
+    // The event holds dueAt as stored (UTC, to the ms), as the row and the answer do, not as sent
+    // (an undefined dueAt, not sent, is left out of the event as any undefined field is).
     const [task] = await auditedChange<TaskRow>(request, Prisma.sql`INSERT INTO tasks (tenant_id, project_id, title, description, status, due_at)
-      SELECT p.tenant_id, p.id, ${title}, ${description}, ${status}::"TaskStatus", ${dueAt}::timestamptz FROM projects p
+      SELECT p.tenant_id, p.id, ${title}, ${description}, ${status}::"TaskStatus", ${dueAt ?? null}::timestamptz FROM projects p
       WHERE p.tenant_id = ${request.tenantId}::uuid AND p.id = ${projectId}::uuid ${RETURNING}`,
-    { action: 'task.created', targetType: 'task', data: { ...request.body, ...(request.body.dueAt === undefined ? {} : { dueAt }), projectId } })
+    { action: 'task.created', targetType: 'task', data: { ...request.body, dueAt, projectId } })
     if (!task) throw notFound('Project')
     return reply.code(201).send(task)
   })
@@ -122,7 +123,7 @@ const taskRoutes: FastifyPluginAsyncTypebox = async (app) => {
     // Matching on (tenant, project, id): a task of a missing or foreign project is a 404, with no event.
     const [task] = await auditedChange<TaskRow>(request, Prisma.sql`UPDATE tasks SET ${Prisma.join(set)}
       WHERE tenant_id = ${request.tenantId}::uuid AND project_id = ${projectId}::uuid AND id = ${id}::uuid ${RETURNING}`,
-    { action: 'task.updated', targetType: 'task', data: { ...request.body, ...(dueAt === undefined ? {} : { dueAt }), projectId } })
+    { action: 'task.updated', targetType: 'task', data: { ...request.body, dueAt, projectId } })
     if (!task) throw notFound('Task')
     return task
   })

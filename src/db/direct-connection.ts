@@ -27,7 +27,7 @@ const PROBES_PER_ROUND = 3
  */
 export async function isTransactionPooler (connectionString: string, connectTimeoutMs = 0): Promise<boolean> {
   const pidOf = async (client: pg.Client) => (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid
-  return withShortLivedClient(connectionString, (first) => withShortLivedClient(connectionString, async (second) => {
+  return withClientPair(connectionString, connectTimeoutMs, async (first, second) => {
     const seen = [new Set<number>(), new Set<number>()] as const
     for (let round = 0; round < PROBE_ROUNDS; round++) {
       for (const [index, client] of [first, second].entries()) {
@@ -36,7 +36,12 @@ export async function isTransactionPooler (connectionString: string, connectTime
       if (seen[0].size > 1 || seen[1].size > 1 || [...seen[0]].some((pid) => seen[1].has(pid))) return true
     }
     return false
-  }, connectTimeoutMs), connectTimeoutMs)
+  })
+}
+
+/** Two short-lived clients on `connectionString`, both open during `work`, both closed after it. */
+function withClientPair<T> (connectionString: string, connectTimeoutMs: number, work: (a: pg.Client, b: pg.Client) => Promise<T>): Promise<T> {
+  return withShortLivedClient(connectionString, (a) => withShortLivedClient(connectionString, (b) => work(a, b), connectTimeoutMs), connectTimeoutMs)
 }
 
 /** Rounds of poolerKeepsPreparedStatements; a pooler with two server connections shows in the first. */
@@ -62,7 +67,7 @@ const PREPARED_PROBE_WAIT_MS = 500
 export async function poolerKeepsPreparedStatements (connectionString: string, connectTimeoutMs = 0): Promise<boolean | undefined> {
   const probe = { name: `saas_prepared_probe_${randomBytes(6).toString('hex')}`, text: 'SELECT pg_backend_pid() AS pid' }
   const pidOf = async (client: pg.Client) => (await client.query<{ pid: number }>(probe)).rows[0]!.pid
-  return withShortLivedClient(connectionString, (runner) => withShortLivedClient(connectionString, async (holder) => {
+  return withClientPair(connectionString, connectTimeoutMs, async (runner, holder) => {
     const parsedOn = await pidOf(runner)
     for (let round = 0; round < PREPARED_PROBE_ROUNDS; round++) {
       await holder.query('BEGIN') // the pooler gives it a server until COMMIT
@@ -78,7 +83,7 @@ export async function poolerKeepsPreparedStatements (connectionString: string, c
       if (outcome.pid !== parsedOn) return true
     }
     return undefined
-  }, connectTimeoutMs), connectTimeoutMs)
+  })
 }
 
 /** The migration URL leads to a pooler: refused before any lock is taken. */
