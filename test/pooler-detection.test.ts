@@ -52,7 +52,8 @@ t.test('PgBouncer with a pool other clients keep busy: a pooler every time', asy
   t.equal(await usePreparedStatements(AUTO, url), false, 'named statements off')
   // Review 57: `on` behind PgBouncer 1.18 started (at first silently, later with a warning), then
   // about half the requests failed. The start-up probe shows that this pooler loses them: refused.
-  t.equal(await poolerKeepsPreparedStatements(url), false, 'the probe: a statement prepared on one server was unknown on the next')
+  const lost = await count(10, async () => (await poolerKeepsPreparedStatements(url)) === false, true)
+  t.equal(lost, 10, `the probe, ${lost} of 10 times: a statement prepared on one server was unknown on the next`)
   await t.rejects(usePreparedStatements({ ...AUTO, DB_PREPARED_STATEMENTS: 'on' }, url), { name: 'ConfigError', message: /DB_PREPARED_STATEMENTS=on: the API's login leads to a transaction pooler that loses named prepared statements .*Set auto or off/s }, 'on: refused')
 })
 

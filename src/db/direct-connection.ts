@@ -44,8 +44,12 @@ function withClientPair<T> (connectionString: string, connectTimeoutMs: number, 
   return withShortLivedClient(connectionString, (a) => withShortLivedClient(connectionString, (b) => work(a, b), connectTimeoutMs), connectTimeoutMs)
 }
 
-/** Rounds of poolerKeepsPreparedStatements; a pooler with two server connections shows in the first. */
-const PREPARED_PROBE_ROUNDS = 3
+/**
+ * Rounds of poolerKeepsPreparedStatements. An idle pooler shows in the first; in a pool other
+ * clients keep busy, the server the holder should take may go to one of them, and all three rounds
+ * of an earlier version once ran on the parsing server (a CI run): ten leave that to chance no more.
+ */
+const PREPARED_PROBE_ROUNDS = 10
 /** How long a run may wait for a server connection before the holder lets its own go (ms). */
 const PREPARED_PROBE_WAIT_MS = 500
 
@@ -73,7 +77,7 @@ export async function poolerKeepsPreparedStatements (connectionString: string, c
       await holder.query('BEGIN') // the pooler gives it a server until COMMIT
       const run = pidOf(runner).then((pid) => ({ pid }), (error: unknown) => ({ error }))
       // A pool of one server queues the run behind the holder: let it go after a while.
-      await Promise.race([run, new Promise((resolve) => setTimeout(resolve, PREPARED_PROBE_WAIT_MS).unref())])
+      const queued = await Promise.race([run.then(() => false), new Promise<boolean>((resolve) => setTimeout(resolve, PREPARED_PROBE_WAIT_MS, true).unref())])
       await holder.query('COMMIT')
       const outcome = await run
       if ('error' in outcome) {
@@ -81,6 +85,7 @@ export async function poolerKeepsPreparedStatements (connectionString: string, c
         throw outcome.error
       }
       if (outcome.pid !== parsedOn) return true
+      if (queued) return undefined // no other server for it: more rounds would only wait again
     }
     return undefined
   })
