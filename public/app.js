@@ -338,7 +338,8 @@
       try {
         const res = await send('POST', '/v1/auth/password-reset', { email: address })
         if (!res.ok) throw await failure(res)
-        showSignIn('If an account exists for ' + address + ', we have emailed it a link to reset the password.')
+        // Beyond the address's budget the API sends nothing, still 202: the last email's link works.
+        showSignIn('If an account exists for ' + address + ', we have emailed it a link to reset the password. Asked several times? Only a few emails are sent; the latest one works.')
       } catch (error) {
         showMessage(describe(error))
       }

@@ -71,7 +71,6 @@ const invitationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const { role } = request.body
     const email = request.body.email.toLowerCase()
     if (role === 'owner') assertCan(request.principal.role, 'users.manageOwners')
-    await invitationsPerTenant.enforce(request)
     const tenantId = request.tenantId
     const id = randomUUID()
     const invitation = await tenantTransaction(app.database, app.jobs, tenantId, async (tx, jobs) => {
@@ -81,6 +80,9 @@ const invitationRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // owners (403 otherwise, nothing changed), and with its invitation.revoked event.
       const replaced = await tx.invitation.findMany({ where: { email, ...pending() }, select: { id: true, role: true } })
       if (replaced.some((invitation) => invitation.role === 'owner')) assertCan(request.principal.role, 'users.manageOwners')
+      // Counted once every refusal (409, 403) is behind: only invitations that send an email spend
+      // the tenant's budget (review 63); a 429 here rolls the revocations above back.
+      await invitationsPerTenant.enforce(request)
       for (const { id: replacedId } of replaced) await revokeInvitation(tx, request, replacedId, { replacedBy: id })
       const tokenHash = LinkTokens.hash(app.linkTokens.token('invitation', tenantId, id))
       const expiresAt = new Date(Date.now() + config.INVITATION_TTL_S * 1000)

@@ -1,10 +1,12 @@
 // Password reset (tenant hosts): shared/API.md "Invitations and password reset".
 // The request answers 202 after enqueueing one job, whatever the email: no lookup, no branch, so
 // the answer and its timing say nothing about whether the account exists (OWASP Forgot Password
-// Cheat Sheet); the job (src/people/jobs.ts) does the work. Confirming consumes the token
-// atomically, sets the password and revokes every session of the user.
+// Cheat Sheet); the job (src/people/jobs.ts) does the work. Beyond the email's budget it still
+// answers 202 but enqueues nothing: a 429 there let anyone who knows an address shut its owner out
+// of the reset while failed logins lock the password (review 63); the link of the budget's last
+// email works until the window ends (PASSWORD_RESET_WINDOW_S ≤ PASSWORD_RESET_TTL_S, src/config.ts).
+// Confirming consumes the token atomically, sets the password and revokes every session of the user.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
 import { NoContent, responses } from '../src/api/schemas.ts'
 import { PASSWORD_RESET_JOB } from '../src/people/jobs.ts'
@@ -25,31 +27,28 @@ const ConfirmReset = Type.Object({
 
 const passwordResetRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config } = app
-  // Per tenant + email (every request counts, known email or not: the count says nothing) and per
-  // client address; both through the shared limiter (Redis when configured, so across instances).
-  const perEmail = app.limits.create({
-    name: 'reset-email',
-    max: config.PASSWORD_RESET_MAX,
-    windowMs: config.PASSWORD_RESET_WINDOW_S * 1000,
-    key: (request: FastifyRequest) => `${request.tenantId}:${(request.body as { email: string }).email.toLowerCase()}`,
-  })
+  // Emails per tenant + email (every request counts, known email or not: the count says nothing)
+  // and requests per client address; both through the shared limiter (Redis when configured, so
+  // across instances).
+  const resetEmails = app.limits.create({ name: 'reset-email', max: config.PASSWORD_RESET_MAX, windowMs: config.PASSWORD_RESET_WINDOW_S * 1000, key: 'named' })
   const requestsPerAddress = linkAttemptsPerAddress(app, 'reset-address')
   const confirmsPerAddress = linkAttemptsPerAddress(app, 'reset-confirm-address')
   const failures = loginFailures(app)
 
   app.post('/v1/auth/password-reset', {
     onRequest: requestsPerAddress.enforce,
-    schema: { tags, summary: 'Ask for a password-reset email (202 whether or not the account exists)', body: RequestReset, response: responses({ 202: Type.Null({ description: 'Accepted: an email is on its way if the account exists (empty body)' }) }) },
+    schema: { tags, summary: 'Ask for a password-reset email (202 whether or not the account exists, and beyond the email\'s budget)', body: RequestReset, response: responses({ 202: Type.Null({ description: 'Accepted (empty body): an email is on its way if the account exists and the email\'s budget is not spent' }) }) },
   }, async (request, reply) => {
-    await perEmail.enforce(request)
     const tenantId = request.tenantId
     const email = request.body.email.toLowerCase()
+    const throttled = (await resetEmails.hit(request, `${tenantId}:${email}`)).exceeded
     // The job and its event commit together. The event is written for every request, known email or
     // not (the route must not branch on it: same work, same timing); actor system, no target, so the
-    // log does not reveal whether the account exists either.
+    // log does not reveal whether the account exists either. A throttled request's event says so:
+    // who spends an address's budget is what an incident review asks.
     await tenantTransaction(app.database, app.jobs, tenantId, async (tx, jobs) => {
-      await jobs.send(PASSWORD_RESET_JOB, { email, requestedAt: Date.now() })
-      await recordAuditEvent(tx, { ...auditContext(request, { type: 'system', id: null }), action: 'password_reset.requested', target: null, data: { email } })
+      if (!throttled) await jobs.send(PASSWORD_RESET_JOB, { email, requestedAt: Date.now() })
+      await recordAuditEvent(tx, { ...auditContext(request, { type: 'system', id: null }), action: 'password_reset.requested', target: null, data: throttled ? { email, throttled } : { email } })
     })
     return reply.code(202).send(undefined as never) // no body at all (null would serialize as "null")
   })

@@ -98,8 +98,8 @@ export const ConfigSchema = Type.Object({
   PASSWORD_RESET_ENABLED: Type.Boolean({ default: true, description: 'the /v1/auth/password-reset routes' }),
   INVITATION_TTL_S: Type.Integer({ minimum: 60, default: 7 * 86400, description: 'how long an invitation link works (seconds)' }),
   PASSWORD_RESET_TTL_S: Type.Integer({ minimum: 60, default: 30 * 60, description: 'how long a password-reset link works (seconds)' }),
-  PASSWORD_RESET_MAX: Type.Integer({ minimum: 1, default: 3, description: 'reset requests per tenant + email per PASSWORD_RESET_WINDOW_S' }),
-  PASSWORD_RESET_WINDOW_S: Type.Integer({ minimum: 1, default: 3600 }),
+  PASSWORD_RESET_MAX: Type.Integer({ minimum: 1, default: 3, description: 'reset emails per tenant + email per PASSWORD_RESET_WINDOW_S; requests beyond are answered 202 and send nothing' }),
+  PASSWORD_RESET_WINDOW_S: Type.Integer({ minimum: 1, default: 30 * 60, description: 'at most PASSWORD_RESET_TTL_S, so a spent budget always leaves a working link in the inbox' }),
   TENANT_MISSES_PER_IP_PER_MIN: Type.Integer({ minimum: 1, default: 600, description: '"no such tenant" answers per client address per minute (per instance) before its uncached tenant lookups are refused with 429' }),
   PASSWORD_RESET_PER_IP_PER_MIN: Type.Integer({ minimum: 1, default: 20, description: 'reset requests, confirmations and invitation accepts per client address per minute' }),
   INVITATIONS_PER_TENANT_MAX: Type.Integer({ minimum: 1, default: 100, description: 'invitations a tenant may send per INVITATIONS_WINDOW_S' }),
@@ -185,6 +185,12 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   if (config.isProduction) assertProductionReady(config)
   if (config.HTTP_HEADERS_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) {
     throw new ConfigError('Invalid configuration:\n  HTTP_HEADERS_TIMEOUT_MS must not exceed HTTP_REQUEST_TIMEOUT_MS')
+  }
+  // A reset request beyond the email's budget sends nothing (routes/password-reset.ts); the last
+  // email sent in the window must still work until the window ends, or anyone knowing the address
+  // could leave its owner without a way back in (review 63).
+  if (config.PASSWORD_RESET_WINDOW_S > config.PASSWORD_RESET_TTL_S) {
+    throw new ConfigError(`Invalid configuration:\n  PASSWORD_RESET_WINDOW_S (${config.PASSWORD_RESET_WINDOW_S}) must not exceed PASSWORD_RESET_TTL_S (${config.PASSWORD_RESET_TTL_S}): once an email's reset budget is spent, its last link must still work until the window ends`)
   }
   return config
 }

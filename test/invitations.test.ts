@@ -88,6 +88,22 @@ t.test('who may invite, and conflicts', async (t) => {
   t.equal((await as(owner, 'POST', '/v1/invitations', { email: 'a@example.com', role: 'member', extra: 1 })).statusCode, 400)
 })
 
+// Each invitation is an email to an address of the inviter's choosing: a tenant may send
+// INVITATIONS_PER_TENANT_MAX per window. Review 63: a 409 (the address is a user already) spent it too.
+t.test('the tenant\'s invitation budget counts invitations sent, not refusals; a 429 changes nothing', async (t) => {
+  const { as, owner, admin } = await setup(t, { INVITATIONS_PER_TENANT_MAX: '2' })
+  const pending = async () => (await as(owner, 'GET', '/v1/invitations')).json().data.map((i: { email: string, role: string }) => `${i.email} as ${i.role}`).sort()
+  for (let i = 0; i < 3; i++) t.equal((await as(admin, 'POST', '/v1/invitations', { email: 'member@acme.example', role: 'member' })).statusCode, 409, 'already a user')
+  t.equal((await as(owner, 'POST', '/v1/invitations', { email: 'a@example.com', role: 'owner' })).statusCode, 201, 'the first of two, after three refusals')
+  t.equal((await as(admin, 'POST', '/v1/invitations', { email: 'a@example.com', role: 'member' })).statusCode, 403, 'an admin cannot replace an owner\'s invitation')
+  t.equal((await as(owner, 'POST', '/v1/invitations', { email: 'b@example.com', role: 'member' })).statusCode, 201, 'the second')
+  const over = await as(owner, 'POST', '/v1/invitations', { email: 'a@example.com', role: 'admin' })
+  t.equal(over.statusCode, 429, 'the third is over the budget')
+  t.equal(over.json().error.code, 'RATE_LIMITED')
+  t.ok(Number(over.headers['retry-after']) > 0, 'Retry-After')
+  t.same(await pending(), ['a@example.com as owner', 'b@example.com as member'], 'the refused replacement revoked and created nothing')
+})
+
 // A new invitation replaces the pending one for its address (review: an admin re-inviting an
 // address the owner had invited as an owner revoked that invitation, which DELETE refuses them,
 // and no event said so).

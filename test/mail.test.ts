@@ -7,7 +7,7 @@ import { simpleParser } from 'mailparser'
 import t from 'tap'
 import { ConfigError, loadConfig } from '../src/config.ts'
 import { Mailer } from '../src/mail/mailer.ts'
-import { invitationMail } from '../src/mail/templates.ts'
+import { invitationMail, passwordResetMail } from '../src/mail/templates.ts'
 import { startSmtp } from './mail-helper.ts'
 
 const production = {
@@ -95,4 +95,21 @@ t.test('the invitation names the role with its article', async (t) => {
     'You have been invited to join Acme as an admin.',
     'You have been invited to join Acme as a member.',
   ])
+})
+
+// Review 63: a retry late in the link's life said "for 1 minutes".
+t.test('the reset email counts its minutes in words that agree', async (t) => {
+  const footer = (ttlMinutes: number) => passwordResetMail({ tenantName: 'Acme', link: 'https://acme.example.com/reset-password?token=t', ttlMinutes }).text.match(/The link works once, for [^.]*\./)?.[0]
+  t.same([1, 2, 30].map(footer), [
+    'The link works once, for 1 minute.',
+    'The link works once, for 2 minutes.',
+    'The link works once, for 30 minutes.',
+  ])
+})
+
+t.test('a reset window longer than the link\'s lifetime is refused at start', async (t) => {
+  t.match(refusal({ PASSWORD_RESET_WINDOW_S: '3600' }), /PASSWORD_RESET_WINDOW_S \(3600\) must not exceed PASSWORD_RESET_TTL_S \(1800\)/, 'the old default window of an hour, against the 30-minute link')
+  t.doesNotThrow(() => loadConfig({ PASSWORD_RESET_WINDOW_S: '3600', PASSWORD_RESET_TTL_S: '3600' }), 'a link that lives as long as the window')
+  const config = loadConfig({})
+  t.ok(config.PASSWORD_RESET_WINDOW_S <= config.PASSWORD_RESET_TTL_S, 'the defaults agree')
 })

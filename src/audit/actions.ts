@@ -24,7 +24,7 @@ export const AUDIT_ACTIONS = {
   'invitation.created': 'an invitation was sent',
   'invitation.accepted': 'an invitation was accepted (the new user signed up: actor the new user, target the invitation)',
   'invitation.revoked': 'an invitation was revoked',
-  'password_reset.requested': 'a password reset was requested, for a known email or not (actor system, no target)',
+  'password_reset.requested': 'a password reset was requested, for a known email or not (actor system, no target; data.throttled: beyond the email\'s budget, nothing sent)',
   'password_reset.completed': 'a password was reset with an emailed token',
   'tenant.suspended': 'the platform suspended the tenant (actor: platform)',
   'tenant.reactivated': 'the platform reactivated the tenant (actor: platform)',

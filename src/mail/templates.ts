@@ -35,7 +35,7 @@ export function invitationMail (input: { tenantName: string; role: string; link:
 /** The password-reset email. `ttlMinutes`: how long the link works. */
 export function passwordResetMail (input: { tenantName: string; link: string; ttlMinutes: number }): LinkMail {
   const intro = `Someone asked to reset the password of your ${input.tenantName} account.`
-  const footer = `The link works once, for ${input.ttlMinutes} minutes. If you did not ask for this, ignore this email: your password stays as it is.`
+  const footer = `The link works once, for ${input.ttlMinutes} ${input.ttlMinutes === 1 ? 'minute' : 'minutes'}. If you did not ask for this, ignore this email: your password stays as it is.`
   return {
     subject: `Reset your ${input.tenantName} password`,
     text: `${intro}\n\nChoose a new password:\n${input.link}\n\n${footer}\n`,
