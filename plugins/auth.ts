@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { bearerToken } from '../src/auth/bearer.ts'
 import { authCookies, type AuthCookies } from '../src/auth/cookies.ts'
+import { deviceCookies, type DeviceCookies } from '../src/auth/device-cookies.ts'
 import { readOrCreateSecretFile } from '../src/auth/files.ts'
 import { InvalidTokenError, jwtOptions, type AccessPayload, type Role } from '../src/auth/jwt.ts'
 import { loadKeyRing } from '../src/auth/keys.ts'
@@ -36,6 +37,8 @@ declare module 'fastify' {
     /** Sessions and tokens; `app.auth.userChanged(tenantId, userId)` after changing a user elsewhere. */
     auth: AuthService
     authCookies: AuthCookies
+    /** The login device cookie (src/auth/device-cookies.ts): set by a login or a completed reset, read by the login. */
+    deviceCookies: DeviceCookies
     /** `app.passwords.hash(plain)` (policy-checked, 400 otherwise) and `.verify(plain, hash)`, off the main thread. */
     passwords: PasswordHasher
     /** Hook: 401 unless a valid access token or API key of this tenant; 403 CSRF_FAILED for cookie-authenticated unsafe methods without the token. */
@@ -77,7 +80,8 @@ export default fp(
     if (!app.hasDecorator('parseCookie')) await app.register(cookie)
     const keys = await loadKeyRing(config)
     await app.register(fastifyJwt, jwtOptions(keys, config))
-    const auth = new AuthService(config, keys, app.jwt, await csrfSecret(config), (tenantId) => app.database.forTenant(tenantId))
+    const secret = await csrfSecret(config)
+    const auth = new AuthService(config, keys, app.jwt, secret, (tenantId) => app.database.forTenant(tenantId))
     const passwords = new PasswordHasher({ cost: config.BCRYPT_COST, workers: config.BCRYPT_WORKERS, minLength: config.PASSWORD_MIN_LENGTH })
     passwords.warmUp()
     app.addHook('onClose', () => passwords.close())
@@ -85,6 +89,7 @@ export default fp(
 
     app.decorate('auth', auth)
     app.decorate('authCookies', cookies)
+    app.decorate('deviceCookies', deviceCookies(config, secret))
     app.decorate('passwords', passwords)
     app.decorateRequest('user', null)
     app.decorateRequest('authMethod', null)

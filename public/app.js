@@ -339,7 +339,7 @@
         const res = await send('POST', '/v1/auth/password-reset', { email: address })
         if (!res.ok) throw await failure(res)
         // Beyond the address's budget the API sends nothing, still 202: the last email's link works.
-        showSignIn('If an account exists for ' + address + ', we have emailed it a link to reset the password. Asked several times? Only a few emails are sent; the latest one works.')
+        showSignIn('If an account exists for ' + address + ', we have emailed it a link to reset the password. Asked several times? Only a few emails are sent per address; use the newest one you received.')
       } catch (error) {
         showMessage(describe(error))
       }

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply } from 'fastify'
 import Type from 'typebox'
 import { rateLimited } from '../plugins/auth.ts'
-import { loginFailureKey, loginFailures } from '../src/auth/login-failures.ts'
+import { loginFailures } from '../src/auth/login-failures.ts'
 import { assertOfferedPasswordFits } from '../src/auth/passwords.ts'
 import { signedInAnswer, Tokens } from '../src/auth/login-answer.ts'
 import { publicUserSelect } from '../src/auth/public-user.ts'
@@ -49,8 +49,10 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const { password } = request.body
     const email = request.body.email.toLowerCase()
     assertOfferedPasswordFits(password, 'password')
-    const key = loginFailureKey(request.tenantId, email)
-    const seen = await failures.peek(request, email)
+    // A browser that proved this account its own has a budget of its own (src/auth/device-cookies.ts).
+    const device = app.deviceCookies.trusted(request, request.tenantId, email)
+    const key = failures.key(request.tenantId, email, device)
+    const seen = await failures.peek(request, email, device)
     const pending = checking.get(key) ?? 0
     if (seen.remaining - pending <= 0) throw rateLimited(seen.retryAfterS)
     checking.set(key, pending + 1)
@@ -60,7 +62,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       user = await request.db.user.findFirst({ where: { email }, select: { ...publicUserSelect, passwordHash: true, authVersion: true } })
       // Unknown, inactive and wrong password: one answer, one bcrypt comparison of the same cost each.
       ok = user?.active ? await app.passwords.verify(password, user.passwordHash) : await app.passwords.verifyDummy(password)
-      if (!ok || !user) await failures.hit(request, email)
+      if (!ok || !user) await failures.hit(request, email, device)
     } finally {
       release(key)
     }
@@ -71,7 +73,9 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       throw invalidCredentials()
     }
     const { passwordHash: _hash, authVersion, ...shown } = user
-    return answer(reply, await auth.startSession(request.db, request.tenantId, { id: user.id, role: user.role, authVersion }, auditContext(request)), shown)
+    const tokens = await auth.startSession(request.db, request.tenantId, { id: user.id, role: user.role, authVersion }, auditContext(request))
+    app.deviceCookies.issue(reply, request.tenantId, email)
+    return answer(reply, tokens, shown)
   })
 
   app.post('/v1/auth/refresh', {

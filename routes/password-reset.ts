@@ -82,6 +82,9 @@ const passwordResetRoutes: FastifyPluginAsyncTypebox = async (app) => {
     // The login lockout ends with the old password: someone spending the email's failures must not
     // keep its owner out after the reset (src/auth/login-failures.ts).
     await failures.clear(tenantId, found.user.email)
+    // The mailbox proved the account this browser's: its logins get a budget of their own, so a
+    // stranger re-locking the email right after the reset does not keep its owner out (review 64).
+    app.deviceCookies.issue(reply, tenantId, found.user.email)
     return reply.code(204).send(null)
   })
 }

@@ -67,6 +67,7 @@ export const ConfigSchema = Type.Object({
   LOGIN_FAILURES_MAX: Type.Integer({ minimum: 1, default: 5 }),
   LOGIN_FAILURES_WINDOW_S: Type.Integer({ minimum: 1, default: 900 }),
   LOGIN_ATTEMPTS_PER_IP_PER_MIN: Type.Integer({ minimum: 1, default: 100 }),
+  LOGIN_DEVICE_COOKIE_TTL_S: Type.Integer({ minimum: 60, default: 180 * 86400, description: 'lifetime (seconds) of the device cookie a login or a completed reset sets: that browser\'s logins have a failure budget of their own, untouched by an email\'s lockout' }),
   SIGNUP_PER_IP_MAX: Type.Integer({ minimum: 1, default: 10, description: 'signups (POST /v1/tenants) per client address per window' }),
   SIGNUP_PER_IP_WINDOW_S: Type.Integer({ minimum: 1, default: 3600 }),
 
@@ -189,7 +190,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   // A reset request beyond the email's budget sends nothing (routes/password-reset.ts); the last
   // email sent in the window must still work until the window ends, or anyone knowing the address
   // could leave its owner without a way back in (review 63).
-  if (config.PASSWORD_RESET_WINDOW_S > config.PASSWORD_RESET_TTL_S) {
+  if (config.PASSWORD_RESET_ENABLED && config.PASSWORD_RESET_WINDOW_S > config.PASSWORD_RESET_TTL_S) {
     throw new ConfigError(`Invalid configuration:\n  PASSWORD_RESET_WINDOW_S (${config.PASSWORD_RESET_WINDOW_S}) must not exceed PASSWORD_RESET_TTL_S (${config.PASSWORD_RESET_TTL_S}): once an email's reset budget is spent, its last link must still work until the window ends`)
   }
   return config

@@ -172,6 +172,40 @@ t.test('failed logins per tenant+email are limited: 429 with Retry-After', async
   t.equal((await login(app, 'globex.localhost', 'ann@example.com', PASSWORD_A)).statusCode, 200, 'the same email in another tenant is not locked')
 })
 
+// Review 64: anyone who knows an email can spend its failed logins, and the lockout refused the
+// owner's right password too. A browser that signed in before holds a device cookie bound to the
+// account (OWASP "Slow Down Online Guessing Attacks with Device Cookies"): its logins are counted
+// against that cookie, not the email, so strangers' failures do not lock it out — and its own
+// failures are limited all the same.
+t.test('a device cookie of the account is not locked out by strangers, and has a budget of its own', async (t) => {
+  const { app, ownerUrl } = await build(t, { env: { LOGIN_FAILURES_MAX: '3' } })
+  const acme = await insertTenant(ownerUrl, 'acme')
+  const globex = await insertTenant(ownerUrl, 'globex')
+  for (const email of ['ann@example.com', 'bob@example.com']) await createUser(ownerUrl, acme, { email, password: PASSWORD_A, role: 'member' })
+  await createUser(ownerUrl, globex, { email: 'ann@example.com', password: PASSWORD_A, role: 'member' })
+  const deviceOf = async (host: string, email: string) => {
+    const res = await login(app, host, email, PASSWORD_A)
+    t.equal(res.statusCode, 200)
+    return cookieMap(res.headers['set-cookie']).get('__Secure-device')!.split(';')[0]!.split('=').slice(1).join('=')
+  }
+  const annDevice = await deviceOf('acme.localhost', 'ann@example.com')
+  const bobDevice = await deviceOf('acme.localhost', 'bob@example.com')
+  const globexAnnDevice = await deviceOf('globex.localhost', 'ann@example.com')
+  const from = (device: string | null, email: string, password: string) => app.inject({
+    method: 'POST', url: '/v1/auth/login', headers: { host: 'acme.localhost' }, payload: { email, password }, cookies: device ? { '__Secure-device': device } : {},
+  })
+  for (let i = 0; i < 3; i++) t.equal((await from(null, 'ann@example.com', `a stranger's guess ${i}`)).statusCode, 401)
+  t.equal((await from(null, 'ann@example.com', PASSWORD_A)).statusCode, 429, 'locked for every client without the cookie')
+  t.equal((await from(annDevice, 'ANN@example.com', PASSWORD_A)).statusCode, 200, 'ann\'s browser signs in')
+  t.equal((await from(bobDevice, 'ann@example.com', PASSWORD_A)).statusCode, 429, 'another account\'s cookie does not open it')
+  t.equal((await from(globexAnnDevice, 'ann@example.com', PASSWORD_A)).statusCode, 429, 'nor the same email\'s cookie of another tenant')
+  const [nonce, tag] = annDevice.split('.') as [string, string]
+  t.equal((await from(`${nonce}.${tag.startsWith('A') ? 'B' : 'A'}${tag.slice(1)}`, 'ann@example.com', PASSWORD_A)).statusCode, 429, 'nor a tampered one')
+  for (let i = 0; i < 3; i++) t.equal((await from(annDevice, 'ann@example.com', `ann's typo ${i}`)).statusCode, 401)
+  t.equal((await from(annDevice, 'ann@example.com', PASSWORD_A)).statusCode, 429, 'the device\'s own failures lock the device')
+  t.equal((await from(bobDevice, 'bob@example.com', PASSWORD_A)).statusCode, 200, 'and no one else')
+})
+
 // Review: with a stolen session, POST /v1/me/password was a password oracle without the login's
 // limit. It counts every checked attempt per user, and shares the login's budget of failures.
 async function passwordChangeSetup (t: Parameters<typeof build>[0]) {
@@ -244,7 +278,7 @@ t.test('cookie attributes outside development: __Host-/__Secure- names, Secure, 
   await createUser(ownerUrl, acme, { email: 'ann@example.com', password: PASSWORD_A, role: 'owner' })
   const res = await login(app, 'acme.localhost', 'ann@example.com', PASSWORD_A)
   const cookies = cookieMap(res.headers['set-cookie'])
-  t.same([...cookies.keys()].sort(), ['__Host-access', '__Host-csrf', '__Secure-refresh'])
+  t.same([...cookies.keys()].sort(), ['__Host-access', '__Host-csrf', '__Secure-device', '__Secure-refresh'])
   const access = cookies.get('__Host-access')!
   t.match(access, /; HttpOnly/)
   t.match(access, /; SameSite=Lax/)
@@ -255,6 +289,12 @@ t.test('cookie attributes outside development: __Host-/__Secure- names, Secure, 
   t.match(refresh, /; HttpOnly/)
   t.match(refresh, /; Path=\/v1\/auth(;|$)/)
   t.match(refresh, /; Secure/)
+  const device = cookies.get('__Secure-device')!
+  t.match(device, /; HttpOnly/)
+  t.match(device, /; SameSite=Strict/)
+  t.match(device, /; Path=\/v1\/auth(;|$)/)
+  t.match(device, /; Secure/)
+  t.match(device, /; Max-Age=15552000/, '180 days')
   const csrf = cookies.get('__Host-csrf')!
   t.notMatch(csrf, /HttpOnly/, 'readable by scripts')
   t.match(csrf, /; Path=\/(;|$)/)
@@ -278,7 +318,7 @@ t.test('cookie attributes in development: plain names, no Secure', async (t) => 
   const acme = await insertTenant(ownerUrl, 'acme')
   await createUser(ownerUrl, acme, { email: 'ann@example.com', password: PASSWORD_A, role: 'owner' })
   const cookies = cookieMap((await login(app, 'acme.localhost', 'ann@example.com', PASSWORD_A)).headers['set-cookie'])
-  t.same([...cookies.keys()].sort(), ['access', 'csrf', 'refresh'])
+  t.same([...cookies.keys()].sort(), ['access', 'csrf', 'device', 'refresh'])
   for (const cookie of cookies.values()) {
     t.notMatch(cookie, /Secure/)
     t.notMatch(cookie, /domain=/i)

@@ -5,13 +5,20 @@ import type { LimitState } from '../../plugins/limits.ts'
 /** The count's key: tenant + the email lower-cased (`<tenant id>:<email>`), whoever counts or clears it. */
 export const loginFailureKey = (tenantId: string, email: string): string => `${tenantId}:${email.toLowerCase()}`
 
-/** Failed password checks of one account (tenant + email, compared lower-cased). */
+/**
+ * Failed password checks of one account (tenant + email, compared lower-cased). `device`: the nonce
+ * of a device cookie issued for this account (src/auth/device-cookies.ts), or null: with one, the
+ * failures are that browser's own, counted apart from the email's (whose lockout strangers can
+ * trigger) — OWASP "Slow Down Online Guessing Attacks with Device Cookies".
+ */
 export interface LoginFailures {
-  /** The account's budget in the request's tenant, without counting. */
-  peek(request: FastifyRequest, email: string): Promise<LimitState>
-  /** Counts one failure of the account in the request's tenant; the state after it. */
-  hit(request: FastifyRequest, email: string): Promise<LimitState>
-  /** Forgets the account's failures, in every instance when counted in Redis. Never throws. */
+  /** The budget in the request's tenant, without counting. */
+  peek(request: FastifyRequest, email: string, device?: string | null): Promise<LimitState>
+  /** Counts one failure in the request's tenant; the state after it. */
+  hit(request: FastifyRequest, email: string, device?: string | null): Promise<LimitState>
+  /** The key of the count peek and hit use (for callers that track attempts in flight). */
+  key(tenantId: string, email: string, device?: string | null): string
+  /** Forgets the email's failures (not a device's), in every instance when counted in Redis. Never throws. */
   clear(tenantId: string, email: string): Promise<void>
 }
 
@@ -20,7 +27,8 @@ export interface LoginFailures {
  * `LOGIN_FAILURES_MAX` per `LOGIN_FAILURES_WINDOW_S` (s), one budget whichever route counted the
  * failure (the login under the typed email, a password change under the account's). Each route
  * says which email it means, so a route that knows the account only from the database (a password
- * change, a reset) counts and clears the same key as the login.
+ * change, a reset) counts and clears the same key as the login. A login from a trusted device
+ * has the same budget, per device cookie.
  *
  * A successful login does not clear it (a right guess amid an attacker's would hand the attacker a
  * new budget); a new password does — a completed reset by email or a password change — since the
@@ -28,15 +36,15 @@ export interface LoginFailures {
  * whoever just proved the account theirs (routes/password-reset.ts, routes/me.ts).
  */
 export const loginFailures = (app: FastifyInstance): LoginFailures => {
-  const limiter = app.limits.create({
-    name: 'login-failures',
-    max: app.config.LOGIN_FAILURES_MAX,
-    windowMs: app.config.LOGIN_FAILURES_WINDOW_S * 1000,
-    key: 'named',
-  })
+  const spec = { max: app.config.LOGIN_FAILURES_MAX, windowMs: app.config.LOGIN_FAILURES_WINDOW_S * 1000, key: 'named' as const }
+  const perEmail = app.limits.create({ name: 'login-failures', ...spec })
+  const perDevice = app.limits.create({ name: 'login-device-failures', ...spec })
+  const key = (tenantId: string, email: string, device?: string | null) => device ? `${tenantId}:${device}` : loginFailureKey(tenantId, email)
+  const limiter = (device?: string | null) => device ? perDevice : perEmail
   return {
-    peek: (request, email) => limiter.peek(request, loginFailureKey(request.tenantId, email)),
-    hit: (request, email) => limiter.hit(request, loginFailureKey(request.tenantId, email)),
-    clear: (tenantId, email) => limiter.clear(loginFailureKey(tenantId, email)),
+    peek: (request, email, device) => limiter(device).peek(request, key(request.tenantId, email, device)),
+    hit: (request, email, device) => limiter(device).hit(request, key(request.tenantId, email, device)),
+    key,
+    clear: (tenantId, email) => perEmail.clear(loginFailureKey(tenantId, email)),
   }
 }
