@@ -49,17 +49,16 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const { password } = request.body
     const email = request.body.email.toLowerCase()
     assertOfferedPasswordFits(password, 'password')
+    const user = await request.db.user.findFirst({ where: { email }, select: { ...publicUserSelect, passwordHash: true, authVersion: true } })
     // A browser that proved this account its own has a budget of its own (src/auth/device-cookies.ts).
-    const device = app.deviceCookies.trusted(request, request.tenantId, email)
+    const device = app.deviceCookies.trusted(request, request.tenantId, user)
     const key = failures.key(request.tenantId, email, device)
     const seen = await failures.peek(request, email, device)
     const pending = checking.get(key) ?? 0
     if (seen.remaining - pending <= 0) throw rateLimited(seen.retryAfterS)
     checking.set(key, pending + 1)
     let ok: boolean
-    let user
     try {
-      user = await request.db.user.findFirst({ where: { email }, select: { ...publicUserSelect, passwordHash: true, authVersion: true } })
       // Unknown, inactive and wrong password: one answer, one bcrypt comparison of the same cost each.
       ok = user?.active ? await app.passwords.verify(password, user.passwordHash) : await app.passwords.verifyDummy(password)
       if (!ok || !user) await failures.hit(request, email, device)
@@ -74,7 +73,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
     const { passwordHash: _hash, authVersion, ...shown } = user
     const tokens = await auth.startSession(request.db, request.tenantId, { id: user.id, role: user.role, authVersion }, auditContext(request))
-    app.deviceCookies.issue(reply, request.tenantId, email)
+    app.deviceCookies.issue(reply, request.tenantId, user)
     return answer(reply, tokens, shown)
   })
 

@@ -160,6 +160,7 @@ export const invitationAcceptRoutes: FastifyPluginAsyncTypebox = async (app) => 
     }
     const { authVersion, ...shown } = user
     const tokens = await app.auth.startSession(request.db, tenantId, { id: user.id, role: user.role, authVersion }, auditContext(request, { type: 'user', id: user.id }))
+    app.deviceCookies.issue(reply, tenantId, { id: user.id, passwordHash }) // signed in: this browser proved the account
     return reply.code(201).send(signedInAnswer(app.authCookies, reply, tokens, shown))
   })
 }

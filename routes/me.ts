@@ -26,7 +26,8 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
   //   LOGIN_FAILURES_WINDOW_S), so concurrent guesses cannot all pass a check made before any failed;
   // - a wrong one also counts as a failed login of the user's email, and the login's exhausted
   //   budget stops the check here: one budget of guesses for both routes (src/auth/login-failures.ts,
-  //   keyed by the user's email); a successful change clears it.
+  //   keyed by the user's email, or by the browser's device cookie when it holds one of the
+  //   account); a successful change clears it.
   const windowMs = config.LOGIN_FAILURES_WINDOW_S * 1000
   const passwordChanges = app.limits.create({ name: 'password-change', max: config.LOGIN_FAILURES_MAX, windowMs, key: (request) => `${request.tenantId}:${request.principal.id}` })
   const failures = loginFailures(app)
@@ -58,10 +59,13 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
     await passwordChanges.enforce(request)
     const user = await request.db.user.findFirst({ where: { id: userId }, select: { passwordHash: true, email: true, authVersion: true } })
     if (!user) throw unauthorized('Session expired or revoked')
-    const logins = await failures.peek(request, user.email)
+    // This browser's own budget when it holds the account's device cookie (src/auth/device-cookies.ts):
+    // a stranger spending the email's failed logins must not stop its owner changing the password.
+    const device = app.deviceCookies.trusted(request, tenantId, { id: userId, passwordHash: user.passwordHash })
+    const logins = await failures.peek(request, user.email, device)
     if (logins.remaining <= 0) throw rateLimited(logins.retryAfterS)
     if (!(await app.passwords.verify(request.body.currentPassword, user.passwordHash))) {
-      await failures.hit(request, user.email)
+      await failures.hit(request, user.email, device)
       // A wrong password is a failed password check whichever route asked (a stolen session guessing
       // the password to take the account over): the incident responder finds it with the logins'.
       await recordAuditEvent(request.db, { ...auditContext(request), action: 'auth.login_failed', target: { type: 'user', id: userId }, data: { email: user.email, route: 'password_change' } })
@@ -80,6 +84,7 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }, () => ({ action: 'user.password_changed', target: { type: 'user', id: userId } }))
     app.auth.userChanged(tenantId, userId) // again after the commit: no cached state from before it
     await failures.clear(tenantId, user.email) // the failures counted were guesses at the old password
+    app.deviceCookies.issue(reply, tenantId, { id: userId, passwordHash: newHash }) // the new password ended every earlier device cookie
     return reply.code(204).send(null)
   })
 }

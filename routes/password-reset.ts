@@ -84,7 +84,7 @@ const passwordResetRoutes: FastifyPluginAsyncTypebox = async (app) => {
     await failures.clear(tenantId, found.user.email)
     // The mailbox proved the account this browser's: its logins get a budget of their own, so a
     // stranger re-locking the email right after the reset does not keep its owner out (review 64).
-    app.deviceCookies.issue(reply, tenantId, found.user.email)
+    app.deviceCookies.issue(reply, tenantId, { id: found.userId, passwordHash })
     return reply.code(204).send(null)
   })
 }

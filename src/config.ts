@@ -67,7 +67,7 @@ export const ConfigSchema = Type.Object({
   LOGIN_FAILURES_MAX: Type.Integer({ minimum: 1, default: 5 }),
   LOGIN_FAILURES_WINDOW_S: Type.Integer({ minimum: 1, default: 900 }),
   LOGIN_ATTEMPTS_PER_IP_PER_MIN: Type.Integer({ minimum: 1, default: 100 }),
-  LOGIN_DEVICE_COOKIE_TTL_S: Type.Integer({ minimum: 60, default: 180 * 86400, description: 'lifetime (seconds) of the device cookie a login or a completed reset sets: that browser\'s logins have a failure budget of their own, untouched by an email\'s lockout' }),
+  LOGIN_DEVICE_COOKIE_TTL_S: Type.Integer({ minimum: 60, default: 180 * 86400, description: 'lifetime (seconds, checked by the server) of the device cookie a login, an accepted invitation, a completed reset or a password change sets: that browser\'s password checks have a failure budget of their own, untouched by the email\'s lockout' }),
   SIGNUP_PER_IP_MAX: Type.Integer({ minimum: 1, default: 10, description: 'signups (POST /v1/tenants) per client address per window' }),
   SIGNUP_PER_IP_WINDOW_S: Type.Integer({ minimum: 1, default: 3600 }),
 

@@ -4,6 +4,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { Writable } from 'node:stream'
 import { threadId } from 'node:worker_threads'
 import t from 'tap'
+import { deviceCookies } from '../src/auth/device-cookies.ts'
 import { PasswordHasher } from '../src/auth/passwords.ts'
 import { createUser, signIn } from './auth-helper.ts'
 import { adminQuery, build, holdLock, insertTenant } from './helper.ts'
@@ -186,24 +187,57 @@ t.test('a device cookie of the account is not locked out by strangers, and has a
   const deviceOf = async (host: string, email: string) => {
     const res = await login(app, host, email, PASSWORD_A)
     t.equal(res.statusCode, 200)
-    return cookieMap(res.headers['set-cookie']).get('__Secure-device')!.split(';')[0]!.split('=').slice(1).join('=')
+    return deviceCookieOf(res)
   }
   const annDevice = await deviceOf('acme.localhost', 'ann@example.com')
   const bobDevice = await deviceOf('acme.localhost', 'bob@example.com')
   const globexAnnDevice = await deviceOf('globex.localhost', 'ann@example.com')
   const from = (device: string | null, email: string, password: string) => app.inject({
-    method: 'POST', url: '/v1/auth/login', headers: { host: 'acme.localhost' }, payload: { email, password }, cookies: device ? { '__Secure-device': device } : {},
+    method: 'POST', url: '/v1/auth/login', headers: { host: 'acme.localhost' }, payload: { email, password }, cookies: device ? { '__Host-device': device } : {},
   })
   for (let i = 0; i < 3; i++) t.equal((await from(null, 'ann@example.com', `a stranger's guess ${i}`)).statusCode, 401)
   t.equal((await from(null, 'ann@example.com', PASSWORD_A)).statusCode, 429, 'locked for every client without the cookie')
   t.equal((await from(annDevice, 'ANN@example.com', PASSWORD_A)).statusCode, 200, 'ann\'s browser signs in')
   t.equal((await from(bobDevice, 'ann@example.com', PASSWORD_A)).statusCode, 429, 'another account\'s cookie does not open it')
   t.equal((await from(globexAnnDevice, 'ann@example.com', PASSWORD_A)).statusCode, 429, 'nor the same email\'s cookie of another tenant')
-  const [nonce, tag] = annDevice.split('.') as [string, string]
-  t.equal((await from(`${nonce}.${tag.startsWith('A') ? 'B' : 'A'}${tag.slice(1)}`, 'ann@example.com', PASSWORD_A)).statusCode, 429, 'nor a tampered one')
-  for (let i = 0; i < 3; i++) t.equal((await from(annDevice, 'ann@example.com', `ann's typo ${i}`)).statusCode, 401)
-  t.equal((await from(annDevice, 'ann@example.com', PASSWORD_A)).statusCode, 429, 'the device\'s own failures lock the device')
-  t.equal((await from(bobDevice, 'bob@example.com', PASSWORD_A)).statusCode, 200, 'and no one else')
+  const [nonce, issued, tag] = annDevice.split('.') as [string, string, string]
+  t.equal((await from(`${nonce}.${issued}.${tag.startsWith('A') ? 'B' : 'A'}${tag.slice(1)}`, 'ann@example.com', PASSWORD_A)).statusCode, 429, 'nor a tampered one')
+  t.equal((await from(`${nonce}.${Number(issued) + 1}.${tag}`, 'ann@example.com', PASSWORD_A)).statusCode, 429, 'nor one with its issue time moved')
+  // Review 65: a cookie outlived a password change, so whoever once knew the password kept a budget
+  // of guesses at the next one. The change (from ann's browser: its own budget, though the email
+  // is locked) ends every earlier cookie and sets a new one.
+  const session = (await from(annDevice, 'ann@example.com', PASSWORD_A)).json()
+  const changed = await app.inject({
+    method: 'POST', url: '/v1/me/password', headers: { host: 'acme.localhost', authorization: `Bearer ${session.accessToken}` }, cookies: { '__Host-device': annDevice }, payload: { currentPassword: PASSWORD_A, newPassword: PASSWORD_B },
+  })
+  t.equal(changed.statusCode, 204, 'ann changes her password while strangers keep her email locked')
+  for (let i = 0; i < 3; i++) t.equal((await from(null, 'ann@example.com', `a stranger's guess at the new one ${i}`)).statusCode, 401, 'the change cleared the email\'s failures; strangers spend them again')
+  t.equal((await from(annDevice, 'ann@example.com', PASSWORD_B)).statusCode, 429, 'the cookie of the old password counts for nothing')
+  t.equal((await from(deviceCookieOf(changed), 'ann@example.com', PASSWORD_B)).statusCode, 200, 'the cookie the change set signs ann in')
+  for (let i = 0; i < 3; i++) t.equal((await from(bobDevice, 'bob@example.com', `bob's typo ${i}`)).statusCode, 401)
+  t.equal((await from(bobDevice, 'bob@example.com', PASSWORD_A)).statusCode, 429, 'the device\'s own failures lock the device')
+  t.equal((await from(null, 'bob@example.com', PASSWORD_A)).statusCode, 200, 'and not the email')
+})
+
+/** The value of the device cookie an answer sets. */
+function deviceCookieOf (res: { headers: Record<string, unknown> }): string {
+  return cookieMap(res.headers['set-cookie'] as string[]).get('__Host-device')!.split(';')[0]!.split('=').slice(1).join('=')
+}
+
+t.test('a device cookie expires on the server, whatever the browser keeps', async (t) => {
+  const cookies = deviceCookies({ isDevelopment: false, LOGIN_DEVICE_COOKIE_TTL_S: 3600 }, 'x'.repeat(32))
+  const account = { id: 'a1c5d1d0-0000-4000-8000-000000000001', passwordHash: '$2b$12$hash' }
+  let value = ''
+  cookies.issue({ setCookie: (_name: string, v: string) => { value = v } } as never, 'tenant', account)
+  const at = (ms: number) => {
+    const now = Date.now
+    Date.now = () => now() + ms
+    try { return cookies.trusted({ cookies: { '__Host-device': value } } as never, 'tenant', account) } finally { Date.now = now }
+  }
+  t.type(at(0), 'string', 'trusted when fresh')
+  t.type(at(3_590_000), 'string', 'and until just before its lifetime ends')
+  t.equal(at(3_600_000), null, 'not once it ended')
+  t.equal(cookies.trusted({ cookies: { '__Host-device': value } } as never, 'tenant', { ...account, passwordHash: '$2b$12$other' }), null, 'nor for another password')
 })
 
 // Review: with a stolen session, POST /v1/me/password was a password oracle without the login's
@@ -278,7 +312,7 @@ t.test('cookie attributes outside development: __Host-/__Secure- names, Secure, 
   await createUser(ownerUrl, acme, { email: 'ann@example.com', password: PASSWORD_A, role: 'owner' })
   const res = await login(app, 'acme.localhost', 'ann@example.com', PASSWORD_A)
   const cookies = cookieMap(res.headers['set-cookie'])
-  t.same([...cookies.keys()].sort(), ['__Host-access', '__Host-csrf', '__Secure-device', '__Secure-refresh'])
+  t.same([...cookies.keys()].sort(), ['__Host-access', '__Host-csrf', '__Host-device', '__Secure-refresh'])
   const access = cookies.get('__Host-access')!
   t.match(access, /; HttpOnly/)
   t.match(access, /; SameSite=Lax/)
@@ -289,10 +323,10 @@ t.test('cookie attributes outside development: __Host-/__Secure- names, Secure, 
   t.match(refresh, /; HttpOnly/)
   t.match(refresh, /; Path=\/v1\/auth(;|$)/)
   t.match(refresh, /; Secure/)
-  const device = cookies.get('__Secure-device')!
+  const device = cookies.get('__Host-device')!
   t.match(device, /; HttpOnly/)
   t.match(device, /; SameSite=Strict/)
-  t.match(device, /; Path=\/v1\/auth(;|$)/)
+  t.match(device, /; Path=\/(;|$)/)
   t.match(device, /; Secure/)
   t.match(device, /; Max-Age=15552000/, '180 days')
   const csrf = cookies.get('__Host-csrf')!

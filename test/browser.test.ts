@@ -88,8 +88,8 @@ t.test('the tenant web page in Chromium', async (t) => {
     t.ok(await page.getByRole('heading', { name: 'Acme Rocket' }).isVisible(), "acme's project is listed")
     t.equal(await page.getByText('Globex Secret Plan').count(), 0, "globex's project is not")
     t.equal(await page.getByRole('alert').isVisible(), false, 'no error left on screen')
-    t.same(await cookieNames(acmeUrl), ['__Host-access', '__Host-csrf'], 'Secure __Host- cookies are stored over http on *.localhost')
-    t.same(await cookieNames(`${acmeUrl}v1/auth/refresh`), ['__Host-access', '__Host-csrf', '__Secure-device', '__Secure-refresh'], 'the device cookie goes to the sign-in routes only')
+    t.same(await cookieNames(acmeUrl), ['__Host-access', '__Host-csrf', '__Host-device'], 'Secure __Host- cookies are stored over http on *.localhost')
+    t.same(await cookieNames(`${acmeUrl}v1/auth/refresh`), ['__Host-access', '__Host-csrf', '__Host-device', '__Secure-refresh'])
     const cookies = await context.cookies(acmeUrl)
     t.ok(cookies.find((c) => c.name === '__Host-access')?.httpOnly, 'the access cookie is httpOnly')
     t.notOk(cookies.some((c) => c.domain.startsWith('.')), 'host-only cookies')
@@ -180,7 +180,7 @@ t.test('the tenant web page in Chromium', async (t) => {
     const refreshes: number[] = []
     page.on('response', (r) => { if (r.url().endsWith('/v1/auth/refresh')) refreshes.push(r.status()) })
     await context.clearCookies({ name: '__Host-access' })
-    t.same(await cookieNames(acmeUrl), ['__Host-csrf'])
+    t.same(await cookieNames(acmeUrl), ['__Host-csrf', '__Host-device'])
     const firstRefresh = page.waitForResponse((r) => r.url().endsWith('/v1/auth/refresh'))
     let loaded = pageLoaded()
     await page.reload()
@@ -189,7 +189,7 @@ t.test('the tenant web page in Chromium', async (t) => {
     await loaded
     t.equal(await page.getByRole('alert').isVisible(), false, 'no message')
     t.same(refreshes, [200], 'one refresh, shared by the parallel requests')
-    t.same(await cookieNames(acmeUrl), ['__Host-access', '__Host-csrf'], 'a new access cookie')
+    t.same(await cookieNames(acmeUrl), ['__Host-access', '__Host-csrf', '__Host-device'], 'a new access cookie')
 
     // An expired (here: garbage) token in the cookie: 401 as well, refreshed the same way.
     await context.addCookies([{ name: '__Host-access', value: 'expired.garbage.token', url: `https://acme.localhost:${port}/`, secure: true, httpOnly: true, sameSite: 'Lax' }])
@@ -273,7 +273,7 @@ t.test('the tenant web page in Chromium', async (t) => {
     await page.getByRole('button', { name: 'Sign out' }).click()
     t.equal((await logout).status(), 204)
     await page.getByRole('button', { name: 'Sign in' }).waitFor()
-    t.same(await cookieNames(`${acmeUrl}v1/auth/refresh`), ['__Secure-device'], 'the session\'s cookies gone; the device cookie stays (it signs nobody in)')
+    t.same(await cookieNames(`${acmeUrl}v1/auth/refresh`), ['__Host-device'], 'the session\'s cookies gone; the device cookie stays (it signs nobody in)')
     await page.reload()
     await page.getByRole('button', { name: 'Sign in' }).waitFor()
     t.equal(await page.getByText('Acme Rocket').count(), 0)
@@ -309,7 +309,7 @@ t.test('development cookie names (no __Host- prefix, not Secure) work the same',
   await page.getByLabel('Password').fill(PASSWORD)
   await page.getByRole('button', { name: 'Sign in' }).click()
   await page.getByRole('heading', { name: 'Acme Inc.' }).waitFor()
-  t.same((await context.cookies(url)).map((c) => c.name).sort(), ['access', 'csrf'])
+  t.same((await context.cookies(url)).map((c) => c.name).sort(), ['access', 'csrf', 'device'])
   await context.clearCookies({ name: 'access' })
   await page.getByPlaceholder('Project name').fill('Made in development')
   await page.getByRole('button', { name: 'Add project' }).click() // 401, refresh, retry with the CSRF header

@@ -60,6 +60,7 @@ t.test('invite → email on the tenant host → accept → signed in', async (t)
   t.equal(body.user.email, 'new.person@example.com')
   t.equal(body.user.role, 'admin')
   t.ok(accepted.headers['set-cookie'], 'cookies set as on login')
+  t.ok([accepted.headers['set-cookie']].flat().some((cookie) => cookie?.startsWith('__Host-device=')), 'the device cookie too: strangers spending the new email\'s failed logins do not lock this browser out')
   const me = await app.inject({ method: 'GET', url: '/v1/me', headers: { host: 'acme.localhost', authorization: `Bearer ${body.accessToken}` } })
   t.equal(me.json().name, 'New Person')
   // The new password works for login.
