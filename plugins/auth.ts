@@ -37,7 +37,7 @@ declare module 'fastify' {
     /** Sessions and tokens; `app.auth.userChanged(tenantId, userId)` after changing a user elsewhere. */
     auth: AuthService
     authCookies: AuthCookies
-    /** The login device cookie (src/auth/device-cookies.ts): set by a login or a completed reset, read by the login. */
+    /** The device cookie (src/auth/device-cookies.ts): set where a browser proves the account (login, invitation accept, reset, password change), read where a password is checked (login, password change). */
     deviceCookies: DeviceCookies
     /** `app.passwords.hash(plain)` (policy-checked, 400 otherwise) and `.verify(plain, hash)`, off the main thread. */
     passwords: PasswordHasher

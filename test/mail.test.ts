@@ -111,6 +111,5 @@ t.test('a reset window longer than the link\'s lifetime is refused at start', as
   t.match(refusal({ PASSWORD_RESET_WINDOW_S: '3600' }), /PASSWORD_RESET_WINDOW_S \(3600\) must not exceed PASSWORD_RESET_TTL_S \(1800\)/, 'the old default window of an hour, against the 30-minute link')
   t.doesNotThrow(() => loadConfig({ PASSWORD_RESET_WINDOW_S: '3600', PASSWORD_RESET_TTL_S: '3600' }), 'a link that lives as long as the window')
   t.doesNotThrow(() => loadConfig({ PASSWORD_RESET_WINDOW_S: '3600', PASSWORD_RESET_ENABLED: 'false' }), 'nothing to check with the reset off')
-  const config = loadConfig({})
-  t.ok(config.PASSWORD_RESET_WINDOW_S <= config.PASSWORD_RESET_TTL_S, 'the defaults agree')
+  t.doesNotThrow(() => loadConfig({}), 'the defaults agree')
 })

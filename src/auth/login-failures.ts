@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { LimitState } from '../../plugins/limits.ts'
 
 /** The count's key: tenant + the email lower-cased (`<tenant id>:<email>`), whoever counts or clears it. */
-export const loginFailureKey = (tenantId: string, email: string): string => `${tenantId}:${email.toLowerCase()}`
+const loginFailureKey = (tenantId: string, email: string): string => `${tenantId}:${email.toLowerCase()}`
 
 /**
  * Failed password checks of one account (tenant + email, compared lower-cased). `device`: the nonce
