@@ -46,6 +46,8 @@ export interface LimitState {
 export interface Limiter {
   /** Counts the request; throws 429 RATE_LIMITED with Retry-After beyond `max`. Usable as an onRequest/preHandler hook. */
   enforce(request: FastifyRequest): Promise<void>
+  /** Takes back the hit `enforce` counted for `request`, as NamedKeyLimiter.refund. */
+  refund(request: FastifyRequest): Promise<void>
 }
 
 /** A limit whose callers name each key (spec `key: 'named'`): it has no `enforce`, since a request alone does not say what to count. */
@@ -59,6 +61,12 @@ export interface NamedKeyLimiter {
    * window. Never throws (a Redis that cannot answer keeps its count until the window ends).
    */
   clear(key: string): Promise<void>
+  /**
+   * Takes back one hit of `key` counted for work that then failed (a transaction rolled back), so
+   * only work done spends the budget. Never below 0, the window unchanged; never throws (a Redis
+   * that cannot answer keeps the hit until the window ends).
+   */
+  refund(key: string): Promise<void>
 }
 
 export interface Limits {
@@ -129,6 +137,7 @@ export default fp(
           hit: (request, counted) => state(request, true, counted),
           peek: (request, counted) => state(request, false, counted),
           clear: (counted) => store.clear(`${spec.name}:${counted}`),
+          refund: (counted: string) => store.refund(`${spec.name}:${counted}`),
         }
       }
       const key = spec.key ?? clientAddress
@@ -137,6 +146,7 @@ export default fp(
           const after = await state(request, true, key(request))
           if (after.exceeded) throw rateLimited(after.retryAfterS)
         },
+        refund: (request: FastifyRequest) => store.refund(`${spec.name}:${key(request)}`),
       }
     }
     app.decorate('limits', { create })

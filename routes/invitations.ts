@@ -73,6 +73,7 @@ const invitationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (role === 'owner') assertCan(request.principal.role, 'users.manageOwners')
     const tenantId = request.tenantId
     const id = randomUUID()
+    let counted = false
     const invitation = await tenantTransaction(app.database, app.jobs, tenantId, async (tx, jobs) => {
       if (await tx.user.findFirst({ where: { email }, select: { id: true } })) throw conflict('A user with this email already exists')
       // A new invitation replaces the pending ones for the same address (only the newest link
@@ -83,6 +84,7 @@ const invitationRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // Counted once every refusal (409, 403) is behind: only invitations that send an email spend
       // the tenant's budget (review 63); a 429 here rolls the revocations above back.
       await invitationsPerTenant.enforce(request)
+      counted = true
       for (const { id: replacedId } of replaced) await revokeInvitation(tx, request, replacedId, { replacedBy: id })
       const tokenHash = LinkTokens.hash(app.linkTokens.token('invitation', tenantId, id))
       const expiresAt = new Date(Date.now() + config.INVITATION_TTL_S * 1000)
@@ -90,6 +92,10 @@ const invitationRoutes: FastifyPluginAsyncTypebox = async (app) => {
       await jobs.send(INVITATION_EMAIL_JOB, { invitationId: id })
       await recordAuditEvent(tx, { ...auditContext(request), action: 'invitation.created', target: { type: 'invitation', id }, data: { email, role } })
       return created
+    }).catch(async (error: unknown) => {
+      // Rolled back after counting (the database failed): no email, so no budget spent.
+      if (counted) await invitationsPerTenant.refund(request)
+      throw error
     })
     return reply.code(201).send(invitation)
   })

@@ -41,15 +41,23 @@ const passwordResetRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request, reply) => {
     const tenantId = request.tenantId
     const email = request.body.email.toLowerCase()
-    const throttled = (await resetEmails.hit(request, `${tenantId}:${email}`)).exceeded
+    const budgetKey = `${tenantId}:${email}`
+    const throttled = (await resetEmails.hit(request, budgetKey)).exceeded
     // The job and its event commit together. The event is written for every request, known email or
     // not (the route must not branch on it: same work, same timing); actor system, no target, so the
     // log does not reveal whether the account exists either. A throttled request's event says so:
     // who spends an address's budget is what an incident review asks.
-    await tenantTransaction(app.database, app.jobs, tenantId, async (tx, jobs) => {
-      if (!throttled) await jobs.send(PASSWORD_RESET_JOB, { email, requestedAt: Date.now() })
-      await recordAuditEvent(tx, { ...auditContext(request, { type: 'system', id: null }), action: 'password_reset.requested', target: null, data: throttled ? { email, throttled } : { email } })
-    })
+    try {
+      await tenantTransaction(app.database, app.jobs, tenantId, async (tx, jobs) => {
+        if (!throttled) await jobs.send(PASSWORD_RESET_JOB, { email, requestedAt: Date.now() })
+        await recordAuditEvent(tx, { ...auditContext(request, { type: 'system', id: null }), action: 'password_reset.requested', target: null, data: throttled ? { email, throttled } : { email } })
+      })
+    } catch (error) {
+      // Nothing was enqueued (a database outage, a failover's read-only standby: 503): the owner
+      // retrying through it must not find the budget spent without an email (review 64).
+      if (!throttled) await resetEmails.refund(budgetKey)
+      throw error
+    }
     return reply.code(202).send(undefined as never) // no body at all (null would serialize as "null")
   })
 

@@ -33,6 +33,16 @@ export async function adminQuery<R extends pg.QueryResultRow = pg.QueryResultRow
 }
 
 /** Which backends count: those whose statement is LIKE `like` and NOT LIKE `notLike` (SQL LIKE patterns), each when given. */
+/**
+ * Makes the test database refuse every write (`default_transaction_read_only`), as a failover onto a
+ * standby does, and ends its open sessions (they read the setting when they start); `false` undoes it.
+ */
+export async function setReadOnly (ownerUrl: string, on: boolean): Promise<void> {
+  const database = decodeURIComponent(new URL(ownerUrl).pathname.slice(1))
+  await adminQuery(adminUrl, `ALTER DATABASE "${database}" ${on ? 'SET default_transaction_read_only = on' : 'RESET default_transaction_read_only'}`)
+  if (on) await adminQuery(adminUrl, 'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database])
+}
+
 export interface StatementFilter {
   like?: string
   notLike?: string

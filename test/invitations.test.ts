@@ -1,7 +1,7 @@
 // Invitations through the HTTP API, with the email read back from a real SMTP server.
 import t from 'tap'
 import { createUser, signIn } from './auth-helper.ts'
-import { adminQuery, build, holdLock } from './helper.ts'
+import { adminQuery, build, holdLock, setReadOnly } from './helper.ts'
 import { buildWithMail, NEW_PASSWORD, PASSWORD, tokenOf } from './mail-helper.ts'
 
 /**
@@ -103,6 +103,22 @@ t.test('the tenant\'s invitation budget counts invitations sent, not refusals; a
   t.equal(over.json().error.code, 'RATE_LIMITED')
   t.ok(Number(over.headers['retry-after']) > 0, 'Retry-After')
   t.same(await pending(), ['a@example.com as owner', 'b@example.com as member'], 'the refused replacement revoked and created nothing')
+})
+
+// Review 64 (M1), as for the reset emails: invitations the database refused (an outage, a read-only
+// standby: 503) sent nothing, so they spend none of the tenant's budget.
+t.test('invitations the database refused spend none of the tenant\'s budget', async (t) => {
+  const { as, owner, ownerUrl } = await setup(t, { INVITATIONS_PER_TENANT_MAX: '2', LOG_LEVEL: 'fatal' })
+  await setReadOnly(ownerUrl, true)
+  t.teardown(() => setReadOnly(ownerUrl, false))
+  for (let i = 0; i < 3; i++) t.equal((await as(owner, 'POST', '/v1/invitations', { email: `outage${i}@example.com`, role: 'member' })).statusCode, 503, 'refused while the database takes no writes')
+  await setReadOnly(ownerUrl, false)
+  // A pooled connection opened while read-only fails once more (25006 replaces it): a 503 too.
+  const answers: number[] = []
+  for (let i = 0; answers.filter((status) => status === 201).length < 2 && i < 10; i++) answers.push((await as(owner, 'POST', '/v1/invitations', { email: `after${i}@example.com`, role: 'member' })).statusCode)
+  t.comment(`invitations once writable again: ${answers.join(', ')}`)
+  t.equal(answers.filter((status) => status === 201).length, 2, 'the whole budget of two')
+  t.equal((await as(owner, 'POST', '/v1/invitations', { email: 'third@example.com', role: 'member' })).statusCode, 429, 'and no more')
 })
 
 // A new invitation replaces the pending one for its address (review: an admin re-inviting an

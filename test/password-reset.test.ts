@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { createUser, signIn } from './auth-helper.ts'
-import { adminQuery, build, holdLock } from './helper.ts'
+import { adminQuery, build, holdLock, setReadOnly } from './helper.ts'
 import { buildWithMail, NEW_PASSWORD, PASSWORD, tokenOf } from './mail-helper.ts'
 
 /** Polls (100 ms, 10 s at most) until no password-reset job is left to run; answers how many are left. */
@@ -220,6 +220,32 @@ for (const store of ['memory', 'redis'] as const) {
       const keys = await app.redis!.keys(`${app.config.REDIS_KEY_PREFIX}limit:login-failures:*`)
       t.equal(keys.length, 1, 'the count lives in Redis')
     }
+  })
+}
+
+// Review 64 (M1): the email's budget was counted before the transaction that enqueues the email, so
+// requests the database refused (an outage, a failover's read-only standby: 503) spent it, and the
+// owner retrying through the outage then got 202 and no email for the rest of the window. Only a
+// request whose job committed spends it now, in memory and in the Redis every instance counts in.
+for (const store of ['memory', 'redis'] as const) {
+  t.test(`requests the database refused spend no reset budget (limits counted in ${store})`, async (t) => {
+    const redisEnv: Record<string, string> = store === 'redis' ? { REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', REDIS_KEY_PREFIX: `test-${randomUUID()}:` } : {}
+    const { smtp, post, ownerUrl } = await setup(t, { PASSWORD_RESET_MAX: '2', LOG_LEVEL: 'fatal', ...redisEnv })
+    await setReadOnly(ownerUrl, true)
+    t.teardown(() => setReadOnly(ownerUrl, false))
+    for (let i = 0; i < 3; i++) t.equal((await post('/v1/auth/password-reset', { email: 'alice@example.com' })).statusCode, 503, 'refused while the database takes no writes')
+    await setReadOnly(ownerUrl, false)
+    // Each pooled connection opened while read-only fails once more (25006 replaces it): those 503s
+    // must not spend the budget either. Asked until four are accepted.
+    const answers: number[] = []
+    while (answers.filter((status) => status === 202).length < 4 && answers.length < 12) answers.push((await post('/v1/auth/password-reset', { email: 'alice@example.com' })).statusCode)
+    t.comment(`requests once writable again: ${answers.join(', ')}`)
+    t.equal(answers.filter((status) => status === 202).length, 4, 'accepted again')
+    await smtp.waitFor('alice@example.com', { after: 1 })
+    t.equal(await resetJobsSettled(ownerUrl), 0, 'every job has run')
+    t.equal(smtp.messages.filter((m) => m.to === 'alice@example.com').length, 2, 'the whole budget of two emails after the outage')
+    const { rows } = await adminQuery<{ throttled: boolean }>(ownerUrl, "SELECT (data ? 'throttled') AS throttled FROM audit_events WHERE action = 'password_reset.requested' ORDER BY seq")
+    t.same(rows.map((row) => row.throttled), [false, false, true, true], 'the refused requests left nothing; the two accepted beyond the budget say so')
   })
 }
 

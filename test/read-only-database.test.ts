@@ -3,17 +3,12 @@
 // says not ready, and once the database takes writes again each read-only connection has been
 // replaced: it fails once at most (25006 destroys it), never again.
 import t from 'tap'
-import { adminQuery, adminUrl } from './helper.ts'
+import { adminQuery, setReadOnly } from './helper.ts'
 import { assertError, buildApi } from './api-helper.ts'
 
 t.test('a read-only database: writes 503, /readyz 503, and all well again once it takes writes', async (t) => {
   const { app, acme, ownerUrl } = await buildApi(t, { DB_POOL_MAX: '3', LOG_LEVEL: 'fatal' })
-  const database = decodeURIComponent(new URL(ownerUrl).pathname.slice(1))
-  const readOnly = async (on: boolean) => {
-    await adminQuery(adminUrl, `ALTER DATABASE "${database}" ${on ? 'SET default_transaction_read_only = on' : 'RESET default_transaction_read_only'}`)
-    // Sessions read the setting when they start: the ones open now are ended, as a failover ends them.
-    if (on) await adminQuery(adminUrl, 'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database])
-  }
+  const readOnly = (on: boolean) => setReadOnly(ownerUrl, on)
   const create = (name: string) => acme.call('member', { method: 'POST', url: '/v1/projects', payload: { name } })
   const ready = async () => (await app.inject({ url: '/readyz', headers: { host: 'localhost' } })).statusCode
   t.equal((await create('before')).statusCode, 201)

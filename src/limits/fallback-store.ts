@@ -24,9 +24,10 @@ interface Store {
 }
 type RedisStoreCtor = new (continueExceeding: boolean, exponentialBackoff: boolean, redis: Redis, prefix: string) => Store
 // `lru`: the LocalStore's counters (toad-cache's LruMap). The plugin offers no way to forget a key,
-// which clearing a limit (a reset password lifting the login lockout) needs.
+// which clearing a limit (a reset password lifting the login lockout) needs, nor to take one hit
+// back (refunding one whose work failed).
 interface LocalCounters extends Store {
-  lru: { delete(key: string): void }
+  lru: { delete(key: string): void, get(key: string): { current: number } | undefined }
   child(routeOptions: object): LocalCounters
 }
 type LocalStoreCtor = new (continueExceeding: boolean, exponentialBackoff: boolean, cache?: number) => LocalCounters
@@ -85,8 +86,10 @@ class FallbackStore implements Store {
  * `redis` null: memory only. `onRedisError` is called with each failed Redis command (not for the
  * commands counted in memory while the breaker is open). Call the class's static `close()` when the
  * app closes: it stops the breaker's timers. Its static `clear(key)` forgets one key's count (`<limit
- * name>:<key>`) in memory and in Redis; it never throws: a Redis that cannot answer is reported to
- * `onRedisError` and its count is left to expire with its window.
+ * name>:<key>`) in memory and in Redis; its static `refund(key)` takes one hit of the key back (never
+ * below 0, the window unchanged) where hits count now: Redis while it answers, else memory. Neither
+ * throws: a Redis that cannot answer is reported to `onRedisError` and its count is left to expire
+ * with its window.
  */
 export function fallbackStoreClass (redis: Redis | null, prefix: string, onRedisError: (error: Error) => void) {
   let shared: CircuitBreaker<Parameters<Counter>, Result> | null = null
@@ -118,5 +121,21 @@ export function fallbackStoreClass (redis: Redis | null, prefix: string, onRedis
       // Tried even while the breaker is open: the count there would outlive the outage otherwise.
       await redis?.del(prefix + key).catch(onRedisError)
     }
+
+    static async refund (key: string): Promise<void> {
+      if (redis && shared && !shared.opened && !shared.isShutdown) {
+        await redis.eval(REFUND_SCRIPT, 1, prefix + key).catch(onRedisError)
+        return
+      }
+      for (const local of locals) {
+        const count = local.lru.get(key)
+        if (count && count.current > 0) count.current--
+      }
+    }
   }
 }
+
+/** One hit back, never below 0; DECR keeps the key's expiry, so the window ends when it would have. */
+const REFUND_SCRIPT = `local current = tonumber(redis.call('GET', KEYS[1]))
+if current and current > 0 then return redis.call('DECR', KEYS[1]) end
+return 0`
