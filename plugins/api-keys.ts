@@ -3,12 +3,10 @@
 // this plugin decides whether it is a live key of the Host's tenant, which routes a key may use, and
 // counts every tenant-host request: a signed-in caller's (user or key) against its tenant's limit (and
 // a key's also against the key's), any other against its client address's anonymous budget.
-import { randomBytes } from 'node:crypto'
-import path from 'node:path'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { ApiKeyService } from '../src/auth/api-keys.ts'
-import { readOrCreateSecretFile } from '../src/auth/files.ts'
+import { deploymentSecret } from '../src/auth/secrets.ts'
 import { allows, PERMISSION, type Action, type Scope } from '../src/auth/permissions.ts'
 import type { Config } from '../src/config.ts'
 import { forbidden, unauthorized } from '../src/errors.ts'
@@ -36,11 +34,7 @@ declare module 'fastify' {
 /** Same answer for every bad key (malformed, unknown, near miss, foreign, revoked, expired, suspended tenant). */
 const invalidKey = () => unauthorized('Invalid or expired token')
 
-async function apiKeySecret (config: Config): Promise<string> {
-  if (config.API_KEY_SECRET) return config.API_KEY_SECRET
-  if (config.isProduction) throw new Error('API_KEY_SECRET is required in production')
-  return readOrCreateSecretFile(path.join(config.dataDir, 'keys', 'api-key-secret'), () => randomBytes(32).toString('base64url'))
-}
+const apiKeySecret = (config: Config) => deploymentSecret(config, 'API_KEY_SECRET', config.API_KEY_SECRET, 'api-key-secret')
 
 /** The action of a route's requirePermission hook, if it has one. */
 function declaredPermission (hooks: unknown): Action | undefined {

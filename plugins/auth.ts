@@ -2,8 +2,6 @@
 // unsafe requests, session revocation, password hashing. Routes that need a signed-in caller are
 // registered in the one authenticated scope of routes/index.ts (its onRequest hook is
 // app.authenticate) and read `request.principal`. The login/refresh/logout routes are in routes/auth.ts.
-import { randomBytes } from 'node:crypto'
-import path from 'node:path'
 import cookie from '@fastify/cookie'
 import fastifyJwt from '@fastify/jwt'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -11,14 +9,13 @@ import fp from 'fastify-plugin'
 import { bearerToken } from '../src/auth/bearer.ts'
 import { authCookies, type AuthCookies } from '../src/auth/cookies.ts'
 import { deviceCookies, type DeviceCookies } from '../src/auth/device-cookies.ts'
-import { readOrCreateSecretFile } from '../src/auth/files.ts'
+import { csrfSecret } from '../src/auth/secrets.ts'
 import { InvalidTokenError, jwtOptions, type AccessPayload, type Role } from '../src/auth/jwt.ts'
 import { loadKeyRing } from '../src/auth/keys.ts'
 import { PasswordHasher } from '../src/auth/passwords.ts'
 import { AuthService } from '../src/auth/sessions.ts'
 import { looksLikeApiKey } from '../src/auth/api-keys.ts'
 import type { Scope } from '../src/auth/permissions.ts'
-import type { Config } from '../src/config.ts'
 import { AppError, MissingRequestContextError, unauthorized } from '../src/errors.ts'
 
 export interface AuthUser {
@@ -65,12 +62,6 @@ declare module '@fastify/jwt' {
 
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 const invalidToken = () => unauthorized('Invalid or expired token')
-
-async function csrfSecret (config: Config): Promise<string> {
-  if (config.CSRF_SECRET) return config.CSRF_SECRET
-  if (config.isProduction) throw new Error('CSRF_SECRET is required in production')
-  return readOrCreateSecretFile(path.join(config.dataDir, 'keys', 'csrf-secret'), () => randomBytes(32).toString('base64url'))
-}
 
 export { rateLimited } from './limits.ts'
 

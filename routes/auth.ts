@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply } from 'fastify'
 import Type from 'typebox'
 import { rateLimited } from '../plugins/auth.ts'
-import { loginFailures } from '../src/auth/login-failures.ts'
+import { failedCheckData, loginFailures } from '../src/auth/login-failures.ts'
 import { assertOfferedPasswordFits } from '../src/auth/passwords.ts'
 import { signedInAnswer, Tokens } from '../src/auth/login-answer.ts'
 import { publicUserSelect } from '../src/auth/public-user.ts'
@@ -68,7 +68,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (!ok || !user) {
       // One statement of its own (nothing else changes): the actor is the user when the email is known.
       const known = user ? { type: 'user' as const, id: user.id } : null
-      await recordAuditEvent(request.db, { ...auditContext(request, known ?? { type: 'system', id: null }), action: 'auth.login_failed', target: known, data: { email } })
+      await recordAuditEvent(request.db, { ...auditContext(request, known ?? { type: 'system', id: null }), action: 'auth.login_failed', target: known, data: failedCheckData(email, device) })
       throw invalidCredentials()
     }
     const { passwordHash: _hash, authVersion, ...shown } = user

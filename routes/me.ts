@@ -1,7 +1,7 @@
 // The signed-in user's own profile and password (tenant hosts).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import { loginFailures } from '../src/auth/login-failures.ts'
+import { failedCheckData, loginFailures } from '../src/auth/login-failures.ts'
 import { assertOfferedPasswordFits } from '../src/auth/passwords.ts'
 import { audited, auditContext, recordAuditEvent } from '../src/audit/audit-log.ts'
 import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
@@ -68,7 +68,7 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
       await failures.hit(request, user.email, device)
       // A wrong password is a failed password check whichever route asked (a stolen session guessing
       // the password to take the account over): the incident responder finds it with the logins'.
-      await recordAuditEvent(request.db, { ...auditContext(request), action: 'auth.login_failed', target: { type: 'user', id: userId }, data: { email: user.email, route: 'password_change' } })
+      await recordAuditEvent(request.db, { ...auditContext(request), action: 'auth.login_failed', target: { type: 'user', id: userId }, data: { ...failedCheckData(user.email, device), route: 'password_change' } })
       throw new AppError('FORBIDDEN', 'The current password is wrong')
     }
     const newHash = await app.passwords.hash(request.body.newPassword, 'newPassword')

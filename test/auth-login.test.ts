@@ -209,10 +209,20 @@ t.test('a device cookie of the account is not locked out by strangers, and has a
   t.equal(changed.statusCode, 204, 'ann changes her password while strangers keep her email locked')
   for (let i = 0; i < 3; i++) t.equal((await from(null, 'ann@example.com', `a stranger's guess at the new one ${i}`)).statusCode, 401, 'the change cleared the email\'s failures; strangers spend them again')
   t.equal((await from(annDevice, 'ann@example.com', PASSWORD_B)).statusCode, 429, 'the cookie of the old password counts for nothing')
-  t.equal((await from(changed.cookies.find((cookie) => cookie.name === '__Host-device')!.value, 'ann@example.com', PASSWORD_B)).statusCode, 200, 'the cookie the change set signs ann in')
+  const annNewDevice = changed.cookies.find((cookie) => cookie.name === '__Host-device')!.value
+  const signedInAgain = await from(annNewDevice, 'ann@example.com', PASSWORD_B)
+  t.equal(signedInAgain.statusCode, 200, 'the cookie the change set signs ann in')
+  const typo = await app.inject({
+    method: 'POST', url: '/v1/me/password', headers: { host: 'acme.localhost', authorization: `Bearer ${signedInAgain.json().accessToken}` }, cookies: { '__Host-device': annNewDevice }, payload: { currentPassword: 'not ann\'s password', newPassword: PASSWORD_A },
+  })
+  t.equal(typo.statusCode, 403, 'a wrong current password, from ann\'s browser')
   for (let i = 0; i < 3; i++) t.equal((await from(bobDevice, 'bob@example.com', `bob's typo ${i}`)).statusCode, 401)
   t.equal((await from(bobDevice, 'bob@example.com', PASSWORD_A)).statusCode, 429, 'the device\'s own failures lock the device')
   t.equal((await from(null, 'bob@example.com', PASSWORD_A)).statusCode, 200, 'and not the email')
+  const { rows } = await adminQuery<{ email: string, route: string | null, trusted: boolean }>(ownerUrl, "SELECT data->>'email' AS email, data->>'route' AS route, data ? 'trustedDevice' AS trusted FROM audit_events WHERE action = 'auth.login_failed' ORDER BY seq")
+  const failed = (trusted: boolean) => rows.filter((row) => row.trusted === trusted).map((row) => `${row.email}${row.route ? ` (${row.route})` : ''}`)
+  t.same(failed(true), ['ann@example.com (password_change)', ...Array(3).fill('bob@example.com')], 'the log tells failures counted against a trusted browser (ann\'s and bob\'s typos)')
+  t.same(failed(false), Array(6).fill('ann@example.com'), 'from those counted against the email (the strangers\')')
 })
 
 t.test('a device cookie expires on the server, whatever the browser keeps', async (t) => {

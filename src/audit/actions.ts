@@ -5,7 +5,7 @@
 /** Every action an audit event may record, with what it means (the README table shows these). */
 export const AUDIT_ACTIONS = {
   'auth.login': 'a user signed in (actor and target: the user)',
-  'auth.login_failed': 'a sign-in was refused (actor: the user when the email is known, else system; data: email)',
+  'auth.login_failed': 'a sign-in was refused (actor: the user when the email is known, else system; data: email, `trustedDevice: true` when counted against the browser\'s device cookie instead of the email)',
   'auth.logout': 'a user signed out (target: the session)',
   'auth.refresh_reused': 'an already-used refresh token was presented: its session was revoked (target: the session)',
   'user.created': 'a user was created (data: email, name, role; `invitationId` when they accepted an invitation, written beside `invitation.accepted`)',

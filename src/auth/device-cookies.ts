@@ -8,9 +8,10 @@
 // Bound to the password hash (review 65): a new password ends every earlier cookie, so whoever
 // knew an old password keeps no budget of guesses at the new one; and to its issue time, which the
 // server checks (the browser's Max-Age alone would not bind a copied cookie).
-import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto'
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../config.ts'
+import { derivedKey } from './secrets.ts'
 
 /** The account a device cookie is bound to: the user's id and current password hash. */
 export interface DeviceAccount {
@@ -38,7 +39,7 @@ const SECONDS = /^[0-9]{1,12}$/
 
 /** `secret`: the deployment's CSRF secret; the cookie's key is derived from it (HKDF-SHA256, RFC 5869). */
 export function deviceCookies (config: Pick<Config, 'isDevelopment' | 'LOGIN_DEVICE_COOKIE_TTL_S'>, secret: string): DeviceCookies {
-  const key = Buffer.from(hkdfSync('sha256', secret, 'tenant-api', 'login device cookies v2', 32))
+  const key = derivedKey(secret, 'login device cookies v2')
   const tag = (tenantId: string, account: DeviceAccount, nonce: string, issuedS: string) =>
     createHmac('sha256', key).update(`device\0${tenantId}\0${account.id}\0${account.passwordHash}\0${nonce}\0${issuedS}`).digest()
   const ttlS = config.LOGIN_DEVICE_COOKIE_TTL_S

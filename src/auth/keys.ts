@@ -10,7 +10,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto'
 import path from 'node:path'
 import { ConfigError, type Config } from '../config.ts'
-import { readOrCreateSecretFile } from './files.ts'
+import { readOrCreateSecretFile } from './secrets.ts'
 
 export type JwtAlgorithm = 'EdDSA' | 'ES256'
 

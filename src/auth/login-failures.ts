@@ -48,3 +48,12 @@ export const loginFailures = (app: FastifyInstance): LoginFailures => {
     clear: (tenantId, email) => perEmail.clear(loginFailureKey(tenantId, email)),
   }
 }
+
+/**
+ * The data of an `auth.login_failed` event: `{ email }`, plus `trustedDevice: true` when the failure
+ * was counted against the browser's device cookie rather than the email (`device` non-null), so an
+ * incident review can tell an owner's typos in a trusted browser from strangers spending the email's
+ * budget. The cookie's nonce itself is never logged.
+ */
+export const failedCheckData = (email: string, device: string | null): { email: string, trustedDevice?: true } =>
+  device ? { email, trustedDevice: true } : { email }

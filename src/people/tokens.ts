@@ -10,9 +10,8 @@
 // The key is derived (HKDF, RFC 5869) from CSRF_SECRET — in development the generated file in
 // DATA_DIR/keys — under its own label, so no new production secret is needed and a CSRF token can
 // never equal a link token.
-import { createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto'
-import path from 'node:path'
-import { readOrCreateSecretFile } from '../auth/files.ts'
+import { createHash, createHmac } from 'node:crypto'
+import { csrfSecret, derivedKey } from '../auth/secrets.ts'
 import type { Config } from '../config.ts'
 
 export type TokenPurpose = 'invitation' | 'password-reset'
@@ -23,14 +22,9 @@ export const LINK_TOKEN_PATTERN = '^[A-Za-z0-9_-]{43}$'
 export class LinkTokens {
   private constructor (private readonly key: Buffer) {}
 
-  /** Reads the secret the same way plugins/auth.ts does (CSRF_SECRET, or DATA_DIR/keys/csrf-secret outside production). */
+  /** Keyed by the CSRF secret plugins/auth.ts reads (csrfSecret); throws in production without CSRF_SECRET. */
   static async load (config: Pick<Config, 'CSRF_SECRET' | 'isProduction' | 'dataDir'>): Promise<LinkTokens> {
-    let secret = config.CSRF_SECRET
-    if (!secret) {
-      if (config.isProduction) throw new Error('CSRF_SECRET is required in production')
-      secret = await readOrCreateSecretFile(path.join(config.dataDir, 'keys', 'csrf-secret'), () => randomBytes(32).toString('base64url'))
-    }
-    return new LinkTokens(Buffer.from(hkdfSync('sha256', secret, 'tenant-api', 'one-time link tokens v1', 32)))
+    return new LinkTokens(derivedKey(await csrfSecret(config), 'one-time link tokens v1'))
   }
 
   /** The token of row `id` of `tenantId` for `purpose` (deterministic). */
