@@ -43,6 +43,21 @@ export async function setReadOnly (ownerUrl: string, on: boolean): Promise<void>
   if (on) await adminQuery(adminUrl, 'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database])
 }
 
+/**
+ * Makes every transaction of the test database that records an audit event of `action` fail at
+ * COMMIT (a deferred constraint trigger raising), after all its statements succeeded: the client
+ * cannot tell such a failure from a commit whose acknowledgement was lost. Resolves to the undo.
+ */
+export async function failAtCommit (ownerUrl: string, action: string): Promise<() => Promise<void>> {
+  const name = `fail_at_commit_${randomUUID().replaceAll('-', '')}`
+  await adminQuery(ownerUrl, `CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'failing at commit (test)'; END $$`)
+  await adminQuery(ownerUrl, `CREATE CONSTRAINT TRIGGER ${name} AFTER INSERT ON audit_events DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.action = '${action.replaceAll("'", "''")}') EXECUTE FUNCTION ${name}()`)
+  return async () => {
+    await adminQuery(ownerUrl, `DROP TRIGGER ${name} ON audit_events`)
+    await adminQuery(ownerUrl, `DROP FUNCTION ${name}()`)
+  }
+}
+
 export interface StatementFilter {
   like?: string
   notLike?: string

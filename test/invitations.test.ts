@@ -1,7 +1,7 @@
 // Invitations through the HTTP API, with the email read back from a real SMTP server.
 import t from 'tap'
 import { createUser, signIn } from './auth-helper.ts'
-import { adminQuery, build, holdLock, setReadOnly } from './helper.ts'
+import { adminQuery, build, failAtCommit, holdLock, setReadOnly } from './helper.ts'
 import { buildWithMail, NEW_PASSWORD, PASSWORD, tokenOf } from './mail-helper.ts'
 
 /**
@@ -119,6 +119,15 @@ t.test('invitations the database refused spend none of the tenant\'s budget', as
   t.comment(`invitations once writable again: ${answers.join(', ')}`)
   t.equal(answers.filter((status) => status === 201).length, 2, 'the whole budget of two')
   t.equal((await as(owner, 'POST', '/v1/invitations', { email: 'third@example.com', role: 'member' })).statusCode, 429, 'and no more')
+})
+
+// Review 66: an error at COMMIT may hide a commit (its acknowledgement lost): the count stays.
+t.test('an invitation that failed at COMMIT keeps its count (it may have committed)', async (t) => {
+  const { as, owner, ownerUrl } = await setup(t, { INVITATIONS_PER_TENANT_MAX: '2', LOG_LEVEL: 'fatal' })
+  const undo = await failAtCommit(ownerUrl, 'invitation.created')
+  for (let i = 0; i < 2; i++) t.equal((await as(owner, 'POST', '/v1/invitations', { email: `commit${i}@example.com`, role: 'member' })).statusCode, 500, 'failed at COMMIT')
+  await undo()
+  t.equal((await as(owner, 'POST', '/v1/invitations', { email: 'next@example.com', role: 'member' })).statusCode, 429, 'the budget is spent')
 })
 
 // A new invitation replaces the pending one for its address (review: an admin re-inviting an

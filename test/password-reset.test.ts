@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { createUser, signIn } from './auth-helper.ts'
-import { adminQuery, build, holdLock, setReadOnly } from './helper.ts'
+import { adminQuery, build, failAtCommit, holdLock, setReadOnly } from './helper.ts'
 import { buildWithMail, NEW_PASSWORD, PASSWORD, tokenOf } from './mail-helper.ts'
 
 /** Polls (100 ms, 10 s at most) until no password-reset job is left to run; answers how many are left. */
@@ -248,6 +248,21 @@ for (const store of ['memory', 'redis'] as const) {
     t.same(rows.map((row) => row.throttled), [false, false, true, true], 'the refused requests left nothing; the two accepted beyond the budget say so')
   })
 }
+
+// Review 66: an error at COMMIT may hide a commit whose acknowledgement was lost (a stalled fsync,
+// a connection cut during COMMIT); refunding those would let a database in that state send emails
+// without limit. Such a request keeps its count: here the two the API could not know spend the budget.
+t.test('a request that failed at COMMIT keeps its count (it may have committed)', async (t) => {
+  const { smtp, post, ownerUrl } = await setup(t, { PASSWORD_RESET_MAX: '2', LOG_LEVEL: 'fatal' })
+  const undo = await failAtCommit(ownerUrl, 'password_reset.requested')
+  for (let i = 0; i < 2; i++) t.equal((await post('/v1/auth/password-reset', { email: 'alice@example.com' })).statusCode, 500, 'failed at COMMIT')
+  await undo()
+  t.equal((await post('/v1/auth/password-reset', { email: 'alice@example.com' })).statusCode, 202)
+  t.equal(await resetJobsSettled(ownerUrl), 0, 'every job has run')
+  t.equal(smtp.messages.length, 0, 'no email: the budget is spent')
+  const { rows } = await adminQuery<{ data: object }>(ownerUrl, "SELECT data FROM audit_events WHERE action = 'password_reset.requested'")
+  t.same(rows.map((row) => row.data), [{ email: 'alice@example.com', throttled: true }], 'the one request committed was beyond the budget')
+})
 
 t.test('rate limits: per address; per tenant + email, a request beyond the budget is still 202', async (t) => {
   const { post } = await setup(t, { PASSWORD_RESET_MAX: '2', PASSWORD_RESET_PER_IP_PER_MIN: '5' })

@@ -87,7 +87,9 @@ class FallbackStore implements Store {
  * commands counted in memory while the breaker is open). Call the class's static `close()` when the
  * app closes: it stops the breaker's timers. Its static `clear(key)` forgets one key's count (`<limit
  * name>:<key>`) in memory and in Redis; its static `refund(key)` takes one hit of the key back (never
- * below 0, the window unchanged) where hits count now: Redis while it answers, else memory. Neither
+ * below 0, nor creating a key; in memory the window's start is kept, in Redis a count back at 0
+ * starts a new window at the next hit, which counts as no hits did) where hits count now: Redis while
+ * its breaker is closed, else memory. Neither
  * throws: a Redis that cannot answer is reported to `onRedisError` and its count is left to expire
  * with its window.
  */
@@ -123,7 +125,10 @@ export function fallbackStoreClass (redis: Redis | null, prefix: string, onRedis
     }
 
     static async refund (key: string): Promise<void> {
-      if (redis && shared && !shared.opened && !shared.isShutdown) {
+      // Where a hit would count now: Redis only while the breaker is closed (half-open, the other
+      // hits fall back to memory). A breaker that changed state since the hit refunds the other
+      // store: one hit more or less, in a race of a database failure with a Redis one.
+      if (redis && shared && shared.closed && !shared.isShutdown) {
         await redis.eval(REFUND_SCRIPT, 1, prefix + key).catch(onRedisError)
         return
       }
@@ -135,7 +140,7 @@ export function fallbackStoreClass (redis: Redis | null, prefix: string, onRedis
   }
 }
 
-/** One hit back, never below 0; DECR keeps the key's expiry, so the window ends when it would have. */
+/** One hit back, never below 0 and never on a missing (expired) key; DECR keeps the key's expiry. */
 const REFUND_SCRIPT = `local current = tonumber(redis.call('GET', KEYS[1]))
 if current and current > 0 then return redis.call('DECR', KEYS[1]) end
 return 0`
