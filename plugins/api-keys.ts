@@ -34,7 +34,7 @@ declare module 'fastify' {
 /** Same answer for every bad key (malformed, unknown, near miss, foreign, revoked, expired, suspended tenant). */
 const invalidKey = () => unauthorized('Invalid or expired token')
 
-const apiKeySecret = (config: Config) => deploymentSecret(config, 'API_KEY_SECRET', config.API_KEY_SECRET, 'api-key-secret')
+const apiKeySecret = (config: Config) => deploymentSecret(config, 'API_KEY_SECRET', 'api-key-secret')
 
 /** The action of a route's requirePermission hook, if it has one. */
 function declaredPermission (hooks: unknown): Action | undefined {

@@ -63,7 +63,7 @@ export interface NamedKeyLimiter {
   clear(key: string): Promise<void>
   /**
    * Takes back one hit of `key` counted for work that then failed for certain (a transaction rolled
-   * back before COMMIT), so that failed work spends no budget. Never below 0, nor on an expired key;
+   * back before COMMIT), so that failed work spends no budget. Never below 0 nor creating a key;
    * never throws (a Redis that cannot answer keeps the hit until the window ends).
    */
   refund(key: string): Promise<void>

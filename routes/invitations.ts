@@ -83,7 +83,7 @@ const invitationRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const replaced = await tx.invitation.findMany({ where: { email, ...pending() }, select: { id: true, role: true } })
       if (replaced.some((invitation) => invitation.role === 'owner')) assertCan(request.principal.role, 'users.manageOwners')
       // Counted once every refusal (409, 403) is behind: only invitations that send an email spend
-      // the tenant's budget (review 63); a 429 here rolls the revocations above back.
+      // the tenant's budget (review 63); a 429 here comes before any revocation.
       await invitationsPerTenant.enforce(request)
       counted = true
       for (const { id: replacedId } of replaced) await revokeInvitation(tx, request, replacedId, { replacedBy: id })
@@ -95,8 +95,9 @@ const invitationRoutes: FastifyPluginAsyncTypebox = async (app) => {
       committing = true
       return created
     }).catch(async (error: unknown) => {
-      // Rolled back after counting (the database failed): no email, so no budget spent. An error at
-      // COMMIT keeps the count: the commit may have happened with its acknowledgement lost (review 66).
+      // Any failure after counting and before COMMIT (the database's, a 409 of a racing insert) rolled
+      // everything back: no email, so no budget spent. An error at COMMIT keeps the count: the commit
+      // may have happened with its acknowledgement lost (review 66).
       if (counted && !committing) await invitationsPerTenant.refund(request)
       throw error
     })

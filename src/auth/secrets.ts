@@ -1,27 +1,29 @@
-// The deployment's secrets (CSRF, API-key hashing, JWT signing keys) and the keys derived from them.
-// In development they live in the data folder when the environment gives none. Several processes may start at once (tests, `npm run dev` twice): the file is written
-// whole under a temporary name and linked into place, so nobody ever reads half a key, and the
-// first writer wins.
+// The deployment's secrets (CSRF_SECRET, API_KEY_SECRET) and the keys derived from them; the JWT
+// signing keys (src/auth/keys.ts) use only the file helper. In development a secret the environment
+// does not give lives in the data folder. Several processes may start at once (tests, `npm run dev`
+// twice): the file is written whole under a temporary name and linked into place, so nobody ever
+// reads half a key, and the first writer wins.
 import { hkdfSync, randomBytes, randomUUID } from 'node:crypto'
 import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { Config } from '../config.ts'
 
 /**
- * A deployment secret named `name` (e.g. CSRF_SECRET): `value`, the environment's, when set; else in
- * production throws `Error('<name> is required in production')`; else (development, tests) the file
+ * The deployment secret `name`: the configuration's (the environment's) when set; else in production
+ * throws `Error('<name> is required in production')`; else (development, tests) the file
  * DATA_DIR/keys/`file`, 32 random bytes as base64url, created on first use and then shared by every
  * process on that data folder.
  */
-export async function deploymentSecret (config: Pick<Config, 'isProduction' | 'dataDir'>, name: string, value: string | undefined, file: string): Promise<string> {
+export async function deploymentSecret (config: Pick<Config, 'isProduction' | 'dataDir' | 'CSRF_SECRET' | 'API_KEY_SECRET'>, name: 'CSRF_SECRET' | 'API_KEY_SECRET', file: string): Promise<string> {
+  const value = config[name]
   if (value) return value
   if (config.isProduction) throw new Error(`${name} is required in production`)
   return readOrCreateSecretFile(path.join(config.dataDir, 'keys', file), () => randomBytes(32).toString('base64url'))
 }
 
 /** CSRF_SECRET, or outside production DATA_DIR/keys/csrf-secret; it also keys the link tokens and device cookies (each with its own derivedKey). */
-export const csrfSecret = (config: Pick<Config, 'CSRF_SECRET' | 'isProduction' | 'dataDir'>): Promise<string> =>
-  deploymentSecret(config, 'CSRF_SECRET', config.CSRF_SECRET, 'csrf-secret')
+export const csrfSecret = (config: Pick<Config, 'CSRF_SECRET' | 'API_KEY_SECRET' | 'isProduction' | 'dataDir'>): Promise<string> =>
+  deploymentSecret(config, 'CSRF_SECRET', 'csrf-secret')
 
 /**
  * A 32-byte key for one use, derived from a deployment secret by HKDF-SHA256 (RFC 5869; salt

@@ -86,12 +86,12 @@ class FallbackStore implements Store {
  * `redis` null: memory only. `onRedisError` is called with each failed Redis command (not for the
  * commands counted in memory while the breaker is open). Call the class's static `close()` when the
  * app closes: it stops the breaker's timers. Its static `clear(key)` forgets one key's count (`<limit
- * name>:<key>`) in memory and in Redis; its static `refund(key)` takes one hit of the key back (never
- * below 0, nor creating a key; in memory the window's start is kept, in Redis a count back at 0
- * starts a new window at the next hit, which counts as no hits did) where hits count now: Redis while
- * its breaker is closed, else memory. Neither
- * throws: a Redis that cannot answer is reported to `onRedisError` and its count is left to expire
- * with its window.
+ * name>:<key>`) in memory and in Redis; its static `refund(key)` takes one hit of the key back where
+ * hits count now (Redis while its breaker is closed, else memory): never below 0 nor creating a key;
+ * in memory the window's start is kept (an ended window is reset by the next hit), in Redis a count
+ * back at 0 starts a new window at the next hit, which counts as no hits did. Neither throws: a
+ * Redis that cannot answer is reported to `onRedisError` and its count is left to expire with its
+ * window.
  */
 export function fallbackStoreClass (redis: Redis | null, prefix: string, onRedisError: (error: Error) => void) {
   let shared: CircuitBreaker<Parameters<Counter>, Result> | null = null

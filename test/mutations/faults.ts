@@ -1091,7 +1091,15 @@ export const FAULTS: Fault[] = [
     file: 'src/auth/secrets.ts',
     find: "hkdfSync('sha256', secret, 'tenant-api', label, 32)",
     replace: "hkdfSync('sha256', secret, 'tenant-api-v2', label, 32)",
-    tests: ['test/limit-refunds.test.ts'],
+    tests: ['test/secrets.test.ts'],
+  },
+  {
+    name: 'secret-generated-in-production',
+    breaks: 'production without CSRF_SECRET or API_KEY_SECRET generates one in the data folder instead of refusing: each instance its own, so CSRF tokens, links and API keys fail across instances',
+    file: 'src/auth/secrets.ts',
+    find: "  if (config.isProduction) throw new Error(`${name} is required in production`)\n",
+    replace: '',
+    tests: ['test/secrets.test.ts'],
   },
   {
     name: 'device-cookie-ignored',
