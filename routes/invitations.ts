@@ -74,7 +74,6 @@ const invitationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const tenantId = request.tenantId
     const id = randomUUID()
     let counted = false
-    let committing = false
     const invitation = await tenantTransaction(app.database, app.jobs, tenantId, async (tx, jobs) => {
       if (await tx.user.findFirst({ where: { email }, select: { id: true } })) throw conflict('A user with this email already exists')
       // A new invitation replaces the pending ones for the same address (only the newest link
@@ -92,14 +91,11 @@ const invitationRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const created = await tx.invitation.create({ data: { id, email, role, tokenHash, expiresAt }, select: invitationFields })
       await jobs.send(INVITATION_EMAIL_JOB, { invitationId: id })
       await recordAuditEvent(tx, { ...auditContext(request), action: 'invitation.created', target: { type: 'invitation', id }, data: { email, role } })
-      committing = true
       return created
-    }).catch(async (error: unknown) => {
+    }, {
       // Any failure after counting and before COMMIT (the database's, a 409 of a racing insert) rolled
-      // everything back: no email, so no budget spent. An error at COMMIT keeps the count: the commit
-      // may have happened with its acknowledgement lost (review 66).
-      if (counted && !committing) await invitationsPerTenant.refund(request)
-      throw error
+      // everything back: no email, so no budget spent. An error at COMMIT keeps the count (review 66).
+      onRollback: async () => { if (counted) await invitationsPerTenant.refund(request) },
     })
     return reply.code(201).send(invitation)
   })

@@ -47,22 +47,15 @@ const passwordResetRoutes: FastifyPluginAsyncTypebox = async (app) => {
     // not (the route must not branch on it: same work, same timing); actor system, no target, so the
     // log does not reveal whether the account exists either. A throttled request's event says so:
     // who spends an address's budget is what an incident review asks.
-    let committing = false
-    try {
-      await tenantTransaction(app.database, app.jobs, tenantId, async (tx, jobs) => {
-        if (!throttled) await jobs.send(PASSWORD_RESET_JOB, { email, requestedAt: Date.now() })
-        await recordAuditEvent(tx, { ...auditContext(request, { type: 'system', id: null }), action: 'password_reset.requested', target: null, data: throttled ? { email, throttled } : { email } })
-        committing = true
-      })
-    } catch (error) {
-      // The work failed, so it rolled back and nothing was enqueued (a database outage, a failover's
-      // read-only standby: 503): the owner retrying through it must not find the budget spent
-      // without an email (review 64). An error at COMMIT keeps the count: the commit may have
-      // happened with its acknowledgement lost, and refunding those would let a stalled database
-      // send without limit (review 66).
-      if (!throttled && !committing) await resetEmails.refund(budgetKey)
-      throw error
-    }
+    await tenantTransaction(app.database, app.jobs, tenantId, async (tx, jobs) => {
+      if (!throttled) await jobs.send(PASSWORD_RESET_JOB, { email, requestedAt: Date.now() })
+      await recordAuditEvent(tx, { ...auditContext(request, { type: 'system', id: null }), action: 'password_reset.requested', target: null, data: throttled ? { email, throttled } : { email } })
+    }, {
+      // Rolled back, so nothing was enqueued (a database outage, a failover's read-only standby:
+      // 503): the owner retrying through it must not find the budget spent without an email
+      // (review 64). An error at COMMIT keeps the count (review 66: see RollbackHook).
+      onRollback: async () => { if (!throttled) await resetEmails.refund(budgetKey) },
+    })
     return reply.code(202).send(undefined as never) // no body at all (null would serialize as "null")
   })
 

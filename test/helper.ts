@@ -10,6 +10,13 @@ import { createDatabase, usePreparedStatements, type Database, type QueryEvent }
 
 type Tap = { teardown(fn: () => unknown): void }
 
+/** The machine's Redis (`.ci/run` starts it where missing); TEST_REDIS_URL overrides. */
+export const machineRedisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+/** The environment that makes an app count its rate limits in `store`: the machine's Redis under a key prefix of its own, or memory. */
+export const limitStoreEnv = (store: 'memory' | 'redis'): Record<string, string> =>
+  store === 'redis' ? { REDIS_URL: machineRedisUrl, REDIS_KEY_PREFIX: `test-${randomUUID()}:` } : {}
+
 export const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres'
 const template = process.env.TEST_TEMPLATE_DATABASE
 /** The API's own login (member of saas_app), maybe through PgBouncer; test/run.ts creates it. */
@@ -32,7 +39,6 @@ export async function adminQuery<R extends pg.QueryResultRow = pg.QueryResultRow
   }
 }
 
-/** Which backends count: those whose statement is LIKE `like` and NOT LIKE `notLike` (SQL LIKE patterns), each when given. */
 /**
  * Makes the test database refuse every write (`default_transaction_read_only`), as a failover onto a
  * standby does, and ends its open sessions (they read the setting when they start); `false` undoes it.
@@ -58,6 +64,7 @@ export async function failAtCommit (ownerUrl: string, action: string): Promise<(
   }
 }
 
+/** Which backends count: those whose statement is LIKE `like` and NOT LIKE `notLike` (SQL LIKE patterns), each when given. */
 export interface StatementFilter {
   like?: string
   notLike?: string

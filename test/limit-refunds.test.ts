@@ -5,13 +5,13 @@ import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { fallbackStoreClass } from '../src/limits/fallback-store.ts'
+import { machineRedisUrl } from './helper.ts'
 
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379' // the machine's (.ci/run starts it)
 const WINDOW_MS = 60_000
 
 for (const where of ['redis', 'memory'] as const) {
   t.test(`a refund never goes below 0 nor creates a key (counted in ${where})`, async (t) => {
-    const redis = where === 'redis' ? new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 }) : null
+    const redis = where === 'redis' ? new Redis(machineRedisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 }) : null
     t.teardown(() => redis?.quit())
     const prefix = `test-${randomUUID()}:`
     const Store = fallbackStoreClass(redis, prefix, (error) => t.fail(`redis failed: ${error.message}`))

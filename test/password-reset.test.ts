@@ -1,8 +1,7 @@
 // Password reset through the HTTP API, with the email read back from a real SMTP server.
-import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { createUser, signIn } from './auth-helper.ts'
-import { adminQuery, build, failAtCommit, holdLock, setReadOnly } from './helper.ts'
+import { adminQuery, build, failAtCommit, holdLock, limitStoreEnv, setReadOnly } from './helper.ts'
 import { buildWithMail, NEW_PASSWORD, PASSWORD, tokenOf } from './mail-helper.ts'
 
 /** Polls (100 ms, 10 s at most) until no password-reset job is left to run; answers how many are left. */
@@ -206,8 +205,7 @@ t.test('a reset email sent late by a retry states what is left of the link, not 
 // Redis every instance counts in.
 for (const store of ['memory', 'redis'] as const) {
   t.test(`a completed reset lifts the login lockout (limits counted in ${store})`, async (t) => {
-    const redisEnv: Record<string, string> = store === 'redis' ? { REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', REDIS_KEY_PREFIX: `test-${randomUUID()}:` } : {}
-    const { app, smtp, post } = await setup(t, { LOGIN_FAILURES_MAX: '3', ...redisEnv })
+    const { app, smtp, post } = await setup(t, { LOGIN_FAILURES_MAX: '3', ...limitStoreEnv(store) })
     for (let i = 0; i < 3; i++) t.equal((await post('/v1/auth/login', { email: 'alice@example.com', password: `a stranger's guess ${i}` })).statusCode, 401)
     t.equal((await post('/v1/auth/login', { email: 'alice@example.com', password: PASSWORD })).statusCode, 429, 'locked: even the right password waits')
     t.equal((await post('/v1/auth/password-reset', { email: 'alice@example.com' })).statusCode, 202)
@@ -225,12 +223,11 @@ for (const store of ['memory', 'redis'] as const) {
 
 // Review 64 (M1): the email's budget was counted before the transaction that enqueues the email, so
 // requests the database refused (an outage, a failover's read-only standby: 503) spent it, and the
-// owner retrying through the outage then got 202 and no email for the rest of the window. Only a
-// request whose job committed spends it now, in memory and in the Redis every instance counts in.
+// owner retrying through the outage then got 202 and no email for the rest of the window. A request
+// refused before COMMIT spends none of it now, in memory and in the Redis every instance counts in.
 for (const store of ['memory', 'redis'] as const) {
   t.test(`requests the database refused spend no reset budget (limits counted in ${store})`, async (t) => {
-    const redisEnv: Record<string, string> = store === 'redis' ? { REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', REDIS_KEY_PREFIX: `test-${randomUUID()}:` } : {}
-    const { smtp, post, ownerUrl } = await setup(t, { PASSWORD_RESET_MAX: '2', LOG_LEVEL: 'fatal', ...redisEnv })
+    const { smtp, post, ownerUrl } = await setup(t, { PASSWORD_RESET_MAX: '2', LOG_LEVEL: 'fatal', ...limitStoreEnv(store) })
     await setReadOnly(ownerUrl, true)
     t.teardown(() => setReadOnly(ownerUrl, false))
     for (let i = 0; i < 3; i++) t.equal((await post('/v1/auth/password-reset', { email: 'alice@example.com' })).statusCode, 503, 'refused while the database takes no writes')

@@ -7,11 +7,10 @@ import t from 'tap'
 import { WITHIN_ONE_SECOND_MS } from './api-helper.ts'
 import { createUser } from './auth-helper.ts'
 import { call, sharedSecrets, startNginx, startServer } from './cluster-helper.ts'
-import { createTestDatabase, insertTenant } from './helper.ts'
+import { createTestDatabase, insertTenant, machineRedisUrl } from './helper.ts'
 
 const PASSWORD = 'correct horse battery staple'
 const NGINX_ADDRESS = '127.0.0.2'
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379' // the machine's (.ci/run starts it)
 
 /** name=value of each Set-Cookie, as a browser would keep them. */
 function cookieJar (setCookie: string[] | undefined): Map<string, string> {
@@ -28,7 +27,7 @@ t.test('nginx in front of two instances', async (t) => {
     DATABASE_URL: ownerUrl,
     TRUST_PROXY: NGINX_ADDRESS,
     LOGIN_ATTEMPTS_PER_IP_PER_MIN: '3',
-    REDIS_URL,
+    REDIS_URL: machineRedisUrl,
     REDIS_KEY_PREFIX: `test-${randomUUID()}:`,
     ...sharedSecrets(),
   }

@@ -14,7 +14,7 @@ import type { Config } from '../config.ts'
  * DATA_DIR/keys/`file`, 32 random bytes as base64url, created on first use and then shared by every
  * process on that data folder.
  */
-export async function deploymentSecret (config: Pick<Config, 'isProduction' | 'dataDir' | 'CSRF_SECRET' | 'API_KEY_SECRET'>, name: 'CSRF_SECRET' | 'API_KEY_SECRET', file: string): Promise<string> {
+export async function deploymentSecret<Name extends 'CSRF_SECRET' | 'API_KEY_SECRET'> (config: Pick<Config, 'isProduction' | 'dataDir' | Name>, name: Name, file: string): Promise<string> {
   const value = config[name]
   if (value) return value
   if (config.isProduction) throw new Error(`${name} is required in production`)
@@ -22,7 +22,7 @@ export async function deploymentSecret (config: Pick<Config, 'isProduction' | 'd
 }
 
 /** CSRF_SECRET, or outside production DATA_DIR/keys/csrf-secret; it also keys the link tokens and device cookies (each with its own derivedKey). */
-export const csrfSecret = (config: Pick<Config, 'CSRF_SECRET' | 'API_KEY_SECRET' | 'isProduction' | 'dataDir'>): Promise<string> =>
+export const csrfSecret = (config: Pick<Config, 'CSRF_SECRET' | 'isProduction' | 'dataDir'>): Promise<string> =>
   deploymentSecret(config, 'CSRF_SECRET', 'csrf-secret')
 
 /**

@@ -44,22 +44,43 @@ export function scopedTransaction (base: PrismaClient, tx: unknown, tenantId: st
   }) as ScopedTransaction
 }
 
+/** What a tenantTransaction's caller undoes outside the database when the transaction rolled back. */
+export interface RollbackHook {
+  /**
+   * Awaited when the transaction failed before COMMIT was sent (the database's error, `fn`'s own
+   * throw, no connection), so it certainly rolled back: e.g. taking back a rate-limit hit counted
+   * for the work. Not called when COMMIT itself failed: the commit may have happened with only its
+   * acknowledgement lost (review 66). Must not throw.
+   */
+  onRollback?: () => Promise<void>
+}
+
 /**
  * Runs `fn` in one transaction of `tenantId` (both tenancy layers on), with `jobs.send` enqueueing
  * inside it. After the commit, this process's workers of the sent queues are woken. Throws what
- * `fn` throws (and then nothing was written, no job either); 503 while the job queue is not ready.
+ * `fn` throws (and then nothing was written, no job either, and `onRollback` ran); 503 while the job
+ * queue is not ready.
  */
-export async function tenantTransaction<T> (database: Database, jobs: JobRunner, tenantId: string, fn: (tx: ScopedTransaction, jobs: TransactionJobs) => Promise<T>): Promise<T> {
+export async function tenantTransaction<T> (database: Database, jobs: JobRunner, tenantId: string, fn: (tx: ScopedTransaction, jobs: TransactionJobs) => Promise<T>, { onRollback }: RollbackHook = {}): Promise<T> {
   const sent = new Set<string>()
-  const result = await runAsTenant(tenantId, () => database.platformDb.$transaction(async (tx) => {
-    const txJobs: TransactionJobs = {
-      send: (name, data) => {
-        sent.add(name)
-        return jobs.sendInTransaction(tx, name, tenantId, data)
-      },
-    }
-    return fn(scopedTransaction(database.platformDb, tx, tenantId), txJobs)
-  }))
+  let committing = false
+  let result: T
+  try {
+    result = await runAsTenant(tenantId, () => database.platformDb.$transaction(async (tx) => {
+      const txJobs: TransactionJobs = {
+        send: (name, data) => {
+          sent.add(name)
+          return jobs.sendInTransaction(tx, name, tenantId, data)
+        },
+      }
+      const done = await fn(scopedTransaction(database.platformDb, tx, tenantId), txJobs)
+      committing = true
+      return done
+    }))
+  } catch (error) {
+    if (!committing) await onRollback?.()
+    throw error
+  }
   for (const name of sent) jobs.wake(name)
   return result
 }
