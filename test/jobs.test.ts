@@ -4,6 +4,7 @@
 import t from 'tap'
 import { InvalidJobError, JobRunner, type JobLog } from '../src/jobs/runner.ts'
 import { tenantTransaction } from '../src/jobs/tenant-transaction.ts'
+import { sqlStateOf } from '../src/db/conflicts.ts'
 import { createDatabase } from '../src/db/database.ts'
 import { tenantScope, TenantScopeError } from '../src/tenancy/scoped-client.ts'
 import { createUser } from './auth-helper.ts'
@@ -32,6 +33,16 @@ async function twoTenants (ownerUrl: string) {
 function startRunner (t: Tap, runner: JobRunner) {
   t.teardown(() => runner.stop())
   return runner.start()
+}
+
+/** A fresh database with two tenants, and a runner (no worker) of the queue 'after-change'. */
+async function afterChangeRunner (t: Tap) {
+  const { ownerUrl, database } = await openTestDatabase(t, JOB_ENV)
+  const { a } = await twoTenants(ownerUrl)
+  const runner = new JobRunner(testConfig(ownerUrl, { ...JOB_ENV, JOBS_WORKER: 'false' }), database, quiet)
+  runner.defineTenantJob('after-change', async () => {})
+  await startRunner(t, runner)
+  return { ownerUrl, database, a, runner }
 }
 
 t.test('a job runs inside its tenant: with the extension filter off, RLS alone hides the other tenant (both ways)', async (t) => {
@@ -111,11 +122,7 @@ t.test('tenant jobs need a tenant; platform jobs must not name one', async (t) =
 })
 
 t.test('transactional enqueue: the job exists only if the change commits', async (t) => {
-  const { ownerUrl, database } = await openTestDatabase(t, JOB_ENV)
-  const { a } = await twoTenants(ownerUrl)
-  const runner = new JobRunner(testConfig(ownerUrl, { ...JOB_ENV, JOBS_WORKER: 'false' }), database, quiet)
-  runner.defineTenantJob('after-change', async () => {})
-  await startRunner(t, runner)
+  const { ownerUrl, database, a, runner } = await afterChangeRunner(t)
   const jobsOf = async (marker: string) => (await adminQuery(ownerUrl, "SELECT data FROM pgboss.job WHERE name = 'after-change' AND data->>'marker' = $1", [marker])).rows
   const projects = async (name: string) => (await adminQuery(ownerUrl, 'SELECT tenant_id FROM projects WHERE name = $1', [name])).rows
 
@@ -137,6 +144,65 @@ t.test('transactional enqueue: the job exists only if the change commits', async
   await t.rejects(tenantTransaction(database, runner, a, async (tx) => {
     await tx.project.findMany({ where: { tenantId: '00000000-0000-4000-8000-000000000000' } })
   }), TenantScopeError)
+})
+
+t.test('the rollback hook runs exactly when nothing committed; a caught database error cannot commit', async (t) => {
+  const { ownerUrl, database, a, runner } = await afterChangeRunner(t)
+  const written = async (marker: string) => ({
+    projects: (await adminQuery(ownerUrl, 'SELECT count(*)::int AS n FROM projects WHERE name = $1', [marker])).rows[0]!.n,
+    jobs: (await adminQuery(ownerUrl, "SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'after-change' AND data->>'marker' = $1", [marker])).rows[0]!.n,
+  })
+  let rolledBack = 0
+  const hook = { onRollback: async () => { rolledBack++ } }
+
+  // fn's own throw: rolled back, the hook ran once.
+  await t.rejects(tenantTransaction(database, runner, a, async (tx, jobs) => {
+    await tx.project.create({ data: { name: 'thrown' } as never })
+    await jobs.send('after-change', { marker: 'thrown' })
+    throw new Error('the change fails')
+  }, hook), /the change fails/)
+  t.same({ rolledBack, ...(await written('thrown')) }, { rolledBack: 1, projects: 0, jobs: 0 })
+
+  // fn caught a failed statement (a duplicate key) and returned: PostgreSQL answers its COMMIT with
+  // ROLLBACK and no error, so without the pool's check the call would resolve with nothing written.
+  const id = '00000000-0000-4000-8000-00000000c0de'
+  const error = await tenantTransaction(database, runner, a, async (tx, jobs) => {
+    await tx.project.create({ data: { id, name: 'caught' } as never })
+    await jobs.send('after-change', { marker: 'caught' })
+    await tx.project.create({ data: { id, name: 'caught twice' } as never }).catch(() => {})
+    return 'reported as committed'
+  }, hook).then((value) => value, (error: unknown) => error)
+  t.equal(sqlStateOf(error), '25P02', 'the call fails: the transaction was aborted')
+  t.same({ rolledBack, ...(await written('caught')) }, { rolledBack: 2, projects: 0, jobs: 0 }, 'nothing written, the hook ran')
+
+  // The same on any interactive transaction of the API's pool, not only tenantTransaction's.
+  await t.rejects(database.platformDb.$transaction(async (tx) => {
+    await tx.$executeRawUnsafe('SELECT 1 / 0').catch(() => {})
+  }), 'a plain $transaction that swallowed a division by zero rejects too')
+
+  // The hook failing does not replace the transaction's own error, which carries it.
+  const original = await tenantTransaction(database, runner, a, async () => {
+    throw new Error('the original error')
+  }, { onRollback: async () => { throw new Error('the hook failed') } }).then(() => undefined, (error: unknown) => error as Error & { rollbackHookError?: Error })
+  t.equal(original?.message, 'the original error')
+  t.equal(original?.rollbackHookError?.message, 'the hook failed')
+
+  // Prisma's interactive-transaction timeout (5 s) rolled the transaction back before COMMIT: Prisma
+  // refuses to send it (P2028), so nothing committed and the hook runs.
+  const expired = await tenantTransaction(database, runner, a, async (tx, jobs) => {
+    await tx.project.create({ data: { name: 'expired' } as never })
+    await jobs.send('after-change', { marker: 'expired' })
+    await new Promise((resolve) => setTimeout(resolve, 5_500))
+  }, hook).then(() => undefined, (error: unknown) => error as Error & { code?: string })
+  t.equal(expired?.code, 'P2028', 'the commit of an expired transaction is refused')
+  t.same({ rolledBack, ...(await written('expired')) }, { rolledBack: 3, projects: 0, jobs: 0 }, 'nothing written, the hook ran')
+
+  // A commit: no hook.
+  await tenantTransaction(database, runner, a, async (tx, jobs) => {
+    await tx.project.create({ data: { name: 'committed' } as never })
+    await jobs.send('after-change', { marker: 'committed' })
+  }, hook)
+  t.same({ rolledBack, ...(await written('committed')) }, { rolledBack: 3, projects: 1, jobs: 1 })
 })
 
 t.test('a failing job is retried with backoff, then lands in the dead letters', async (t) => {

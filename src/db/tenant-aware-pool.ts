@@ -291,6 +291,22 @@ class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, 
 
 type ArmedClient = pg.PoolClient & { broken?: Error; generation?: number }
 
+/**
+ * Passes COMMIT's answer through when the transaction committed; throws when PostgreSQL answered it
+ * with the tag `ROLLBACK`. That is its answer, with no error, to the COMMIT of a transaction that a
+ * failed statement aborted, and Prisma reads no tag: a `$transaction` callback that caught a
+ * database error and returned would be told that it committed what was rolled back. The error is a
+ * pg DatabaseError of SQLSTATE 25P02 (in_failed_sql_transaction), so Prisma reports it as any
+ * database error and the transaction rejects; the connection stays usable (the transaction ended).
+ */
+function committedOrThrow (result: pg.QueryResult): pg.QueryResult {
+  if (result.command !== 'ROLLBACK') return result
+  const error = new pg.DatabaseError('COMMIT rolled back: a statement of the transaction failed earlier and its error was caught', 0, 'error')
+  error.severity = 'ERROR'
+  error.code = '25P02'
+  throw error
+}
+
 /** Destroys the socket under `client`: its pending query fails with `error`, and the pool drops it. */
 function destroyConnection (client: pg.PoolClient, error: Error) {
   const stream = (client as unknown as { connection?: { stream?: { destroy(e?: Error): void } } }).connection?.stream
@@ -461,7 +477,8 @@ export class ResilientPool extends pg.Pool {
         auditChainOf = auditChainLockTenant()
         return send(...args)
       }
-      if (/^(SET TRANSACTION|COMMIT|ROLLBACK|END|SAVEPOINT|RELEASE|ROLLBACK TO)\b/i.test(text)) return send(...args)
+      if (/^(COMMIT|END)\b/i.test(text)) return send(...args).then(committedOrThrow)
+      if (/^(SET TRANSACTION|ROLLBACK|SAVEPOINT|RELEASE|ROLLBACK TO)\b/i.test(text)) return send(...args)
       if (preludePending) {
         preludePending = false
         tenantOfTransaction = tenantId

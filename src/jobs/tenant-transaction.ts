@@ -7,8 +7,9 @@
 // (layer 2) — and model operations go through `scopedTransaction`, which rewrites their arguments
 // with the very function the scoped client uses (tenantScoper, layer 1). Only `jobs.send` reaches
 // raw SQL, and only pg-boss's own insert statement.
+import { sqlStateOf } from '../db/conflicts.ts'
 import type { Database } from '../db/database.ts'
-import type { PrismaClient } from '../generated/prisma/client.ts'
+import { Prisma, type PrismaClient } from '../generated/prisma/client.ts'
 import { modelTables, tenantScoper, TenantScopeError, type ScopedClient } from '../tenancy/scoped-client.ts'
 import { runAsTenant } from '../tenancy/tenant-context.ts'
 import type { JobRunner } from './runner.ts'
@@ -47,19 +48,46 @@ export function scopedTransaction (base: PrismaClient, tx: unknown, tenantId: st
 /** What a tenantTransaction's caller undoes outside the database when the transaction rolled back. */
 export interface RollbackHook {
   /**
-   * Awaited when the transaction failed before COMMIT was sent (the database's error, `fn`'s own
-   * throw, no connection), so it certainly rolled back: e.g. taking back a rate-limit hit counted
-   * for the work. Not called when COMMIT itself failed: the commit may have happened with only its
-   * acknowledgement lost (review 66). Must not throw.
+   * Awaited when the transaction certainly rolled back: it failed before COMMIT was sent (the
+   * database's error, `fn`'s own throw, no connection), or its COMMIT was refused unsent or answered
+   * ROLLBACK (see rolledBackAtCommit); e.g. taking back a rate-limit hit counted for the work. Not
+   * called when COMMIT failed otherwise: the commit may have happened with only its acknowledgement
+   * lost (review 66). Should not throw: if it does, the transaction's error is still what the caller
+   * gets, carrying the hook's as `rollbackHookError`.
    */
   onRollback?: () => Promise<void>
+}
+
+/**
+ * Whether `error`, thrown after `fn` returned, still means that nothing was committed: Prisma did
+ * not send COMMIT because its interactive-transaction timeout (5 s) had rolled the transaction back
+ * (P2028, "A commit cannot be executed on an expired transaction" or "… on a transaction that was
+ * rolled back"), or PostgreSQL answered COMMIT with ROLLBACK because a statement had failed and `fn`
+ * caught its error (SQLSTATE 25P02: src/db/tenant-aware-pool.ts, committedOrThrow). An unknown
+ * error at COMMIT is not a certain rollback.
+ */
+function rolledBackAtCommit (error: unknown): boolean {
+  if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2028') {
+    return /A commit cannot be executed on (an expired transaction|a transaction that was rolled back)/.test(error.message)
+  }
+  return sqlStateOf(error) === '25P02'
+}
+
+async function runRollbackHook (onRollback: () => Promise<void>, error: unknown): Promise<void> {
+  try {
+    await onRollback()
+  } catch (hookError) {
+    // The transaction's error stays the answer (a 409 must not become the hook's 500).
+    if (error !== null && typeof error === 'object') Object.assign(error, { rollbackHookError: hookError })
+  }
 }
 
 /**
  * Runs `fn` in one transaction of `tenantId` (both tenancy layers on), with `jobs.send` enqueueing
  * inside it. After the commit, this process's workers of the sent queues are woken. Throws what
  * `fn` throws (and then nothing was written, no job either, and `onRollback` ran); 503 while the job
- * queue is not ready.
+ * queue is not ready. A database error that `fn` caught still fails the call at COMMIT (25P02): a
+ * transaction with a failed statement cannot commit anything.
  */
 export async function tenantTransaction<T> (database: Database, jobs: JobRunner, tenantId: string, fn: (tx: ScopedTransaction, jobs: TransactionJobs) => Promise<T>, { onRollback }: RollbackHook = {}): Promise<T> {
   const sent = new Set<string>()
@@ -78,7 +106,7 @@ export async function tenantTransaction<T> (database: Database, jobs: JobRunner,
       return done
     }))
   } catch (error) {
-    if (!committing) await onRollback?.()
+    if (onRollback && (!committing || rolledBackAtCommit(error))) await runRollbackHook(onRollback, error)
     throw error
   }
   for (const name of sent) jobs.wake(name)
