@@ -146,7 +146,7 @@ t.test('transactional enqueue: the job exists only if the change commits', async
   }), TenantScopeError)
 })
 
-t.test('the rollback hook runs exactly when nothing committed; a caught database error cannot commit', async (t) => {
+t.test('the rollback hook runs only when nothing committed; a caught database error cannot commit', async (t) => {
   const { ownerUrl, database, a, runner } = await afterChangeRunner(t)
   const written = async (marker: string) => ({
     projects: (await adminQuery(ownerUrl, 'SELECT count(*)::int AS n FROM projects WHERE name = $1', [marker])).rows[0]!.n,

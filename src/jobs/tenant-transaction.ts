@@ -51,9 +51,11 @@ export interface RollbackHook {
    * Awaited when the transaction certainly rolled back: it failed before COMMIT was sent (the
    * database's error, `fn`'s own throw, no connection), or its COMMIT was refused unsent or answered
    * ROLLBACK (see rolledBackAtCommit); e.g. taking back a rate-limit hit counted for the work. Not
-   * called when COMMIT failed otherwise: the commit may have happened with only its acknowledgement
-   * lost (review 66). Should not throw: if it does, the transaction's error is still what the caller
-   * gets, carrying the hook's as `rollbackHookError`.
+   * called when COMMIT failed otherwise: a COMMIT the server refused (a deferred constraint, a
+   * serialization failure) is not told apart from one whose connection was cut after it committed
+   * (review 66), so the hook is skipped for both: it runs only when nothing committed, not every
+   * time. Should not throw: if it does, the transaction's error is still what the caller gets,
+   * carrying the hook's as `rollbackHookError` (logged only where that error is).
    */
   onRollback?: () => Promise<void>
 }
