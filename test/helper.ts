@@ -13,9 +13,12 @@ type Tap = { teardown(fn: () => unknown): void }
 /** The machine's Redis (`.ci/run` starts it where missing); TEST_REDIS_URL overrides. */
 export const machineRedisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
 
-/** The environment that makes an app count its rate limits in `store`: the machine's Redis under a key prefix of its own, or memory. */
-export const limitStoreEnv = (store: 'memory' | 'redis'): Record<string, string> =>
-  store === 'redis' ? { REDIS_URL: machineRedisUrl, REDIS_KEY_PREFIX: `test-${randomUUID()}:` } : {}
+/** The environment that points an app (or every instance of one deployment) at the Redis of `url` under a key prefix of its own, so tests sharing a Redis never meet each other's keys. */
+export const redisEnv = (url = machineRedisUrl): { REDIS_URL: string, REDIS_KEY_PREFIX: string } =>
+  ({ REDIS_URL: url, REDIS_KEY_PREFIX: `test-${randomUUID()}:` })
+
+/** The environment that makes an app count its rate limits in `store`: the machine's Redis (redisEnv), or memory. */
+export const limitStoreEnv = (store: 'memory' | 'redis'): Record<string, string> => store === 'redis' ? redisEnv() : {}
 
 export const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres'
 const template = process.env.TEST_TEMPLATE_DATABASE

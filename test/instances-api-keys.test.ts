@@ -8,7 +8,7 @@ import t from 'tap'
 import { createUser } from './auth-helper.ts'
 import { call, TestRedis, type Answer, type Server } from './cluster-helper.ts'
 import { ADMIN_TOKEN, HOST, PASSWORD, deployment, login, propagation, type Tap } from './deployment-helper.ts'
-import { insertTenant } from './helper.ts'
+import { insertTenant, redisEnv } from './helper.ts'
 
 t.setTimeout(300_000) // two server processes on a shared machine
 
@@ -60,8 +60,7 @@ async function oneBudget (t: Tap & { same(...args: unknown[]): void }, what: str
 t.test('two instances with Redis: one budget per tenant, key and address; revocation reaches the other instance', async (t) => {
   const redis = await TestRedis.start(t)
   const { a, b, ownerUrl } = await deployment(t, {
-    REDIS_URL: redis.url,
-    REDIS_KEY_PREFIX: `test-${randomUUID()}:`,
+    ...redisEnv(redis.url),
     RATE_LIMIT_WINDOW_S: '600',
     TENANT_RATE_LIMIT: String(TENANT_LIMIT),
     API_KEY_RATE_LIMIT: String(KEY_LIMIT),

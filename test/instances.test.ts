@@ -2,16 +2,16 @@
 // balancer: the limits count across both, and a revocation, suspension, deactivation or role change
 // made through one is refused by the other within 1 s (the caches' TTLs are set to 5 s here, so
 // only the invalidation channel can explain it). Then Redis is stopped, and started again.
-import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { call, TestRedis, timeUntil, type Server } from './cluster-helper.ts'
+import { redisEnv } from './helper.ts'
 import { PASSWORD, ADMIN_TOKEN, BOUND_MS, login, me, usersList, deployment, token, propagation, logout, patchUser, sleep } from './deployment-helper.ts'
 
 t.setTimeout(400_000) // two server processes, a Redis restart and a 5 s cache expiry, on a shared machine
 
 t.test('two instances with Redis: shared limits, instant invalidation, Redis down and back', async (t) => {
   const redis = await TestRedis.start(t)
-  const { a, b, users } = await deployment(t, { REDIS_URL: redis.url, REDIS_KEY_PREFIX: `test-${randomUUID()}:`, SIGNUP_PER_IP_MAX: '3' })
+  const { a, b, users } = await deployment(t, { ...redisEnv(redis.url), SIGNUP_PER_IP_MAX: '3' })
 
   // 5 failures in total for one tenant + email, alternating instances, then 429 on both.
   for (let i = 0; i < 5; i++) t.equal((await login(i % 2 ? b : a, 'owner@acme.test', `wrong password ${i}`)).status, 401, `failure ${i + 1} on ${i % 2 ? 'B' : 'A'}`)

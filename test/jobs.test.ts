@@ -35,14 +35,22 @@ function startRunner (t: Tap, runner: JobRunner) {
   return runner.start()
 }
 
-/** A fresh database with two tenants, and a runner (no worker) of the queue 'after-change'. */
+/**
+ * A fresh database with two tenants, and a runner (no worker) of the queue 'after-change'.
+ * `written(marker)`: what the transactions of `marker` left, as the owner sees it — the tenants of
+ * the projects named `marker`, and the data of the 'after-change' jobs that carry it.
+ */
 async function afterChangeRunner (t: Tap) {
   const { ownerUrl, database } = await openTestDatabase(t, JOB_ENV)
   const { a } = await twoTenants(ownerUrl)
   const runner = new JobRunner(testConfig(ownerUrl, { ...JOB_ENV, JOBS_WORKER: 'false' }), database, quiet)
   runner.defineTenantJob('after-change', async () => {})
   await startRunner(t, runner)
-  return { ownerUrl, database, a, runner }
+  const written = async (marker: string) => ({
+    projects: (await adminQuery(ownerUrl, 'SELECT tenant_id FROM projects WHERE name = $1', [marker])).rows,
+    jobs: (await adminQuery(ownerUrl, "SELECT data FROM pgboss.job WHERE name = 'after-change' AND data->>'marker' = $1", [marker])).rows,
+  })
+  return { database, a, runner, written }
 }
 
 t.test('a job runs inside its tenant: with the extension filter off, RLS alone hides the other tenant (both ways)', async (t) => {
@@ -122,24 +130,23 @@ t.test('tenant jobs need a tenant; platform jobs must not name one', async (t) =
 })
 
 t.test('transactional enqueue: the job exists only if the change commits', async (t) => {
-  const { ownerUrl, database, a, runner } = await afterChangeRunner(t)
-  const jobsOf = async (marker: string) => (await adminQuery(ownerUrl, "SELECT data FROM pgboss.job WHERE name = 'after-change' AND data->>'marker' = $1", [marker])).rows
-  const projects = async (name: string) => (await adminQuery(ownerUrl, 'SELECT tenant_id FROM projects WHERE name = $1', [name])).rows
+  const { database, a, runner, written } = await afterChangeRunner(t)
 
   await t.rejects(tenantTransaction(database, runner, a, async (tx, jobs) => {
-    await tx.project.create({ data: { name: 'rolled back' } as never })
+    await tx.project.create({ data: { name: 'rollback' } as never })
     await jobs.send('after-change', { marker: 'rollback' })
     throw new Error('the change fails after the enqueue')
   }), /the change fails/)
-  t.same(await jobsOf('rollback'), [], 'no job without its change')
-  t.same(await projects('rolled back'), [])
+  t.same(await written('rollback'), { projects: [], jobs: [] }, 'no job without its change')
 
   await tenantTransaction(database, runner, a, async (tx, jobs) => {
-    await tx.project.create({ data: { name: 'committed' } as never })
+    await tx.project.create({ data: { name: 'commit' } as never })
     await jobs.send('after-change', { marker: 'commit' })
   })
-  t.same(await jobsOf('commit'), [{ data: { marker: 'commit', tenantId: a, queue: 'after-change' } }], 'the job commits with its change, carrying the tenant')
-  t.same(await projects('committed'), [{ tenant_id: a }])
+  t.same(await written('commit'), {
+    projects: [{ tenant_id: a }],
+    jobs: [{ data: { marker: 'commit', tenantId: a, queue: 'after-change' } }],
+  }, 'the job commits with its change, carrying the tenant')
   // Inside the transaction the scoped rules hold too (the extension's layer).
   await t.rejects(tenantTransaction(database, runner, a, async (tx) => {
     await tx.project.findMany({ where: { tenantId: '00000000-0000-4000-8000-000000000000' } })
@@ -147,11 +154,8 @@ t.test('transactional enqueue: the job exists only if the change commits', async
 })
 
 t.test('the rollback hook runs only when nothing committed; a caught database error cannot commit', async (t) => {
-  const { ownerUrl, database, a, runner } = await afterChangeRunner(t)
-  const written = async (marker: string) => ({
-    projects: (await adminQuery(ownerUrl, 'SELECT count(*)::int AS n FROM projects WHERE name = $1', [marker])).rows[0]!.n,
-    jobs: (await adminQuery(ownerUrl, "SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'after-change' AND data->>'marker' = $1", [marker])).rows[0]!.n,
-  })
+  const { database, a, runner, written } = await afterChangeRunner(t)
+  const nothing = { projects: [], jobs: [] }
   let rolledBack = 0
   const hook = { onRollback: async () => { rolledBack++ } }
 
@@ -161,7 +165,7 @@ t.test('the rollback hook runs only when nothing committed; a caught database er
     await jobs.send('after-change', { marker: 'thrown' })
     throw new Error('the change fails')
   }, hook), /the change fails/)
-  t.same({ rolledBack, ...(await written('thrown')) }, { rolledBack: 1, projects: 0, jobs: 0 })
+  t.same({ rolledBack, ...(await written('thrown')) }, { rolledBack: 1, ...nothing })
 
   // fn caught a failed statement (a duplicate key) and returned: PostgreSQL answers its COMMIT with
   // ROLLBACK and no error, so without the pool's check the call would resolve with nothing written.
@@ -173,12 +177,20 @@ t.test('the rollback hook runs only when nothing committed; a caught database er
     return 'reported as committed'
   }, hook).then((value) => value, (error: unknown) => error)
   t.equal(sqlStateOf(error), '25P02', 'the call fails: the transaction was aborted')
-  t.same({ rolledBack, ...(await written('caught')) }, { rolledBack: 2, projects: 0, jobs: 0 }, 'nothing written, the hook ran')
+  t.match((error as Error).message, /failed earlier \(SQLSTATE 23505\)/, 'naming the error that was caught')
+  t.same({ rolledBack, ...(await written('caught')) }, { rolledBack: 2, ...nothing }, 'nothing written, the hook ran')
 
   // The same on any interactive transaction of the API's pool, not only tenantTransaction's.
   await t.rejects(database.platformDb.$transaction(async (tx) => {
     await tx.$executeRawUnsafe('SELECT 1 / 0').catch(() => {})
-  }), 'a plain $transaction that swallowed a division by zero rejects too')
+  }), /SQLSTATE 22012/, 'a plain $transaction that swallowed a division by zero rejects too')
+  // A savepoint rolled back recovers the transaction: the error named is the one caught after it.
+  await t.rejects(database.platformDb.$transaction(async (tx) => {
+    await tx.$executeRawUnsafe('SAVEPOINT before_division')
+    await tx.$executeRawUnsafe('SELECT 1 / 0').catch(() => {})
+    await tx.$executeRawUnsafe('ROLLBACK TO SAVEPOINT before_division')
+    await tx.$executeRawUnsafe("SELECT 'x'::int").catch(() => {})
+  }), /SQLSTATE 22P02/, 'the error named is the one that aborted the transaction')
 
   // The hook failing does not replace the transaction's own error, which carries it.
   const original = await tenantTransaction(database, runner, a, async () => {
@@ -195,14 +207,18 @@ t.test('the rollback hook runs only when nothing committed; a caught database er
     await new Promise((resolve) => setTimeout(resolve, 5_500))
   }, hook).then(() => undefined, (error: unknown) => error as Error & { code?: string })
   t.equal(expired?.code, 'P2028', 'the commit of an expired transaction is refused')
-  t.same({ rolledBack, ...(await written('expired')) }, { rolledBack: 3, projects: 0, jobs: 0 }, 'nothing written, the hook ran')
+  t.same({ rolledBack, ...(await written('expired')) }, { rolledBack: 3, ...nothing }, 'nothing written, the hook ran')
 
   // A commit: no hook.
   await tenantTransaction(database, runner, a, async (tx, jobs) => {
     await tx.project.create({ data: { name: 'committed' } as never })
     await jobs.send('after-change', { marker: 'committed' })
   }, hook)
-  t.same({ rolledBack, ...(await written('committed')) }, { rolledBack: 3, projects: 1, jobs: 1 })
+  t.same({ rolledBack, ...(await written('committed')) }, {
+    rolledBack: 3,
+    projects: [{ tenant_id: a }],
+    jobs: [{ data: { marker: 'committed', tenantId: a, queue: 'after-change' } }],
+  })
 })
 
 t.test('a failing job is retried with backoff, then lands in the dead letters', async (t) => {

@@ -2,12 +2,11 @@
 // X-Forwarded-Host set by it), TRUST_PROXY naming nginx's address and nothing else. nginx connects
 // from 127.0.0.2 (proxy_bind) so that the test's direct requests (from 127.0.0.1) are untrusted
 // clients; the "browser" and the attacker reach nginx from addresses of their own (127.0.0.3/4).
-import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { WITHIN_ONE_SECOND_MS } from './api-helper.ts'
 import { createUser } from './auth-helper.ts'
 import { call, sharedSecrets, startNginx, startServer } from './cluster-helper.ts'
-import { createTestDatabase, insertTenant, machineRedisUrl } from './helper.ts'
+import { createTestDatabase, insertTenant, redisEnv } from './helper.ts'
 
 const PASSWORD = 'correct horse battery staple'
 const NGINX_ADDRESS = '127.0.0.2'
@@ -27,8 +26,7 @@ t.test('nginx in front of two instances', async (t) => {
     DATABASE_URL: ownerUrl,
     TRUST_PROXY: NGINX_ADDRESS,
     LOGIN_ATTEMPTS_PER_IP_PER_MIN: '3',
-    REDIS_URL: machineRedisUrl,
-    REDIS_KEY_PREFIX: `test-${randomUUID()}:`,
+    ...redisEnv(),
     ...sharedSecrets(),
   }
   const [a, b] = await Promise.all([startServer(t, env), startServer(t, env)])

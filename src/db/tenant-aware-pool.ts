@@ -289,7 +289,8 @@ class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, 
   }
 }
 
-type ArmedClient = pg.PoolClient & { broken?: Error; generation?: number }
+/** A borrowed client with its fate: `abortedBy` is the SQLSTATE of the first statement that failed in its current transaction. */
+type ArmedClient = pg.PoolClient & { broken?: Error; generation?: number; abortedBy?: string }
 
 /**
  * Passes COMMIT's answer through when the transaction committed; throws when PostgreSQL answered it
@@ -298,10 +299,11 @@ type ArmedClient = pg.PoolClient & { broken?: Error; generation?: number }
  * database error and returned would be told that it committed what was rolled back. The error is a
  * pg DatabaseError of SQLSTATE 25P02 (in_failed_sql_transaction), so Prisma reports it as any
  * database error and the transaction rejects; the connection stays usable (the transaction ended).
+ * Its message names `abortedBy`, the SQLSTATE of the statement whose error was caught (e.g. 23505).
  */
-function committedOrThrow (result: pg.QueryResult): pg.QueryResult {
+function committedOrThrow (result: pg.QueryResult, abortedBy: string | undefined): pg.QueryResult {
   if (result.command !== 'ROLLBACK') return result
-  const error = new pg.DatabaseError('COMMIT rolled back: a statement of the transaction failed earlier and its error was caught', 0, 'error')
+  const error = new pg.DatabaseError(`COMMIT rolled back: a statement of the transaction failed earlier (SQLSTATE ${abortedBy ?? 'unknown'}) and its error was caught`, 0, 'error')
   error.severity = 'ERROR'
   error.code = '25P02'
   throw error
@@ -443,6 +445,7 @@ export class ResilientPool extends pg.Pool {
           this.availability.failed(error, client.generation)
         } else {
           this.availability.succeeded(client.generation) // the server answered
+          if (error instanceof pg.DatabaseError) client.abortedBy ??= error.code
         }
         throw error
       }
@@ -475,9 +478,11 @@ export class ResilientPool extends pg.Pool {
         preludePending = true
         tenantOfTransaction = tenantId
         auditChainOf = auditChainLockTenant()
+        client.abortedBy = undefined
         return send(...args)
       }
-      if (/^(COMMIT|END)\b/i.test(text)) return send(...args).then(committedOrThrow)
+      if (/^(COMMIT|END)\b/i.test(text)) return send(...args).then((result) => committedOrThrow(result, client.abortedBy))
+      if (/^ROLLBACK\s+TO\b/i.test(text)) client.abortedBy = undefined // the savepoint recovered the transaction
       if (/^(SET TRANSACTION|ROLLBACK|SAVEPOINT|RELEASE|ROLLBACK TO)\b/i.test(text)) return send(...args)
       if (preludePending) {
         preludePending = false
