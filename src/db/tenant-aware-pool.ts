@@ -289,8 +289,18 @@ class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, 
   }
 }
 
-/** A borrowed client with its fate: `abortedBy` is the SQLSTATE of the first statement that failed in its current transaction. */
+/**
+ * A pooled client with its fate: `broken` (never reused), the availability `generation` it was
+ * opened in, and `abortedBy`, the SQLSTATE of the first statement that failed since the last BEGIN
+ * (or START TRANSACTION) or successful ROLLBACK TO SAVEPOINT: what aborted its current transaction.
+ * Only statements sent as text or config are seen (callback and Query-object forms bypass `watch`).
+ */
 type ArmedClient = pg.PoolClient & { broken?: Error; generation?: number; abortedBy?: string }
+
+/** Opens a transaction (BEGIN, or the standard's spelling: Prisma sends BEGIN). */
+const TRANSACTION_START = /^(BEGIN|START\s+TRANSACTION)\b/i
+/** Rolls back to a savepoint, recovering an aborted transaction: `ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name`. */
+const SAVEPOINT_ROLLBACK = /^ROLLBACK(\s+(WORK|TRANSACTION))?\s+TO\b/i
 
 /**
  * Passes COMMIT's answer through when the transaction committed; throws when PostgreSQL answered it
@@ -465,6 +475,11 @@ export class ResilientPool extends pg.Pool {
     let tenantOfTransaction: string | undefined
     let auditChainOf: string | undefined
     const send = (...args: unknown[]) => this.watch(client, query.apply(client, args))
+    // Only once it succeeded: a ROLLBACK TO that failed recovered nothing.
+    const savepointRecovered = (result: pg.QueryResult) => {
+      client.abortedBy = undefined
+      return result
+    }
 
     client.query = ((...args: unknown[]) => {
       // Callback and Query-object forms are passed through (bounded only by the connection's fate).
@@ -474,7 +489,7 @@ export class ResilientPool extends pg.Pool {
       const config: pg.QueryConfig = typeof args[0] === 'string' ? { text: args[0], values: args[1] as unknown[] | undefined } : (args[0] as pg.QueryConfig)
       const text = config.text.trim()
       const tenantId = this.tenantOfQuery()
-      if (/^BEGIN\b/i.test(text)) {
+      if (TRANSACTION_START.test(text)) {
         preludePending = true
         tenantOfTransaction = tenantId
         auditChainOf = auditChainLockTenant()
@@ -482,8 +497,8 @@ export class ResilientPool extends pg.Pool {
         return send(...args)
       }
       if (/^(COMMIT|END)\b/i.test(text)) return send(...args).then((result) => committedOrThrow(result, client.abortedBy))
-      if (/^ROLLBACK\s+TO\b/i.test(text)) client.abortedBy = undefined // the savepoint recovered the transaction
-      if (/^(SET TRANSACTION|ROLLBACK|SAVEPOINT|RELEASE|ROLLBACK TO)\b/i.test(text)) return send(...args)
+      if (SAVEPOINT_ROLLBACK.test(text)) return send(...args).then(savepointRecovered)
+      if (/^(SET TRANSACTION|ROLLBACK|SAVEPOINT|RELEASE)\b/i.test(text)) return send(...args)
       if (preludePending) {
         preludePending = false
         tenantOfTransaction = tenantId
