@@ -51,6 +51,36 @@ t.test('a named prelude and statement on one connection: each call runs under it
   t.notOk(names.includes('broken'), 'the statement that did not parse is not')
 })
 
+t.test('a rolled-back savepoint undoes neither the prelude nor the tenant that the next statement runs as', async (t) => {
+  const ownerUrl = await createTestDatabase(t)
+  for (const preparedStatements of [false, true]) {
+    const pool = new TenantAwarePool({ connectionString: ownerUrl, max: 1, statementTimeoutMs: 5000, queryTimeoutMs: 30_000, preparedStatements })
+    t.teardown(() => pool.end())
+    const client = await pool.connect()
+    t.teardown(() => client.release())
+    const settings = async () => (await client.query('SELECT current_setting(\'app.tenant_id\', true) AS tenant, current_setting(\'statement_timeout\') AS timeout')).rows[0]
+    const seen = await runAsTenant(TENANT_A, async () => {
+      await client.query('BEGIN')
+      await client.query('SAVEPOINT outer_work') // the transaction's first statement: the prelude rides with it
+      await client.query('SELECT 1')
+      await client.query('ROLLBACK TO SAVEPOINT outer_work')
+      const afterRollback = await settings()
+      // A nested runAsTenant sets B after the savepoint; rolling back to it restores A's setting.
+      const nested = await runAsTenant(TENANT_B, async () => {
+        await client.query('SELECT 1')
+        await client.query('ROLLBACK TO SAVEPOINT outer_work')
+        return settings()
+      })
+      await client.query('COMMIT')
+      return { afterRollback, nested }
+    })
+    t.same(seen, {
+      afterRollback: { tenant: TENANT_A, timeout: '5s' },
+      nested: { tenant: TENANT_B, timeout: '5s' },
+    }, `prepared statements ${preparedStatements ? 'on' : 'off'}: the tenant and the statement timeout hold after each ROLLBACK TO`)
+  }
+})
+
 t.test('the API with prepared statements on: two tenants\' interleaved requests never see each other\'s rows', async (t) => {
   const ownerUrl = await createTestDatabase(t)
   const appUrl = appDatabaseUrl(ownerUrl)

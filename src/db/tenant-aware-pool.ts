@@ -309,7 +309,8 @@ const SAVEPOINT_ROLLBACK = /^ROLLBACK(\s+(WORK|TRANSACTION))?\s+TO\b/i
  * database error and returned would be told that it committed what was rolled back. The error is a
  * pg DatabaseError of SQLSTATE 25P02 (in_failed_sql_transaction), so Prisma reports it as any
  * database error and the transaction rejects; the connection stays usable (the transaction ended).
- * Its message names `abortedBy`, the SQLSTATE of the statement whose error was caught (e.g. 23505).
+ * Its message names `abortedBy` (see ArmedClient: the statement that aborted the transaction, e.g.
+ * 23505), or `unknown` when that statement was sent in a form the pool does not watch.
  */
 function committedOrThrow (result: pg.QueryResult, abortedBy: string | undefined): pg.QueryResult {
   if (result.command !== 'ROLLBACK') return result
@@ -455,8 +456,8 @@ export class ResilientPool extends pg.Pool {
           this.availability.failed(error, client.generation)
         } else {
           this.availability.succeeded(client.generation) // the server answered
-          if (error instanceof pg.DatabaseError) client.abortedBy ??= error.code
         }
+        if (error instanceof pg.DatabaseError) client.abortedBy ??= error.code
         throw error
       }
     )
@@ -466,7 +467,8 @@ export class ResilientPool extends pg.Pool {
    * Bounds every statement on a borrowed client, and sends the prelude (statement_timeout, tenant)
    * with the first statement of each transaction. The prelude is NOT sent with BEGIN: PostgreSQL
    * refuses `SET TRANSACTION ISOLATION LEVEL` after any query of the transaction (SQLSTATE 25001),
-   * so it waits for the first statement that is not a SET TRANSACTION, and rides with it.
+   * so it waits for the first statement that is not a SET TRANSACTION, and rides with it; a
+   * SAVEPOINT too, so that no ROLLBACK TO can undo the prelude.
    */
   private scopeTransactions (client: ArmedClient): pg.PoolClient {
     const query = client.query as unknown as Query
@@ -475,8 +477,8 @@ export class ResilientPool extends pg.Pool {
     let tenantOfTransaction: string | undefined
     let auditChainOf: string | undefined
     const send = (...args: unknown[]) => this.watch(client, query.apply(client, args))
-    // Only once it succeeded: a ROLLBACK TO that failed recovered nothing.
-    const savepointRecovered = (result: pg.QueryResult) => {
+    // Only once it succeeded: a BEGIN or a ROLLBACK TO that failed started or recovered nothing.
+    const freshStart = (result: pg.QueryResult) => {
       client.abortedBy = undefined
       return result
     }
@@ -493,12 +495,17 @@ export class ResilientPool extends pg.Pool {
         preludePending = true
         tenantOfTransaction = tenantId
         auditChainOf = auditChainLockTenant()
-        client.abortedBy = undefined
-        return send(...args)
+        return send(...args).then(freshStart)
       }
       if (/^(COMMIT|END)\b/i.test(text)) return send(...args).then((result) => committedOrThrow(result, client.abortedBy))
-      if (SAVEPOINT_ROLLBACK.test(text)) return send(...args).then(savepointRecovered)
-      if (/^(SET TRANSACTION|ROLLBACK|SAVEPOINT|RELEASE)\b/i.test(text)) return send(...args)
+      if (SAVEPOINT_ROLLBACK.test(text)) {
+        // It may undo a tenant setting sent after the savepoint (a nested runAsTenant): the next
+        // statement of a tenant sends its own again. (The prelude is never undone: a SAVEPOINT
+        // carries it, below, like any first statement.)
+        tenantOfTransaction = undefined
+        return send(...args).then(freshStart)
+      }
+      if (/^(SET TRANSACTION|ROLLBACK|RELEASE)\b/i.test(text)) return send(...args)
       if (preludePending) {
         preludePending = false
         tenantOfTransaction = tenantId
