@@ -238,6 +238,9 @@ t.test('a COMMIT answered ROLLBACK names the error that aborted the transaction,
     'a ROLLBACK TO that failed recovered nothing')
   t.match(await commitAfter(['BEGIN', 'SAVEPOINT s', 'SELECT 1 / 0', 'ROLLBACK WORK TO SAVEPOINT s', "SELECT 'x'::int"]), /\(SQLSTATE 22P02\)/,
     'a ROLLBACK WORK TO that succeeded did: the error after it is named')
+  t.match(await commitAfter(['BEGIN', 'SELECT 1 / 0', 'BEGIN']), /\(SQLSTATE 22012\)/, 'a BEGIN that failed (25P02) started nothing')
+  t.match(await commitAfter(['BEGIN READ ONLY', 'CREATE TABLE read_only_write (x int)']), /\(SQLSTATE 25006\)/,
+    'an error that also ends the connection\'s use (read-only) is named too')
   t.equal(await commitAfter(['BEGIN', 'SELECT 1']), 'committed', 'the connection is usable after each')
 })
 

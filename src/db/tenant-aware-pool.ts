@@ -291,9 +291,10 @@ class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, 
 
 /**
  * A pooled client with its fate: `broken` (never reused), the availability `generation` it was
- * opened in, and `abortedBy`, the SQLSTATE of the first statement that failed since the last BEGIN
- * (or START TRANSACTION) or successful ROLLBACK TO SAVEPOINT: what aborted its current transaction.
- * Only statements sent as text or config are seen (callback and Query-object forms bypass `watch`).
+ * opened in, and `abortedBy`, the SQLSTATE of the first statement that failed since the last
+ * successful BEGIN (or START TRANSACTION) or ROLLBACK TO SAVEPOINT: what aborted its current
+ * transaction. Only statements sent as text or config are seen (callback and Query-object forms
+ * bypass `watch`, and the prelude's rules below).
  */
 type ArmedClient = pg.PoolClient & { broken?: Error; generation?: number; abortedBy?: string }
 
@@ -500,8 +501,8 @@ export class ResilientPool extends pg.Pool {
       if (/^(COMMIT|END)\b/i.test(text)) return send(...args).then((result) => committedOrThrow(result, client.abortedBy))
       if (SAVEPOINT_ROLLBACK.test(text)) {
         // It may undo a tenant setting sent after the savepoint (a nested runAsTenant): the next
-        // statement of a tenant sends its own again. (The prelude is never undone: a SAVEPOINT
-        // carries it, below, like any first statement.)
+        // statement that has a tenant sends its setting again. (The prelude is not undone: a
+        // SAVEPOINT sent as text carries it, below, like any first statement.)
         tenantOfTransaction = undefined
         return send(...args).then(freshStart)
       }
