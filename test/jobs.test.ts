@@ -6,7 +6,6 @@ import { InvalidJobError, JobRunner, type JobLog } from '../src/jobs/runner.ts'
 import { tenantTransaction } from '../src/jobs/tenant-transaction.ts'
 import { sqlStateOf } from '../src/db/conflicts.ts'
 import { createDatabase } from '../src/db/database.ts'
-import { ResilientPool } from '../src/db/tenant-aware-pool.ts'
 import { tenantScope, TenantScopeError } from '../src/tenancy/scoped-client.ts'
 import { createUser } from './auth-helper.ts'
 import { buildApp } from '../src/app.ts'
@@ -220,28 +219,6 @@ t.test('the rollback hook runs only when nothing committed; a caught database er
     projects: [{ tenant_id: a }],
     jobs: [{ data: { marker: 'committed', tenantId: a, queue: 'after-change' } }],
   })
-})
-
-t.test('a COMMIT answered ROLLBACK names the error that aborted the transaction, on a raw client of the pool too', async (t) => {
-  const pool = new ResilientPool({ connectionString: await createTestDatabase(t), max: 1, statementTimeoutMs: 5_000, queryTimeoutMs: 30_000 })
-  t.teardown(() => pool.end())
-  const client = await pool.connect()
-  t.teardown(() => client.release())
-  /** Sends `statements`, each error caught, then COMMIT: its error's message. */
-  const commitAfter = async (statements: string[]) => {
-    for (const sql of statements) await client.query(sql).catch(() => {})
-    return client.query('COMMIT').then(() => 'committed', (error: Error) => error.message)
-  }
-  t.match(await commitAfter(["SELECT 'y'::int", 'START TRANSACTION', 'SELECT 1 / 0', 'SELECT 1']), /\(SQLSTATE 22012\)/,
-    'the first failure of the transaction: not one before it began, nor the 25P02 of a statement after it')
-  t.match(await commitAfter(['BEGIN', 'SAVEPOINT s', 'SELECT 1 / 0', 'ROLLBACK TO SAVEPOINT missing']), /\(SQLSTATE 22012\)/,
-    'a ROLLBACK TO that failed recovered nothing')
-  t.match(await commitAfter(['BEGIN', 'SAVEPOINT s', 'SELECT 1 / 0', 'ROLLBACK WORK TO SAVEPOINT s', "SELECT 'x'::int"]), /\(SQLSTATE 22P02\)/,
-    'a ROLLBACK WORK TO that succeeded did: the error after it is named')
-  t.match(await commitAfter(['BEGIN', 'SELECT 1 / 0', 'BEGIN']), /\(SQLSTATE 22012\)/, 'a BEGIN that failed (25P02) started nothing')
-  t.match(await commitAfter(['BEGIN READ ONLY', 'CREATE TABLE read_only_write (x int)']), /\(SQLSTATE 25006\)/,
-    'an error that also ends the connection\'s use (read-only) is named too')
-  t.equal(await commitAfter(['BEGIN', 'SELECT 1']), 'committed', 'the connection is usable after each')
 })
 
 t.test('a failing job is retried with backoff, then lands in the dead letters', async (t) => {

@@ -5,13 +5,26 @@
 import t from 'tap'
 import { usePreparedStatements } from '../src/db/database.ts'
 import { isTransactionPooler } from '../src/db/direct-connection.ts'
-import { TenantAwarePool } from '../src/db/tenant-aware-pool.ts'
+import { ResilientPool, TenantAwarePool } from '../src/db/tenant-aware-pool.ts'
 import { runAsTenant } from '../src/tenancy/tenant-context.ts'
 import { buildApi } from './api-helper.ts'
 import { adminUrl, appDatabaseUrl, createTestDatabase } from './helper.ts'
 
 const TENANT_A = '0b1f6c1e-0000-4000-8000-00000000000a'
 const TENANT_B = '0b1f6c1e-0000-4000-8000-00000000000b'
+
+/**
+ * A client borrowed from a one-connection TenantAwarePool (statement timeout 5 s), released and
+ * ended at teardown, and `settings()`: the tenant and statement timeout its next statement runs with.
+ */
+async function borrowedClient (t: { teardown(fn: () => unknown): void }, ownerUrl: string, preparedStatements: boolean) {
+  const pool = new TenantAwarePool({ connectionString: ownerUrl, max: 1, statementTimeoutMs: 5000, queryTimeoutMs: 30_000, preparedStatements })
+  t.teardown(() => pool.end())
+  const client = await pool.connect()
+  t.teardown(() => client.release())
+  const settings = async () => (await client.query('SELECT current_setting(\'app.tenant_id\', true) AS tenant, current_setting(\'statement_timeout\') AS timeout')).rows[0]
+  return { client, settings }
+}
 
 t.test('auto: on over a direct connection, off through a transaction pooler; on and off as configured', async (t) => {
   t.equal(await usePreparedStatements({ DB_PREPARED_STATEMENTS: 'auto' }, adminUrl), true, 'PostgreSQL itself: on')
@@ -54,11 +67,7 @@ t.test('a named prelude and statement on one connection: each call runs under it
 t.test('a rolled-back savepoint undoes neither the prelude nor the tenant that the next statement runs as', async (t) => {
   const ownerUrl = await createTestDatabase(t)
   for (const preparedStatements of [false, true]) {
-    const pool = new TenantAwarePool({ connectionString: ownerUrl, max: 1, statementTimeoutMs: 5000, queryTimeoutMs: 30_000, preparedStatements })
-    t.teardown(() => pool.end())
-    const client = await pool.connect()
-    t.teardown(() => client.release())
-    const settings = async () => (await client.query('SELECT current_setting(\'app.tenant_id\', true) AS tenant, current_setting(\'statement_timeout\') AS timeout')).rows[0]
+    const { client, settings } = await borrowedClient(t, ownerUrl, preparedStatements)
     const seen = await runAsTenant(TENANT_A, async () => {
       await client.query('BEGIN')
       await client.query('SAVEPOINT outer_work') // the transaction's first statement: the prelude rides with it
@@ -79,6 +88,60 @@ t.test('a rolled-back savepoint undoes neither the prelude nor the tenant that t
       nested: { tenant: TENANT_B, timeout: '5s' },
     }, `prepared statements ${preparedStatements ? 'on' : 'off'}: the tenant and the statement timeout hold after each ROLLBACK TO`)
   }
+})
+
+t.test('a borrowed client outside a transaction: each statement carries the prelude, before BEGIN, after COMMIT or ROLLBACK, and AND CHAIN opens a transaction that has it', async (t) => {
+  const ownerUrl = await createTestDatabase(t)
+  for (const preparedStatements of [false, true]) {
+    const { client, settings } = await borrowedClient(t, ownerUrl, preparedStatements)
+    /** Runs a transaction of one statement ended by `end`, then reads the settings. */
+    const after = async (end: string) => {
+      for (const sql of ['BEGIN', 'SELECT 1', end]) await client.query(sql)
+      return settings()
+    }
+    const seen = await runAsTenant(TENANT_A, async () => {
+      const before = await settings()
+      const afterCommit = await after('COMMIT')
+      const afterRollback = await after('ROLLBACK')
+      const chained = await after('COMMIT AND CHAIN')
+      await client.query('COMMIT')
+      return { before, afterCommit, afterRollback, chained }
+    })
+    const scoped = { tenant: TENANT_A, timeout: '5s' }
+    t.same(seen, { before: scoped, afterCommit: scoped, afterRollback: scoped, chained: scoped },
+      `prepared statements ${preparedStatements ? 'on' : 'off'}: the tenant and the statement timeout hold outside transactions`)
+  }
+  // With nothing to send first (no tenant, no statement timeout: the readiness probe's pool), a
+  // statement outside a transaction is sent as it is.
+  const plain = new ResilientPool({ connectionString: ownerUrl, max: 1, statementTimeoutMs: 0, queryTimeoutMs: 30_000 })
+  t.teardown(() => plain.end())
+  const client = await plain.connect()
+  t.teardown(() => client.release())
+  t.same((await client.query('SELECT current_setting(\'statement_timeout\') AS timeout')).rows, [{ timeout: '0' }], 'a pool without a prelude answers too')
+})
+
+t.test('a COMMIT answered ROLLBACK names the error that aborted the transaction, on a raw client of the pool too', async (t) => {
+  const pool = new ResilientPool({ connectionString: await createTestDatabase(t), max: 1, statementTimeoutMs: 5_000, queryTimeoutMs: 30_000 })
+  t.teardown(() => pool.end())
+  const client = await pool.connect()
+  t.teardown(() => client.release())
+  /** Sends `statements`, each error caught, then COMMIT: its error's message. */
+  const commitAfter = async (statements: string[]) => {
+    for (const sql of statements) await client.query(sql).catch(() => {})
+    return client.query('COMMIT').then(() => 'committed', (error: Error) => error.message)
+  }
+  t.match(await commitAfter(["SELECT 'y'::int", 'START TRANSACTION', 'SELECT 1 / 0', 'SELECT 1']), /\(SQLSTATE 22012\)/,
+    'the first failure of the transaction: not one before it began, nor the 25P02 of a statement after it')
+  t.match(await commitAfter(['BEGIN', 'SAVEPOINT s', 'SELECT 1 / 0', 'ROLLBACK TO SAVEPOINT missing']), /\(SQLSTATE 22012\)/,
+    'a ROLLBACK TO that failed recovered nothing')
+  t.match(await commitAfter(['BEGIN', 'SAVEPOINT s', 'SELECT 1 / 0', 'ROLLBACK WORK TO SAVEPOINT s', "SELECT 'x'::int"]), /\(SQLSTATE 22P02\)/,
+    'a ROLLBACK WORK TO that succeeded did: the error after it is named')
+  t.match(await commitAfter(['BEGIN', 'SELECT 1 / 0', 'BEGIN']), /\(SQLSTATE 22012\)/, 'a BEGIN that failed (25P02) started nothing')
+  t.match(await commitAfter(['BEGIN READ ONLY', 'CREATE TABLE read_only_write (x int)']), /\(SQLSTATE 25006\)/,
+    'an error that also ends the connection\'s use (read-only) is named too')
+  t.match(await commitAfter(['BEGIN', 'SELECT 1 / 0', 'ROLLBACK AND CHAIN', "SELECT 'x'::int"]), /\(SQLSTATE 22P02\)/,
+    'ROLLBACK AND CHAIN opened a fresh transaction: the error after it is named')
+  t.equal(await commitAfter(['BEGIN', 'SELECT 1']), 'committed', 'the connection is usable after each')
 })
 
 t.test('the API with prepared statements on: two tenants\' interleaved requests never see each other\'s rows', async (t) => {

@@ -292,7 +292,7 @@ class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, 
 /**
  * A pooled client with its fate: `broken` (never reused), the availability `generation` it was
  * opened in, and `abortedBy`, the SQLSTATE of the first statement that failed since the last
- * successful BEGIN (or START TRANSACTION) or ROLLBACK TO SAVEPOINT: what aborted its current
+ * successful BEGIN (or START TRANSACTION, or COMMIT/ROLLBACK AND CHAIN) or ROLLBACK TO SAVEPOINT: what aborted its current
  * transaction. Only statements sent as text or config are seen (callback and Query-object forms
  * bypass `watch`, and the prelude's rules below).
  */
@@ -302,6 +302,10 @@ type ArmedClient = pg.PoolClient & { broken?: Error; generation?: number; aborte
 const TRANSACTION_START = /^(BEGIN|START\s+TRANSACTION)\b/i
 /** Rolls back to a savepoint, recovering an aborted transaction: `ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name`. */
 const SAVEPOINT_ROLLBACK = /^ROLLBACK(\s+(WORK|TRANSACTION))?\s+TO\b/i
+/** Ends the transaction (tested after SAVEPOINT_ROLLBACK): COMMIT or END commit it, ROLLBACK or ABORT undo it. */
+const TRANSACTION_END = /^(COMMIT|END|ROLLBACK|ABORT)\b/i
+/** `… AND CHAIN`: the statement that ended a transaction opens the next one at once (not `AND NO CHAIN`). */
+const AND_CHAIN = /\sAND\s+CHAIN\s*;?$/i
 
 /**
  * Passes COMMIT's answer through when the transaction committed; throws when PostgreSQL answered it
@@ -423,10 +427,12 @@ export class ResilientPool extends pg.Pool {
     return client
   }
 
-  /** Runs `config` on `client` after `prelude`, bounded by the client-side timeout. */
-  private bounded (client: ArmedClient, prelude: Prelude, config: pg.QueryConfig): Promise<pg.QueryResult> {
+  /**
+   * Runs `config` on `client` after `prelude`, bounded by the client-side timeout. `query`: pg's own
+   * client.query (scopeTransactions passes the one it replaced: its own would call back here).
+   */
+  private bounded (client: ArmedClient, prelude: Prelude, config: pg.QueryConfig, query = client.query as unknown as Query): Promise<pg.QueryResult> {
     const sql = preludeSql(prelude, this.preparedStatements)
-    const query = client.query as unknown as Query
     const run = sql
       ? new Promise<pg.QueryResult>((resolve, reject) => {
         const prelude: PreludeQuery = new PreludeQuery(config, sql, (error, result) => {
@@ -469,11 +475,14 @@ export class ResilientPool extends pg.Pool {
    * with the first statement of each transaction. The prelude is NOT sent with BEGIN: PostgreSQL
    * refuses `SET TRANSACTION ISOLATION LEVEL` after any query of the transaction (SQLSTATE 25001),
    * so it waits for the first statement that is not a SET TRANSACTION, and rides with it; a
-   * SAVEPOINT too, so that no ROLLBACK TO can undo the prelude.
+   * SAVEPOINT too, so that no ROLLBACK TO can undo the prelude. Outside a transaction (before BEGIN,
+   * after COMMIT or ROLLBACK) each statement is a transaction of its own and carries the whole
+   * prelude, as on pool.query(); `… AND CHAIN` opens the next transaction as BEGIN does.
    */
   private scopeTransactions (client: ArmedClient): pg.PoolClient {
     const query = client.query as unknown as Query
     const release = client.release
+    let inTransaction = false
     let preludePending = false
     let tenantOfTransaction: string | undefined
     let auditChainOf: string | undefined
@@ -482,6 +491,12 @@ export class ResilientPool extends pg.Pool {
     const freshStart = (result: pg.QueryResult) => {
       client.abortedBy = undefined
       return result
+    }
+    const startTransaction = (tenantId: string | undefined) => {
+      inTransaction = true
+      preludePending = true
+      tenantOfTransaction = tenantId
+      auditChainOf = auditChainLockTenant()
     }
 
     client.query = ((...args: unknown[]) => {
@@ -493,12 +508,9 @@ export class ResilientPool extends pg.Pool {
       const text = config.text.trim()
       const tenantId = this.tenantOfQuery()
       if (TRANSACTION_START.test(text)) {
-        preludePending = true
-        tenantOfTransaction = tenantId
-        auditChainOf = auditChainLockTenant()
+        startTransaction(tenantId)
         return send(...args).then(freshStart)
       }
-      if (/^(COMMIT|END)\b/i.test(text)) return send(...args).then((result) => committedOrThrow(result, client.abortedBy))
       if (SAVEPOINT_ROLLBACK.test(text)) {
         // It may undo a tenant setting sent after the savepoint (a nested runAsTenant): the next
         // statement that has a tenant sends its setting again. (The prelude is not undone: a
@@ -506,16 +518,32 @@ export class ResilientPool extends pg.Pool {
         tenantOfTransaction = undefined
         return send(...args).then(freshStart)
       }
-      if (/^(SET TRANSACTION|ROLLBACK|RELEASE)\b/i.test(text)) return send(...args)
+      if (TRANSACTION_END.test(text)) {
+        const chained = AND_CHAIN.test(text)
+        if (chained) {
+          startTransaction(tenantId)
+        } else {
+          inTransaction = false
+          preludePending = false
+        }
+        const commits = /^(COMMIT|END)\b/i.test(text)
+        return send(...args).then((result) => {
+          const abortedBy = client.abortedBy
+          if (chained) client.abortedBy = undefined
+          return commits ? committedOrThrow(result, abortedBy) : result
+        })
+      }
+      if (/^(SET TRANSACTION|RELEASE)\b/i.test(text)) return send(...args)
+      if (!inTransaction) return this.bounded(client, { statementTimeoutMs: this.statementTimeoutMs, tenantId }, config, query)
       if (preludePending) {
         preludePending = false
         tenantOfTransaction = tenantId
-        return this.bounded(client, { statementTimeoutMs: this.statementTimeoutMs, tenantId, auditChainOf }, config)
+        return this.bounded(client, { statementTimeoutMs: this.statementTimeoutMs, tenantId, auditChainOf }, config, query)
       }
       if (tenantId !== undefined && tenantId !== tenantOfTransaction) {
         // The tenant changed inside one transaction (nested runAsTenant): the new one applies from here.
         tenantOfTransaction = tenantId
-        return this.bounded(client, { statementTimeoutMs: 0, tenantId }, config)
+        return this.bounded(client, { statementTimeoutMs: 0, tenantId }, config, query)
       }
       return send(...args)
     }) as unknown as typeof client.query
