@@ -120,6 +120,33 @@ t.test('a borrowed client outside a transaction: each statement carries the prel
   t.same((await client.query('SELECT current_setting(\'statement_timeout\') AS timeout')).rows, [{ timeout: '0' }], 'a pool without a prelude answers too')
 })
 
+t.test('a borrowed client keeps the tenant and the timeout when a BEGIN or an AND CHAIN fails, sees a BEGIN behind a comment, and takes values beside a config', async (t) => {
+  const ownerUrl = await createTestDatabase(t)
+  const { client, settings } = await borrowedClient(t, ownerUrl, false)
+  const scoped = { tenant: TENANT_A, timeout: '5s' }
+  // Twice: the first statement after a transaction wrongly believed open would still carry the prelude.
+  const twice = async () => [await settings(), await settings()]
+  await runAsTenant(TENANT_A, async () => {
+    await t.rejects(client.query('BEGIN ISOLATION LEVEL bogus'), /syntax error/)
+    t.same(await twice(), [scoped, scoped], 'a BEGIN that failed opened nothing')
+    await client.query('CREATE TEMP TABLE deferred (x int UNIQUE DEFERRABLE INITIALLY DEFERRED)')
+    for (const sql of ['BEGIN', 'INSERT INTO deferred VALUES (1), (1)']) await client.query(sql)
+    await t.rejects(client.query('COMMIT AND CHAIN'), /duplicate key/)
+    t.same(await twice(), [scoped, scoped], 'a COMMIT AND CHAIN that failed (a deferred constraint) chained nothing')
+    await t.rejects(client.query('ROLLBACK AND CHAIN'), /transaction blocks/)
+    t.same(await twice(), [scoped, scoped], 'nor did a ROLLBACK AND CHAIN outside a transaction')
+    await client.query('/* a tag */ BEGIN ISOLATION LEVEL SERIALIZABLE')
+    t.same((await client.query('SELECT current_setting(\'transaction_isolation\') AS isolation')).rows, [{ isolation: 'serializable' }],
+      'a BEGIN behind a comment is a BEGIN: nothing was sent before it')
+    await client.query('-- done\nCOMMIT')
+    t.same(await settings(), scoped, 'and a COMMIT behind one ends the transaction')
+    t.same((await client.query({ text: 'SELECT $1::int AS v' }, [5])).rows, [{ v: 5 }], 'values beside a config, on a borrowed client')
+  })
+  const pool = new ResilientPool({ connectionString: ownerUrl, max: 1, statementTimeoutMs: 5000, queryTimeoutMs: 30_000 })
+  t.teardown(() => pool.end())
+  t.same((await pool.query({ text: 'SELECT $1::int AS v' }, [6])).rows, [{ v: 6 }], 'and on pool.query()')
+})
+
 t.test('a COMMIT answered ROLLBACK names the error that aborted the transaction, on a raw client of the pool too', async (t) => {
   const pool = new ResilientPool({ connectionString: await createTestDatabase(t), max: 1, statementTimeoutMs: 5_000, queryTimeoutMs: 30_000 })
   t.teardown(() => pool.end())

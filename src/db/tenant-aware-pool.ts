@@ -302,10 +302,22 @@ type ArmedClient = pg.PoolClient & { broken?: Error; generation?: number; aborte
 const TRANSACTION_START = /^(BEGIN|START\s+TRANSACTION)\b/i
 /** Rolls back to a savepoint, recovering an aborted transaction: `ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name`. */
 const SAVEPOINT_ROLLBACK = /^ROLLBACK(\s+(WORK|TRANSACTION))?\s+TO\b/i
-/** Ends the transaction (tested after SAVEPOINT_ROLLBACK): COMMIT or END commit it, ROLLBACK or ABORT undo it. */
-const TRANSACTION_END = /^(COMMIT|END|ROLLBACK|ABORT)\b/i
+/** Ends the transaction (tested after SAVEPOINT_ROLLBACK): COMMIT or END commit it, ROLLBACK or ABORT undo it, PREPARE TRANSACTION hands it over. */
+const TRANSACTION_END = /^(COMMIT|END|ROLLBACK|ABORT|PREPARE\s+TRANSACTION)\b/i
 /** `… AND CHAIN`: the statement that ended a transaction opens the next one at once (not `AND NO CHAIN`). */
-const AND_CHAIN = /\sAND\s+CHAIN\s*;?$/i
+const AND_CHAIN = /\sAND\s+CHAIN\b/i
+/** Whitespace and comments (`-- …` lines, `/* … *\/` blocks) before a statement's first word. */
+const LEADING_COMMENTS = /^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)+/
+
+/**
+ * pg's `query(text, values?)` and `query(config, values?)` as one config: `values` given beside a
+ * config replace its own, as pg does.
+ */
+function queryConfig (textOrConfig: unknown, values: unknown): pg.QueryConfig {
+  if (typeof textOrConfig === 'string') return { text: textOrConfig, values: values as unknown[] | undefined }
+  const config = textOrConfig as pg.QueryConfig
+  return Array.isArray(values) ? { ...config, values } : config
+}
 
 /**
  * Passes COMMIT's answer through when the transaction committed; throws when PostgreSQL answered it
@@ -379,7 +391,7 @@ export class ResilientPool extends pg.Pool {
   // @prisma/adapter-pg sends every query outside a transaction through pool.query(config).
   override query (...args: any[]): any {
     const callback = typeof args.at(-1) === 'function' ? (args.pop() as (err: Error | null, res?: pg.QueryResult) => void) : undefined
-    const config: pg.QueryConfig = typeof args[0] === 'string' ? { text: args[0], values: args[1] } : args[0]
+    const config = queryConfig(args[0], args[1])
     const promise = this.runQuery(config)
     if (!callback) return promise
     promise.then((result) => callback(null, result), (error: Error) => callback(error))
@@ -498,18 +510,25 @@ export class ResilientPool extends pg.Pool {
       tenantOfTransaction = tenantId
       auditChainOf = auditChainLockTenant()
     }
+    // A BEGIN (or AND CHAIN) that failed opened nothing (inside an aborted transaction, whatever
+    // comes next fails until ROLLBACK, with or without a prelude).
+    const notStarted = (error: unknown) => {
+      inTransaction = false
+      preludePending = false
+      throw error
+    }
 
     client.query = ((...args: unknown[]) => {
       // Callback and Query-object forms are passed through (bounded only by the connection's fate).
       if (typeof args.at(-1) === 'function' || (args[0] !== null && typeof args[0] === 'object' && typeof (args[0] as { submit?: unknown }).submit === 'function')) {
         return query.apply(client, args)
       }
-      const config: pg.QueryConfig = typeof args[0] === 'string' ? { text: args[0], values: args[1] as unknown[] | undefined } : (args[0] as pg.QueryConfig)
-      const text = config.text.trim()
+      const config = queryConfig(args[0], args[1])
+      const text = config.text.replace(LEADING_COMMENTS, '')
       const tenantId = this.tenantOfQuery()
       if (TRANSACTION_START.test(text)) {
         startTransaction(tenantId)
-        return send(...args).then(freshStart)
+        return send(...args).then(freshStart, notStarted)
       }
       if (SAVEPOINT_ROLLBACK.test(text)) {
         // It may undo a tenant setting sent after the savepoint (a nested runAsTenant): the next
@@ -531,7 +550,7 @@ export class ResilientPool extends pg.Pool {
           const abortedBy = client.abortedBy
           if (chained) client.abortedBy = undefined
           return commits ? committedOrThrow(result, abortedBy) : result
-        })
+        }, notStarted)
       }
       if (/^(SET TRANSACTION|RELEASE)\b/i.test(text)) return send(...args)
       if (!inTransaction) return this.bounded(client, { statementTimeoutMs: this.statementTimeoutMs, tenantId }, config, query)
