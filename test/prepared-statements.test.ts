@@ -94,22 +94,25 @@ t.test('a borrowed client outside a transaction: each statement carries the prel
   const ownerUrl = await createTestDatabase(t)
   for (const preparedStatements of [false, true]) {
     const { client, settings } = await borrowedClient(t, ownerUrl, preparedStatements)
-    /** Runs a transaction of one statement ended by `end`, then reads the settings. */
+    /**
+     * Runs a transaction of one statement ended by `end`, then reads the settings twice (the first
+     * statement after a transaction wrongly believed open would still carry the prelude).
+     */
     const after = async (end: string) => {
       for (const sql of ['BEGIN', 'SELECT 1', end]) await client.query(sql)
-      return settings()
+      return [await settings(), await settings()]
     }
+    const ends = ['COMMIT', 'ROLLBACK', 'END', 'ABORT WORK', 'COMMIT AND NO CHAIN', 'ROLLBACK TRANSACTION AND NO CHAIN', 'COMMIT /* AND CHAIN later */', 'COMMIT AND CHAIN']
     const seen = await runAsTenant(TENANT_A, async () => {
-      const before = await settings()
-      const afterCommit = await after('COMMIT')
-      const afterRollback = await after('ROLLBACK')
-      const chained = await after('COMMIT AND CHAIN')
-      await client.query('COMMIT')
-      return { before, afterCommit, afterRollback, chained }
+      const before = [await settings(), await settings()]
+      const afterEach: Record<string, unknown> = {}
+      for (const end of ends) afterEach[end] = await after(end)
+      await client.query('COMMIT') // the chained transaction
+      return { before, ...afterEach }
     })
-    const scoped = { tenant: TENANT_A, timeout: '5s' }
-    t.same(seen, { before: scoped, afterCommit: scoped, afterRollback: scoped, chained: scoped },
-      `prepared statements ${preparedStatements ? 'on' : 'off'}: the tenant and the statement timeout hold outside transactions`)
+    const scoped = [{ tenant: TENANT_A, timeout: '5s' }, { tenant: TENANT_A, timeout: '5s' }]
+    t.same(seen, Object.fromEntries(['before', ...ends].map((key) => [key, scoped])),
+      `prepared statements ${preparedStatements ? 'on' : 'off'}: the tenant and the statement timeout hold outside transactions, after each way of ending one, and in a chained one`)
   }
   // With nothing to send first (no tenant, no statement timeout: the readiness probe's pool), a
   // statement outside a transaction is sent as it is.
@@ -152,10 +155,10 @@ t.test('a COMMIT answered ROLLBACK names the error that aborted the transaction,
   t.teardown(() => pool.end())
   const client = await pool.connect()
   t.teardown(() => client.release())
-  /** Sends `statements`, each error caught, then COMMIT: its error's message. */
-  const commitAfter = async (statements: string[]) => {
+  /** Sends `statements`, each error caught, then `commit`: its error's message. */
+  const commitAfter = async (statements: string[], commit = 'COMMIT') => {
     for (const sql of statements) await client.query(sql).catch(() => {})
-    return client.query('COMMIT').then(() => 'committed', (error: Error) => error.message)
+    return client.query(commit).then(() => 'committed', (error: Error) => error.message)
   }
   t.match(await commitAfter(["SELECT 'y'::int", 'START TRANSACTION', 'SELECT 1 / 0', 'SELECT 1']), /\(SQLSTATE 22012\)/,
     'the first failure of the transaction: not one before it began, nor the 25P02 of a statement after it')
@@ -168,6 +171,9 @@ t.test('a COMMIT answered ROLLBACK names the error that aborted the transaction,
     'an error that also ends the connection\'s use (read-only) is named too')
   t.match(await commitAfter(['BEGIN', 'SELECT 1 / 0', 'ROLLBACK AND CHAIN', "SELECT 'x'::int"]), /\(SQLSTATE 22P02\)/,
     'ROLLBACK AND CHAIN opened a fresh transaction: the error after it is named')
+  t.match(await commitAfter(['BEGIN', 'SELECT 1 / 0'], 'END'), /\(SQLSTATE 22012\)/, 'END is a COMMIT')
+  t.match(await commitAfter(['BEGIN', 'SELECT 1 / 0'], 'COMMIT AND CHAIN'), /\(SQLSTATE 22012\)/,
+    'so is COMMIT AND CHAIN (PostgreSQL rolls back, and chains: the COMMIT below ends that transaction)')
   t.equal(await commitAfter(['BEGIN', 'SELECT 1']), 'committed', 'the connection is usable after each')
 })
 

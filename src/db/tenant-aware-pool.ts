@@ -304,10 +304,18 @@ const TRANSACTION_START = /^(BEGIN|START\s+TRANSACTION)\b/i
 const SAVEPOINT_ROLLBACK = /^ROLLBACK(\s+(WORK|TRANSACTION))?\s+TO\b/i
 /** Ends the transaction (tested after SAVEPOINT_ROLLBACK): COMMIT or END commit it, ROLLBACK or ABORT undo it, PREPARE TRANSACTION hands it over. */
 const TRANSACTION_END = /^(COMMIT|END|ROLLBACK|ABORT|PREPARE\s+TRANSACTION)\b/i
-/** `… AND CHAIN`: the statement that ended a transaction opens the next one at once (not `AND NO CHAIN`). */
-const AND_CHAIN = /\sAND\s+CHAIN\b/i
-/** Whitespace and comments (`-- …` lines, `/* … *\/` blocks) before a statement's first word. */
-const LEADING_COMMENTS = /^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)+/
+/**
+ * `COMMIT|END|ROLLBACK|ABORT [WORK | TRANSACTION] AND CHAIN`, the whole statement: it opens the next
+ * transaction at once. Not `AND NO CHAIN`, nor the words in a comment or a string; a chain this
+ * misses (a trailing comment) is harmless: the statements after it carry the prelude anyway.
+ */
+const AND_CHAIN = /^(COMMIT|END|ROLLBACK|ABORT)(\s+(WORK|TRANSACTION))?\s+AND\s+CHAIN\s*;?\s*$/i
+/**
+ * Whitespace and comments (`-- …` lines, `/* … *\/` blocks) before a statement's first word. A
+ * nested block comment is not read through: the statement is then taken for one outside a
+ * transaction (see scopeTransactions).
+ */
+const LEADING_COMMENTS = /^(?:\s+|--[^\n\r]*|\/\*[\s\S]*?\*\/)+/
 
 /**
  * pg's `query(text, values?)` and `query(config, values?)` as one config: `values` given beside a
@@ -316,7 +324,7 @@ const LEADING_COMMENTS = /^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)+/
 function queryConfig (textOrConfig: unknown, values: unknown): pg.QueryConfig {
   if (typeof textOrConfig === 'string') return { text: textOrConfig, values: values as unknown[] | undefined }
   const config = textOrConfig as pg.QueryConfig
-  return Array.isArray(values) ? { ...config, values } : config
+  return Array.isArray(values) ? { ...config, text: config.text, values } : config
 }
 
 /**
