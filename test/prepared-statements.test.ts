@@ -6,7 +6,7 @@ import t from 'tap'
 import { usePreparedStatements } from '../src/db/database.ts'
 import { isTransactionPooler } from '../src/db/direct-connection.ts'
 import { ResilientPool, TenantAwarePool } from '../src/db/tenant-aware-pool.ts'
-import { runAsTenant } from '../src/tenancy/tenant-context.ts'
+import { runAsTenant, withAuditChainLock } from '../src/tenancy/tenant-context.ts'
 import { buildApi } from './api-helper.ts'
 import { adminUrl, appDatabaseUrl, createTestDatabase } from './helper.ts'
 
@@ -102,7 +102,7 @@ t.test('a borrowed client outside a transaction: each statement carries the prel
       for (const sql of ['BEGIN', 'SELECT 1', end]) await client.query(sql)
       return [await settings(), await settings()]
     }
-    const ends = ['COMMIT', 'ROLLBACK', 'END', 'ABORT WORK', 'COMMIT AND NO CHAIN', 'ROLLBACK TRANSACTION AND NO CHAIN', 'COMMIT /* AND CHAIN later */', 'COMMIT AND CHAIN']
+    const ends = ['COMMIT', 'ROLLBACK', 'END', 'ABORT WORK', 'COMMIT AND NO CHAIN', 'ROLLBACK TRANSACTION AND NO CHAIN', 'COMMIT /* AND CHAIN later */', 'ABORT AND CHAIN', 'END WORK AND CHAIN', 'COMMIT AND CHAIN']
     const seen = await runAsTenant(TENANT_A, async () => {
       const before = [await settings(), await settings()]
       const afterEach: Record<string, unknown> = {}
@@ -123,7 +123,7 @@ t.test('a borrowed client outside a transaction: each statement carries the prel
   t.same((await client.query('SELECT current_setting(\'statement_timeout\') AS timeout')).rows, [{ timeout: '0' }], 'a pool without a prelude answers too')
 })
 
-t.test('a borrowed client keeps the tenant and the timeout when a BEGIN or an AND CHAIN fails, sees a BEGIN behind a comment, and takes values beside a config', async (t) => {
+t.test('a borrowed client keeps the tenant and the timeout when a BEGIN or an AND CHAIN fails or a transaction ends in a way only the server sees, sees a BEGIN behind a comment, and takes values beside a config', async (t) => {
   const ownerUrl = await createTestDatabase(t)
   const { client, settings } = await borrowedClient(t, ownerUrl, false)
   const scoped = { tenant: TENANT_A, timeout: '5s' }
@@ -143,11 +143,41 @@ t.test('a borrowed client keeps the tenant and the timeout when a BEGIN or an AN
       'a BEGIN behind a comment is a BEGIN: nothing was sent before it')
     await client.query('-- done\nCOMMIT')
     t.same(await settings(), scoped, 'and a COMMIT behind one ends the transaction')
+    // Ends the pool cannot read from the text: the server's transaction status says they ended.
+    for (const end of ['/* a /* nested */ comment */ COMMIT', 'SELECT 1; COMMIT']) {
+      for (const sql of ['BEGIN', 'SELECT 1', end]) await client.query(sql)
+      const outside = await settings()
+      await client.query('BEGIN')
+      t.same([outside, await settings()], [scoped, scoped], `after ${end}, outside a transaction and in the next one`)
+      await client.query('COMMIT')
+    }
     t.same((await client.query({ text: 'SELECT $1::int AS v' }, [5])).rows, [{ v: 5 }], 'values beside a config, on a borrowed client')
   })
   const pool = new ResilientPool({ connectionString: ownerUrl, max: 1, statementTimeoutMs: 5000, queryTimeoutMs: 30_000 })
   t.teardown(() => pool.end())
   t.same((await pool.query({ text: 'SELECT $1::int AS v' }, [6])).rows, [{ v: 6 }], 'and on pool.query()')
+})
+
+t.test('statements sent without awaiting a COMMIT or a BEGIN are judged by what it will bring: after a COMMIT each keeps the tenant and the timeout, after a BEGIN the first takes the audit chain lock', async (t) => {
+  const ownerUrl = await createTestDatabase(t)
+  for (const preparedStatements of [false, true]) {
+    const { client, settings } = await borrowedClient(t, ownerUrl, preparedStatements)
+    const mode = `prepared statements ${preparedStatements ? 'on' : 'off'}`
+    const afterCommit = await runAsTenant(TENANT_A, async () => {
+      for (const sql of ['BEGIN', 'SELECT 1']) await client.query(sql)
+      const [, ...rows] = await Promise.all([client.query('COMMIT'), settings(), settings(), settings()])
+      return rows
+    })
+    const scoped = { tenant: TENANT_A, timeout: '5s' }
+    t.same(afterCommit, [scoped, scoped, scoped], `${mode}: three statements sent behind a COMMIT, none awaited`)
+    // The chain lock's prelude sets lock_timeout (to the statement timeout) before it waits.
+    const afterBegin = await withAuditChainLock(TENANT_A, () => runAsTenant(TENANT_A, async () => {
+      const [, first] = await Promise.all([client.query('BEGIN'), client.query('SELECT current_setting(\'lock_timeout\') AS lock')])
+      await client.query('COMMIT')
+      return first.rows[0]
+    }))
+    t.same(afterBegin, { lock: '5s' }, `${mode}: the statement sent behind a BEGIN, not awaited, is its transaction's first`)
+  }
 })
 
 t.test('a COMMIT answered ROLLBACK names the error that aborted the transaction, on a raw client of the pool too', async (t) => {

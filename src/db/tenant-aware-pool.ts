@@ -292,8 +292,8 @@ class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, 
 /**
  * A pooled client with its fate: `broken` (never reused), the availability `generation` it was
  * opened in, and `abortedBy`, the SQLSTATE of the first statement that failed since the last
- * successful BEGIN (or START TRANSACTION, or COMMIT/ROLLBACK AND CHAIN) or ROLLBACK TO SAVEPOINT: what aborted its current
- * transaction. Only statements sent as text or config are seen (callback and Query-object forms
+ * successful BEGIN (or START TRANSACTION), the end of the last transaction (a chain opens the next)
+ * or a successful ROLLBACK TO SAVEPOINT: what aborted its current transaction. Only statements sent as text or config are seen (callback and Query-object forms
  * bypass `watch`, and the prelude's rules below).
  */
 type ArmedClient = pg.PoolClient & { broken?: Error; generation?: number; abortedBy?: string }
@@ -302,18 +302,15 @@ type ArmedClient = pg.PoolClient & { broken?: Error; generation?: number; aborte
 const TRANSACTION_START = /^(BEGIN|START\s+TRANSACTION)\b/i
 /** Rolls back to a savepoint, recovering an aborted transaction: `ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name`. */
 const SAVEPOINT_ROLLBACK = /^ROLLBACK(\s+(WORK|TRANSACTION))?\s+TO\b/i
-/** Ends the transaction (tested after SAVEPOINT_ROLLBACK): COMMIT or END commit it, ROLLBACK or ABORT undo it, PREPARE TRANSACTION hands it over. */
+/**
+ * Ends the transaction (tested after SAVEPOINT_ROLLBACK): COMMIT or END commit it, ROLLBACK or ABORT
+ * undo it, PREPARE TRANSACTION hands it over; with `AND CHAIN` the next one opens at once.
+ */
 const TRANSACTION_END = /^(COMMIT|END|ROLLBACK|ABORT|PREPARE\s+TRANSACTION)\b/i
 /**
- * `COMMIT|END|ROLLBACK|ABORT [WORK | TRANSACTION] AND CHAIN`, the whole statement: it opens the next
- * transaction at once. Not `AND NO CHAIN`, nor the words in a comment or a string; a chain this
- * misses (a trailing comment) is harmless: the statements after it carry the prelude anyway.
- */
-const AND_CHAIN = /^(COMMIT|END|ROLLBACK|ABORT)(\s+(WORK|TRANSACTION))?\s+AND\s+CHAIN\s*;?\s*$/i
-/**
  * Whitespace and comments (`-- …` lines, `/* … *\/` blocks) before a statement's first word. A
- * nested block comment is not read through: the statement is then taken for one outside a
- * transaction (see scopeTransactions).
+ * nested block comment is not read through: a BEGIN behind one is taken for an ordinary statement
+ * (see scopeTransactions).
  */
 const LEADING_COMMENTS = /^(?:\s+|--[^\n\r]*|\/\*[\s\S]*?\*\/)+/
 
@@ -492,38 +489,44 @@ export class ResilientPool extends pg.Pool {
 
   /**
    * Bounds every statement on a borrowed client, and sends the prelude (statement_timeout, tenant)
-   * with the first statement of each transaction. The prelude is NOT sent with BEGIN: PostgreSQL
-   * refuses `SET TRANSACTION ISOLATION LEVEL` after any query of the transaction (SQLSTATE 25001),
-   * so it waits for the first statement that is not a SET TRANSACTION, and rides with it; a
-   * SAVEPOINT too, so that no ROLLBACK TO can undo the prelude. Outside a transaction (before BEGIN,
-   * after COMMIT or ROLLBACK) each statement is a transaction of its own and carries the whole
-   * prelude, as on pool.query(); `… AND CHAIN` opens the next transaction as BEGIN does.
+   * with the first statement of each transaction. Whether a transaction is open is the server's
+   * own word: the status of its last ReadyForQuery (`I` idle, `T` in a transaction, `E` in a failed
+   * one; pg's getTransactionStatus), so a failed BEGIN or chain, and a COMMIT behind a nested
+   * comment or inside a text of several statements, are followed exactly. Outside a transaction each statement is one
+   * of its own and carries the whole prelude, as on pool.query(). Inside one, the prelude is NOT
+   * sent with BEGIN: PostgreSQL refuses `SET TRANSACTION ISOLATION LEVEL` after any query of the
+   * transaction (SQLSTATE 25001), so it waits for the first statement that is not a SET
+   * TRANSACTION, and rides with it; a SAVEPOINT too, so that no ROLLBACK TO can undo the prelude.
+   * The text is still read for what only it says: a BEGIN (its isolation level follows; it takes
+   * the audit chain lock's context and, once it succeeded, clears `abortedBy`), a transaction's end (the next statement
+   * may open a chained one; COMMIT's answer is checked) and a ROLLBACK TO (it may undo a nested
+   * tenant's setting). Two limits of the status: pg reports a failed statement at its
+   * ErrorResponse, before the ReadyForQuery that may come in a later read, so after a failure the
+   * status can be the one from before it (a failed COMMIT still reads `T`: hence BEGIN and the end
+   * are read from the text); and a statement sent without awaiting the previous one is judged by
+   * the status that a BEGIN or an end still unanswered will bring (`expected`).
    */
   private scopeTransactions (client: ArmedClient): pg.PoolClient {
     const query = client.query as unknown as Query
     const release = client.release
-    let inTransaction = false
-    let preludePending = false
+    let preludeSent = false // by the current transaction's first statement
     let tenantOfTransaction: string | undefined
     let auditChainOf: string | undefined
+    // While a BEGIN or a transaction's end is unanswered, the status it will bring: a statement sent
+    // without awaiting it is judged by that, not by the status from before it.
+    let expected: { status: 'I' | 'T' } | undefined
     const send = (...args: unknown[]) => this.watch(client, query.apply(client, args))
+    const sendExpecting = (status: 'I' | 'T', args: unknown[]) => {
+      const mark = { status }
+      expected = mark
+      return send(...args).finally(() => {
+        if (expected === mark) expected = undefined
+      })
+    }
     // Only once it succeeded: a BEGIN or a ROLLBACK TO that failed started or recovered nothing.
     const freshStart = (result: pg.QueryResult) => {
       client.abortedBy = undefined
       return result
-    }
-    const startTransaction = (tenantId: string | undefined) => {
-      inTransaction = true
-      preludePending = true
-      tenantOfTransaction = tenantId
-      auditChainOf = auditChainLockTenant()
-    }
-    // A BEGIN (or AND CHAIN) that failed opened nothing (inside an aborted transaction, whatever
-    // comes next fails until ROLLBACK, with or without a prelude).
-    const notStarted = (error: unknown) => {
-      inTransaction = false
-      preludePending = false
-      throw error
     }
 
     client.query = ((...args: unknown[]) => {
@@ -534,9 +537,15 @@ export class ResilientPool extends pg.Pool {
       const config = queryConfig(args[0], args[1])
       const text = config.text.replace(LEADING_COMMENTS, '')
       const tenantId = this.tenantOfQuery()
+      const idle = (expected?.status ?? client.getTransactionStatus()) === 'I'
+      if (idle) {
+        // Whatever is sent now opens a transaction: BEGIN's, or the statement's own.
+        preludeSent = false
+        auditChainOf = undefined
+      }
       if (TRANSACTION_START.test(text)) {
-        startTransaction(tenantId)
-        return send(...args).then(freshStart, notStarted)
+        auditChainOf = auditChainLockTenant()
+        return sendExpecting('T', args).then(freshStart)
       }
       if (SAVEPOINT_ROLLBACK.test(text)) {
         // It may undo a tenant setting sent after the savepoint (a nested runAsTenant): the next
@@ -546,24 +555,22 @@ export class ResilientPool extends pg.Pool {
         return send(...args).then(freshStart)
       }
       if (TRANSACTION_END.test(text)) {
-        const chained = AND_CHAIN.test(text)
-        if (chained) {
-          startTransaction(tenantId)
-        } else {
-          inTransaction = false
-          preludePending = false
-        }
+        // Before the answer: a statement sent without awaiting it follows the end, and carries the
+        // whole prelude. If it was `AND CHAIN`, the status says a transaction is open, and its
+        // first statement carries the prelude as after BEGIN.
+        preludeSent = false
+        auditChainOf = auditChainLockTenant()
         const commits = /^(COMMIT|END)\b/i.test(text)
-        return send(...args).then((result) => {
+        return sendExpecting('I', args).then((result) => {
           const abortedBy = client.abortedBy
-          if (chained) client.abortedBy = undefined
+          client.abortedBy = undefined
           return commits ? committedOrThrow(result, abortedBy) : result
-        }, notStarted)
+        })
       }
       if (/^(SET TRANSACTION|RELEASE)\b/i.test(text)) return send(...args)
-      if (!inTransaction) return this.bounded(client, { statementTimeoutMs: this.statementTimeoutMs, tenantId }, config, query)
-      if (preludePending) {
-        preludePending = false
+      if (idle) return this.bounded(client, { statementTimeoutMs: this.statementTimeoutMs, tenantId }, config, query)
+      if (!preludeSent) {
+        preludeSent = true
         tenantOfTransaction = tenantId
         return this.bounded(client, { statementTimeoutMs: this.statementTimeoutMs, tenantId, auditChainOf }, config, query)
       }
