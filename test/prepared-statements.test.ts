@@ -2,13 +2,14 @@
 // tenant prelude and the statement are parsed once per connection and keep working after errors;
 // `auto` turns them off behind a transaction pooler (PgBouncer < 1.21 loses them between
 // transactions: the CI's PgBouncer stage runs this file through PgBouncer 1.18).
+import net from 'node:net'
 import t from 'tap'
 import { usePreparedStatements } from '../src/db/database.ts'
 import { isTransactionPooler } from '../src/db/direct-connection.ts'
 import { ResilientPool, TenantAwarePool } from '../src/db/tenant-aware-pool.ts'
 import { runAsTenant, withAuditChainLock } from '../src/tenancy/tenant-context.ts'
 import { buildApi } from './api-helper.ts'
-import { adminUrl, appDatabaseUrl, createTestDatabase } from './helper.ts'
+import { adminUrl, appDatabaseUrl, createTestDatabase, freePort } from './helper.ts'
 
 const TENANT_A = '0b1f6c1e-0000-4000-8000-00000000000a'
 const TENANT_B = '0b1f6c1e-0000-4000-8000-00000000000b'
@@ -24,6 +25,53 @@ async function borrowedClient (t: { teardown(fn: () => unknown): void }, ownerUr
   t.teardown(() => client.release())
   const settings = async () => (await client.query('SELECT current_setting(\'app.tenant_id\', true) AS tenant, current_setting(\'statement_timeout\') AS timeout')).rows[0]
   return { client, settings }
+}
+
+/**
+ * A TCP proxy to `ownerUrl`'s server that delivers each ReadyForQuery following an ErrorResponse
+ * 20 ms later, in a read of its own, as a network or a pooler may. Returns the URL through it.
+ */
+async function lateReadyProxy (t: { teardown(fn: () => unknown): void }, ownerUrl: string): Promise<string> {
+  const target = new URL(ownerUrl)
+  const port = await freePort()
+  const sockets = new Set<net.Socket>()
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port), target.hostname)
+    for (const socket of [client, upstream]) {
+      sockets.add(socket)
+      socket.on('error', () => {})
+      socket.on('close', () => { sockets.delete(socket); client.destroy(); upstream.destroy() })
+    }
+    client.pipe(upstream)
+    let buffered = Buffer.alloc(0)
+    let previousType = 0
+    let written = Promise.resolve()
+    upstream.on('data', (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk])
+      let offset = 0
+      // Backend messages: a type byte, then a 32-bit length that counts itself.
+      while (offset + 5 <= buffered.length && offset + 1 + buffered.readUInt32BE(offset + 1) <= buffered.length) {
+        const end = offset + 1 + buffered.readUInt32BE(offset + 1)
+        const message = Buffer.from(buffered.subarray(offset, end))
+        const late = buffered[offset] === 0x5a && previousType === 0x45 // 'Z' after 'E'
+        previousType = buffered[offset]!
+        written = written.then(async () => {
+          if (late) await new Promise((resolve) => setTimeout(resolve, 20))
+          client.write(message)
+        })
+        offset = end
+      }
+      buffered = buffered.subarray(offset)
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => {
+    for (const socket of sockets) socket.destroy()
+    server.close(() => resolve())
+  }))
+  const url = new URL(ownerUrl)
+  url.host = `127.0.0.1:${port}`
+  return url.toString()
 }
 
 t.test('auto: on over a direct connection, off through a transaction pooler; on and off as configured', async (t) => {
@@ -177,7 +225,49 @@ t.test('statements sent without awaiting a COMMIT or a BEGIN are judged by what 
       return first.rows[0]
     }))
     t.same(afterBegin, { lock: '5s' }, `${mode}: the statement sent behind a BEGIN, not awaited, is its transaction's first`)
+    const inChain = await withAuditChainLock(TENANT_A, () => runAsTenant(TENANT_A, async () => {
+      for (const sql of ['BEGIN', 'SELECT 1']) await client.query(sql)
+      await Promise.all([client.query('COMMIT AND CHAIN'), settings()])
+      const { rows } = await client.query('SELECT current_setting(\'lock_timeout\') AS lock')
+      await client.query('COMMIT')
+      return rows[0]
+    }))
+    t.same(inChain, { lock: '5s' }, `${mode}: a chain sent with a statement behind it still takes the chain lock`)
   }
+})
+
+t.test('after a COMMIT that failed, whose ReadyForQuery comes in a later read, the statements behind it keep the tenant and the timeout, and the next borrower\'s transaction takes the audit chain lock', async (t) => {
+  const ownerUrl = await createTestDatabase(t)
+  const pool = new TenantAwarePool({ connectionString: await lateReadyProxy(t, ownerUrl), max: 1, statementTimeoutMs: 5000, queryTimeoutMs: 30_000 })
+  t.teardown(() => pool.end())
+  const settings = (client: { query(sql: string): Promise<{ rows: unknown[] }> }) => client.query('SELECT current_setting(\'app.tenant_id\', true) AS tenant, current_setting(\'statement_timeout\') AS timeout, current_setting(\'lock_timeout\') AS lock').then(({ rows }) => rows[0])
+  const failedCommit = async (client: { query(sql: string): Promise<unknown>, getTransactionStatus(): string | null }) => {
+    for (const sql of ['BEGIN', 'INSERT INTO deferred VALUES (1), (1)']) await client.query(sql)
+    return client.query('COMMIT').then(() => 'committed', () => client.getTransactionStatus())
+  }
+  const scoped = { tenant: TENANT_A, timeout: '5s', lock: '0' }
+  await runAsTenant(TENANT_A, async () => {
+    const client = await pool.connect()
+    await client.query('CREATE TEMP TABLE deferred (x int UNIQUE DEFERRABLE INITIALLY DEFERRED)')
+    t.equal(await failedCommit(client), 'T', 'the COMMIT\'s error came before its ReadyForQuery: the status still read T')
+    t.same(await Promise.all([settings(client), settings(client), settings(client)]), [scoped, scoped, scoped], 'three statements sent behind it together')
+    t.equal(await failedCommit(client), 'T')
+    client.release()
+  })
+  // Prisma releases at once after a failed COMMIT: the next transaction begins on the stale status.
+  const next = await withAuditChainLock(TENANT_A, () => runAsTenant(TENANT_A, async () => {
+    const client = await pool.connect()
+    try {
+      await client.query('BEGIN')
+      const first = await settings(client)
+      await client.query('SELECT 1 / 0').catch(() => {})
+      return { first, commit: await client.query('COMMIT').then(() => 'committed', (error: Error) => error.message) }
+    } finally {
+      client.release()
+    }
+  }))
+  t.same(next.first, { ...scoped, lock: '5s' }, 'the next borrower\'s first statement takes the chain lock')
+  t.match(next.commit, /\(SQLSTATE 22012\)/, 'and its COMMIT names its own error, not the one before it')
 })
 
 t.test('a COMMIT answered ROLLBACK names the error that aborted the transaction, on a raw client of the pool too', async (t) => {

@@ -492,7 +492,7 @@ export class ResilientPool extends pg.Pool {
    * with the first statement of each transaction. Whether a transaction is open is the server's
    * own word: the status of its last ReadyForQuery (`I` idle, `T` in a transaction, `E` in a failed
    * one; pg's getTransactionStatus), so a failed BEGIN or chain, and a COMMIT behind a nested
-   * comment or inside a text of several statements, are followed exactly. Outside a transaction each statement is one
+   * comment or inside a text of several statements, are followed, within the limits below. Outside a transaction each statement is one
    * of its own and carries the whole prelude, as on pool.query(). Inside one, the prelude is NOT
    * sent with BEGIN: PostgreSQL refuses `SET TRANSACTION ISOLATION LEVEL` after any query of the
    * transaction (SQLSTATE 25001), so it waits for the first statement that is not a SET
@@ -501,10 +501,11 @@ export class ResilientPool extends pg.Pool {
    * the audit chain lock's context and, once it succeeded, clears `abortedBy`), a transaction's end (the next statement
    * may open a chained one; COMMIT's answer is checked) and a ROLLBACK TO (it may undo a nested
    * tenant's setting). Two limits of the status: pg reports a failed statement at its
-   * ErrorResponse, before the ReadyForQuery that may come in a later read, so after a failure the
-   * status can be the one from before it (a failed COMMIT still reads `T`: hence BEGIN and the end
-   * are read from the text); and a statement sent without awaiting the previous one is judged by
-   * the status that a BEGIN or an end still unanswered will bring (`expected`).
+   * ErrorResponse, before the ReadyForQuery that often comes in a later read (on a local
+   * connection too), so right after a failure the status can be the one from before it (a failed
+   * COMMIT still reads `T`: hence BEGIN and the end are read from the text, and `expected` holds
+   * until that ReadyForQuery); and a statement sent without awaiting the previous one is judged by
+   * the status that a BEGIN or an end still unanswered will bring if it succeeds (`expected`).
    */
   private scopeTransactions (client: ArmedClient): pg.PoolClient {
     const query = client.query as unknown as Query
@@ -512,15 +513,24 @@ export class ResilientPool extends pg.Pool {
     let preludeSent = false // by the current transaction's first statement
     let tenantOfTransaction: string | undefined
     let auditChainOf: string | undefined
-    // While a BEGIN or a transaction's end is unanswered, the status it will bring: a statement sent
-    // without awaiting it is judged by that, not by the status from before it.
+    // While a BEGIN or a transaction's end is unanswered, the status it will bring if it succeeds:
+    // a statement sent without awaiting it is judged by that, not by the status from before it.
     let expected: { status: 'I' | 'T' } | undefined
     const send = (...args: unknown[]) => this.watch(client, query.apply(client, args))
     const sendExpecting = (status: 'I' | 'T', args: unknown[]) => {
       const mark = { status }
       expected = mark
-      return send(...args).finally(() => {
+      const answered = () => {
         if (expected === mark) expected = undefined
+      }
+      // A success is reported after its ReadyForQuery; a failure at its error, and the
+      // ReadyForQuery (the real status) may come in a later read: the mark holds until one has.
+      return send(...args).then((result) => {
+        answered()
+        return result
+      }, (error: unknown) => {
+        client.connection.once('readyForQuery', answered)
+        throw error
       })
     }
     // Only once it succeeded: a BEGIN or a ROLLBACK TO that failed started or recovered nothing.
@@ -539,9 +549,10 @@ export class ResilientPool extends pg.Pool {
       const tenantId = this.tenantOfQuery()
       const idle = (expected?.status ?? client.getTransactionStatus()) === 'I'
       if (idle) {
-        // Whatever is sent now opens a transaction: BEGIN's, or the statement's own.
+        // Whatever is sent now opens a transaction: BEGIN's, or the statement's own. (Behind an
+        // unanswered end, the lock's context is kept: it may be a chain.)
         preludeSent = false
-        auditChainOf = undefined
+        if (expected === undefined) auditChainOf = undefined
       }
       if (TRANSACTION_START.test(text)) {
         auditChainOf = auditChainLockTenant()
