@@ -29,7 +29,7 @@ async function borrowedClient (t: { teardown(fn: () => unknown): void }, ownerUr
 
 /**
  * A TCP proxy to `ownerUrl`'s server that delivers each ReadyForQuery following an ErrorResponse
- * 20 ms later, in a read of its own, as a network or a pooler may. Returns the URL through it.
+ * 200 ms later, in a read of its own, as a network or a pooler may. Returns the URL through it.
  */
 async function lateReadyProxy (t: { teardown(fn: () => unknown): void }, ownerUrl: string): Promise<string> {
   const target = new URL(ownerUrl)
@@ -56,7 +56,7 @@ async function lateReadyProxy (t: { teardown(fn: () => unknown): void }, ownerUr
         const late = buffered[offset] === 0x5a && previousType === 0x45 // 'Z' after 'E'
         previousType = buffered[offset]!
         written = written.then(async () => {
-          if (late) await new Promise((resolve) => setTimeout(resolve, 20))
+          if (late) await new Promise((resolve) => setTimeout(resolve, 200))
           client.write(message)
         })
         offset = end
@@ -180,6 +180,8 @@ t.test('a borrowed client keeps the tenant and the timeout when a BEGIN or an AN
   await runAsTenant(TENANT_A, async () => {
     await t.rejects(client.query('BEGIN ISOLATION LEVEL bogus'), /syntax error/)
     t.same(await twice(), [scoped, scoped], 'a BEGIN that failed opened nothing')
+    await t.rejects(client.query('START TRANSACTION ISOLATION LEVEL bogus'), /syntax error/)
+    t.same(await Promise.all([settings(), settings()]), [scoped, scoped], 'nor for two statements sent together after it')
     await client.query('CREATE TEMP TABLE deferred (x int UNIQUE DEFERRABLE INITIALLY DEFERRED)')
     for (const sql of ['BEGIN', 'INSERT INTO deferred VALUES (1), (1)']) await client.query(sql)
     await t.rejects(client.query('COMMIT AND CHAIN'), /duplicate key/)
@@ -258,6 +260,7 @@ t.test('after a COMMIT that failed, whose ReadyForQuery comes in a later read, t
   const next = await withAuditChainLock(TENANT_A, () => runAsTenant(TENANT_A, async () => {
     const client = await pool.connect()
     try {
+      t.equal(client.getTransactionStatus(), 'T', 'the next borrower begins while the status still reads T')
       await client.query('BEGIN')
       const first = await settings(client)
       await client.query('SELECT 1 / 0').catch(() => {})

@@ -294,9 +294,10 @@ class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, 
  * opened in, and `abortedBy`, the SQLSTATE of the first statement that failed since the last
  * successful BEGIN (or START TRANSACTION), the end of the last transaction (a chain opens the next)
  * or a successful ROLLBACK TO SAVEPOINT: what aborted its current transaction. Only statements sent as text or config are seen (callback and Query-object forms
- * bypass `watch`, and the prelude's rules below).
+ * bypass `watch`, and the prelude's rules below). `readyPending`: true from an ErrorResponse until
+ * the ReadyForQuery after it, which pg reports the error before (see scopeTransactions).
  */
-type ArmedClient = pg.PoolClient & { broken?: Error; generation?: number; abortedBy?: string }
+type ArmedClient = pg.PoolClient & { broken?: Error; generation?: number; abortedBy?: string; readyPending?: boolean }
 
 /** Opens a transaction (BEGIN, or the standard's spelling: Prisma sends BEGIN). */
 const TRANSACTION_START = /^(BEGIN|START\s+TRANSACTION)\b/i
@@ -384,6 +385,10 @@ export class ResilientPool extends pg.Pool {
         client.broken ??= error
         this.availability.failed(error, client.generation)
       })
+      // After pg's own listeners: by the time a failed query's caller hears of it, this says
+      // whether its ReadyForQuery (the new transaction status) has come yet.
+      client.connection.on('errorMessage', () => { client.readyPending = true })
+      client.connection.on('readyForQuery', () => { client.readyPending = false })
     })
     this.on('error', (error) => this.availability.failed(error)) // an idle connection dropped: replaced on demand
   }
@@ -529,7 +534,8 @@ export class ResilientPool extends pg.Pool {
         answered()
         return result
       }, (error: unknown) => {
-        client.connection.once('readyForQuery', answered)
+        if (client.readyPending) client.connection.once('readyForQuery', answered)
+        else answered()
         throw error
       })
     }
