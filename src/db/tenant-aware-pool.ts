@@ -386,7 +386,8 @@ export class ResilientPool extends pg.Pool {
         this.availability.failed(error, client.generation)
       })
       // After pg's own listeners: by the time a failed query's caller hears of it, this says
-      // whether its ReadyForQuery (the new transaction status) has come yet.
+      // whether its ReadyForQuery (the new transaction status) has come yet. That holds because
+      // pg-protocol handles each read's messages synchronously, before any promise callback.
       client.connection.on('errorMessage', () => { client.readyPending = true })
       client.connection.on('readyForQuery', () => { client.readyPending = false })
     })
@@ -506,8 +507,8 @@ export class ResilientPool extends pg.Pool {
    * the audit chain lock's context and, once it succeeded, clears `abortedBy`), a transaction's end (the next statement
    * may open a chained one; COMMIT's answer is checked) and a ROLLBACK TO (it may undo a nested
    * tenant's setting). Two limits of the status: pg reports a failed statement at its
-   * ErrorResponse, before the ReadyForQuery that often comes in a later read (on a local
-   * connection too), so right after a failure the status can be the one from before it (a failed
+   * ErrorResponse, before the ReadyForQuery that can come in a later read (over a network or a
+   * pooler; now and then locally), so right after a failure the status can be the one from before it (a failed
    * COMMIT still reads `T`: hence BEGIN and the end are read from the text, and `expected` holds
    * until that ReadyForQuery); and a statement sent without awaiting the previous one is judged by
    * the status that a BEGIN or an end still unanswered will bring if it succeeds (`expected`).
