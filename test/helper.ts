@@ -123,9 +123,11 @@ export function freePort (): Promise<number> {
 /**
  * A TCP proxy to PostgreSQL that the test can cut and restore: a real outage for the clients behind
  * it (cut: every connection reset, the port refused; restore: the same port listens again). Returns
- * the target URL with the proxy's address in it.
+ * the target URL with the proxy's address in it. `fromServer`, when given, carries the server's
+ * bytes to the client in place of a pipe (to reorder or delay them); when the server's side closes,
+ * the client's is destroyed.
  */
-export async function cuttableProxy (t: Tap, target: URL) {
+export async function cuttableProxy (t: Tap, target: URL, fromServer?: (upstream: net.Socket, client: net.Socket) => void) {
   const port = await freePort()
   const sockets = new Set<net.Socket>()
   let server: net.Server | undefined
@@ -133,7 +135,12 @@ export async function cuttableProxy (t: Tap, target: URL) {
     server = net.createServer((client) => {
       const upstream = net.connect(Number(target.port), target.hostname)
       for (const s of [client, upstream]) { sockets.add(s); s.on('error', () => {}); s.on('close', () => sockets.delete(s)) }
-      client.pipe(upstream).pipe(client)
+      client.pipe(upstream)
+      if (!fromServer) upstream.pipe(client)
+      else {
+        fromServer(upstream, client)
+        upstream.on('close', () => client.destroy())
+      }
     }).listen(port, '127.0.0.1', () => resolve())
   })
   const cut = () => new Promise<void>((resolve) => {

@@ -219,15 +219,32 @@ function preludeSql (prelude: Prelude, named: boolean): PreludeSql | undefined {
 type StatementCache = { parsedStatements: Record<string, string>; submittedNamedStatements: Record<string, string> }
 
 /**
- * A pg query preceded, in the same Sync, by set_config calls (tenant, statement_timeout). pg runs
- * every statement of an extended-protocol exchange before the Sync in one implicit transaction (or
- * inside the open one), so set_config(…, true) holds for the statement and ends with its transaction.
- * A named prelude is parsed on the first use per connection, then only bound and executed.
- * Relies on pg's Query hooks (prepare, handleDataRow, handleCommandComplete, handleError) and its
- * per-connection statement cache (parsedStatements): test/tenant-isolation.test.ts and
- * test/prepared-statements.test.ts fail if they change.
+ * What to send before a statement, decided when pg sends it (see PreludeQuery): `prelude`, or
+ * nothing; `sent` runs once the statement went out with it (pg refused nothing before sending).
+ */
+interface PreludePlan {
+  prelude?: Prelude
+  sent?: () => void
+}
+
+/**
+ * A pg query that asks `plan` what to send before it at the moment pg sends it, not when it is
+ * called: pg sends a client's queries one at a time, each after the previous one's ReadyForQuery
+ * has set the transaction status (Client#_pulseQueryQueue; the pool never turns on pg's pipeline
+ * mode), so the status read then is the one the statement runs in, whatever was sent before it
+ * without awaiting and however late a ReadyForQuery came. With no prelude it is pg's plain query
+ * (simple protocol for a text without values: several statements in one text keep working).
+ * With one, the set_config calls (tenant, statement_timeout, audit chain lock) ride in the same
+ * extended-protocol exchange, before the one Sync: pg runs them in one implicit transaction (or
+ * inside the open one), so set_config(…, true) holds for the statement and ends with its
+ * transaction. A named prelude is parsed on the first use per connection, then only bound and
+ * executed. Relies on pg's Query hooks (submit, prepare, handleDataRow, handleCommandComplete,
+ * handleError) and its per-connection statement cache (parsedStatements):
+ * test/tenant-isolation.test.ts and test/prepared-statements.test.ts fail if they change.
  */
 class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, values?: unknown, callback?: unknown) => Record<string, any>) {
+  /** The prelude chosen at submit, if any. */
+  private prelude: PreludeSql | undefined
   /** True from sending until the prelude's CommandComplete: the answers so far are the prelude's. */
   private awaitingPrelude = false
   /** True when this query sent the named prelude's Parse: its failure leaves the cache unsure. */
@@ -235,8 +252,14 @@ class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, 
   /** The query's own statement name (pg's `name`), hidden while the prelude answers; see `name`. */
   declare private statementName: string | undefined
 
-  constructor (config: pg.QueryConfig, private readonly prelude: PreludeSql, callback: (err: Error | null, res: pg.QueryResult) => void) {
-    super({ ...config, queryMode: 'extended' } as pg.QueryConfig, undefined, callback)
+  /**
+   * `onTag`: called with the command tag of each of the statement's own commands (`BEGIN`,
+   * `COMMIT`, `SELECT 3`…; not the prelude's), before the ReadyForQuery that lets pg send the next.
+   */
+  constructor (config: pg.QueryConfig, private readonly plan: () => { sql?: PreludeSql; sent?: () => void }, callback: (err: Error | null, res: pg.QueryResult) => void, private readonly onTag?: (tag: string) => void) {
+    super(config, undefined, callback)
+    // pg reads a per-statement read timeout from the query object it is given.
+    this.query_timeout = (config as { query_timeout?: number }).query_timeout
   }
 
   // pg's client marks `name` as parsed on the first ParseComplete it sees, which would be the
@@ -249,7 +272,17 @@ class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, 
     this.statementName = value
   }
 
+  submit (connection: Connection & StatementCache) {
+    const { sql, sent } = this.plan()
+    this.prelude = sql
+    if (sql) this.queryMode = 'extended'
+    const refused = super.submit(connection) as Error | null
+    if (!refused) sent?.()
+    return refused
+  }
+
   prepare (connection: Connection & StatementCache) {
+    if (this.prelude === undefined) return super.prepare(connection)
     const { text, values, name } = this.prelude
     if (name === undefined || connection.parsedStatements[name] === undefined) {
       connection.parse({ text, name, types: [] })
@@ -270,9 +303,12 @@ class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, 
     if (!this.awaitingPrelude) super.handleDataRow(message)
   }
 
-  handleCommandComplete (message: unknown, connection: unknown) {
+  handleCommandComplete (message: { text: string }, connection: unknown) {
     if (this.awaitingPrelude) this.awaitingPrelude = false
-    else super.handleCommandComplete(message, connection)
+    else {
+      this.onTag?.(message.text)
+      super.handleCommandComplete(message, connection)
+    }
   }
 
   /** True when the error came before the prelude finished (the caller then discards the connection if preludeParsedHere). */
@@ -293,14 +329,19 @@ class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, 
  * A pooled client with its fate: `broken` (never reused), the availability `generation` it was
  * opened in, and `abortedBy`, the SQLSTATE of the first statement that failed since the last
  * successful BEGIN (or START TRANSACTION), the end of the last transaction (a chain opens the next)
- * or a successful ROLLBACK TO SAVEPOINT: what aborted its current transaction. Only statements sent as text or config are seen (callback and Query-object forms
- * bypass `watch`, and the prelude's rules below). `readyPending`: true from an ErrorResponse until
- * the ReadyForQuery after it, which pg reports the error before (see scopeTransactions).
+ * or a successful ROLLBACK TO SAVEPOINT: what aborted its current transaction. Only statements
+ * sent as text or config are seen (callback and Query-object forms bypass `watch`, and the
+ * prelude's rules below).
  */
-type ArmedClient = pg.PoolClient & { broken?: Error; generation?: number; abortedBy?: string; readyPending?: boolean }
+type ArmedClient = pg.PoolClient & { broken?: Error; generation?: number; abortedBy?: string }
 
 /** Opens a transaction (BEGIN, or the standard's spelling: Prisma sends BEGIN). */
 const TRANSACTION_START = /^(BEGIN|START\s+TRANSACTION)\b/i
+/**
+ * Command tags (CommandComplete) that begin or end a transaction or roll back to a savepoint
+ * (whose tag is ROLLBACK): after one, the transaction's next statement sends the whole prelude.
+ */
+const TRANSACTION_BOUNDARY_TAG = /^(BEGIN|START TRANSACTION|COMMIT|ROLLBACK|PREPARE TRANSACTION)$/
 /** Rolls back to a savepoint, recovering an aborted transaction: `ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name`. */
 const SAVEPOINT_ROLLBACK = /^ROLLBACK(\s+(WORK|TRANSACTION))?\s+TO\b/i
 /**
@@ -310,8 +351,9 @@ const SAVEPOINT_ROLLBACK = /^ROLLBACK(\s+(WORK|TRANSACTION))?\s+TO\b/i
 const TRANSACTION_END = /^(COMMIT|END|ROLLBACK|ABORT|PREPARE\s+TRANSACTION)\b/i
 /**
  * Whitespace and comments (`-- …` lines, `/* … *\/` blocks) before a statement's first word. A
- * nested block comment is not read through: a BEGIN behind one is taken for an ordinary statement
- * (see scopeTransactions).
+ * nested block comment is not read through: a BEGIN behind one is taken for an ordinary statement,
+ * sent with the prelude, which then holds in the transaction it opens (an isolation level given
+ * with it fails, 25001; see scopeTransactions).
  */
 const LEADING_COMMENTS = /^(?:\s+|--[^\n\r]*|\/\*[\s\S]*?\*\/)+/
 
@@ -369,7 +411,9 @@ export class ResilientPool extends pg.Pool {
     const connectMs = connectTimeoutMs ?? poolOptions.connectionTimeoutMillis
     class BoundedClient extends pg.Client {
       constructor (config: pg.ClientConfig) {
-        super({ ...config, connectionTimeoutMillis: connectMs })
+        // pipeline: false: the prelude is chosen when pg sends a statement, which must be after the
+        // previous one's ReadyForQuery (see PreludeQuery); pg's pipeline mode sends them at once.
+        super({ ...config, connectionTimeoutMillis: connectMs, pipeline: false } as pg.ClientConfig)
       }
     }
     super({ keepAlive: true, ...poolOptions, Client: BoundedClient as unknown as typeof pg.Client })
@@ -385,11 +429,6 @@ export class ResilientPool extends pg.Pool {
         client.broken ??= error
         this.availability.failed(error, client.generation)
       })
-      // After pg's own listeners: by the time a failed query's caller hears of it, this says
-      // whether its ReadyForQuery (the new transaction status) has come yet. That holds because
-      // pg-protocol handles each read's messages synchronously, before any promise callback.
-      client.connection.on('errorMessage', () => { client.readyPending = true })
-      client.connection.on('readyForQuery', () => { client.readyPending = false })
     })
     this.on('error', (error) => this.availability.failed(error)) // an idle connection dropped: replaced on demand
   }
@@ -413,7 +452,8 @@ export class ResilientPool extends pg.Pool {
     const client = await this.borrow()
     let failure: unknown
     try {
-      return await this.bounded(client, { statementTimeoutMs: this.statementTimeoutMs, tenantId: this.tenantOfQuery() }, config)
+      const prelude = { statementTimeoutMs: this.statementTimeoutMs, tenantId: this.tenantOfQuery() }
+      return await this.bounded(client, config, () => ({ prelude }))
     } catch (error) {
       failure = error
       throw error
@@ -451,23 +491,29 @@ export class ResilientPool extends pg.Pool {
   }
 
   /**
-   * Runs `config` on `client` after `prelude`, bounded by the client-side timeout. `query`: pg's own
-   * client.query (scopeTransactions passes the one it replaced: its own would call back here).
+   * Runs `config` on `client`, bounded by the client-side timeout, after the prelude that `plan`
+   * (see PreludePlan) chooses when pg sends it.
    */
-  private bounded (client: ArmedClient, prelude: Prelude, config: pg.QueryConfig, query = client.query as unknown as Query): Promise<pg.QueryResult> {
-    const sql = preludeSql(prelude, this.preparedStatements)
-    const run = sql
-      ? new Promise<pg.QueryResult>((resolve, reject) => {
-        const prelude: PreludeQuery = new PreludeQuery(config, sql, (error, result) => {
-          if (!error) return resolve(result)
-          // The named prelude's Parse was sent and something failed before it answered: whether the
-          // statement exists on the server is unknown, so the connection is not reused.
-          if (prelude.failedInPrelude && prelude.preludeParsedHere) client.broken ??= error
-          reject(error)
-        })
-        query.call(client, prelude)
-      })
-      : query.call(client, config)
+  private bounded (client: ArmedClient, config: pg.QueryConfig, plan: () => PreludePlan, onTag?: (tag: string) => void): Promise<pg.QueryResult> {
+    const run = new Promise<pg.QueryResult>((resolve, reject) => {
+      const statement: PreludeQuery = new PreludeQuery(config, () => {
+        const { prelude, sent } = plan()
+        return { sql: prelude && preludeSql(prelude, this.preparedStatements), sent }
+      }, (error, result) => {
+        if (!error) return resolve(result)
+        // The named prelude's Parse was sent and something failed before it answered: whether the
+        // statement exists on the server is unknown, so the connection is not reused.
+        if (statement.failedInPrelude && statement.preludeParsedHere) client.broken ??= error
+        reject(error)
+      }, onTag)
+      // A query object: scopeTransactions' client.query passes it through to pg's own.
+      void client.query(statement as unknown as pg.Submittable)
+    }).catch((error: unknown) => {
+      // The error was made in pg's parser: its stack leads there, not to the caller (as pg's own
+      // promise API does, the stack is taken again here, where the caller's async frames show).
+      if (error instanceof Error) Error.captureStackTrace(error)
+      throw error
+    })
     return this.watch(client, run)
   }
 
@@ -495,51 +541,39 @@ export class ResilientPool extends pg.Pool {
 
   /**
    * Bounds every statement on a borrowed client, and sends the prelude (statement_timeout, tenant)
-   * with the first statement of each transaction. Whether a transaction is open is the server's
-   * own word: the status of its last ReadyForQuery (`I` idle, `T` in a transaction, `E` in a failed
-   * one; pg's getTransactionStatus), so a failed BEGIN or chain, and a COMMIT behind a nested
-   * comment or inside a text of several statements, are followed, within the limits below. Outside a transaction each statement is one
-   * of its own and carries the whole prelude, as on pool.query(). Inside one, the prelude is NOT
-   * sent with BEGIN: PostgreSQL refuses `SET TRANSACTION ISOLATION LEVEL` after any query of the
-   * transaction (SQLSTATE 25001), so it waits for the first statement that is not a SET
-   * TRANSACTION, and rides with it; a SAVEPOINT too, so that no ROLLBACK TO can undo the prelude.
-   * The text is still read for what only it says: a BEGIN (its isolation level follows; it takes
-   * the audit chain lock's context and, once it succeeded, clears `abortedBy`), a transaction's end (the next statement
-   * may open a chained one; COMMIT's answer is checked) and a ROLLBACK TO (it may undo a nested
-   * tenant's setting). Two limits of the status: pg reports a failed statement at its
-   * ErrorResponse, before the ReadyForQuery that can come in a later read (over a network or a
-   * pooler; now and then locally), so right after a failure the status can be the one from before it (a failed
-   * COMMIT still reads `T`: hence BEGIN and the end are read from the text, and `expected` holds
-   * until that ReadyForQuery); and a statement sent without awaiting the previous one is judged by
-   * the status that a BEGIN or an end still unanswered will bring if it succeeds (`expected`).
+   * with the first statement of each transaction. What the pool knows of the transaction is the
+   * server's word, not a reading of the text: the status of the ReadyForQuery before the statement
+   * (`I` idle, `T` in a transaction, `E` in a failed one; pg's getTransactionStatus), read when pg
+   * sends it (PreludeQuery), and the command tags of what ran (TRANSACTION_BOUNDARY_TAG). So
+   * statements sent without awaiting the one before, a failed BEGIN or chain, and a transaction
+   * begun or ended inside a text of several statements or behind a nested comment are followed.
+   * Outside a transaction each statement is one of its own and carries the whole prelude, as on
+   * pool.query(). Inside one, the prelude is NOT sent with BEGIN: PostgreSQL refuses `SET
+   * TRANSACTION ISOLATION LEVEL` after any query of the transaction (SQLSTATE 25001), so it waits
+   * for the first statement that is not a SET TRANSACTION, and rides with it (a SAVEPOINT too);
+   * after a ROLLBACK TO, which may have undone it, the next statement sends it again. The text is read only for what the server does not
+   * say: that a statement is a BEGIN (no prelude with it; it takes the audit chain lock's context
+   * and, once it succeeded, clears `abortedBy`), an end (it may chain, with the lock's context;
+   * COMMIT's answer is checked) or a ROLLBACK TO (once it succeeded, clears `abortedBy`). A text
+   * that begins with BEGIN and holds more statements runs them without the prelude (RLS fails
+   * closed: no tenant).
    */
   private scopeTransactions (client: ArmedClient): pg.PoolClient {
     const query = client.query as unknown as Query
     const release = client.release
+    // The open transaction as the pool knows it, updated as pg sends each statement and as the
+    // server answers it.
     let preludeSent = false // by the current transaction's first statement
     let tenantOfTransaction: string | undefined
     let auditChainOf: string | undefined
-    // While a BEGIN or a transaction's end is unanswered, the status it will bring if it succeeds:
-    // a statement sent without awaiting it is judged by that, not by the status from before it.
-    let expected: { status: 'I' | 'T' } | undefined
-    const send = (...args: unknown[]) => this.watch(client, query.apply(client, args))
-    const sendExpecting = (status: 'I' | 'T', args: unknown[]) => {
-      const mark = { status }
-      expected = mark
-      const answered = () => {
-        if (expected === mark) expected = undefined
-      }
-      // A success is reported after its ReadyForQuery; a failure at its error, and the
-      // ReadyForQuery (the real status) may come in a later read: the mark holds until one has.
-      return send(...args).then((result) => {
-        answered()
-        return result
-      }, (error: unknown) => {
-        if (client.readyPending) client.connection.once('readyForQuery', answered)
-        else answered()
-        throw error
-      })
+    // The server's word on where a transaction began or ended, from each command's tag, including
+    // those a text of several statements or a nested comment hides: the next statement of a
+    // transaction sends the whole prelude. ROLLBACK TO's tag is ROLLBACK: it may have undone a
+    // nested tenant's setting, which is so sent again.
+    const onTag = (tag: string) => {
+      if (TRANSACTION_BOUNDARY_TAG.test(tag)) preludeSent = false
     }
+    const plain = (): PreludePlan => ({})
     // Only once it succeeded: a BEGIN or a ROLLBACK TO that failed started or recovered nothing.
     const freshStart = (result: pg.QueryResult) => {
       client.abortedBy = undefined
@@ -553,51 +587,40 @@ export class ResilientPool extends pg.Pool {
       }
       const config = queryConfig(args[0], args[1])
       const text = config.text.replace(LEADING_COMMENTS, '')
-      const tenantId = this.tenantOfQuery()
-      const idle = (expected?.status ?? client.getTransactionStatus()) === 'I'
-      if (idle) {
-        // Whatever is sent now opens a transaction: BEGIN's, or the statement's own. (Behind an
-        // unanswered end, the lock's context is kept: it may be a chain.)
-        preludeSent = false
-        if (expected === undefined) auditChainOf = undefined
-      }
-      if (TRANSACTION_START.test(text)) {
-        auditChainOf = auditChainLockTenant()
-        return sendExpecting('T', args).then(freshStart)
-      }
-      if (SAVEPOINT_ROLLBACK.test(text)) {
-        // It may undo a tenant setting sent after the savepoint (a nested runAsTenant): the next
-        // statement that has a tenant sends its setting again. (The prelude is not undone: a
-        // SAVEPOINT sent as text carries it, below, like any first statement.)
-        tenantOfTransaction = undefined
-        return send(...args).then(freshStart)
-      }
-      if (TRANSACTION_END.test(text)) {
-        // Before the answer: a statement sent without awaiting it follows the end, and carries the
-        // whole prelude. If it was `AND CHAIN`, the status says a transaction is open, and its
-        // first statement carries the prelude as after BEGIN.
-        preludeSent = false
-        auditChainOf = auditChainLockTenant()
+      if (SAVEPOINT_ROLLBACK.test(text)) return this.bounded(client, config, plain, onTag).then(freshStart)
+      // A BEGIN, or an end that may chain: the transaction it opens takes the audit chain lock of
+      // the caller's context (read now: pg sends it outside that context).
+      if (TRANSACTION_START.test(text) || TRANSACTION_END.test(text)) {
+        const lockOf = auditChainLockTenant()
+        const sent = this.bounded(client, config, () => {
+          auditChainOf = lockOf
+          return {}
+        }, onTag)
+        if (TRANSACTION_START.test(text)) return sent.then(freshStart)
         const commits = /^(COMMIT|END)\b/i.test(text)
-        return sendExpecting('I', args).then((result) => {
+        return sent.then((result) => {
           const abortedBy = client.abortedBy
           client.abortedBy = undefined
           return commits ? committedOrThrow(result, abortedBy) : result
         })
       }
-      if (/^(SET TRANSACTION|RELEASE)\b/i.test(text)) return send(...args)
-      if (idle) return this.bounded(client, { statementTimeoutMs: this.statementTimeoutMs, tenantId }, config, query)
-      if (!preludeSent) {
-        preludeSent = true
-        tenantOfTransaction = tenantId
-        return this.bounded(client, { statementTimeoutMs: this.statementTimeoutMs, tenantId, auditChainOf }, config, query)
-      }
-      if (tenantId !== undefined && tenantId !== tenantOfTransaction) {
+      if (/^(SET TRANSACTION|RELEASE)\b/i.test(text)) return this.bounded(client, config, plain, onTag)
+      const tenantId = this.tenantOfQuery()
+      const statementTimeoutMs = this.statementTimeoutMs
+      return this.bounded(client, config, () => {
+        if (client.getTransactionStatus() === 'I') {
+          auditChainOf = undefined // no chain is coming: what opens a transaction now takes no lock
+          return { prelude: { statementTimeoutMs, tenantId } }
+        }
+        if (!preludeSent) {
+          return { prelude: { statementTimeoutMs, tenantId, auditChainOf }, sent: () => { preludeSent = true; tenantOfTransaction = tenantId } }
+        }
         // The tenant changed inside one transaction (nested runAsTenant): the new one applies from here.
-        tenantOfTransaction = tenantId
-        return this.bounded(client, { statementTimeoutMs: 0, tenantId }, config, query)
-      }
-      return send(...args)
+        if (tenantId !== undefined && tenantId !== tenantOfTransaction) {
+          return { prelude: { statementTimeoutMs: 0, tenantId }, sent: () => { tenantOfTransaction = tenantId } }
+        }
+        return {}
+      }, onTag)
     }) as unknown as typeof client.query
     client.release = ((...args: unknown[]) => {
       client.query = query as unknown as typeof client.query
