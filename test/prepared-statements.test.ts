@@ -225,6 +225,23 @@ t.test('a borrowed client follows the server\'s command tags: transactions begun
     await client.query('BEGIN')
     t.same(await settings(), scoped, 'a BEGIN straight after a COMMIT that failed opens a transaction that carries the prelude')
     await client.query('COMMIT')
+    // The callback form goes the same way.
+    for (const sql of ['BEGIN', 'SELECT 1', 'SAVEPOINT s']) await client.query(sql)
+    await runAsTenant(TENANT_B, async () => {
+      await client.query('SELECT 1')
+      await new Promise<void>((resolve, reject) => client.query('ROLLBACK TO SAVEPOINT s', (error: Error | null) => error ? reject(error) : resolve()))
+      t.equal((await settings()).tenant, TENANT_B, 'after a ROLLBACK TO sent with a callback, a statement of the nested tenant runs as it')
+    })
+    const viaCallback = await new Promise((resolve, reject) => client.query('SELECT current_setting(\'app.tenant_id\', true) AS tenant', (error: Error | null, result?: { rows: unknown[] }) => error ? reject(error) : resolve(result!.rows[0])))
+    t.same(viaCallback, { tenant: TENANT_A }, 'and a statement sent with a callback carries its tenant')
+    await client.query('COMMIT')
+    // What the text names goes alone: nothing can follow a COMMIT or a BEGIN in one text.
+    for (const sql of ['COMMIT; SELECT 1', 'BEGIN; SELECT 1']) {
+      await t.rejects(client.query(sql), /cannot insert multiple commands/, `${sql}: refused`)
+      t.equal(client.getTransactionStatus(), 'I', `${sql}: nothing of it ran`)
+    }
+    await client.query('BEGIN')
+    await client.query('COMMIT')
   })
   // The lock context of a COMMIT made under withAuditChainLock is not a chain's once a statement ran outside a transaction.
   await withAuditChainLock(TENANT_A, () => runAsTenant(TENANT_A, async () => {
@@ -237,9 +254,22 @@ t.test('a borrowed client follows the server\'s command tags: transactions begun
     return rows[0]
   })
   t.same(lock, { lock: '0' }, 'a transaction begun behind a nested comment as another tenant takes no chain lock (the last COMMIT\'s was for tenant A)')
+  // In a failed transaction nothing is sent before a statement: a named prelude first used there
+  // would be refused by the server and believed parsed by pg (later: 26000, prepared statement does not exist).
+  const named = await borrowedClient(t, ownerUrl, true)
+  const nested = await runAsTenant(TENANT_A, async () => {
+    for (const sql of ['BEGIN', 'SELECT 1']) await named.client.query(sql)
+    await t.rejects(named.client.query('SELECT 1 / 0'), /division by zero/)
+    await runAsTenant(TENANT_B, () => t.rejects(named.settings(), /current transaction is aborted/))
+    for (const sql of ['ROLLBACK', 'BEGIN', 'SELECT 1']) await named.client.query(sql)
+    const settings = await runAsTenant(TENANT_B, () => named.settings())
+    await named.client.query('COMMIT')
+    return settings
+  })
+  t.same(nested, { tenant: TENANT_B, timeout: '5s' }, 'prepared statements on: after a failed transaction, a nested tenant\'s setting is parsed and sent')
 })
 
-t.test('a failed statement\'s error leads to its caller; a per-statement read timeout holds; pg\'s pipeline mode is off', async (t) => {
+t.test('a failed statement\'s error leads to its caller; a per-statement query_timeout holds; pg\'s pipeline mode is off', async (t) => {
   const ownerUrl = await createTestDatabase(t)
   const { client } = await borrowedClient(t, ownerUrl, false)
   const error = await runAsTenant(TENANT_A, async function callerOfTheFailedStatement () {
@@ -249,12 +279,19 @@ t.test('a failed statement\'s error leads to its caller; a per-statement read ti
     return failed as Error
   })
   t.match(error.stack, /callerOfTheFailedStatement/, 'the stack of an error inside a transaction names the function that sent the statement')
+  // A statement's own query_timeout bounds it as the pool's does: the connection is destroyed, so
+  // the transaction it was in cannot commit what the caller was told failed.
+  await client.query('CREATE TABLE timed_out (x int)')
   await runAsTenant(TENANT_A, async () => {
     await client.query('BEGIN')
-    const started = Date.now()
-    await t.rejects(client.query({ text: 'SELECT pg_sleep(2)', query_timeout: 200 } as { text: string }), /Query read timeout/, 'query_timeout on a statement bounds it')
-    t.ok(Date.now() - started < 1500, 'well before the statement would have ended')
+    await t.rejects(client.query({ text: 'INSERT INTO timed_out SELECT 1 FROM pg_sleep(0.5)', query_timeout: 100 } as { text: string }),
+      /timed out after 100 ms \(connection destroyed\)/, 'query_timeout on a statement bounds it')
+    await t.rejects(client.query('COMMIT'), 'the COMMIT behind it is not sent')
   })
+  const owner = new ResilientPool({ connectionString: ownerUrl, max: 1, statementTimeoutMs: 5000, queryTimeoutMs: 30_000 })
+  t.teardown(() => owner.end())
+  await new Promise((resolve) => setTimeout(resolve, 1000)) // the sleep ends, its transaction rolls back
+  t.same((await owner.query('SELECT count(*)::int AS n FROM timed_out')).rows, [{ n: 0 }], 'and nothing was written')
   const pipelined = new TenantAwarePool({ connectionString: ownerUrl, max: 1, statementTimeoutMs: 5000, queryTimeoutMs: 30_000, pipeline: true } as ConstructorParameters<typeof TenantAwarePool>[0])
   t.teardown(() => pipelined.end())
   const other = await pipelined.connect()

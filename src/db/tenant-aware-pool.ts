@@ -38,7 +38,11 @@ type Connection = {
   execute(msg: { portal?: string; rows?: number }): void
 }
 
-/** Thrown (as the query's error) when a statement outlived the client-side bound; its connection is destroyed. */
+/**
+ * Thrown (as the query's error) when a statement outlived the client-side bound (the pool's
+ * queryTimeoutMs, or the statement's own `query_timeout`); its connection is destroyed, so a
+ * transaction it was in rolls back. Outside a transaction whether the statement committed is unknown.
+ */
 export class DatabaseTimeoutError extends Error {
   override name = 'DatabaseTimeoutError'
   readonly code = 'DATABASE_TIMEOUT'
@@ -139,7 +143,7 @@ export class DatabaseAvailability {
 export interface ResilientPoolOptions extends pg.PoolConfig {
   /** Server-side bound of each statement (ms), set transaction-locally with it; 0 = none. */
   statementTimeoutMs: number
-  /** Client-side bound of each statement (ms): on expiry its connection is destroyed; 0 = none. */
+  /** Client-side bound of each statement (ms): on expiry its connection is destroyed; 0 = none. A statement's own `query_timeout` (ms) replaces it. */
   queryTimeoutMs: number
   /** Time to open a new connection (ms), TCP + TLS + authentication; defaults to connectionTimeoutMillis. */
   connectTimeoutMs?: number
@@ -225,6 +229,8 @@ type StatementCache = { parsedStatements: Record<string, string>; submittedNamed
 interface PreludePlan {
   prelude?: Prelude
   sent?: () => void
+  /** Send it in the extended protocol even without a prelude: PostgreSQL then refuses a text of several statements (42601). */
+  alone?: boolean
 }
 
 /**
@@ -256,10 +262,8 @@ class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, 
    * `onTag`: called with the command tag of each of the statement's own commands (`BEGIN`,
    * `COMMIT`, `SELECT 3`…; not the prelude's), before the ReadyForQuery that lets pg send the next.
    */
-  constructor (config: pg.QueryConfig, private readonly plan: () => { sql?: PreludeSql; sent?: () => void }, callback: (err: Error | null, res: pg.QueryResult) => void, private readonly onTag?: (tag: string) => void) {
+  constructor (config: pg.QueryConfig, private readonly plan: () => { sql?: PreludeSql; sent?: () => void; alone?: boolean }, callback: (err: Error | null, res: pg.QueryResult) => void, private readonly onTag?: (tag: string) => void) {
     super(config, undefined, callback)
-    // pg reads a per-statement read timeout from the query object it is given.
-    this.query_timeout = (config as { query_timeout?: number }).query_timeout
   }
 
   // pg's client marks `name` as parsed on the first ParseComplete it sees, which would be the
@@ -273,9 +277,9 @@ class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, 
   }
 
   submit (connection: Connection & StatementCache) {
-    const { sql, sent } = this.plan()
+    const { sql, sent, alone } = this.plan()
     this.prelude = sql
-    if (sql) this.queryMode = 'extended'
+    if (sql || alone) this.queryMode = 'extended'
     const refused = super.submit(connection) as Error | null
     if (!refused) sent?.()
     return refused
@@ -329,9 +333,9 @@ class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, 
  * A pooled client with its fate: `broken` (never reused), the availability `generation` it was
  * opened in, and `abortedBy`, the SQLSTATE of the first statement that failed since the last
  * successful BEGIN (or START TRANSACTION), the end of the last transaction (a chain opens the next)
- * or a successful ROLLBACK TO SAVEPOINT: what aborted its current transaction. Only statements
- * sent as text or config are seen (callback and Query-object forms bypass `watch`, and the
- * prelude's rules below).
+ * or a successful ROLLBACK TO SAVEPOINT: what aborted its current transaction. Statements sent
+ * as Query objects (a cursor, a stream) are not seen: they bypass `watch` and the prelude's rules
+ * below.
  */
 type ArmedClient = pg.PoolClient & { broken?: Error; generation?: number; abortedBy?: string }
 
@@ -497,8 +501,8 @@ export class ResilientPool extends pg.Pool {
   private bounded (client: ArmedClient, config: pg.QueryConfig, plan: () => PreludePlan, onTag?: (tag: string) => void): Promise<pg.QueryResult> {
     const run = new Promise<pg.QueryResult>((resolve, reject) => {
       const statement: PreludeQuery = new PreludeQuery(config, () => {
-        const { prelude, sent } = plan()
-        return { sql: prelude && preludeSql(prelude, this.preparedStatements), sent }
+        const { prelude, sent, alone } = plan()
+        return { sql: prelude && preludeSql(prelude, this.preparedStatements), sent, alone }
       }, (error, result) => {
         if (!error) return resolve(result)
         // The named prelude's Parse was sent and something failed before it answered: whether the
@@ -514,11 +518,14 @@ export class ResilientPool extends pg.Pool {
       if (error instanceof Error) Error.captureStackTrace(error)
       throw error
     })
-    return this.watch(client, run)
+    // A statement's own query_timeout replaces the pool's bound; pg's read timeout is not used: it
+    // only rejects the caller, and the statement, still running, could then commit.
+    return this.watch(client, run, (config as { query_timeout?: number }).query_timeout ?? this.queryTimeoutMs)
   }
 
-  private watch<T>(client: ArmedClient, run: Promise<T>): Promise<T> {
-    const timer = this.queryTimeoutMs > 0 ? setTimeout(() => destroyConnection(client, new DatabaseTimeoutError(this.queryTimeoutMs)), this.queryTimeoutMs) : undefined
+  /** Settles as `run`, or destroys the connection after `timeoutMs` (0 = never): see DatabaseTimeoutError. */
+  private watch<T>(client: ArmedClient, run: Promise<T>, timeoutMs: number): Promise<T> {
+    const timer = timeoutMs > 0 ? setTimeout(() => destroyConnection(client, new DatabaseTimeoutError(timeoutMs)), timeoutMs) : undefined
     return run.then(
       (result) => {
         clearTimeout(timer)
@@ -554,9 +561,11 @@ export class ResilientPool extends pg.Pool {
    * after a ROLLBACK TO, which may have undone it, the next statement sends it again. The text is read only for what the server does not
    * say: that a statement is a BEGIN (no prelude with it; it takes the audit chain lock's context
    * and, once it succeeded, clears `abortedBy`), an end (it may chain, with the lock's context;
-   * COMMIT's answer is checked) or a ROLLBACK TO (once it succeeded, clears `abortedBy`). A text
-   * that begins with BEGIN and holds more statements runs them without the prelude (RLS fails
-   * closed: no tenant).
+   * COMMIT's answer is checked) or a ROLLBACK TO (once it succeeded, clears `abortedBy`). These, SET
+   * TRANSACTION and RELEASE go alone, in the extended protocol: a text of several statements that
+   * begins with one is refused (42601), as what followed would run with no prelude. In a failed
+   * transaction (`E`) nothing goes before a statement. The callback form goes the same way; a Query
+   * object (a cursor, a stream) goes to pg as it is.
    */
   private scopeTransactions (client: ArmedClient): pg.PoolClient {
     const query = client.query as unknown as Query
@@ -573,28 +582,25 @@ export class ResilientPool extends pg.Pool {
     const onTag = (tag: string) => {
       if (TRANSACTION_BOUNDARY_TAG.test(tag)) preludeSent = false
     }
-    const plain = (): PreludePlan => ({})
+    // Statements the text names go alone (a text of several statements is refused): what would
+    // follow a COMMIT or a BEGIN in one text would run with no prelude.
+    const alone = (): PreludePlan => ({ alone: true })
     // Only once it succeeded: a BEGIN or a ROLLBACK TO that failed started or recovered nothing.
     const freshStart = (result: pg.QueryResult) => {
       client.abortedBy = undefined
       return result
     }
 
-    client.query = ((...args: unknown[]) => {
-      // Callback and Query-object forms are passed through (bounded only by the connection's fate).
-      if (typeof args.at(-1) === 'function' || (args[0] !== null && typeof args[0] === 'object' && typeof (args[0] as { submit?: unknown }).submit === 'function')) {
-        return query.apply(client, args)
-      }
-      const config = queryConfig(args[0], args[1])
+    const scoped = (config: pg.QueryConfig): Promise<pg.QueryResult> => {
       const text = config.text.replace(LEADING_COMMENTS, '')
-      if (SAVEPOINT_ROLLBACK.test(text)) return this.bounded(client, config, plain, onTag).then(freshStart)
+      if (SAVEPOINT_ROLLBACK.test(text)) return this.bounded(client, config, alone, onTag).then(freshStart)
       // A BEGIN, or an end that may chain: the transaction it opens takes the audit chain lock of
       // the caller's context (read now: pg sends it outside that context).
       if (TRANSACTION_START.test(text) || TRANSACTION_END.test(text)) {
         const lockOf = auditChainLockTenant()
         const sent = this.bounded(client, config, () => {
           auditChainOf = lockOf
-          return {}
+          return { alone: true }
         }, onTag)
         if (TRANSACTION_START.test(text)) return sent.then(freshStart)
         const commits = /^(COMMIT|END)\b/i.test(text)
@@ -604,14 +610,18 @@ export class ResilientPool extends pg.Pool {
           return commits ? committedOrThrow(result, abortedBy) : result
         })
       }
-      if (/^(SET TRANSACTION|RELEASE)\b/i.test(text)) return this.bounded(client, config, plain, onTag)
+      if (/^(SET TRANSACTION|RELEASE)\b/i.test(text)) return this.bounded(client, config, alone, onTag)
       const tenantId = this.tenantOfQuery()
       const statementTimeoutMs = this.statementTimeoutMs
       return this.bounded(client, config, () => {
-        if (client.getTransactionStatus() === 'I') {
+        const status = client.getTransactionStatus()
+        if (status === 'I') {
           auditChainOf = undefined // no chain is coming: what opens a transaction now takes no lock
           return { prelude: { statementTimeoutMs, tenantId } }
         }
+        // A failed transaction runs nothing but its end: the statement fails (25P02) as it would
+        // with the prelude, and no named prelude is parsed where the server refuses it.
+        if (status === 'E') return {}
         if (!preludeSent) {
           return { prelude: { statementTimeoutMs, tenantId, auditChainOf }, sent: () => { preludeSent = true; tenantOfTransaction = tenantId } }
         }
@@ -621,6 +631,19 @@ export class ResilientPool extends pg.Pool {
         }
         return {}
       }, onTag)
+    }
+
+    client.query = ((...args: unknown[]) => {
+      // A Query object (a cursor, a stream, the pool's own PreludeQuery) goes to pg as it is,
+      // bounded only by the connection's fate.
+      if (args[0] !== null && typeof args[0] === 'object' && typeof (args[0] as { submit?: unknown }).submit === 'function') {
+        return query.apply(client, args)
+      }
+      const callback = typeof args.at(-1) === 'function' ? (args.pop() as (err: Error | null, res?: pg.QueryResult) => void) : undefined
+      const result = scoped(queryConfig(args[0], args[1]))
+      if (!callback) return result
+      result.then((res) => callback(null, res), (error: Error) => callback(error))
+      return undefined
     }) as unknown as typeof client.query
     client.release = ((...args: unknown[]) => {
       client.query = query as unknown as typeof client.query
