@@ -174,17 +174,17 @@ t.test('a borrowed client keeps the tenant and the timeout when a BEGIN or an AN
     await client.query('-- done\nCOMMIT')
     t.same(await settings(), scoped, 'and a COMMIT behind one ends the transaction')
     // Ends the pool cannot read from the text: the server's transaction status says they ended.
-    for (const end of ['/* a /* nested */ comment */ COMMIT', 'SELECT 1; COMMIT']) {
+    for (const end of ['/* a /* nested */ comment */ COMMIT', '/* a /* nested */ comment */ ROLLBACK']) {
       for (const sql of ['BEGIN', 'SELECT 1', end]) await client.query(sql)
       const outside = await settings()
       await client.query('BEGIN')
       t.same([outside, await settings()], [scoped, scoped], `after ${end}, outside a transaction and in the next one`)
       await client.query('COMMIT')
     }
-    for (const sql of ['BEGIN', 'SELECT 1', 'SELECT 1; COMMIT', 'BEGIN']) await client.query(sql)
+    for (const sql of ['BEGIN', 'SELECT 1', '/* a /* nested */ comment */ COMMIT', 'BEGIN']) await client.query(sql)
     t.same(await settings(), scoped, 'a BEGIN straight after an end only the server saw opens a transaction that carries the prelude')
     await client.query('COMMIT')
-    for (const sql of ['BEGIN', 'SELECT 1', 'SELECT 1; COMMIT']) await client.query(sql)
+    for (const sql of ['BEGIN', 'SELECT 1', '/* a /* nested */ comment */ COMMIT']) await client.query(sql)
     await runAsTenant(TENANT_B, () => client.query('/* a /* nested */ comment */ BEGIN'))
     t.same(await settings(), scoped, 'there, a BEGIN behind a nested comment sent as another tenant: the next statement runs as its own tenant')
     await client.query('COMMIT')
@@ -205,12 +205,12 @@ t.test('a borrowed client follows the server\'s command tags: transactions begun
   const { client, settings } = await borrowedClient(t, ownerUrl, false)
   const scoped = { tenant: TENANT_A, timeout: '5s' }
   await runAsTenant(TENANT_A, async () => {
-    for (const hidden of ['SELECT 1; COMMIT; BEGIN', 'SELECT 1; COMMIT AND CHAIN', 'SELECT 1; ROLLBACK AND CHAIN', '/* a /* nested */ comment */ COMMIT AND CHAIN']) {
+    for (const hidden of ['/* a /* nested */ comment */ COMMIT AND CHAIN', '/* a /* nested */ comment */ ROLLBACK AND CHAIN', '/* a /* nested */ comment */ END AND CHAIN']) {
       for (const sql of ['BEGIN', 'SELECT 1', hidden]) await client.query(sql)
       t.same([client.getTransactionStatus(), await settings()], ['T', scoped], `after ${hidden}, the next transaction's first statement carries the prelude`)
       await client.query('COMMIT')
     }
-    for (const rollbackTo of ['SELECT 1; ROLLBACK TO SAVEPOINT s', '/* a /* nested */ comment */ ROLLBACK TO SAVEPOINT s']) {
+    for (const rollbackTo of ['/* a /* nested */ comment */ ROLLBACK TO SAVEPOINT s', '/* a /* nested */ comment */ ROLLBACK WORK TO s']) {
       for (const sql of ['BEGIN', 'SELECT 1', 'SAVEPOINT s']) await client.query(sql)
       await runAsTenant(TENANT_B, async () => {
         await client.query('SELECT 1') // the nested tenant's setting, after the savepoint
@@ -235,10 +235,17 @@ t.test('a borrowed client follows the server\'s command tags: transactions begun
     const viaCallback = await new Promise((resolve, reject) => client.query('SELECT current_setting(\'app.tenant_id\', true) AS tenant', (error: Error | null, result?: { rows: unknown[] }) => error ? reject(error) : resolve(result!.rows[0])))
     t.same(viaCallback, { tenant: TENANT_A }, 'and a statement sent with a callback carries its tenant')
     await client.query('COMMIT')
-    // What the text names goes alone: nothing can follow a COMMIT or a BEGIN in one text.
+    // One statement per text: in a text of several, what followed a COMMIT or a ROLLBACK TO would run
+    // with no prelude, or with the tenant setting the savepoint restored (reviews 80, 81).
     for (const sql of ['COMMIT; SELECT 1', 'BEGIN; SELECT 1']) {
       await t.rejects(client.query(sql), /cannot insert multiple commands/, `${sql}: refused`)
       t.equal(client.getTransactionStatus(), 'I', `${sql}: nothing of it ran`)
+    }
+    for (const sql of ['SELECT 1; COMMIT; SELECT 2', 'SELECT 1; ROLLBACK TO SAVEPOINT s; SELECT 2']) {
+      for (const first of ['BEGIN', 'SELECT 1', 'SAVEPOINT s']) await client.query(first)
+      await t.rejects(client.query(sql), /cannot insert multiple commands/, `${sql}, in a transaction whose prelude was sent: refused`)
+      t.equal(client.getTransactionStatus(), 'E', `${sql}: nothing of it ran (the refusal aborts the transaction, as any error does)`)
+      await client.query('ROLLBACK')
     }
     await client.query('BEGIN')
     await client.query('COMMIT')

@@ -229,8 +229,6 @@ type StatementCache = { parsedStatements: Record<string, string>; submittedNamed
 interface PreludePlan {
   prelude?: Prelude
   sent?: () => void
-  /** Send it in the extended protocol even without a prelude: PostgreSQL then refuses a text of several statements (42601). */
-  alone?: boolean
 }
 
 /**
@@ -239,7 +237,8 @@ interface PreludePlan {
  * has set the transaction status (Client#_pulseQueryQueue; the pool never turns on pg's pipeline
  * mode), so the status read then is the one the statement runs in, whatever was sent before it
  * without awaiting and however late a ReadyForQuery came. With no prelude it is pg's plain query
- * (simple protocol for a text without values: several statements in one text keep working).
+ * (through pool.query(), the simple protocol for a text without values: several statements in one
+ * text work on a pool with no prelude; on a borrowed client, always the extended protocol).
  * With one, the set_config calls (tenant, statement_timeout, audit chain lock) ride in the same
  * extended-protocol exchange, before the one Sync: pg runs them in one implicit transaction (or
  * inside the open one), so set_config(…, true) holds for the statement and ends with its
@@ -262,7 +261,7 @@ class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, 
    * `onTag`: called with the command tag of each of the statement's own commands (`BEGIN`,
    * `COMMIT`, `SELECT 3`…; not the prelude's), before the ReadyForQuery that lets pg send the next.
    */
-  constructor (config: pg.QueryConfig, private readonly plan: () => { sql?: PreludeSql; sent?: () => void; alone?: boolean }, callback: (err: Error | null, res: pg.QueryResult) => void, private readonly onTag?: (tag: string) => void) {
+  constructor (config: pg.QueryConfig, private readonly plan: () => { sql?: PreludeSql; sent?: () => void }, callback: (err: Error | null, res: pg.QueryResult) => void, private readonly onTag?: (tag: string) => void) {
     super(config, undefined, callback)
   }
 
@@ -277,9 +276,12 @@ class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, 
   }
 
   submit (connection: Connection & StatementCache) {
-    const { sql, sent, alone } = this.plan()
+    const { sql, sent } = this.plan()
     this.prelude = sql
-    if (sql || alone) this.queryMode = 'extended'
+    // On a borrowed client (its tags followed) every statement goes in the extended protocol, which
+    // refuses a text of several (42601): in one, what followed a COMMIT or a ROLLBACK TO would run
+    // with no prelude, or with the tenant setting the savepoint restored.
+    if (sql || this.onTag) this.queryMode = 'extended'
     const refused = super.submit(connection) as Error | null
     if (!refused) sent?.()
     return refused
@@ -501,8 +503,8 @@ export class ResilientPool extends pg.Pool {
   private bounded (client: ArmedClient, config: pg.QueryConfig, plan: () => PreludePlan, onTag?: (tag: string) => void): Promise<pg.QueryResult> {
     const run = new Promise<pg.QueryResult>((resolve, reject) => {
       const statement: PreludeQuery = new PreludeQuery(config, () => {
-        const { prelude, sent, alone } = plan()
-        return { sql: prelude && preludeSql(prelude, this.preparedStatements), sent, alone }
+        const { prelude, sent } = plan()
+        return { sql: prelude && preludeSql(prelude, this.preparedStatements), sent }
       }, (error, result) => {
         if (!error) return resolve(result)
         // The named prelude's Parse was sent and something failed before it answered: whether the
@@ -518,9 +520,9 @@ export class ResilientPool extends pg.Pool {
       if (error instanceof Error) Error.captureStackTrace(error)
       throw error
     })
-    // A statement's own query_timeout replaces the pool's bound; pg's read timeout is not used: it
-    // only rejects the caller, and the statement, still running, could then commit.
-    return this.watch(client, run, (config as { query_timeout?: number }).query_timeout ?? this.queryTimeoutMs)
+    // A statement's own query_timeout (0: unset, as pg reads it) replaces the pool's bound; pg's read
+    // timeout is not used: it only rejects the caller, and the statement, still running, could then commit.
+    return this.watch(client, run, ((config as { query_timeout?: number }).query_timeout || this.queryTimeoutMs))
   }
 
   /** Settles as `run`, or destroys the connection after `timeoutMs` (0 = never): see DatabaseTimeoutError. */
@@ -553,7 +555,7 @@ export class ResilientPool extends pg.Pool {
    * (`I` idle, `T` in a transaction, `E` in a failed one; pg's getTransactionStatus), read when pg
    * sends it (PreludeQuery), and the command tags of what ran (TRANSACTION_BOUNDARY_TAG). So
    * statements sent without awaiting the one before, a failed BEGIN or chain, and a transaction
-   * begun or ended inside a text of several statements or behind a nested comment are followed.
+   * begun or ended behind a nested comment are followed.
    * Outside a transaction each statement is one of its own and carries the whole prelude, as on
    * pool.query(). Inside one, the prelude is NOT sent with BEGIN: PostgreSQL refuses `SET
    * TRANSACTION ISOLATION LEVEL` after any query of the transaction (SQLSTATE 25001), so it waits
@@ -561,9 +563,10 @@ export class ResilientPool extends pg.Pool {
    * after a ROLLBACK TO, which may have undone it, the next statement sends it again. The text is read only for what the server does not
    * say: that a statement is a BEGIN (no prelude with it; it takes the audit chain lock's context
    * and, once it succeeded, clears `abortedBy`), an end (it may chain, with the lock's context;
-   * COMMIT's answer is checked) or a ROLLBACK TO (once it succeeded, clears `abortedBy`). These, SET
-   * TRANSACTION and RELEASE go alone, in the extended protocol: a text of several statements that
-   * begins with one is refused (42601), as what followed would run with no prelude. In a failed
+   * COMMIT's answer is checked) or a ROLLBACK TO (once it succeeded, clears `abortedBy`). Every
+   * statement goes in the extended protocol, one per text: a text of several is refused (42601), as
+   * what followed a COMMIT or a ROLLBACK TO in it would run with no prelude or with the tenant
+   * setting the savepoint restored (the tags still follow a boundary behind a nested comment). In a failed
    * transaction (`E`) nothing goes before a statement. The callback form goes the same way; a Query
    * object (a cursor, a stream) goes to pg as it is.
    */
@@ -576,15 +579,13 @@ export class ResilientPool extends pg.Pool {
     let tenantOfTransaction: string | undefined
     let auditChainOf: string | undefined
     // The server's word on where a transaction began or ended, from each command's tag, including
-    // those a text of several statements or a nested comment hides: the next statement of a
+    // those a nested comment hides: the next statement of a
     // transaction sends the whole prelude. ROLLBACK TO's tag is ROLLBACK: it may have undone a
     // nested tenant's setting, which is so sent again.
     const onTag = (tag: string) => {
       if (TRANSACTION_BOUNDARY_TAG.test(tag)) preludeSent = false
     }
-    // Statements the text names go alone (a text of several statements is refused): what would
-    // follow a COMMIT or a BEGIN in one text would run with no prelude.
-    const alone = (): PreludePlan => ({ alone: true })
+    const plain = (): PreludePlan => ({})
     // Only once it succeeded: a BEGIN or a ROLLBACK TO that failed started or recovered nothing.
     const freshStart = (result: pg.QueryResult) => {
       client.abortedBy = undefined
@@ -593,14 +594,14 @@ export class ResilientPool extends pg.Pool {
 
     const scoped = (config: pg.QueryConfig): Promise<pg.QueryResult> => {
       const text = config.text.replace(LEADING_COMMENTS, '')
-      if (SAVEPOINT_ROLLBACK.test(text)) return this.bounded(client, config, alone, onTag).then(freshStart)
+      if (SAVEPOINT_ROLLBACK.test(text)) return this.bounded(client, config, plain, onTag).then(freshStart)
       // A BEGIN, or an end that may chain: the transaction it opens takes the audit chain lock of
       // the caller's context (read now: pg sends it outside that context).
       if (TRANSACTION_START.test(text) || TRANSACTION_END.test(text)) {
         const lockOf = auditChainLockTenant()
         const sent = this.bounded(client, config, () => {
           auditChainOf = lockOf
-          return { alone: true }
+          return {}
         }, onTag)
         if (TRANSACTION_START.test(text)) return sent.then(freshStart)
         const commits = /^(COMMIT|END)\b/i.test(text)
@@ -610,7 +611,7 @@ export class ResilientPool extends pg.Pool {
           return commits ? committedOrThrow(result, abortedBy) : result
         })
       }
-      if (/^(SET TRANSACTION|RELEASE)\b/i.test(text)) return this.bounded(client, config, alone, onTag)
+      if (/^(SET TRANSACTION|RELEASE)\b/i.test(text)) return this.bounded(client, config, plain, onTag)
       const tenantId = this.tenantOfQuery()
       const statementTimeoutMs = this.statementTimeoutMs
       return this.bounded(client, config, () => {
