@@ -407,6 +407,25 @@ t.test('a COMMIT answered ROLLBACK names the error that aborted the transaction,
   t.equal(await commitAfter(['BEGIN', 'SELECT 1']), 'committed', 'the connection is usable after each')
 })
 
+t.test('the pool\'s callback forms: query(text, values, callback) runs under the current tenant and hands errors to the callback; connect(callback)\'s done releases the client', async (t) => {
+  const pool = new TenantAwarePool({ connectionString: await createTestDatabase(t), max: 1, connectionTimeoutMillis: 2_000, statementTimeoutMs: 5_000, queryTimeoutMs: 30_000 })
+  t.teardown(() => pool.end())
+  const viaCallback = (text: string, values: unknown[]) => new Promise<{ error: Error | null; rows?: unknown[] }>((resolve) => {
+    t.equal(pool.query(text, values, (error: Error | null, result?: { rows: unknown[] }) => resolve({ error, rows: result?.rows })), undefined, 'the callback form returns nothing, as pg\'s')
+  })
+  const answered = await runAsTenant(TENANT_A, () => viaCallback('SELECT current_setting(\'app.tenant_id\', true) AS tenant, $1::int AS n', [7]))
+  t.same(answered, { error: null, rows: [{ tenant: TENANT_A, n: 7 }] }, 'the tenant\'s setting and the values ride with it')
+  const failed = await viaCallback('SELECT $1::int', ['not a number'])
+  t.match(failed, { error: { code: '22P02' }, rows: undefined }, 'an error goes to the callback')
+  const borrowed = await new Promise<{ client: { query(text: string): Promise<{ rows: unknown[] }> }; done: () => void }>((resolve, reject) => {
+    pool.connect((error: Error | null, client?: unknown, done?: () => void) => error ? reject(error) : resolve({ client: client as never, done: done! }))
+  })
+  const inside = await runAsTenant(TENANT_B, () => borrowed.client.query('SELECT current_setting(\'app.tenant_id\', true) AS tenant'))
+  t.same(inside.rows, [{ tenant: TENANT_B }], 'a client borrowed by callback is scoped')
+  borrowed.done()
+  t.same((await pool.query('SELECT 1 AS one')).rows, [{ one: 1 }], 'after done(), the pool\'s only connection serves the next caller')
+})
+
 t.test('the API with prepared statements on: two tenants\' interleaved requests never see each other\'s rows', async (t) => {
   const ownerUrl = await createTestDatabase(t)
   const appUrl = appDatabaseUrl(ownerUrl)

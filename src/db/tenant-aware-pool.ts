@@ -232,6 +232,19 @@ interface PreludePlan {
 }
 
 /**
+ * How PreludeQuery sends a statement: `plan`, asked when pg sends it; `namedPrelude`, the prelude
+ * as a named prepared statement (the pool's `preparedStatements`); `borrowed`, set for a statement
+ * on a borrowed client (scopeTransactions): one statement per text, and `onTag` called with the
+ * command tag of each of the statement's own commands (`BEGIN`, `COMMIT`, `SELECT 3`…; not the
+ * prelude's), before the ReadyForQuery that lets pg send the next.
+ */
+interface StatementOptions {
+  plan: () => PreludePlan
+  namedPrelude: boolean
+  borrowed?: { onTag: (tag: string) => void }
+}
+
+/**
  * A pg query that asks `plan` what to send before it at the moment pg sends it, not when it is
  * called: pg sends a client's queries one at a time, each after the previous one's ReadyForQuery
  * has set the transaction status (Client#_pulseQueryQueue; the pool never turns on pg's pipeline
@@ -257,11 +270,7 @@ class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, 
   /** The query's own statement name (pg's `name`), hidden while the prelude answers; see `name`. */
   declare private statementName: string | undefined
 
-  /**
-   * `onTag`: called with the command tag of each of the statement's own commands (`BEGIN`,
-   * `COMMIT`, `SELECT 3`…; not the prelude's), before the ReadyForQuery that lets pg send the next.
-   */
-  constructor (config: pg.QueryConfig, private readonly plan: () => { sql?: PreludeSql; sent?: () => void }, callback: (err: Error | null, res: pg.QueryResult) => void, private readonly onTag?: (tag: string) => void) {
+  constructor (config: pg.QueryConfig, private readonly options: StatementOptions, callback: (err: Error | null, res: pg.QueryResult) => void) {
     super(config, undefined, callback)
   }
 
@@ -276,12 +285,12 @@ class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, 
   }
 
   submit (connection: Connection & StatementCache) {
-    const { sql, sent } = this.plan()
-    this.prelude = sql
-    // On a borrowed client (its tags followed) every statement goes in the extended protocol, which
-    // refuses a text of several (42601): in one, what followed a COMMIT or a ROLLBACK TO would run
-    // with no prelude, or with the tenant setting the savepoint restored.
-    if (sql || this.onTag) this.queryMode = 'extended'
+    const { prelude, sent } = this.options.plan()
+    this.prelude = prelude && preludeSql(prelude, this.options.namedPrelude)
+    // On a borrowed client every statement goes in the extended protocol, which refuses a text of
+    // several (42601): in one, what followed a COMMIT or a ROLLBACK TO would run with no prelude, or
+    // with the tenant setting the savepoint restored.
+    if (this.prelude || this.options.borrowed) this.queryMode = 'extended'
     const refused = super.submit(connection) as Error | null
     if (!refused) sent?.()
     return refused
@@ -312,7 +321,7 @@ class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, 
   handleCommandComplete (message: { text: string }, connection: unknown) {
     if (this.awaitingPrelude) this.awaitingPrelude = false
     else {
-      this.onTag?.(message.text)
+      this.options.borrowed?.onTag(message.text)
       super.handleCommandComplete(message, connection)
     }
   }
@@ -391,6 +400,23 @@ function committedOrThrow (result: pg.QueryResult, abortedBy: string | undefined
   throw error
 }
 
+/** A node-style callback, as pg's callback forms take: `(error)` or `(null, value, …more)`. */
+type NodeCallback = (error: Error | null, ...values: unknown[]) => void
+
+/**
+ * pg's two call forms over one promise. When `args` ends with a function, it is removed before
+ * `run` reads the rest, called as `(error)` or `(null, value, ...more(value))` once the promise
+ * settles, and undefined is returned; otherwise the promise is. Errors: none of its own (the
+ * promise's, to the callback or as the rejection).
+ */
+function promiseOrCallback<T> (args: unknown[], run: (args: unknown[]) => Promise<T>, more: (value: T) => unknown[] = () => []): Promise<T> | undefined {
+  const callback = typeof args.at(-1) === 'function' ? (args.pop() as NodeCallback) : undefined
+  const promise = run(args)
+  if (!callback) return promise
+  promise.then((value) => callback(null, value, ...more(value)), (error: Error) => callback(error))
+  return undefined
+}
+
 /** Destroys the socket under `client`: its pending query fails with `error`, and the pool drops it. */
 function destroyConnection (client: pg.PoolClient, error: Error) {
   const stream = (client as unknown as { connection?: { stream?: { destroy(e?: Error): void } } }).connection?.stream
@@ -446,12 +472,7 @@ export class ResilientPool extends pg.Pool {
 
   // @prisma/adapter-pg sends every query outside a transaction through pool.query(config).
   override query (...args: any[]): any {
-    const callback = typeof args.at(-1) === 'function' ? (args.pop() as (err: Error | null, res?: pg.QueryResult) => void) : undefined
-    const config = queryConfig(args[0], args[1])
-    const promise = this.runQuery(config)
-    if (!callback) return promise
-    promise.then((result) => callback(null, result), (error: Error) => callback(error))
-    return undefined
+    return promiseOrCallback(args, ([textOrConfig, values]) => this.runQuery(queryConfig(textOrConfig, values)))
   }
 
   private async runQuery (config: pg.QueryConfig): Promise<pg.QueryResult> {
@@ -459,7 +480,7 @@ export class ResilientPool extends pg.Pool {
     let failure: unknown
     try {
       const prelude = { statementTimeoutMs: this.statementTimeoutMs, tenantId: this.tenantOfQuery() }
-      return await this.bounded(client, config, () => ({ prelude }))
+      return await this.bounded(client, config, { plan: () => ({ prelude }), namedPrelude: this.preparedStatements })
     } catch (error) {
       failure = error
       throw error
@@ -470,11 +491,8 @@ export class ResilientPool extends pg.Pool {
 
   // prisma.$transaction (and any other caller) borrows a connection; Prisma sends BEGIN itself.
   override connect (...args: any[]): any {
-    const callback = typeof args[0] === 'function' ? (args[0] as (err: Error | null, client?: pg.PoolClient, done?: (e?: Error) => void) => void) : undefined
-    const promise = this.borrow().then((client) => this.scopeTransactions(client))
-    if (!callback) return promise
-    promise.then((client) => callback(null, client, (e?: Error) => client.release(e)), (error: Error) => callback(error))
-    return undefined
+    // The callback form's third argument is pg-pool's `done`: releases the client.
+    return promiseOrCallback(args, () => this.borrow().then((client) => this.scopeTransactions(client)), (client) => [(e?: Error) => client.release(e)])
   }
 
   /** A client from the pool whose release() destroys it when its connection failed. */
@@ -497,21 +515,18 @@ export class ResilientPool extends pg.Pool {
   }
 
   /**
-   * Runs `config` on `client`, bounded by the client-side timeout, after the prelude that `plan`
-   * (see PreludePlan) chooses when pg sends it.
+   * Runs `config` on `client` as `options` say (see StatementOptions: the prelude its plan chooses
+   * when pg sends it), bounded by the client-side timeout.
    */
-  private bounded (client: ArmedClient, config: pg.QueryConfig, plan: () => PreludePlan, onTag?: (tag: string) => void): Promise<pg.QueryResult> {
+  private bounded (client: ArmedClient, config: pg.QueryConfig, options: StatementOptions): Promise<pg.QueryResult> {
     const run = new Promise<pg.QueryResult>((resolve, reject) => {
-      const statement: PreludeQuery = new PreludeQuery(config, () => {
-        const { prelude, sent } = plan()
-        return { sql: prelude && preludeSql(prelude, this.preparedStatements), sent }
-      }, (error, result) => {
+      const statement: PreludeQuery = new PreludeQuery(config, options, (error, result) => {
         if (!error) return resolve(result)
         // The named prelude's Parse was sent and something failed before it answered: whether the
         // statement exists on the server is unknown, so the connection is not reused.
         if (statement.failedInPrelude && statement.preludeParsedHere) client.broken ??= error
         reject(error)
-      }, onTag)
+      })
       // A query object: scopeTransactions' client.query passes it through to pg's own.
       void client.query(statement as unknown as pg.Submittable)
     }).catch((error: unknown) => {
@@ -582,10 +597,14 @@ export class ResilientPool extends pg.Pool {
     // those a nested comment hides: the next statement of a
     // transaction sends the whole prelude. ROLLBACK TO's tag is ROLLBACK: it may have undone a
     // nested tenant's setting, which is so sent again.
-    const onTag = (tag: string) => {
-      if (TRANSACTION_BOUNDARY_TAG.test(tag)) preludeSent = false
+    const borrowed = {
+      onTag: (tag: string) => {
+        if (TRANSACTION_BOUNDARY_TAG.test(tag)) preludeSent = false
+      },
     }
-    const plain = (): PreludePlan => ({})
+    const namedPrelude = this.preparedStatements
+    const withPlan = (plan: () => PreludePlan): StatementOptions => ({ plan, namedPrelude, borrowed })
+    const plain = withPlan(() => ({}))
     // Only once it succeeded: a BEGIN or a ROLLBACK TO that failed started or recovered nothing.
     const freshStart = (result: pg.QueryResult) => {
       client.abortedBy = undefined
@@ -594,16 +613,17 @@ export class ResilientPool extends pg.Pool {
 
     const scoped = (config: pg.QueryConfig): Promise<pg.QueryResult> => {
       const text = config.text.replace(LEADING_COMMENTS, '')
-      if (SAVEPOINT_ROLLBACK.test(text)) return this.bounded(client, config, plain, onTag).then(freshStart)
+      if (SAVEPOINT_ROLLBACK.test(text)) return this.bounded(client, config, plain).then(freshStart)
       // A BEGIN, or an end that may chain: the transaction it opens takes the audit chain lock of
       // the caller's context (read now: pg sends it outside that context).
-      if (TRANSACTION_START.test(text) || TRANSACTION_END.test(text)) {
+      const starts = TRANSACTION_START.test(text)
+      if (starts || TRANSACTION_END.test(text)) {
         const lockOf = auditChainLockTenant()
-        const sent = this.bounded(client, config, () => {
+        const sent = this.bounded(client, config, withPlan(() => {
           auditChainOf = lockOf
           return {}
-        }, onTag)
-        if (TRANSACTION_START.test(text)) return sent.then(freshStart)
+        }))
+        if (starts) return sent.then(freshStart)
         const commits = /^(COMMIT|END)\b/i.test(text)
         return sent.then((result) => {
           const abortedBy = client.abortedBy
@@ -611,10 +631,10 @@ export class ResilientPool extends pg.Pool {
           return commits ? committedOrThrow(result, abortedBy) : result
         })
       }
-      if (/^(SET TRANSACTION|RELEASE)\b/i.test(text)) return this.bounded(client, config, plain, onTag)
+      if (/^(SET TRANSACTION|RELEASE)\b/i.test(text)) return this.bounded(client, config, plain)
       const tenantId = this.tenantOfQuery()
       const statementTimeoutMs = this.statementTimeoutMs
-      return this.bounded(client, config, () => {
+      return this.bounded(client, config, withPlan(() => {
         const status = client.getTransactionStatus()
         if (status === 'I') {
           auditChainOf = undefined // no chain is coming: what opens a transaction now takes no lock
@@ -631,7 +651,7 @@ export class ResilientPool extends pg.Pool {
           return { prelude: { statementTimeoutMs: 0, tenantId }, sent: () => { tenantOfTransaction = tenantId } }
         }
         return {}
-      }, onTag)
+      }))
     }
 
     client.query = ((...args: unknown[]) => {
@@ -640,11 +660,7 @@ export class ResilientPool extends pg.Pool {
       if (args[0] !== null && typeof args[0] === 'object' && typeof (args[0] as { submit?: unknown }).submit === 'function') {
         return query.apply(client, args)
       }
-      const callback = typeof args.at(-1) === 'function' ? (args.pop() as (err: Error | null, res?: pg.QueryResult) => void) : undefined
-      const result = scoped(queryConfig(args[0], args[1]))
-      if (!callback) return result
-      result.then((res) => callback(null, res), (error: Error) => callback(error))
-      return undefined
+      return promiseOrCallback(args, ([textOrConfig, values]) => scoped(queryConfig(textOrConfig, values)))
     }) as unknown as typeof client.query
     client.release = ((...args: unknown[]) => {
       client.query = query as unknown as typeof client.query
