@@ -424,6 +424,18 @@ t.test('the pool\'s callback forms: query(text, values, callback) runs under the
   t.same(inside.rows, [{ tenant: TENANT_B }], 'a client borrowed by callback is scoped')
   borrowed.done()
   t.same((await pool.query('SELECT 1 AS one')).rows, [{ one: 1 }], 'after done(), the pool\'s only connection serves the next caller')
+  // A call with no statement rejects its caller and nothing else: an unhandled rejection would end
+  // the process under Node's default (review 82).
+  const unhandled: unknown[] = []
+  const onUnhandled = (reason: unknown) => unhandled.push(reason)
+  process.on('unhandledRejection', onUnhandled)
+  t.teardown(() => process.off('unhandledRejection', onUnhandled))
+  await t.rejects((pool.query as (...args: unknown[]) => Promise<unknown>)(), TypeError, 'a call with no statement rejects')
+  const viaCallbackNoStatement = await new Promise<Error | null>((resolve) => (pool.query as (...args: unknown[]) => unknown)(undefined, (error: Error | null) => resolve(error)))
+  t.type(viaCallbackNoStatement, TypeError, 'and hands its error to a callback')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.same(unhandled, [], 'no unhandled rejection')
+  t.same((await pool.query('SELECT 1 AS one')).rows, [{ one: 1 }], 'the pool serves the next caller')
 })
 
 t.test('the API with prepared statements on: two tenants\' interleaved requests never see each other\'s rows', async (t) => {

@@ -491,8 +491,8 @@ export class ResilientPool extends pg.Pool {
 
   // prisma.$transaction (and any other caller) borrows a connection; Prisma sends BEGIN itself.
   override connect (...args: any[]): any {
-    // The callback form's third argument is pg-pool's `done`: releases the client.
-    return promiseOrCallback(args, () => this.borrow().then((client) => this.scopeTransactions(client)), (client) => [(e?: Error) => client.release(e)])
+    // pg-pool reads its callback from the first argument only; its third is `done`: releases the client.
+    return promiseOrCallback(args.slice(0, 1), () => this.borrow().then((client) => this.scopeTransactions(client)), (client) => [(e?: Error) => client.release(e)])
   }
 
   /** A client from the pool whose release() destroys it when its connection failed. */
@@ -519,6 +519,10 @@ export class ResilientPool extends pg.Pool {
    * when pg sends it), bounded by the client-side timeout.
    */
   private bounded (client: ArmedClient, config: pg.QueryConfig, options: StatementOptions): Promise<pg.QueryResult> {
+    // A statement's own query_timeout (0: unset, as pg reads it) replaces the pool's bound; pg's read
+    // timeout is not used: it only rejects the caller, and the statement, still running, could then
+    // commit. Read first: a call with no config must reject its caller, not leave `run` unwatched.
+    const timeoutMs = (config as { query_timeout?: number } | undefined)?.query_timeout || this.queryTimeoutMs
     const run = new Promise<pg.QueryResult>((resolve, reject) => {
       const statement: PreludeQuery = new PreludeQuery(config, options, (error, result) => {
         if (!error) return resolve(result)
@@ -535,9 +539,7 @@ export class ResilientPool extends pg.Pool {
       if (error instanceof Error) Error.captureStackTrace(error)
       throw error
     })
-    // A statement's own query_timeout (0: unset, as pg reads it) replaces the pool's bound; pg's read
-    // timeout is not used: it only rejects the caller, and the statement, still running, could then commit.
-    return this.watch(client, run, ((config as { query_timeout?: number }).query_timeout || this.queryTimeoutMs))
+    return this.watch(client, run, timeoutMs)
   }
 
   /** Settles as `run`, or destroys the connection after `timeoutMs` (0 = never): see DatabaseTimeoutError. */
