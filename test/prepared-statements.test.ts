@@ -407,7 +407,7 @@ t.test('a COMMIT answered ROLLBACK names the error that aborted the transaction,
   t.equal(await commitAfter(['BEGIN', 'SELECT 1']), 'committed', 'the connection is usable after each')
 })
 
-t.test('the pool\'s callback forms: query(text, values, callback) runs under the current tenant and hands errors to the callback; connect(callback)\'s done releases the client', async (t) => {
+t.test('the pool\'s callback forms: query(text, values, callback) runs under the current tenant and hands errors to the callback; connect(callback)\'s done releases the client, and is safe when no client came', async (t) => {
   const pool = new TenantAwarePool({ connectionString: await createTestDatabase(t), max: 1, connectionTimeoutMillis: 2_000, statementTimeoutMs: 5_000, queryTimeoutMs: 30_000 })
   t.teardown(() => pool.end())
   const viaCallback = (text: string, values: unknown[]) => new Promise<{ error: Error | null; rows?: unknown[] }>((resolve) => {
@@ -436,6 +436,19 @@ t.test('the pool\'s callback forms: query(text, values, callback) runs under the
   await new Promise((resolve) => setTimeout(resolve, 50))
   t.same(unhandled, [], 'no unhandled rejection')
   t.same((await pool.query('SELECT 1 AS one')).rows, [{ one: 1 }], 'the pool serves the next caller')
+  // A connection that cannot be made: pg-pool hands `(error, undefined, done)` with a `done` that does
+  // nothing, so code that calls done() on every path keeps running.
+  const closed = net.createServer()
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
+  const { port } = closed.address() as net.AddressInfo
+  await new Promise((resolve) => closed.close(resolve))
+  const unreachable = new TenantAwarePool({ connectionString: `postgresql://nobody@127.0.0.1:${port}/none`, max: 1, connectionTimeoutMillis: 2_000, statementTimeoutMs: 5_000, queryTimeoutMs: 30_000 })
+  t.teardown(() => unreachable.end())
+  const refused = await new Promise<unknown[]>((resolve) => unreachable.connect((...answer: unknown[]) => resolve(answer)))
+  t.match(refused[0], { code: 'ECONNREFUSED' }, 'connect(callback) to no server hands the error')
+  t.equal(refused[1], undefined, 'and no client')
+  t.type(refused[2], 'function', 'and a done, as pg-pool')
+  t.doesNotThrow(() => (refused[2] as () => void)(), 'which does nothing')
 })
 
 t.test('the API with prepared statements on: two tenants\' interleaved requests never see each other\'s rows', async (t) => {

@@ -364,6 +364,13 @@ const SAVEPOINT_ROLLBACK = /^ROLLBACK(\s+(WORK|TRANSACTION))?\s+TO\b/i
  * undo it, PREPARE TRANSACTION hands it over; with `AND CHAIN` the next one opens at once.
  */
 const TRANSACTION_END = /^(COMMIT|END|ROLLBACK|ABORT|PREPARE\s+TRANSACTION)\b/i
+/** The ends of TRANSACTION_END that commit: their answer is checked (committedOrThrow). */
+const TRANSACTION_COMMIT = /^(COMMIT|END)\b/i
+/**
+ * Statements of a transaction sent without the prelude: `SET TRANSACTION` must come before any
+ * query of the transaction (else 25001), and `RELEASE [SAVEPOINT]` only closes a savepoint.
+ */
+const SENT_WITHOUT_PRELUDE = /^(SET TRANSACTION|RELEASE)\b/i
 /**
  * Whitespace and comments (`-- …` lines, `/* … *\/` blocks) before a statement's first word. A
  * nested block comment is not read through: a BEGIN behind one is taken for an ordinary statement,
@@ -405,15 +412,15 @@ type NodeCallback = (error: Error | null, ...values: unknown[]) => void
 
 /**
  * pg's two call forms over one promise. When `args` ends with a function, it is removed before
- * `run` reads the rest, called as `(error)` or `(null, value, ...more(value))` once the promise
- * settles, and undefined is returned; otherwise the promise is. Errors: none of its own (the
+ * `run` reads the rest, called as `(error, ...failed)` or `(null, value, ...more(value))` once the
+ * promise settles, and undefined is returned; otherwise the promise is. Errors: none of its own (the
  * promise's, to the callback or as the rejection).
  */
-function promiseOrCallback<T> (args: unknown[], run: (args: unknown[]) => Promise<T>, more: (value: T) => unknown[] = () => []): Promise<T> | undefined {
+function promiseOrCallback<T> (args: unknown[], run: (args: unknown[]) => Promise<T>, more: (value: T) => unknown[] = () => [], failed: unknown[] = []): Promise<T> | undefined {
   const callback = typeof args.at(-1) === 'function' ? (args.pop() as NodeCallback) : undefined
   const promise = run(args)
   if (!callback) return promise
-  promise.then((value) => callback(null, value, ...more(value)), (error: Error) => callback(error))
+  promise.then((value) => callback(null, value, ...more(value)), (error: Error) => callback(error, ...failed))
   return undefined
 }
 
@@ -491,8 +498,9 @@ export class ResilientPool extends pg.Pool {
 
   // prisma.$transaction (and any other caller) borrows a connection; Prisma sends BEGIN itself.
   override connect (...args: any[]): any {
-    // pg-pool reads its callback from the first argument only; its third is `done`: releases the client.
-    return promiseOrCallback(args.slice(0, 1), () => this.borrow().then((client) => this.scopeTransactions(client)), (client) => [(e?: Error) => client.release(e)])
+    // pg-pool reads its callback from the first argument only; its third is `done`: releases the
+    // client, or does nothing when no client came (so `done()` on an error, as pg-pool allows, is safe).
+    return promiseOrCallback(args.slice(0, 1), () => this.borrow().then((client) => this.scopeTransactions(client)), (client) => [(e?: Error) => client.release(e)], [undefined, () => {}])
   }
 
   /** A client from the pool whose release() destroys it when its connection failed. */
@@ -521,9 +529,9 @@ export class ResilientPool extends pg.Pool {
   private bounded (client: ArmedClient, config: pg.QueryConfig, options: StatementOptions): Promise<pg.QueryResult> {
     // A statement's own query_timeout (0: unset, as pg reads it) replaces the pool's bound; pg's read
     // timeout is not used: it only rejects the caller, and the statement, still running, could then
-    // commit. Read first: a call with no config must reject its caller, not leave `run` unwatched.
+    // commit. A call with no config fails here, before any statement exists.
     const timeoutMs = (config as { query_timeout?: number } | undefined)?.query_timeout || this.queryTimeoutMs
-    const run = new Promise<pg.QueryResult>((resolve, reject) => {
+    const start = () => new Promise<pg.QueryResult>((resolve, reject) => {
       const statement: PreludeQuery = new PreludeQuery(config, options, (error, result) => {
         if (!error) return resolve(result)
         // The named prelude's Parse was sent and something failed before it answered: whether the
@@ -533,19 +541,18 @@ export class ResilientPool extends pg.Pool {
       })
       // A query object: scopeTransactions' client.query passes it through to pg's own.
       void client.query(statement as unknown as pg.Submittable)
-    }).catch((error: unknown) => {
-      // The error was made in pg's parser: its stack leads there, not to the caller (as pg's own
-      // promise API does, the stack is taken again here, where the caller's async frames show).
-      if (error instanceof Error) Error.captureStackTrace(error)
-      throw error
     })
-    return this.watch(client, run, timeoutMs)
+    return this.watch(client, timeoutMs, start)
   }
 
-  /** Settles as `run`, or destroys the connection after `timeoutMs` (0 = never): see DatabaseTimeoutError. */
-  private watch<T>(client: ArmedClient, run: Promise<T>, timeoutMs: number): Promise<T> {
+  /**
+   * Starts the statement and settles as it does, or destroys the connection after `timeoutMs`
+   * (0 = never): see DatabaseTimeoutError. The statement is made here and observed at once, so no
+   * failure between the two can leave its rejection unhandled.
+   */
+  private watch<T>(client: ArmedClient, timeoutMs: number, start: () => Promise<T>): Promise<T> {
     const timer = timeoutMs > 0 ? setTimeout(() => destroyConnection(client, new DatabaseTimeoutError(timeoutMs)), timeoutMs) : undefined
-    return run.then(
+    return start().then(
       (result) => {
         clearTimeout(timer)
         this.availability.succeeded(client.generation)
@@ -560,6 +567,9 @@ export class ResilientPool extends pg.Pool {
           this.availability.succeeded(client.generation) // the server answered
         }
         if (error instanceof pg.DatabaseError) client.abortedBy ??= error.code
+        // The error was made in pg's parser: its stack leads there, not to the caller (as pg's own
+        // promise API does, the stack is taken again here, where the caller's async frames show).
+        if (error instanceof Error) Error.captureStackTrace(error)
         throw error
       }
     )
@@ -626,14 +636,14 @@ export class ResilientPool extends pg.Pool {
           return {}
         }))
         if (starts) return sent.then(freshStart)
-        const commits = /^(COMMIT|END)\b/i.test(text)
+        const commits = TRANSACTION_COMMIT.test(text)
         return sent.then((result) => {
           const abortedBy = client.abortedBy
           client.abortedBy = undefined
           return commits ? committedOrThrow(result, abortedBy) : result
         })
       }
-      if (/^(SET TRANSACTION|RELEASE)\b/i.test(text)) return this.bounded(client, config, plain)
+      if (SENT_WITHOUT_PRELUDE.test(text)) return this.bounded(client, config, plain)
       const tenantId = this.tenantOfQuery()
       const statementTimeoutMs = this.statementTimeoutMs
       return this.bounded(client, config, withPlan(() => {
