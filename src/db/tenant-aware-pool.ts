@@ -499,7 +499,9 @@ export class ResilientPool extends pg.Pool {
   // prisma.$transaction (and any other caller) borrows a connection; Prisma sends BEGIN itself.
   override connect (...args: any[]): any {
     // pg-pool reads its callback from the first argument only; its third is `done`: releases the
-    // client, or does nothing when no client came (so `done()` on an error, as pg-pool allows, is safe).
+    // client, or does nothing when no client came. pg-pool passes that no-op when a connection
+    // cannot be made (not on a wait that timed out or an ended pool); here every failure gets it,
+    // so code calling done() on every path is safe.
     return promiseOrCallback(args.slice(0, 1), () => this.borrow().then((client) => this.scopeTransactions(client)), (client) => [(e?: Error) => client.release(e)], [undefined, () => {}])
   }
 
@@ -529,7 +531,7 @@ export class ResilientPool extends pg.Pool {
   private bounded (client: ArmedClient, config: pg.QueryConfig, options: StatementOptions): Promise<pg.QueryResult> {
     // A statement's own query_timeout (0: unset, as pg reads it) replaces the pool's bound; pg's read
     // timeout is not used: it only rejects the caller, and the statement, still running, could then
-    // commit. A call with no config fails here, before any statement exists.
+    // commit. A call with no config is refused by pg's Query inside `start`, which `watch` observes.
     const timeoutMs = (config as { query_timeout?: number } | undefined)?.query_timeout || this.queryTimeoutMs
     const start = () => new Promise<pg.QueryResult>((resolve, reject) => {
       const statement: PreludeQuery = new PreludeQuery(config, options, (error, result) => {

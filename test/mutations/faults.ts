@@ -1227,7 +1227,7 @@ export const FAULTS: Fault[] = [
     name: 'error-stack-left-in-parser',
     breaks: 'the error of a failed statement has a stack that ends in pg\'s protocol parser: the log of a 500 does not say which code sent the statement (review 79)',
     file: 'src/db/tenant-aware-pool.ts',
-    find: '      if (error instanceof Error) Error.captureStackTrace(error)\n',
+    find: '        if (error instanceof Error) Error.captureStackTrace(error)\n',
     replace: '',
     tests: ['test/prepared-statements.test.ts'],
     grep: ['error leads to its caller'],
