@@ -276,6 +276,27 @@ t.test('a borrowed client follows the server\'s command tags: transactions begun
   t.same(nested, { tenant: TENANT_B, timeout: '5s' }, 'prepared statements on: after a failed transaction, a nested tenant\'s setting is parsed and sent')
 })
 
+t.test('a borrowed client takes pg\'s statement without text: a named statement run again by its name alone keeps the tenant; no text and no name is pg\'s own rejection', async (t) => {
+  const ownerUrl = await createTestDatabase(t)
+  for (const preparedStatements of [false, true]) {
+    const { client } = await borrowedClient(t, ownerUrl, preparedStatements)
+    const mode = preparedStatements ? 'prepared statements on' : 'off'
+    const tenants = await runAsTenant(TENANT_A, async () => {
+      const first = await client.query({ name: 'tenant_and_n', text: 'SELECT current_setting(\'app.tenant_id\', true) AS tenant, $1::int AS n', values: [1] })
+      const again = await client.query({ name: 'tenant_and_n', values: [2] } as never)
+      await client.query('BEGIN')
+      const inTransaction = await runAsTenant(TENANT_B, () => client.query({ name: 'tenant_and_n', values: [3] } as never))
+      await client.query('COMMIT')
+      return [...first.rows, ...again.rows, ...inTransaction.rows]
+    })
+    t.same(tenants, [{ tenant: TENANT_A, n: 1 }, { tenant: TENANT_A, n: 2 }, { tenant: TENANT_B, n: 3 }], `${mode}: by its name alone, under the current tenant, in a transaction too`)
+    let sent: Promise<unknown> | undefined
+    t.doesNotThrow(() => { sent = client.query({ values: [1] } as never) }, `${mode}: a config with no text and no name does not throw where it is called`)
+    await t.rejects(sent!, /A query must have either text or a name/, `${mode}: it rejects with pg's own error`)
+    t.same((await client.query('SELECT 1 AS one')).rows, [{ one: 1 }], `${mode}: and the client serves the next statement`)
+  }
+})
+
 t.test('a failed statement\'s error leads to its caller; a per-statement query_timeout holds; pg\'s pipeline mode is off', async (t) => {
   const ownerUrl = await createTestDatabase(t)
   const { client } = await borrowedClient(t, ownerUrl, false)

@@ -626,7 +626,9 @@ export class ResilientPool extends pg.Pool {
     }
 
     const scoped = (config: pg.QueryConfig): Promise<pg.QueryResult> => {
-      const text = config.text.replace(LEADING_COMMENTS, '')
+      // pg takes a config with no text: a named statement run again by its name, or neither (which
+      // pg itself rejects). Either is an ordinary statement here.
+      const text = (config.text ?? '').replace(LEADING_COMMENTS, '')
       if (SAVEPOINT_ROLLBACK.test(text)) return this.bounded(client, config, plain).then(freshStart)
       // A BEGIN, or an end that may chain: the transaction it opens takes the audit chain lock of
       // the caller's context (read now: pg sends it outside that context).
