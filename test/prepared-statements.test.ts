@@ -276,7 +276,7 @@ t.test('a borrowed client follows the server\'s command tags: transactions begun
   t.same(nested, { tenant: TENANT_B, timeout: '5s' }, 'prepared statements on: after a failed transaction, a nested tenant\'s setting is parsed and sent')
 })
 
-t.test('a borrowed client takes pg\'s statement without text: a named statement run again by its name alone keeps the tenant; no text and no name is pg\'s own rejection', async (t) => {
+t.test('a borrowed client takes pg\'s statement without text: a named statement run again by its name alone keeps the tenant and is what its name\'s text is (a BEGIN, a SET TRANSACTION, a COMMIT); no text and no name is pg\'s own rejection', async (t) => {
   const ownerUrl = await createTestDatabase(t)
   for (const preparedStatements of [false, true]) {
     const { client } = await borrowedClient(t, ownerUrl, preparedStatements)
@@ -294,6 +294,31 @@ t.test('a borrowed client takes pg\'s statement without text: a named statement 
     t.doesNotThrow(() => { sent = client.query({ values: [1] } as never) }, `${mode}: a config with no text and no name does not throw where it is called`)
     await t.rejects(sent!, /A query must have either text or a name/, `${mode}: it rejects with pg's own error`)
     t.same((await client.query('SELECT 1 AS one')).rows, [{ one: 1 }], `${mode}: and the client serves the next statement`)
+    let numbered: Promise<unknown> | undefined
+    t.doesNotThrow(() => { numbered = client.query({ text: 5 } as never) }, `${mode}: nor does a text that is not a string`)
+    await t.rejects(numbered!, /A query must have either text or a name/, `${mode}: which pg refuses`)
+    await t.rejects(client.query({ text: 'SELECT $1::int' } as never, { 0: 1 } as never), /Query values must be an array/, `${mode}: values beside a config that are not an array are pg's refusal too`)
+    // What a statement run by its name alone is (a BEGIN, a SET TRANSACTION, a COMMIT) is its name's text.
+    const named = { begin: 'BEGIN', isolation: 'SET TRANSACTION ISOLATION LEVEL SERIALIZABLE', commit: 'COMMIT' }
+    for (const [name, text] of Object.entries(named)) await client.query({ name: `${name}_${mode}`, text })
+    const byName = (name: keyof typeof named) => client.query({ name: `${name}_${mode}` } as never)
+    const lockOf = () => client.query('SELECT current_setting(\'lock_timeout\') AS lock, current_setting(\'transaction_isolation\') AS isolation')
+    const inside = await withAuditChainLock(TENANT_A, () => runAsTenant(TENANT_A, async () => {
+      await byName('begin')
+      await byName('isolation')
+      const { rows } = await lockOf()
+      await client.query('SELECT 1 / 0').catch(() => {})
+      const committed = await byName('commit').then(() => 'committed', (error: Error) => error.message)
+      return { ...rows[0], committed }
+    }))
+    t.match(inside, { lock: '5s', isolation: 'serializable', committed: /SQLSTATE 22012/ },
+      `${mode}: a BEGIN by its name takes the chain lock, a SET TRANSACTION by its name is not refused (25001), a COMMIT by its name of an aborted transaction is refused`)
+    // Sent together, behind a statement still running: the name's text is known before pg has sent its namesake.
+    const together = await withAuditChainLock(TENANT_A, () => runAsTenant(TENANT_A, () => Promise.all([
+      client.query('SELECT pg_sleep(0.05)'), client.query({ name: `queued_begin_${mode}`, text: 'BEGIN' }), client.query('ROLLBACK'),
+      client.query({ name: `queued_begin_${mode}` } as never), lockOf(), client.query('ROLLBACK'),
+    ])))
+    t.equal((together[4] as { rows: Array<{ lock: string }> }).rows[0]?.lock, '5s', `${mode}: a BEGIN by its name sent right behind its namesake takes the chain lock`)
   }
 })
 

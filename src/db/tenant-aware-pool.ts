@@ -381,12 +381,12 @@ const LEADING_COMMENTS = /^(?:\s+|--[^\n\r]*|\/\*[\s\S]*?\*\/)+/
 
 /**
  * pg's `query(text, values?)` and `query(config, values?)` as one config: `values` given beside a
- * config replace its own, as pg does.
+ * config replace its own, as pg does (pg then refuses values that are not an array).
  */
 function queryConfig (textOrConfig: unknown, values: unknown): pg.QueryConfig {
   if (typeof textOrConfig === 'string') return { text: textOrConfig, values: values as unknown[] | undefined }
   const config = textOrConfig as pg.QueryConfig
-  return Array.isArray(values) ? { ...config, text: config.text, values } : config
+  return values ? { ...config, text: config.text, values: values as unknown[] } : config
 }
 
 /**
@@ -625,10 +625,23 @@ export class ResilientPool extends pg.Pool {
       return result
     }
 
+    // pg runs a named statement again by its name alone (`{ name, values }`): what it is (a BEGIN, a
+    // COMMIT…) is the text that name was given on this connection, here before pg has sent it, else
+    // in pg's own caches (named in an earlier borrow or by pool.query). A config with neither text
+    // nor a known name is an ordinary statement: pg refuses it, or runs the name it knows.
+    const namedTexts = new Map<string, string>()
+    const statements = (client as unknown as { connection: StatementCache }).connection
+    const textOf = ({ text, name }: pg.QueryConfig): string => {
+      if (typeof text === 'string') {
+        if (typeof name === 'string' && !namedTexts.has(name)) namedTexts.set(name, text)
+        return text
+      }
+      if (typeof name !== 'string') return ''
+      return namedTexts.get(name) ?? statements.parsedStatements[name] ?? statements.submittedNamedStatements[name] ?? ''
+    }
+
     const scoped = (config: pg.QueryConfig): Promise<pg.QueryResult> => {
-      // pg takes a config with no text: a named statement run again by its name, or neither (which
-      // pg itself rejects). Either is an ordinary statement here.
-      const text = (config.text ?? '').replace(LEADING_COMMENTS, '')
+      const text = textOf(config).replace(LEADING_COMMENTS, '')
       if (SAVEPOINT_ROLLBACK.test(text)) return this.bounded(client, config, plain).then(freshStart)
       // A BEGIN, or an end that may chain: the transaction it opens takes the audit chain lock of
       // the caller's context (read now: pg sends it outside that context).
