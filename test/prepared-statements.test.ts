@@ -276,7 +276,7 @@ t.test('a borrowed client follows the server\'s command tags: transactions begun
   t.same(nested, { tenant: TENANT_B, timeout: '5s' }, 'prepared statements on: after a failed transaction, a nested tenant\'s setting is parsed and sent')
 })
 
-t.test('a borrowed client takes pg\'s statement without text: a named statement run again by its name alone keeps the tenant and is what its name\'s text is (a BEGIN, a SET TRANSACTION, a COMMIT); no text and no name is pg\'s own rejection', async (t) => {
+t.test('a borrowed client takes pg\'s statement without text: a named statement run again by its name alone keeps the tenant and is what pg parsed under that name (a BEGIN, a SET TRANSACTION, a COMMIT); no text and no name is pg\'s own rejection', async (t) => {
   const ownerUrl = await createTestDatabase(t)
   for (const preparedStatements of [false, true]) {
     const { client } = await borrowedClient(t, ownerUrl, preparedStatements)
@@ -319,6 +319,25 @@ t.test('a borrowed client takes pg\'s statement without text: a named statement 
       client.query({ name: `queued_begin_${mode}` } as never), lockOf(), client.query('ROLLBACK'),
     ])))
     t.equal((together[4] as { rows: Array<{ lock: string }> }).rows[0]?.lock, '5s', `${mode}: a BEGIN by its name sent right behind its namesake takes the chain lock`)
+    // The name runs what pg parsed under it: not a text pg refused for it, nor one whose Parse failed (review 85).
+    await client.query({ name: `commit_once_${mode}`, text: 'COMMIT' })
+    await t.rejects(client.query({ name: `commit_once_${mode}`, text: 'SELECT 1' }), /Prepared statements must be unique/, `${mode}: pg refuses another text for a parsed name`)
+    for (const byItsName of [{ name: `commit_once_${mode}` }, { name: `commit_once_${mode}`, text: '' }]) {
+      await client.query('BEGIN')
+      await client.query('SELECT 1 / 0').catch(() => {})
+      await t.rejects(client.query(byItsName as never), /SQLSTATE 22012/, `${mode}: ${JSON.stringify(byItsName)} is still its COMMIT: an aborted transaction is refused`)
+    }
+    const reparsed = await runAsTenant(TENANT_A, async () => {
+      await t.rejects(client.query({ name: `reparsed_${mode}`, text: 'BEGIN ISOLATION LEVEL SERIALIZABL' }), /syntax error/)
+      await client.query({ name: `reparsed_${mode}`, text: 'SELECT current_setting(\'app.tenant_id\', true) AS tenant, current_setting(\'statement_timeout\') AS timeout' })
+      return (await client.query({ name: `reparsed_${mode}` } as never)).rows
+    })
+    t.same(reparsed, [{ tenant: TENANT_A, timeout: '5s' }], `${mode}: a name whose first Parse failed runs its second text, with the tenant and the timeout`)
+    let inherited: Promise<unknown> | undefined
+    t.doesNotThrow(() => { inherited = client.query({ name: 'constructor', values: [] } as never) }, `${mode}: a name that is an Object.prototype member does not throw where it is called`)
+    await t.rejects(inherited!, /does not exist/, `${mode}: the server answers it: no such statement`)
+    const withFunctionValues = await new Promise<unknown>((resolve) => (client.query as (...args: unknown[]) => unknown)({ text: 'SELECT 1 AS one' }, () => {}, (error: Error | null, result?: { rows: unknown[] }) => resolve(error ?? result?.rows)))
+    t.same(withFunctionValues, [{ one: 1 }], `${mode}: a function where values go is no values, as pg reads it`)
   }
 })
 

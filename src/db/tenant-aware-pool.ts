@@ -380,13 +380,44 @@ const SENT_WITHOUT_PRELUDE = /^(SET TRANSACTION|RELEASE)\b/i
 const LEADING_COMMENTS = /^(?:\s+|--[^\n\r]*|\/\*[\s\S]*?\*\/)+/
 
 /**
+ * What a statement on a borrowed client is (see scopeTransactions): a ROLLBACK TO, a BEGIN, an end
+ * that commits (COMMIT, END) or not (ROLLBACK, ABORT, PREPARE TRANSACTION), one sent without the
+ * prelude (SET TRANSACTION, RELEASE), or an ordinary statement.
+ */
+type StatementKind = 'savepoint-rollback' | 'start' | 'commit' | 'end' | 'without-prelude' | 'ordinary'
+
+/** The kind of the statement `text` (leading comments skipped; the patterns above, in their order). */
+function statementKind (text: string): StatementKind {
+  const statement = text.replace(LEADING_COMMENTS, '')
+  if (SAVEPOINT_ROLLBACK.test(statement)) return 'savepoint-rollback'
+  if (TRANSACTION_START.test(statement)) return 'start'
+  if (TRANSACTION_END.test(statement)) return TRANSACTION_COMMIT.test(statement) ? 'commit' : 'end'
+  if (SENT_WITHOUT_PRELUDE.test(statement)) return 'without-prelude'
+  return 'ordinary'
+}
+
+/**
+ * The text pg runs for `config`, read when pg sends it: its own, or for a named statement run again
+ * by its name alone (`{ name, values }`; an empty text is none, as pg reads it) the text pg parsed
+ * under that name on this connection. pg sends one statement at a time, so its cache then holds
+ * what the name runs (a namesake that failed or was refused is not in it). '' when there is none:
+ * pg refuses the statement, or runs an empty one.
+ */
+function statementText ({ text, name }: pg.QueryConfig, statements: StatementCache): string {
+  if (typeof text === 'string' && text !== '') return text
+  const parsed: unknown = typeof name === 'string' ? statements.parsedStatements[name] : undefined
+  return typeof parsed === 'string' ? parsed : '' // not an Object.prototype member (`constructor`)
+}
+
+/**
  * pg's `query(text, values?)` and `query(config, values?)` as one config: `values` given beside a
- * config replace its own, as pg does (pg then refuses values that are not an array).
+ * config replace its own, as pg does (pg then refuses values that are not an array; a function there
+ * is no values: pg takes it for a callback).
  */
 function queryConfig (textOrConfig: unknown, values: unknown): pg.QueryConfig {
   if (typeof textOrConfig === 'string') return { text: textOrConfig, values: values as unknown[] | undefined }
   const config = textOrConfig as pg.QueryConfig
-  return values ? { ...config, text: config.text, values: values as unknown[] } : config
+  return values && typeof values !== 'function' ? { ...config, text: config.text, values: values as unknown[] } : config
 }
 
 /**
@@ -590,7 +621,8 @@ export class ResilientPool extends pg.Pool {
    * TRANSACTION ISOLATION LEVEL` after any query of the transaction (SQLSTATE 25001), so it waits
    * for the first statement that is not a SET TRANSACTION, and rides with it (a SAVEPOINT too);
    * after a ROLLBACK TO, which may have undone it, the next statement sends it again. The text is read only for what the server does not
-   * say: that a statement is a BEGIN (no prelude with it; it takes the audit chain lock's context
+   * say, when pg sends the statement (statementKind; a statement run by its name alone is the text pg
+   * parsed under that name): that a statement is a BEGIN (no prelude with it; it takes the audit chain lock's context
    * and, once it succeeded, clears `abortedBy`), an end (it may chain, with the lock's context;
    * COMMIT's answer is checked) or a ROLLBACK TO (once it succeeded, clears `abortedBy`). Every
    * statement goes in the extended protocol, one per text: a text of several is refused (42601), as
@@ -617,53 +649,24 @@ export class ResilientPool extends pg.Pool {
       },
     }
     const namedPrelude = this.preparedStatements
-    const withPlan = (plan: () => PreludePlan): StatementOptions => ({ plan, namedPrelude, borrowed })
-    const plain = withPlan(() => ({}))
-    // Only once it succeeded: a BEGIN or a ROLLBACK TO that failed started or recovered nothing.
-    const freshStart = (result: pg.QueryResult) => {
-      client.abortedBy = undefined
-      return result
-    }
-
-    // pg runs a named statement again by its name alone (`{ name, values }`): what it is (a BEGIN, a
-    // COMMIT…) is the text that name was given on this connection, here before pg has sent it, else
-    // in pg's own caches (named in an earlier borrow or by pool.query). A config with neither text
-    // nor a known name is an ordinary statement: pg refuses it, or runs the name it knows.
-    const namedTexts = new Map<string, string>()
     const statements = (client as unknown as { connection: StatementCache }).connection
-    const textOf = ({ text, name }: pg.QueryConfig): string => {
-      if (typeof text === 'string') {
-        if (typeof name === 'string' && !namedTexts.has(name)) namedTexts.set(name, text)
-        return text
-      }
-      if (typeof name !== 'string') return ''
-      return namedTexts.get(name) ?? statements.parsedStatements[name] ?? statements.submittedNamedStatements[name] ?? ''
-    }
 
     const scoped = (config: pg.QueryConfig): Promise<pg.QueryResult> => {
-      const text = textOf(config).replace(LEADING_COMMENTS, '')
-      if (SAVEPOINT_ROLLBACK.test(text)) return this.bounded(client, config, plain).then(freshStart)
-      // A BEGIN, or an end that may chain: the transaction it opens takes the audit chain lock of
-      // the caller's context (read now: pg sends it outside that context).
-      const starts = TRANSACTION_START.test(text)
-      if (starts || TRANSACTION_END.test(text)) {
-        const lockOf = auditChainLockTenant()
-        const sent = this.bounded(client, config, withPlan(() => {
+      // The caller's context, read now: pg sends the statement outside it.
+      const tenantId = this.tenantOfQuery()
+      const lockOf = auditChainLockTenant()
+      const statementTimeoutMs = this.statementTimeoutMs
+      // What the statement is, read when pg sends it: a statement run again by its name alone is
+      // then what pg has parsed under that name (statementText).
+      let kind: StatementKind = 'ordinary'
+      const plan = (): PreludePlan => {
+        kind = statementKind(statementText(config, statements))
+        if (kind === 'savepoint-rollback' || kind === 'without-prelude') return {}
+        // A BEGIN, or an end that may chain: the transaction it opens takes the caller's audit chain lock.
+        if (kind !== 'ordinary') {
           auditChainOf = lockOf
           return {}
-        }))
-        if (starts) return sent.then(freshStart)
-        const commits = TRANSACTION_COMMIT.test(text)
-        return sent.then((result) => {
-          const abortedBy = client.abortedBy
-          client.abortedBy = undefined
-          return commits ? committedOrThrow(result, abortedBy) : result
-        })
-      }
-      if (SENT_WITHOUT_PRELUDE.test(text)) return this.bounded(client, config, plain)
-      const tenantId = this.tenantOfQuery()
-      const statementTimeoutMs = this.statementTimeoutMs
-      return this.bounded(client, config, withPlan(() => {
+        }
         const status = client.getTransactionStatus()
         if (status === 'I') {
           auditChainOf = undefined // no chain is coming: what opens a transaction now takes no lock
@@ -680,7 +683,15 @@ export class ResilientPool extends pg.Pool {
           return { prelude: { statementTimeoutMs: 0, tenantId }, sent: () => { tenantOfTransaction = tenantId } }
         }
         return {}
-      }))
+      }
+      return this.bounded(client, config, { plan, namedPrelude, borrowed }).then((result) => {
+        // Only once it succeeded: a BEGIN or a ROLLBACK TO that failed started or recovered nothing.
+        if (kind === 'start' || kind === 'savepoint-rollback') client.abortedBy = undefined
+        if (kind !== 'commit' && kind !== 'end') return result
+        const abortedBy = client.abortedBy
+        client.abortedBy = undefined
+        return kind === 'commit' ? committedOrThrow(result, abortedBy) : result
+      })
     }
 
     client.query = ((...args: unknown[]) => {
