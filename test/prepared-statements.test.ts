@@ -338,6 +338,23 @@ t.test('a borrowed client takes pg\'s statement without text: a named statement 
     await t.rejects(inherited!, /does not exist/, `${mode}: the server answers it: no such statement`)
     const withFunctionValues = await new Promise<unknown>((resolve) => (client.query as (...args: unknown[]) => unknown)({ text: 'SELECT 1 AS one' }, () => {}, (error: Error | null, result?: { rows: unknown[] }) => resolve(error ?? result?.rows)))
     t.same(withFunctionValues, [{ one: 1 }], `${mode}: a function where values go is no values, as pg reads it`)
+    // What a statement is, is read from what pg sends: not from the caller's config, changed after the call (review 86).
+    const changedAfterCall = await runAsTenant(TENANT_A, async () => {
+      const config = { text: 'BEGIN' }
+      const sent = [client.query('SELECT pg_sleep(0.05)'), client.query(config)]
+      config.text = 'SELECT 2'
+      await Promise.all(sent)
+      await client.query('SET TRANSACTION ISOLATION LEVEL SERIALIZABLE').finally(() => client.query('ROLLBACK'))
+      return 'the BEGIN pg sent was read as one'
+    }).catch((error: Error) => error.message)
+    t.equal(changedAfterCall, 'the BEGIN pg sent was read as one', `${mode}: a config changed after the call is read as pg sent it`)
+    // A text the pool cannot read (megabytes of leading comments: the pattern's backtracking runs out
+    // of stack) is refused to its caller, queued or not, and the client goes on (review 86).
+    const unreadable = '-- c\n'.repeat(10_000_000) + 'SELECT 1'
+    const [, queued] = await Promise.allSettled([client.query('SELECT pg_sleep(0.05)'), client.query(unreadable)])
+    t.match(queued, { status: 'rejected', reason: RangeError }, `${mode}: sent behind a running statement, it is refused (the process goes on)`)
+    await t.rejects(client.query(unreadable), RangeError, `${mode}: sent alone, it is refused`)
+    t.same((await client.query('SELECT 1 AS one')).rows, [{ one: 1 }], `${mode}: and the client serves the next statement`)
   }
 })
 

@@ -232,14 +232,15 @@ interface PreludePlan {
 }
 
 /**
- * How PreludeQuery sends a statement: `plan`, asked when pg sends it; `namedPrelude`, the prelude
+ * How PreludeQuery sends a statement: `plan`, asked when pg sends it, with pg's own copy of the
+ * statement's text and name (a throw is pg's refusal of the statement); `namedPrelude`, the prelude
  * as a named prepared statement (the pool's `preparedStatements`); `borrowed`, set for a statement
  * on a borrowed client (scopeTransactions): one statement per text, and `onTag` called with the
  * command tag of each of the statement's own commands (`BEGIN`, `COMMIT`, `SELECT 3`…; not the
  * prelude's), before the ReadyForQuery that lets pg send the next.
  */
 interface StatementOptions {
-  plan: () => PreludePlan
+  plan: (statement: pg.QueryConfig) => PreludePlan
   namedPrelude: boolean
   borrowed?: { onTag: (tag: string) => void }
 }
@@ -285,7 +286,16 @@ class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, 
   }
 
   submit (connection: Connection & StatementCache) {
-    const { prelude, sent } = this.options.plan()
+    let planned: PreludePlan
+    try {
+      // pg's own copy of the statement: what it sends, whatever the caller did to its config since.
+      planned = this.options.plan({ text: this.text, name: this.statementName })
+    } catch (error) {
+      // This runs in pg's queue, on a socket's data event for a queued statement: a throw would end
+      // the process. Returned, pg refuses the statement to its caller and moves on to the next.
+      return error as Error
+    }
+    const { prelude, sent } = planned
     this.prelude = prelude && preludeSql(prelude, this.options.namedPrelude)
     // On a borrowed client every statement goes in the extended protocol, which refuses a text of
     // several (42601): in one, what followed a COMMIT or a ROLLBACK TO would run with no prelude, or
@@ -659,8 +669,8 @@ export class ResilientPool extends pg.Pool {
       // What the statement is, read when pg sends it: a statement run again by its name alone is
       // then what pg has parsed under that name (statementText).
       let kind: StatementKind = 'ordinary'
-      const plan = (): PreludePlan => {
-        kind = statementKind(statementText(config, statements))
+      const plan = (statement: pg.QueryConfig): PreludePlan => {
+        kind = statementKind(statementText(statement, statements))
         if (kind === 'savepoint-rollback' || kind === 'without-prelude') return {}
         // A BEGIN, or an end that may chain: the transaction it opens takes the caller's audit chain lock.
         if (kind !== 'ordinary') {
