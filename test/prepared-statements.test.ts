@@ -3,6 +3,7 @@
 // `auto` turns them off behind a transaction pooler (PgBouncer < 1.21 loses them between
 // transactions: the CI's PgBouncer stage runs this file through PgBouncer 1.18).
 import net from 'node:net'
+import pg from 'pg'
 import t from 'tap'
 import { usePreparedStatements } from '../src/db/database.ts'
 import { isTransactionPooler } from '../src/db/direct-connection.ts'
@@ -296,7 +297,7 @@ t.test('a borrowed client takes pg\'s statement without text: a named statement 
     t.same((await client.query('SELECT 1 AS one')).rows, [{ one: 1 }], `${mode}: and the client serves the next statement`)
     let numbered: Promise<unknown> | undefined
     t.doesNotThrow(() => { numbered = client.query({ text: 5 } as never) }, `${mode}: nor does a text that is not a string`)
-    await t.rejects(numbered!, /A query must have either text or a name/, `${mode}: which pg refuses`)
+    await t.rejects(numbered!, /text and name must be strings/, `${mode}: which is refused`)
     await t.rejects(client.query({ text: 'SELECT $1::int' } as never, { 0: 1 } as never), /Query values must be an array/, `${mode}: values beside a config that are not an array are pg's refusal too`)
     // What a statement run by its name alone is (a BEGIN, a SET TRANSACTION, a COMMIT) is its name's text.
     const named = { begin: 'BEGIN', isolation: 'SET TRANSACTION ISOLATION LEVEL SERIALIZABLE', commit: 'COMMIT' }
@@ -348,6 +349,21 @@ t.test('a borrowed client takes pg\'s statement without text: a named statement 
       return 'the BEGIN pg sent was read as one'
     }).catch((error: Error) => error.message)
     t.equal(changedAfterCall, 'the BEGIN pg sent was read as one', `${mode}: a config changed after the call is read as pg sent it`)
+    // A text and a name pg would start to write and fail halfway through are refused before anything
+    // is written, queued or not; the client, and a new connection, go on (review 87).
+    for (const mistyped of [{ name: `mistyped_${mode}`, text: 5 }, { name: 5, text: 'SELECT 1' }]) {
+      const [, refused] = await Promise.allSettled([client.query('SELECT pg_sleep(0.05)'), client.query(mistyped as never)])
+      t.match(refused, { status: 'rejected', reason: { message: /text and name must be strings/ } }, `${mode}: ${JSON.stringify(mistyped)} is refused`)
+      t.same((await client.query('SELECT 1 AS one')).rows, [{ one: 1 }], `${mode}: and the client serves the next statement`)
+    }
+    const another = new pg.Client({ connectionString: ownerUrl })
+    await another.connect()
+    t.same((await another.query('SELECT 1 AS one')).rows, [{ one: 1 }], `${mode}: a new connection of the process starts and is served`)
+    await another.end()
+    // An empty statement before a COMMIT is skipped, as PostgreSQL does: the COMMIT's answer is checked (review 87).
+    await client.query('BEGIN')
+    await client.query('SELECT 1 / 0').catch(() => {})
+    await t.rejects(client.query(';COMMIT'), /SQLSTATE 22012/, `${mode}: ;COMMIT of an aborted transaction is refused`)
     // A text the pool cannot read (megabytes of leading comments: the pattern's backtracking runs out
     // of stack) is refused to its caller, queued or not, and the client goes on (review 86).
     const unreadable = '-- c\n'.repeat(10_000_000) + 'SELECT 1'

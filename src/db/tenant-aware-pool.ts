@@ -286,6 +286,12 @@ class PreludeQuery extends (pg.Query as unknown as new (config: pg.QueryConfig, 
   }
 
   submit (connection: Connection & StatementCache) {
+    // pg refuses a statement with neither a string text nor a string name, but writes one with a name
+    // and another text (or the reverse) until pg-protocol throws halfway through the message, in a
+    // writer every connection of the process shares: refused here, before anything is written.
+    if ((this.text !== undefined && typeof this.text !== 'string') || (this.statementName !== undefined && typeof this.statementName !== 'string')) {
+      return new TypeError('A query\'s text and name must be strings')
+    }
     let planned: PreludePlan
     try {
       // pg's own copy of the statement: what it sends, whatever the caller did to its config since.
@@ -382,12 +388,12 @@ const TRANSACTION_COMMIT = /^(COMMIT|END)\b/i
  */
 const SENT_WITHOUT_PRELUDE = /^(SET TRANSACTION|RELEASE)\b/i
 /**
- * Whitespace and comments (`-- …` lines, `/* … *\/` blocks) before a statement's first word. A
- * nested block comment is not read through: a BEGIN behind one is taken for an ordinary statement,
+ * Whitespace, empty statements (`;`) and comments (`-- …` lines, `/* … *\/` blocks) before a
+ * statement's first word, as PostgreSQL skips them (`;COMMIT` is a COMMIT). A nested block comment is not read through: a BEGIN behind one is taken for an ordinary statement,
  * sent with the prelude, which then holds in the transaction it opens (an isolation level given
  * with it fails, 25001; see scopeTransactions).
  */
-const LEADING_COMMENTS = /^(?:\s+|--[^\n\r]*|\/\*[\s\S]*?\*\/)+/
+const LEADING_COMMENTS = /^(?:\s+|;|--[^\n\r]*|\/\*[\s\S]*?\*\/)+/
 
 /**
  * What a statement on a borrowed client is (see scopeTransactions): a ROLLBACK TO, a BEGIN, an end

@@ -1278,14 +1278,24 @@ export const FAULTS: Fault[] = [
     grep: ['the pool\'s callback forms'],
   },
   {
-    name: 'non-string-text-read-as-text',
-    breaks: 'a config whose text is not a string throws where it is called (or inside pg, later), instead of pg\'s own refusal (reviews 83, 84)',
+    name: 'mistyped-statement-written',
+    breaks: 'a statement with a name and a text that is not a string (or the reverse) is written until pg-protocol throws halfway through: sent behind a running statement the throw ends the process, and the writer every connection shares keeps the partial message (review 87)',
     file: 'src/db/tenant-aware-pool.ts',
-    find: "  if (typeof text === 'string' && text !== '') return text\n",
-    replace: "  if (text !== undefined && text !== '') return text\n",
+    find: "      return new TypeError('A query\\'s text and name must be strings')\n",
+    replace: '',
     tests: ['test/prepared-statements.test.ts'],
     grep: ['without text'],
   },
+  {
+    name: 'empty-statement-hides-commit',
+    breaks: 'an empty statement before a COMMIT (;COMMIT) hides it: the COMMIT of an aborted transaction is reported committed (review 87)',
+    file: 'src/db/tenant-aware-pool.ts',
+    find: 'const LEADING_COMMENTS = /^(?:\\s+|;|--[^\\n\\r]*|\\/\\*[\\s\\S]*?\\*\\/)+/\n',
+    replace: 'const LEADING_COMMENTS = /^(?:\\s+|--[^\\n\\r]*|\\/\\*[\\s\\S]*?\\*\\/)+/\n',
+    tests: ['test/prepared-statements.test.ts'],
+    grep: ['without text'],
+  },
+
   {
     name: 'empty-text-read-as-text',
     breaks: 'a named statement given an empty text (pg runs what the name was parsed as) is taken for an ordinary statement: the COMMIT of an aborted transaction so sent is reported committed (review 85)',
