@@ -314,7 +314,7 @@ t.test('a borrowed client takes pg\'s statement without text: a named statement 
     }))
     t.match(inside, { lock: '5s', isolation: 'serializable', committed: /SQLSTATE 22012/ },
       `${mode}: a BEGIN by its name takes the chain lock, a SET TRANSACTION by its name is not refused (25001), a COMMIT by its name of an aborted transaction is refused`)
-    // Sent together, behind a statement still running: the name's text is known before pg has sent its namesake.
+    // Sent together, behind a statement still running: the name alone is read when pg sends it, once its namesake is parsed.
     const together = await withAuditChainLock(TENANT_A, () => runAsTenant(TENANT_A, () => Promise.all([
       client.query('SELECT pg_sleep(0.05)'), client.query({ name: `queued_begin_${mode}`, text: 'BEGIN' }), client.query('ROLLBACK'),
       client.query({ name: `queued_begin_${mode}` } as never), lockOf(), client.query('ROLLBACK'),

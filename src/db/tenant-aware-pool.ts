@@ -389,9 +389,10 @@ const TRANSACTION_COMMIT = /^(COMMIT|END)\b/i
 const SENT_WITHOUT_PRELUDE = /^(SET TRANSACTION|RELEASE)\b/i
 /**
  * Whitespace, empty statements (`;`) and comments (`-- …` lines, `/* … *\/` blocks) before a
- * statement's first word, as PostgreSQL skips them (`;COMMIT` is a COMMIT). A nested block comment is not read through: a BEGIN behind one is taken for an ordinary statement,
- * sent with the prelude, which then holds in the transaction it opens (an isolation level given
- * with it fails, 25001; see scopeTransactions).
+ * statement's first word, as PostgreSQL skips them (`;COMMIT` is a COMMIT). A nested block comment
+ * is not read through: a BEGIN behind one is taken for an ordinary statement, sent with the
+ * prelude, which then holds in the transaction it opens (an isolation level given with it fails,
+ * 25001; see scopeTransactions).
  */
 const LEADING_COMMENTS = /^(?:\s+|;|--[^\n\r]*|\/\*[\s\S]*?\*\/)+/
 
@@ -636,10 +637,11 @@ export class ResilientPool extends pg.Pool {
    * pool.query(). Inside one, the prelude is NOT sent with BEGIN: PostgreSQL refuses `SET
    * TRANSACTION ISOLATION LEVEL` after any query of the transaction (SQLSTATE 25001), so it waits
    * for the first statement that is not a SET TRANSACTION, and rides with it (a SAVEPOINT too);
-   * after a ROLLBACK TO, which may have undone it, the next statement sends it again. The text is read only for what the server does not
-   * say, when pg sends the statement (statementKind; a statement run by its name alone is the text pg
-   * parsed under that name): that a statement is a BEGIN (no prelude with it; it takes the audit chain lock's context
-   * and, once it succeeded, clears `abortedBy`), an end (it may chain, with the lock's context;
+   * after a ROLLBACK TO, which may have undone it, the next statement sends it again. The text is
+   * read only for what the server does not say, when pg sends the statement (statementKind; a
+   * statement run by its name alone is the text pg parsed under that name): that a statement is a
+   * BEGIN (no prelude with it; it takes the audit chain lock's context and, once it succeeded,
+   * clears `abortedBy`), an end (it may chain, with the lock's context;
    * COMMIT's answer is checked) or a ROLLBACK TO (once it succeeded, clears `abortedBy`). Every
    * statement goes in the extended protocol, one per text: a text of several is refused (42601), as
    * what followed a COMMIT or a ROLLBACK TO in it would run with no prelude or with the tenant
