@@ -17,7 +17,8 @@ export default fp(
   async function auditRetention (app: FastifyInstance) {
     const { AUDIT_RETENTION_DAYS: days, AUDIT_PRUNE_INTERVAL_S: intervalS } = app.config
     const prune = async () => {
-      const removed = await pruneAuditEvents(app.database.ownerUrl, days, new Date(), app.config.DB_CONNECT_TIMEOUT_MS)
+      const removed = await pruneAuditEvents(app.database.ownerUrl, days, new Date(), app.config.DB_CONNECT_TIMEOUT_MS, undefined, (tenantId) =>
+        app.log.error({ tenantId }, 'audit retention: this tenant\'s oldest events do not verify; kept until an operator looks (GET /v1/audit-events/verify names the first bad one)'))
       if (removed === null) app.log.debug('audit retention: another instance is pruning; skipped')
       else if (removed > 0) app.log.info({ removed, retentionDays: days }, 'audit events pruned')
       return removed ?? 0

@@ -98,10 +98,12 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
       for await (const row of eventsOldestFirst(db)) yield `${JSON.stringify(toExportLine(row))}\n`
     }
     const filename = `audit-${request.tenant?.slug ?? request.tenantId}.ndjson`
-    return reply
-      .type('application/x-ndjson; charset=utf-8')
-      .header('content-disposition', `attachment; filename="${filename}"`)
-      .send(Readable.from(lines(), { objectMode: false }))
+    reply.type('application/x-ndjson; charset=utf-8').header('content-disposition', `attachment; filename="${filename}"`)
+    // HEAD (fastify's own route, this handler): the headers alone. A stream given to it is drained
+    // by fastify apart from the socket, so the whole log was read after the client had gone, as
+    // fast as the database answers, with no way to stop it (review 90).
+    if (request.method === 'HEAD') return reply.send()
+    return reply.send(Readable.from(lines(), { objectMode: false }))
   })
 
   app.get('/v1/audit-events/verify', {

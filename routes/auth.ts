@@ -2,7 +2,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply } from 'fastify'
 import Type from 'typebox'
-import { rateLimited } from '../plugins/auth.ts'
 import { failedCheckData, loginFailures } from '../src/auth/login-failures.ts'
 import { assertOfferedPasswordFits } from '../src/auth/passwords.ts'
 import { signedInAnswer, Tokens } from '../src/auth/login-answer.ts'
@@ -24,21 +23,12 @@ const RefreshBody = Type.Object({ refreshToken: Type.Optional(Type.String({ minL
 /** Sign-in: login and refresh, public on tenant hosts. */
 const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config, auth, authCookies: cookies } = app
-  // Failed logins per tenant + email: read before checking a password (a locked account is not
-  // tried at all), counted on each failure. A successful login does not clear it; a new password
-  // does (src/auth/login-failures.ts).
+  // Failed logins per tenant + email: each attempt is counted before its password is checked (a
+  // locked account is not tried at all) and taken back when it was right. A successful login does
+  // not clear it; a new password does (src/auth/login-failures.ts).
   const failures = loginFailures(app)
   // Attempts per client address (request.ip: the first untrusted hop, see TRUST_PROXY).
   const attemptsPerAddress = app.limits.create({ name: 'login-address', max: config.LOGIN_ATTEMPTS_PER_IP_PER_MIN, windowMs: 60_000 })
-  // Attempts whose password is being checked right now, per tenant + email. They count against the
-  // limit until their outcome is known: otherwise many concurrent guesses all pass the check made
-  // before any of them failed, and the limit is no limit.
-  const checking = new Map<string, number>()
-  const release = (key: string) => {
-    const left = (checking.get(key) ?? 1) - 1
-    if (left > 0) checking.set(key, left)
-    else checking.delete(key)
-  }
 
   const answer = (reply: FastifyReply, tokens: IssuedTokens, user: Parameters<typeof signedInAnswer>[3]) => signedInAnswer(cookies, reply, tokens, user)
 
@@ -52,19 +42,9 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const user = await request.db.user.findFirst({ where: { email }, select: { ...publicUserSelect, passwordHash: true, authVersion: true } })
     // A browser that proved this account its own has a budget of its own (src/auth/device-cookies.ts).
     const device = app.deviceCookies.trusted(request, request.tenantId, user)
-    const key = failures.key(request.tenantId, email, device)
-    const seen = await failures.peek(request, email, device)
-    const pending = checking.get(key) ?? 0
-    if (seen.remaining - pending <= 0) throw rateLimited(seen.retryAfterS)
-    checking.set(key, pending + 1)
-    let ok: boolean
-    try {
-      // Unknown, inactive and wrong password: one answer, one bcrypt comparison of the same cost each.
-      ok = user?.active ? await app.passwords.verify(password, user.passwordHash) : await app.passwords.verifyDummy(password)
-      if (!ok || !user) await failures.hit(request, email, device)
-    } finally {
-      release(key)
-    }
+    // Unknown, inactive and wrong password: one answer, one bcrypt comparison of the same cost each.
+    const ok = await failures.attempt(request, email, device, () =>
+      user?.active ? app.passwords.verify(password, user.passwordHash) : app.passwords.verifyDummy(password))
     if (!ok || !user) {
       // One statement of its own (nothing else changes): the actor is the user when the email is known.
       const known = user ? { type: 'user' as const, id: user.id } : null

@@ -20,7 +20,7 @@ import { revokeInvitation } from '../src/people/invitations.ts'
 import { LINK_TOKEN_PATTERN, LinkTokens } from '../src/people/tokens.ts'
 import { isUniqueViolation } from '../src/tenancy/tenant-directory.ts'
 import { DisplayName, Email } from '../src/api/schemas.ts'
-import { auditContext, recordAuditEvent } from '../src/audit/audit-log.ts'
+import { auditContext, auditedTransaction, recordAuditEvent } from '../src/audit/audit-log.ts'
 
 const tags = ['invitations']
 
@@ -118,7 +118,7 @@ const invitationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (!invitation) throw notFound('Invitation')
     if (invitation.role === 'owner') assertCan(request.principal.role, 'users.manageOwners')
     if (invitation.acceptedAt) throw conflict('The invitation was already accepted')
-    await request.db.$transaction(async (tx) => {
+    await auditedTransaction(request, async (tx) => {
       if (await revokeInvitation(tx, request, id)) return
       // Nothing to revoke: revoked already (still a 204, with no new event) or accepted since the
       // check above (its accept committed while this waited on the row): 409, not a 204 for a link
@@ -147,7 +147,7 @@ export const invitationAcceptRoutes: FastifyPluginAsyncTypebox = async (app) => 
     const tenantId = request.tenantId
     let user
     try {
-      user = await request.db.$transaction(async (tx) => {
+      user = await auditedTransaction(request, async (tx) => {
         // The atomic consume: of two concurrent accepts, one updates the row, the other finds it used.
         const consumed = await tx.invitation.updateMany({ where: { id: found.id, tokenHash, ...pending() }, data: { acceptedAt: new Date() } })
         if (consumed.count !== 1) throw unusableToken()

@@ -7,7 +7,6 @@ import { audited, auditContext, recordAuditEvent } from '../src/audit/audit-log.
 import { PublicUser, publicUserSelect, toPublicUser } from '../src/auth/public-user.ts'
 import { DisplayName, NoContent, responses, signedIn } from '../src/api/schemas.ts'
 import { AppError, unauthorized } from '../src/errors.ts'
-import { rateLimited } from '../plugins/limits.ts'
 import { resetLinksEnded } from '../src/people/reset-links.ts'
 
 const PatchMe = Type.Object({ name: DisplayName }, { additionalProperties: false })
@@ -62,10 +61,7 @@ const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
     // This browser's own budget when it holds the account's device cookie (src/auth/device-cookies.ts):
     // a stranger spending the email's failed logins must not stop its owner changing the password.
     const device = app.deviceCookies.trusted(request, tenantId, { id: userId, passwordHash: user.passwordHash })
-    const logins = await failures.peek(request, user.email, device)
-    if (logins.remaining <= 0) throw rateLimited(logins.retryAfterS)
-    if (!(await app.passwords.verify(request.body.currentPassword, user.passwordHash))) {
-      await failures.hit(request, user.email, device)
+    if (!(await failures.attempt(request, user.email, device, () => app.passwords.verify(request.body.currentPassword, user.passwordHash)))) {
       // A wrong password is a failed password check whichever route asked (a stolen session guessing
       // the password to take the account over): the incident responder finds it with the logins'.
       await recordAuditEvent(request.db, { ...auditContext(request), action: 'auth.login_failed', target: { type: 'user', id: userId }, data: { ...failedCheckData(user.email, device), route: 'password_change' } })

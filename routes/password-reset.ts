@@ -12,7 +12,7 @@ import { NoContent, responses } from '../src/api/schemas.ts'
 import { PASSWORD_RESET_JOB } from '../src/people/jobs.ts'
 import { linkAttemptsPerAddress, LinkToken, presentedTokenHash, unusableToken } from './invitations.ts'
 import { Email } from '../src/api/schemas.ts'
-import { auditContext, recordAuditEvent } from '../src/audit/audit-log.ts'
+import { auditContext, auditedTransaction, recordAuditEvent } from '../src/audit/audit-log.ts'
 import { tenantTransaction } from '../src/jobs/tenant-transaction.ts'
 import { liveLinkUser, resetLinksEnded } from '../src/people/reset-links.ts'
 import { loginFailures } from '../src/auth/login-failures.ts'
@@ -70,7 +70,7 @@ const passwordResetRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (!found) throw unusableToken()
     const passwordHash = await app.passwords.hash(password)
     const tenantId = request.tenantId
-    await request.db.$transaction(async (tx) => {
+    await auditedTransaction(request, async (tx) => {
       const consumed = await tx.passwordResetToken.updateMany({ where: { id: found.id, ...usable() }, data: { usedAt: new Date() } })
       if (consumed.count !== 1) throw unusableToken()
       // An inactive (or deleted) user cannot come back through a reset, nor can a link asked for

@@ -89,7 +89,7 @@ export const ConfigSchema = Type.Object({
 
   AUDIT: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on', description: 'off: no audit events (benchmark comparison only)' }),
   ALLOW_BENCHMARK_SWITCHES: Type.Boolean({ default: false, description: 'true lets NODE_ENV=production run with RLS=off or AUDIT=off: the benchmark\'s servers only, never a deployment' }),
-  AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 0, default: 0, description: 'audit events older than this are pruned; 0 = kept forever' }),
+  AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 0, maximum: 36_500, default: 0, description: 'audit events older than this are pruned; 0 = kept forever; at most 36500 (100 years: a cutoff before year 1 failed every run)' }),
   AUDIT_PRUNE_INTERVAL_S: Type.Integer({ minimum: 1, maximum: 86400, default: 3600, description: 'how often retention runs, seconds' }),
 
   // Email, invitations, password reset, background jobs (README "People: invitations, password reset, email, jobs").

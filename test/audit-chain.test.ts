@@ -5,6 +5,7 @@ import t from 'tap'
 import pg from 'pg'
 import { ACTOR_TYPES } from '../src/audit/actions.ts'
 import { pruneAuditEvents, VERIFY_RANGE } from '../src/audit/audit-store.ts'
+import { loadConfig } from '../src/config.ts'
 import { APP_ROLE } from '../src/db/database.ts'
 import { arrangeTenant, assertError, buildApi, type ApiFixture } from './api-helper.ts'
 import { adminQuery, build, productionDatabaseEnv } from './helper.ts'
@@ -279,6 +280,38 @@ t.test('deleting a user or a project keeps its events; deleting the tenant remov
   t.equal((await adminQuery(f.ownerUrl, 'SELECT count(*)::int AS n FROM audit_events WHERE tenant_id = $1', [f.globex.id])).rows[0]!.n, 0, 'a deleted tenant\'s log goes with it')
 })
 
+// Review 90: retention deleted the oldest events and stored the last one's hash as the pruned head
+// without checking them; a change or a removal shortly before the cutoff then verified as ok.
+t.test('retention keeps a broken chain, with its evidence, and says so; other tenants are pruned', async (t) => {
+  const f = await buildApi(t)
+  await createProjects(f, 4, 'old')
+  await f.globex.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'old' } })
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const middle = new Date()
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  await createProjects(f, 2, 'new')
+  const events = await acmeEvents(f)
+  const old = events.filter((e) => e.n <= 4)
+  await tamper(f, `UPDATE audit_events SET data = '{"name":"forged"}' WHERE id = '${old[2]!.id}'`)
+  const broken = await verify(f)
+  t.same(broken, { ok: false, checked: events.length, firstBadId: old[2]!.id }, 'verify reports the change')
+  const globexOld = (await adminQuery(f.ownerUrl, 'SELECT count(*)::int AS n FROM audit_events WHERE tenant_id = $1 AND at < $2', [f.globex.id, middle])).rows[0]!.n
+  const kept: string[] = []
+  const removed = await pruneAuditEvents(f.ownerUrl, 1, new Date(middle.getTime() + 86_400_000), 5000, 2, (tenantId) => kept.push(tenantId))
+  t.same(kept, [f.acme.id], 'the run names the tenant it kept')
+  const globexLeft = (await adminQuery(f.ownerUrl, 'SELECT count(*)::int AS n FROM audit_events WHERE tenant_id = $1 AND at < $2', [f.globex.id, middle])).rows[0]!.n
+  t.equal(globexLeft, 0, "another tenant's old events are pruned")
+  t.equal(removed, 2 + globexOld, "acme's batch before the break and globex's old events, removed")
+  t.same((await acmeEvents(f)).map((e) => e.id), events.slice(2).map((e) => e.id), 'the batch before the break went; the break and what follows stay')
+  t.same(await verify(f), { ok: false, checked: events.length - 2, firstBadId: old[2]!.id }, 'verify still reports it')
+  t.equal(await pruneAuditEvents(f.ownerUrl, 1, new Date(middle.getTime() + 86_400_000), 5000, 2, (tenantId) => kept.push(tenantId)), 0, 'the next run removes nothing more')
+  t.same(kept, [f.acme.id, f.acme.id], 'and says so again')
+  // A removed old event is a break too.
+  await tamper(f, `DELETE FROM audit_events WHERE id = '${old[2]!.id}'`)
+  t.equal(await pruneAuditEvents(f.ownerUrl, 1, new Date(middle.getTime() + 86_400_000), 5000, 2, (tenantId) => kept.push(tenantId)), 0, 'a gap is kept too')
+  t.same((await verify(f)).firstBadId, old[3]!.id, 'verify reports the event after the gap')
+})
+
 t.test('retention prunes old events, keeps the chain verifiable from the pruned head, and runs on a timer', async (t) => {
   const f = await buildApi(t)
   await createProjects(f, 3, 'old')
@@ -288,6 +321,9 @@ t.test('retention prunes old events, keeps the chain verifiable from the pruned 
   await createProjects(f, 2, 'new')
   const before = await acmeEvents(f)
   t.equal(await pruneAuditEvents(f.ownerUrl, 0), 0, 'retention 0 = keep forever')
+  // Review 90: 3,000,000 days put the cutoff before year 1, and every run failed.
+  t.equal(loadConfig({ NODE_ENV: 'test', AUDIT_RETENTION_DAYS: '36500' }).AUDIT_RETENTION_DAYS, 36_500, 'a century is the longest retention')
+  t.throws(() => loadConfig({ NODE_ENV: 'test', AUDIT_RETENTION_DAYS: '3000000' }), { name: 'ConfigError', message: /AUDIT_RETENTION_DAYS/ }, 'beyond it, refused at start')
   // Retention of one day, seen from one day after `middle`: everything before `middle` goes, here
   // in batches of 2 events (one transaction each), and the chain verifies between batches.
   const oldEvents = (await adminQuery<{ n: number }>(f.ownerUrl, 'SELECT count(*)::int AS n FROM audit_events WHERE at < $1', [middle])).rows[0]!.n

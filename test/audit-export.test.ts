@@ -9,7 +9,7 @@ import { Writable } from 'node:stream'
 import pg from 'pg'
 import t from 'tap'
 import { buildApi } from './api-helper.ts'
-import { adminQuery, appDatabaseUrl, createTestDatabase, cuttableProxy, freePort, productionNodeFlags } from './helper.ts'
+import { adminQuery, appDatabaseUrl, backendsWaitingOnLocks, createTestDatabase, cuttableProxy, freePort, holdLock, productionNodeFlags } from './helper.ts'
 
 // AUDIT_EXPORT_EVENTS: a smaller log for a quick local run; the committed figure is for 100,000.
 const EVENTS = Number(process.env.AUDIT_EXPORT_EVENTS ?? 100_000)
@@ -105,6 +105,23 @@ t.test(`export of ${EVENTS.toLocaleString('en')} events streams in bounded memor
 // Review 57: an export cut by a database outage left no line in the log. Fastify destroys the
 // socket of a stream that fails after its headers, so no onResponse (our one line per request)
 // follows, and its own stream-error line was off with its request lines (plugins/error-handler.ts).
+// Review 90: fastify's HEAD route ran the export's handler and drained its stream apart from the
+// socket: every batch of the log read after the answer, unstoppable; 60 of them slowed other
+// tenants' requests for seconds. HEAD now answers the headers without reading the log: with the
+// log locked, no export query waits on it.
+t.test('HEAD on the export answers its headers and reads nothing of the log', async (t) => {
+  const f = await buildApi(t)
+  const lock = await holdLock(t, f.ownerUrl, 'LOCK TABLE audit_events IN ACCESS EXCLUSIVE MODE')
+  const head = await f.acme.call('owner', { method: 'HEAD', url: '/v1/audit-events/export' })
+  t.equal(head.statusCode, 200)
+  t.match(head.headers['content-type'], /^application\/x-ndjson/)
+  t.match(head.headers['content-disposition'], /^attachment; filename="audit-acme\.ndjson"$/)
+  t.equal(head.body, '')
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  t.equal(await backendsWaitingOnLocks(f.ownerUrl, { like: '%audit_events%' }), 0, 'no read of the log began')
+  await lock.release()
+})
+
 t.test('an export cut by a database outage: the client sees the cut, the log says why', async (t) => {
   const ownerUrl = await createTestDatabase(t)
   const appUrl = appDatabaseUrl(ownerUrl)

@@ -1,5 +1,5 @@
 // Two API server processes on one PostgreSQL and one Redis, as production runs them behind a load
-// balancer: the limits count across both, and a revocation, suspension, deactivation or role change
+// balancer: the limits count across both (concurrent guesses too), and a revocation, suspension, deactivation or role change
 // made through one is refused by the other within 1 s (the caches' TTLs are set to 5 s here, so
 // only the invalidation channel can explain it). Then Redis is stopped, and started again.
 import t from 'tap'
@@ -21,6 +21,15 @@ t.test('two instances with Redis: shared limits, instant invalidation, Redis dow
     t.equal(limited.json().error.code, 'RATE_LIMITED')
     t.ok(Number(limited.headers['retry-after']) > 800, `Retry-After on ${name}: ${limited.headers['retry-after']} s`)
   }
+
+  // Concurrent guesses spread over both instances share that budget too: each is counted before its
+  // password is checked (review 89: a per-process count of the checks in flight let two instances
+  // check 10 passwords against a budget of 5). An unknown email has a budget like any other.
+  const guesses = await Promise.all(Array.from({ length: 12 }, (_, i) => login(i % 2 ? b : a, 'nobody@acme.test', `guess ${i}`)))
+  const statuses = guesses.map((answer) => answer.status)
+  t.ok(statuses.filter((status) => status === 401).length <= 5, `at most 5 passwords checked across both instances (${statuses.join(',')})`)
+  t.equal(statuses.filter((status) => status === 429).length + statuses.filter((status) => status === 401).length, 12, 'the rest refused with 429')
+  for (const server of [a, b]) t.equal((await login(server, 'nobody@acme.test')).status, 429, 'spent on both')
 
   // Signups per address (3 here) count across both instances too.
   const signup = (server: Server, slug: string) => call(server.port, {

@@ -9,6 +9,8 @@ import { buildWithMail, NEW_PASSWORD, PASSWORD, tokenOf } from './mail-helper.ts
  * email job marks the row sent (`email_sent_at`) and may wait on the same lock: it does not count.
  */
 const ROUTE_UPDATES = { like: 'UPDATE%invitations%', notLike: '%email_sent_at%' }
+/** Every route's statement waiting on a lock: on a row, or on the tenant's audit chain behind it. */
+const ROUTE_WAITS = { notLike: '%email_sent_at%' }
 
 async function setup (t: Parameters<typeof build>[0], env: Record<string, string> = {}) {
   const built = await buildWithMail(t, env)
@@ -37,9 +39,10 @@ t.test('invite → email on the tenant host → accept → signed in', async (t)
   t.same(Object.keys(invitation).sort(), ['createdAt', 'email', 'expiresAt', 'id', 'role'])
 
   const mail = await smtp.waitFor('new.person@example.com')
-  t.match(mail.subject, /Acme Inc\./)
-  t.match(mail.text, /Acme Inc\./)
-  t.match(mail.html, /Acme Inc\./)
+  t.equal(mail.subject, 'You are invited to join acme.localhost', 'the tenant named by its host, the link\'s')
+  t.match(mail.text, /^You have been invited to join acme\.localhost as an admin\./)
+  t.match(mail.html, /join acme\.localhost as an admin/)
+  t.notMatch(`${mail.subject}${mail.text}${mail.html}`, /Acme Inc\./, 'not by its display name (review 88)')
   const link = new URL(mail.link!)
   t.equal(link.origin, 'https://acme.localhost', 'https, on the tenant\'s own host')
   t.equal(link.pathname, '/accept-invitation')
@@ -70,6 +73,22 @@ t.test('invite → email on the tenant host → accept → signed in', async (t)
   t.equal(again.statusCode, 400)
   t.equal(again.json().error.code, 'BAD_REQUEST')
   t.same((await as(owner, 'GET', '/v1/invitations')).json().data, [])
+})
+
+// Review 88: anyone can sign a tenant up and name it; the name went into the subject and the first
+// sentence of mail sent from the service to any address invited, an attacker's words and link first.
+t.test("a tenant's name, whatever it says, is not in its invitation emails", async (t) => {
+  const { app, as, owner, smtp } = await setup(t)
+  const name = 'Your mailbox is full. Sign in at https://evil.example/login to keep it'
+  const renamed = await app.inject({ method: 'PATCH', url: '/v1/tenant', headers: { host: 'acme.localhost', authorization: `Bearer ${owner.accessToken}` }, payload: { name } })
+  t.equal(renamed.statusCode, 200, renamed.body)
+  t.equal((await as(owner, 'POST', '/v1/invitations', { email: 'target@example.com', role: 'member' })).statusCode, 201)
+  const mail = await smtp.waitFor('target@example.com')
+  for (const [part, text] of [['subject', mail.subject], ['text', mail.text], ['html', mail.html]] as const) {
+    t.notMatch(text, /evil\.example|mailbox/, `${part}: none of the name's words`)
+    t.match(text, /acme\.localhost/, `${part}: the tenant named by its host`)
+  }
+  t.equal(new URL(mail.link!).origin, 'https://acme.localhost', 'the one link is ours')
 })
 
 t.test('who may invite, and conflicts', async (t) => {
@@ -211,6 +230,48 @@ t.test('revoking an invitation whose accept commits meanwhile is a 409', async (
   t.equal(rows[0]!.n, 0, 'and no revocation was recorded')
 })
 
+// Review 88: the re-invitation checked for the user before it waited on the row of the invitation
+// it replaces; the accept committed meanwhile, and the re-invitation answered 201, listed a pending
+// invitation for a user who now exists and mailed it. Both now take the tenant's audit chain lock
+// first: the re-invitation waits for the accept's commit, then finds the user.
+t.test('re-inviting an address whose invitation is being accepted meanwhile is a 409 that changes nothing', async (t) => {
+  const { as, owner, smtp, ownerUrl, acmeId } = await setup(t)
+  const first = await as(owner, 'POST', '/v1/invitations', { email: 'x@example.com', role: 'admin' })
+  t.equal(first.statusCode, 201)
+  const token = tokenOf(await smtp.waitFor('x@example.com'))
+  const lock = await holdLock(t, ownerUrl, 'SELECT 1 FROM invitations WHERE id = $1 FOR UPDATE', [first.json().id])
+  const accepting = as(null, 'POST', '/v1/invitations/accept', { token, name: 'X', password: NEW_PASSWORD })
+  t.equal(await lock.untilWaiting(1, ROUTE_UPDATES), 1, 'the accept waits on the row')
+  const reinviting = as(owner, 'POST', '/v1/invitations', { email: 'x@example.com', role: 'member' })
+  t.equal(await lock.untilWaiting(2, ROUTE_WAITS), 2, 'the re-invitation waits behind it, on the audit chain')
+  await lock.release()
+  const [accepted, reinvited] = await Promise.all([accepting, reinviting])
+  t.equal(accepted.statusCode, 201, 'the accept, first in line, made the user')
+  t.equal(reinvited.statusCode, 409, reinvited.body)
+  t.equal(reinvited.json().error.message, 'A user with this email already exists')
+  t.same((await adminQuery(ownerUrl, "SELECT role FROM users WHERE tenant_id = $1 AND email = 'x@example.com'", [acmeId])).rows, [{ role: 'admin' }])
+  t.same((await as(owner, 'GET', '/v1/invitations')).json().data, [], 'no invitation left pending')
+  const { rows } = await adminQuery(ownerUrl, "SELECT count(*)::int AS n FROM audit_events WHERE action IN ('invitation.revoked', 'invitation.created') AND data->>'role' = 'member'")
+  t.equal(rows[0]!.n, 0, 'nothing of the re-invitation recorded')
+})
+
+// Review 88: the revocation locked the invitation's row before the tenant's audit chain, and
+// POST /v1/users (which revokes the address's invitations) the chain first: a deadlock, found after
+// 1 s, and a 409 "A concurrent change conflicted" for the loser.
+t.test('revoking an invitation while a user is created for its address: both go through, one after the other', async (t) => {
+  const { as, owner, ownerUrl, app } = await setup(t)
+  const id = (await as(owner, 'POST', '/v1/invitations', { email: 'y@example.com', role: 'member' })).json().id as string
+  const lock = await holdLock(t, ownerUrl, 'SELECT 1 FROM invitations WHERE id = $1 FOR UPDATE', [id])
+  const revoking = as(owner, 'DELETE', `/v1/invitations/${id}`)
+  t.equal(await lock.untilWaiting(1, ROUTE_UPDATES), 1, 'the revocation waits on the row')
+  const creating = app.inject({ method: 'POST', url: '/v1/users', headers: { host: 'acme.localhost', authorization: `Bearer ${owner.accessToken}` }, payload: { email: 'y@example.com', name: 'Y', role: 'member', password: PASSWORD } })
+  t.equal(await lock.untilWaiting(2, ROUTE_WAITS), 2, 'the user creation waits behind it, on the audit chain')
+  await lock.release()
+  const [revoked, created] = await Promise.all([revoking, creating])
+  t.equal(revoked.statusCode, 204, revoked.body)
+  t.equal(created.statusCode, 201, created.body)
+})
+
 t.test('unusable tokens: unknown, revoked, expired, other tenant, wrong purpose — one 400', async (t) => {
   const { as, owner, globexOwner, smtp, ownerUrl, app } = await setup(t)
   const invite = async (email: string, who = owner, host = 'acme.localhost') => {
@@ -270,11 +331,12 @@ t.test('two concurrent accepts of one invitation: one wins, the other is 400', a
   t.equal((await as(owner, 'POST', '/v1/invitations', { email: 'race@example.com', role: 'member' })).statusCode, 201)
   const token = tokenOf(await smtp.waitFor('race@example.com'))
   // A true race: the invitation's row is held locked while six accepts pass their first check
-  // (the token is pending) and hash their passwords; they then wait on the row together, and it is
-  // released only once all six are waiting — each goes on only if its own consume succeeds.
+  // (the token is pending) and hash their passwords; they then wait together (one on the row, the
+  // others on the tenant's audit chain behind it), and it is released only once all six are waiting
+  // — each goes on only if its own consume succeeds.
   const lock = await holdLock(t, ownerUrl, "SELECT 1 FROM invitations WHERE email = 'race@example.com' FOR UPDATE")
   const racing = Promise.all(Array.from({ length: 6 }, (_, i) => as(null, 'POST', '/v1/invitations/accept', { token, name: `Racer ${i}`, password: NEW_PASSWORD })))
-  t.equal(await lock.untilWaiting(6, ROUTE_UPDATES), 6, 'the six accepts all passed their first check and wait on the invitation')
+  t.equal(await lock.untilWaiting(6, ROUTE_WAITS), 6, 'the six accepts all passed their first check and wait')
   await lock.release()
   const codes = (await racing).map((r) => r.statusCode).sort()
   t.same(codes, [201, 400, 400, 400, 400, 400], codes.join(','))

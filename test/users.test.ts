@@ -159,6 +159,30 @@ t.test('deactivating or deleting a user, or changing their role, takes effect at
   void ROLES
 })
 
+t.test('a user id written in upper case is the same user: the change takes effect at once', async (t) => {
+  // Review 89: the cached session states are keyed by the id PostgreSQL returns (lower case); an
+  // id sent in upper case changed the row but left the user's sessions cached, and sent on to the
+  // other instances as it came, still working until the change feed or the TTL caught up.
+  const { acme } = await buildApi(t)
+  const member = acme.users.member
+  const upper = (id: string) => id.toUpperCase()
+  const read = await acme.call('admin', { url: `/v1/users/${upper(member.user.id)}` })
+  t.equal(read.json().id, member.user.id, 'read by its upper-case id, answered with the stored one')
+  t.equal((await acme.call('member', { url: '/v1/projects' })).statusCode, 200, 'cached as signed in')
+  t.equal((await acme.call('owner', { method: 'PATCH', url: `/v1/users/${upper(member.user.id)}`, payload: { role: 'admin' } })).statusCode, 200)
+  t.equal((await acme.call('member', { url: '/v1/users' })).statusCode, 200, 'promoted at once')
+  t.equal((await acme.call('owner', { method: 'PATCH', url: `/v1/users/${upper(member.user.id)}`, payload: { role: 'member' } })).statusCode, 200)
+  t.equal((await acme.call('member', { url: '/v1/users' })).statusCode, 403, 'demoted at once')
+  t.equal((await acme.call('admin', { method: 'PATCH', url: `/v1/users/${upper(member.user.id)}`, payload: { active: false } })).statusCode, 200)
+  assertError(t, await acme.call('member', { url: '/v1/projects' }), 401, 'UNAUTHORIZED')
+  t.equal((await acme.call('admin', { url: '/v1/projects' })).statusCode, 200, 'cached as signed in')
+  t.equal((await acme.call('owner', { method: 'DELETE', url: `/v1/users/${upper(acme.users.admin.user.id)}` })).statusCode, 204)
+  assertError(t, await acme.call('admin', { url: '/v1/projects' }), 401, 'UNAUTHORIZED')
+  const events = (await acme.call('owner', { url: `/v1/audit-events?targetId=${upper(member.user.id)}` })).json().data as Array<{ target: { id: string } }>
+  t.ok(events.length >= 3, 'the audit filter reads an upper-case id too')
+  t.ok(events.every((event) => event.target.id === member.user.id), 'and every event names the stored id')
+})
+
 /** `text` with every character outside printable ASCII as \\u{…}: a TAP line must not hold a U+2028, which ends it. */
 const escaped = (text: string) => text.replace(/[^ -~]/gu, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`)
 

@@ -4,7 +4,10 @@
 // TypeBox's Value.Convert before the check. That conversion is lenient: `limit=1.5` became 1,
 // `limit=0x10` 16, and `+1`, ` 1`, `2e0` and `01` numbers too. The contract parses query-string
 // numbers but rejects wrong types rather than coercing them, so a number must be written in decimal
-// digits before it is converted.
+// digits before it is converted. And one for identifiers in the path and the query string: a UUID
+// is read in any case (RFC 9562 §4) but used in its canonical lower case, as PostgreSQL returns it,
+// so what a handler keys a cache or a message by is the id the database stores (review 89: a user
+// deactivated by `/v1/users/<ID IN UPPER CASE>` kept their cached session states).
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import type { FastifySchemaCompiler, FastifySchemaValidationError } from 'fastify'
 import type { TSchema } from 'typebox'
@@ -19,20 +22,28 @@ const DECIMAL_INTEGER = /^(0|[1-9][0-9]*)$/
  * "querystring/<name> must be an integer in decimal digits, without sign or leading zero" — the one
  * message for `limit=abc`, `limit=`, `limit=1.5`, `limit=0x10`, `limit=+1` and `limit=05` (review
  * 62: three wordings, one of them wrong for `05`); a number in range comes next (`must be >= 1`).
- * A route that wants fractions or signs in a query string needs its own rule here. Returns what
+ * A route that wants fractions or signs in a query string needs its own rule here. A valid UUID
+ * parameter of the path or the query string reaches the handler in lower case. Returns what
  * fastify expects of a validator: `{ value }` (converted) or `{ error }`.
  */
 export const validatorCompiler: FastifySchemaCompiler<TSchema> = (route) => {
   const validate = TypeBoxValidatorCompiler(route)
-  if (route.httpPart !== 'querystring') return validate
-  const properties = (route.schema as { properties?: Record<string, { type?: unknown }> }).properties ?? {}
-  const numbers = Object.keys(properties).filter((name) => properties[name]!.type === 'integer' || properties[name]!.type === 'number')
+  if (route.httpPart !== 'querystring' && route.httpPart !== 'params') return validate
+  const properties = (route.schema as { properties?: Record<string, { type?: unknown, format?: unknown }> }).properties ?? {}
+  const names = Object.keys(properties)
+  const numbers = route.httpPart === 'querystring' ? names.filter((name) => properties[name]!.type === 'integer' || properties[name]!.type === 'number') : []
+  const uuids = names.filter((name) => properties[name]!.format === 'uuid')
   return (input: Record<string, unknown>) => {
     for (const name of numbers) {
       const text = input[name]
       if (text !== undefined && (typeof text !== 'string' || !DECIMAL_INTEGER.test(text))) return { error: [notDecimal(name)] }
     }
-    return validate(input)
+    const result = validate(input) as { value?: Record<string, unknown> }
+    for (const name of uuids) {
+      const id = result.value?.[name]
+      if (typeof id === 'string') result.value![name] = id.toLowerCase()
+    }
+    return result
   }
 }
 

@@ -203,11 +203,27 @@ async function retryingConflicts<T> (statement: () => Promise<T>): Promise<T> {
 }
 
 // Field names whose values are secrets (OWASP Logging Cheat Sheet: never record passwords, session
-// ids, access tokens, keys): the name stays, so the event still says the field changed.
-const SECRET_NAME = /pass(word|phrase)?|secret|token|hash|api_?key|^key$|private|credential|authorization|cookie|otp/i
-// Values that are our credentials whatever their field is called: JWTs, `<session>.<secret>` refresh
-// tokens and API keys (`tk_live_<id>_<secret>`; the prefix alone, shown in lists, is no secret).
-const SECRET_VALUE = /^eyJ[\w-]*\.[\w-]*\.[\w-]*$|^[0-9a-f-]{36}\.[\w-]{43}$|^tk_[a-z]+_[a-z0-9]+_[a-z0-9]+$/i
+// ids, access tokens, keys): the name stays, so the event still says the field changed. Long words
+// count anywhere in the name (`clientSecret`, `smtppassword`); short ones only as a word of it, the
+// name split at punctuation and case changes (`stripeKey`, `encryption_key`, `githubPat`, `pwd`),
+// so that `passengers`, `footprint` or `keyboard` stay readable (review 90: the substring `pass`
+// hid those, while `stripeKey`, `accessKey` and `pwd` were recorded in clear); and a run-together
+// name ending in key or keys (`accesskey`).
+const SECRET_WORDS = /passw(or)?d|passphrase|secret|token|credential|private|authorization|cookie|api_?key|keys?$/i
+const SECRET_SEGMENTS = new Set(['key', 'keys', 'pass', 'pwd', 'pw', 'otp', 'pin', 'pat', 'hash', 'salt', 'dsn', 'jwt', 'webhook', 'signature'])
+const NAME_WORDS = /[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])/
+
+/** True when a field or column called `name` holds a secret (see SECRET_WORDS): its value is never recorded. */
+export function isSecretName (name: string): boolean {
+  return SECRET_WORDS.test(name) || name.split(NAME_WORDS).some((word) => SECRET_SEGMENTS.has(word.toLowerCase()))
+}
+
+// Values that are credentials whatever their field is called: ours — JWTs, `<session>.<secret>`
+// refresh tokens and API keys (`tk_live_<id>_<secret>`; the prefix alone, shown in lists, is no
+// secret) — and well-known third parties' by their documented prefixes (Stripe secret and restricted
+// keys, AWS access key ids, GitHub tokens, Stripe webhook secrets, Slack tokens, GitLab tokens). The
+// same pattern runs in PostgreSQL (sanitizedColumn), so it keeps to what both engines read alike.
+const SECRET_VALUE = /^eyJ[\w-]*\.[\w-]*\.[\w-]*$|^[0-9a-f-]{36}\.[\w-]{43}$|^tk_[a-z]+_[a-z0-9]+_[a-z0-9]+$|^[sr]k_(live|test)_\w+$|^(AKIA|ASIA)[0-9A-Z]{16}$|^(gh[pousr]_|github_pat_)\w+$|^whsec_\w+$|^xox[abprs]-[\w-]+$|^glpat-[\w-]+$/i
 export const REDACTED = '[redacted]'
 const MAX_DEPTH = 8
 const MAX_STRING = 2_000
@@ -220,7 +236,7 @@ const MAX_STRING = 2_000
  * schemas cap them below MAX_STRING, so nothing needs cutting).
  */
 function sanitizedColumn (name: string): Prisma.Sql {
-  if (SECRET_NAME.test(name)) return Prisma.sql`${REDACTED}::text`
+  if (isSecretName(name)) return Prisma.sql`${REDACTED}::text`
   // eslint-disable-next-line no-restricted-properties -- a column name, checked against COLUMN by auditedChange
   const value = Prisma.sql`changed.${Prisma.raw(name)}::text`
   return Prisma.sql`CASE WHEN ${value} ~* ${SECRET_VALUE.source} THEN ${REDACTED}::text ELSE ${value} END`
@@ -266,7 +282,7 @@ function sanitize (value: unknown, depth: number): unknown {
   const out: Record<string, unknown> = {}
   for (const [key, item] of Object.entries(value)) {
     if (item === undefined) continue
-    out[key] = SECRET_NAME.test(key) ? REDACTED : sanitize(item, depth + 1)
+    out[key] = isSecretName(key) ? REDACTED : sanitize(item, depth + 1)
   }
   return out
 }

@@ -167,11 +167,13 @@ const PRUNE_LOCK_TIMEOUT = '10s'
  * whole run. One run at a time across instances: a session advisory lock, released at the end or
  * when the connection dies (TCP keepalive on, so a dead network ends the session). Runs as the
  * tables' owner (`ownerUrl`, i.e. DATABASE_URL), on a connection of its own: the API's role may
- * not execute the pruning functions.
+ * not execute the pruning functions. A tenant whose events to prune do not verify (changed or
+ * removed behind the guards) keeps them, evidence for verify, and `onBrokenChain(tenantId)` is
+ * called: retention never erases a break (review 90); the other tenants are pruned.
  * @throws what pg throws when the database cannot be reached (connect bounded by `connectTimeoutMs`)
  *   or a batch waited longer than PRUNE_LOCK_TIMEOUT for a tenant's chain head.
  */
-export async function pruneAuditEvents (ownerUrl: string, retentionDays: number, now = new Date(), connectTimeoutMs = 5000, batch = PRUNE_BATCH): Promise<number | null> {
+export async function pruneAuditEvents (ownerUrl: string, retentionDays: number, now = new Date(), connectTimeoutMs = 5000, batch = PRUNE_BATCH, onBrokenChain: (tenantId: string) => void = () => {}): Promise<number | null> {
   if (retentionDays <= 0) return 0
   const cutoff = new Date(now.getTime() - retentionDays * 86_400_000)
   return withShortLivedClient(ownerUrl, async (client) => {
@@ -185,8 +187,9 @@ export async function pruneAuditEvents (ownerUrl: string, retentionDays: number,
         for (;;) {
           const { rows } = await client.query<{ n: string }>('SELECT audit_prune_batch($1::uuid, $2::timestamptz, $3::int) AS n', [id, cutoff, batch])
           const n = Number(rows[0]?.n ?? 0)
+          if (n < 0) onBrokenChain(id) // audit_prune_batch kept a batch that does not verify
+          if (n <= 0) break
           removed += n
-          if (n === 0) break
         }
       }
       return removed

@@ -1,6 +1,6 @@
 // The failed-login budget of one account, shared by every route that checks its password.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { LimitState } from '../../plugins/limits.ts'
+import { rateLimited } from '../../plugins/limits.ts'
 
 /** The count's key: tenant + the email lower-cased (`<tenant id>:<email>`), whoever counts or clears it. */
 const loginFailureKey = (tenantId: string, email: string): string => `${tenantId}:${email.toLowerCase()}`
@@ -12,12 +12,16 @@ const loginFailureKey = (tenantId: string, email: string): string => `${tenantId
  * trigger) — OWASP "Slow Down Online Guessing Attacks with Device Cookies".
  */
 export interface LoginFailures {
-  /** The budget in the request's tenant, without counting. */
-  peek(request: FastifyRequest, email: string, device?: string | null): Promise<LimitState>
-  /** Counts one failure in the request's tenant; the state after it. */
-  hit(request: FastifyRequest, email: string, device?: string | null): Promise<LimitState>
-  /** The key of the count peek and hit use (for callers that track attempts in flight). */
-  key(tenantId: string, email: string, device?: string | null): string
+  /**
+   * Checks a password within the budget of the request's tenant + `email` (or of `device`): one
+   * failure is counted before `check` runs, in one atomic increment of the shared count (Redis when
+   * configured, so every instance sees it), and taken back when `check` answers true or throws. So
+   * concurrent guesses, on one instance or spread over many, run at most the budget's checks
+   * (review 89: a per-process count of the checks in flight let N instances run N × the budget).
+   * Returns what `check` answered. Throws 429 RATE_LIMITED (Retry-After: the window's rest, s)
+   * without running `check` when the budget is spent; rethrows what `check` throws.
+   */
+  attempt(request: FastifyRequest, email: string, device: string | null, check: () => Promise<boolean>): Promise<boolean>
   /** Forgets the email's failures (not a device's), in every instance when counted in Redis. Never throws. */
   clear(tenantId: string, email: string): Promise<void>
 }
@@ -39,12 +43,26 @@ export const loginFailures = (app: FastifyInstance): LoginFailures => {
   const spec = { max: app.config.LOGIN_FAILURES_MAX, windowMs: app.config.LOGIN_FAILURES_WINDOW_S * 1000, key: 'named' as const }
   const perEmail = app.limits.create({ name: 'login-failures', ...spec })
   const perDevice = app.limits.create({ name: 'login-device-failures', ...spec })
-  const key = (tenantId: string, email: string, device?: string | null) => device ? `${tenantId}:${device}` : loginFailureKey(tenantId, email)
-  const limiter = (device?: string | null) => device ? perDevice : perEmail
+  const key = (tenantId: string, email: string, device: string | null) => device ? `${tenantId}:${device}` : loginFailureKey(tenantId, email)
   return {
-    peek: (request, email, device) => limiter(device).peek(request, key(request.tenantId, email, device)),
-    hit: (request, email, device) => limiter(device).hit(request, key(request.tenantId, email, device)),
-    key,
+    async attempt (request, email, device, check) {
+      const limiter = device ? perDevice : perEmail
+      const counted = key(request.tenantId, email, device)
+      const after = await limiter.hit(request, counted)
+      if (after.exceeded) {
+        await limiter.refund(counted) // refused, not checked: the count stays at the budget
+        throw rateLimited(after.retryAfterS)
+      }
+      let ok: boolean
+      try {
+        ok = await check()
+      } catch (error) {
+        await limiter.refund(counted) // no answer is no failure
+        throw error
+      }
+      if (ok) await limiter.refund(counted) // the right password: no failure
+      return ok
+    },
     clear: (tenantId, email) => perEmail.clear(loginFailureKey(tenantId, email)),
   }
 }

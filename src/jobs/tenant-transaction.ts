@@ -11,7 +11,7 @@ import { sqlStateOf } from '../db/conflicts.ts'
 import type { Database } from '../db/database.ts'
 import { Prisma, type PrismaClient } from '../generated/prisma/client.ts'
 import { modelTables, tenantScoper, TenantScopeError, type ScopedClient } from '../tenancy/scoped-client.ts'
-import { runAsTenant } from '../tenancy/tenant-context.ts'
+import { runAsTenant, withAuditChainLock } from '../tenancy/tenant-context.ts'
 import type { JobRunner } from './runner.ts'
 
 /** A scoped client's transaction: model delegates only (no raw SQL, no nested $transaction). */
@@ -86,7 +86,9 @@ async function runRollbackHook (onRollback: () => Promise<void>, error: unknown)
 
 /**
  * Runs `fn` in one transaction of `tenantId` (both tenancy layers on), with `jobs.send` enqueueing
- * inside it. After the commit, this process's workers of the sent queues are woken. Throws what
+ * inside it. Its first statement takes the tenant's audit chain lock, as every audited write's does
+ * (auditedTransaction): its callers record an event, and a row lock taken before the chain lock
+ * deadlocked with the users routes, which take it first (review 88). After the commit, this process's workers of the sent queues are woken. Throws what
  * `fn` throws (and then nothing was written, no job either, and `onRollback` ran); 503 while the job
  * queue is not ready. A database error that `fn` caught still fails the call at COMMIT (25P02): a
  * transaction with a failed statement cannot commit anything.
@@ -96,7 +98,7 @@ export async function tenantTransaction<T> (database: Database, jobs: JobRunner,
   let committing = false
   let result: T
   try {
-    result = await runAsTenant(tenantId, () => database.platformDb.$transaction(async (tx) => {
+    result = await runAsTenant(tenantId, () => withAuditChainLock(tenantId, () => database.platformDb.$transaction(async (tx) => {
       const txJobs: TransactionJobs = {
         send: (name, data) => {
           sent.add(name)
@@ -106,7 +108,7 @@ export async function tenantTransaction<T> (database: Database, jobs: JobRunner,
       const done = await fn(scopedTransaction(database.platformDb, tx, tenantId), txJobs)
       committing = true
       return done
-    }))
+    })))
   } catch (error) {
     if (onRollback && (!committing || rolledBackAtCommit(error))) await runRollbackHook(onRollback, error)
     throw error

@@ -32,7 +32,7 @@ export function definePeopleJobs (runner: JobRunner, config: PeopleJobsConfig, m
     const link = tenantLink(config, tenant, '/accept-invitation', tokens.token('invitation', tenant.id, invitation.id))
     await mailer.send({
       to: invitation.email,
-      ...invitationMail({ tenantName: tenant.name, role: invitation.role, link, expiresAt: invitation.expiresAt }),
+      ...invitationMail({ role: invitation.role, link, expiresAt: invitation.expiresAt }),
       messageId: `<invitation.${invitation.id}@${tenantHost(config, tenant)}>`,
     })
     await db.invitation.updateMany({ where: { id: invitation.id, emailSentAt: null }, data: { emailSentAt: new Date() } })
@@ -63,7 +63,7 @@ export function definePeopleJobs (runner: JobRunner, config: PeopleJobsConfig, m
     await mailer.send({
       to: user.email,
       // What is left of the link's life: a retried send (SMTP down a while) states less than the TTL.
-      ...passwordResetMail({ tenantName: tenant.name, link, ttlMinutes: Math.ceil((reset.expiresAt.getTime() - Date.now()) / 60_000) }),
+      ...passwordResetMail({ link, ttlMinutes: Math.ceil((reset.expiresAt.getTime() - Date.now()) / 60_000) }),
       messageId: `<password-reset.${reset.id}@${tenantHost(config, tenant)}>`,
     })
     await db.passwordResetToken.updateMany({ where: { id: reset.id, emailSentAt: null }, data: { emailSentAt: new Date() } })
