@@ -101,8 +101,9 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
     reply.type('application/x-ndjson; charset=utf-8').header('content-disposition', `attachment; filename="${filename}"`)
     // HEAD (fastify's own route, this handler): the headers alone. A stream given to it is drained
     // by fastify apart from the socket, so the whole log was read after the client had gone, as
-    // fast as the database answers, with no way to stop it (review 90).
-    if (request.method === 'HEAD') return reply.send()
+    // fast as the database answers, with no way to stop it (review 90). An empty stream, not an
+    // empty body: like the GET's, the answer states no length (an empty body's says 0; review 91).
+    if (request.method === 'HEAD') return reply.send(Readable.from([]))
     return reply.send(Readable.from(lines(), { objectMode: false }))
   })
 

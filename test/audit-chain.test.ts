@@ -15,6 +15,16 @@ t.setTimeout(400_000)
 
 const createProjects = (f: ApiFixture, count: number, prefix = 'p') =>
   Promise.all(Array.from({ length: count }, (_, i) => f.acme.call('member', { method: 'POST', url: '/v1/projects', payload: { name: `${prefix}${i}` } })))
+/** `before` projects, then a moment (`middle`, returned), then `after` projects: retention's old and new events. */
+async function oldThenNew (f: ApiFixture, before: number, after: number, beforeOthers: () => Promise<unknown> = async () => {}): Promise<Date> {
+  await createProjects(f, before, 'old')
+  await beforeOthers()
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const middle = new Date()
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  await createProjects(f, after, 'new')
+  return middle
+}
 const verify = async (f: ApiFixture) => (await f.acme.call('owner', { url: '/v1/audit-events/verify' })).json()
 const acmeEvents = async (f: ApiFixture) =>
   (await adminQuery(f.ownerUrl, 'SELECT id, seq::int AS n, action FROM audit_events WHERE tenant_id = $1 ORDER BY seq', [f.acme.id])).rows
@@ -284,12 +294,7 @@ t.test('deleting a user or a project keeps its events; deleting the tenant remov
 // without checking them; a change or a removal shortly before the cutoff then verified as ok.
 t.test('retention keeps a broken chain, with its evidence, and says so; other tenants are pruned', async (t) => {
   const f = await buildApi(t)
-  await createProjects(f, 4, 'old')
-  await f.globex.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'old' } })
-  await new Promise((resolve) => setTimeout(resolve, 20))
-  const middle = new Date()
-  await new Promise((resolve) => setTimeout(resolve, 20))
-  await createProjects(f, 2, 'new')
+  const middle = await oldThenNew(f, 4, 2, () => f.globex.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'old' } }))
   const events = await acmeEvents(f)
   const old = events.filter((e) => e.n <= 4)
   await tamper(f, `UPDATE audit_events SET data = '{"name":"forged"}' WHERE id = '${old[2]!.id}'`)
@@ -312,13 +317,41 @@ t.test('retention keeps a broken chain, with its evidence, and says so; other te
   t.same((await verify(f)).firstBadId, old[3]!.id, 'verify reports the event after the gap')
 })
 
+// Review 91: an event rewritten with its hash recomputed links to the events before it; only its
+// successor's link, or the tenant's head when it is the newest, shows the change. Retention checked
+// neither, and pruned it away.
+t.test('retention keeps a rewritten event whose hash was recomputed: last of a batch, or the newest', async (t) => {
+  const f = await buildApi(t)
+  const middle = await oldThenNew(f, 3, 1)
+  const rewrite = (id: string) => tamper(f, `UPDATE audit_events SET data = '{"name":"forged"}' WHERE id = '${id}'; UPDATE audit_events e SET hash = audit_event_hash(e) WHERE id = '${id}'`)
+  const old = (await adminQuery(f.ownerUrl, 'SELECT id FROM audit_events WHERE tenant_id = $1 AND at < $2 ORDER BY seq', [f.acme.id, middle])).rows
+  const lastOld = old.at(-1)!.id as string
+  await rewrite(lastOld)
+  t.equal((await verify(f)).ok, false, 'verify reports it, at its successor')
+  const kept: string[] = []
+  const later = new Date(middle.getTime() + 86_400_000)
+  const acmeBefore = (await acmeEvents(f)).length
+  await pruneAuditEvents(f.ownerUrl, 1, later, 5000, 5000, (tenantId) => kept.push(tenantId))
+  t.equal((await acmeEvents(f)).length, acmeBefore, 'the batch ending with it is kept')
+  t.same(kept, [f.acme.id], 'and the run says so')
+  t.equal((await adminQuery(f.ownerUrl, 'SELECT count(*)::int AS n FROM audit_events WHERE id = $1', [lastOld])).rows[0]!.n, 1, 'the rewritten event is still there')
+
+  // The newest event, every event older than the cutoff: only the head tells.
+  const g = await buildApi(t)
+  await createProjects(g, 2, 'old')
+  const newest = (await adminQuery(g.ownerUrl, 'SELECT id FROM audit_events WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1', [g.acme.id])).rows[0]!.id as string
+  await tamper(g, `UPDATE audit_events SET data = '{"name":"forged"}' WHERE id = '${newest}'; UPDATE audit_events e SET hash = audit_event_hash(e) WHERE id = '${newest}'`)
+  const before = await verify(g)
+  t.same(before.firstBadId, newest, 'verify names the newest event (against the head)')
+  const keptToo: string[] = []
+  await pruneAuditEvents(g.ownerUrl, 1, new Date(Date.now() + 2 * 86_400_000), 5000, 5000, (tenantId) => keptToo.push(tenantId))
+  t.same(keptToo, [g.acme.id], 'kept, and said so')
+  t.same(await verify(g), before, 'verify still reports it')
+})
+
 t.test('retention prunes old events, keeps the chain verifiable from the pruned head, and runs on a timer', async (t) => {
   const f = await buildApi(t)
-  await createProjects(f, 3, 'old')
-  await new Promise((resolve) => setTimeout(resolve, 20))
-  const middle = new Date()
-  await new Promise((resolve) => setTimeout(resolve, 20))
-  await createProjects(f, 2, 'new')
+  const middle = await oldThenNew(f, 3, 2)
   const before = await acmeEvents(f)
   t.equal(await pruneAuditEvents(f.ownerUrl, 0), 0, 'retention 0 = keep forever')
   // Review 90: 3,000,000 days put the cutoff before year 1, and every run failed.

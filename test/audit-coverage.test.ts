@@ -390,25 +390,31 @@ t.test('fields a delete event takes from the deleted row are sanitised like requ
 })
 
 // Review 90: `stripeKey`, `accessKey`, `encryption_key`, `githubPat` and `pwd` were recorded in
-// clear, third parties' keys by any other name too; `passengers` and `footprint` were hidden.
+// clear, third parties' keys by any other name too. Review 91: the mend let `passcode`, `smtppass`
+// and `totp` through, and took `AsiaExpansionProject` for an AWS key id.
 t.test("secrets under common names, and third parties' keys by their prefixes, are never recorded; harmless names stay", async (t) => {
-  const named = auditData({ smtp: { pwd: 'hunter2hunter2', host: 'mail.example' }, accessKey: 'a', stripeKey: 'b', encryption_key: 'c', githubPat: 'd', webhookSigningKey: 'e', accesskey: 'f', clientSecret: 'g', footprint: 'big', passengers: 3, keyboard: 'qwerty', hashtags: ['x'] })
-  t.same(named, { smtp: { pwd: REDACTED, host: 'mail.example' }, accessKey: REDACTED, stripeKey: REDACTED, encryption_key: REDACTED, githubPat: REDACTED, webhookSigningKey: REDACTED, accesskey: REDACTED, clientSecret: REDACTED, footprint: 'big', passengers: 3, keyboard: 'qwerty', hashtags: ['x'] })
-  const shaped = ['sk_live_51Hx9abcDEF', 'rk_test_abc', 'AKIAIOSFODNN7EXAMPLE', 'ghp_16C7e42F292c6912E7710c838347Ae178B4a', 'github_pat_11ABC_def', 'whsec_5c2fabc', 'xoxb-123-456-abc', 'glpat-abcdef123']
+  const secretNames = ['accessKey', 'stripeKey', 'encryption_key', 'githubPat', 'webhookSigningKey', 'accesskey', 'clientSecret', 'passcode', 'smtppass', 'SMTPPass', 'DBPASS', 'SMTP_PASSCODE', 'totp', 'totpSeed', 'otpcode', 'OTPCode', 'keyhash', 'pwdhash', 'pass2']
+  const named = auditData({ smtp: { pwd: 'hunter2hunter2', host: 'mail.example' }, ...Object.fromEntries(secretNames.map((name) => [name, 'S3cret'])), footprint: 'big', keyboard: 'qwerty', pinned: true })
+  t.same(named, { smtp: { pwd: REDACTED, host: 'mail.example' }, ...Object.fromEntries(secretNames.map((name) => [name, REDACTED])), footprint: 'big', keyboard: 'qwerty', pinned: true })
+  const shaped = ['sk_live_51Hx9abcDEF', 'rk_test_abc', 'AKIAIOSFODNN7EXAMPLE', 'ghp_16C7e42F292c6912E7710c838347Ae178B4a', 'github_pat_11ABC_def', 'whsec_5c2f+abc/=', 'xoxb-123-456-abc', 'glpat-abcdef123']
   t.same(Object.values(auditData(Object.fromEntries(shaped.map((value, i) => [`note${i}`, value])))), shaped.map(() => REDACTED), 'third-party key shapes, whatever the field')
-  t.same(auditData({ note: 'pk_live_publishable', plan: 'sk_live' }), { note: 'pk_live_publishable', plan: 'sk_live' }, 'what is no key stays')
+  const plain = { note: 'pk_live_publishable', plan: 'sk_live', name: 'AsiaExpansionProject', other: 'akiaiosfodnn7example' }
+  t.same(auditData(plain), plain, 'what is no key stays, a third party\'s shape in its own case only')
 
   const f = await buildApi(t)
   const stripe = 'sk_live_51Hx9' + 'q'.repeat(20)
   const before = await marks(f.ownerUrl)
-  t.equal((await f.acme.call('owner', { method: 'PATCH', url: '/v1/tenant', payload: { settings: { billing: { stripeKey: stripe, seats: 5 }, passengers: 3 } } })).statusCode, 200)
-  const projectId = (await f.acme.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'Billing' } })).json().id as string
+  t.equal((await f.acme.call('owner', { method: 'PATCH', url: '/v1/tenant', payload: { settings: { billing: { stripeKey: stripe, seats: 5 }, smtppass: 'S3cret', footprint: 3 } } })).statusCode, 200)
+  const projectId = (await f.acme.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'AsiaExpansionProject' } })).json().id as string
   const taskId = (await f.acme.call('owner', { method: 'POST', url: `/v1/projects/${projectId}/tasks`, payload: { title: stripe } })).json().id as string
   t.equal((await f.acme.call('owner', { method: 'DELETE', url: `/v1/projects/${projectId}/tasks/${taskId}` })).statusCode, 204)
+  t.equal((await f.acme.call('owner', { method: 'DELETE', url: `/v1/projects/${projectId}` })).statusCode, 204)
   const events = await eventsSince(f.ownerUrl, before)
   const data = Object.fromEntries(events.map((e) => [e.action, e.data]))
-  t.same(data['tenant.updated'].settings, { billing: { stripeKey: REDACTED, seats: 5 }, passengers: 3 }, 'through the route')
+  t.same(data['tenant.updated'].settings, { billing: { stripeKey: REDACTED, seats: 5 }, smtppass: REDACTED, footprint: 3 }, 'through the route')
   t.equal(data['task.deleted'].title, REDACTED, 'and read from the deleted row by PostgreSQL')
+  t.equal(data['project.created'].name, 'AsiaExpansionProject', 'a name in no key\'s shape is kept')
+  t.equal(data['project.deleted'].name, 'AsiaExpansionProject', 'also by PostgreSQL')
   t.notOk(JSON.stringify(events).includes(stripe), 'the key nowhere in the events')
 })
 

@@ -117,6 +117,7 @@ t.test('HEAD on the export answers its headers and reads nothing of the log', as
   t.match(head.headers['content-type'], /^application\/x-ndjson/)
   t.match(head.headers['content-disposition'], /^attachment; filename="audit-acme\.ndjson"$/)
   t.equal(head.body, '')
+  t.equal(head.headers['content-length'], undefined, 'no length stated, as the GET states none (not 0: an empty log)')
   await new Promise((resolve) => setTimeout(resolve, 500))
   t.equal(await backendsWaitingOnLocks(f.ownerUrl, { like: '%audit_events%' }), 0, 'no read of the log began')
   await lock.release()

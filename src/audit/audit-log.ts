@@ -203,35 +203,46 @@ async function retryingConflicts<T> (statement: () => Promise<T>): Promise<T> {
 }
 
 // Field names whose values are secrets (OWASP Logging Cheat Sheet: never record passwords, session
-// ids, access tokens, keys): the name stays, so the event still says the field changed. Long words
-// count anywhere in the name (`clientSecret`, `smtppassword`); short ones only as a word of it, the
-// name split at punctuation and case changes (`stripeKey`, `encryption_key`, `githubPat`, `pwd`),
-// so that `passengers`, `footprint` or `keyboard` stay readable (review 90: the substring `pass`
-// hid those, while `stripeKey`, `accessKey` and `pwd` were recorded in clear); and a run-together
-// name ending in key or keys (`accesskey`).
-const SECRET_WORDS = /passw(or)?d|passphrase|secret|token|credential|private|authorization|cookie|api_?key|keys?$/i
-const SECRET_SEGMENTS = new Set(['key', 'keys', 'pass', 'pwd', 'pw', 'otp', 'pin', 'pat', 'hash', 'salt', 'dsn', 'jwt', 'webhook', 'signature'])
-const NAME_WORDS = /[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])/
+// ids, access tokens, keys): the name stays, so the event still says the field changed. The name is
+// read as words, split at punctuation, digits and lower-to-upper case changes. Long
+// secret words count anywhere in the name (`clientSecret`, `smtppassword`); short ones at either end
+// of a word (`passcode`, `smtppass`, `totp`, `pwdhash`, `salted`), `key` at its end (`accesskey`,
+// `stripeKey`), and a few only as a word of their own (`githubPat`, `pin`, `dsn`). Review 90:
+// `stripeKey`, `accessKey` and `pwd` were recorded in clear; review 91: reading the short words only
+// as whole words then let `passcode`, `smtppass` and `totp` through. Erring on the safe side hides
+// some harmless names (`passengers`, `hashtags`, `sortKey`); `footprint`, `keyboard` and `pinned`
+// stay readable.
+const SECRET_WORDS = /passw(or)?d|passphrase|secret|token|credential|private|authorization|cookie|api_?key/i
+const SECRET_AT_WORD_ENDS = /^(pass|pwd|otp|hash|salt)|(pass|pwd|pw|otp|hash|salt|keys?)$/
+const SECRET_WHOLE_WORDS = new Set(['pin', 'pat', 'dsn', 'jwt', 'webhook', 'signature'])
+const NAME_WORDS = /[^A-Za-z]+|(?<=[a-z])(?=[A-Z])/
 
 /** True when a field or column called `name` holds a secret (see SECRET_WORDS): its value is never recorded. */
 export function isSecretName (name: string): boolean {
-  return SECRET_WORDS.test(name) || name.split(NAME_WORDS).some((word) => SECRET_SEGMENTS.has(word.toLowerCase()))
+  if (SECRET_WORDS.test(name)) return true
+  return name.split(NAME_WORDS).some((word) => {
+    const lower = word.toLowerCase()
+    return SECRET_AT_WORD_ENDS.test(lower) || SECRET_WHOLE_WORDS.has(lower)
+  })
 }
 
-// Values that are credentials whatever their field is called: ours — JWTs, `<session>.<secret>`
-// refresh tokens and API keys (`tk_live_<id>_<secret>`; the prefix alone, shown in lists, is no
-// secret) — and well-known third parties' by their documented prefixes (Stripe secret and restricted
-// keys, AWS access key ids, GitHub tokens, Stripe webhook secrets, Slack tokens, GitLab tokens). The
-// same pattern runs in PostgreSQL (sanitizedColumn), so it keeps to what both engines read alike.
-const SECRET_VALUE = /^eyJ[\w-]*\.[\w-]*\.[\w-]*$|^[0-9a-f-]{36}\.[\w-]{43}$|^tk_[a-z]+_[a-z0-9]+_[a-z0-9]+$|^[sr]k_(live|test)_\w+$|^(AKIA|ASIA)[0-9A-Z]{16}$|^(gh[pousr]_|github_pat_)\w+$|^whsec_\w+$|^xox[abprs]-[\w-]+$|^glpat-[\w-]+$/i
+// Values that are credentials whatever their field is called. Ours, in any case: JWTs,
+// `<session>.<secret>` refresh tokens and API keys (`tk_live_<id>_<secret>`; the prefix alone, shown
+// in lists, is no secret). Third parties' by their documented prefixes, in their case (review 91:
+// read in any case, `AsiaExpansionProject` was taken for an AWS key id): Stripe secret and restricted
+// keys, AWS access key ids, GitHub tokens, Stripe webhook secrets, Slack tokens, GitLab tokens. Both
+// run in PostgreSQL too (sanitizedColumn, `~*` and `~`), so they keep to what both engines read alike.
+const OUR_TOKEN = /^eyJ[\w-]*\.[\w-]*\.[\w-]*$|^[0-9a-f-]{36}\.[\w-]{43}$|^tk_[a-z]+_[a-z0-9]+_[a-z0-9]+$/i
+const THIRD_PARTY_KEY = /^[sr]k_(live|test)_[A-Za-z0-9]+$|^(AKIA|ASIA)[0-9A-Z]{16}$|^(gh[pousr]_|github_pat_)\w+$|^whsec_[\w+/=]+$|^xox[abprs]-[\w-]+$|^glpat-[\w-]+$/
+const isSecretValue = (value: string): boolean => OUR_TOKEN.test(value) || THIRD_PARTY_KEY.test(value)
 export const REDACTED = '[redacted]'
 const MAX_DEPTH = 8
 const MAX_STRING = 2_000
 
 /**
  * A changed row's column as auditData would record it, in SQL (the row exists only inside the
- * statement): "[redacted]" for a column named like a secret or a value shaped like our tokens
- * (SECRET_VALUE's own pattern, case-insensitive: PostgreSQL's `\w` also takes non-ASCII letters,
+ * statement): "[redacted]" for a column named like a secret or a value shaped like a key
+ * (OUR_TOKEN's and THIRD_PARTY_KEY's own patterns: PostgreSQL's `\w` also takes non-ASCII letters,
  * so it redacts at least what the JS test does). Meant for short columns (names, titles: their
  * schemas cap them below MAX_STRING, so nothing needs cutting).
  */
@@ -239,7 +250,7 @@ function sanitizedColumn (name: string): Prisma.Sql {
   if (isSecretName(name)) return Prisma.sql`${REDACTED}::text`
   // eslint-disable-next-line no-restricted-properties -- a column name, checked against COLUMN by auditedChange
   const value = Prisma.sql`changed.${Prisma.raw(name)}::text`
-  return Prisma.sql`CASE WHEN ${value} ~* ${SECRET_VALUE.source} THEN ${REDACTED}::text ELSE ${value} END`
+  return Prisma.sql`CASE WHEN ${value} ~* ${OUR_TOKEN.source} OR ${value} ~ ${THIRD_PARTY_KEY.source} THEN ${REDACTED}::text ELSE ${value} END`
 }
 
 /**
@@ -274,7 +285,7 @@ const TRUNCATED = '[truncated]'
 
 function sanitize (value: unknown, depth: number): unknown {
   if (value === null || typeof value === 'number' || typeof value === 'boolean') return value
-  if (typeof value === 'string') return SECRET_VALUE.test(value) ? REDACTED : value.length > MAX_STRING ? `${value.slice(0, MAX_STRING)}…` : value
+  if (typeof value === 'string') return isSecretValue(value) ? REDACTED : value.length > MAX_STRING ? `${value.slice(0, MAX_STRING)}…` : value
   if (value instanceof Date) return value.toISOString()
   if (typeof value !== 'object') return null
   if (depth >= MAX_DEPTH) return TRUNCATED
