@@ -297,9 +297,9 @@ t.test('retention keeps a broken chain, with its evidence, and says so; other te
   const middle = await oldThenNew(f, 4, 2, () => f.globex.call('owner', { method: 'POST', url: '/v1/projects', payload: { name: 'old' } }))
   const events = await acmeEvents(f)
   const old = events.filter((e) => e.n <= 4)
-  await tamper(f, `UPDATE audit_events SET data = '{"name":"forged"}' WHERE id = '${old[2]!.id}'`)
+  await tamper(f, `UPDATE audit_events SET data = '{"name":"forged"}' WHERE id = '${old[3]!.id}'`)
   const broken = await verify(f)
-  t.same(broken, { ok: false, checked: events.length, firstBadId: old[2]!.id }, 'verify reports the change')
+  t.same(broken, { ok: false, checked: events.length, firstBadId: old[3]!.id }, 'verify reports the change')
   const globexOld = (await adminQuery(f.ownerUrl, 'SELECT count(*)::int AS n FROM audit_events WHERE tenant_id = $1 AND at < $2', [f.globex.id, middle])).rows[0]!.n
   const kept: string[] = []
   const removed = await pruneAuditEvents(f.ownerUrl, 1, new Date(middle.getTime() + 86_400_000), 5000, 2, (tenantId) => kept.push(tenantId))
@@ -307,14 +307,14 @@ t.test('retention keeps a broken chain, with its evidence, and says so; other te
   const globexLeft = (await adminQuery(f.ownerUrl, 'SELECT count(*)::int AS n FROM audit_events WHERE tenant_id = $1 AND at < $2', [f.globex.id, middle])).rows[0]!.n
   t.equal(globexLeft, 0, "another tenant's old events are pruned")
   t.equal(removed, 2 + globexOld, "acme's batch before the break and globex's old events, removed")
-  t.same((await acmeEvents(f)).map((e) => e.id), events.slice(2).map((e) => e.id), 'the batch before the break went; the break and what follows stay')
-  t.same(await verify(f), { ok: false, checked: events.length - 2, firstBadId: old[2]!.id }, 'verify still reports it')
+  t.same((await acmeEvents(f)).map((e) => e.id), events.slice(2).map((e) => e.id), 'the batch before the break (and its successor, checked with it) went; the break and what follows stay')
+  t.same(await verify(f), { ok: false, checked: events.length - 2, firstBadId: old[3]!.id }, 'verify still reports it')
   t.equal(await pruneAuditEvents(f.ownerUrl, 1, new Date(middle.getTime() + 86_400_000), 5000, 2, (tenantId) => kept.push(tenantId)), 0, 'the next run removes nothing more')
   t.same(kept, [f.acme.id, f.acme.id], 'and says so again')
   // A removed old event is a break too.
-  await tamper(f, `DELETE FROM audit_events WHERE id = '${old[2]!.id}'`)
+  await tamper(f, `DELETE FROM audit_events WHERE id = '${old[3]!.id}'`)
   t.equal(await pruneAuditEvents(f.ownerUrl, 1, new Date(middle.getTime() + 86_400_000), 5000, 2, (tenantId) => kept.push(tenantId)), 0, 'a gap is kept too')
-  t.same((await verify(f)).firstBadId, old[3]!.id, 'verify reports the event after the gap')
+  t.same((await verify(f)).firstBadId, events[4]!.id, 'verify reports the event after the gap')
 })
 
 // Review 91: an event rewritten with its hash recomputed links to the events before it; only its
@@ -347,6 +347,46 @@ t.test('retention keeps a rewritten event whose hash was recomputed: last of a b
   await pruneAuditEvents(g.ownerUrl, 1, new Date(Date.now() + 2 * 86_400_000), 5000, 5000, (tenantId) => keptToo.push(tenantId))
   t.same(keptToo, [g.acme.id], 'kept, and said so')
   t.same(await verify(g), before, 'verify still reports it')
+})
+
+// Review 92: an event written behind the triggers at or below the pruned head was deleted by the
+// next batch unchecked (verify then answered ok); events beyond the head moved the pruned head past
+// it; and a rewrite carried into the next event's link passed, as that event's own hash was not read.
+t.test('retention keeps events outside the chain, and a rewrite carried into the next link', async (t) => {
+  const f = await buildApi(t)
+  const middle = await oldThenNew(f, 4, 2)
+  const later = new Date(middle.getTime() + 86_400_000)
+  const behindTheTriggers = (sql: string) => tamper(f, `ALTER TABLE audit_events DISABLE TRIGGER audit_events_link; ${sql}; ALTER TABLE audit_events ENABLE TRIGGER audit_events_link`)
+  await adminQuery(f.ownerUrl, 'SELECT audit_prune_batch($1, $2, 2)', [f.acme.id, middle])
+  t.same((await verify(f)).ok, true, 'one healthy batch pruned: the pruned head is at 2')
+  const forged = '00000000-0000-4000-8000-00000000f0f0'
+  await behindTheTriggers(`INSERT INTO audit_events (id, tenant_id, seq, action, actor_type, data, prev_hash, hash, at) VALUES ('${forged}', '${f.acme.id}', 1, 'user.deleted', 'system', '{}', 'x', 'y', now() - interval '400 days')`)
+  t.equal((await verify(f)).firstBadId, forged, 'verify names the event below the pruned head')
+  const kept: string[] = []
+  const acmeBefore = (await acmeEvents(f)).length
+  await pruneAuditEvents(f.ownerUrl, 1, later, 5000, 5000, (tenantId) => kept.push(tenantId))
+  t.same(kept, [f.acme.id], 'the tenant is kept, and the run says so')
+  t.equal((await acmeEvents(f)).length, acmeBefore, 'nothing of it removed, the forged event included')
+  t.equal((await verify(f)).firstBadId, forged, 'verify still names it')
+  await tamper(f, `DELETE FROM audit_events WHERE id = '${forged}'`)
+
+  // Beyond the head: two events chained from it, the tenant's row untouched.
+  const head = (await adminQuery(f.ownerUrl, 'SELECT audit_seq::int AS seq, audit_head_hash AS hash FROM tenants WHERE id = $1', [f.acme.id])).rows[0]!
+  await behindTheTriggers(`INSERT INTO audit_events (id, tenant_id, seq, action, actor_type, data, prev_hash, at) VALUES ('00000000-0000-4000-8000-0000000000a1', '${f.acme.id}', ${head.seq + 1}, 'user.deleted', 'system', '{}', '${head.hash}', now() - interval '400 days');
+    UPDATE audit_events e SET hash = audit_event_hash(e) WHERE id = '00000000-0000-4000-8000-0000000000a1'`)
+  await pruneAuditEvents(f.ownerUrl, 1, new Date(Date.now() + 2 * 86_400_000), 5000, 5000, (tenantId) => kept.push(tenantId))
+  const ends = (await adminQuery(f.ownerUrl, 'SELECT audit_seq::int AS seq, audit_pruned_seq::int AS pruned FROM tenants WHERE id = $1', [f.acme.id])).rows[0]!
+  t.same(ends, { seq: head.seq, pruned: 2 }, 'an event beyond the head: nothing pruned, the pruned head stays below the head')
+  t.equal(kept.length, 2, 'and said so')
+  await tamper(f, "DELETE FROM audit_events WHERE id = '00000000-0000-4000-8000-0000000000a1'")
+
+  // A rewrite carried into the next event's link (that event's own hash left as it was).
+  const events = await acmeEvents(f)
+  const [x, next] = [events[0]!, events[1]!]
+  await tamper(f, `UPDATE audit_events SET data = '{"name":"forged"}' WHERE id = '${x.id}'; UPDATE audit_events e SET hash = audit_event_hash(e) WHERE id = '${x.id}'; UPDATE audit_events SET prev_hash = (SELECT hash FROM audit_events WHERE id = '${x.id}') WHERE id = '${next.id}'`)
+  t.equal((await verify(f)).firstBadId, next.id, 'verify names the next event (its own hash)')
+  await adminQuery(f.ownerUrl, 'SELECT audit_prune_batch($1, $2, 1)', [f.acme.id, later])
+  t.equal((await acmeEvents(f)).length, events.length, 'a batch of the rewritten event alone is kept: the next event is checked too')
 })
 
 t.test('retention prunes old events, keeps the chain verifiable from the pruned head, and runs on a timer', async (t) => {

@@ -393,13 +393,17 @@ t.test('fields a delete event takes from the deleted row are sanitised like requ
 // clear, third parties' keys by any other name too. Review 91: the mend let `passcode`, `smtppass`
 // and `totp` through, and took `AsiaExpansionProject` for an AWS key id.
 t.test("secrets under common names, and third parties' keys by their prefixes, are never recorded; harmless names stay", async (t) => {
-  const secretNames = ['accessKey', 'stripeKey', 'encryption_key', 'githubPat', 'webhookSigningKey', 'accesskey', 'clientSecret', 'passcode', 'smtppass', 'SMTPPass', 'DBPASS', 'SMTP_PASSCODE', 'totp', 'totpSeed', 'otpcode', 'OTPCode', 'keyhash', 'pwdhash', 'pass2']
+  const secretNames = ['accessKey', 'stripeKey', 'encryption_key', 'githubPat', 'webhookSigningKey', 'accesskey', 'clientSecret', 'passcode', 'smtppass', 'SMTPPass', 'DBPASS', 'SMTP_PASSCODE', 'totp', 'totpSeed', 'otpcode', 'OTPCode', 'keyhash', 'pwdhash', 'pass2', 'recoveryCodes', 'backup_codes', 'connectionString', 'sentrydsn', 'githubpat', 'slackwebhookurl']
   const named = auditData({ smtp: { pwd: 'hunter2hunter2', host: 'mail.example' }, ...Object.fromEntries(secretNames.map((name) => [name, 'S3cret'])), footprint: 'big', keyboard: 'qwerty', pinned: true })
   t.same(named, { smtp: { pwd: REDACTED, host: 'mail.example' }, ...Object.fromEntries(secretNames.map((name) => [name, REDACTED])), footprint: 'big', keyboard: 'qwerty', pinned: true })
   const shaped = ['sk_live_51Hx9abcDEF', 'rk_test_abc', 'AKIAIOSFODNN7EXAMPLE', 'ghp_16C7e42F292c6912E7710c838347Ae178B4a', 'github_pat_11ABC_def', 'whsec_5c2f+abc/=', 'xoxb-123-456-abc', 'glpat-abcdef123']
   t.same(Object.values(auditData(Object.fromEntries(shaped.map((value, i) => [`note${i}`, value])))), shaped.map(() => REDACTED), 'third-party key shapes, whatever the field')
-  const plain = { note: 'pk_live_publishable', plan: 'sk_live', name: 'AsiaExpansionProject', other: 'akiaiosfodnn7example' }
+  const plain = { note: 'pk_live_publishable', plan: 'sk_live', name: 'AsiaExpansionProject', other: 'akiaiosfodnn7example', site: 'https://example.com/a:b@c', mail: 'a:b@example.com' }
   t.same(auditData(plain), plain, 'what is no key stays, a third party\'s shape in its own case only')
+  // Review 92: credentials inside a longer value, and security switches that must stay readable.
+  const inside = ['redis://:hunter2@cache:6379', 'postgres://app:hunter2@db/app', 'Server=db;User Id=sa;Password=hunter2;', '{"type":"service_account","private_key":"-----BEGIN PRIVATE KEY-----\\nMIIE"}']
+  t.same(Object.values(auditData(Object.fromEntries(inside.map((value, i) => [`url${i}`, value])))), inside.map(() => REDACTED), 'a password in a URL or a connection string, a PEM private key')
+  t.same(auditData({ security: { requireTotp: false, otpEnabled: false, passwordResetEnabled: true } }), { security: { requireTotp: false, otpEnabled: false, passwordResetEnabled: true } }, 'a boolean is never hidden')
 
   const f = await buildApi(t)
   const stripe = 'sk_live_51Hx9' + 'q'.repeat(20)

@@ -207,14 +207,16 @@ async function retryingConflicts<T> (statement: () => Promise<T>): Promise<T> {
 // read as words, split at punctuation, digits and lower-to-upper case changes. Long
 // secret words count anywhere in the name (`clientSecret`, `smtppassword`); short ones at either end
 // of a word (`passcode`, `smtppass`, `totp`, `pwdhash`, `salted`), `key` at its end (`accesskey`,
-// `stripeKey`), and a few only as a word of their own (`githubPat`, `pin`, `dsn`). Review 90:
+// `stripeKey`) and `dsn` or `pat` at its end (`sentrydsn`, `githubPat`), and a few only as a word of
+// their own (`pin`, `jwt`). A boolean is never hidden: it holds no secret, and a security setting
+// turned off (`requireTotp: false`) must stay readable (review 92). Review 90:
 // `stripeKey`, `accessKey` and `pwd` were recorded in clear; review 91: reading the short words only
 // as whole words then let `passcode`, `smtppass` and `totp` through. Erring on the safe side hides
 // some harmless names (`passengers`, `hashtags`, `sortKey`); `footprint`, `keyboard` and `pinned`
 // stay readable.
-const SECRET_WORDS = /passw(or)?d|passphrase|secret|token|credential|private|authorization|cookie|api_?key/i
-const SECRET_AT_WORD_ENDS = /^(pass|pwd|otp|hash|salt)|(pass|pwd|pw|otp|hash|salt|keys?)$/
-const SECRET_WHOLE_WORDS = new Set(['pin', 'pat', 'dsn', 'jwt', 'webhook', 'signature'])
+const SECRET_WORDS = /passw(or)?d|passphrase|secret|token|credential|private|authorization|cookie|api_?key|webhook|connection_?string|(recovery|backup)_?codes?/i
+const SECRET_AT_WORD_ENDS = /^(pass|pwd|otp|hash|salt)|(pass|pwd|pw|otp|hash|salt|keys?|dsn|pat)$/
+const SECRET_WHOLE_WORDS = new Set(['pin', 'jwt', 'signature'])
 const NAME_WORDS = /[^A-Za-z]+|(?<=[a-z])(?=[A-Z])/
 
 /** True when a field or column called `name` holds a secret (see SECRET_WORDS): its value is never recorded. */
@@ -234,7 +236,11 @@ export function isSecretName (name: string): boolean {
 // run in PostgreSQL too (sanitizedColumn, `~*` and `~`), so they keep to what both engines read alike.
 const OUR_TOKEN = /^eyJ[\w-]*\.[\w-]*\.[\w-]*$|^[0-9a-f-]{36}\.[\w-]{43}$|^tk_[a-z]+_[a-z0-9]+_[a-z0-9]+$/i
 const THIRD_PARTY_KEY = /^[sr]k_(live|test)_[A-Za-z0-9]+$|^(AKIA|ASIA)[0-9A-Z]{16}$|^(gh[pousr]_|github_pat_)\w+$|^whsec_[\w+/=]+$|^xox[abprs]-[\w-]+$|^glpat-[\w-]+$/
-const isSecretValue = (value: string): boolean => OUR_TOKEN.test(value) || THIRD_PARTY_KEY.test(value)
+// Credentials inside a longer value, in any case (review 92): a password in a URL
+// (`redis://:pw@cache`, `postgres://u:pw@db/app`), a PEM private key (a service account's JSON), a
+// `Password=` of a connection string.
+const CREDENTIAL_INSIDE = /^[a-z][a-z0-9+.-]*:\/\/[^/?#@\s]*:[^/?#@\s]*@|-----BEGIN [A-Z ]*PRIVATE KEY-----|(^|;)\s*password\s*=/i
+const isSecretValue = (value: string): boolean => OUR_TOKEN.test(value) || THIRD_PARTY_KEY.test(value) || CREDENTIAL_INSIDE.test(value)
 export const REDACTED = '[redacted]'
 const MAX_DEPTH = 8
 const MAX_STRING = 2_000
@@ -250,7 +256,7 @@ function sanitizedColumn (name: string): Prisma.Sql {
   if (isSecretName(name)) return Prisma.sql`${REDACTED}::text`
   // eslint-disable-next-line no-restricted-properties -- a column name, checked against COLUMN by auditedChange
   const value = Prisma.sql`changed.${Prisma.raw(name)}::text`
-  return Prisma.sql`CASE WHEN ${value} ~* ${OUR_TOKEN.source} OR ${value} ~ ${THIRD_PARTY_KEY.source} THEN ${REDACTED}::text ELSE ${value} END`
+  return Prisma.sql`CASE WHEN ${value} ~* ${OUR_TOKEN.source} OR ${value} ~ ${THIRD_PARTY_KEY.source} OR ${value} ~* ${CREDENTIAL_INSIDE.source} THEN ${REDACTED}::text ELSE ${value} END`
 }
 
 /**
@@ -293,7 +299,7 @@ function sanitize (value: unknown, depth: number): unknown {
   const out: Record<string, unknown> = {}
   for (const [key, item] of Object.entries(value)) {
     if (item === undefined) continue
-    out[key] = isSecretName(key) ? REDACTED : sanitize(item, depth + 1)
+    out[key] = isSecretName(key) && typeof item !== 'boolean' ? REDACTED : sanitize(item, depth + 1)
   }
   return out
 }

@@ -4,7 +4,10 @@
 -- on. Each batch is now checked from the pruned head (audit_verify_range: every event's hash, its
 -- link and its place in the sequence), and its last event against what comes after it — the next
 -- event's link, or the tenant's head when it is the newest (review 91: an event rewritten with its
--- hash recomputed shows only there) — before anything is removed; a broken batch is kept whole and
+-- hash recomputed shows only there) — before anything is removed; and an event outside the chain
+-- (at or below the pruned head, or beyond the head: written behind the triggers) stops the tenant's
+-- pruning, as it is evidence too (review 92: such an event below the pruned head was deleted
+-- unchecked). Only events above the pruned head are removed. A broken batch is kept whole and
 -- the function answers -1, so the tenant's log keeps what verify reports until an operator looks
 -- (src/audit/audit-store.ts logs it at every run). The check runs under the tenant's head lock, as
 -- the removal does: one batch (PRUNE_BATCH events) at most.
@@ -16,11 +19,12 @@ CREATE OR REPLACE FUNCTION audit_prune_batch(tenant uuid, cutoff timestamptz, ba
     pruned_hash text;
     head bigint;
     head_hash text;
-    next_seq bigint;
-    next_prev text;
     upto bigint;
     upto_hash text;
+    through bigint;
     bad uuid;
+    last_seq bigint;
+    last_hash text;
     n bigint;
   BEGIN
     IF batch IS NULL OR batch < 1 THEN
@@ -32,30 +36,26 @@ CREATE OR REPLACE FUNCTION audit_prune_batch(tenant uuid, cutoff timestamptz, ba
     IF pruned IS NULL THEN
       RETURN 0;
     END IF;
+    -- An event outside (pruned, head] is none the chain holds: evidence, kept with the rest.
+    IF EXISTS (SELECT 1 FROM public.audit_events e WHERE e.tenant_id = tenant AND (e.seq <= pruned OR e.seq > head)) THEN
+      RETURN -1;
+    END IF;
     SELECT max(w.seq) INTO upto FROM (
-      SELECT e.seq, e.at FROM public.audit_events e WHERE e.tenant_id = tenant AND e.seq > pruned ORDER BY e.seq LIMIT batch
+      SELECT e.seq, e.at FROM public.audit_events e WHERE e.tenant_id = tenant AND e.seq > pruned AND e.seq <= head ORDER BY e.seq LIMIT batch
     ) w WHERE w.at < cutoff;
     IF upto IS NULL THEN
       RETURN 0;
     END IF;
-    SELECT v.first_bad_id, v.last_hash INTO bad, upto_hash FROM public.audit_verify_range(tenant, pruned, pruned_hash, upto) v;
-    IF bad IS NOT NULL THEN
+    -- The batch and the event after it (its link to the batch's last, and its own hash), or, when the
+    -- batch ends at the newest event, the tenant's head.
+    through := CASE WHEN upto = head THEN upto ELSE upto + 1 END;
+    SELECT v.first_bad_id, v.last_seq, v.last_hash INTO bad, last_seq, last_hash FROM public.audit_verify_range(tenant, pruned, pruned_hash, through) v;
+    IF bad IS NOT NULL OR last_seq IS DISTINCT FROM through OR (upto = head AND last_hash IS DISTINCT FROM head_hash) THEN
       RETURN -1;
     END IF;
-    -- The batch's last event must be the one its successor links to (or the head: the newest).
-    IF upto = head THEN
-      IF upto_hash IS DISTINCT FROM head_hash THEN
-        RETURN -1;
-      END IF;
-    ELSE
-      SELECT e.seq, e.prev_hash INTO next_seq, next_prev FROM public.audit_events e
-        WHERE e.tenant_id = tenant AND e.seq > upto ORDER BY e.seq LIMIT 1;
-      IF next_seq IS DISTINCT FROM upto + 1 OR next_prev IS DISTINCT FROM upto_hash THEN
-        RETURN -1;
-      END IF;
-    END IF;
+    SELECT e.hash INTO upto_hash FROM public.audit_events e WHERE e.tenant_id = tenant AND e.seq = upto;
     PERFORM set_config('app.append_only_pruning', 'audit_events', true);
-    DELETE FROM public.audit_events e WHERE e.tenant_id = tenant AND e.seq <= upto;
+    DELETE FROM public.audit_events e WHERE e.tenant_id = tenant AND e.seq > pruned AND e.seq <= upto;
     GET DIAGNOSTICS n = ROW_COUNT;
     UPDATE public.tenants SET audit_pruned_seq = upto, audit_pruned_hash = upto_hash WHERE id = tenant;
     PERFORM set_config('app.append_only_pruning', '', true);
