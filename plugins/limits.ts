@@ -54,8 +54,6 @@ export interface Limiter {
 export interface NamedKeyLimiter {
   /** Counts one event (e.g. a failed login) under `key` and returns the state after it. */
   hit(request: FastifyRequest, key: string): Promise<LimitState>
-  /** The state of `key` without counting. */
-  peek(request: FastifyRequest, key: string): Promise<LimitState>
   /**
    * Forgets one key's count (every instance's, when counted in Redis): the next hit starts a new
    * window. Never throws (a Redis that cannot answer keeps its count until the window ends).
@@ -126,16 +124,16 @@ export default fp(
         checks.set(spec.name, shared)
       }
       const { keyOf, check } = shared
-      const state = async (request: FastifyRequest, increment: boolean, counted: string): Promise<LimitState> => {
+      // Every caller counts first (a check that only reads raced the checks in flight: review 89).
+      const hit = async (request: FastifyRequest, counted: string): Promise<LimitState> => {
         keyOf.set(request, counted)
-        const result = await check(request, { increment })
+        const result = await check(request, { increment: true })
         if (result.isAllowed) return { remaining: Number.POSITIVE_INFINITY, retryAfterS: 0, exceeded: false } // allow-listed (unused)
         return { remaining: result.remaining, retryAfterS: Math.max(1, result.ttlInSeconds), exceeded: result.isExceeded }
       }
       if (spec.key === 'named') {
         return {
-          hit: (request, counted) => state(request, true, counted),
-          peek: (request, counted) => state(request, false, counted),
+          hit,
           clear: (counted) => store.clear(`${spec.name}:${counted}`),
           refund: (counted: string) => store.refund(`${spec.name}:${counted}`),
         }
@@ -143,7 +141,7 @@ export default fp(
       const key = spec.key ?? clientAddress
       return {
         async enforce (request) {
-          const after = await state(request, true, key(request))
+          const after = await hit(request, key(request))
           if (after.exceeded) throw rateLimited(after.retryAfterS)
         },
         refund: (request: FastifyRequest) => store.refund(`${spec.name}:${key(request)}`),

@@ -247,9 +247,9 @@ const MAX_STRING = 2_000
 
 /**
  * A changed row's column as auditData would record it, in SQL (the row exists only inside the
- * statement): "[redacted]" for a column named like a secret or a value shaped like a key
- * (OUR_TOKEN's and THIRD_PARTY_KEY's own patterns: PostgreSQL's `\w` also takes non-ASCII letters,
- * so it redacts at least what the JS test does). Meant for short columns (names, titles: their
+ * statement): "[redacted]" for a column named like a secret or a value shaped like a key or holding
+ * a credential (OUR_TOKEN's, THIRD_PARTY_KEY's and CREDENTIAL_INSIDE's own patterns: PostgreSQL's
+ * `\w` also takes non-ASCII letters, so it redacts at least what the JS test does). Meant for short columns (names, titles: their
  * schemas cap them below MAX_STRING, so nothing needs cutting).
  */
 function sanitizedColumn (name: string): Prisma.Sql {

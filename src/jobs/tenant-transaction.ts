@@ -88,8 +88,9 @@ async function runRollbackHook (onRollback: () => Promise<void>, error: unknown)
  * Runs `fn` in one transaction of `tenantId` (both tenancy layers on), with `jobs.send` enqueueing
  * inside it. Its first statement takes the tenant's audit chain lock, as every audited write's does
  * (auditedTransaction): its callers record an event, and a row lock taken before the chain lock
- * deadlocked with the users routes, which take it first (review 88). After the commit, this process's workers of the sent queues are woken. Throws what
- * `fn` throws (and then nothing was written, no job either, and `onRollback` ran); 503 while the job
+ * deadlocked with the users routes, which take it first (review 88). After the commit, this
+ * process's workers of the sent queues are woken. Throws what `fn` throws (and then nothing was
+ * written, no job either, and `onRollback` ran); 503 while the job
  * queue is not ready. A database error that `fn` caught still fails the call at COMMIT (25P02): a
  * transaction with a failed statement cannot commit anything.
  */

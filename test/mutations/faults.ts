@@ -1678,7 +1678,7 @@ export const FAULTS: Fault[] = [
     breaks: 'failed logins from a trusted device are not counted: a stolen device cookie guesses without limit',
     file: 'src/auth/login-failures.ts',
     find: '      const after = await limiter.hit(request, counted)\n',
-    replace: '      const after = device ? await limiter.peek(request, counted) : await limiter.hit(request, counted)\n',
+    replace: '      const after = device ? { exceeded: false, retryAfterS: 0 } : await limiter.hit(request, counted)\n',
     tests: ['test/auth-login.test.ts'],
     grep: ['a device cookie of the account'],
   },
